@@ -1,0 +1,2 @@
+//! Implementations of the store traits from `palisade-policy`: memory, SQLite (the embedded
+//! default), Redis (shared state between instances) and PostgreSQL (audit, jobs).
