@@ -4,5 +4,8 @@
 //! The store traits that `palisade-store` implements are defined here.
 
 pub mod clock;
+pub mod csrf;
+pub mod identity;
 pub mod ratelimit;
+pub mod session;
 pub mod units;
