@@ -25,6 +25,12 @@ pub const PUBLIC_ID_LEN: usize = 16;
 #[error("the system random number generator failed: {0}")]
 pub struct RandomnessError(String);
 
+impl RandomnessError {
+    pub(crate) fn from_os(error: &getrandom::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
 /// A session's bearer secret, as carried in the cookie.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SessionSecret([u8; SECRET_LEN]);
@@ -33,7 +39,7 @@ impl SessionSecret {
     /// Draws a fresh secret from the operating system's random number generator.
     pub fn generate() -> Result<Self, RandomnessError> {
         let mut bytes = [0u8; SECRET_LEN];
-        getrandom::fill(&mut bytes).map_err(|e| RandomnessError(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(|e| RandomnessError::from_os(&e))?;
         Ok(Self(bytes))
     }
 
@@ -120,7 +126,7 @@ impl PublicId {
     /// Draws a fresh id from the operating system's random number generator.
     pub fn generate() -> Result<Self, RandomnessError> {
         let mut bytes = [0u8; PUBLIC_ID_LEN];
-        getrandom::fill(&mut bytes).map_err(|e| RandomnessError(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(|e| RandomnessError::from_os(&e))?;
         Ok(Self(bytes))
     }
 
