@@ -1,4 +1,6 @@
-//! Builds each store for a test and cleans up after it.
+//! Builds each store for a test and cleans up after it. Shared by several test binaries,
+//! each using a part of it.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

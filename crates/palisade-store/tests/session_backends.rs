@@ -1,0 +1,132 @@
+//! What only some stores promise: SQLite sessions survive a restart; Redis sessions are
+//! shared by instances and expire through Redis TTLs.
+
+mod support;
+
+use std::sync::Arc;
+
+use palisade_policy::session::directives::Login;
+use palisade_policy::session::{Directives, Resolved, Roles, SessionSettings, Sessions, UserId};
+use palisade_store::session::SqliteSessionStore;
+
+const T0: u64 = 1_700_000_000_000;
+const DAY: u64 = 86_400_000;
+
+async fn login(sessions: &Sessions, now: u64) -> String {
+    let user_id = UserId::parse("alice").expect("valid user");
+    let login = Login {
+        user_id,
+        roles: Roles::none(),
+    };
+    let directives = Directives {
+        login: Some(login),
+        ..Default::default()
+    };
+    let done = sessions
+        .respond(Resolved::default(), directives, Vec::new(), now)
+        .await;
+    let cookie = done.expect("login").set_cookie.expect("cookie");
+    cookie
+        .as_str()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn sqlite_sessions_survive_a_restart() {
+    let path = support::sqlite_path("restart");
+    let cookie = {
+        let store = SqliteSessionStore::open(&path).expect("open");
+        let sessions = Sessions::new(SessionSettings::defaults(), Arc::new(store));
+        login(&sessions, T0).await
+    };
+    let reopened = SqliteSessionStore::open(&path).expect("reopen");
+    let sessions = Sessions::new(SessionSettings::defaults(), Arc::new(reopened));
+    let resolved = sessions
+        .resolve([cookie.as_bytes()], T0 + 1)
+        .await
+        .expect("resolve");
+    assert_eq!(
+        resolved.session.map(|s| s.user_id.as_str().to_owned()),
+        Some("alice".into())
+    );
+    sessions.sweep(u64::MAX).await.expect("cleanup");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[tokio::test]
+async fn sqlite_refuses_a_path_it_cannot_open_with_a_clear_error() {
+    let path = std::path::Path::new("/nonexistent-dir/palisade/sessions.db");
+    let err = SqliteSessionStore::open(path).expect_err("no such directory");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent-dir/palisade/sessions.db"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_sharing_redis_see_the_same_sessions() {
+    let prefix = format!("palisade-test:session:{}:", support::unique("shared"));
+    let first = Sessions::new(
+        SessionSettings::defaults(),
+        Arc::new(support::redis_store(&prefix).await),
+    );
+    let second = Sessions::new(
+        SessionSettings::defaults(),
+        Arc::new(support::redis_store(&prefix).await),
+    );
+    let cookie = login(&first, T0).await;
+    let seen = second
+        .resolve([cookie.as_bytes()], T0 + 1)
+        .await
+        .expect("resolve");
+    let session = seen.session.expect("the other instance knows the session");
+    assert!(second.revoke(&session.public_id).await.expect("revoke"));
+    let gone = first
+        .resolve([cookie.as_bytes()], T0 + 2)
+        .await
+        .expect("resolve");
+    assert!(
+        gone.session.is_none(),
+        "revocation on one instance holds on the other"
+    );
+}
+
+#[tokio::test]
+async fn redis_session_keys_carry_a_ttl_matching_the_idle_timeout() {
+    let prefix = format!("palisade-test:session:{}:", support::unique("ttl"));
+    let store = support::redis_store(&prefix).await;
+    let sessions = Sessions::new(SessionSettings::defaults(), Arc::new(store));
+    let cookie = login(&sessions, T0).await;
+    let resolved = sessions
+        .resolve([cookie.as_bytes()], T0)
+        .await
+        .expect("resolve");
+    let id = resolved.session.expect("session").public_id;
+
+    let client = redis::Client::open(support::REDIS_URL).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let key = format!("{prefix}s:{id}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("pttl");
+    let seven_days = i64::try_from(7 * DAY).expect("fits");
+    assert!(ttl > seven_days - 60_000 && ttl <= seven_days, "ttl {ttl}");
+    sessions.sweep(u64::MAX).await.expect("cleanup");
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("exists");
+    assert_eq!(left, 0);
+}
