@@ -28,7 +28,8 @@ proptest! {
             let contains = |h: &Vec<u8>| h.windows(value.len().max(1)).any(|w| w == value);
             prop_assert!(value.is_empty() || headers.iter().any(contains));
         }
-        let _ = read_session_cookie(headers.iter().map(Vec::as_slice), &SessionSettings::defaults());
+        let settings = SessionSettings::defaults();
+        let _ = read_session_cookie(headers.iter().map(Vec::as_slice), &settings);
     }
 
     #[test]

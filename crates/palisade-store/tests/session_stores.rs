@@ -6,14 +6,15 @@ mod support;
 
 use std::sync::Arc;
 
+use palisade_policy::session::PublicId;
 use palisade_policy::session::directives::Login;
+use palisade_policy::session::manager::{BadCookie, RotationReason};
 use palisade_policy::session::record::SessionRefusal;
 use palisade_policy::session::store::Rotation;
 use palisade_policy::session::{
     Directives, Resolved, Roles, SessionEvent, SessionRecord, SessionSecret, SessionSettings,
     SessionStore, Sessions, UserId,
 };
-use palisade_policy::session::{PublicId, manager::RotationReason};
 
 use support::Harness;
 
@@ -347,6 +348,71 @@ mod cases {
         assert_eq!(sessions.sweep(T0 + 7 * DAY).await.expect("sweep"), 0);
     }
 
+    pub async fn garbled_or_duplicated_cookies_never_open_a_session(store: Arc<dyn SessionStore>) {
+        let sessions = service(store);
+        let (alice, _) = login(&sessions, "alice", T0).await;
+        let (bob, _) = login(&sessions, "bob", T0).await;
+        let both = format!("{alice}; {bob}");
+        let mixed = resolve(&sessions, &both, T0 + 1).await;
+        assert!(
+            mixed.session.is_none(),
+            "two sessions in one request: neither is used"
+        );
+        assert_eq!(
+            mixed.event,
+            Some(SessionEvent::BadCookie(BadCookie::Ambiguous))
+        );
+        let same_twice = format!("{alice}; {alice}");
+        assert!(
+            resolve(&sessions, &same_twice, T0 + 1)
+                .await
+                .session
+                .is_some()
+        );
+        for garbage in [
+            "__Host-palisade_session=%00%ff",
+            "__Host-palisade_session=\"",
+            ";;;=;",
+        ] {
+            let resolved = resolve(&sessions, garbage, T0 + 1).await;
+            assert!(resolved.session.is_none(), "{garbage}");
+        }
+        let long = format!("__Host-palisade_session={}", "A".repeat(10_000));
+        let oversized = resolve(&sessions, &long, T0 + 1).await;
+        assert_eq!(
+            oversized.event,
+            Some(SessionEvent::BadCookie(BadCookie::Malformed))
+        );
+    }
+
+    pub async fn a_refused_login_directive_is_an_event_and_not_a_session(
+        store: Arc<dyn SessionStore>,
+    ) {
+        let sessions = service(store);
+        let names = sessions.settings().headers.clone();
+        let headers = [
+            ("Palisade-Session-Login", &b""[..]),
+            ("Palisade-Session-Roles", b"x"),
+        ];
+        let (directives, errors) = Directives::from_headers(&names, headers);
+        let done = sessions
+            .respond(Resolved::default(), directives, errors, T0)
+            .await
+            .expect("respond");
+        assert!(done.set_cookie.is_none() && done.session.is_none() && !done.changed);
+        assert!(matches!(
+            done.events[..],
+            [SessionEvent::DirectiveRefused(_)]
+        ));
+        assert!(
+            sessions
+                .sessions_of(&user("x"), T0)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+
     pub async fn rotation_is_a_compare_and_swap(store: Arc<dyn SessionStore>) {
         let secret = SessionSecret::from_bytes([1; 32]).hash();
         let id = PublicId::from_bytes([7; 16]);
@@ -438,4 +504,6 @@ suite!(
     admins_list_and_revoke_sessions_per_user,
     sweeping_removes_exactly_the_expired_sessions,
     rotation_is_a_compare_and_swap,
+    garbled_or_duplicated_cookies_never_open_a_session,
+    a_refused_login_directive_is_an_event_and_not_a_session,
 );

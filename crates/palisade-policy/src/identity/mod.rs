@@ -182,3 +182,54 @@ impl JwtVerifier {
         JwtOutcome::Invalid { rejection, reject }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_in_any_scheme_case_and_other_schemes_ignored() {
+        assert_eq!(
+            bearer_token(b"Bearer abc.def.ghi"),
+            Some(&b"abc.def.ghi"[..])
+        );
+        assert_eq!(bearer_token(b"  bearer   tok  "), Some(&b"tok"[..]));
+        assert_eq!(bearer_token(b"Basic dXNlcjpwYXNz"), None);
+        assert_eq!(bearer_token(b"Bearer "), None);
+        assert_eq!(bearer_token(b"Bear"), None);
+    }
+
+    #[test]
+    fn a_session_identity_sends_user_session_and_roles_upstream() {
+        let identity = Identity {
+            user_id: UserId::parse("alice").expect("valid"),
+            roles: Roles::parse_list("admin,editor").expect("valid"),
+            source: IdentitySource::Session(PublicId::from_bytes([0xab; 16])),
+        };
+        let headers = identity.upstream_headers();
+        assert_eq!(headers[0], (USER_ID_HEADER, "alice".to_owned()));
+        assert_eq!(headers[1], (SESSION_ID_HEADER, "ab".repeat(16)));
+        assert_eq!(headers[2], (USER_ROLES_HEADER, "admin,editor".to_owned()));
+        assert_eq!(identity.csrf_binding(), Some("ab".repeat(16)));
+    }
+
+    #[test]
+    fn a_bearer_identity_has_no_session_header_and_no_csrf_binding() {
+        let identity = Identity {
+            user_id: UserId::parse("svc").expect("valid"),
+            roles: Roles::none(),
+            source: IdentitySource::Bearer,
+        };
+        assert_eq!(
+            identity.upstream_headers(),
+            vec![(USER_ID_HEADER, "svc".to_owned())]
+        );
+        assert_eq!(identity.csrf_binding(), None);
+    }
+
+    #[test]
+    fn token_bindings_differ_per_token() {
+        assert_ne!(token_binding(b"a.b.c"), token_binding(b"a.b.d"));
+        assert_eq!(token_binding(b"a.b.c").len(), 36);
+    }
+}
