@@ -130,3 +130,15 @@ async fn redis_session_keys_carry_a_ttl_matching_the_idle_timeout() {
         .expect("exists");
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_is_an_unavailable_error_not_a_hang() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let err = palisade_store::session::RedisSessionStore::connect("redis://127.0.0.1:1", "p:")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(
+        err.to_string().starts_with("session store unavailable"),
+        "{err}"
+    );
+}

@@ -11,5 +11,5 @@ mod redis;
 mod sqlite;
 
 pub use memory::MemorySessionStore;
-pub use redis::RedisSessionStore;
+pub use redis::{REDIS_TIMEOUT, RedisSessionStore};
 pub use sqlite::SqliteSessionStore;

@@ -10,10 +10,15 @@ use std::collections::HashMap;
 use palisade_policy::clock::UnixMillis;
 use palisade_policy::session::{PublicId, Rotation, SecretHash, SessionRecord, SessionStore};
 use palisade_policy::session::{SessionStoreError, UserId};
-use redis::aio::{ConnectionLike, ConnectionManager};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
 use super::codec::StoredFields;
+
+/// The longest palisade waits for Redis to connect or to answer one script.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many expired sessions one sweep script removes before yielding to other clients.
 const SWEEP_BATCH: u64 = 500;
@@ -75,9 +80,17 @@ impl<C> std::fmt::Debug for RedisSessionStore<C> {
 
 impl RedisSessionStore<ConnectionManager> {
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) with a reconnecting connection.
+    /// Connecting and each answer are bounded by [`REDIS_TIMEOUT`], so a stalled Redis
+    /// turns into `Unavailable` errors rather than hung requests.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, SessionStoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let conn = ConnectionManager::new(client).await.map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
         Ok(Self::with_connection(conn, prefix))
     }
 }
