@@ -64,6 +64,8 @@ impl Scripts {
 ///
 /// Keys are built inside the scripts from the prefix, so this store targets a single Redis
 /// server (or a primary with replicas), not Redis Cluster.
+// TODO: declare every key in KEYS with a hash tag; until then Redis Cluster users cannot
+// keep sessions in a cluster.
 pub struct RedisSessionStore<C = ConnectionManager> {
     conn: C,
     prefix: String,
