@@ -322,3 +322,40 @@ impl RateLimitStore for RedisRateLimiter {
         "redis"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_refusal_reports_the_next_windows_reset_once_the_window_rolls() {
+        // Refused at 2 s into a 10 s window with current = limit: reset in 8 s, retry in 8.001 s.
+        let blocked = Blocked {
+            algorithm: Algorithm::SlidingWindow,
+            limit: 10,
+            window_ms: 10_000,
+            reset_at: 8_000,
+            until: 8_001,
+        };
+        let before = blocked.decision(7_000);
+        assert_eq!(before.reset_after, Duration::from_millis(1_000));
+        assert_eq!(before.retry_after, Some(Duration::from_millis(1_001)));
+        let at_roll = blocked.decision(8_000);
+        assert_eq!(at_roll.reset_after, Duration::from_millis(10_000));
+        assert_eq!(at_roll.retry_after, Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_reply_that_disagrees_with_the_policy_is_a_protocol_error() {
+        let quota = Quota {
+            algorithm: Algorithm::FixedWindow,
+            limit: 3,
+            window: Duration::from_secs(1),
+        };
+        // count 3 of 3 means refused; a script claiming "allowed" is out of date.
+        assert!(decision_from_reply(&quota, &[1, 10, 3]).is_err());
+        assert!(decision_from_reply(&quota, &[0, 10]).is_err());
+        let refused = decision_from_reply(&quota, &[0, 10, 3]).expect("consistent");
+        assert_eq!(refused.retry_after, Some(Duration::from_millis(990)));
+    }
+}
