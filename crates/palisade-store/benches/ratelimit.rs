@@ -1,5 +1,6 @@
 //! Rate-limit decisions: the memory limiter against the `governor` crate over 10 000 keys
-//! (ns per decision), and the Redis limiter with 64 concurrent requests over one multiplexed
+//! (ns per decision; with the [`CoarseClock`] the gateway uses, and with `SystemClock` to
+//! show what reading the wall clock per decision costs), and the Redis limiter with 64 concurrent requests over one multiplexed
 //! connection against a bare EVALSHA loop of the same script on the same kind of connection.
 //!
 //! `bench/ratelimit.sh` runs this and prints the ratios. The Redis part needs Redis on
@@ -12,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use palisade_policy::clock::SystemClock;
+use palisade_policy::clock::{Clock, SystemClock};
 use palisade_policy::ratelimit::{Algorithm, Quota};
+use palisade_store::ratelimit::CoarseClock;
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
 use palisade_store::ratelimit::redis::{RedisOptions, RedisRateLimiter};
 
@@ -40,12 +42,19 @@ fn memory(c: &mut Criterion) {
     let keys = keys();
     let mut group = c.benchmark_group("memory");
     group.measurement_time(Duration::from_secs(3));
-    for (name, algorithm) in [
-        ("sliding_window", Algorithm::SlidingWindow),
-        ("fixed_window", Algorithm::FixedWindow),
-        ("token_bucket", Algorithm::TokenBucket),
+    let coarse: Arc<dyn Clock> = CoarseClock::start().expect("clock thread");
+    let system: Arc<dyn Clock> = Arc::new(SystemClock);
+    for (name, algorithm, clock) in [
+        ("sliding_window", Algorithm::SlidingWindow, &coarse),
+        ("fixed_window", Algorithm::FixedWindow, &coarse),
+        ("token_bucket", Algorithm::TokenBucket, &coarse),
+        (
+            "sliding_window_system_clock",
+            Algorithm::SlidingWindow,
+            &system,
+        ),
     ] {
-        let limiter = MemoryRateLimiter::new(Arc::new(SystemClock), 100_000);
+        let limiter = MemoryRateLimiter::new(clock.clone(), 100_000);
         let quota = quota(algorithm);
         let mut i = 0;
         group.bench_function(name, |b| {
@@ -152,21 +161,20 @@ fn redis(c: &mut Criterion) {
     });
 
     // The ceiling: the same script by EVALSHA straight on a multiplexed connection.
-    let script = redis::Script::new(include_str!("../src/ratelimit/lua/sliding_window.lua"));
+    let script = Arc::new(redis::Script::new(include_str!(
+        "../src/ratelimit/lua/sliding_window.lua"
+    )));
+    let bare_keys: Arc<Vec<String>> =
+        Arc::new(keys.iter().map(|k| format!("{prefix}bare:{k}")).collect());
     group.bench_function("bare_evalsha_64_concurrent", |b| {
         b.iter_custom(|iters| {
-            let (connection, keys, script, prefix) = (
-                bare_connection.clone(),
-                keys.clone(),
-                script.clone(),
-                prefix.clone(),
-            );
+            let (connection, keys, script) =
+                (bare_connection.clone(), bare_keys.clone(), script.clone());
             runtime.block_on(concurrently(iters, move |n| {
                 let mut connection = connection.clone();
-                let key = format!("{prefix}bare:{}", keys[n as usize % KEYS]);
-                let script = script.clone();
+                let (keys, script) = (keys.clone(), script.clone());
                 async move {
-                    let mut call = script.key(key);
+                    let mut call = script.key(&keys[n as usize % KEYS]);
                     call.arg(1_000_000).arg(10_000).arg("").arg(1_000);
                     let _: Vec<i64> = call.invoke_async(&mut connection).await.expect("evalsha");
                 }

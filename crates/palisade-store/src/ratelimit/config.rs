@@ -161,10 +161,13 @@ impl StateBackend {
         Ok(Self::Redis(Box::new(fallback)))
     }
 
-    /// Errors and fallbacks so far (all zero for memory).
+    /// Errors, fallbacks and evictions so far (errors and fallbacks stay zero for memory).
     pub fn stats(&self) -> BackendStats {
         match self {
-            Self::Memory(_) => BackendStats::default(),
+            Self::Memory(memory) => BackendStats {
+                evicted_live: memory.evicted_live(),
+                ..BackendStats::default()
+            },
             Self::Redis(fallback) => fallback.stats(),
         }
     }

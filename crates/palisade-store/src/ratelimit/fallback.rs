@@ -52,6 +52,8 @@ pub struct BackendStats {
     pub fallbacks: u64,
     /// Whether the shared backend is currently considered unreachable.
     pub degraded: bool,
+    /// Live counters the memory limiter dropped because `memory_max_keys` was reached.
+    pub evicted_live: u64,
 }
 
 /// Applies `on_error` around a shared store.
@@ -101,6 +103,7 @@ impl<S: RateLimitStore> Fallback<S> {
             errors: self.errors.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             degraded: self.degraded.load(Ordering::Relaxed),
+            evicted_live: self.local.evicted_live(),
         }
     }
 

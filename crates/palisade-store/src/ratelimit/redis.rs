@@ -24,6 +24,7 @@ use palisade_policy::ratelimit::{
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::key;
 use super::table::BoundedMap;
 
 /// Extra lifetime given to Redis keys past the moment they go idle, so a key never expires
@@ -179,7 +180,8 @@ impl RedisRateLimiter {
     }
 
     /// `<prefix>rl:<algorithm>:<limit>:<window ms>:<key>`: the quota is part of the key, so a
-    /// changed limit starts from fresh counters, as in the memory limiter.
+    /// changed limit starts from fresh counters, as in the memory limiter. Long keys are
+    /// stored by digest ([`key::bounded`]).
     fn redis_key(&self, key: &str, quota: &Quota) -> String {
         let algorithm = match quota.algorithm {
             Algorithm::SlidingWindow => "sw",
@@ -190,7 +192,8 @@ impl RedisRateLimiter {
             "{}rl:{algorithm}:{}:{}:{key}",
             self.key_prefix,
             quota.limit,
-            quota.window_ms()
+            quota.window_ms(),
+            key = key::bounded(key),
         )
     }
 
