@@ -1,7 +1,8 @@
 //! Rate-limit decisions: the memory limiter against the `governor` crate over 10 000 keys
 //! (ns per decision; with the [`CoarseClock`] the gateway uses, and with `SystemClock` to
-//! show what reading the wall clock per decision costs), and the Redis limiter with 64 concurrent requests over one multiplexed
-//! connection against a bare EVALSHA loop of the same script on the same kind of connection.
+//! show what reading the wall clock per decision costs), and the Redis limiter with 64
+//! concurrent requests over one multiplexed connection against a bare EVALSHA loop of the
+//! same script on the same kind of connection.
 //!
 //! `bench/ratelimit.sh` runs this and prints the ratios. The Redis part needs Redis on
 //! 127.0.0.1:6379 and is skipped, with a message, when it is not there.
@@ -38,11 +39,59 @@ fn quota(algorithm: Algorithm) -> Quota {
     }
 }
 
+/// Alternates batches of the memory limiter and governor so both see the same load from the
+/// rest of the machine, and prints `PAIRED <name> <ours ns> <governor ns>` lines for
+/// `bench/ratelimit.sh`. Criterion's separate runs drift apart on a shared machine.
+fn paired(keys: &[String], clock: &Arc<dyn Clock>) {
+    const BATCH: usize = 10_000;
+    const ROUNDS: usize = 300;
+    let per_second = governor::Quota::with_period(Duration::from_secs(1))
+        .expect("non-zero period")
+        .allow_burst(NonZeroU32::new(10).expect("non-zero"));
+    for (name, algorithm) in [
+        ("sliding_window", Algorithm::SlidingWindow),
+        ("fixed_window", Algorithm::FixedWindow),
+        ("token_bucket", Algorithm::TokenBucket),
+    ] {
+        let limiter = MemoryRateLimiter::new(clock.clone(), 100_000);
+        let governor = governor::RateLimiter::keyed(per_second);
+        let quota = quota(algorithm);
+        let (mut ours, mut theirs) = (Duration::ZERO, Duration::ZERO);
+        for round in 0..ROUNDS {
+            let run_ours = || {
+                let start = Instant::now();
+                for key in &keys[..BATCH] {
+                    black_box(limiter.check_now(key, &quota));
+                }
+                start.elapsed()
+            };
+            let run_theirs = || {
+                let start = Instant::now();
+                for key in &keys[..BATCH] {
+                    black_box(governor.check_key(key).is_ok());
+                }
+                start.elapsed()
+            };
+            if round % 2 == 0 {
+                ours += run_ours();
+                theirs += run_theirs();
+            } else {
+                theirs += run_theirs();
+                ours += run_ours();
+            }
+        }
+        let per = |total: Duration| total.as_nanos() as f64 / (BATCH * ROUNDS) as f64;
+        println!("PAIRED {name} {:.1} {:.1}", per(ours), per(theirs));
+    }
+}
+
 fn memory(c: &mut Criterion) {
     let keys = keys();
+    let coarse_clock: Arc<dyn Clock> = CoarseClock::start().expect("clock thread");
+    paired(&keys, &coarse_clock);
     let mut group = c.benchmark_group("memory");
     group.measurement_time(Duration::from_secs(3));
-    let coarse: Arc<dyn Clock> = CoarseClock::start().expect("clock thread");
+    let coarse = coarse_clock;
     let system: Arc<dyn Clock> = Arc::new(SystemClock);
     for (name, algorithm, clock) in [
         ("sliding_window", Algorithm::SlidingWindow, &coarse),

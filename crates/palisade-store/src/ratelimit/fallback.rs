@@ -135,7 +135,7 @@ impl<S: RateLimitStore> Fallback<S> {
                 state.backend = self.primary.backend(),
                 state.on_error = self.on_error.as_str(),
                 error = %error,
-                "rate-limit state backend unreachable; applying on_error until it answers again"
+                "rate-limit state backend failed; applying on_error until it answers again"
             );
         }
     }
