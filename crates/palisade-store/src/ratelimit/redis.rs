@@ -34,7 +34,7 @@ const EXPIRY_SLACK_MS: u64 = 1_000;
 /// How to reach Redis and how long to wait for it.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS).
+    /// `redis://[:password@]host:port[/db]`.
     pub url: String,
     /// Prepended to every key, so several deployments can share one Redis.
     pub key_prefix: String,
