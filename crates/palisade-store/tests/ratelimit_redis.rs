@@ -281,6 +281,38 @@ async fn decide_n(store: &dyn RateLimitStore, key: &str, quota: &Quota, n: usize
 }
 
 #[tokio::test]
+async fn a_cached_refusal_is_not_mistaken_for_redis_coming_back() {
+    let mut redis = OwnRedis::start();
+    let clock = Arc::new(ManualClock::new(0));
+    let store = fallback(&redis, OnError::Local, clock.clone()).await;
+    let one = quota(Algorithm::FixedWindow, 1, 3_600_000);
+    assert!(
+        store
+            .check("blocked", &one)
+            .await
+            .expect("redis up")
+            .allowed
+    );
+    assert!(
+        !store
+            .check("blocked", &one)
+            .await
+            .expect("redis up")
+            .allowed
+    );
+
+    redis.stop();
+    store.check("other", &one).await.expect("falls back");
+    assert!(store.stats().degraded);
+    clock.advance(1_000);
+    // This probe's key sits in the blocked cache; the probe must still ask Redis.
+    store.check("blocked", &one).await.expect("falls back");
+    let stats = store.stats();
+    assert!(stats.degraded, "a cached answer passed for a recovery");
+    assert_eq!(stats.errors, 2);
+}
+
+#[tokio::test]
 async fn with_redis_down_deny_fails_closed_and_allow_fails_open() {
     let mut redis = OwnRedis::start();
     let clock = Arc::new(ManualClock::new(0));

@@ -18,4 +18,4 @@ mod table;
 
 pub use self::coarse_clock::CoarseClock;
 pub use self::config::{BackendKind, RedisUrl, StateBackend, StateConfig, StateConfigError};
-pub use self::fallback::{BackendStats, Fallback, OnError};
+pub use self::fallback::{BackendStats, Fallback, OnError, SharedStore};

@@ -23,6 +23,7 @@ use palisade_policy::ratelimit::{
     token_bucket,
 };
 
+use super::fallback::SharedStore;
 use super::key;
 use super::table::BoundedMap;
 use crate::redis_conn::{ConnectionError, SharedConnection};
@@ -312,6 +313,13 @@ impl RateLimitStore for RedisRateLimiter {
 
     fn backend(&self) -> &'static str {
         "redis"
+    }
+}
+
+#[async_trait::async_trait]
+impl SharedStore for RedisRateLimiter {
+    async fn check_shared(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError> {
+        self.check_in_redis(key, quota).await
     }
 }
 
