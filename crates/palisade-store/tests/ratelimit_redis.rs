@@ -165,6 +165,31 @@ async fn a_quota_outside_the_exact_range_is_refused_before_reaching_redis() {
     assert!(matches!(err, StoreError::Protocol(_)), "{err}");
 }
 
+#[tokio::test]
+async fn instances_whose_clocks_disagree_by_years_still_share_one_limit() {
+    // Decisions use Redis TIME; each instance's own clock only times its blocked cache.
+    let shared = options(SHARED_REDIS, "skew");
+    let past = Arc::new(ManualClock::new(0));
+    let future = Arc::new(ManualClock::new(4_000_000_000_000));
+    let first = RedisRateLimiter::connect(&shared, past).await.expect("url");
+    let second = RedisRateLimiter::connect(&shared, future)
+        .await
+        .expect("url");
+    let four = quota(Algorithm::SlidingWindow, 4, 60_000);
+    let mut allowed = 0;
+    for i in 0..8 {
+        let instance = if i % 2 == 0 { &first } else { &second };
+        allowed += usize::from(
+            instance
+                .check("ip:198.51.100.7", &four)
+                .await
+                .expect("ok")
+                .allowed,
+        );
+    }
+    assert_eq!(allowed, 4);
+}
+
 /// A redis-server of this test's own on a free loopback port, stopped by PID on drop.
 struct OwnRedis {
     port: u16,
