@@ -69,9 +69,10 @@ async fn redis_command(url: &str, args: &[&str]) -> redis::Value {
 }
 
 #[tokio::test]
-async fn the_eleventh_request_in_ten_seconds_is_refused_by_redis() {
+async fn the_eleventh_request_in_a_window_is_refused_by_redis() {
     let limiter = shared_limiter("eleventh").await;
-    let ten = quota(Algorithm::SlidingWindow, 10, 10_000);
+    // An hour-long window, so the test never straddles a window boundary of Redis TIME.
+    let ten = quota(Algorithm::SlidingWindow, 10, 3_600_000);
     for i in 0..10 {
         let decision = limiter
             .check("ip:192.0.2.1", &ten)
@@ -98,7 +99,8 @@ async fn two_instances_sharing_redis_enforce_one_combined_limit() {
     let second = RedisRateLimiter::connect(&shared, Arc::new(SystemClock))
         .await
         .expect("url");
-    let six = quota(Algorithm::FixedWindow, 6, 60_000);
+    // A bucket refilling one token per 10 minutes: no window boundary to straddle.
+    let six = quota(Algorithm::TokenBucket, 6, 3_600_000);
     let mut allowed = 0;
     for i in 0..12 {
         let instance = if i % 2 == 0 { &first } else { &second };
@@ -119,7 +121,7 @@ async fn a_blocked_key_is_answered_locally_without_redis() {
     let limiter = RedisRateLimiter::connect(&opts, Arc::new(SystemClock))
         .await
         .expect("valid url");
-    let two = quota(Algorithm::SlidingWindow, 2, 60_000);
+    let two = quota(Algorithm::SlidingWindow, 2, 3_600_000);
     for _ in 0..2 {
         limiter.check("k", &two).await.expect("answers");
     }
@@ -127,7 +129,7 @@ async fn a_blocked_key_is_answered_locally_without_redis() {
     assert_eq!(limiter.blocked_keys(), 1);
 
     // Forget the counters in Redis: Redis itself would now allow, the local cache still refuses.
-    let redis_key = format!("{}rl:sw:2:60000:k", opts.key_prefix);
+    let redis_key = format!("{}rl:sw:2:3600000:k", opts.key_prefix);
     redis_command(SHARED_REDIS, &["DEL", &redis_key]).await;
     assert!(!limiter.check("k", &two).await.expect("answers").allowed);
     assert!(
@@ -175,7 +177,7 @@ async fn instances_whose_clocks_disagree_by_years_still_share_one_limit() {
     let second = RedisRateLimiter::connect(&shared, future)
         .await
         .expect("url");
-    let four = quota(Algorithm::SlidingWindow, 4, 60_000);
+    let four = quota(Algorithm::SlidingWindow, 4, 3_600_000);
     let mut allowed = 0;
     for i in 0..8 {
         let instance = if i % 2 == 0 { &first } else { &second };
