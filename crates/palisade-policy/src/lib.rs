@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod csrf;
+pub mod headers;
 pub mod identity;
 pub mod ratelimit;
 pub mod session;
