@@ -6,3 +6,4 @@
 pub mod clock;
 pub mod ratelimit;
 pub mod units;
+pub mod upload;
