@@ -57,6 +57,28 @@ pub struct UploadSection {
     pub quarantine_dir: Option<PathBuf>,
 }
 
+impl UploadSection {
+    /// A table for `path` with every other key at its default, as if written
+    /// `[[upload]] path = "..."`.
+    pub fn with_path(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            methods: default_methods(),
+            max_file_size: default_max_file_size(),
+            max_files: default_max_files(),
+            max_body_size: None,
+            max_parts: default_max_parts(),
+            max_field_size: default_max_field_size(),
+            allowed_types: default_allowed_types(),
+            max_pixels: None,
+            strip_metadata: false,
+            scan: None,
+            on_scanner_error: OnScannerError::Reject,
+            quarantine_dir: None,
+        }
+    }
+}
+
 /// The `[scanner]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -427,21 +449,7 @@ mod tests {
     use super::*;
 
     fn section(path: &str) -> UploadSection {
-        UploadSection {
-            path: path.into(),
-            methods: default_methods(),
-            max_file_size: default_max_file_size(),
-            max_files: default_max_files(),
-            max_body_size: None,
-            max_parts: default_max_parts(),
-            max_field_size: default_max_field_size(),
-            allowed_types: default_allowed_types(),
-            max_pixels: None,
-            strip_metadata: false,
-            scan: None,
-            on_scanner_error: OnScannerError::Reject,
-            quarantine_dir: None,
-        }
+        UploadSection::with_path(path)
     }
 
     #[test]

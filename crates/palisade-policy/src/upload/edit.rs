@@ -77,9 +77,9 @@ impl EditPlan {
     }
 
     /// A cursor that applies this plan to the input fed to it in order.
-    pub fn cursor(&self) -> EditCursor<'_> {
+    pub fn into_cursor(self) -> EditCursor {
         EditCursor {
-            edits: &self.edits,
+            edits: self.edits,
             next: 0,
             position: 0,
         }
@@ -88,13 +88,18 @@ impl EditPlan {
 
 /// Applies an [`EditPlan`] to input arriving in pieces.
 #[derive(Debug)]
-pub struct EditCursor<'a> {
-    edits: &'a [Edit],
+pub struct EditCursor {
+    edits: Vec<Edit>,
     next: usize,
     position: u64,
 }
 
-impl EditCursor<'_> {
+impl EditCursor {
+    /// Whether the cursor changes nothing (the plan was empty).
+    pub fn is_identity(&self) -> bool {
+        self.edits.is_empty()
+    }
+
     /// Feeds the next `input` bytes and appends the edited output to `out`.
     pub fn apply(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let end = self.position + input.len() as u64;
@@ -129,7 +134,7 @@ mod tests {
     use super::*;
 
     fn apply_in_pieces(plan: &EditPlan, input: &[u8], piece: usize) -> Vec<u8> {
-        let mut cursor = plan.cursor();
+        let mut cursor = plan.clone().into_cursor();
         let mut out = Vec::new();
         for chunk in input.chunks(piece) {
             cursor.apply(chunk, &mut out);

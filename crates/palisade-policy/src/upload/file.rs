@@ -215,6 +215,6 @@ impl FileInspector {
     }
 
     fn refuse(&self, reason: Reason, detail: impl Into<String>) -> Refusal {
-        Refusal::file(reason, &self.file, detail)
+        Refusal::file(reason, &self.file, detail).with_file_len(self.size)
     }
 }

@@ -19,6 +19,9 @@ pub struct RequestHead<'a> {
     pub content_length: Option<u64>,
     /// `Content-Disposition` of the request (raw uploads may name their file there).
     pub content_disposition: Option<&'a str>,
+    /// A file name known out of band, such as a local file checked from the command line;
+    /// checked like any client-given name.
+    pub file_name: Option<&'a str>,
 }
 
 /// Everything learned about a body that passed: its files and the edits to apply.
@@ -219,7 +222,7 @@ fn raw_file(head: RequestHead<'_>) -> Result<FileInspector, Refusal> {
     };
     let mut declared = Declared {
         content_type: head.content_type.map(str::to_owned),
-        names: Vec::new(),
+        names: head.file_name.map(str::to_owned).into_iter().collect(),
     };
     if let Some(value) = head.content_disposition {
         let disposition =

@@ -5,8 +5,7 @@ use super::testdata::{jpeg, multipart, png, webp};
 use super::*;
 
 fn rule_from(toml_like: impl FnOnce(&mut UploadSection)) -> UploadRule {
-    let mut section: UploadSection =
-        serde_json::from_str(r#"{"path": "/upload"}"#).expect("minimal section");
+    let mut section = UploadSection::with_path("/upload");
     toml_like(&mut section);
     UploadConfig::from_sections(&[section], None)
         .expect("valid")
@@ -160,7 +159,7 @@ fn declared_length_over_the_body_limit_is_refused_before_reading() {
     let head = RequestHead {
         content_type: Some("image/png"),
         content_length: Some(1 << 40),
-        content_disposition: None,
+        ..RequestHead::default()
     };
     let refusal = RequestInspector::start(&default_rule(), head).expect_err("too long");
     assert_eq!(refusal.reason, Reason::Size);
@@ -216,8 +215,8 @@ fn unsafe_file_names_are_refused() {
 fn raw_body_file_name_comes_from_content_disposition() {
     let head = RequestHead {
         content_type: Some("image/webp"),
-        content_length: None,
         content_disposition: Some("attachment; filename=\"x.jpg\""),
+        ..RequestHead::default()
     };
     let refusal = inspect(&default_rule(), head, &webp(4, 4, None, None)).expect_err("mismatch");
     assert_eq!(refusal.reason, Reason::Mismatch);
@@ -245,7 +244,7 @@ fn stripping_edits_are_placed_at_body_offsets() {
     let file = &inspected.files[0];
     assert_eq!(&body[file.body_range().start as usize..][..4], b"RIFF");
     let mut out = Vec::new();
-    inspected.edits.cursor().apply(&body, &mut out);
+    inspected.edits.clone().into_cursor().apply(&body, &mut out);
     assert_eq!(
         out.len() as u64,
         inspected.edits.output_len(body.len() as u64)

@@ -94,6 +94,9 @@ pub struct Refusal {
     /// What exactly was wrong, for the event and the operator (may name a signature; never
     /// sent to the client).
     pub detail: String,
+    /// How many bytes of the file had been received when it was refused (its whole length
+    /// for a complete file); `None` when the refusal is not about a file's content.
+    pub file_len: Option<u64>,
 }
 
 impl Refusal {
@@ -103,6 +106,7 @@ impl Refusal {
             reason,
             file: None,
             detail: detail.into(),
+            file_len: None,
         }
     }
 
@@ -112,6 +116,15 @@ impl Refusal {
             reason,
             file: Some(file.clone()),
             detail: detail.into(),
+            file_len: None,
+        }
+    }
+
+    /// The same refusal, noting that `len` bytes of the file had been received.
+    pub fn with_file_len(self, len: u64) -> Self {
+        Self {
+            file_len: Some(len),
+            ..self
         }
     }
 

@@ -35,7 +35,7 @@ fn check(
 fn apply(bytes: &[u8], info: &ImageInfo) -> Vec<u8> {
     let plan = EditPlan::new(info.edits.clone());
     let mut out = Vec::new();
-    plan.cursor().apply(bytes, &mut out);
+    plan.into_cursor().apply(bytes, &mut out);
     out
 }
 
