@@ -120,11 +120,20 @@ async fn main() {
         CHUNK >> 10
     );
     let row = |name: &str, mbps: f64| {
-        println!("  {name:<44} {mbps:>9.1} MB/s   {:>7.4} x no checks", mbps / no_checks);
+        println!(
+            "  {name:<44} {mbps:>9.1} MB/s   {:>7.4} x no checks",
+            mbps / no_checks
+        );
     };
     row("no checks (chunks copied through)", no_checks);
-    row("streaming checks only (parse, sniff, structure)", streaming_only);
-    row("full inspection without clamd (+spool, decode)", without_clamd);
+    row(
+        "streaming checks only (parse, sniff, structure)",
+        streaming_only,
+    );
+    row(
+        "full inspection without clamd (+spool, decode)",
+        without_clamd,
+    );
     match with_clamd {
         Some(mbps) => row("full inspection with clamd (INSTREAM)", mbps),
         None => println!("  full inspection with clamd: skipped (PALISADE_BENCH_CLAMD unset)"),

@@ -296,3 +296,73 @@ async fn png_with_corrupt_pixel_data_but_valid_structure_fails_to_decode() {
         refused.refusal.detail
     );
 }
+
+#[tokio::test]
+async fn webp_with_exif_is_stripped_into_a_valid_webp() {
+    let spool = temp_dir("strip-webp");
+    let mut section = UploadSection::with_path("/upload");
+    section.strip_metadata = true;
+    let stripping = service(vec![section], None, &spool);
+    let original = webp_with_exif(90, 60);
+    image::load_from_memory(&original).expect("the test file itself decodes");
+    let forwarded = upload(&stripping, raw_head("image/webp"), &original, 100)
+        .await
+        .expect("passes");
+    assert!(forwarded.body.len() < original.len());
+    assert!(
+        !forwarded
+            .body
+            .windows(4)
+            .any(|w| w == b"EXIF" || w == b"XMP ")
+    );
+    let size = u32::from_le_bytes(forwarded.body[4..8].try_into().expect("4 bytes"));
+    assert_eq!(
+        size as usize + 8,
+        forwarded.body.len(),
+        "RIFF size matches the new length"
+    );
+    assert_eq!(forwarded.body[20] & 0x0C, 0, "EXIF and XMP flags cleared");
+    let decoded = image::load_from_memory(&forwarded.body).expect("stripped WebP decodes");
+    assert_eq!((decoded.width(), decoded.height()), (90, 60));
+}
+
+#[tokio::test]
+async fn refused_files_are_quarantined_whole_or_in_part_with_a_note() {
+    let spool = temp_dir("quarantine-spool");
+    let quarantine = temp_dir("quarantine");
+    let mut section = UploadSection::with_path("/upload");
+    section.quarantine_dir = Some(quarantine.to_path_buf());
+    section.max_file_size = palisade_policy::units::ByteSize(200 << 10);
+    let service = service(vec![section], None, &spool);
+
+    let mut polyglot = png(64, 64);
+    polyglot.extend_from_slice(b"<?php eval($_POST['x']); ?>");
+    let headers = file_headers("upload", "cute.png", "image/png");
+    let body = multipart(&[(&headers, &polyglot)]);
+    let refused = refusal(upload(&service, multipart_head(), &body, 333).await);
+    let kept = refused.quarantined.clone().expect("kept");
+    assert_eq!(std::fs::read(&kept).expect("read"), polyglot);
+    let note: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kept.with_extension("json")).expect("note"))
+            .expect("json");
+    assert_eq!(note["reason"], "polyglot");
+    assert_eq!(note["field"], "upload");
+    assert_eq!(note["filename"], "cute.png");
+    assert_eq!(note["complete"], true);
+    let event = refused.event();
+    assert_eq!((event.reason, event.status), ("polyglot", 422));
+    assert_eq!(event.quarantined, Some(kept));
+
+    // Refused on size while streaming: what arrived is kept, marked incomplete.
+    let big = noisy_png(300, 300);
+    let refused = refusal(upload(&service, raw_head("image/png"), &big, 64 << 10).await);
+    assert_eq!(refused.refusal.reason, Reason::Size);
+    let kept = refused.quarantined.expect("kept");
+    let partial = std::fs::read(&kept).expect("read");
+    assert!(partial.len() < big.len() && big.starts_with(&partial));
+    let note: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kept.with_extension("json")).expect("note"))
+            .expect("json");
+    assert_eq!(note["complete"], false);
+    assert_eq!(std::fs::read_dir(&*quarantine).expect("dir").count(), 4);
+}

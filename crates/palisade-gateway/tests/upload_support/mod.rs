@@ -335,3 +335,37 @@ pub fn clamd_address() -> String {
         _ => own_clamd().tcp.clone(),
     }
 }
+
+fn riff_chunk(fourcc: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = fourcc.to_vec();
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    if data.len() % 2 == 1 {
+        out.push(0);
+    }
+    out
+}
+
+/// A real (lossless) WebP rewrapped in the extended format with EXIF (GPS) and XMP chunks,
+/// as cameras and editors write them.
+pub fn webp_with_exif(width: u32, height: u32) -> Vec<u8> {
+    let simple = webp(width, height);
+    assert_eq!(
+        &simple[12..16],
+        b"VP8L",
+        "the encoder writes simple lossless WebP"
+    );
+    let image_chunk = &simple[12..];
+    let mut vp8x = vec![0x08 | 0x04, 0, 0, 0];
+    vp8x.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    let mut chunks = riff_chunk(b"VP8X", &vp8x);
+    chunks.extend_from_slice(image_chunk);
+    chunks.extend(riff_chunk(b"EXIF", &exif_with_gps()));
+    chunks.extend(riff_chunk(b"XMP ", XMP));
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&((chunks.len() + 4) as u32).to_le_bytes());
+    out.extend_from_slice(b"WEBP");
+    out.extend(chunks);
+    out
+}

@@ -505,6 +505,70 @@ mod tests {
         }
     }
 
+    /// The shape the gateway's configuration file gives these sections.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        upload: Vec<UploadSection>,
+        scanner: Option<ScannerSection>,
+    }
+
+    fn from_toml(text: &str) -> Result<UploadConfig, String> {
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        UploadConfig::from_sections(&file.upload, file.scanner.as_ref()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn toml_sections_parse_with_units_and_defaults() {
+        let config = from_toml(
+            r#"
+            [[upload]]
+            path = "/api/avatar"
+            max_file_size = "2MB"
+            max_pixels = "12MP"
+            allowed_types = ["image/png", "image/jpg"]
+            strip_metadata = true
+            quarantine_dir = "/var/lib/palisade/quarantine"
+
+            [[upload]]
+            path = "/api/docs"
+            methods = ["put"]
+            allowed_types = ["application/pdf"]
+            scan = true
+            on_scanner_error = "allow"
+
+            [scanner]
+            clamd = "tcp://127.0.0.1:3310"
+            timeout = "3s"
+            "#,
+        )
+        .expect("valid");
+        let avatar = &config.rules[0];
+        assert_eq!(avatar.limits.max_file_size, 2 << 20);
+        assert_eq!(avatar.max_pixels, 12_000_000);
+        assert_eq!(avatar.allowed_types, [FileType::Png, FileType::Jpeg]);
+        assert!(avatar.scan && avatar.strip_metadata);
+        let docs = &config.rules[1];
+        assert_eq!(docs.methods, ["PUT"]);
+        assert_eq!(docs.on_scanner_error, OnScannerError::Allow);
+        let scanner = config.scanner.expect("scanner");
+        assert_eq!(scanner.timeout, Duration::from_secs(3));
+        assert_eq!(scanner.address, ClamdAddress::Tcp("127.0.0.1:3310".into()));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        for bad in [
+            "[[upload]]\npath = \"/u\"\nmax_file_sise = \"5MB\"",
+            "[[upload]]\npath = \"/u\"\non_scanner_error = \"ignore\"",
+            "[[upload]]\npath = \"/u\"\nmax_pixels = \"lots\"",
+            "[scanner]\nclamd = \"tcp://127.0.0.1:3310\"\nretries = 3",
+        ] {
+            assert!(from_toml(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn the_longest_matching_prefix_wins() {
         let mut avatars = section("/upload/avatar");
