@@ -40,13 +40,20 @@ impl DecodeGate {
         let Some((width, height)) = file.dimensions else {
             return Ok(());
         };
-        let _permit = self
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| "image decoding is shut down".to_owned())?;
         let reader = body.range_reader(file.body_range());
-        tokio::task::spawn_blocking(move || decode(reader, format, width, height))
+        // The permit moves into the blocking task: a cancelled request must not free its
+        // slot while its decode still runs.
+        tokio::task::spawn_blocking(move || {
+            let result = decode(reader, format, width, height);
+            drop(permit);
+            result
+        })
             .await
             .map_err(|e| format!("image decoder failed: {e}"))?
     }
