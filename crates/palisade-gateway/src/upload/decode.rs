@@ -54,8 +54,8 @@ impl DecodeGate {
             drop(permit);
             result
         })
-            .await
-            .map_err(|e| format!("image decoder failed: {e}"))?
+        .await
+        .map_err(|e| format!("image decoder failed: {e}"))?
     }
 }
 

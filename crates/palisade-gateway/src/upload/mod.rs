@@ -124,3 +124,26 @@ impl UploadService {
         UploadInspection::start(self.clone(), rule, head)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The gateway holds these across `.await` points in a multi-threaded runtime.
+    #[test]
+    fn inspections_and_their_futures_are_send() {
+        let service = UploadService::new(UploadConfig::default(), UploadOptions::default());
+        assert_send(&service);
+        let section = palisade_policy::upload::UploadSection::with_path("/");
+        let config = UploadConfig::from_sections(&[section], None).expect("valid");
+        let rule = Arc::new(config.rules[0].clone());
+        let Ok(mut inspection) = service.begin_with(rule, RequestHead::default()) else {
+            panic!("a raw body starts");
+        };
+        assert_send(&inspection);
+        assert_send(&inspection.feed(b"x"));
+        assert_send(&inspection.finish());
+    }
+}

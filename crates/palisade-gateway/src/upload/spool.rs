@@ -96,6 +96,9 @@ impl Spool {
         }
         if let Some(file) = self.file.as_mut() {
             file.write_all(data).await?;
+            // Wait for the write to land, so no write is still in flight on the blocking
+            // pool when this returns: a dropped spool then closes its file at once.
+            file.flush().await?;
         }
         self.len += data.len() as u64;
         Ok(())

@@ -76,6 +76,7 @@ pub enum ImageCheck {
 
 impl ImageCheck {
     /// The check for `file_type`, if palisade has one.
+    // TODO: no structure checks for BMP/TIFF/ICO/AVIF/HEIC; if allowed they pass on magic bytes alone.
     pub fn for_type(file_type: FileType, settings: ImageSettings) -> Option<Self> {
         Some(match file_type {
             FileType::Jpeg => Self::Jpeg(jpeg::JpegParser::new(settings)),
