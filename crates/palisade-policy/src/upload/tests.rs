@@ -278,3 +278,49 @@ fn memory_stays_bounded_while_a_large_body_streams() {
         1000 * piece.len() as u64
     );
 }
+
+mod chunking {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn feed_in(body: &[u8], cuts: &[usize]) -> Result<InspectedBody, Refusal> {
+        let rule = rule_from(|s| s.strip_metadata = true);
+        let mut inspector = RequestInspector::start(&rule, raw(CT))?;
+        let mut at = 0;
+        for &cut in cuts {
+            let end = (at + cut).min(body.len());
+            inspector.feed(&body[at..end])?;
+            at = end;
+        }
+        inspector.feed(&body[at..])?;
+        inspector.finish()
+    }
+
+    proptest! {
+        #[test]
+        fn the_verdict_does_not_depend_on_how_the_body_is_cut(
+            cuts in proptest::collection::vec(0usize..700, 0..40),
+            trailing in proptest::option::of(prop_oneof![
+                Just(&b"<?php echo 1; ?>"[..]), Just(&b"PK\x03\x04"[..]), Just(&b"\0\0\0"[..])
+            ]),
+        ) {
+            let mut tail_png = png(16, 16);
+            if let Some(extra) = trailing {
+                tail_png.extend_from_slice(extra);
+            }
+            let (a, b, c) = (
+                file_part("a", "a.png", "image/png"),
+                file_part("b", "b.jpg", "image/jpeg"),
+                file_part("c", "c.webp", "image/webp"),
+            );
+            let parts: [(&str, &[u8]); 3] = [
+                (&a, &tail_png),
+                (&b, &jpeg(20, 10)),
+                (&c, &webp(9, 9, Some(b"exif"), None)),
+            ];
+            let body = multipart("b0undary", &parts);
+            prop_assert_eq!(feed_in(&body, &cuts), feed_in(&body, &[]));
+        }
+    }
+}
