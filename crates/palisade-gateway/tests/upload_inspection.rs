@@ -366,3 +366,34 @@ async fn refused_files_are_quarantined_whole_or_in_part_with_a_note() {
     assert_eq!(note["complete"], false);
     assert_eq!(std::fs::read_dir(&*quarantine).expect("dir").count(), 4);
 }
+
+#[tokio::test]
+async fn the_passed_body_streams_as_an_http_body_with_an_exact_length() {
+    use http_body::Body;
+
+    let spool = temp_dir("http-body");
+    let mut section = UploadSection::with_path("/upload");
+    section.strip_metadata = true;
+    let service = service(vec![section], None, &spool);
+    let photo = photo_with_exif(640, 480);
+    let mut inspection = service
+        .begin("PUT", "/upload/x.jpg", raw_head("image/jpeg"))
+        .expect("route")
+        .expect("headers");
+    for chunk in photo.chunks(10_000) {
+        inspection.feed(chunk).await.expect("feed");
+    }
+    let passed = inspection.finish().await.expect("passes");
+    let mut body = passed.body.into_http_body();
+    let length = body.size_hint().exact().expect("exact length");
+    assert!(length < photo.len() as u64, "metadata removed");
+    let mut sent = Vec::new();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        sent.extend_from_slice(&frame.expect("frame").into_data().expect("data"));
+    }
+    assert_eq!(sent.len() as u64, length);
+    assert!(body.is_end_stream());
+    image::load_from_memory(&sent).expect("forwarded JPEG decodes");
+}

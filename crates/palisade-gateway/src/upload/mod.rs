@@ -11,7 +11,8 @@
 //!    refused type stops the upload on the chunk that shows it.
 //! 3. [`UploadInspection::finish`] at the end of the body: checks the body ended properly,
 //!    decodes each image, scans each file with clamd, and returns [`Passed`] with a
-//!    [`ForwardBody`] to send upstream. Nothing may be forwarded before this returns.
+//!    [`ForwardBody`] to send upstream ([`ForwardBody::into_http_body`] for hyper). Nothing
+//!    may be forwarded before this returns.
 //!
 //! Dropping an inspection at any point (refusal, client gone, timeout) deletes the spool.
 //! Nothing here writes to the client or upstream, and nothing here logs file contents.
@@ -19,6 +20,7 @@
 mod check;
 mod clamd;
 mod decode;
+mod forward;
 mod inspection;
 mod quarantine;
 mod spool;
@@ -31,6 +33,7 @@ use palisade_policy::upload::{RequestHead, UploadConfig, UploadRule};
 pub use check::{FileCheck, check_files};
 pub use clamd::{ClamdClient, Instream, ScanError, ScanVerdict};
 pub use decode::DecodeGate;
+pub use forward::ForwardHttpBody;
 pub use inspection::{
     FileReport, Passed, Refused, ScanOutcome, UploadError, UploadEvent, UploadInspection,
 };
