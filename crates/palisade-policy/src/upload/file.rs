@@ -5,7 +5,7 @@
 use super::config::UploadRule;
 use super::edit::Edit;
 use super::filename;
-use super::image::{ImageCheck, ImageSettings};
+use super::image::{CodeScan, ImageCheck, ImageSettings};
 use super::multipart::headers::percent_decode;
 use super::sniff::{FileType, SNIFF_WINDOW, is_generic_mime, sniff};
 use super::verdict::{FileRef, Reason, Refusal};
@@ -76,6 +76,7 @@ pub struct FileInspector {
     head: Vec<u8>,
     file_type: Option<FileType>,
     image: Option<ImageCheck>,
+    code: CodeScan,
 }
 
 impl FileInspector {
@@ -97,6 +98,7 @@ impl FileInspector {
             head: Vec::new(),
             file_type: None,
             image: None,
+            code: CodeScan::default(),
         })
     }
 
@@ -164,7 +166,8 @@ impl FileInspector {
         let Some(check) = self.image.as_mut() else {
             return Ok(());
         };
-        match check.feed(data) {
+        let fed = check.feed(data).and_then(|()| self.code.feed(data));
+        match fed {
             Ok(()) => Ok(()),
             Err(p) => Err(self.refuse(p.reason, p.detail)),
         }

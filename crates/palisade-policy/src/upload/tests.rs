@@ -1,7 +1,7 @@
 //! Whole-request inspection: raw and multipart bodies through [`RequestInspector`].
 
 use super::config::{UploadConfig, UploadSection};
-use super::testdata::{jpeg, multipart, png, webp};
+use super::testdata::{self, jpeg, multipart, png, webp};
 use super::*;
 
 fn rule_from(toml_like: impl FnOnce(&mut UploadSection)) -> UploadRule {
@@ -323,4 +323,24 @@ mod chunking {
             prop_assert_eq!(feed_in(&body, &cuts), feed_in(&body, &[]));
         }
     }
+}
+
+#[test]
+fn php_hidden_in_a_jpeg_comment_is_a_polyglot() {
+    let comment = testdata::jpeg_app(0xFE, b"<?php system($_GET['c']); ?>");
+    let image = testdata::jpeg_with(16, 16, &[comment]);
+    let refusal = inspect(&default_rule(), raw("image/jpeg"), &image).expect_err("polyglot");
+    assert_eq!(refusal.reason, Reason::Polyglot);
+    assert_eq!(refusal.detail, "PHP code inside the image");
+}
+
+#[test]
+fn script_markers_in_plain_text_files_are_not_image_polyglots() {
+    let rule = rule_from(|s| s.allowed_types = vec!["text/plain".into()]);
+    inspect(
+        &rule,
+        raw("text/plain"),
+        b"how to write <?php echo 1; in a tutorial",
+    )
+    .expect("text");
 }

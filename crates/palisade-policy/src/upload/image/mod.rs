@@ -7,6 +7,7 @@
 //! Memory per parser is a few dozen bytes plus the list of edits; nothing here decodes
 //! pixels (the gateway does that, with limits, once a file has passed these checks).
 
+mod code;
 mod gif;
 mod jpeg;
 mod png;
@@ -14,6 +15,8 @@ mod webp;
 
 #[cfg(test)]
 mod tests;
+
+pub use code::CodeScan;
 
 use super::edit::Edit;
 use super::sniff::{FileType, sniff};
