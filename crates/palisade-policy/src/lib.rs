@@ -10,3 +10,4 @@ pub mod identity;
 pub mod ratelimit;
 pub mod session;
 pub mod units;
+pub mod upload;
