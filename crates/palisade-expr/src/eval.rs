@@ -1,0 +1,362 @@
+//! The evaluator: compiled nodes run against one request's fields.
+//!
+//! Fields come from a [`FieldProvider`] on first use and are cached in the [`Context`] for
+//! the rest of the request, so a field read by many rules is computed once and a field no
+//! rule reads is never computed. Evaluation is total: a missing field or map key makes every
+//! comparison on it false, and no input can make it panic. Recursion depth equals the
+//! expression's nesting, which the parser bounds.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use memchr::memmem;
+use regex::bytes::Regex;
+
+use crate::funcs::Func;
+use crate::scheme::{FieldDef, FieldId, Scheme};
+use crate::types::Value;
+
+/// Supplies field values for one request. Called at most once per field per [`Context`].
+///
+/// Return `None` when the value does not exist for this request (comparisons on it are then
+/// false). A value whose type differs from [`FieldDef::ty`] is treated as missing.
+pub trait FieldProvider {
+    /// The value of `field` for this request.
+    fn value(&self, field: &FieldDef) -> Option<Value>;
+}
+
+/// One request's evaluation state: the provider and the cache of fields computed so far.
+pub struct Context<'a> {
+    scheme: &'a Scheme,
+    provider: &'a dyn FieldProvider,
+    cache: Box<[OnceCell<Option<Value>>]>,
+}
+
+impl<'a> Context<'a> {
+    /// A fresh context: no field computed yet.
+    pub fn new(scheme: &'a Scheme, provider: &'a dyn FieldProvider) -> Context<'a> {
+        let cache = (0..scheme.len()).map(|_| OnceCell::new()).collect();
+        Context {
+            scheme,
+            provider,
+            cache,
+        }
+    }
+
+    /// The scheme fields are looked up in.
+    pub fn scheme(&self) -> &Scheme {
+        self.scheme
+    }
+
+    /// The value of a field, computing it on first use.
+    pub fn field(&self, id: FieldId) -> Option<&Value> {
+        let slot = self.cache.get(id.index())?;
+        slot.get_or_init(|| {
+            let def = self.scheme.field(id);
+            self.provider.value(def).filter(|v| v.has_type(def.ty()))
+        })
+        .as_ref()
+    }
+
+    /// Whether a field has been computed already (for tests and diagnostics).
+    pub fn is_computed(&self, id: FieldId) -> bool {
+        self.cache
+            .get(id.index())
+            .is_some_and(|slot| slot.get().is_some())
+    }
+}
+
+/// A compiled expression node. Types were checked at compile time.
+#[derive(Debug)]
+pub(crate) enum Node {
+    Lit(Value),
+    Field(FieldId),
+    Key(Box<Node>, Vec<u8>),
+    Pos(Box<Node>, i64),
+    Each(Box<Node>),
+    Not(Box<Node>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Xor(Vec<Node>),
+    Cmp(Box<Compare>),
+    Call(Box<Call>),
+    Any(Box<Node>),
+    All(Box<Node>),
+}
+
+/// `lhs OP literal`, with the literal prepared for fast testing.
+#[derive(Debug)]
+pub(crate) struct Compare {
+    pub lhs: Node,
+    pub test: Test,
+    /// The left side's source text, for explanations.
+    pub lhs_text: Box<str>,
+}
+
+/// A function call; `text` is the first argument's source text, for explanations.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub func: Func,
+    pub args: Vec<Node>,
+    pub text: Box<str>,
+}
+
+/// The right side of a comparison, compiled.
+#[derive(Debug)]
+pub(crate) enum Test {
+    Eq(Value),
+    Ne(Value),
+    Lt(Value),
+    Le(Value),
+    Gt(Value),
+    Ge(Value),
+    Contains(memmem::Finder<'static>),
+    Regex(Regex),
+    InBytes(HashSet<Vec<u8>>),
+    InInt(Vec<(i64, i64)>),
+    InIp(Vec<IpNet>, Vec<(IpAddr, IpAddr)>),
+}
+
+/// A value during evaluation: borrowed from the field cache where possible.
+#[derive(Clone, Debug)]
+pub(crate) enum Val<'a> {
+    Missing,
+    Bool(bool),
+    Int(i64),
+    Bytes(Cow<'a, [u8]>),
+    Ip(IpAddr),
+    /// An array or map borrowed from a field.
+    Ref(&'a Value),
+    /// A list computed during evaluation (`[*]`, `concat` of arrays).
+    List(Vec<Val<'a>>),
+}
+
+impl<'a> Val<'a> {
+    pub fn of(value: &'a Value) -> Val<'a> {
+        match value {
+            Value::Bool(b) => Val::Bool(*b),
+            Value::Int(n) => Val::Int(*n),
+            Value::Bytes(b) => Val::Bytes(Cow::Borrowed(b)),
+            Value::Ip(ip) => Val::Ip(*ip),
+            Value::Array(_) | Value::Map(_) => Val::Ref(value),
+        }
+    }
+
+    fn owned(value: &Value) -> Val<'a> {
+        match value {
+            Value::Bytes(b) => Val::Bytes(Cow::Owned(b.clone())),
+            Value::Bool(b) => Val::Bool(*b),
+            Value::Int(n) => Val::Int(*n),
+            Value::Ip(ip) => Val::Ip(*ip),
+            Value::Array(items) => Val::List(items.iter().map(Val::owned).collect()),
+            Value::Map(items) => Val::List(items.values().map(Val::owned).collect()),
+        }
+    }
+
+    /// Elements of an array, values of a map; nothing for anything else.
+    pub fn elements(self) -> Vec<Val<'a>> {
+        match self {
+            Val::Ref(Value::Array(items)) => items.iter().map(Val::of).collect(),
+            Val::Ref(Value::Map(items)) => items.values().map(Val::of).collect(),
+            Val::List(items) => items,
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn is_true(&self) -> bool {
+        matches!(self, Val::Bool(true))
+    }
+}
+
+impl Node {
+    pub fn eval<'a>(&'a self, cx: &'a Context<'_>) -> Val<'a> {
+        match self {
+            Node::Lit(v) => Val::of(v),
+            Node::Field(id) => cx.field(*id).map_or(Val::Missing, Val::of),
+            Node::Key(base, key) => match base.eval(cx) {
+                Val::Ref(Value::Map(map)) => map.get(key.as_slice()).map_or(Val::Missing, Val::of),
+                _ => Val::Missing,
+            },
+            Node::Pos(base, pos) => position(base.eval(cx), *pos),
+            Node::Each(base) => Val::List(base.eval(cx).elements()),
+            Node::Not(inner) => map_bools(inner.eval(cx), |b| !b),
+            Node::And(items) => Val::Bool(items.iter().all(|n| n.eval(cx).is_true())),
+            Node::Or(items) => Val::Bool(items.iter().any(|n| n.eval(cx).is_true())),
+            Node::Xor(items) => {
+                Val::Bool(items.iter().filter(|n| n.eval(cx).is_true()).count() % 2 == 1)
+            }
+            Node::Cmp(cmp) => match cmp.lhs.eval(cx) {
+                Val::List(items) => {
+                    Val::List(items.iter().map(|v| Val::Bool(cmp.test.run(v))).collect())
+                }
+                lhs => Val::Bool(cmp.test.run(&lhs)),
+            },
+            Node::Call(call) => call.func.call(&call.args, cx),
+            Node::Any(inner) => Val::Bool(inner.eval(cx).elements().iter().any(Val::is_true)),
+            Node::All(inner) => Val::Bool(inner.eval(cx).elements().iter().all(Val::is_true)),
+        }
+    }
+}
+
+fn position(base: Val<'_>, pos: i64) -> Val<'_> {
+    let Ok(pos) = usize::try_from(pos) else {
+        return Val::Missing;
+    };
+    match base {
+        Val::Ref(Value::Array(items)) => items.get(pos).map_or(Val::Missing, Val::of),
+        Val::List(mut items) if pos < items.len() => items.swap_remove(pos),
+        _ => Val::Missing,
+    }
+}
+
+/// Applies `f` to a boolean, or to each boolean of a `[*]` list.
+fn map_bools<'a>(v: Val<'a>, f: impl Fn(bool) -> bool) -> Val<'a> {
+    match v {
+        Val::Bool(b) => Val::Bool(f(b)),
+        Val::List(items) => Val::List(
+            items
+                .into_iter()
+                .map(|v| Val::Bool(matches!(v, Val::Bool(b) if f(b))))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+impl Test {
+    /// Whether `v` passes. Missing values (and mismatched types) never pass.
+    pub fn run(&self, v: &Val<'_>) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            Test::Eq(lit) => order(v, lit) == Some(Equal),
+            Test::Ne(lit) => order(v, lit).is_some_and(|o| o != Equal),
+            Test::Lt(lit) => order(v, lit) == Some(Less),
+            Test::Le(lit) => matches!(order(v, lit), Some(Less | Equal)),
+            Test::Gt(lit) => order(v, lit) == Some(Greater),
+            Test::Ge(lit) => matches!(order(v, lit), Some(Greater | Equal)),
+            Test::Contains(finder) => bytes(v).is_some_and(|b| finder.find(b).is_some()),
+            Test::Regex(re) => bytes(v).is_some_and(|b| re.is_match(b)),
+            Test::InBytes(set) => bytes(v).is_some_and(|b| set.contains(b)),
+            Test::InInt(ranges) => match v {
+                Val::Int(n) => ranges.iter().any(|(lo, hi)| lo <= n && n <= hi),
+                _ => false,
+            },
+            Test::InIp(nets, ranges) => match v {
+                Val::Ip(ip) => {
+                    nets.iter().any(|net| net.contains(ip))
+                        || ranges.iter().any(|(lo, hi)| lo <= ip && ip <= hi)
+                }
+                _ => false,
+            },
+        }
+    }
+}
+
+fn bytes<'v>(v: &'v Val<'_>) -> Option<&'v [u8]> {
+    match v {
+        Val::Bytes(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn order(v: &Val<'_>, lit: &Value) -> Option<std::cmp::Ordering> {
+    match (v, lit) {
+        (Val::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+        (Val::Int(a), Value::Int(b)) => Some(a.cmp(b)),
+        (Val::Bytes(a), Value::Bytes(b)) => Some(a.as_ref().cmp(b.as_slice())),
+        (Val::Ip(a), Value::Ip(b)) => Some(a.cmp(b)),
+        _ => None,
+    }
+}
+
+/// A part of a matched expression that made it true: the operand read and its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decided {
+    /// The operand as written in the rule, e.g. `http.request.uri.query` or
+    /// `http.request.headers["user-agent"][0]`.
+    pub field: String,
+    /// Its value for this request, printable and cut to [`Decided::MAX_VALUE`] bytes.
+    pub value: String,
+}
+
+impl Decided {
+    /// Longest value kept, in bytes of the source value.
+    pub const MAX_VALUE: usize = 256;
+}
+
+impl Node {
+    /// Records what made this (true) node true.
+    pub fn explain(&self, cx: &Context<'_>, out: &mut Vec<Decided>) {
+        match self {
+            Node::And(items) => items.iter().for_each(|n| n.explain(cx, out)),
+            Node::Or(items) => {
+                if let Some(n) = items.iter().find(|n| n.eval(cx).is_true()) {
+                    n.explain(cx, out);
+                }
+            }
+            Node::Xor(items) => items
+                .iter()
+                .filter(|n| n.eval(cx).is_true())
+                .for_each(|n| n.explain(cx, out)),
+            Node::Not(inner) | Node::Any(inner) | Node::All(inner) => inner.explain(cx, out),
+            Node::Cmp(cmp) => push(out, &cmp.lhs_text, &cmp.lhs.eval(cx)),
+            Node::Field(id) => {
+                let value = cx.field(*id).map_or(Val::Missing, Val::of);
+                push(out, cx.scheme().field(*id).name(), &value);
+            }
+            Node::Call(call) => {
+                if let Some(first) = call.args.first() {
+                    push(out, &call.text, &first.eval(cx));
+                }
+            }
+            Node::Lit(_) | Node::Key(..) | Node::Pos(..) | Node::Each(_) => {}
+        }
+    }
+}
+
+fn push(out: &mut Vec<Decided>, field: &str, value: &Val<'_>) {
+    if out.iter().any(|d| d.field == field) {
+        return;
+    }
+    let mut text = String::new();
+    render(value, &mut text);
+    out.push(Decided {
+        field: field.to_owned(),
+        value: text,
+    });
+}
+
+fn render(v: &Val<'_>, out: &mut String) {
+    if out.len() > Decided::MAX_VALUE {
+        return;
+    }
+    match v {
+        Val::Missing => out.push_str("(missing)"),
+        Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Val::Int(n) => out.push_str(&n.to_string()),
+        Val::Ip(ip) => out.push_str(&ip.to_string()),
+        Val::Bytes(b) => {
+            let cut = &b[..b.len().min(Decided::MAX_VALUE)];
+            out.push_str(&String::from_utf8_lossy(cut).escape_debug().to_string());
+            if cut.len() < b.len() {
+                out.push_str("...");
+            }
+        }
+        Val::Ref(value) => render_list(&Val::owned(value).elements(), out),
+        Val::List(items) => render_list(items, out),
+    }
+}
+
+fn render_list(items: &[Val<'_>], out: &mut String) {
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        render(item, out);
+    }
+    out.push(']');
+}
