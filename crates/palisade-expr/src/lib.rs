@@ -19,8 +19,8 @@ mod eval;
 mod funcs;
 mod lex;
 mod parse;
-//pub mod request;
-//pub mod rules;
+pub mod request;
+pub mod rules;
 mod scheme;
 mod types;
 
@@ -29,9 +29,9 @@ pub use compile::{Expression, REGEX_SIZE_LIMIT};
 pub use error::{ExprError, Span};
 pub use eval::{Context, Decided, FieldProvider};
 pub use parse::{MAX_DEPTH, MAX_EXPRESSION_BYTES, parse};
-/*pub use rules::{
+pub use rules::{
     Action, LimitKey, LoadError, LoadErrors, Mode, Outcome, Phase, RateLimitRequest, Rule,
     RuleMatch, RuleSet, RuleTable, SkipTarget, Threshold, Verdict,
-};*/
+};
 pub use scheme::{FieldDef, FieldId, FieldSet, Scheme, SchemeError, StandardField};
 pub use types::{Type, Value};
