@@ -397,6 +397,7 @@ impl Compiler<'_> {
             types: &types,
         };
         let (func, result) = sig.check()?;
+        let each = types.first().is_some_and(|t| t.each);
         let text = args.first().map_or("", |a| self.text(a.span)).into();
         let node = match func {
             Checked::Any => Node::Any(Box::new(nodes.remove(0))),
@@ -404,6 +405,7 @@ impl Compiler<'_> {
             Checked::Func(func) => Node::Call(Box::new(Call {
                 func,
                 args: nodes,
+                each,
                 text,
             })),
         };
@@ -524,10 +526,10 @@ impl Signature<'_, '_> {
             "len" => {
                 self.arity(1)?;
                 let ty = &self.types[0].ty;
-                if !matches!(ty, Type::Bytes | Type::Array(_) | Type::Map(_)) || each {
+                if !matches!(ty, Type::Bytes | Type::Array(_) | Type::Map(_)) {
                     return Err(self.arg_error(0, "a string, an array or a map"));
                 }
-                Ok((Checked::Func(Func::Len), Typed::one(Type::Int)))
+                Ok((Checked::Func(Func::Len), result(Type::Int)))
             }
             "starts_with" | "ends_with" => {
                 self.arity(2)?;

@@ -101,6 +101,8 @@ pub(crate) struct Compare {
 pub(crate) struct Call {
     pub func: Func,
     pub args: Vec<Node>,
+    /// The first argument is a `[*]`: apply the function to each element.
+    pub each: bool,
     pub text: Box<str>,
 }
 
@@ -194,7 +196,7 @@ impl Node {
                 }
                 lhs => Val::Bool(cmp.test.run(&lhs)),
             },
-            Node::Call(call) => call.func.call(&call.args, cx),
+            Node::Call(call) => call.func.call(&call.args, call.each, cx),
             Node::Any(inner) => Val::Bool(inner.eval(cx).elements().iter().any(Val::is_true)),
             Node::All(inner) => Val::Bool(inner.eval(cx).elements().iter().all(Val::is_true)),
         }

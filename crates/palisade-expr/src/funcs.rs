@@ -49,14 +49,14 @@ const MAX_DECODE_ROUNDS: usize = 8;
 
 impl Func {
     /// Runs the function. When the first argument is a `[*]` list, maps over it.
-    pub fn call<'a>(&'a self, args: &'a [Node], cx: &'a Context<'_>) -> Val<'a> {
+    pub fn call<'a>(&'a self, args: &'a [Node], each: bool, cx: &'a Context<'_>) -> Val<'a> {
         let mut vals: Vec<Val<'a>> = args.iter().map(|a| a.eval(cx)).collect();
         if matches!(self, Func::Concat) {
             return concat(vals);
         }
         let rest = vals.split_off(1.min(vals.len()));
         match vals.pop() {
-            Some(Val::List(items)) if !matches!(self, Func::Len) => Val::List(
+            Some(Val::List(items)) if each => Val::List(
                 items
                     .into_iter()
                     .map(|item| self.apply(item, &rest))
