@@ -316,7 +316,7 @@ impl Compiler<'_> {
             return Ok(ordered_test(op, value));
         };
         Ok(match op {
-            CmpOp::Contains => Test::Contains(memmem::Finder::new(bytes).into_owned()),
+            CmpOp::Contains => Test::Contains(Box::new(memmem::Finder::new(bytes).into_owned())),
             CmpOp::Matches => Test::Regex(self.regex(bytes, span)?),
             CmpOp::Wildcard | CmpOp::StrictWildcard => {
                 let pattern = wildcard_pattern(bytes, op == CmpOp::Wildcard)
@@ -446,34 +446,53 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Translates a Cloudflare wildcard (`*` any run, `\*` and `\\` literal) into an anchored
-/// regular expression over bytes, case-insensitive (ASCII) unless `strict`.
+/// Translates a Cloudflare wildcard (`*` any run, `\*` and `\\` literal) into a regular
+/// expression over bytes matching the whole value, case-insensitive (ASCII) unless `strict`.
+/// Leading and trailing stars become an unanchored search, which lets the regex engine use
+/// its literal prefilters instead of scanning with `.*`.
 pub(crate) fn wildcard_pattern(glob: &[u8], case_insensitive: bool) -> Result<String, String> {
-    let mut out = String::from(if case_insensitive {
-        "(?s-u:(?i)^"
-    } else {
-        "(?s-u:^"
-    });
+    let mut parts: Vec<Option<u8>> = Vec::with_capacity(glob.len());
     let mut bytes = glob.iter();
     while let Some(&b) = bytes.next() {
-        let literal = match b {
-            b'*' => {
-                out.push_str(".*");
-                continue;
-            }
+        match b {
+            b'*' => parts.push(None),
             b'\\' => match bytes.next() {
-                Some(&next) => next,
+                Some(&next) => parts.push(Some(next)),
                 None => return Err("a wildcard pattern cannot end with a lone '\\'".to_owned()),
             },
-            other => other,
-        };
-        if literal.is_ascii_alphanumeric() {
-            out.push(char::from(literal));
-        } else {
-            out.push_str(&format!("\\x{literal:02x}"));
+            other => parts.push(Some(other)),
         }
     }
-    out.push_str("$)");
+    let start = parts
+        .iter()
+        .position(Option::is_some)
+        .unwrap_or(parts.len());
+    let end = parts
+        .iter()
+        .rposition(Option::is_some)
+        .map_or(start, |i| i + 1);
+    let mut out = String::from(if case_insensitive {
+        "(?s-u:(?i)"
+    } else {
+        "(?s-u:"
+    });
+    if start == 0 {
+        out.push('^');
+    }
+    let mut last_was_star = false;
+    for part in &parts[start..end] {
+        match part {
+            None if last_was_star => {}
+            None => out.push_str(".*"),
+            Some(b) if b.is_ascii_alphanumeric() => out.push(char::from(*b)),
+            Some(b) => out.push_str(&format!("\\x{b:02x}")),
+        }
+        last_was_star = part.is_none();
+    }
+    if end == parts.len() {
+        out.push('$');
+    }
+    out.push(')');
     Ok(out)
 }
 

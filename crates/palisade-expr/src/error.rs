@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn line_col_counts_characters_not_bytes() {
-        assert_eq!(line_col("é and x", 3), (1, 2));
+        assert_eq!(line_col("é and x", 3), (1, 3));
         assert_eq!(line_col("a\nbc", 3), (2, 2));
         assert_eq!(line_col("", 0), (1, 1));
     }

@@ -115,7 +115,7 @@ pub(crate) enum Test {
     Le(Value),
     Gt(Value),
     Ge(Value),
-    Contains(memmem::Finder<'static>),
+    Contains(Box<memmem::Finder<'static>>),
     Regex(Regex),
     InBytes(HashSet<Vec<u8>>),
     InInt(Vec<(i64, i64)>),
@@ -190,16 +190,64 @@ impl Node {
             Node::Xor(items) => {
                 Val::Bool(items.iter().filter(|n| n.eval(cx).is_true()).count() % 2 == 1)
             }
-            Node::Cmp(cmp) => match cmp.lhs.eval(cx) {
-                Val::List(items) => {
-                    Val::List(items.iter().map(|v| Val::Bool(cmp.test.run(v))).collect())
-                }
-                lhs => Val::Bool(cmp.test.run(&lhs)),
+            // The common case, a field compared with a literal, reads the cached value in place.
+            Node::Cmp(cmp) => match &cmp.lhs {
+                Node::Field(id) => Val::Bool(cx.field(*id).is_some_and(|v| cmp.test.run_value(v))),
+                lhs => match lhs.eval(cx) {
+                    Val::List(items) => {
+                        Val::List(items.iter().map(|v| Val::Bool(cmp.test.run(v))).collect())
+                    }
+                    lhs => Val::Bool(cmp.test.run(&lhs)),
+                },
             },
             Node::Call(call) => call.func.call(&call.args, call.each, cx),
-            Node::Any(inner) => Val::Bool(inner.eval(cx).elements().iter().any(Val::is_true)),
-            Node::All(inner) => Val::Bool(inner.eval(cx).elements().iter().all(Val::is_true)),
+            Node::Any(inner) => Val::Bool(inner.quantify(cx, true)),
+            Node::All(inner) => Val::Bool(inner.quantify(cx, false)),
         }
+    }
+}
+
+impl Node {
+    /// `any` (`want_any`) or `all` over a `[*]` condition. A comparison of `x[*]` with a
+    /// literal walks the field's elements in place and stops at the first decisive one.
+    fn quantify(&self, cx: &Context<'_>, want_any: bool) -> bool {
+        let decide = |mut hits: Box<dyn Iterator<Item = bool> + '_>| {
+            if want_any {
+                hits.any(|b| b)
+            } else {
+                hits.all(|b| b)
+            }
+        };
+        if let Node::Cmp(cmp) = self
+            && let Node::Each(base) = &cmp.lhs
+        {
+            let test = &cmp.test;
+            return match base.eval(cx) {
+                Val::Ref(Value::Array(items)) => {
+                    decide(Box::new(items.iter().map(|v| test.run_value(v))))
+                }
+                Val::Ref(Value::Map(items)) => {
+                    decide(Box::new(items.values().map(|v| test.run_value(v))))
+                }
+                _ => !want_any,
+            };
+        }
+        // `f(x[*], ...) OP literal`: apply f to each element as it is tested.
+        if let Node::Cmp(cmp) = self
+            && let Node::Call(call) = &cmp.lhs
+            && call.each
+            && let Some(Node::Each(base)) = call.args.first()
+        {
+            let second = call.args.get(1).map(|a| a.eval(cx));
+            let test = |v: &'_ Value| cmp.test.run(&call.func.apply(Val::of(v), second.as_ref()));
+            return match base.eval(cx) {
+                Val::Ref(Value::Array(items)) => decide(Box::new(items.iter().map(test))),
+                Val::Ref(Value::Map(items)) => decide(Box::new(items.values().map(test))),
+                _ => !want_any,
+            };
+        }
+        let items = self.eval(cx).elements();
+        decide(Box::new(items.iter().map(Val::is_true)))
     }
 }
 
@@ -231,6 +279,29 @@ fn map_bools<'a>(v: Val<'a>, f: impl Fn(bool) -> bool) -> Val<'a> {
 impl Test {
     /// Whether `v` passes. Missing values (and mismatched types) never pass.
     pub fn run(&self, v: &Val<'_>) -> bool {
+        let scalar = match v {
+            Val::Bool(b) => Scalar::Bool(*b),
+            Val::Int(n) => Scalar::Int(*n),
+            Val::Bytes(b) => Scalar::Bytes(b),
+            Val::Ip(ip) => Scalar::Ip(*ip),
+            _ => return false,
+        };
+        self.run_scalar(scalar)
+    }
+
+    /// Like [`Test::run`], on a field's value.
+    pub fn run_value(&self, v: &Value) -> bool {
+        let scalar = match v {
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Int(n) => Scalar::Int(*n),
+            Value::Bytes(b) => Scalar::Bytes(b),
+            Value::Ip(ip) => Scalar::Ip(*ip),
+            _ => return false,
+        };
+        self.run_scalar(scalar)
+    }
+
+    fn run_scalar(&self, v: Scalar<'_>) -> bool {
         use std::cmp::Ordering::*;
         match self {
             Test::Eq(lit) => order(v, lit) == Some(Equal),
@@ -243,13 +314,13 @@ impl Test {
             Test::Regex(re) => bytes(v).is_some_and(|b| re.is_match(b)),
             Test::InBytes(set) => bytes(v).is_some_and(|b| set.contains(b)),
             Test::InInt(ranges) => match v {
-                Val::Int(n) => ranges.iter().any(|(lo, hi)| lo <= n && n <= hi),
+                Scalar::Int(n) => ranges.iter().any(|(lo, hi)| *lo <= n && n <= *hi),
                 _ => false,
             },
             Test::InIp(nets, ranges) => match v {
-                Val::Ip(ip) => {
-                    nets.iter().any(|net| net.contains(ip))
-                        || ranges.iter().any(|(lo, hi)| lo <= ip && ip <= hi)
+                Scalar::Ip(ip) => {
+                    nets.iter().any(|net| net.contains(&ip))
+                        || ranges.iter().any(|(lo, hi)| *lo <= ip && ip <= *hi)
                 }
                 _ => false,
             },
@@ -257,19 +328,28 @@ impl Test {
     }
 }
 
-fn bytes<'v>(v: &'v Val<'_>) -> Option<&'v [u8]> {
+/// A single value under test, borrowed.
+#[derive(Clone, Copy)]
+enum Scalar<'v> {
+    Bool(bool),
+    Int(i64),
+    Bytes(&'v [u8]),
+    Ip(IpAddr),
+}
+
+fn bytes(v: Scalar<'_>) -> Option<&[u8]> {
     match v {
-        Val::Bytes(b) => Some(b),
+        Scalar::Bytes(b) => Some(b),
         _ => None,
     }
 }
 
-fn order(v: &Val<'_>, lit: &Value) -> Option<std::cmp::Ordering> {
+fn order(v: Scalar<'_>, lit: &Value) -> Option<std::cmp::Ordering> {
     match (v, lit) {
-        (Val::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
-        (Val::Int(a), Value::Int(b)) => Some(a.cmp(b)),
-        (Val::Bytes(a), Value::Bytes(b)) => Some(a.as_ref().cmp(b.as_slice())),
-        (Val::Ip(a), Value::Ip(b)) => Some(a.cmp(b)),
+        (Scalar::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+        (Scalar::Int(a), Value::Int(b)) => Some(a.cmp(b)),
+        (Scalar::Bytes(a), Value::Bytes(b)) => Some(a.cmp(b.as_slice())),
+        (Scalar::Ip(a), Value::Ip(b)) => Some(a.cmp(b)),
         _ => None,
     }
 }

@@ -50,28 +50,31 @@ const MAX_DECODE_ROUNDS: usize = 8;
 impl Func {
     /// Runs the function. When the first argument is a `[*]` list, maps over it.
     pub fn call<'a>(&'a self, args: &'a [Node], each: bool, cx: &'a Context<'_>) -> Val<'a> {
-        let mut vals: Vec<Val<'a>> = args.iter().map(|a| a.eval(cx)).collect();
         if matches!(self, Func::Concat) {
-            return concat(vals);
+            return concat(args.iter().map(|a| a.eval(cx)).collect());
         }
-        let rest = vals.split_off(1.min(vals.len()));
-        match vals.pop() {
-            Some(Val::List(items)) if each => Val::List(
+        let Some(first) = args.first().map(|a| a.eval(cx)) else {
+            return Val::Missing;
+        };
+        // Apart from concat, functions take at most two evaluated arguments; the others
+        // (bits, patterns, options) are literals compiled into the function.
+        let second = args.get(1).map(|a| a.eval(cx));
+        match first {
+            Val::List(items) if each => Val::List(
                 items
                     .into_iter()
-                    .map(|item| self.apply(item, &rest))
+                    .map(|item| self.apply(item, second.as_ref()))
                     .collect(),
             ),
-            Some(first) => self.apply(first, &rest),
-            None => Val::Missing,
+            first => self.apply(first, second.as_ref()),
         }
     }
 
-    fn apply<'a>(&'a self, first: Val<'a>, rest: &[Val<'a>]) -> Val<'a> {
-        if matches!(first, Val::Missing) || rest.iter().any(|v| matches!(v, Val::Missing)) {
+    pub fn apply<'a>(&'a self, first: Val<'a>, second: Option<&Val<'_>>) -> Val<'a> {
+        if matches!(first, Val::Missing) || matches!(second, Some(Val::Missing)) {
             return Val::Missing;
         }
-        let second = || match rest.first() {
+        let second = || match second {
             Some(Val::Bytes(b)) => b.as_ref(),
             _ => &[],
         };

@@ -277,7 +277,7 @@ impl<'s> Lexer<'s> {
                 format!("unterminated raw string: close it with {closing}"),
             ));
         };
-        let body = self.src[self.pos..self.pos + len].as_bytes().to_vec();
+        let body = self.src.as_bytes()[self.pos..self.pos + len].to_vec();
         self.pos += len + closing.len();
         Ok(Tok::Str(body))
     }

@@ -131,7 +131,7 @@ impl RequestInfo {
     fn path_and_query(&self) -> &str {
         let target = self.target.split('#').next().unwrap_or("");
         match split_absolute(target) {
-            Some((_, rest)) if rest.is_empty() => "/",
+            Some((_, "")) => "/",
             Some((_, rest)) => rest,
             None => target,
         }

@@ -101,7 +101,7 @@ mod tests {
     fn plain_values_map_column_for_column() {
         let source = "rules:\n  - expression: a == 42\n";
         let map = map_of(source, "a == 42", "a == 42");
-        assert_eq!(map.locate(5), (2, 20));
+        assert_eq!(map.locate(5), (2, 22));
     }
 
     #[test]
