@@ -174,10 +174,12 @@ impl fmt::Display for Expr {
             ExprKind::Or(items) => join(f, items, " || "),
             ExprKind::Xor(items) => join(f, items, " ^^ "),
             ExprKind::And(items) => join(f, items, " && "),
-            ExprKind::Not(inner) => {
-                f.write_str("not ")?;
-                grouped(f, inner)
-            }
+            // `not` binds tighter than every logical operator and looser than comparisons,
+            // so only a logical group under it needs parentheses.
+            ExprKind::Not(inner) => match inner.kind {
+                ExprKind::Or(_) | ExprKind::Xor(_) | ExprKind::And(_) => write!(f, "not ({inner})"),
+                _ => write!(f, "not {inner}"),
+            },
             ExprKind::Compare { lhs, op, rhs, .. } => {
                 grouped(f, lhs)?;
                 write!(f, " {} {rhs}", op.printed())

@@ -4,8 +4,6 @@
 //! is seen: unknown fields and functions, operators applied to the wrong types, literals of
 //! the wrong type, regular expressions that do not compile or exceed the size limit.
 
-use std::collections::HashSet;
-
 use memchr::memmem;
 use regex::bytes::{Regex, RegexBuilder};
 
@@ -328,11 +326,11 @@ impl Compiler<'_> {
     }
 
     fn set(&self, ty: &Type, items: &[(SetItem, Span)]) -> Result<Test, ExprError> {
-        let mut strings = HashSet::new();
+        let mut strings = Vec::new();
         let (mut ints, mut nets, mut ranges) = (Vec::new(), Vec::new(), Vec::new());
         for (item, span) in items {
             match (ty, item) {
-                (Type::Bytes, SetItem::Lit(Literal::Bytes(b))) => _ = strings.insert(b.clone()),
+                (Type::Bytes, SetItem::Lit(Literal::Bytes(b))) => strings.push(b.clone()),
                 (Type::Int, SetItem::Lit(Literal::Int(n))) => ints.push((*n, *n)),
                 (Type::Int, SetItem::IntRange(a, b)) => ints.push((*a, *b)),
                 (Type::Ip, SetItem::Lit(Literal::Ip(ip))) => ranges.push((*ip, *ip)),
@@ -353,7 +351,11 @@ impl Compiler<'_> {
         Ok(match ty {
             Type::Int => Test::InInt(ints),
             Type::Ip => Test::InIp(nets, ranges),
-            _ => Test::InBytes(strings),
+            _ => {
+                strings.sort();
+                strings.dedup();
+                Test::InBytes(strings)
+            }
         })
     }
 

@@ -8,7 +8,6 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -117,7 +116,8 @@ pub(crate) enum Test {
     Ge(Value),
     Contains(Box<memmem::Finder<'static>>),
     Regex(Regex),
-    InBytes(HashSet<Vec<u8>>),
+    /// Sorted and deduplicated: a binary search costs a few comparisons, no hashing.
+    InBytes(Vec<Vec<u8>>),
     InInt(Vec<(i64, i64)>),
     InIp(Vec<IpNet>, Vec<(IpAddr, IpAddr)>),
 }
@@ -312,7 +312,9 @@ impl Test {
             Test::Ge(lit) => matches!(order(v, lit), Some(Greater | Equal)),
             Test::Contains(finder) => bytes(v).is_some_and(|b| finder.find(b).is_some()),
             Test::Regex(re) => bytes(v).is_some_and(|b| re.is_match(b)),
-            Test::InBytes(set) => bytes(v).is_some_and(|b| set.contains(b)),
+            Test::InBytes(set) => {
+                bytes(v).is_some_and(|b| set.binary_search_by(|p| p.as_slice().cmp(b)).is_ok())
+            }
             Test::InInt(ranges) => match v {
                 Scalar::Int(n) => ranges.iter().any(|(lo, hi)| *lo <= n && n <= *hi),
                 _ => false,

@@ -176,3 +176,11 @@ fn long_flat_chains_cost_no_depth() {
     assert!(chain.len() < MAX_EXPRESSION_BYTES);
     assert!(Expression::compile(&chain, &Scheme::standard()).is_ok());
 }
+
+/// Found by the fuzzer: `!` nested to the limit printed as `not (not (...))`, twice as deep.
+#[test]
+fn printing_deeply_negated_expressions_keeps_their_depth() {
+    let text = format!("{}ssl", "!".repeat(MAX_DEPTH));
+    let printed = palisade_expr::parse(&text).expect("parses").to_string();
+    assert!(palisade_expr::parse(&printed).is_ok(), "{printed}");
+}
