@@ -63,6 +63,11 @@ impl Expression {
         &self.fields
     }
 
+    /// The compiled tree, for rule sets that share call results between rules.
+    pub(crate) fn root_mut(&mut self) -> &mut Node {
+        &mut self.root
+    }
+
     /// The source text it was compiled from.
     pub fn source(&self) -> &str {
         &self.source
@@ -409,6 +414,7 @@ impl Compiler<'_> {
                 args: nodes,
                 each,
                 text,
+                memo: None,
             })),
         };
         Ok((node, result))

@@ -15,6 +15,7 @@ use memchr::memmem;
 use regex::bytes::Regex;
 
 use crate::funcs::Func;
+use crate::memo::MemoSlot;
 use crate::scheme::{FieldDef, FieldId, Scheme};
 use crate::types::Value;
 
@@ -32,17 +33,42 @@ pub struct Context<'a> {
     scheme: &'a Scheme,
     provider: &'a dyn FieldProvider,
     cache: Box<[OnceCell<Option<Value>>]>,
+    /// Results of calls shared between the rules of one set (see `memo`), and the set's id.
+    derived: Box<[OnceCell<Option<Value>>]>,
+    set: u64,
 }
 
 impl<'a> Context<'a> {
     /// A fresh context: no field computed yet.
     pub fn new(scheme: &'a Scheme, provider: &'a dyn FieldProvider) -> Context<'a> {
+        Context::with_memo(scheme, provider, 0, 0)
+    }
+
+    /// A context with `slots` memo slots for the rule set `set`.
+    pub(crate) fn with_memo(
+        scheme: &'a Scheme,
+        provider: &'a dyn FieldProvider,
+        set: u64,
+        slots: usize,
+    ) -> Context<'a> {
         let cache = (0..scheme.len()).map(|_| OnceCell::new()).collect();
+        let derived = (0..slots).map(|_| OnceCell::new()).collect();
         Context {
             scheme,
             provider,
             cache,
+            derived,
+            set,
         }
+    }
+
+    /// The memo slot for `slot`, if this context belongs to the slot's rule set.
+    fn memo(&self, slot: Option<MemoSlot>) -> Option<&OnceCell<Option<Value>>> {
+        let slot = slot?;
+        if slot.set != self.set {
+            return None;
+        }
+        self.derived.get(usize::try_from(slot.index).ok()?)
     }
 
     /// The scheme fields are looked up in.
@@ -103,6 +129,8 @@ pub(crate) struct Call {
     /// The first argument is a `[*]`: apply the function to each element.
     pub each: bool,
     pub text: Box<str>,
+    /// Where a rule set shares this call's result between its rules.
+    pub memo: Option<MemoSlot>,
 }
 
 /// The right side of a comparison, compiled.
@@ -200,7 +228,13 @@ impl Node {
                     lhs => Val::Bool(cmp.test.run(&lhs)),
                 },
             },
-            Node::Call(call) => call.func.call(&call.args, call.each, cx),
+            Node::Call(call) => match cx.memo(call.memo) {
+                Some(cell) => cell
+                    .get_or_init(|| call.func.call(&call.args, call.each, cx).into_value())
+                    .as_ref()
+                    .map_or(Val::Missing, Val::of),
+                None => call.func.call(&call.args, call.each, cx),
+            },
             Node::Any(inner) => Val::Bool(inner.quantify(cx, true)),
             Node::All(inner) => Val::Bool(inner.quantify(cx, false)),
         }
@@ -228,6 +262,18 @@ impl Node {
                 }
                 Val::Ref(Value::Map(items)) => {
                     decide(Box::new(items.values().map(|v| test.run_value(v))))
+                }
+                _ => !want_any,
+            };
+        }
+        // `f(x[*]) OP literal` with f's results shared in the rule set: test them in place.
+        if let Node::Cmp(cmp) = self
+            && let Node::Call(call) = &cmp.lhs
+            && cx.memo(call.memo).is_some()
+        {
+            return match cmp.lhs.eval(cx) {
+                Val::Ref(Value::Array(items)) => {
+                    decide(Box::new(items.iter().map(|v| cmp.test.run_value(v))))
                 }
                 _ => !want_any,
             };
@@ -304,8 +350,8 @@ impl Test {
     fn run_scalar(&self, v: Scalar<'_>) -> bool {
         use std::cmp::Ordering::*;
         match self {
-            Test::Eq(lit) => order(v, lit) == Some(Equal),
-            Test::Ne(lit) => order(v, lit).is_some_and(|o| o != Equal),
+            Test::Eq(lit) => same(v, lit) == Some(true),
+            Test::Ne(lit) => same(v, lit) == Some(false),
             Test::Lt(lit) => order(v, lit) == Some(Less),
             Test::Le(lit) => matches!(order(v, lit), Some(Less | Equal)),
             Test::Gt(lit) => order(v, lit) == Some(Greater),
@@ -342,6 +388,17 @@ enum Scalar<'v> {
 fn bytes(v: Scalar<'_>) -> Option<&[u8]> {
     match v {
         Scalar::Bytes(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// Equality without ordering: slices of different lengths differ without a `memcmp`.
+fn same(v: Scalar<'_>, lit: &Value) -> Option<bool> {
+    match (v, lit) {
+        (Scalar::Bytes(a), Value::Bytes(b)) => Some(a == b.as_slice()),
+        (Scalar::Bool(a), Value::Bool(b)) => Some(a == *b),
+        (Scalar::Int(a), Value::Int(b)) => Some(a == *b),
+        (Scalar::Ip(a), Value::Ip(b)) => Some(a == *b),
         _ => None,
     }
 }

@@ -18,6 +18,7 @@ mod error;
 mod eval;
 mod funcs;
 mod lex;
+mod memo;
 mod parse;
 pub mod request;
 pub mod rules;

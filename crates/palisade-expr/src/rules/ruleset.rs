@@ -10,6 +10,7 @@ use super::{
     Action, LimitKey, LoadError, LoadErrors, Mode, Phase, Rule, RuleTable, SkipTarget, Threshold,
 };
 use crate::eval::{Context, Decided, FieldProvider};
+use crate::memo;
 use crate::scheme::{FieldSet, Scheme};
 
 /// Compiled rules, ready to evaluate; cheap to share behind an `Arc` and swap on reload.
@@ -18,6 +19,9 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     scheme: Arc<Scheme>,
     fields: FieldSet,
+    /// Identifies this set's memo slots; `memo_slots` is how many there are.
+    id: u64,
+    memo_slots: usize,
 }
 
 /// The end result of evaluating the rules for one request.
@@ -132,10 +136,18 @@ impl RuleSet {
         for rule in rules.iter().filter(|r| r.enabled) {
             fields.union_with(rule.expression.fields());
         }
+        let id = memo::next_set_id();
+        let roots = rules
+            .iter_mut()
+            .filter(|r| r.enabled)
+            .map(|r| r.expression.root_mut());
+        let memo_slots = memo::assign(id, roots);
         Ok(RuleSet {
             rules,
             scheme,
             fields,
+            id,
+            memo_slots,
         })
     }
 
@@ -162,6 +174,8 @@ impl RuleSet {
             rules: Vec::new(),
             scheme,
             fields: FieldSet::default(),
+            id: memo::next_set_id(),
+            memo_slots: 0,
         }
     }
 
@@ -187,12 +201,17 @@ impl RuleSet {
 
     /// Evaluates every rule for one request, asking `provider` for fields on first use.
     pub fn evaluate(&self, provider: &dyn FieldProvider) -> Outcome<'_> {
-        let cx = Context::new(&self.scheme, provider);
+        let cx = self.context(provider);
         self.evaluate_in(&cx)
     }
 
-    /// Like [`RuleSet::evaluate`] with a caller-held context, so fields computed here stay
-    /// cached for the caller (the context must use this set's scheme).
+    /// A context for one request, with room for the call results this set's rules share.
+    pub fn context<'a>(&'a self, provider: &'a dyn FieldProvider) -> Context<'a> {
+        Context::with_memo(&self.scheme, provider, self.id, self.memo_slots)
+    }
+
+    /// Like [`RuleSet::evaluate`] with a caller-held context (from [`RuleSet::context`]), so
+    /// fields computed here stay cached for the caller.
     pub fn evaluate_in(&self, cx: &Context<'_>) -> Outcome<'_> {
         let mut outcome = Outcome {
             matches: Vec::new(),
