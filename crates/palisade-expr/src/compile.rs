@@ -9,7 +9,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use crate::ast::{CmpOp, Expr, ExprKind, Index, Literal, Rhs, SetItem};
 use crate::error::{ExprError, Span};
-use crate::eval::{Call, Compare, Context, Decided, Node, Test};
+use crate::eval::{Call, Compare, Context, Decided, IpSet, Node, Test};
 use crate::funcs::{self, Func};
 use crate::parse::parse;
 use crate::scheme::{FieldSet, Scheme};
@@ -236,13 +236,17 @@ impl Compiler<'_> {
             Rhs::Set(items, _) => self.set(&typed.ty, items)?,
             Rhs::Lit(lit, span) => self.test(op, &op_text, &typed.ty, lit, *span)?,
         };
-        let cmp = Compare {
-            lhs: node,
-            test,
-            lhs_text: lhs_text.into_boxed_str(),
+        let node = match node {
+            // The most common shape gets a node of its own: one pointer less to follow.
+            Node::Field(id) => Node::FieldTest(id, test),
+            lhs => Node::Cmp(Box::new(Compare {
+                lhs,
+                test,
+                lhs_text: lhs_text.into_boxed_str(),
+            })),
         };
         Ok((
-            Node::Cmp(Box::new(cmp)),
+            node,
             Typed {
                 ty: Type::Bool,
                 each: typed.each,
@@ -355,7 +359,7 @@ impl Compiler<'_> {
         }
         Ok(match ty {
             Type::Int => Test::InInt(ints),
-            Type::Ip => Test::InIp(nets, ranges),
+            Type::Ip => Test::InIp(Box::new(IpSet { nets, ranges })),
             _ => {
                 strings.sort();
                 strings.dedup();

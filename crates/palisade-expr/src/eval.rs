@@ -32,9 +32,9 @@ pub trait FieldProvider {
 pub struct Context<'a> {
     scheme: &'a Scheme,
     provider: &'a dyn FieldProvider,
-    cache: Box<[OnceCell<Option<Value>>]>,
-    /// Results of calls shared between the rules of one set (see `memo`), and the set's id.
-    derived: Box<[OnceCell<Option<Value>>]>,
+    /// One slot per field of the scheme, then the memo slots of the rule set `set` (results
+    /// of calls shared between its rules, see `memo`); one allocation per request.
+    slots: Box<[OnceCell<Option<Value>>]>,
     set: u64,
 }
 
@@ -44,20 +44,18 @@ impl<'a> Context<'a> {
         Context::with_memo(scheme, provider, 0, 0)
     }
 
-    /// A context with `slots` memo slots for the rule set `set`.
+    /// A context with `memo` memo slots for the rule set `set`.
     pub(crate) fn with_memo(
         scheme: &'a Scheme,
         provider: &'a dyn FieldProvider,
         set: u64,
-        slots: usize,
+        memo: usize,
     ) -> Context<'a> {
-        let cache = (0..scheme.len()).map(|_| OnceCell::new()).collect();
-        let derived = (0..slots).map(|_| OnceCell::new()).collect();
+        let slots = (0..scheme.len() + memo).map(|_| OnceCell::new()).collect();
         Context {
             scheme,
             provider,
-            cache,
-            derived,
+            slots,
             set,
         }
     }
@@ -68,7 +66,8 @@ impl<'a> Context<'a> {
         if slot.set != self.set {
             return None;
         }
-        self.derived.get(usize::try_from(slot.index).ok()?)
+        let index = usize::try_from(slot.index).ok()?;
+        self.slots.get(self.scheme.len() + index)
     }
 
     /// The scheme fields are looked up in.
@@ -78,7 +77,7 @@ impl<'a> Context<'a> {
 
     /// The value of a field, computing it on first use.
     pub fn field(&self, id: FieldId) -> Option<&Value> {
-        let slot = self.cache.get(id.index())?;
+        let slot = self.slots.get(id.index())?;
         slot.get_or_init(|| {
             let def = self.scheme.field(id);
             self.provider.value(def).filter(|v| v.has_type(def.ty()))
@@ -88,7 +87,7 @@ impl<'a> Context<'a> {
 
     /// Whether a field has been computed already (for tests and diagnostics).
     pub fn is_computed(&self, id: FieldId) -> bool {
-        self.cache
+        self.slots
             .get(id.index())
             .is_some_and(|slot| slot.get().is_some())
     }
@@ -106,6 +105,9 @@ pub(crate) enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Xor(Vec<Node>),
+    /// `field OP literal`.
+    FieldTest(FieldId, Test),
+    /// Any other comparison.
     Cmp(Box<Compare>),
     Call(Box<Call>),
     Any(Box<Node>),
@@ -147,7 +149,15 @@ pub(crate) enum Test {
     /// Sorted and deduplicated: a binary search costs a few comparisons, no hashing.
     InBytes(Vec<Vec<u8>>),
     InInt(Vec<(i64, i64)>),
-    InIp(Vec<IpNet>, Vec<(IpAddr, IpAddr)>),
+    InIp(Box<IpSet>),
+}
+
+/// The members of an `in {...}` set of addresses.
+#[derive(Debug, Default)]
+pub(crate) struct IpSet {
+    pub nets: Vec<IpNet>,
+    /// Single addresses are ranges of one.
+    pub ranges: Vec<(IpAddr, IpAddr)>,
 }
 
 /// A value during evaluation: borrowed from the field cache where possible.
@@ -219,14 +229,14 @@ impl Node {
                 Val::Bool(items.iter().filter(|n| n.eval(cx).is_true()).count() % 2 == 1)
             }
             // The common case, a field compared with a literal, reads the cached value in place.
-            Node::Cmp(cmp) => match &cmp.lhs {
-                Node::Field(id) => Val::Bool(cx.field(*id).is_some_and(|v| cmp.test.run_value(v))),
-                lhs => match lhs.eval(cx) {
-                    Val::List(items) => {
-                        Val::List(items.iter().map(|v| Val::Bool(cmp.test.run(v))).collect())
-                    }
-                    lhs => Val::Bool(cmp.test.run(&lhs)),
-                },
+            Node::FieldTest(id, test) => {
+                Val::Bool(cx.field(*id).is_some_and(|v| test.run_value(v)))
+            }
+            Node::Cmp(cmp) => match cmp.lhs.eval(cx) {
+                Val::List(items) => {
+                    Val::List(items.iter().map(|v| Val::Bool(cmp.test.run(v))).collect())
+                }
+                lhs => Val::Bool(cmp.test.run(&lhs)),
             },
             Node::Call(call) => match cx.memo(call.memo) {
                 Some(cell) => cell
@@ -245,23 +255,16 @@ impl Node {
     /// `any` (`want_any`) or `all` over a `[*]` condition. A comparison of `x[*]` with a
     /// literal walks the field's elements in place and stops at the first decisive one.
     fn quantify(&self, cx: &Context<'_>, want_any: bool) -> bool {
-        let decide = |mut hits: Box<dyn Iterator<Item = bool> + '_>| {
-            if want_any {
-                hits.any(|b| b)
-            } else {
-                hits.all(|b| b)
-            }
-        };
         if let Node::Cmp(cmp) = self
             && let Node::Each(base) = &cmp.lhs
         {
             let test = &cmp.test;
             return match base.eval(cx) {
                 Val::Ref(Value::Array(items)) => {
-                    decide(Box::new(items.iter().map(|v| test.run_value(v))))
+                    decide(want_any, items.iter().map(|v| test.run_value(v)))
                 }
                 Val::Ref(Value::Map(items)) => {
-                    decide(Box::new(items.values().map(|v| test.run_value(v))))
+                    decide(want_any, items.values().map(|v| test.run_value(v)))
                 }
                 _ => !want_any,
             };
@@ -273,7 +276,7 @@ impl Node {
         {
             return match cmp.lhs.eval(cx) {
                 Val::Ref(Value::Array(items)) => {
-                    decide(Box::new(items.iter().map(|v| cmp.test.run_value(v))))
+                    decide(want_any, items.iter().map(|v| cmp.test.run_value(v)))
                 }
                 _ => !want_any,
             };
@@ -287,13 +290,22 @@ impl Node {
             let second = call.args.get(1).map(|a| a.eval(cx));
             let test = |v: &'_ Value| cmp.test.run(&call.func.apply(Val::of(v), second.as_ref()));
             return match base.eval(cx) {
-                Val::Ref(Value::Array(items)) => decide(Box::new(items.iter().map(test))),
-                Val::Ref(Value::Map(items)) => decide(Box::new(items.values().map(test))),
+                Val::Ref(Value::Array(items)) => decide(want_any, items.iter().map(test)),
+                Val::Ref(Value::Map(items)) => decide(want_any, items.values().map(test)),
                 _ => !want_any,
             };
         }
         let items = self.eval(cx).elements();
-        decide(Box::new(items.iter().map(Val::is_true)))
+        decide(want_any, items.iter().map(Val::is_true))
+    }
+}
+
+/// `any` or `all` of the tests, stopping at the first decisive one.
+fn decide(want_any: bool, mut hits: impl Iterator<Item = bool>) -> bool {
+    if want_any {
+        hits.any(|b| b)
+    } else {
+        hits.all(|b| b)
     }
 }
 
@@ -365,10 +377,10 @@ impl Test {
                 Scalar::Int(n) => ranges.iter().any(|(lo, hi)| *lo <= n && n <= *hi),
                 _ => false,
             },
-            Test::InIp(nets, ranges) => match v {
+            Test::InIp(sets) => match v {
                 Scalar::Ip(ip) => {
-                    nets.iter().any(|net| net.contains(&ip))
-                        || ranges.iter().any(|(lo, hi)| *lo <= ip && ip <= *hi)
+                    sets.nets.iter().any(|net| net.contains(&ip))
+                        || sets.ranges.iter().any(|(lo, hi)| *lo <= ip && ip <= *hi)
                 }
                 _ => false,
             },
@@ -444,6 +456,10 @@ impl Node {
                 .for_each(|n| n.explain(cx, out)),
             Node::Not(inner) | Node::Any(inner) | Node::All(inner) => inner.explain(cx, out),
             Node::Cmp(cmp) => push(out, &cmp.lhs_text, &cmp.lhs.eval(cx)),
+            Node::FieldTest(id, _) => {
+                let value = cx.field(*id).map_or(Val::Missing, Val::of);
+                push(out, cx.scheme().field(*id).name(), &value);
+            }
             Node::Field(id) => {
                 let value = cx.field(*id).map_or(Val::Missing, Val::of);
                 push(out, cx.scheme().field(*id).name(), &value);

@@ -78,7 +78,7 @@ fn key_of(call: &Call) -> Option<MemoKey> {
 
 fn visit_calls(node: &mut Node, f: &mut impl FnMut(&mut Call)) {
     match node {
-        Node::Lit(_) | Node::Field(_) => {}
+        Node::Lit(_) | Node::Field(_) | Node::FieldTest(..) => {}
         Node::Key(inner, _) | Node::Pos(inner, _) | Node::Each(inner) | Node::Not(inner) => {
             visit_calls(inner, f)
         }

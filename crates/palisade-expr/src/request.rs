@@ -169,13 +169,19 @@ impl RequestInfo {
     }
 
     fn header_joined(&self, name: &str, sep: &[u8]) -> Vec<u8> {
-        let all: Vec<&[u8]> = self
+        let mut found = self
             .headers
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
-            .collect();
-        all.join(sep)
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let Some((_, first)) = found.next() else {
+            return Vec::new();
+        };
+        let mut joined = first.clone();
+        for (_, value) in found {
+            joined.extend_from_slice(sep);
+            joined.extend_from_slice(value);
+        }
+        joined
     }
 
     fn headers_map(&self) -> Value {

@@ -254,3 +254,61 @@ fn an_empty_set_continues() {
         Verdict::Continue
     ));
 }
+
+#[test]
+fn shared_call_results_give_every_rule_the_right_answer() {
+    let text = format!(
+        "rules:\n{}{}{}{}",
+        rule(
+            "A",
+            r#"lower(http.request.uri.query) contains "zzz""#,
+            "log",
+            ""
+        ),
+        rule(
+            "B",
+            r#"url_decode(http.request.uri.query) contains "a b""#,
+            "log",
+            ""
+        ),
+        rule(
+            "C",
+            r#"lower(http.request.uri.query) contains "union""#,
+            "log",
+            ""
+        ),
+        rule(
+            "D",
+            r#"any(lower(http.request.uri.args.names[*]) == "q")"#,
+            "log",
+            ""
+        ),
+    );
+    let rules = set(&text);
+    let outcome = run(&rules, &request("/?Q=UNION%20x&w=a+b"));
+    assert_eq!(names(&outcome), ["B", "C", "D"]);
+    let outcome = run(&rules, &request("/?zzz"));
+    assert_eq!(names(&outcome), ["A"]);
+}
+
+#[test]
+fn a_context_of_another_rule_set_does_not_lend_its_shared_results() {
+    let a = set(&format!(
+        "rules:\n{}",
+        rule("A", r#"lower(http.host) == "shop.example""#, "log", "")
+    ));
+    let b = set(&format!(
+        "rules:\n{}",
+        rule(
+            "B",
+            r#"lower(http.user_agent) == "shop.example""#,
+            "log",
+            ""
+        )
+    ));
+    let req = request("/");
+    let fields = RequestFields::new(&req);
+    let cx = a.context(&fields);
+    assert_eq!(a.evaluate_in(&cx).matches.len(), 1);
+    assert!(b.evaluate_in(&cx).matches.is_empty());
+}
