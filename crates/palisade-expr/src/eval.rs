@@ -70,6 +70,16 @@ impl<'a> Context<'a> {
         self.slots.get(self.scheme.len() + index)
     }
 
+    /// Whether the context was made by the rule set `set` (see `RuleSet::context`).
+    pub(crate) fn belongs_to(&self, set: u64) -> bool {
+        self.set == set
+    }
+
+    /// The provider fields come from.
+    pub(crate) fn provider(&self) -> &'a dyn FieldProvider {
+        self.provider
+    }
+
     /// The scheme fields are looked up in.
     pub fn scheme(&self) -> &Scheme {
         self.scheme
@@ -77,6 +87,10 @@ impl<'a> Context<'a> {
 
     /// The value of a field, computing it on first use.
     pub fn field(&self, id: FieldId) -> Option<&Value> {
+        // Ids past the scheme belong to another scheme; past it lie the memo slots.
+        if id.index() >= self.scheme.len() {
+            return None;
+        }
         let slot = self.slots.get(id.index())?;
         slot.get_or_init(|| {
             let def = self.scheme.field(id);
@@ -133,6 +147,15 @@ pub(crate) struct Call {
     pub text: Box<str>,
     /// Where a rule set shares this call's result between its rules.
     pub memo: Option<MemoSlot>,
+}
+
+impl Call {
+    /// The call's result shared in the rule set, computed on first use; `None` when the
+    /// context does not share results for this call.
+    fn memoized<'a>(&'a self, cx: &'a Context<'_>) -> Option<&'a Option<Value>> {
+        let cell = cx.memo(self.memo)?;
+        Some(cell.get_or_init(|| self.func.call(&self.args, self.each, cx).into_value()))
+    }
 }
 
 /// The right side of a comparison, compiled.
@@ -238,11 +261,11 @@ impl Node {
                 }
                 lhs => Val::Bool(cmp.test.run(&lhs)),
             },
-            Node::Call(call) => match cx.memo(call.memo) {
-                Some(cell) => cell
-                    .get_or_init(|| call.func.call(&call.args, call.each, cx).into_value())
-                    .as_ref()
-                    .map_or(Val::Missing, Val::of),
+            Node::Call(call) => match call.memoized(cx) {
+                // A shared `f(x[*])` is stored as an array; it still means one value per element.
+                Some(Some(value)) if call.each => Val::List(Val::of(value).elements()),
+                Some(Some(value)) => Val::of(value),
+                Some(None) => Val::Missing,
                 None => call.func.call(&call.args, call.each, cx),
             },
             Node::Any(inner) => Val::Bool(inner.quantify(cx, true)),
@@ -272,10 +295,10 @@ impl Node {
         // `f(x[*]) OP literal` with f's results shared in the rule set: test them in place.
         if let Node::Cmp(cmp) = self
             && let Node::Call(call) = &cmp.lhs
-            && cx.memo(call.memo).is_some()
+            && let Some(shared) = call.memoized(cx)
         {
-            return match cmp.lhs.eval(cx) {
-                Val::Ref(Value::Array(items)) => {
+            return match shared {
+                Some(Value::Array(items)) => {
                     decide(want_any, items.iter().map(|v| cmp.test.run_value(v)))
                 }
                 _ => !want_any,

@@ -312,3 +312,28 @@ fn a_context_of_another_rule_set_does_not_lend_its_shared_results() {
     assert_eq!(a.evaluate_in(&cx).matches.len(), 1);
     assert!(b.evaluate_in(&cx).matches.is_empty());
 }
+
+#[test]
+fn shared_star_results_still_mean_one_value_per_element() {
+    let text = format!(
+        "rules:\n{}{}",
+        rule(
+            "Names",
+            r#"any(lower(http.request.uri.args.names[*]) == "q")"#,
+            "log",
+            ""
+        ),
+        rule(
+            "Lengths",
+            r#"all(len(lower(http.request.uri.args.names[*])) == 1)"#,
+            "log",
+            ""
+        ),
+    );
+    let rules = set(&text);
+    assert_eq!(
+        names(&run(&rules, &request("/?Q=1&w=2"))),
+        ["Names", "Lengths"]
+    );
+    assert_eq!(names(&run(&rules, &request("/?Q=1&ww=2"))), ["Names"]);
+}

@@ -210,9 +210,14 @@ impl RuleSet {
         Context::with_memo(&self.scheme, provider, self.id, self.memo_slots)
     }
 
-    /// Like [`RuleSet::evaluate`] with a caller-held context (from [`RuleSet::context`]), so
-    /// fields computed here stay cached for the caller.
+    /// Like [`RuleSet::evaluate`] with a caller-held context from [`RuleSet::context`], so
+    /// fields computed here stay cached for the caller. Given any other context, it evaluates
+    /// in a fresh one from the same provider.
     pub fn evaluate_in(&self, cx: &Context<'_>) -> Outcome<'_> {
+        if !cx.belongs_to(self.id) {
+            // A context of another set may number fields differently: start afresh.
+            return self.evaluate(cx.provider());
+        }
         let mut outcome = Outcome {
             matches: Vec::new(),
             verdict: Verdict::Continue,
