@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(ast) = parse(text) {
         let printed = ast.to_string();
-        assert!(parse(&printed).is_ok(), "printed form does not parse: {printed}");
+        assert!(
+            parse(&printed).is_ok(),
+            "printed form does not parse: {printed}"
+        );
     }
     let scheme = Scheme::standard();
     let Ok(expression) = Expression::compile(text, &scheme) else {
@@ -21,7 +24,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let request = RequestInfo::from_cli(
         "POST /search?q=union+select&a=%41 HTTP/1.1",
-        &["Host: shop.example", "Cookie: a=1; b=2", "Content-Type: application/x-www-form-urlencoded"],
+        &[
+            "Host: shop.example",
+            "Cookie: a=1; b=2",
+            "Content-Type: application/x-www-form-urlencoded",
+        ],
         Some(b"user=admin&pass=x".to_vec()),
         None,
     )

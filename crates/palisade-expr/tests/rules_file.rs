@@ -322,3 +322,23 @@ fn yaml_rules_can_be_loaded_without_a_rule_set() {
     let rules = load_yaml("waf.yaml", REQUIREMENTS_EXAMPLE, &Scheme::standard()).expect("loads");
     assert_eq!(rules.len(), 3);
 }
+
+#[test]
+fn plain_multi_line_expressions_map_their_continuation_lines() {
+    let text = "rules:\n  - name: A\n    action: log\n    expression: http.host == \"a\"\n      and ip.src contains \"x\"\n";
+    let error = first_error(text);
+    assert!(
+        error.starts_with("waf.yaml:5:18: 'contains' needs a string"),
+        "{error}"
+    );
+}
+
+#[test]
+fn windows_line_endings_keep_positions() {
+    let text = "rules:\r\n  - name: A\r\n    action: log\r\n    expression: ssl contains \"x\"\r\n";
+    let error = first_error(text);
+    assert!(
+        error.starts_with("waf.yaml:4:21: 'contains' needs a string"),
+        "{error}"
+    );
+}
