@@ -9,7 +9,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use crate::ast::{CmpOp, Expr, ExprKind, Index, Literal, Rhs, SetItem};
 use crate::error::{ExprError, Span};
-use crate::eval::{Call, Compare, Context, Decided, IpSet, Node, Test};
+use crate::eval::{Call, Compare, Context, Decided, FieldKey, IpSet, Node, Test};
 use crate::funcs::{self, Func};
 use crate::parse::parse;
 use crate::scheme::{FieldSet, Scheme};
@@ -184,7 +184,17 @@ impl Compiler<'_> {
         }
         match (index, &typed.ty) {
             (Index::Key(key), Type::Map(value)) => Ok((
-                Node::Key(Box::new(node), key.clone()),
+                match node {
+                    Node::Field(field) => {
+                        let key = key.clone();
+                        Node::FieldKey(Box::new(FieldKey {
+                            field,
+                            key,
+                            memo: None,
+                        }))
+                    }
+                    node => Node::Key(Box::new(node), key.clone()),
+                },
                 Typed::one((**value).clone()),
             )),
             (Index::Pos(pos), Type::Array(elem)) => Ok((

@@ -26,6 +26,25 @@ use crate::types::Value;
 pub trait FieldProvider {
     /// The value of `field` for this request.
     fn value(&self, field: &FieldDef) -> Option<Value>;
+
+    /// One entry of the map field `field`, without computing the whole map: lets a rule set
+    /// that reads `http.request.headers["x-api-key"]` skip building the map of every header.
+    /// The default says [`KeyLookup::Unsupported`], and the whole map is computed instead.
+    fn lookup(&self, field: &FieldDef, key: &[u8]) -> KeyLookup {
+        let _ = (field, key);
+        KeyLookup::Unsupported
+    }
+}
+
+/// The answer of [`FieldProvider::lookup`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// The map holds `key` with this value.
+    Found(Value),
+    /// The map does not hold `key`.
+    Missing,
+    /// The provider cannot look up single keys of this field.
+    Unsupported,
 }
 
 /// One request's evaluation state: the provider and the cache of fields computed so far.
@@ -113,6 +132,9 @@ pub(crate) enum Node {
     Lit(Value),
     Field(FieldId),
     Key(Box<Node>, Vec<u8>),
+    /// `field["key"]`: shared between a rule set's rules and looked up without the whole map
+    /// when the provider can.
+    FieldKey(Box<FieldKey>),
     Pos(Box<Node>, i64),
     Each(Box<Node>),
     Not(Box<Node>),
@@ -126,6 +148,39 @@ pub(crate) enum Node {
     Call(Box<Call>),
     Any(Box<Node>),
     All(Box<Node>),
+}
+
+/// A literal key of a map field.
+#[derive(Debug)]
+pub(crate) struct FieldKey {
+    pub field: FieldId,
+    pub key: Vec<u8>,
+    pub memo: Option<MemoSlot>,
+}
+
+impl FieldKey {
+    fn eval<'a>(&'a self, cx: &'a Context<'_>) -> Val<'a> {
+        let whole = |cx: &'a Context<'_>| match cx.field(self.field) {
+            Some(Value::Map(map)) => map.get(self.key.as_slice()),
+            _ => None,
+        };
+        if cx.is_computed(self.field) {
+            return whole(cx).map_or(Val::Missing, Val::of);
+        }
+        let Some(cell) = cx.memo(self.memo) else {
+            return whole(cx).map_or(Val::Missing, Val::of);
+        };
+        let value = cell.get_or_init(|| {
+            let def = cx.scheme().field(self.field);
+            let element = def.ty().element();
+            match cx.provider().lookup(def, &self.key) {
+                KeyLookup::Found(v) => Some(v).filter(|v| element.is_some_and(|t| v.has_type(t))),
+                KeyLookup::Missing => None,
+                KeyLookup::Unsupported => whole(cx).cloned(),
+            }
+        });
+        value.as_ref().map_or(Val::Missing, Val::of)
+    }
 }
 
 /// `lhs OP literal`, with the literal prepared for fast testing.
@@ -239,6 +294,7 @@ impl Node {
         match self {
             Node::Lit(v) => Val::of(v),
             Node::Field(id) => cx.field(*id).map_or(Val::Missing, Val::of),
+            Node::FieldKey(fk) => fk.eval(cx),
             Node::Key(base, key) => match base.eval(cx) {
                 Val::Ref(Value::Map(map)) => map.get(key.as_slice()).map_or(Val::Missing, Val::of),
                 _ => Val::Missing,
@@ -492,7 +548,7 @@ impl Node {
                     push(out, &call.text, &first.eval(cx));
                 }
             }
-            Node::Lit(_) | Node::Key(..) | Node::Pos(..) | Node::Each(_) => {}
+            Node::Lit(_) | Node::Key(..) | Node::FieldKey(_) | Node::Pos(..) | Node::Each(_) => {}
         }
     }
 }

@@ -28,7 +28,7 @@ mod types;
 pub use ast::{CmpOp, Expr, ExprKind, Index, Literal, Rhs, SetItem};
 pub use compile::{Expression, REGEX_SIZE_LIMIT};
 pub use error::{ExprError, Span};
-pub use eval::{Context, Decided, FieldProvider};
+pub use eval::{Context, Decided, FieldProvider, KeyLookup};
 pub use parse::{MAX_DEPTH, MAX_EXPRESSION_BYTES, parse};
 pub use rules::{
     Action, LimitKey, LoadError, LoadErrors, Mode, Outcome, Phase, RateLimitRequest, Rule,

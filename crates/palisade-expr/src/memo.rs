@@ -4,7 +4,8 @@
 //! (`lower(http.request.uri.path)`, `url_decode(http.request.uri.query)`). When a
 //! [`crate::RuleSet`] is built, every such call gets a slot; the first rule to evaluate it
 //! fills the slot in the request's [`crate::Context`] and later rules read it. A call of the
-//! form `f(field[*])` memoizes the whole mapped array. Slots are tagged with the rule set's
+//! form `f(field[*])` memoizes the whole mapped array, and `field["key"]` the map entry
+//! (looked up alone when the provider can, see `FieldProvider::lookup`). Slots are tagged with the rule set's
 //! id, so an expression evaluated in a context of another set simply recomputes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,31 +28,46 @@ pub(crate) fn next_set_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// What a memoizable call computes: function (with options), field, and whether per element.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a slot holds: a function (with options) of a field, possibly per element; or (with
+/// `func` 0) the entry `key` of a map field.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct MemoKey {
     func: u8,
     field: FieldId,
     each: bool,
+    key: Vec<u8>,
 }
 
 /// Assigns slots to every memoizable call in `roots`; returns how many slots there are.
 pub(crate) fn assign<'n>(set: u64, roots: impl Iterator<Item = &'n mut Node>) -> usize {
     let mut keys: Vec<MemoKey> = Vec::new();
+    let mut slot_of = |key: MemoKey| {
+        let index = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+            keys.push(key);
+            keys.len() - 1
+        });
+        Some(MemoSlot {
+            set,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        })
+    };
     for root in roots {
-        visit_calls(root, &mut |call| {
-            let Some(key) = key_of(call) else {
-                return;
-            };
-            let index = match keys.iter().position(|k| *k == key) {
-                Some(i) => i,
-                None => {
-                    keys.push(key);
-                    keys.len() - 1
+        visit(root, &mut |node| match node {
+            Node::Call(call) => {
+                if let Some(key) = key_of(call) {
+                    call.memo = slot_of(key);
                 }
-            };
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
-            call.memo = Some(MemoSlot { set, index });
+            }
+            Node::FieldKey(fk) => {
+                let key = MemoKey {
+                    func: 0,
+                    field: fk.field,
+                    each: false,
+                    key: fk.key.clone(),
+                };
+                fk.memo = slot_of(key);
+            }
+            _ => {}
         });
     }
     keys.len()
@@ -73,25 +89,29 @@ fn key_of(call: &Call) -> Option<MemoKey> {
         },
         _ => return None,
     };
-    Some(MemoKey { func, field, each })
+    Some(MemoKey {
+        func,
+        field,
+        each,
+        key: Vec::new(),
+    })
 }
 
-fn visit_calls(node: &mut Node, f: &mut impl FnMut(&mut Call)) {
+/// Calls `f` on every node below `node` (children first).
+fn visit(node: &mut Node, f: &mut impl FnMut(&mut Node)) {
     match node {
-        Node::Lit(_) | Node::Field(_) | Node::FieldTest(..) => {}
+        Node::Lit(_) | Node::Field(_) | Node::FieldTest(..) | Node::FieldKey(_) => {}
         Node::Key(inner, _) | Node::Pos(inner, _) | Node::Each(inner) | Node::Not(inner) => {
-            visit_calls(inner, f)
+            visit(inner, f)
         }
-        Node::Any(inner) | Node::All(inner) => visit_calls(inner, f),
+        Node::Any(inner) | Node::All(inner) => visit(inner, f),
         Node::And(items) | Node::Or(items) | Node::Xor(items) => {
-            items.iter_mut().for_each(|n| visit_calls(n, f))
+            items.iter_mut().for_each(|n| visit(n, f))
         }
-        Node::Cmp(cmp) => visit_calls(&mut cmp.lhs, f),
-        Node::Call(call) => {
-            call.args.iter_mut().for_each(|n| visit_calls(n, f));
-            f(call);
-        }
+        Node::Cmp(cmp) => visit(&mut cmp.lhs, f),
+        Node::Call(call) => call.args.iter_mut().for_each(|n| visit(n, f)),
     }
+    f(node);
 }
 
 impl Val<'_> {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::eval::FieldProvider;
+use crate::eval::{FieldProvider, KeyLookup};
 use crate::funcs::url_decode;
 use crate::scheme::{FieldDef, StandardField};
 use crate::types::Value;
@@ -125,6 +125,33 @@ impl RequestInfo {
             F::Ssl => Value::Bool(self.tls),
             F::UserId => self.user_id.clone().unwrap_or_default().into(),
         }
+    }
+
+    /// The values under `key` in the map field `field` (empty if none), without building the
+    /// map; `None` if `field` is not a map.
+    pub fn standard_entry(&self, field: StandardField, key: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let matching = |pairs: Vec<(Vec<u8>, Vec<u8>)>| {
+            pairs
+                .into_iter()
+                .filter(|(name, _)| name == key)
+                .map(|(_, value)| value)
+                .collect()
+        };
+        Some(match field {
+            StandardField::Headers => self
+                .headers
+                .iter()
+                .filter(|(name, _)| {
+                    name.as_bytes().eq_ignore_ascii_case(key)
+                        && !key.iter().any(u8::is_ascii_uppercase)
+                })
+                .map(|(_, value)| value.clone())
+                .collect(),
+            StandardField::Cookies => matching(self.cookies()),
+            StandardField::UriArgs => matching(pairs(self.query().as_bytes(), b'&', false)),
+            StandardField::BodyForm => matching(self.form()),
+            _ => return None,
+        })
     }
 
     /// Path and query, without scheme and authority for absolute targets.
@@ -246,6 +273,9 @@ impl RequestInfo {
 
 /// `("host", "/path?q")` for `scheme://host/path?q`; `None` for origin-form targets.
 fn split_absolute(target: &str) -> Option<(&str, &str)> {
+    if target.starts_with('/') {
+        return None;
+    }
     let (scheme, rest) = target.split_once("://")?;
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return None;
@@ -324,6 +354,19 @@ impl<'r> RequestFields<'r> {
 impl FieldProvider for RequestFields<'_> {
     fn value(&self, field: &FieldDef) -> Option<Value> {
         field.standard().map(|f| self.request.standard_value(f))
+    }
+
+    fn lookup(&self, field: &FieldDef, key: &[u8]) -> KeyLookup {
+        let Some(field) = field.standard() else {
+            return KeyLookup::Unsupported;
+        };
+        match self.request.standard_entry(field, key) {
+            Some(values) if values.is_empty() => KeyLookup::Missing,
+            Some(values) => {
+                KeyLookup::Found(Value::Array(values.into_iter().map(Value::Bytes).collect()))
+            }
+            None => KeyLookup::Unsupported,
+        }
     }
 }
 

@@ -337,3 +337,54 @@ fn shared_star_results_still_mean_one_value_per_element() {
     );
     assert_eq!(names(&run(&rules, &request("/?Q=1&ww=2"))), ["Names"]);
 }
+
+#[test]
+fn single_map_entries_are_looked_up_without_building_the_map() {
+    let text = format!(
+        "rules:\n{}{}",
+        rule(
+            "Key",
+            r#"http.request.headers["x-api-key"][0] == "k1""#,
+            "log",
+            ""
+        ),
+        rule(
+            "Star",
+            r#"any(http.request.headers["accept"][*] contains "json")"#,
+            "log",
+            ""
+        ),
+    );
+    let rules = set(&text);
+    let req = request("/").with_header("X-Api-Key", "k1");
+    let fields = RequestFields::new(&req);
+    let cx = rules.context(&fields);
+    assert_eq!(names(&rules.evaluate_in(&cx)), ["Key", "Star"]);
+    let headers = rules
+        .scheme()
+        .lookup("http.request.headers")
+        .expect("field")
+        .id();
+    assert!(!cx.is_computed(headers));
+}
+
+#[test]
+fn entry_lookups_agree_with_whole_maps() {
+    let expressions = [
+        r#"http.request.headers["accept"][1] == "application/json""#,
+        r#"http.request.headers["Accept"][0] == "text/html""#,
+        r#"http.request.cookies["theme"][0] == "dark""#,
+        r#"http.request.uri.args["tag"][1] == "b""#,
+        r#"len(http.request.uri.args["none"]) == 0"#,
+        r#"http.request.body.form["user"][0] == "admin""#,
+    ];
+    let mut req = common::form_post("/?tag=a&tag=b", "user=ad%6din");
+    req.headers
+        .push(("accept".into(), b"application/json".to_vec()));
+    for expression in expressions {
+        let text = format!("rules:\n{}", rule("R", expression, "log", ""));
+        let shared = !run(&set(&text), &req).matches.is_empty();
+        let alone = common::eval(expression, &req);
+        assert_eq!(shared, alone, "{expression}");
+    }
+}
