@@ -95,9 +95,9 @@ impl RequestInfo {
             F::UriPath => self.path().into(),
             F::UriPathExtension => extension(self.path()).into(),
             F::UriQuery => self.query().into(),
-            F::UriArgs => string_map(pairs(self.query().as_bytes(), b'&', false)),
-            F::UriArgsNames => names(pairs(self.query().as_bytes(), b'&', false)),
-            F::UriArgsValues => values(pairs(self.query().as_bytes(), b'&', false)),
+            F::UriArgs => string_map(pairs(self.query().as_bytes(), false)),
+            F::UriArgsNames => array(raw_pairs(self.query().as_bytes()).map(|(n, _)| n.to_vec())),
+            F::UriArgsValues => array(raw_pairs(self.query().as_bytes()).map(|(_, v)| v.to_vec())),
             F::FullUri => self.full_uri().into(),
             F::Version => self.version.as_str().into(),
             F::Host => Value::Bytes(self.host()),
@@ -148,7 +148,10 @@ impl RequestInfo {
                 .map(|(_, value)| value.clone())
                 .collect(),
             StandardField::Cookies => matching(self.cookies()),
-            StandardField::UriArgs => matching(pairs(self.query().as_bytes(), b'&', false)),
+            StandardField::UriArgs => raw_pairs(self.query().as_bytes())
+                .filter(|(name, _)| *name == key)
+                .map(|(_, value)| value.to_vec())
+                .collect(),
             StandardField::BodyForm => matching(self.form()),
             _ => return None,
         })
@@ -255,7 +258,7 @@ impl RequestInfo {
         {
             return Vec::new();
         }
-        pairs(&body.prefix, b'&', true)
+        pairs(&body.prefix, true)
     }
 
     fn body_size(&self) -> i64 {
@@ -292,12 +295,17 @@ fn extension(path: &str) -> String {
     }
 }
 
-/// Splits `a=1&b=2` style text; `decode` applies form decoding to names and values.
-fn pairs(text: &[u8], sep: u8, decode: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
-    text.split(|b| *b == sep)
+/// `a=1&b=2` split into borrowed name/value pairs, empty pieces skipped.
+fn raw_pairs(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    text.split(|b| *b == b'&')
         .filter(|piece| !piece.is_empty())
-        .map(|piece| {
-            let (name, value) = split_pair(piece);
+        .map(split_pair)
+}
+
+/// Splits `a=1&b=2` style text; `decode` applies form decoding to names and values.
+fn pairs(text: &[u8], decode: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    raw_pairs(text)
+        .map(|(name, value)| {
             if decode {
                 (url_decode(name, false), url_decode(value, false))
             } else {
