@@ -185,6 +185,7 @@ impl Parser<'_> {
     /// `{ item item ... }` where items are literals or ranges.
     fn set(&mut self, op_text: &str) -> Result<Rhs, ExprError> {
         let start = self.span().start;
+        // TODO: named lists (`in $office_ips`); rule authors must write the set inline.
         if *self.peek() != Tok::LBrace {
             return Err(self.expected(&format!("'{{' to open a set after '{op_text}'")));
         }

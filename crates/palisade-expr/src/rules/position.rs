@@ -28,6 +28,8 @@ impl fmt::Display for Position {
     }
 }
 
+// TODO: align escapes that change a character (`\x41`, `\u00e9`) exactly; after one, error
+// columns on the same line of a double-quoted YAML or TOML value may be off by a few.
 /// Line and column (1-based) of expression byte offsets, sorted by offset.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ExprMap {
