@@ -1,2 +1,4 @@
 //! Implementations of the store traits from `palisade-policy`: memory, SQLite (the embedded
 //! default), Redis (shared state between instances) and PostgreSQL (audit, jobs).
+
+pub mod ratelimit;

@@ -1,0 +1,3 @@
+//! Rate-limit benchmarks (filled in below).
+
+fn main() {}
