@@ -90,9 +90,8 @@ impl RequestBody {
                 Some(Err(err)) => return Err(GatewayError::BadBody(err.to_string())),
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
-                        self.count(data.len()).map_err(|e| GatewayError::BodyTooLarge {
-                            limit: e.0,
-                        })?;
+                        self.count(data.len())
+                            .map_err(|e| GatewayError::BodyTooLarge { limit: e.0 })?;
                         self.prefix.extend_from_slice(&data);
                     }
                     Err(frame) => {

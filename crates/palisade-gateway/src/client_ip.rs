@@ -37,14 +37,14 @@ impl ClientIpResolver {
         }
         match &self.header {
             Some(name) => single_header(headers, name).unwrap_or(peer),
-            None => self.from_forwarded_for(peer, headers),
+            None => self.walk_forwarded_for(peer, headers),
         }
     }
 
     /// Walks `X-Forwarded-For` from the right: the first address that is not a trusted
     /// proxy is the client. An unreadable entry stops the walk at the last trusted hop,
     /// since anything left of it was written by the client.
-    fn from_forwarded_for(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    fn walk_forwarded_for(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let entries: Vec<&str> = headers
             .get_all(http::header::HeaderName::from_static("x-forwarded-for"))
             .iter()
@@ -88,9 +88,7 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 /// one client has one address in keys, logs and CIDR checks.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -119,7 +117,10 @@ mod tests {
     #[test]
     fn untrusted_peers_cannot_choose_their_address() {
         let h = headers(&[("x-forwarded-for", "1.1.1.1")]);
-        assert_eq!(resolver(&[]).resolve(ip("203.0.113.9"), &h), ip("203.0.113.9"));
+        assert_eq!(
+            resolver(&[]).resolve(ip("203.0.113.9"), &h),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
@@ -145,7 +146,10 @@ mod tests {
             vec!["127.0.0.1".parse().expect("cidr")],
             Some(HeaderName::from_static("cf-connecting-ip")),
         );
-        let h = headers(&[("cf-connecting-ip", "2001:db8::7"), ("x-forwarded-for", "9.9.9.9")]);
+        let h = headers(&[
+            ("cf-connecting-ip", "2001:db8::7"),
+            ("x-forwarded-for", "9.9.9.9"),
+        ]);
         assert_eq!(r.resolve(ip("127.0.0.1"), &h), ip("2001:db8::7"));
     }
 

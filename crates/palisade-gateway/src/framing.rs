@@ -101,7 +101,10 @@ impl FramingTracker {
     fn feed_head(&mut self, bytes: &[u8]) -> Result<usize, Option<Finding>> {
         // RFC 9112 §2.2: empty lines before a request line are ignored.
         if self.line.is_empty() {
-            let skip = bytes.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+            let skip = bytes
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
             if skip > 0 {
                 return Ok(skip);
             }
@@ -232,10 +235,7 @@ impl FramingTracker {
 
 /// Parses `1a;ext=1` (RFC 9112 §7.1): hex digits, optional whitespace and extensions.
 fn parse_chunk_size(line: &[u8]) -> Option<u64> {
-    let digits = line
-        .iter()
-        .take_while(|b| b.is_ascii_hexdigit())
-        .count();
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     let rest = &line[digits..];
     let rest_ok = rest
         .iter()
@@ -262,7 +262,9 @@ mod tests {
 
     fn feed_byte_by_byte(input: &[u8]) -> Option<Finding> {
         let mut tracker = FramingTracker::new(8192, 100);
-        input.iter().find_map(|b| tracker.feed(std::slice::from_ref(b)))
+        input
+            .iter()
+            .find_map(|b| tracker.feed(std::slice::from_ref(b)))
     }
 
     #[test]
@@ -282,9 +284,11 @@ mod tests {
     #[test]
     fn a_smuggled_head_inside_a_body_is_not_read_as_a_head() {
         let body = b"GET /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let mut input =
-            format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", body.len())
-                .into_bytes();
+        let mut input = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
         input.extend_from_slice(body);
         assert_eq!(feed_all(&input), None);
         assert_eq!(feed_byte_by_byte(&input), None);
@@ -312,7 +316,10 @@ mod tests {
     fn http2_prefaces_turn_the_tracker_off() {
         let mut tracker = FramingTracker::new(8192, 100);
         assert_eq!(tracker.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None);
-        assert_eq!(tracker.feed(b"POST / HTTP/1.1\r\nContent-Length: 1\r\n"), None);
+        assert_eq!(
+            tracker.feed(b"POST / HTTP/1.1\r\nContent-Length: 1\r\n"),
+            None
+        );
         assert!(!tracker.head_in_progress());
     }
 

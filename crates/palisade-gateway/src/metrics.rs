@@ -74,7 +74,12 @@ impl LabeledCounter {
         };
         for (values, counter) in series.iter() {
             let labels = format_labels(self.labels, values);
-            let _ = writeln!(out, "{}{labels} {}", self.name, counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{}{labels} {}",
+                self.name,
+                counter.load(Ordering::Relaxed)
+            );
         }
     }
 }
@@ -225,7 +230,10 @@ impl Metrics {
         self.events.render(&mut out);
         self.events_dropped.render(&mut out);
         self.config_reloads.render(&mut out);
-        let _ = writeln!(out, "# HELP palisade_open_connections Client connections open now.");
+        let _ = writeln!(
+            out,
+            "# HELP palisade_open_connections Client connections open now."
+        );
         let _ = writeln!(out, "# TYPE palisade_open_connections gauge");
         let open = self.open_connections.load(Ordering::Relaxed);
         let _ = writeln!(out, "palisade_open_connections {open}");
@@ -269,7 +277,9 @@ mod tests {
         metrics.record_request(200, "allowed", Duration::from_millis(1));
         let text = metrics.render();
         assert!(text.contains("palisade_requests_total{class=\"2xx\",decision=\"allowed\"} 2"));
-        assert!(text.contains("palisade_requests_total{class=\"4xx\",decision=\"rate_limited\"} 1"));
+        assert!(
+            text.contains("palisade_requests_total{class=\"4xx\",decision=\"rate_limited\"} 1")
+        );
         assert!(text.contains("palisade_request_duration_seconds_bucket{le=\"0.001\"} 2"));
         assert!(text.contains("palisade_request_duration_seconds_count 3"));
     }

@@ -31,7 +31,7 @@ pub use state::StateConfig;
 pub const REDIS_URL_ENV: &str = "PALISADE_REDIS_URL";
 
 /// The whole configuration. Each capability owns one section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `[server]`: the public listener, client limits and timeouts, TLS.
@@ -50,19 +50,6 @@ pub struct Config {
     pub rate_limit: Option<Vec<RateLimitRule>>,
     // Later sections plug in here, one field each: `waf`, `session`, `csrf`,
     // `identity` (`[identity.jwt]`), `upload` (`[[upload]]`), `scanner`.
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            upstream: UpstreamConfig::default(),
-            admin: AdminConfig::default(),
-            log: LogConfig::default(),
-            state: StateConfig::default(),
-            rate_limit: None,
-        }
-    }
 }
 
 /// Values given on the command line; they win over the file, on start-up and on reload.
@@ -144,10 +131,7 @@ impl Config {
         let origin = file.unwrap_or(Path::new("<defaults>"));
         if let Ok(text) = std::env::var(REDIS_URL_ENV) {
             let url = state::RedisUrl::parse(&text, false).map_err(|message| {
-                ConfigError::single(Diagnostic::whole_file(
-                    Path::new(REDIS_URL_ENV),
-                    message,
-                ))
+                ConfigError::single(Diagnostic::whole_file(Path::new(REDIS_URL_ENV), message))
             })?;
             self.state.redis_url = Some(url);
         }

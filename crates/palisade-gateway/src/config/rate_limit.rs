@@ -109,7 +109,10 @@ impl TryFrom<RawRule> for RateLimitRule {
 
     fn try_from(raw: RawRule) -> Result<Self, Self::Error> {
         let name = &raw.name;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             return Err(format!(
                 "invalid rate_limit name {name:?} (expected letters, digits, '-', '_' or '.')"
@@ -174,7 +177,9 @@ fn parse_key(rule: &str, text: &str) -> Result<KeySpec, String> {
         "user" => KeySpec::User,
         _ => {
             let Some(name) = text.strip_prefix("header:") else {
-                return Err(format!("rate_limit {rule:?}: invalid key {text:?} {expected}"));
+                return Err(format!(
+                    "rate_limit {rule:?}: invalid key {text:?} {expected}"
+                ));
             };
             let name = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
                 .map_err(|_| {

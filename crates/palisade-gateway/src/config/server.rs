@@ -226,9 +226,7 @@ impl FromStr for UpstreamUrl {
         if uri.scheme_str() != Some("http") {
             // TODO: https upstreams; an operator must keep palisade and the app on one host
             // or a private network until then.
-            return Err(format!(
-                "upstream URL {text:?} must use http:// {expected}"
-            ));
+            return Err(format!("upstream URL {text:?} must use http:// {expected}"));
         }
         let path_is_root = matches!(uri.path(), "" | "/") && uri.query().is_none();
         match uri.authority() {

@@ -11,7 +11,10 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn first_error(text: &str) -> String {
-    parse(text).expect_err("config should be refused").diagnostics[0].to_string()
+    parse(text)
+        .expect_err("config should be refused")
+        .diagnostics[0]
+        .to_string()
 }
 
 #[test]
@@ -21,7 +24,10 @@ fn an_empty_file_gives_the_safe_defaults() {
     assert!(config.server.trusted_proxies.is_empty());
     assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9090");
     let rules = config.rate_limit_rules();
-    let default = rules.iter().find(|r| r.name == "default").expect("default rule");
+    let default = rules
+        .iter()
+        .find(|r| r.name == "default")
+        .expect("default rule");
     assert_eq!(default.quota.limit, 10);
     assert_eq!(default.quota.window, Duration::from_secs(10));
     assert_eq!(default.quota.algorithm, Algorithm::SlidingWindow);
@@ -55,7 +61,10 @@ allow = ["10.0.0.0/8", "::1"]
     assert_eq!(rules.len(), 1);
     let rule = &rules[0];
     assert_eq!(rule.methods, vec![http::Method::POST]);
-    assert_eq!(rule.key, KeySpec::Header("x-api-key".parse().expect("name")));
+    assert_eq!(
+        rule.key,
+        KeySpec::Header("x-api-key".parse().expect("name"))
+    );
     assert_eq!(rule.quota.algorithm, Algorithm::TokenBucket);
     assert_eq!(rule.quota.window, Duration::from_secs(60));
     assert_eq!(rule.mode, Mode::Log);
@@ -65,7 +74,10 @@ allow = ["10.0.0.0/8", "::1"]
 #[test]
 fn unknown_keys_are_reported_with_line_and_column() {
     let message = first_error("[server]\nlisten = \"127.0.0.1:1\"\nlsiten = 3\n");
-    assert!(message.starts_with("palisade.toml:3:1: unknown field `lsiten`"), "{message}");
+    assert!(
+        message.starts_with("palisade.toml:3:1: unknown field `lsiten`"),
+        "{message}"
+    );
     assert!(message.contains("expected one of"), "{message}");
 }
 
@@ -78,9 +90,8 @@ fn bad_durations_point_at_the_value() {
 
 #[test]
 fn invalid_rules_say_what_was_expected() {
-    let message = first_error(
-        "[[rate_limit]]\nname = \"a\"\nkey = \"cookie\"\nlimit = 1\nwindow = \"1s\"\n",
-    );
+    let message =
+        first_error("[[rate_limit]]\nname = \"a\"\nkey = \"cookie\"\nlimit = 1\nwindow = \"1s\"\n");
     assert!(message.contains("expected \\\"ip\\\"") || message.contains("expected \"ip\""));
     assert!(message.starts_with("palisade.toml:1:1:") || message.starts_with("palisade.toml:2"));
 }
@@ -127,8 +138,8 @@ fn syntax_errors_point_at_the_line() {
 
 #[test]
 fn trusted_proxies_accept_ranges_and_single_addresses() {
-    let config = parse("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n")
-        .expect("valid");
+    let config =
+        parse("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n").expect("valid");
     let proxies = &config.server.trusted_proxies;
     assert!(proxies[0].contains("10.9.9.9".parse().expect("ip")));
     assert!(proxies[1].contains("192.0.2.7".parse().expect("ip")));

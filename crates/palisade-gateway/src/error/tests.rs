@@ -60,7 +60,10 @@ async fn every_error_maps_to_its_status_source_and_a_page_without_detail() {
 #[tokio::test]
 async fn clients_asking_for_json_get_json_errors() {
     let mut headers = HeaderMap::new();
-    headers.insert(http::header::ACCEPT, HeaderValue::from_static("application/json"));
+    headers.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
     let response = GatewayError::UpstreamTimeout.to_response(&headers);
     assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
     let json: serde_json::Value =

@@ -131,7 +131,10 @@ mod tests {
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(format_rfc3339(1_767_225_599_000), "2025-12-31T23:59:59.000Z");
+        assert_eq!(
+            format_rfc3339(1_767_225_599_000),
+            "2025-12-31T23:59:59.000Z"
+        );
     }
 
     #[tokio::test]

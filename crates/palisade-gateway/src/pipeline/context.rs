@@ -2,7 +2,6 @@
 //! the per-request context that stages annotate for the stages after them.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderMap;
@@ -144,6 +143,3 @@ impl RequestContext {
         &self.events
     }
 }
-
-/// Shared handle type for things stages hold.
-pub type Shared<T> = Arc<T>;

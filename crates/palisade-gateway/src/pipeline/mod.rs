@@ -120,7 +120,9 @@ impl Pipeline {
     /// The names of the stages, in order: request phase, then response phase.
     pub fn stage_names(&self) -> Vec<&'static str> {
         let request = self.request.iter().map(|s| s.name());
-        request.chain(self.response.iter().map(|s| s.name())).collect()
+        request
+            .chain(self.response.iter().map(|s| s.name()))
+            .collect()
     }
 
     /// Runs the request phase; `Some` is a stage's answer.
