@@ -79,12 +79,11 @@ async fn write_events(output: impl AsyncWrite + Unpin, mut events: mpsc::Receive
     let _ = writer.flush().await;
 }
 
-/// One event as a JSON line with a timestamp first.
+/// One event as a JSON line, the timestamp first so lines sort and read by time.
 pub fn event_line(event: &Event) -> String {
-    let mut object = serde_json::Map::new();
-    object.insert("ts".into(), serde_json::Value::String(rfc3339_now()));
-    object.extend(event.to_json());
-    serde_json::Value::Object(object).to_string()
+    let fields = serde_json::Value::Object(event.to_json()).to_string();
+    let rest = fields.strip_prefix('{').unwrap_or(&fields);
+    format!("{{\"ts\":\"{}\",{rest}", rfc3339_now())
 }
 
 /// The current UTC time as `2026-01-31T12:34:56.789Z`.
@@ -135,6 +134,14 @@ mod tests {
             format_rfc3339(1_767_225_599_000),
             "2025-12-31T23:59:59.000Z"
         );
+    }
+
+    #[test]
+    fn event_lines_are_json_with_the_timestamp_first() {
+        let line = event_line(&Event::StateRecovered { backend: "redis" });
+        assert!(line.starts_with("{\"ts\":\""), "{line}");
+        let json: serde_json::Value = serde_json::from_str(&line).expect("valid json");
+        assert_eq!(json["event"], "state.recovered");
     }
 
     #[tokio::test]
