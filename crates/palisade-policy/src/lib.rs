@@ -4,5 +4,6 @@
 //! The store traits that `palisade-store` implements are defined here.
 
 pub mod clock;
+pub mod headers;
 pub mod ratelimit;
 pub mod units;

@@ -163,6 +163,22 @@ mod tests {
     }
 
     #[test]
+    fn the_worked_example_in_docs_rate_limiting_holds() {
+        // 8 requests in [0 s, 10 s), 3 so far in [10 s, 20 s), a request at 12 s.
+        let allowed = decide(10, 10_000, 2_000, 8, 3);
+        assert_eq!(weighted_previous(8, 10_000, 2_000), 6);
+        assert!(allowed.allowed);
+        assert_eq!(allowed.remaining, 0);
+        assert_eq!(allowed.reset_after, Duration::from_millis(8_000));
+
+        let refused = decide(10, 10_000, 2_000, 8, 4);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, Some(Duration::from_millis(501)));
+        assert!(!decide(10, 10_000, 2_500, 8, 4).allowed);
+        assert!(decide(10, 10_000, 2_501, 8, 4).allowed);
+    }
+
+    #[test]
     fn a_refused_request_is_not_counted() {
         let quota = ten_per_ten_seconds();
         let mut state = State::fresh(&quota, 0);

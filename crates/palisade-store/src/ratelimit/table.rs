@@ -110,10 +110,7 @@ impl<V> BoundedMap<V> {
     }
 
     /// Reads the value for `key` if it is present and not idle at `now`.
-    #[allow(
-        dead_code,
-        reason = "the Redis limiter's blocked cache is its first user"
-    )]
+    #[allow(dead_code)]
     pub(crate) fn read<R>(
         &self,
         key: &str,
@@ -127,10 +124,7 @@ impl<V> BoundedMap<V> {
     }
 
     /// Stores `value` for `key` until `idle_at`, replacing any previous value.
-    #[allow(
-        dead_code,
-        reason = "the Redis limiter's blocked cache is its first user"
-    )]
+    #[allow(dead_code)]
     pub(crate) fn insert(&self, key: &str, now: UnixMillis, value: V, idle_at: UnixMillis) {
         let hash = self.hasher.hash_one(key);
         let mut table = self.lock(hash);

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Rate-limit decision benchmarks, one run, printed as ratios against their peers:
+#   memory limiter ns/decision over 10 000 keys vs the governor crate (target: within 2x);
+#   Redis limiter decisions/s with 64 concurrent requests on one multiplexed connection vs a
+#   bare EVALSHA loop of the same script.
+# Usage: bench/ratelimit.sh   (from anywhere; needs cargo, starts Redis if it is down)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/services up
+command -v python3 >/dev/null || {
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 >/dev/null
+}
+
+cargo bench -p palisade-store --bench ratelimit -- --noplot "$@"
+
+python3 - <<'PY'
+import json, os
+root = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "criterion")
+
+def ns(group, name):
+    path = os.path.join(root, group, name, "new", "estimates.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["mean"]["point_estimate"]
+
+print()
+print("rate-limit decisions (mean of one run)")
+governor = ns("governor", "keyed_gcra")
+print(f"  governor keyed GCRA, 10k keys:     {governor:8.1f} ns/decision")
+for algo in ("sliding_window", "fixed_window", "token_bucket"):
+    ours = ns("memory", algo)
+    print(f"  memory {algo:<15} 10k keys:  {ours:8.1f} ns/decision"
+          f"  ratio to governor {ours / governor:4.2f}x (target <= 2.00x)")
+limiter, bare = ns("redis", "limiter_64_concurrent"), ns("redis", "bare_evalsha_64_concurrent")
+if limiter and bare:
+    print(f"  redis limiter, 64 concurrent:       {1e9 / limiter:10.0f} decisions/s")
+    print(f"  bare EVALSHA loop, 64 concurrent:   {1e9 / bare:10.0f} decisions/s"
+          f"  limiter/bare {bare / limiter:4.2f}")
+else:
+    print("  redis: not measured (see the bench output above)")
+PY

@@ -1,0 +1,270 @@
+//! The `[state]` section of `palisade.toml`: where rate-limit counters live and what happens
+//! when the shared backend is unreachable, and [`StateBackend`], the store built from it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade_policy::clock::Clock;
+use palisade_policy::ratelimit::{Decision, Quota, RateLimitStore, StoreError};
+use palisade_policy::units::HumanDuration;
+use serde::{Deserialize, Serialize};
+
+use super::fallback::{BackendStats, Fallback, OnError};
+use super::memory::MemoryRateLimiter;
+use super::redis::{RedisOptions, RedisRateLimiter};
+
+/// Which store holds the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// This process's memory: limits hold per instance (default).
+    #[default]
+    Memory,
+    /// A Redis shared by every instance: limits hold across all of them.
+    Redis,
+}
+
+/// A Redis URL. It may carry a password, so it is never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct RedisUrl(pub String);
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RedisUrl(<redacted>)")
+    }
+}
+
+/// The `[state]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `memory` (default) or `redis`.
+    pub backend: BackendKind,
+    /// Required with `backend = "redis"`, e.g. `redis://127.0.0.1:6379`.
+    pub redis_url: Option<RedisUrl>,
+    /// `allow`, `deny` or `local` (default): see [`OnError`].
+    pub on_error: OnError,
+    /// Longest wait for a connection to Redis (default `1s`).
+    pub connect_timeout: HumanDuration,
+    /// Longest wait for one rate-limit decision from Redis (default `250ms`).
+    pub command_timeout: HumanDuration,
+    /// While Redis is unreachable, how often one request tries it again (default `1s`).
+    pub retry_interval: HumanDuration,
+    /// Prefix of every Redis key (default `palisade:`).
+    pub key_prefix: String,
+    /// Most keys the memory limiter holds, as backend or fallback (default 100000).
+    pub memory_max_keys: usize,
+    /// Most keys remembered as blocked in front of Redis (default 100000).
+    pub blocked_cache_max_keys: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Memory,
+            redis_url: None,
+            on_error: OnError::Local,
+            connect_timeout: HumanDuration(Duration::from_secs(1)),
+            command_timeout: HumanDuration(Duration::from_millis(250)),
+            retry_interval: HumanDuration(Duration::from_secs(1)),
+            key_prefix: "palisade:".to_owned(),
+            memory_max_keys: 100_000,
+            blocked_cache_max_keys: 100_000,
+        }
+    }
+}
+
+/// A `[state]` setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state.{field}: {message}")]
+pub struct StateConfigError {
+    /// The offending key.
+    pub field: &'static str,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl StateConfig {
+    /// Checks what serde cannot: a Redis URL when Redis is chosen, non-zero timeouts and
+    /// bounds. The gateway calls this once after parsing.
+    pub fn validate(&self) -> Result<(), StateConfigError> {
+        let error = |field, message: &str| StateConfigError {
+            field,
+            message: message.to_owned(),
+        };
+        if self.backend == BackendKind::Redis {
+            let Some(url) = &self.redis_url else {
+                return Err(error(
+                    "redis_url",
+                    "missing: backend = \"redis\" needs redis_url = \"redis://host:port\"",
+                ));
+            };
+            if !(url.0.starts_with("redis://") || url.0.starts_with("rediss://")) {
+                return Err(error(
+                    "redis_url",
+                    "expected a URL starting with redis:// or rediss://",
+                ));
+            }
+        }
+        let durations = [
+            ("connect_timeout", self.connect_timeout),
+            ("command_timeout", self.command_timeout),
+            ("retry_interval", self.retry_interval),
+        ];
+        for (field, duration) in durations {
+            if duration.0.is_zero() {
+                return Err(error(field, "must be longer than zero, e.g. \"250ms\""));
+            }
+        }
+        if self.memory_max_keys == 0 {
+            return Err(error("memory_max_keys", "must be at least 1"));
+        }
+        if self.key_prefix.contains(char::is_whitespace) {
+            return Err(error("key_prefix", "must not contain spaces"));
+        }
+        Ok(())
+    }
+}
+
+/// The rate-limit store the gateway uses: memory, or Redis behind the `on_error` policy.
+#[derive(Debug)]
+pub enum StateBackend {
+    /// `backend = "memory"`.
+    Memory(MemoryRateLimiter),
+    /// `backend = "redis"`.
+    Redis(Box<Fallback<RedisRateLimiter>>),
+}
+
+impl StateBackend {
+    /// Builds the store for a validated `config`. Redis need not be reachable yet: until it
+    /// is, `on_error` applies. Must be called inside a tokio runtime.
+    pub async fn from_config(
+        config: &StateConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        let memory = MemoryRateLimiter::new(clock.clone(), config.memory_max_keys);
+        let (BackendKind::Redis, Some(url)) = (config.backend, &config.redis_url) else {
+            return Ok(Self::Memory(memory));
+        };
+        let options = RedisOptions {
+            url: url.0.clone(),
+            key_prefix: config.key_prefix.clone(),
+            connect_timeout: config.connect_timeout.0,
+            command_timeout: config.command_timeout.0,
+            blocked_cache_max_keys: config.blocked_cache_max_keys,
+        };
+        let redis = RedisRateLimiter::connect(&options, clock.clone()).await?;
+        let retry = config.retry_interval.0;
+        let fallback = Fallback::new(redis, memory, config.on_error, clock, retry);
+        Ok(Self::Redis(Box::new(fallback)))
+    }
+
+    /// Errors and fallbacks so far (all zero for memory).
+    pub fn stats(&self) -> BackendStats {
+        match self {
+            Self::Memory(_) => BackendStats::default(),
+            Self::Redis(fallback) => fallback.stats(),
+        }
+    }
+
+    /// Whether the backend answers, for `/readyz`.
+    pub async fn ready(&self) -> bool {
+        match self {
+            Self::Memory(_) => true,
+            Self::Redis(fallback) => fallback.primary().ping().await.is_ok(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimitStore for StateBackend {
+    async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError> {
+        match self {
+            Self::Memory(memory) => Ok(memory.check_now(key, quota)),
+            Self::Redis(fallback) => fallback.check(key, quota).await,
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<StateConfig, String> {
+        let config: StateConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn an_empty_section_means_memory_with_local_fallback() {
+        let config = parse("").expect("defaults are valid");
+        assert_eq!(config, StateConfig::default());
+        assert_eq!(config.backend, BackendKind::Memory);
+        assert_eq!(config.on_error, OnError::Local);
+        assert_eq!(config.command_timeout.0, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_redis_section_reads_every_key() {
+        let config = parse(
+            r#"
+            backend = "redis"
+            redis_url = "redis://127.0.0.1:6379"
+            on_error = "deny"
+            connect_timeout = "2s"
+            command_timeout = "100ms"
+            retry_interval = "5s"
+            key_prefix = "shop:"
+            memory_max_keys = 5000
+            blocked_cache_max_keys = 1000
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.on_error, OnError::Deny);
+        assert_eq!(config.retry_interval.0, Duration::from_secs(5));
+        assert_eq!(config.key_prefix, "shop:");
+    }
+
+    #[test]
+    fn redis_without_a_url_is_refused_with_the_key_to_add() {
+        let err = parse("backend = \"redis\"").expect_err("no url");
+        assert!(err.starts_with("state.redis_url: missing"), "{err}");
+        let err = parse("backend = \"redis\"\nredis_url = \"http://x\"").expect_err("bad scheme");
+        assert!(err.contains("redis://"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_values_are_refused() {
+        assert!(parse("backend = \"memcached\"").is_err());
+        assert!(parse("on_error = \"ignore\"").is_err());
+        assert!(
+            parse("redis_uri = \"redis://x\"")
+                .expect_err("typo")
+                .contains("unknown field")
+        );
+        assert!(
+            parse("command_timeout = \"0ms\"")
+                .expect_err("zero")
+                .contains("command_timeout")
+        );
+    }
+
+    #[test]
+    fn the_redis_url_never_appears_in_debug_output() {
+        let config = StateConfig {
+            redis_url: Some(RedisUrl("redis://:hunter2@db:6379".into())),
+            ..StateConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,197 @@
+//! What rate limiting does while the shared backend is unreachable: the operator's
+//! `[state] on_error` policy, applied by [`Fallback`] around the Redis limiter.
+//!
+//! The first failure is logged at `warn` and the first success after it at `info`, once
+//! each, however many requests fail in between; every failure and every decision taken by
+//! the policy is counted for metrics. While the backend is down, one request per
+//! `retry_interval` tries it again, and the rest do not wait for it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use palisade_policy::clock::Clock;
+use palisade_policy::ratelimit::{Decision, Quota, RateLimitStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::memory::MemoryRateLimiter;
+
+/// What to do with a request while the shared backend is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Fail open: allow every request (logged loudly, counted).
+    Allow,
+    /// Fail closed: [`RateLimitStore::check`] returns [`StoreError::Unavailable`], which the
+    /// gateway answers with 503.
+    Deny,
+    /// Limit with this instance's memory limiter until the backend is back (default). Limits
+    /// then hold per instance rather than across all of them.
+    #[default]
+    Local,
+}
+
+impl OnError {
+    /// The name used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Local => "local",
+        }
+    }
+}
+
+/// Counters for metrics: `palisade_state_backend_errors_total` and friends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BackendStats {
+    /// Calls to the shared backend that failed.
+    pub errors: u64,
+    /// Decisions taken by the `on_error` policy instead of the shared backend.
+    pub fallbacks: u64,
+    /// Whether the shared backend is currently considered unreachable.
+    pub degraded: bool,
+}
+
+/// Applies `on_error` around a shared store.
+pub struct Fallback<S> {
+    primary: S,
+    local: MemoryRateLimiter,
+    on_error: OnError,
+    clock: Arc<dyn Clock>,
+    retry_interval_ms: u64,
+    degraded: AtomicBool,
+    /// While degraded, the time at which the next request may try the primary again.
+    retry_at: AtomicU64,
+    errors: AtomicU64,
+    fallbacks: AtomicU64,
+}
+
+impl<S: RateLimitStore> Fallback<S> {
+    /// Wraps `primary`; `local` answers under [`OnError::Local`].
+    pub fn new(
+        primary: S,
+        local: MemoryRateLimiter,
+        on_error: OnError,
+        clock: Arc<dyn Clock>,
+        retry_interval: Duration,
+    ) -> Self {
+        Self {
+            primary,
+            local,
+            on_error,
+            clock,
+            retry_interval_ms: u64::try_from(retry_interval.as_millis()).unwrap_or(u64::MAX),
+            degraded: AtomicBool::new(false),
+            retry_at: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn primary(&self) -> &S {
+        &self.primary
+    }
+
+    /// Errors, fallbacks and whether the primary is considered down.
+    pub fn stats(&self) -> BackendStats {
+        BackendStats {
+            errors: self.errors.load(Ordering::Relaxed),
+            fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            degraded: self.degraded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// While degraded, lets exactly one caller per `retry_interval` try the primary.
+    fn may_try_primary(&self) -> bool {
+        if !self.degraded.load(Ordering::Acquire) {
+            return true;
+        }
+        let now = self.clock.now_ms();
+        let retry_at = self.retry_at.load(Ordering::Acquire);
+        now >= retry_at
+            && self
+                .retry_at
+                .compare_exchange(
+                    retry_at,
+                    now.saturating_add(self.retry_interval_ms),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    fn record_failure(&self, error: &StoreError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let retry_at = self.clock.now_ms().saturating_add(self.retry_interval_ms);
+        self.retry_at.store(retry_at, Ordering::Release);
+        if !self.degraded.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                state.backend = self.primary.backend(),
+                state.on_error = self.on_error.as_str(),
+                error = %error,
+                "rate-limit state backend unreachable; applying on_error until it answers again"
+            );
+        }
+    }
+
+    fn record_success(&self) {
+        if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::AcqRel) {
+            tracing::info!(
+                state.backend = self.primary.backend(),
+                "rate-limit state backend reachable again; shared limits restored"
+            );
+        }
+    }
+
+    fn fall_back(
+        &self,
+        key: &str,
+        quota: &Quota,
+        error: StoreError,
+    ) -> Result<Decision, StoreError> {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        match self.on_error {
+            OnError::Allow => Ok(Decision::allow(quota.limit, quota.limit, quota.window_ms())),
+            OnError::Deny => Err(error),
+            OnError::Local => Ok(self.local.check_now(key, quota)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: RateLimitStore> RateLimitStore for Fallback<S> {
+    async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError> {
+        if !self.may_try_primary() {
+            let down =
+                StoreError::Unavailable(format!("{} is unreachable", self.primary.backend()));
+            return self.fall_back(key, quota, down);
+        }
+        match self.primary.check(key, quota).await {
+            Ok(decision) => {
+                self.record_success();
+                Ok(decision)
+            }
+            Err(error) => {
+                self.record_failure(&error);
+                self.fall_back(key, quota, error)
+            }
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        self.primary.backend()
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Fallback<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fallback")
+            .field("primary", &self.primary)
+            .field("on_error", &self.on_error)
+            .field("degraded", &self.degraded.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}

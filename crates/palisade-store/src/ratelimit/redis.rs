@@ -1,0 +1,361 @@
+//! Rate limits shared by every palisade instance through one Redis.
+//!
+//! One decision is one round trip: an atomic Lua script per algorithm (sent by EVALSHA and
+//! loaded again when Redis answers NOSCRIPT) reads the key's counters, decides, counts and
+//! sets the key's expiry. The script reads the time with Redis `TIME`, so all instances share
+//! one clock and their own clocks' skew changes nothing. The script returns the counts it
+//! decided on and the [`Decision`] is then built by the same pure functions the memory limiter
+//! uses, so the two backends answer alike.
+//!
+//! A refused key cannot become allowed before its `retry_after` (refused requests are not
+//! counted, and other instances can only add counts), so refusals are remembered locally
+//! until then: a flood from one client costs Redis nothing after its first refusal.
+//!
+//! Never logs the Redis URL, which may carry a password.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade_policy::clock::{Clock, UnixMillis};
+use palisade_policy::ratelimit::{
+    Algorithm, Decision, Quota, RateLimitStore, StoreError, fixed_window, sliding_window,
+    token_bucket,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::table::BoundedMap;
+
+/// Extra lifetime given to Redis keys past the moment they go idle, so a key never expires
+/// while it still matters, whatever the round-trip time.
+const EXPIRY_SLACK_MS: u64 = 1_000;
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Clone)]
+pub struct RedisOptions {
+    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS).
+    pub url: String,
+    /// Prepended to every key, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Longest wait for a TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for one decision, connection included.
+    pub command_timeout: Duration,
+    /// Most keys remembered as blocked in this process.
+    pub blocked_cache_max_keys: usize,
+}
+
+impl fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &"<redacted>")
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("blocked_cache_max_keys", &self.blocked_cache_max_keys)
+            .finish()
+    }
+}
+
+/// A refusal remembered until the key can be allowed again.
+#[derive(Debug, Clone, Copy)]
+struct Blocked {
+    algorithm: Algorithm,
+    limit: u64,
+    window_ms: u64,
+    /// Local time at which the refused request's `reset_after` ended.
+    reset_at: UnixMillis,
+    /// Local time before which every request is refused.
+    until: UnixMillis,
+}
+
+impl Blocked {
+    fn decision(&self, now: UnixMillis) -> Decision {
+        let reset_after = match self.algorithm {
+            // The bucket cannot fill while it is empty and refusing.
+            Algorithm::TokenBucket => self.reset_at.saturating_sub(now),
+            // Windows roll on: past the remembered end, the next window's end counts.
+            Algorithm::SlidingWindow | Algorithm::FixedWindow if now >= self.reset_at => {
+                self.window_ms - (now - self.reset_at) % self.window_ms
+            }
+            Algorithm::SlidingWindow | Algorithm::FixedWindow => self.reset_at - now,
+        };
+        Decision::refuse(self.limit, reset_after, self.until.saturating_sub(now))
+    }
+}
+
+/// The three scripts, hashed once.
+struct Scripts {
+    sliding_window: redis::Script,
+    fixed_window: redis::Script,
+    token_bucket: redis::Script,
+}
+
+/// Rate limits kept in Redis.
+pub struct RedisRateLimiter {
+    connection: ConnectionManager,
+    scripts: Scripts,
+    key_prefix: String,
+    command_timeout: Duration,
+    /// Local time, used for the blocked cache (and, in tests, sent to the scripts).
+    clock: Arc<dyn Clock>,
+    caller_time: bool,
+    blocked: BoundedMap<Blocked>,
+}
+
+impl RedisRateLimiter {
+    /// Prepares a limiter. The connection is made on first use and remade after failures, so
+    /// this succeeds while Redis is down; only a malformed URL is refused. Must be called
+    /// inside a tokio runtime.
+    pub async fn connect(
+        options: &RedisOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        // The parser's message may quote the URL, password included: say only what to fix.
+        let client = redis::Client::open(options.url.as_str()).map_err(|_| {
+            StoreError::Unavailable(
+                "invalid redis_url: expected redis://[:password@]host:port[/db]".to_owned(),
+            )
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.command_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(options.connect_timeout);
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        Ok(Self {
+            connection,
+            scripts: Scripts {
+                sliding_window: redis::Script::new(include_str!("lua/sliding_window.lua")),
+                fixed_window: redis::Script::new(include_str!("lua/fixed_window.lua")),
+                token_bucket: redis::Script::new(include_str!("lua/token_bucket.lua")),
+            },
+            key_prefix: options.key_prefix.clone(),
+            command_timeout: options.command_timeout,
+            clock,
+            caller_time: false,
+            blocked: BoundedMap::new(options.blocked_cache_max_keys),
+        })
+    }
+
+    /// Sends the local clock's time to the scripts instead of letting them read Redis `TIME`.
+    /// Dangerous outside tests: instances with skewed clocks would disagree. It exists so a
+    /// test can feed the same timings to this limiter and the memory one.
+    pub fn dangerous_use_caller_time(mut self) -> Self {
+        self.caller_time = true;
+        self
+    }
+
+    /// Checks that Redis answers, for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        match tokio::time::timeout(self.command_timeout, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(unavailable(&err)),
+            Err(_) => Err(timed_out(self.command_timeout)),
+        }
+    }
+
+    /// Decides one request in Redis, skipping the blocked cache.
+    pub async fn check_in_redis(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError> {
+        quota
+            .validate()
+            .map_err(|err| StoreError::Protocol(format!("refusing to send quota: {err}")))?;
+        let redis_key = self.redis_key(key, quota);
+        let now = self.clock.now_ms();
+        let decision = self.run_script(&redis_key, quota, now).await?;
+        if !decision.allowed {
+            self.remember_refusal(&redis_key, quota, now, &decision);
+        }
+        Ok(decision)
+    }
+
+    /// How many keys are remembered as blocked.
+    pub fn blocked_keys(&self) -> usize {
+        self.blocked.len()
+    }
+
+    /// `<prefix>rl:<algorithm>:<limit>:<window ms>:<key>`: the quota is part of the key, so a
+    /// changed limit starts from fresh counters, as in the memory limiter.
+    fn redis_key(&self, key: &str, quota: &Quota) -> String {
+        let algorithm = match quota.algorithm {
+            Algorithm::SlidingWindow => "sw",
+            Algorithm::FixedWindow => "fw",
+            Algorithm::TokenBucket => "tb",
+        };
+        format!(
+            "{}rl:{algorithm}:{}:{}:{key}",
+            self.key_prefix,
+            quota.limit,
+            quota.window_ms()
+        )
+    }
+
+    async fn run_script(
+        &self,
+        redis_key: &str,
+        quota: &Quota,
+        now: UnixMillis,
+    ) -> Result<Decision, StoreError> {
+        let script = match quota.algorithm {
+            Algorithm::SlidingWindow => &self.scripts.sliding_window,
+            Algorithm::FixedWindow => &self.scripts.fixed_window,
+            Algorithm::TokenBucket => &self.scripts.token_bucket,
+        };
+        let caller_now = if self.caller_time {
+            now.to_string()
+        } else {
+            String::new()
+        };
+        let mut invocation = script.key(redis_key);
+        invocation
+            .arg(quota.limit)
+            .arg(quota.window_ms())
+            .arg(caller_now)
+            .arg(EXPIRY_SLACK_MS);
+        let mut connection = self.connection.clone();
+        let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
+        let reply = match tokio::time::timeout(self.command_timeout, call).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(err)) => return Err(unavailable(&err)),
+            Err(_) => return Err(timed_out(self.command_timeout)),
+        };
+        decision_from_reply(quota, &reply)
+    }
+
+    fn remember_refusal(
+        &self,
+        redis_key: &str,
+        quota: &Quota,
+        now: UnixMillis,
+        decision: &Decision,
+    ) {
+        let Some(retry_after) = decision.retry_after else {
+            return;
+        };
+        let until = now.saturating_add(millis(retry_after));
+        let blocked = Blocked {
+            algorithm: quota.algorithm,
+            limit: quota.limit,
+            window_ms: quota.window_ms(),
+            reset_at: now.saturating_add(millis(decision.reset_after)),
+            until,
+        };
+        self.blocked.insert(redis_key, now, blocked, until);
+    }
+}
+
+/// Builds the decision from a script's reply with the policy crate's functions, checking
+/// that the script decided as they do.
+fn decision_from_reply(quota: &Quota, reply: &[i64]) -> Result<Decision, StoreError> {
+    let values: Vec<u64> = reply
+        .iter()
+        .map(|&v| u64::try_from(v).unwrap_or(u64::MAX))
+        .collect();
+    let (limit, window_ms) = (quota.limit, quota.window_ms());
+    let decision = match (quota.algorithm, values.as_slice()) {
+        (Algorithm::SlidingWindow, &[_, elapsed, previous, current]) => {
+            sliding_window::decide(limit, window_ms, elapsed, previous, current)
+        }
+        (Algorithm::FixedWindow, &[_, elapsed, count]) => {
+            fixed_window::decide(limit, window_ms, elapsed, count)
+        }
+        (Algorithm::TokenBucket, &[_, tokens, carry]) => {
+            token_bucket::decide(limit, window_ms, tokens, carry)
+        }
+        _ => {
+            return Err(StoreError::Protocol(format!(
+                "unexpected script reply {reply:?}"
+            )));
+        }
+    };
+    let script_allowed = values.first() == Some(&1);
+    if script_allowed != decision.allowed {
+        return Err(StoreError::Protocol(format!(
+            "script and policy disagree on reply {reply:?}: the deployed script is out of date"
+        )));
+    }
+    Ok(decision)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn unavailable(err: &redis::RedisError) -> StoreError {
+    if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::Protocol(err.to_string())
+    }
+}
+
+fn timed_out(after: Duration) -> StoreError {
+    StoreError::Unavailable(format!("redis did not answer within {after:?}"))
+}
+
+impl fmt::Debug for RedisRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRateLimiter")
+            .field("key_prefix", &self.key_prefix)
+            .field("command_timeout", &self.command_timeout)
+            .field("caller_time", &self.caller_time)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimitStore for RedisRateLimiter {
+    async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError> {
+        let redis_key = self.redis_key(key, quota);
+        let now = self.clock.now_ms();
+        if let Some(decision) = self.blocked.read(&redis_key, now, |b| b.decision(now)) {
+            return Ok(decision);
+        }
+        self.check_in_redis(key, quota).await
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_refusal_reports_the_next_windows_reset_once_the_window_rolls() {
+        // Refused at 2 s into a 10 s window with current = limit: reset in 8 s, retry in 8.001 s.
+        let blocked = Blocked {
+            algorithm: Algorithm::SlidingWindow,
+            limit: 10,
+            window_ms: 10_000,
+            reset_at: 8_000,
+            until: 8_001,
+        };
+        let before = blocked.decision(7_000);
+        assert_eq!(before.reset_after, Duration::from_millis(1_000));
+        assert_eq!(before.retry_after, Some(Duration::from_millis(1_001)));
+        let at_roll = blocked.decision(8_000);
+        assert_eq!(at_roll.reset_after, Duration::from_millis(10_000));
+        assert_eq!(at_roll.retry_after, Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_reply_that_disagrees_with_the_policy_is_a_protocol_error() {
+        let quota = Quota {
+            algorithm: Algorithm::FixedWindow,
+            limit: 3,
+            window: Duration::from_secs(1),
+        };
+        // count 3 of 3 means refused; a script claiming "allowed" is out of date.
+        assert!(decision_from_reply(&quota, &[1, 10, 3]).is_err());
+        assert!(decision_from_reply(&quota, &[0, 10]).is_err());
+        let refused = decision_from_reply(&quota, &[0, 10, 3]).expect("consistent");
+        assert_eq!(refused.retry_after, Some(Duration::from_millis(990)));
+    }
+}

@@ -1,0 +1,337 @@
+//! The Redis rate limiter against the machine's real Redis (127.0.0.1:6379), and against a
+//! redis-server of our own that the tests stop and start to play "Redis down".
+//!
+//! Every test uses its own key prefix and never flushes anything.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use palisade_policy::clock::{ManualClock, SystemClock};
+use palisade_policy::ratelimit::{Algorithm, Quota, RateLimitStore, StoreError};
+use palisade_store::ratelimit::memory::MemoryRateLimiter;
+use palisade_store::ratelimit::redis::{RedisOptions, RedisRateLimiter};
+use palisade_store::ratelimit::{Fallback, OnError, StateBackend, StateConfig};
+
+const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A key prefix no other test run uses.
+fn unique_prefix(test: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("palisade-test:{}:{nanos}:{n}:{test}:", std::process::id())
+}
+
+fn options(url: &str, test: &str) -> RedisOptions {
+    RedisOptions {
+        url: url.to_owned(),
+        key_prefix: unique_prefix(test),
+        connect_timeout: Duration::from_millis(500),
+        command_timeout: Duration::from_millis(500),
+        blocked_cache_max_keys: 1_000,
+    }
+}
+
+fn quota(algorithm: Algorithm, limit: u64, window_ms: u64) -> Quota {
+    Quota {
+        algorithm,
+        limit,
+        window: Duration::from_millis(window_ms),
+    }
+}
+
+async fn shared_limiter(test: &str) -> RedisRateLimiter {
+    RedisRateLimiter::connect(&options(SHARED_REDIS, test), Arc::new(SystemClock))
+        .await
+        .expect("valid url")
+}
+
+async fn redis_command(url: &str, args: &[&str]) -> redis::Value {
+    let client = redis::Client::open(url).expect("valid url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis reachable: run scripts/services up");
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command
+        .query_async(&mut connection)
+        .await
+        .expect("command succeeds")
+}
+
+#[tokio::test]
+async fn the_eleventh_request_in_ten_seconds_is_refused_by_redis() {
+    let limiter = shared_limiter("eleventh").await;
+    let ten = quota(Algorithm::SlidingWindow, 10, 10_000);
+    for i in 0..10 {
+        let decision = limiter
+            .check("ip:192.0.2.1", &ten)
+            .await
+            .expect("redis answers");
+        assert!(decision.allowed, "request {i}");
+        assert_eq!(decision.remaining, 9 - i);
+    }
+    let eleventh = limiter
+        .check("ip:192.0.2.1", &ten)
+        .await
+        .expect("redis answers");
+    assert!(!eleventh.allowed);
+    assert!(eleventh.retry_after.is_some());
+    assert_eq!(limiter.backend(), "redis");
+}
+
+#[tokio::test]
+async fn two_instances_sharing_redis_enforce_one_combined_limit() {
+    let shared = options(SHARED_REDIS, "combined");
+    let first = RedisRateLimiter::connect(&shared, Arc::new(SystemClock))
+        .await
+        .expect("url");
+    let second = RedisRateLimiter::connect(&shared, Arc::new(SystemClock))
+        .await
+        .expect("url");
+    let six = quota(Algorithm::FixedWindow, 6, 60_000);
+    let mut allowed = 0;
+    for i in 0..12 {
+        let instance = if i % 2 == 0 { &first } else { &second };
+        allowed += usize::from(
+            instance
+                .check("user:42", &six)
+                .await
+                .expect("answers")
+                .allowed,
+        );
+    }
+    assert_eq!(allowed, 6);
+}
+
+#[tokio::test]
+async fn a_blocked_key_is_answered_locally_without_redis() {
+    let opts = options(SHARED_REDIS, "blocked");
+    let limiter = RedisRateLimiter::connect(&opts, Arc::new(SystemClock))
+        .await
+        .expect("valid url");
+    let two = quota(Algorithm::SlidingWindow, 2, 60_000);
+    for _ in 0..2 {
+        limiter.check("k", &two).await.expect("answers");
+    }
+    assert!(!limiter.check("k", &two).await.expect("answers").allowed);
+    assert_eq!(limiter.blocked_keys(), 1);
+
+    // Forget the counters in Redis: Redis itself would now allow, the local cache still refuses.
+    let redis_key = format!("{}rl:sw:2:60000:k", opts.key_prefix);
+    redis_command(SHARED_REDIS, &["DEL", &redis_key]).await;
+    assert!(!limiter.check("k", &two).await.expect("answers").allowed);
+    assert!(
+        limiter
+            .check_in_redis("k", &two)
+            .await
+            .expect("answers")
+            .allowed
+    );
+}
+
+#[tokio::test]
+async fn keys_expire_once_they_no_longer_matter() {
+    let opts = options(SHARED_REDIS, "ttl");
+    let limiter = RedisRateLimiter::connect(&opts, Arc::new(SystemClock))
+        .await
+        .expect("valid url");
+    limiter
+        .check("k", &quota(Algorithm::SlidingWindow, 5, 10_000))
+        .await
+        .expect("answers");
+    let key = format!("{}rl:sw:5:10000:k", opts.key_prefix);
+    let redis::Value::Int(ttl) = redis_command(SHARED_REDIS, &["PTTL", &key]).await else {
+        panic!("PTTL answers an integer");
+    };
+    // Idle at the end of the next window: between 10 s and 20 s away, plus 1 s slack.
+    assert!((10_000..=21_000).contains(&ttl), "ttl {ttl}");
+}
+
+#[tokio::test]
+async fn a_quota_outside_the_exact_range_is_refused_before_reaching_redis() {
+    let limiter = shared_limiter("range").await;
+    let huge = quota(Algorithm::SlidingWindow, Quota::MAX_LIMIT + 1, 1_000);
+    let err = limiter.check("k", &huge).await.expect_err("out of range");
+    assert!(matches!(err, StoreError::Protocol(_)), "{err}");
+}
+
+/// A redis-server of this test's own on a free loopback port, stopped by PID on drop.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server installed: run scripts/services up");
+        self.child = Some(child);
+        let client = redis::Client::open(self.url()).expect("valid url");
+        for _ in 0..100 {
+            if let Ok(mut c) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("own redis-server did not start on port {}", self.port);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn fallback(
+    redis: &OwnRedis,
+    on_error: OnError,
+    clock: Arc<ManualClock>,
+) -> Fallback<RedisRateLimiter> {
+    let limiter = RedisRateLimiter::connect(&options(&redis.url(), "down"), Arc::new(SystemClock))
+        .await
+        .expect("valid url");
+    let local = MemoryRateLimiter::new(clock.clone(), 1_000);
+    Fallback::new(limiter, local, on_error, clock, Duration::from_secs(1))
+}
+
+#[tokio::test]
+async fn with_redis_down_local_limits_apply_and_shared_limits_return_with_redis() {
+    let mut redis = OwnRedis::start();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let store = fallback(&redis, OnError::Local, clock.clone()).await;
+    let three = quota(Algorithm::FixedWindow, 3, 3_600_000);
+    assert!(store.check("k", &three).await.expect("redis up").allowed);
+    assert!(!store.stats().degraded);
+
+    redis.stop();
+    let local: Vec<bool> = decide_n(&store, "k", &three, 4).await;
+    assert_eq!(
+        local,
+        [true, true, true, false],
+        "the memory limiter counts from zero"
+    );
+    let stats = store.stats();
+    assert!(stats.degraded);
+    assert_eq!(
+        stats.errors, 1,
+        "one probe per retry interval, the rest skip redis"
+    );
+    assert_eq!(stats.fallbacks, 4);
+
+    redis.restart();
+    clock.advance(1_000);
+    // The new server is empty, so the shared count starts again; what matters is that
+    // decisions come from Redis again.
+    assert!(store.check("k", &three).await.expect("redis back").allowed);
+    assert!(!store.stats().degraded);
+    assert_eq!(store.stats().fallbacks, 4);
+}
+
+async fn decide_n(store: &dyn RateLimitStore, key: &str, quota: &Quota, n: usize) -> Vec<bool> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(
+            store
+                .check(key, quota)
+                .await
+                .expect("local never fails")
+                .allowed,
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn with_redis_down_deny_fails_closed_and_allow_fails_open() {
+    let mut redis = OwnRedis::start();
+    let clock = Arc::new(ManualClock::new(0));
+    let deny = fallback(&redis, OnError::Deny, clock.clone()).await;
+    let allow = fallback(&redis, OnError::Allow, clock.clone()).await;
+    redis.stop();
+
+    let one = quota(Algorithm::SlidingWindow, 1, 60_000);
+    let err = deny.check("k", &one).await.expect_err("fails closed");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(deny.check("k", &one).await.is_err());
+    for _ in 0..3 {
+        assert!(allow.check("k", &one).await.expect("fails open").allowed);
+    }
+    assert_eq!(allow.stats().fallbacks, 3);
+}
+
+#[tokio::test]
+async fn evalsha_reloads_scripts_after_redis_forgets_them() {
+    let redis = OwnRedis::start();
+    let limiter =
+        RedisRateLimiter::connect(&options(&redis.url(), "noscript"), Arc::new(SystemClock))
+            .await
+            .expect("valid url");
+    let q = quota(Algorithm::TokenBucket, 5, 1_000);
+    assert!(limiter.check("k", &q).await.expect("answers").allowed);
+    redis_command(&redis.url(), &["SCRIPT", "FLUSH"]).await;
+    let after = limiter.check("k", &q).await.expect("reloaded on NOSCRIPT");
+    assert!(after.allowed);
+    assert_eq!(after.remaining, 3);
+}
+
+#[tokio::test]
+async fn a_state_backend_built_from_config_reports_readiness() {
+    let redis = OwnRedis::start();
+    let config: StateConfig = toml::from_str(&format!(
+        "backend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{}\"",
+        redis.url(),
+        unique_prefix("config")
+    ))
+    .expect("valid config");
+    config.validate().expect("valid");
+    let backend = StateBackend::from_config(&config, Arc::new(SystemClock))
+        .await
+        .expect("built");
+    assert!(backend.ready().await);
+    assert_eq!(backend.backend(), "redis");
+    let memory = StateBackend::from_config(&StateConfig::default(), Arc::new(SystemClock))
+        .await
+        .expect("built");
+    assert_eq!(memory.backend(), "memory");
+    drop(redis);
+    assert!(!backend.ready().await);
+}
