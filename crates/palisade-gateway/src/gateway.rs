@@ -135,8 +135,8 @@ impl Gateway {
         if old.server.listen != new.server.listen || old.admin.listen != new.admin.listen {
             warn!("listen addresses change only on restart");
         }
-        if old.state.backend != new.state.backend {
-            warn!("the [state] backend changes only on restart");
+        if old.state != new.state {
+            warn!("[state] changes take effect only on restart");
         }
     }
 

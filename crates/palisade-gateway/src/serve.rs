@@ -139,7 +139,7 @@ impl Summary {
                 .url
                 .as_ref()
                 .map_or_else(String::new, |u| u.to_string()),
-            backend: config.state.backend.name(),
+            backend: crate::services::backend_name(config.state.backend),
             tls: config.server.tls.is_some(),
         }
     }

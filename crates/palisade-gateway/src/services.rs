@@ -10,12 +10,12 @@ use std::sync::Arc;
 use palisade_policy::clock::{Clock, SystemClock};
 use palisade_policy::ratelimit::RateLimitStore;
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
+use palisade_store::ratelimit::{BackendKind, StateBackend};
 
 use crate::config::Config;
 use crate::config::server::LogTarget;
-use crate::config::state::Backend;
 use crate::events::log::{JsonLogSink, LogOutput};
-use crate::events::{EventBus, EventSink, MetricsSink};
+use crate::events::{Event, EventBus, EventSink, MetricsSink};
 use crate::metrics::Metrics;
 
 /// What the stages share for the life of the process.
@@ -29,6 +29,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Where rate-limit counters live.
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// The same store with its health and error counters, when it is the `[state]` backend.
+    pub state: Option<Arc<StateBackend>>,
 }
 
 /// Why the services could not start.
@@ -73,12 +75,25 @@ impl Services {
             sinks.push(Arc::new(sink));
         }
         let events = EventBus::new(sinks);
-        let rate_limits = rate_limit_store(config, &clock)?;
+        let state = StateBackend::from_config(&config.state, Arc::clone(&clock))
+            .await
+            .map_err(|err| ServicesError::State {
+                backend: backend_name(config.state.backend),
+                detail: err.to_string(),
+            })?;
+        let state = Arc::new(state);
+        register_state_metrics(&metrics, &state);
+        tokio::spawn(watch_state(
+            Arc::downgrade(&state),
+            config.state.on_error.as_str(),
+            events.clone(),
+        ));
         Ok(Self {
             events,
             metrics,
             clock,
-            rate_limits,
+            rate_limits: state.clone(),
+            state: Some(state),
         })
     }
 
@@ -91,24 +106,64 @@ impl Services {
             metrics,
             rate_limits: Arc::new(MemoryRateLimiter::new(Arc::clone(&clock), 100_000)),
             clock,
+            state: None,
         }
     }
 }
 
-/// The rate-limit store for `[state]`.
-fn rate_limit_store(
-    config: &Config,
-    clock: &Arc<dyn Clock>,
-) -> Result<Arc<dyn RateLimitStore>, ServicesError> {
-    let state = &config.state;
-    match state.backend {
-        Backend::Memory => Ok(Arc::new(MemoryRateLimiter::new(
-            Arc::clone(clock),
-            state.memory_max_keys,
-        ))),
-        Backend::Redis => Err(ServicesError::State {
-            backend: "redis",
-            detail: "the Redis limiter is not built into this version yet".into(),
-        }),
+/// Exports the state backend's counters: errors, fallbacks, degraded.
+fn register_state_metrics(metrics: &Metrics, state: &Arc<StateBackend>) {
+    let state = Arc::downgrade(state);
+    metrics.add_collector(Box::new(move |out| {
+        let Some(state) = state.upgrade() else { return };
+        let stats = state.stats();
+        let backend = state.backend();
+        out.push_str(&format!(
+            "# HELP palisade_state_backend_errors_total Calls to the shared state backend that failed.\n\
+             # TYPE palisade_state_backend_errors_total counter\n\
+             palisade_state_backend_errors_total{{backend=\"{backend}\"}} {}\n\
+             # HELP palisade_state_fallbacks_total Decisions taken by [state] on_error instead of the backend.\n\
+             # TYPE palisade_state_fallbacks_total counter\n\
+             palisade_state_fallbacks_total{{backend=\"{backend}\"}} {}\n\
+             # HELP palisade_state_degraded Whether the shared state backend is unreachable now.\n\
+             # TYPE palisade_state_degraded gauge\n\
+             palisade_state_degraded{{backend=\"{backend}\"}} {}\n",
+            stats.errors,
+            stats.fallbacks,
+            u8::from(stats.degraded),
+        ));
+    }));
+}
+
+/// Publishes `state.degraded` and `state.recovered` when the backend's health changes.
+async fn watch_state(state: std::sync::Weak<StateBackend>, policy: &'static str, events: EventBus) {
+    let mut degraded = false;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        let now = state.stats().degraded;
+        if now == degraded {
+            continue;
+        }
+        degraded = now;
+        let backend = state.backend();
+        events.publish(if now {
+            Event::StateDegraded {
+                backend,
+                policy,
+                detail: "the shared state backend does not answer".into(),
+            }
+        } else {
+            Event::StateRecovered { backend }
+        });
+    }
+}
+
+/// The backend's name for logs and metrics.
+pub fn backend_name(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Memory => "memory",
+        BackendKind::Redis => "redis",
     }
 }

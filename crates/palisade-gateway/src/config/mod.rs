@@ -15,7 +15,7 @@
 mod diagnostic;
 pub mod rate_limit;
 pub mod server;
-pub mod state;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use diagnostic::{ConfigError, Diagnostic, line_and_column};
+pub use palisade_policy::headers::HeadersConfig;
+pub use palisade_store::ratelimit::StateConfig;
 pub use rate_limit::RateLimitRule;
 pub use server::{AdminConfig, LogConfig, ServerConfig, UpstreamConfig, UpstreamUrl};
-pub use state::StateConfig;
 
 /// Environment variable holding the Redis URL (it may carry a password).
 pub const REDIS_URL_ENV: &str = "PALISADE_REDIS_URL";
@@ -42,8 +43,10 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[log]`: the security event log.
     pub log: LogConfig,
-    /// `[state]`: where counters live.
+    /// `[state]`: where counters live (defined with the stores in `palisade-store`).
     pub state: StateConfig,
+    /// `[headers]`: security headers and cookie flags (defined in `palisade-policy`).
+    pub headers: HeadersConfig,
     /// `[[rate_limit]]`: the limits in force. Absent: [`rate_limit::default_rules`];
     /// `rate_limit = []`: none.
     #[serde(deserialize_with = "rate_limit::rules")]
@@ -100,10 +103,16 @@ impl Config {
 
     /// Parses `text`, the contents of `path`.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        toml::from_str::<Config>(text).map_err(|err| {
+        let config = toml::from_str::<Config>(text).map_err(|err| {
             let message = err.message().trim_end().replace('\n', " ");
             ConfigError::single(Diagnostic::at(path, text, err.span(), message))
-        })
+        })?;
+        let diagnostics = validate::sections(&config, path, text);
+        if diagnostics.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { diagnostics })
+        }
     }
 
     /// The rate-limit rules in force: the file's, or the defaults when it has none.
@@ -126,25 +135,16 @@ impl Config {
         }
     }
 
-    /// Reads secrets from the environment and checks what needs them.
+    /// Reads secrets from the environment: `PALISADE_REDIS_URL` replaces `[state] redis_url`.
     fn read_environment(&mut self, file: Option<&Path>) -> Result<(), ConfigError> {
-        let origin = file.unwrap_or(Path::new("<defaults>"));
-        if let Ok(text) = std::env::var(REDIS_URL_ENV) {
-            let url = state::RedisUrl::parse(&text, false).map_err(|message| {
-                ConfigError::single(Diagnostic::whole_file(Path::new(REDIS_URL_ENV), message))
-            })?;
-            self.state.redis_url = Some(url);
-        }
-        if self.state.backend == state::Backend::Redis && self.state.redis_url.is_none() {
-            return Err(ConfigError::single(Diagnostic::whole_file(
-                origin,
-                format!(
-                    "[state] backend = \"redis\" needs a Redis URL (expected redis_url in \
-                     [state] or the {REDIS_URL_ENV} environment variable)"
-                ),
-            )));
-        }
-        Ok(())
+        let Ok(url) = std::env::var(REDIS_URL_ENV) else {
+            return Ok(());
+        };
+        self.state.redis_url = Some(palisade_store::ratelimit::RedisUrl(url));
+        self.state.validate().map_err(|err| {
+            let origin = file.unwrap_or(Path::new(REDIS_URL_ENV));
+            ConfigError::single(Diagnostic::whole_file(origin, err.to_string()))
+        })
     }
 }
 

@@ -146,3 +146,27 @@ fn trusted_proxies_accept_ranges_and_single_addresses() {
     assert!(!proxies[1].contains("192.0.2.8".parse().expect("ip")));
     assert!(first_error("[server]\ntrusted_proxies = [\"10.0.0.0/99\"]\n").contains("CIDR"));
 }
+
+#[test]
+fn redis_credentials_in_the_file_are_refused_at_their_line() {
+    let message =
+        first_error("[state]\nbackend = \"redis\"\nredis_url = \"redis://:pw@127.0.0.1:6379\"\n");
+    assert!(message.starts_with("palisade.toml:3:1:"), "{message}");
+    assert!(message.contains("PALISADE_REDIS_URL"), "{message}");
+}
+
+#[test]
+fn section_validation_errors_point_at_the_section() {
+    let message = first_error("[state]\nbackend = \"redis\"\n");
+    assert!(
+        message.starts_with("palisade.toml:1:1: state.redis_url"),
+        "{message}"
+    );
+}
+
+#[test]
+fn headers_section_is_parsed_with_its_defaults() {
+    let config = parse("[headers]\nx_xss_protection = \"0\"\n").expect("valid");
+    assert!(config.headers.enabled);
+    assert!(first_error("[headers]\nx_frame_option = \"DENY\"\n").contains("unknown field"));
+}

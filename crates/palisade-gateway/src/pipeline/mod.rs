@@ -102,8 +102,9 @@ impl Pipeline {
         // 9. Response phase, in order. Session cookies (slot: `stages::session`) go first so
         //    that the cookie flags stage hardens them too.
         // 9a. Security headers and cookie flags on every response, including palisade's own.
-        // Security headers and Set-Cookie hardening: `stages::security_headers` (after the
-        // `palisade_policy::headers` merge).
+        pipeline.response(stages::security_headers::SecurityHeaders::new(
+            &config.headers,
+        ));
         // 9b. Events from status codes (a 401 on the login route is a failed login). Slot.
         pipeline
     }
@@ -112,7 +113,6 @@ impl Pipeline {
         self.request.push(Arc::new(stage));
     }
 
-    #[allow(dead_code)]
     fn response(&mut self, stage: impl ResponseStage + 'static) {
         self.response.push(Arc::new(stage));
     }
