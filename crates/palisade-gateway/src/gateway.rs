@@ -87,6 +87,11 @@ impl Gateway {
         self.runtime.load_full()
     }
 
+    /// The configuration file reloads read, if any.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.source.file.as_deref()
+    }
+
     /// The shared services.
     pub fn services(&self) -> &Services {
         &self.services
