@@ -63,11 +63,9 @@ async fn security_headers_are_added_and_server_headers_removed() {
 async fn hop_by_hop_headers_are_stripped() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
-    let request = format!(
-        "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close, x-hop\r\nX-Hop: secret\r\n\
-         Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n\
-         X-End: kept\r\n\r\n"
-    );
+    let request = "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close, x-hop\r\nX-Hop: secret\r\n\
+                   Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n\
+                   X-End: kept\r\n\r\n";
     let reply = raw_exchange(
         palisade.proxy_addr,
         request.as_bytes(),
