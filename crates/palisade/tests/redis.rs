@@ -55,7 +55,8 @@ struct OwnRedis {
 
 impl OwnRedis {
     async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
+        let redis = Self {
+            child: Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
