@@ -55,20 +55,21 @@ struct OwnRedis {
 
 impl OwnRedis {
     async fn start(port: u16) -> Self {
-        let redis = Self {
-            child: Command::new("redis-server")
+        let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/services up installs it)");
+        // Owned from here on: a panic below still stops it through `Drop`.
+        let redis = Self { child };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Self { child };
+                return redis;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
