@@ -63,6 +63,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The worker thread serving it (selects that worker's upstream pool).
+    pub worker: usize,
     /// Shared with the connection's I/O guard.
     pub shared: Arc<ConnShared>,
 }
@@ -165,7 +167,7 @@ impl Gateway {
         };
         let response = match runtime.pipeline.run_request(&mut request, &mut ctx).await {
             Ok(Some(answer)) => Ok(answer),
-            Ok(None) => runtime.upstream.forward(request, &ctx).await,
+            Ok(None) => runtime.upstream.forward(request, &ctx, conn.worker).await,
             Err(err) => Err(err),
         };
         let response =
@@ -224,7 +226,8 @@ impl Gateway {
 }
 
 fn build_runtime(config: Config, services: &Services) -> Result<Runtime, StartError> {
-    let upstream = Upstream::new(&config.upstream).ok_or(StartError::NoUpstream)?;
+    let workers = crate::server::worker_count(config.server.workers);
+    let upstream = Upstream::new(&config.upstream, workers).ok_or(StartError::NoUpstream)?;
     let pipeline = Pipeline::build(&config, services);
     Ok(Runtime {
         config: Arc::new(config),

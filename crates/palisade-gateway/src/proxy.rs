@@ -20,30 +20,34 @@ use crate::error::GatewayError;
 use crate::forwarding;
 use crate::pipeline::{GatewayRequest, RequestContext};
 
-/// The protected application and the connection pool to it.
+/// The protected application and the connection pools to it, one per worker thread so a
+/// pooled connection is always driven by the thread that uses it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, RequestBody>,
+    clients: Vec<Client<HttpConnector, RequestBody>>,
     authority: http::uri::Authority,
     response_timeout: Duration,
     preserve_host: bool,
 }
 
 impl Upstream {
-    /// A pool for `config`; `None` when no upstream URL is configured.
-    pub fn new(config: &UpstreamConfig) -> Option<Self> {
+    /// Pools for `config`, one per worker; `None` when no upstream URL is configured.
+    pub fn new(config: &UpstreamConfig, workers: usize) -> Option<Self> {
         let url = config.url.as_ref()?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout.0));
         connector.set_nodelay(true);
         connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout.0)
-            .pool_max_idle_per_host(config.pool_max_idle)
-            .build(connector);
+        let per_worker = (config.pool_max_idle / workers.max(1)).max(1);
+        let client = || {
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(config.pool_idle_timeout.0)
+                .pool_max_idle_per_host(per_worker)
+                .build(connector.clone())
+        };
         Some(Self {
-            client,
+            clients: (0..workers.max(1)).map(|_| client()).collect(),
             authority: url.authority.clone(),
             response_timeout: config.response_timeout.0,
             preserve_host: config.preserve_host,
@@ -61,15 +65,17 @@ impl Upstream {
         &self,
         request: GatewayRequest,
         ctx: &RequestContext,
+        worker: usize,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let GatewayRequest { mut head, body } = request;
         let upgrade = forwarding::wants_upgrade(&head.headers);
         let client_upgrade = upgrade
             .then(|| head.extensions.remove::<hyper::upgrade::OnUpgrade>())
             .flatten();
-        let outgoing = self.outgoing(&head, body, ctx)?;
+        let outgoing = self.outgoing(head, body, ctx)?;
 
-        let sent = tokio::time::timeout(self.response_timeout, self.client.request(outgoing));
+        let client = &self.clients[worker % self.clients.len()];
+        let sent = tokio::time::timeout(self.response_timeout, client.request(outgoing));
         let mut response = match sent.await {
             Err(_) => return Err(GatewayError::UpstreamTimeout),
             Ok(Err(err)) => return Err(classify(&err)),
@@ -94,7 +100,7 @@ impl Upstream {
     /// removed, forwarding headers set, `Host` kept (or the upstream's).
     fn outgoing(
         &self,
-        head: &http::request::Parts,
+        head: http::request::Parts,
         body: RequestBody,
         ctx: &RequestContext,
     ) -> Result<Request<RequestBody>, GatewayError> {
@@ -106,10 +112,10 @@ impl Upstream {
             .build()
             .map_err(|err| GatewayError::Internal(format!("upstream uri: {err}")))?;
 
-        let mut headers = head.headers.clone();
+        let client_host = client_host(&head);
+        let mut headers = head.headers;
         let upgrade = forwarding::wants_upgrade(&headers);
         forwarding::strip_hop_by_hop(&mut headers, upgrade);
-        let client_host = client_host(head);
         forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_deref());
         let host = match (&client_host, self.preserve_host) {
             (Some(host), true) => HeaderValue::from_str(host).ok(),
@@ -121,7 +127,7 @@ impl Upstream {
         headers.insert(HOST, host);
 
         let mut outgoing = Request::new(body);
-        *outgoing.method_mut() = head.method.clone();
+        *outgoing.method_mut() = head.method;
         *outgoing.uri_mut() = uri;
         *outgoing.version_mut() = Version::HTTP_11;
         *outgoing.headers_mut() = headers;

@@ -54,17 +54,22 @@ pub async fn start(source: ConfigSource, routes: AdminRoutes) -> Result<Running,
         ),
         None => None,
     };
-    let proxy_listener = bind(config.server.listen).await?;
+    let proxy_listener = crate::server::bind(config.server.listen)
+        .await
+        .map_err(|err| {
+            StartError::Io(format!("cannot listen on {}: {err}", config.server.listen))
+        })?;
     let admin_listener = bind(config.admin.listen).await?;
     let server_config = config.server.clone();
     let summary = Summary::of(&config);
     let gateway = Gateway::new(config, source, services)?;
 
-    let proxy_addr = local_addr(&proxy_listener)?;
     let admin_addr = local_addr(&admin_listener)?;
     let (stop, stopped) = watch::channel(false);
-    let server = ProxyServer::new(proxy_listener, Arc::clone(&gateway), &server_config, tls);
-    let proxy = tokio::spawn(server.run(wait_for(stopped.clone())));
+    let server = ProxyServer::new(proxy_listener, Arc::clone(&gateway), &server_config, tls)
+        .map_err(|err| StartError::Io(err.to_string()))?;
+    let proxy_addr = server.local_addr();
+    let proxy = tokio::spawn(server.run(stopped.clone()));
     let admin = tokio::spawn(admin::run(
         admin_listener,
         Arc::clone(&gateway),

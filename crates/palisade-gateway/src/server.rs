@@ -2,6 +2,7 @@
 //! guards each connection ([`crate::conn`]) and serves HTTP/1.1, h2 over TLS (ALPN) and h2c
 //! with prior knowledge through hyper.
 //!
+//! Each worker thread runs its own single-threaded runtime (see [`ProxyServer`]).
 //! On shutdown it stops accepting, lets in-flight requests finish for up to
 //! `shutdown_timeout`, then returns.
 
@@ -16,8 +17,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -27,12 +29,19 @@ use crate::framing::FramingTracker;
 use crate::gateway::{ConnInfo, Gateway};
 
 /// The proxy listener, ready to serve.
+///
+/// Connections are served by one single-threaded runtime per worker thread (by default one
+/// per core), each with its own `SO_REUSEPORT` listener and its own upstream pool, like
+/// nginx's worker processes: a request never wakes another thread on its way from client
+/// to upstream and back, which on a small machine costs more than the proxying itself.
 pub struct ProxyServer {
-    listener: TcpListener,
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
     gateway: Arc<Gateway>,
     tls: Option<TlsAcceptor>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
+    workers: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -44,23 +53,54 @@ struct Limits {
     shutdown: Duration,
 }
 
+/// What every worker shares.
+#[derive(Clone)]
+struct Shared {
+    gateway: Arc<Gateway>,
+    tls: Option<TlsAcceptor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+}
+
 impl std::fmt::Debug for ProxyServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProxyServer")
-            .field("listener", &self.listener)
+            .field("addr", &self.addr)
+            .field("workers", &self.workers)
             .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
 
+/// Binds `addr` with `SO_REUSEPORT`, so each worker can bind it again.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = reuseport_listener(addr)?;
+    listener.into_std()
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 impl ProxyServer {
-    /// A server on `listener` for `gateway`, with the limits in `server`.
+    /// A server on `listener` (from [`bind`]) for `gateway`, with the limits in `server`.
     pub fn new(
-        listener: TcpListener,
+        listener: std::net::TcpListener,
         gateway: Arc<Gateway>,
         server: &ServerConfig,
         tls: Option<TlsAcceptor>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
         let max_head = server.max_header_size.0 as usize;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -77,8 +117,9 @@ impl ProxyServer {
             .max_concurrent_streams(256)
             .keep_alive_interval(server.idle_timeout.0 / 2)
             .keep_alive_timeout(Duration::from_secs(20));
-        Self {
+        Ok(Self {
             listener,
+            addr,
             gateway,
             tls,
             builder: Arc::new(builder),
@@ -92,119 +133,194 @@ impl ProxyServer {
                 },
                 shutdown: server.shutdown_timeout.0,
             },
-        }
+            workers: worker_count(server.workers),
+        })
     }
 
     /// The address the server listens on.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
     }
 
-    /// Accepts and serves connections until `shutdown` completes, then drains.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
-        let permits = Arc::new(Semaphore::new(self.limits.max_connections));
-        tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                permit = Arc::clone(&permits).acquire_owned() => permit,
-                () = &mut shutdown => break,
-            };
-            let Ok(permit) = permit else { break };
-            let accepted = tokio::select! {
-                accepted = self.listener.accept() => accepted,
-                () = &mut shutdown => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let connection = self.connection(stream, peer, &graceful);
-            tokio::spawn(async move {
-                connection.await;
-                drop(permit);
-            });
+    /// Serves on every worker until `stop` turns true, then drains and returns.
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let shared = Shared {
+            gateway: self.gateway,
+            tls: self.tls,
+            builder: self.builder,
+            limits: self.limits,
+            permits: Arc::new(Semaphore::new(self.limits.max_connections)),
+        };
+        let mut first = Some(self.listener);
+        let mut finished = Vec::new();
+        for worker in 0..self.workers {
+            let (done, finished_rx) = tokio::sync::oneshot::channel::<()>();
+            let (shared, stop, listener) = (shared.clone(), stop.clone(), first.take());
+            let addr = self.addr;
+            let spawned = std::thread::Builder::new()
+                .name(format!("palisade-worker-{worker}"))
+                .spawn(move || {
+                    run_worker(worker, addr, listener, shared, stop);
+                    let _ = done.send(());
+                });
+            match spawned {
+                Ok(_) => finished.push(finished_rx),
+                Err(err) => warn!(worker, error = %err, "cannot start a worker thread"),
+            }
         }
-        drop(self.listener);
-        info!(connections = graceful.count(), "draining connections");
-        if tokio::time::timeout(self.limits.shutdown, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            warn!("shutdown timeout reached with requests still in flight");
+        for finished_rx in finished {
+            let _ = finished_rx.await;
         }
     }
+}
 
-    /// The future serving one connection, watched for graceful shutdown.
-    fn connection(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        graceful: &GracefulShutdown,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let gateway = Arc::clone(&self.gateway);
-        let builder = Arc::clone(&self.builder);
-        let tls = self.tls.clone();
-        let limits = self.limits;
-        let watcher = graceful.watcher();
-        async move {
-            let metrics = &gateway.services().metrics;
-            metrics.open_connections.fetch_add(1, Ordering::Relaxed);
-            let shared = ConnShared::new();
-            match tls {
-                None => {
-                    let tracker = FramingTracker::new(limits.max_head, limits.max_headers);
-                    let io =
-                        GuardedIo::new(stream, Some(tracker), Arc::clone(&shared), limits.timeouts);
-                    serve(
-                        &builder,
-                        io,
-                        &gateway,
-                        ConnInfo {
-                            peer,
-                            tls: false,
-                            shared,
-                        },
-                        watcher,
-                    )
-                    .await;
-                }
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(limits.timeouts.header_read, acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(stream)) => {
-                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            let tracker = (!h2)
-                                .then(|| FramingTracker::new(limits.max_head, limits.max_headers));
-                            let io = GuardedIo::new(
-                                stream,
-                                tracker,
-                                Arc::clone(&shared),
-                                limits.timeouts,
-                            );
-                            let info = ConnInfo {
-                                peer,
-                                tls: true,
-                                shared,
-                            };
-                            serve(&builder, io, &gateway, info, watcher).await;
-                        }
-                        Ok(Err(err)) => {
-                            debug!(client.peer = %peer, error = %err, "TLS handshake failed")
-                        }
-                        Err(_) => debug!(client.peer = %peer, "TLS handshake timed out"),
+/// The number of worker threads: the configured count, or one per core.
+pub fn worker_count(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One worker thread: its own runtime, listener and connections.
+fn run_worker(
+    worker: usize,
+    addr: SocketAddr,
+    listener: Option<std::net::TcpListener>,
+    shared: Shared,
+    stop: watch::Receiver<bool>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            warn!(worker, error = %err, "cannot start a worker runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match listener {
+            Some(listener) => TcpListener::from_std(listener),
+            None => reuseport_listener(addr),
+        };
+        match listener {
+            Ok(listener) => accept_loop(worker, listener, shared, stop).await,
+            Err(err) => warn!(worker, error = %err, "worker cannot listen"),
+        }
+    });
+}
+
+/// Accepts and serves connections until `stop`, then drains this worker's connections.
+async fn accept_loop(
+    worker: usize,
+    listener: TcpListener,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let shutdown = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&shared.permits).acquire_owned() => permit,
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = connection(worker, &shared, stream, peer, &graceful);
+        tokio::spawn(async move {
+            connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if graceful.count() > 0 {
+        info!(
+            worker,
+            connections = graceful.count(),
+            "draining connections"
+        );
+    }
+    if tokio::time::timeout(shared.limits.shutdown, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            worker,
+            "shutdown timeout reached with requests still in flight"
+        );
+    }
+}
+
+/// The future serving one connection, watched for graceful shutdown.
+fn connection(
+    worker: usize,
+    shared: &Shared,
+    stream: TcpStream,
+    peer: SocketAddr,
+    graceful: &GracefulShutdown,
+) -> impl Future<Output = ()> + Send + 'static {
+    let Shared {
+        gateway,
+        tls,
+        builder,
+        limits,
+        ..
+    } = shared.clone();
+    let watcher = graceful.watcher();
+    async move {
+        let metrics = &gateway.services().metrics;
+        metrics.open_connections.fetch_add(1, Ordering::Relaxed);
+        let conn = ConnShared::new();
+        let info = |tls| ConnInfo {
+            peer,
+            tls,
+            worker,
+            shared: Arc::clone(&conn),
+        };
+        match tls {
+            None => {
+                let tracker = FramingTracker::new(limits.max_head, limits.max_headers);
+                let io = GuardedIo::new(stream, Some(tracker), Arc::clone(&conn), limits.timeouts);
+                serve(&builder, io, &gateway, info(false), watcher).await;
+            }
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(limits.timeouts.header_read, acceptor.accept(stream));
+                match handshake.await {
+                    Ok(Ok(stream)) => {
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let tracker =
+                            (!h2).then(|| FramingTracker::new(limits.max_head, limits.max_headers));
+                        let io =
+                            GuardedIo::new(stream, tracker, Arc::clone(&conn), limits.timeouts);
+                        serve(&builder, io, &gateway, info(true), watcher).await;
                     }
+                    Ok(Err(err)) => {
+                        debug!(client.peer = %peer, error = %err, "TLS handshake failed")
+                    }
+                    Err(_) => debug!(client.peer = %peer, "TLS handshake timed out"),
                 }
             }
-            metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
         }
+        metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -311,3 +311,70 @@ async fn reload_with_a_bad_file_keeps_the_old_config() {
     assert_eq!(get(&url, &[]).await.header("ratelimit-limit"), "7");
     palisade.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_requests_are_refused_before_the_upstream() {
+    let upstream = Upstream::start().await;
+    let toml = "rate_limit = []\n[server]\nmax_uri_length = \"64B\"\nmax_body_size = \"1KB\"\n\
+                max_headers = 20\n";
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    let base = format!("http://{}", palisade.proxy_addr);
+
+    let long = format!("{base}/{}", "a".repeat(100));
+    assert_eq!(get(&long, &[]).await.status, StatusCode::URI_TOO_LONG);
+
+    let declared = Request::post(format!("{base}/sink"))
+        .body(full(vec![b'x'; 2048]))
+        .expect("request");
+    assert_eq!(send(declared).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..30 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let reply = raw_exchange(palisade.proxy_addr, many.as_bytes(), Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    assert_eq!(upstream.hits(), 0);
+
+    // A chunked body has no declared length: it is cut off as it passes the limit.
+    let streamed_body = Request::post(format!("{base}/sink"))
+        .header("transfer-encoding", "chunked")
+        .body(streamed(64 * 1024))
+        .expect("request");
+    let reply = send(streamed_body).await;
+    assert_ne!(
+        reply.body,
+        (64 * 1024).to_string(),
+        "the whole body went through"
+    );
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn trusted_proxies_may_name_the_client_for_rate_limits() {
+    let upstream = Upstream::start().await;
+    let toml = "[[rate_limit]]\nname = \"r\"\nlimit = 1\nwindow = \"10s\"\n\n\
+                [server]\ntrusted_proxies = [\"127.0.0.1\"]\n";
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    let url = format!("http://{}/", palisade.proxy_addr);
+    let first = get(&url, &[("x-forwarded-for", "198.51.100.1")]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.json()["headers"]["x-forwarded-for"],
+        "198.51.100.1, 127.0.0.1"
+    );
+    let other = get(&url, &[("x-forwarded-for", "198.51.100.2")]).await;
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "another client has its own quota"
+    );
+    let again = get(&url, &[("x-forwarded-for", "6.6.6.6, 198.51.100.1")]).await;
+    assert_eq!(
+        again.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the rightmost untrusted hop counts"
+    );
+    palisade.shutdown().await;
+}

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub max_body_size: ByteSize,
     /// Most client connections open at once; more wait in the kernel's backlog. Default 10000.
     pub max_connections: usize,
+    /// Worker threads serving connections; 0 (default) means one per core.
+    pub workers: usize,
     /// Time a client has to send a complete request head (stops slowloris). Default `10s`.
     pub header_read_timeout: HumanDuration,
     /// Time an idle keep-alive connection stays open between requests. Default `60s`.
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             max_uri_length: ByteSize(8 * 1024),
             max_body_size: ByteSize(10 * 1024 * 1024),
             max_connections: 10_000,
+            workers: 0,
             header_read_timeout: secs(10),
             idle_timeout: secs(60),
             shutdown_timeout: secs(30),

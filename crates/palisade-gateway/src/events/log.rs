@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
@@ -63,18 +63,26 @@ impl JsonLogSink {
     }
 }
 
-/// Writes queued events as lines, flushing whenever the queue runs empty.
+/// Writes queued events as lines in batches: wait for one event, write everything queued,
+/// flush, then pause briefly. The pause means a flood of events wakes this task (and the
+/// thread it runs on) a hundred times a second at most, not once per event.
 async fn write_events(output: impl AsyncWrite + Unpin, mut events: mpsc::Receiver<Arc<Event>>) {
+    const BATCH_PAUSE: Duration = Duration::from_millis(10);
     let mut writer = BufWriter::new(output);
-    while let Some(event) = events.recv().await {
-        let mut line = event_line(&event);
-        line.push('\n');
-        if writer.write_all(line.as_bytes()).await.is_err() {
+    while let Some(first) = events.recv().await {
+        let mut next = Some(first);
+        while let Some(event) = next {
+            let mut line = event_line(&event);
+            line.push('\n');
+            if writer.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+            next = events.try_recv().ok();
+        }
+        if writer.flush().await.is_err() {
             return;
         }
-        if events.is_empty() && writer.flush().await.is_err() {
-            return;
-        }
+        tokio::time::sleep(BATCH_PAUSE).await;
     }
     let _ = writer.flush().await;
 }

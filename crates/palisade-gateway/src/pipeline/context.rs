@@ -89,12 +89,18 @@ pub struct RequestContext {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The process id, read once: request ids are unique across restarts of one host.
+fn process_id() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 impl RequestContext {
     /// A context for a request from `peer`.
     pub fn new(peer: SocketAddr, tls: bool, events: EventBus) -> Self {
         let seq = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Self {
-            id: format!("{:08x}{seq:08x}", std::process::id()),
+            id: format!("{:08x}{seq:08x}", process_id()),
             peer,
             client_ip: crate::client_ip::canonical(peer.ip()),
             peer_trusted: false,
