@@ -343,4 +343,60 @@ mod tests {
         assert_eq!(parse_chunk_size(b"1 2"), None);
         assert_eq!(parse_chunk_size(b"11111111111111111"), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn request() -> impl Strategy<Value = Vec<u8>> {
+            let body = prop::collection::vec(any::<u8>(), 0..64);
+            (body, any::<bool>(), any::<bool>()).prop_map(|(body, chunked, conflicting)| {
+                let mut out = b"POST /x HTTP/1.1\r\nHost: a\r\n".to_vec();
+                if chunked {
+                    out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+                    if conflicting {
+                        out.extend_from_slice(b"Content-Length: 1\r\n");
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+                    out.extend_from_slice(&body);
+                    out.extend_from_slice(b"\r\n0\r\n\r\n");
+                } else {
+                    out.extend_from_slice(
+                        format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                    );
+                    out.extend_from_slice(&body);
+                }
+                out
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn how_bytes_are_split_never_changes_the_finding(
+                requests in prop::collection::vec(request(), 1..4),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+            ) {
+                let stream: Vec<u8> = requests.concat();
+                let whole = FramingTracker::new(8192, 100).feed(&stream);
+                let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+                points.sort_unstable();
+                let mut tracker = FramingTracker::new(8192, 100);
+                let mut start = 0;
+                let mut split = None;
+                for point in points.into_iter().chain([stream.len()]) {
+                    if split.is_none() {
+                        split = tracker.feed(&stream[start..point]);
+                    }
+                    start = point;
+                }
+                prop_assert_eq!(whole, split);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let _ = FramingTracker::new(256, 16).feed(&bytes);
+            }
+        }
+    }
 }
