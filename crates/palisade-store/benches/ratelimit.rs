@@ -1,6 +1,8 @@
 //! Rate-limit decisions: the memory limiter against the `governor` crate over 10 000 keys
-//! (ns per decision), and the Redis limiter with 64 concurrent requests over one multiplexed
-//! connection against a bare EVALSHA loop of the same script on the same kind of connection.
+//! (ns per decision; with the [`CoarseClock`] the gateway uses, and with `SystemClock` to
+//! show what reading the wall clock per decision costs), and the Redis limiter with 64
+//! concurrent requests over one multiplexed connection against a bare EVALSHA loop of the
+//! same script on the same kind of connection.
 //!
 //! `bench/ratelimit.sh` runs this and prints the ratios. The Redis part needs Redis on
 //! 127.0.0.1:6379 and is skipped, with a message, when it is not there.
@@ -12,8 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use palisade_policy::clock::SystemClock;
+use palisade_policy::clock::{Clock, SystemClock};
 use palisade_policy::ratelimit::{Algorithm, Quota};
+use palisade_store::ratelimit::CoarseClock;
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
 use palisade_store::ratelimit::redis::{RedisOptions, RedisRateLimiter};
 
@@ -36,16 +39,71 @@ fn quota(algorithm: Algorithm) -> Quota {
     }
 }
 
-fn memory(c: &mut Criterion) {
-    let keys = keys();
-    let mut group = c.benchmark_group("memory");
-    group.measurement_time(Duration::from_secs(3));
+/// Alternates batches of the memory limiter and governor so both see the same load from the
+/// rest of the machine, and prints `PAIRED <name> <ours ns> <governor ns>` lines for
+/// `bench/ratelimit.sh`. Criterion's separate runs drift apart on a shared machine.
+fn paired(keys: &[String], clock: &Arc<dyn Clock>) {
+    const BATCH: usize = 10_000;
+    const ROUNDS: usize = 300;
+    let per_second = governor::Quota::with_period(Duration::from_secs(1))
+        .expect("non-zero period")
+        .allow_burst(NonZeroU32::new(10).expect("non-zero"));
     for (name, algorithm) in [
         ("sliding_window", Algorithm::SlidingWindow),
         ("fixed_window", Algorithm::FixedWindow),
         ("token_bucket", Algorithm::TokenBucket),
     ] {
-        let limiter = MemoryRateLimiter::new(Arc::new(SystemClock), 100_000);
+        let limiter = MemoryRateLimiter::new(clock.clone(), 100_000);
+        let governor = governor::RateLimiter::keyed(per_second);
+        let quota = quota(algorithm);
+        let (mut ours, mut theirs) = (Duration::ZERO, Duration::ZERO);
+        for round in 0..ROUNDS {
+            let run_ours = || {
+                let start = Instant::now();
+                for key in &keys[..BATCH] {
+                    black_box(limiter.check_now(key, &quota));
+                }
+                start.elapsed()
+            };
+            let run_theirs = || {
+                let start = Instant::now();
+                for key in &keys[..BATCH] {
+                    black_box(governor.check_key(key).is_ok());
+                }
+                start.elapsed()
+            };
+            if round % 2 == 0 {
+                ours += run_ours();
+                theirs += run_theirs();
+            } else {
+                theirs += run_theirs();
+                ours += run_ours();
+            }
+        }
+        let per = |total: Duration| total.as_nanos() as f64 / (BATCH * ROUNDS) as f64;
+        println!("PAIRED {name} {:.1} {:.1}", per(ours), per(theirs));
+    }
+}
+
+fn memory(c: &mut Criterion) {
+    let keys = keys();
+    let coarse_clock: Arc<dyn Clock> = CoarseClock::start().expect("clock thread");
+    paired(&keys, &coarse_clock);
+    let mut group = c.benchmark_group("memory");
+    group.measurement_time(Duration::from_secs(3));
+    let coarse = coarse_clock;
+    let system: Arc<dyn Clock> = Arc::new(SystemClock);
+    for (name, algorithm, clock) in [
+        ("sliding_window", Algorithm::SlidingWindow, &coarse),
+        ("fixed_window", Algorithm::FixedWindow, &coarse),
+        ("token_bucket", Algorithm::TokenBucket, &coarse),
+        (
+            "sliding_window_system_clock",
+            Algorithm::SlidingWindow,
+            &system,
+        ),
+    ] {
+        let limiter = MemoryRateLimiter::new(clock.clone(), 100_000);
         let quota = quota(algorithm);
         let mut i = 0;
         group.bench_function(name, |b| {
@@ -152,21 +210,20 @@ fn redis(c: &mut Criterion) {
     });
 
     // The ceiling: the same script by EVALSHA straight on a multiplexed connection.
-    let script = redis::Script::new(include_str!("../src/ratelimit/lua/sliding_window.lua"));
+    let script = Arc::new(redis::Script::new(include_str!(
+        "../src/ratelimit/lua/sliding_window.lua"
+    )));
+    let bare_keys: Arc<Vec<String>> =
+        Arc::new(keys.iter().map(|k| format!("{prefix}bare:{k}")).collect());
     group.bench_function("bare_evalsha_64_concurrent", |b| {
         b.iter_custom(|iters| {
-            let (connection, keys, script, prefix) = (
-                bare_connection.clone(),
-                keys.clone(),
-                script.clone(),
-                prefix.clone(),
-            );
+            let (connection, keys, script) =
+                (bare_connection.clone(), bare_keys.clone(), script.clone());
             runtime.block_on(concurrently(iters, move |n| {
                 let mut connection = connection.clone();
-                let key = format!("{prefix}bare:{}", keys[n as usize % KEYS]);
-                let script = script.clone();
+                let (keys, script) = (keys.clone(), script.clone());
                 async move {
-                    let mut call = script.key(key);
+                    let mut call = script.key(&keys[n as usize % KEYS]);
                     call.arg(1_000_000).arg(10_000).arg("").arg(1_000);
                     let _: Vec<i64> = call.invoke_async(&mut connection).await.expect("evalsha");
                 }

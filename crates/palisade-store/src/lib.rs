@@ -2,3 +2,4 @@
 //! default), Redis (shared state between instances) and PostgreSQL (audit, jobs).
 
 pub mod ratelimit;
+pub mod redis_conn;

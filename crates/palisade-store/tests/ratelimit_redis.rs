@@ -69,9 +69,10 @@ async fn redis_command(url: &str, args: &[&str]) -> redis::Value {
 }
 
 #[tokio::test]
-async fn the_eleventh_request_in_ten_seconds_is_refused_by_redis() {
+async fn the_eleventh_request_in_a_window_is_refused_by_redis() {
     let limiter = shared_limiter("eleventh").await;
-    let ten = quota(Algorithm::SlidingWindow, 10, 10_000);
+    // An hour-long window, so the test never straddles a window boundary of Redis TIME.
+    let ten = quota(Algorithm::SlidingWindow, 10, 3_600_000);
     for i in 0..10 {
         let decision = limiter
             .check("ip:192.0.2.1", &ten)
@@ -98,7 +99,8 @@ async fn two_instances_sharing_redis_enforce_one_combined_limit() {
     let second = RedisRateLimiter::connect(&shared, Arc::new(SystemClock))
         .await
         .expect("url");
-    let six = quota(Algorithm::FixedWindow, 6, 60_000);
+    // A bucket refilling one token per 10 minutes: no window boundary to straddle.
+    let six = quota(Algorithm::TokenBucket, 6, 3_600_000);
     let mut allowed = 0;
     for i in 0..12 {
         let instance = if i % 2 == 0 { &first } else { &second };
@@ -119,7 +121,7 @@ async fn a_blocked_key_is_answered_locally_without_redis() {
     let limiter = RedisRateLimiter::connect(&opts, Arc::new(SystemClock))
         .await
         .expect("valid url");
-    let two = quota(Algorithm::SlidingWindow, 2, 60_000);
+    let two = quota(Algorithm::SlidingWindow, 2, 3_600_000);
     for _ in 0..2 {
         limiter.check("k", &two).await.expect("answers");
     }
@@ -127,7 +129,7 @@ async fn a_blocked_key_is_answered_locally_without_redis() {
     assert_eq!(limiter.blocked_keys(), 1);
 
     // Forget the counters in Redis: Redis itself would now allow, the local cache still refuses.
-    let redis_key = format!("{}rl:sw:2:60000:k", opts.key_prefix);
+    let redis_key = format!("{}rl:sw:2:3600000:k", opts.key_prefix);
     redis_command(SHARED_REDIS, &["DEL", &redis_key]).await;
     assert!(!limiter.check("k", &two).await.expect("answers").allowed);
     assert!(
@@ -163,6 +165,31 @@ async fn a_quota_outside_the_exact_range_is_refused_before_reaching_redis() {
     let huge = quota(Algorithm::SlidingWindow, Quota::MAX_LIMIT + 1, 1_000);
     let err = limiter.check("k", &huge).await.expect_err("out of range");
     assert!(matches!(err, StoreError::Protocol(_)), "{err}");
+}
+
+#[tokio::test]
+async fn instances_whose_clocks_disagree_by_years_still_share_one_limit() {
+    // Decisions use Redis TIME; each instance's own clock only times its blocked cache.
+    let shared = options(SHARED_REDIS, "skew");
+    let past = Arc::new(ManualClock::new(0));
+    let future = Arc::new(ManualClock::new(4_000_000_000_000));
+    let first = RedisRateLimiter::connect(&shared, past).await.expect("url");
+    let second = RedisRateLimiter::connect(&shared, future)
+        .await
+        .expect("url");
+    let four = quota(Algorithm::SlidingWindow, 4, 3_600_000);
+    let mut allowed = 0;
+    for i in 0..8 {
+        let instance = if i % 2 == 0 { &first } else { &second };
+        allowed += usize::from(
+            instance
+                .check("ip:198.51.100.7", &four)
+                .await
+                .expect("ok")
+                .allowed,
+        );
+    }
+    assert_eq!(allowed, 4);
 }
 
 /// A redis-server of this test's own on a free loopback port, stopped by PID on drop.
@@ -278,6 +305,38 @@ async fn decide_n(store: &dyn RateLimitStore, key: &str, quota: &Quota, n: usize
         );
     }
     out
+}
+
+#[tokio::test]
+async fn a_cached_refusal_is_not_mistaken_for_redis_coming_back() {
+    let mut redis = OwnRedis::start();
+    let clock = Arc::new(ManualClock::new(0));
+    let store = fallback(&redis, OnError::Local, clock.clone()).await;
+    let one = quota(Algorithm::FixedWindow, 1, 3_600_000);
+    assert!(
+        store
+            .check("blocked", &one)
+            .await
+            .expect("redis up")
+            .allowed
+    );
+    assert!(
+        !store
+            .check("blocked", &one)
+            .await
+            .expect("redis up")
+            .allowed
+    );
+
+    redis.stop();
+    store.check("other", &one).await.expect("falls back");
+    assert!(store.stats().degraded);
+    clock.advance(1_000);
+    // This probe's key sits in the blocked cache; the probe must still ask Redis.
+    store.check("blocked", &one).await.expect("falls back");
+    let stats = store.stats();
+    assert!(stats.degraded, "a cached answer passed for a recovery");
+    assert_eq!(stats.errors, 2);
 }
 
 #[tokio::test]

@@ -130,3 +130,44 @@ mod tests {
         assert_eq!(harden("a=1;", false), "a=1; HttpOnly; SameSite=Lax");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn attribute_count(value: &HeaderValue, name: &str) -> usize {
+        value
+            .as_bytes()
+            .split(|&b| b == b';')
+            .skip(1)
+            .filter(|part| {
+                let key = part.split(|&b| b == b'=').next().unwrap_or_default();
+                key.trim_ascii().eq_ignore_ascii_case(name.as_bytes())
+            })
+            .count()
+    }
+
+    proptest! {
+        #[test]
+        fn hardening_adds_each_attribute_at_most_once_and_is_idempotent(
+            cookie in "[ -~]{0,80}",
+            secure in any::<bool>(),
+        ) {
+            let Ok(value) = HeaderValue::from_str(&cookie) else {
+                return Ok(());
+            };
+            let hardening = CookieHardening { httponly_exempt: Vec::new() };
+            let once = hardening.harden(&value, secure).unwrap_or_else(|| value.clone());
+            let mut expected = vec!["httponly", "samesite"];
+            if secure {
+                expected.push("secure");
+            }
+            for name in expected {
+                let before = attribute_count(&value, name);
+                prop_assert_eq!(attribute_count(&once, name), before.max(1), "{}", name);
+            }
+            prop_assert_eq!(hardening.harden(&once, secure), None);
+        }
+    }
+}

@@ -49,7 +49,14 @@ impl Csp {
                 let name = words.next()?.to_ascii_lowercase();
                 Some((name, words.map(str::to_owned).collect()))
             })
-            .collect();
+            .collect::<Vec<_>>();
+        if directives.is_empty() {
+            return Err(
+                "content security policy is empty: expected directives such as \
+                        \"default-src 'self'\", or false to turn the header off"
+                    .to_owned(),
+            );
+        }
         Ok(Self { directives })
     }
 
@@ -126,7 +133,8 @@ fn check_directive_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "csp_sources key {name:?} is not a directive name: expected something like \"script-src\""
+            "csp_sources key {name:?} is not a directive name: \
+             expected something like \"script-src\""
         ))
     }
 }
@@ -141,7 +149,8 @@ fn check_source(directive: &str, source: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "csp_sources.{directive} source {source:?} is not a single CSP source: expected a \
-             host, scheme or keyword without spaces, `;` or `,` (for example \"https://cdn.example.com\")"
+             host, scheme or keyword without spaces, `;` or `,` \
+             (for example \"https://cdn.example.com\")"
         ))
     }
 }
@@ -228,6 +237,12 @@ mod tests {
             assert!(err.is_err(), "{bad:?} was accepted");
         }
         assert!(csp.add_sources(&extra(&[("img src", &["data:"])])).is_err());
+    }
+
+    #[test]
+    fn an_empty_policy_is_refused_with_a_pointer_to_false() {
+        let err = Csp::parse(" ; ").expect_err("empty");
+        assert!(err.contains("or false"), "{err}");
     }
 
     #[test]

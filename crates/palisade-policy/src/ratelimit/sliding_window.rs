@@ -206,8 +206,9 @@ mod tests {
     fn the_weight_is_floored_not_rounded() {
         // 7 previous requests at 95 % unelapsed weigh 6.65, floored to 6.
         assert_eq!(weighted_previous(7, 10_000, 500), 6);
-        // 10 previous requests at exactly 70 % unelapsed weigh exactly 7 (floating point
-        // would give 6.999…).
+        // 100 previous requests at 66 % unelapsed weigh exactly 66; floating point
+        // (1 − 0.34) × 100 gives 65.999…, which would floor to 65.
+        assert_eq!(weighted_previous(100, 1_000, 340), 66);
         assert_eq!(weighted_previous(10, 10_000, 3_000), 7);
         assert_eq!(weighted_previous(10, 10_000, 0), 10);
         assert_eq!(weighted_previous(10, 10_000, 9_999), 0);

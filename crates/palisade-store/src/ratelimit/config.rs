@@ -42,7 +42,7 @@ impl fmt::Debug for RedisUrl {
 pub struct StateConfig {
     /// `memory` (default) or `redis`.
     pub backend: BackendKind,
-    /// Required with `backend = "redis"`, e.g. `redis://127.0.0.1:6379`.
+    /// Required with `backend = "redis"`, e.g. `redis://127.0.0.1:6379` (no TLS yet).
     pub redis_url: Option<RedisUrl>,
     /// `allow`, `deny` or `local` (default): see [`OnError`].
     pub on_error: OnError,
@@ -101,11 +101,16 @@ impl StateConfig {
                     "missing: backend = \"redis\" needs redis_url = \"redis://host:port\"",
                 ));
             };
-            if !(url.0.starts_with("redis://") || url.0.starts_with("rediss://")) {
+            // TODO: rediss:// (TLS to Redis) needs the redis crate's rustls feature; until
+            // then Redis must be reached over loopback or a private network.
+            if url.0.starts_with("rediss://") {
                 return Err(error(
                     "redis_url",
-                    "expected a URL starting with redis:// or rediss://",
+                    "rediss:// (TLS) is not supported yet: expected redis://host:port",
                 ));
+            }
+            if !url.0.starts_with("redis://") {
+                return Err(error("redis_url", "expected a URL starting with redis://"));
             }
         }
         let durations = [
@@ -161,10 +166,13 @@ impl StateBackend {
         Ok(Self::Redis(Box::new(fallback)))
     }
 
-    /// Errors and fallbacks so far (all zero for memory).
+    /// Errors, fallbacks and evictions so far (errors and fallbacks stay zero for memory).
     pub fn stats(&self) -> BackendStats {
         match self {
-            Self::Memory(_) => BackendStats::default(),
+            Self::Memory(memory) => BackendStats {
+                evicted_live: memory.evicted_live(),
+                ..BackendStats::default()
+            },
             Self::Redis(fallback) => fallback.stats(),
         }
     }
@@ -241,6 +249,8 @@ mod tests {
         assert!(err.starts_with("state.redis_url: missing"), "{err}");
         let err = parse("backend = \"redis\"\nredis_url = \"http://x\"").expect_err("bad scheme");
         assert!(err.contains("redis://"), "{err}");
+        let err = parse("backend = \"redis\"\nredis_url = \"rediss://x\"").expect_err("tls");
+        assert!(err.contains("not supported yet"), "{err}");
     }
 
     #[test]

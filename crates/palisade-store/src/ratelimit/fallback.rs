@@ -17,6 +17,15 @@ use serde::{Deserialize, Serialize};
 
 use super::memory::MemoryRateLimiter;
 
+/// A shared store that may answer some decisions from a local cache. While the backend is
+/// considered down, [`Fallback`] probes it with [`SharedStore::check_shared`], which must
+/// reach the backend: a cached answer would pass for a recovery.
+#[async_trait::async_trait]
+pub trait SharedStore: RateLimitStore {
+    /// Decides in the shared backend itself, bypassing any local cache.
+    async fn check_shared(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError>;
+}
+
 /// What to do with a request while the shared backend is unreachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +61,8 @@ pub struct BackendStats {
     pub fallbacks: u64,
     /// Whether the shared backend is currently considered unreachable.
     pub degraded: bool,
+    /// Live counters the memory limiter dropped because `memory_max_keys` was reached.
+    pub evicted_live: u64,
 }
 
 /// Applies `on_error` around a shared store.
@@ -68,7 +79,7 @@ pub struct Fallback<S> {
     fallbacks: AtomicU64,
 }
 
-impl<S: RateLimitStore> Fallback<S> {
+impl<S: SharedStore> Fallback<S> {
     /// Wraps `primary`; `local` answers under [`OnError::Local`].
     pub fn new(
         primary: S,
@@ -101,17 +112,19 @@ impl<S: RateLimitStore> Fallback<S> {
             errors: self.errors.load(Ordering::Relaxed),
             fallbacks: self.fallbacks.load(Ordering::Relaxed),
             degraded: self.degraded.load(Ordering::Relaxed),
+            evicted_live: self.local.evicted_live(),
         }
     }
 
-    /// While degraded, lets exactly one caller per `retry_interval` try the primary.
-    fn may_try_primary(&self) -> bool {
+    /// How this request may use the primary: normally, as the one probe allowed per
+    /// `retry_interval` while degraded, or not at all.
+    fn route(&self) -> Route {
         if !self.degraded.load(Ordering::Acquire) {
-            return true;
+            return Route::Primary;
         }
         let now = self.clock.now_ms();
         let retry_at = self.retry_at.load(Ordering::Acquire);
-        now >= retry_at
+        let probe = now >= retry_at
             && self
                 .retry_at
                 .compare_exchange(
@@ -120,7 +133,8 @@ impl<S: RateLimitStore> Fallback<S> {
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
-                .is_ok()
+                .is_ok();
+        if probe { Route::Probe } else { Route::Local }
     }
 
     fn record_failure(&self, error: &StoreError) {
@@ -132,7 +146,7 @@ impl<S: RateLimitStore> Fallback<S> {
                 state.backend = self.primary.backend(),
                 state.on_error = self.on_error.as_str(),
                 error = %error,
-                "rate-limit state backend unreachable; applying on_error until it answers again"
+                "rate-limit state backend failed; applying on_error until it answers again"
             );
         }
     }
@@ -161,15 +175,28 @@ impl<S: RateLimitStore> Fallback<S> {
     }
 }
 
+/// Where one request's decision comes from.
+enum Route {
+    /// The primary, as usual (its local cache included).
+    Primary,
+    /// The primary's backend itself, probing whether it is back.
+    Probe,
+    /// The `on_error` policy, without trying the primary.
+    Local,
+}
+
 #[async_trait::async_trait]
-impl<S: RateLimitStore> RateLimitStore for Fallback<S> {
+impl<S: SharedStore> RateLimitStore for Fallback<S> {
     async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError> {
-        if !self.may_try_primary() {
-            let down =
-                StoreError::Unavailable(format!("{} is unreachable", self.primary.backend()));
-            return self.fall_back(key, quota, down);
-        }
-        match self.primary.check(key, quota).await {
+        let answer = match self.route() {
+            Route::Primary => self.primary.check(key, quota).await,
+            Route::Probe => self.primary.check_shared(key, quota).await,
+            Route::Local => {
+                let down = format!("{} is unreachable", self.primary.backend());
+                return self.fall_back(key, quota, StoreError::Unavailable(down));
+            }
+        };
+        match answer {
             Ok(decision) => {
                 self.record_success();
                 Ok(decision)

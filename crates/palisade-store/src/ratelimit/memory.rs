@@ -10,6 +10,7 @@ use std::sync::Arc;
 use palisade_policy::clock::{Clock, UnixMillis};
 use palisade_policy::ratelimit::{CounterState, Decision, Quota, RateLimitStore, StoreError};
 
+use super::key;
 use super::table::BoundedMap;
 
 /// Counters for one key under the quota they were made for.
@@ -39,13 +40,15 @@ impl MemoryRateLimiter {
     }
 
     /// Decides and counts one request for `key` at `now`. A key last used under a different
-    /// quota (the configuration changed) starts again from fresh.
+    /// quota (the configuration changed) starts again from fresh. Keys longer than
+    /// [`key::MAX_KEY_BYTES`] are stored by digest.
     pub fn check_at(&self, key: &str, quota: &Quota, now: UnixMillis) -> Decision {
+        let key = key::bounded(key);
         let fresh = || Counter {
             quota: *quota,
             state: CounterState::fresh(quota, now),
         };
-        self.counters.update(key, now, fresh, |counter| {
+        self.counters.update(&key, now, fresh, |counter| {
             if counter.quota != *quota {
                 *counter = fresh();
             }
@@ -169,6 +172,18 @@ mod tests {
         }
         assert!(!limiter.check_now("attacker", &hour).allowed);
         assert_eq!(limiter.evicted_live(), 0);
+    }
+
+    #[test]
+    fn long_keys_that_share_a_start_are_counted_apart() {
+        let (_, limiter) = limiter(100);
+        let first = format!("rule:header:{}a", "x".repeat(5_000));
+        let second = format!("rule:header:{}b", "x".repeat(5_000));
+        for _ in 0..10 {
+            limiter.check_now(&first, &ten_per_ten_seconds());
+        }
+        assert!(!limiter.check_now(&first, &ten_per_ten_seconds()).allowed);
+        assert!(limiter.check_now(&second, &ten_per_ten_seconds()).allowed);
     }
 
     #[test]

@@ -8,11 +8,14 @@
 //! it. Nothing here decides what to do with a refused request; that is the gateway's
 //! rate-limit stage.
 
+mod coarse_clock;
 mod config;
 mod fallback;
+pub mod key;
 pub mod memory;
 pub mod redis;
 mod table;
 
+pub use self::coarse_clock::CoarseClock;
 pub use self::config::{BackendKind, RedisUrl, StateBackend, StateConfig, StateConfigError};
-pub use self::fallback::{BackendStats, Fallback, OnError};
+pub use self::fallback::{BackendStats, Fallback, OnError, SharedStore};

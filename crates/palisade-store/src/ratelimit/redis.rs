@@ -22,9 +22,11 @@ use palisade_policy::ratelimit::{
     Algorithm, Decision, Quota, RateLimitStore, StoreError, fixed_window, sliding_window,
     token_bucket,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::fallback::SharedStore;
+use super::key;
 use super::table::BoundedMap;
+use crate::redis_conn::{ConnectionError, SharedConnection};
 
 /// Extra lifetime given to Redis keys past the moment they go idle, so a key never expires
 /// while it still matters, whatever the round-trip time.
@@ -33,13 +35,13 @@ const EXPIRY_SLACK_MS: u64 = 1_000;
 /// How to reach Redis and how long to wait for it.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS).
+    /// `redis://[:password@]host:port[/db]`.
     pub url: String,
     /// Prepended to every key, so several deployments can share one Redis.
     pub key_prefix: String,
     /// Longest wait for a TCP (and TLS) connection.
     pub connect_timeout: Duration,
-    /// Longest wait for one decision, connection included.
+    /// Longest wait for one decision once connected.
     pub command_timeout: Duration,
     /// Most keys remembered as blocked in this process.
     pub blocked_cache_max_keys: usize,
@@ -93,10 +95,9 @@ struct Scripts {
 
 /// Rate limits kept in Redis.
 pub struct RedisRateLimiter {
-    connection: ConnectionManager,
+    connection: SharedConnection,
     scripts: Scripts,
     key_prefix: String,
-    command_timeout: Duration,
     /// Local time, used for the blocked cache (and, in tests, sent to the scripts).
     clock: Arc<dyn Clock>,
     caller_time: bool,
@@ -111,19 +112,12 @@ impl RedisRateLimiter {
         options: &RedisOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        // The parser's message may quote the URL, password included: say only what to fix.
-        let client = redis::Client::open(options.url.as_str()).map_err(|_| {
-            StoreError::Unavailable(
-                "invalid redis_url: expected redis://[:password@]host:port[/db]".to_owned(),
-            )
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connect_timeout))
-            .set_response_timeout(Some(options.command_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(options.connect_timeout);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let connection = SharedConnection::new(
+            &options.url,
+            options.connect_timeout,
+            options.command_timeout,
+        )
+        .map_err(|err| StoreError::Unavailable(err.to_string()))?;
         Ok(Self {
             connection,
             scripts: Scripts {
@@ -132,7 +126,6 @@ impl RedisRateLimiter {
                 token_bucket: redis::Script::new(include_str!("lua/token_bucket.lua")),
             },
             key_prefix: options.key_prefix.clone(),
-            command_timeout: options.command_timeout,
             clock,
             caller_time: false,
             blocked: BoundedMap::new(options.blocked_cache_max_keys),
@@ -149,13 +142,11 @@ impl RedisRateLimiter {
 
     /// Checks that Redis answers, for readiness probes.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get().await.map_err(unavailable)?;
         let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut connection);
-        match tokio::time::timeout(self.command_timeout, ping).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(unavailable(&err)),
-            Err(_) => Err(timed_out(self.command_timeout)),
+        match command.query_async::<String>(&mut connection).await {
+            Ok(_) => Ok(()),
+            Err(err) => Err(self.failed(err)),
         }
     }
 
@@ -173,13 +164,24 @@ impl RedisRateLimiter {
         Ok(decision)
     }
 
+    /// Classifies a failed command, dropping the connection if it broke.
+    fn failed(&self, err: redis::RedisError) -> StoreError {
+        self.connection.report(&err);
+        if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() {
+            StoreError::Unavailable(err.to_string())
+        } else {
+            StoreError::Protocol(err.to_string())
+        }
+    }
+
     /// How many keys are remembered as blocked.
     pub fn blocked_keys(&self) -> usize {
         self.blocked.len()
     }
 
     /// `<prefix>rl:<algorithm>:<limit>:<window ms>:<key>`: the quota is part of the key, so a
-    /// changed limit starts from fresh counters, as in the memory limiter.
+    /// changed limit starts from fresh counters, as in the memory limiter. Long keys are
+    /// stored by digest ([`key::bounded`]).
     fn redis_key(&self, key: &str, quota: &Quota) -> String {
         let algorithm = match quota.algorithm {
             Algorithm::SlidingWindow => "sw",
@@ -190,7 +192,8 @@ impl RedisRateLimiter {
             "{}rl:{algorithm}:{}:{}:{key}",
             self.key_prefix,
             quota.limit,
-            quota.window_ms()
+            quota.window_ms(),
+            key = key::bounded(key),
         )
     }
 
@@ -216,13 +219,11 @@ impl RedisRateLimiter {
             .arg(quota.window_ms())
             .arg(caller_now)
             .arg(EXPIRY_SLACK_MS);
-        let mut connection = self.connection.clone();
-        let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
-        let reply = match tokio::time::timeout(self.command_timeout, call).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(err)) => return Err(unavailable(&err)),
-            Err(_) => return Err(timed_out(self.command_timeout)),
-        };
+        let mut connection = self.connection.get().await.map_err(unavailable)?;
+        let reply = invocation
+            .invoke_async::<Vec<i64>>(&mut connection)
+            .await
+            .map_err(|err| self.failed(err))?;
         decision_from_reply(quota, &reply)
     }
 
@@ -285,23 +286,15 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn unavailable(err: &redis::RedisError) -> StoreError {
-    if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() {
-        StoreError::Unavailable(err.to_string())
-    } else {
-        StoreError::Protocol(err.to_string())
-    }
-}
-
-fn timed_out(after: Duration) -> StoreError {
-    StoreError::Unavailable(format!("redis did not answer within {after:?}"))
+fn unavailable(err: ConnectionError) -> StoreError {
+    StoreError::Unavailable(err.to_string())
 }
 
 impl fmt::Debug for RedisRateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRateLimiter")
             .field("key_prefix", &self.key_prefix)
-            .field("command_timeout", &self.command_timeout)
+            .field("connection", &self.connection)
             .field("caller_time", &self.caller_time)
             .finish_non_exhaustive()
     }
@@ -320,6 +313,13 @@ impl RateLimitStore for RedisRateLimiter {
 
     fn backend(&self) -> &'static str {
         "redis"
+    }
+}
+
+#[async_trait::async_trait]
+impl SharedStore for RedisRateLimiter {
+    async fn check_shared(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError> {
+        self.check_in_redis(key, quota).await
     }
 }
 
