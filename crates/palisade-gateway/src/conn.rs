@@ -150,6 +150,8 @@ impl<T> GuardedIo<T> {
 
     /// When the connection should be closed if nothing more arrives, or `None` while a
     /// request is in flight.
+    // TODO: a body read timeout; a client trickling a request body slowly holds its
+    // connection (and an upstream connection) until `max_body_size` or the upstream gives up.
     fn deadline(&self) -> Option<Instant> {
         if let Some(started) = self.head_started {
             return Some(started + self.timeouts.header_read);
