@@ -237,15 +237,19 @@ async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
         .await,
         Ok(Ok(_))
     );
-    // TODO: ping the Redis state backend here once the Redis limiter exposes a health
-    // check; until then /readyz can report ready while Redis is down.
-    let backend = gateway.services().rate_limits.backend();
+    let services = gateway.services();
+    let backend = services.rate_limits.backend();
+    let state_ok = match &services.state {
+        Some(state) => state.ready().await,
+        None => true,
+    };
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let body = serde_json::json!({
-        "ready": upstream_ok,
-        "upstream": if upstream_ok { "ok" } else { "unreachable" },
-        "state": { "backend": backend, "status": "ok" },
+        "ready": upstream_ok && state_ok,
+        "upstream": word(upstream_ok),
+        "state": { "backend": backend, "status": word(state_ok) },
     });
-    let status = if upstream_ok {
+    let status = if upstream_ok && state_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

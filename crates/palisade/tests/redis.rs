@@ -165,3 +165,24 @@ async fn redis_down_applies_on_error_and_recovery_shares_limits_again() {
         palisade.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn readiness_reports_an_unreachable_redis() {
+    let upstream = Upstream::start().await;
+    let port = free_port();
+    let palisade = start_palisade(
+        &upstream.url(),
+        &redis_config(port, &unique_prefix("ready"), "local"),
+    )
+    .await;
+    let ready = get(&format!("http://{}/readyz", palisade.admin_addr), &[]).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert_eq!(ready.json()["state"]["status"], "unreachable");
+    assert_eq!(ready.json()["upstream"], "ok");
+    palisade.shutdown().await;
+}
