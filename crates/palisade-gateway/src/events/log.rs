@@ -89,9 +89,12 @@ async fn write_events(output: impl AsyncWrite + Unpin, mut events: mpsc::Receive
 
 /// One event as a JSON line, the timestamp first so lines sort and read by time.
 pub fn event_line(event: &Event) -> String {
-    let fields = serde_json::Value::Object(event.to_json()).to_string();
-    let rest = fields.strip_prefix('{').unwrap_or(&fields);
-    format!("{{\"ts\":\"{}\",{rest}", rfc3339_now())
+    let mut line = String::with_capacity(256);
+    let mut object = super::JsonObject::new(&mut line);
+    object.str("ts", &rfc3339_now());
+    event.write_fields(&mut object);
+    object.finish();
+    line
 }
 
 /// The current UTC time as `2026-01-31T12:34:56.789Z`.

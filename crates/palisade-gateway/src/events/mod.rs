@@ -13,7 +13,7 @@ pub mod log;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::metrics::Metrics;
 
@@ -118,13 +118,11 @@ impl Event {
         }
     }
 
-    /// The event as one flat JSON object with stable dotted field names.
-    pub fn to_json(&self) -> Map<String, Value> {
-        let mut out = Map::new();
-        out.insert("event".into(), json!(self.name()));
-        let mut put = |key: &str, value: Value| {
-            out.insert(key.into(), value);
-        };
+    /// Appends the event's fields to a JSON object being written (`"event": ...` first).
+    /// Written by hand rather than through a map: in `log` mode a flood of requests is a
+    /// flood of events, and this runs once per event.
+    pub fn write_fields(&self, out: &mut JsonObject<'_>) {
+        out.str("event", self.name());
         match self {
             Self::RateLimited {
                 request,
@@ -133,11 +131,11 @@ impl Event {
                 limit,
                 retry_after_secs,
             } => {
-                request_fields(request, &mut put);
-                put("rule.name", json!(rule));
-                put("rate_limit.enforced", json!(enforced));
-                put("rate_limit.limit", json!(limit));
-                put("rate_limit.retry_after", json!(retry_after_secs));
+                request.write_fields(out);
+                out.str("rule.name", rule);
+                out.bool("rate_limit.enforced", *enforced);
+                out.num("rate_limit.limit", *limit);
+                out.num("rate_limit.retry_after", *retry_after_secs);
             }
             Self::RequestBlocked {
                 request,
@@ -145,10 +143,10 @@ impl Event {
                 reason,
                 status,
             } => {
-                request_fields(request, &mut put);
-                put("stage", json!(stage));
-                put("reason", json!(reason));
-                put("http.status", json!(status));
+                request.write_fields(out);
+                out.str("stage", stage);
+                out.str("reason", reason);
+                out.num("http.status", u64::from(*status));
             }
             Self::RequestFailed {
                 request,
@@ -156,40 +154,139 @@ impl Event {
                 kind,
                 status,
             } => {
-                request_fields(request, &mut put);
-                put("error.source", json!(source));
-                put("error.kind", json!(kind));
-                put("http.status", json!(status));
+                request.write_fields(out);
+                out.str("error.source", source);
+                out.str("error.kind", kind);
+                out.num("http.status", u64::from(*status));
             }
             Self::StateDegraded {
                 backend,
                 policy,
                 detail,
             } => {
-                put("state.backend", json!(backend));
-                put("state.on_error", json!(policy));
-                put("error.detail", json!(detail));
+                out.str("state.backend", backend);
+                out.str("state.on_error", policy);
+                out.str("error.detail", detail);
             }
-            Self::StateRecovered { backend } => put("state.backend", json!(backend)),
-            Self::ConfigReloaded { file } => put("config.file", json!(file)),
+            Self::StateRecovered { backend } => out.str("state.backend", backend),
+            Self::ConfigReloaded { file } => out.str("config.file", file),
             Self::ConfigRejected { file, errors } => {
-                put("config.file", json!(file));
-                put("config.errors", json!(errors));
+                out.str("config.file", file);
+                out.strs("config.errors", errors);
             }
             Self::TlsReloaded { ok, detail } => {
-                put("tls.ok", json!(ok));
-                put("error.detail", json!(detail));
+                out.bool("tls.ok", *ok);
+                out.str("error.detail", detail);
             }
         }
-        out
+    }
+
+    /// The event as one flat JSON object with stable dotted field names.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut text = String::new();
+        let mut object = JsonObject::new(&mut text);
+        self.write_fields(&mut object);
+        object.finish();
+        match serde_json::from_str(&text) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
     }
 }
 
-fn request_fields(request: &RequestInfo, put: &mut impl FnMut(&str, Value)) {
-    put("request.id", json!(request.id));
-    put("client.ip", json!(request.client_ip.to_string()));
-    put("http.method", json!(request.method));
-    put("url.path", json!(request.path));
+impl RequestInfo {
+    fn write_fields(&self, out: &mut JsonObject<'_>) {
+        out.str("request.id", &self.id);
+        out.display("client.ip", &self.client_ip);
+        out.str("http.method", &self.method);
+        out.str("url.path", &self.path);
+    }
+}
+
+/// A flat JSON object written straight into a string.
+#[derive(Debug)]
+pub struct JsonObject<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> JsonObject<'a> {
+    /// Opens an object at the end of `out`.
+    pub fn new(out: &'a mut String) -> Self {
+        out.push('{');
+        Self { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        escape_into(self.out, key);
+        self.out.push(':');
+    }
+
+    /// A string field.
+    pub fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        escape_into(self.out, value);
+    }
+
+    /// A string field from anything printable.
+    pub fn display(&mut self, key: &str, value: &impl std::fmt::Display) {
+        self.str(key, &value.to_string());
+    }
+
+    /// A number field.
+    pub fn num(&mut self, key: &str, value: u64) {
+        use std::fmt::Write as _;
+        self.key(key);
+        let _ = write!(self.out, "{value}");
+    }
+
+    /// A boolean field.
+    pub fn bool(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.out.push_str(if value { "true" } else { "false" });
+    }
+
+    /// An array of strings.
+    pub fn strs(&mut self, key: &str, values: &[String]) {
+        self.key(key);
+        self.out.push('[');
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            escape_into(self.out, value);
+        }
+        self.out.push(']');
+    }
+
+    /// Closes the object.
+    pub fn finish(self) {
+        self.out.push('}');
+    }
+}
+
+/// Writes `text` as a JSON string literal (RFC 8259 §7).
+fn escape_into(out: &mut String, text: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Something that consumes events. `accept` must return at once.
@@ -259,6 +356,17 @@ mod tests {
         assert_eq!(json["url.path"], "/login");
         assert_eq!(json["rule.name"], "default");
         assert_eq!(json["rate_limit.enforced"], true);
+    }
+
+    #[test]
+    fn strings_with_quotes_and_control_characters_stay_valid_json() {
+        let event = Event::ConfigRejected {
+            file: "a\"b\\c\n\u{1}.toml".into(),
+            errors: vec!["x \"y\"".into()],
+        };
+        let json = Value::Object(event.to_json());
+        assert_eq!(json["config.file"], "a\"b\\c\n\u{1}.toml");
+        assert_eq!(json["config.errors"][0], "x \"y\"");
     }
 
     #[test]
