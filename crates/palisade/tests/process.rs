@@ -195,6 +195,7 @@ async fn a_100_mb_body_streams_both_ways_with_flat_memory() {
     assert_eq!(received, SIZE);
 
     let peak_mib = palisade.peak_rss_kib() / 1024;
+    eprintln!("palisade peak RSS after 2 x 100 MiB streamed: {peak_mib} MiB");
     assert!(
         peak_mib < 64,
         "palisade peaked at {peak_mib} MiB for 2 × 100 MiB streamed"
