@@ -1,6 +1,141 @@
 //! The `palisade` command line: thin wiring over the gateway crate, one subcommand per job.
+//!
+//! Operational logs go to stderr; the JSON-lines security log goes where `[log] security`
+//! says (stdout by default), so the two can be collected apart.
 
-fn main() -> anyhow::Result<()> {
-    println!("palisade {}", env!("CARGO_PKG_VERSION"));
-    Ok(())
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use palisade_gateway::config::{Config, ConfigSource, Overrides, UpstreamUrl};
+
+mod demo;
+
+// A proxy allocates and frees many small buffers per request; mimalloc's thread-local
+// free lists cost far less than glibc malloc's arenas under that load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A security gateway: put it in front of any web app for rate limits, security headers and
+/// more.
+#[derive(Debug, Parser)]
+#[command(name = "palisade", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Protect an application: proxy every request to the upstream through the pipeline.
+    Serve(ServeArgs),
+    /// Start a built-in sample app behind palisade on 127.0.0.1:8080 and show what to try.
+    Demo(DemoArgs),
+    /// Validate a configuration file; exit 1 and print FILE:LINE:COL for each problem.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The application to protect, e.g. http://127.0.0.1:3000 (overrides [upstream] url).
+    #[arg(long)]
+    upstream: Option<UpstreamUrl>,
+    /// Address to listen on (overrides [server] listen; default 0.0.0.0:8080).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin listener for /healthz, /readyz, /metrics (default 127.0.0.1:9090).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// The configuration file; without it, the safe defaults apply.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Address palisade listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Admin listener address.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The configuration file to validate.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(args) => check(&args.config),
+        Command::Serve(args) => exit_code(run_async(serve(args))),
+        Command::Demo(args) => exit_code(run_async(demo::run(args.listen, args.admin_listen))),
+    }
+}
+
+/// `palisade check`: the same messages a refused reload logs.
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::from_file(path) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            for diagnostic in &err.diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let source = ConfigSource {
+        file: args.config,
+        overrides: Overrides {
+            listen: args.listen,
+            upstream: args.upstream,
+            admin_listen: args.admin_listen,
+        },
+    };
+    palisade_gateway::serve::run_until_signalled(source)
+        .await
+        .context("palisade could not start")
+}
+
+fn run_async(job: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(job)
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Human-readable operational logs on stderr; `PALISADE_LOG` (or `RUST_LOG`) filters them.
+fn init_logging() {
+    let filter = std::env::var("PALISADE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

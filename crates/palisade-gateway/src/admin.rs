@@ -1,0 +1,303 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and whatever routes later
+//! capabilities register (the sessions API).
+//!
+//! It listens on loopback by default. On any other address it refuses to start without
+//! `PALISADE_ADMIN_TOKEN`, and then every route but `/healthz` needs
+//! `Authorization: Bearer <token>`, compared in constant time. The token is never logged.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tracing::debug;
+use zeroize::Zeroizing;
+
+use crate::body::{self, GatewayBody};
+use crate::gateway::Gateway;
+
+/// Environment variable holding the admin bearer token.
+pub const ADMIN_TOKEN_ENV: &str = "PALISADE_ADMIN_TOKEN";
+
+/// The bearer token for the admin API. `Debug` never prints it; it is wiped on drop.
+#[derive(Clone)]
+pub struct AdminToken(Zeroizing<String>);
+
+impl AdminToken {
+    /// A token; refuses ones too short to resist guessing.
+    pub fn new(token: String) -> Result<Self, String> {
+        if token.len() < 16 {
+            return Err(format!("{ADMIN_TOKEN_ENV} must be at least 16 characters"));
+        }
+        Ok(Self(Zeroizing::new(token)))
+    }
+
+    /// Whether `header` is `Bearer <this token>`, compared in constant time.
+    pub fn accepts(&self, header: Option<&HeaderValue>) -> bool {
+        let Some(given) = header.and_then(|h| h.as_bytes().strip_prefix(b"Bearer ")) else {
+            return false;
+        };
+        given.ct_eq(self.0.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// The future an admin handler returns.
+pub type AdminFuture = Pin<Box<dyn Future<Output = Response<GatewayBody>> + Send>>;
+
+/// An admin route handler.
+pub type AdminHandler =
+    Arc<dyn Fn(Arc<Gateway>, Request<hyper::body::Incoming>) -> AdminFuture + Send + Sync>;
+
+/// Admin routes, matched by method and exact path.
+#[derive(Clone, Default)]
+pub struct AdminRoutes {
+    routes: Vec<(Method, String, AdminHandler)>,
+}
+
+impl fmt::Debug for AdminRoutes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self
+            .routes
+            .iter()
+            .map(|(m, p, _)| format!("{m} {p}"))
+            .collect();
+        f.debug_tuple("AdminRoutes").field(&names).finish()
+    }
+}
+
+impl AdminRoutes {
+    /// The built-in routes: health, readiness, metrics.
+    pub fn standard() -> Self {
+        Self::default()
+            .route(Method::GET, "/healthz", |_, _| {
+                Box::pin(async { text(StatusCode::OK, "ok\n") })
+            })
+            .route(Method::GET, "/readyz", |gateway, _| {
+                Box::pin(readiness(gateway))
+            })
+            .route(Method::GET, "/metrics", |gateway, _| {
+                Box::pin(async move {
+                    let mut response = text(StatusCode::OK, gateway.services().metrics.render());
+                    response.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    response
+                })
+            })
+    }
+
+    /// Adds a route. Later capabilities register theirs here (`/sessions`, ...).
+    pub fn route(
+        mut self,
+        method: Method,
+        path: &str,
+        handler: impl Fn(Arc<Gateway>, Request<hyper::body::Incoming>) -> AdminFuture
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.routes
+            .push((method, path.to_string(), Arc::new(handler)));
+        self
+    }
+
+    fn find(&self, method: &Method, path: &str) -> Option<&AdminHandler> {
+        self.routes
+            .iter()
+            .find(|(m, p, _)| m == method && p == path)
+            .map(|(_, _, h)| h)
+    }
+}
+
+/// Why the admin listener refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Non-loopback without a token.
+    #[error(
+        "admin listener {0} is not on loopback: set {ADMIN_TOKEN_ENV} (16+ characters) or \
+         listen on 127.0.0.1"
+    )]
+    TokenRequired(SocketAddr),
+    /// The token is unusable.
+    #[error("{0}")]
+    BadToken(String),
+}
+
+/// Decides the admin token for `addr` from the environment value `token`.
+pub fn admin_token(
+    addr: SocketAddr,
+    token: Option<String>,
+) -> Result<Option<AdminToken>, AdminError> {
+    match token {
+        Some(token) => AdminToken::new(token)
+            .map(Some)
+            .map_err(AdminError::BadToken),
+        None if addr.ip().is_loopback() => Ok(None),
+        None => Err(AdminError::TokenRequired(addr)),
+    }
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    routes: AdminRoutes,
+    token: Option<AdminToken>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let routes = Arc::new(routes);
+    let token = Arc::new(token);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => return,
+        };
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
+        let (gateway, routes, token) = (
+            Arc::clone(&gateway),
+            Arc::clone(&routes),
+            Arc::clone(&token),
+        );
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let (gateway, routes, token) = (
+                    Arc::clone(&gateway),
+                    Arc::clone(&routes),
+                    Arc::clone(&token),
+                );
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        dispatch(gateway, &routes, token.as_ref().as_ref(), request).await,
+                    )
+                }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let served = tokio::time::timeout(
+                Duration::from_secs(60),
+                builder.serve_connection(TokioIo::new(stream), service),
+            );
+            if let Ok(Err(err)) = served.await {
+                debug!(client.peer = %peer, error = %err, "admin connection error");
+            }
+        });
+    }
+}
+
+async fn dispatch(
+    gateway: Arc<Gateway>,
+    routes: &AdminRoutes,
+    token: Option<&AdminToken>,
+    request: Request<hyper::body::Incoming>,
+) -> Response<GatewayBody> {
+    let path = request.uri().path().to_string();
+    if let Some(token) = token {
+        if path != "/healthz" && !token.accepts(request.headers().get(AUTHORIZATION)) {
+            let mut response = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+    }
+    match routes.find(request.method(), &path) {
+        Some(handler) => handler(gateway, request).await,
+        None => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// Ready when the upstream accepts a TCP connection.
+async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
+    let authority = gateway.runtime().upstream.authority().to_string();
+    let upstream_ok = matches!(
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(&authority)
+        )
+        .await,
+        Ok(Ok(_))
+    );
+    let services = gateway.services();
+    let backend = services.rate_limits.backend();
+    let state_ok = match &services.state {
+        Some(state) => state.ready().await,
+        None => true,
+    };
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    let body = serde_json::json!({
+        "ready": upstream_ok && state_ok,
+        "upstream": word(upstream_ok),
+        "state": { "backend": backend, "status": word(state_ok) },
+    });
+    let status = if upstream_ok && state_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = text(status, format!("{body}\n"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<GatewayBody> {
+    let mut response = Response::new(body::full(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_compared_exactly_and_never_printed() {
+        let token = AdminToken::new("s3cret-s3cret-s3cret".into()).expect("long enough");
+        assert!(token.accepts(Some(&HeaderValue::from_static(
+            "Bearer s3cret-s3cret-s3cret"
+        ))));
+        assert!(!token.accepts(Some(&HeaderValue::from_static(
+            "Bearer s3cret-s3cret-s3cre"
+        ))));
+        assert!(!token.accepts(Some(&HeaderValue::from_static("s3cret-s3cret-s3cret"))));
+        assert!(!token.accepts(None));
+        assert!(!format!("{token:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn non_loopback_admin_requires_a_token() {
+        let public: SocketAddr = "0.0.0.0:9090".parse().expect("addr");
+        assert!(matches!(
+            admin_token(public, None),
+            Err(AdminError::TokenRequired(_))
+        ));
+        let local: SocketAddr = "127.0.0.1:9090".parse().expect("addr");
+        assert!(matches!(admin_token(local, None), Ok(None)));
+        assert!(admin_token(public, Some("short".into())).is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! Request and response bodies as they stream through the gateway.
+//!
+//! Nothing here buffers a whole body. [`RequestBody`] lets pipeline stages read a bounded
+//! prefix (WAF inspection, upload sniffing) and then forwards that prefix followed by the
+//! rest of the stream, counting bytes against `max_body_size` as they pass.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Empty, Full};
+
+use crate::error::GatewayError;
+
+/// The error type bodies carry through hyper.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Any response body palisade sends: the upstream's stream or a page of its own.
+pub type GatewayBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body holding `bytes`.
+pub fn full(bytes: impl Into<Bytes>) -> GatewayBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> GatewayBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// The client's body ended badly (bad chunk, early close): the client's fault, shown to the
+/// forwarder so it answers 400 rather than blaming the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("client body: {0}")]
+pub struct ClientBodyError(pub String);
+
+/// The client sent more than `max_body_size`.
+#[derive(Debug, thiserror::Error)]
+#[error("request body longer than {0} bytes")]
+pub struct BodyLimitExceeded(pub u64);
+
+/// The request body: a prefix already read by stages, then the unread stream.
+#[derive(Debug)]
+pub struct RequestBody {
+    prefix: BytesMut,
+    rest: Option<hyper::body::Incoming>,
+    trailers: Option<http::HeaderMap>,
+    limit: u64,
+    seen: u64,
+}
+
+impl RequestBody {
+    /// Wraps the client's body, refusing more than `limit` bytes.
+    pub fn new(incoming: hyper::body::Incoming, limit: u64) -> Self {
+        let rest = (!incoming.is_end_stream()).then_some(incoming);
+        Self {
+            prefix: BytesMut::new(),
+            rest,
+            trailers: None,
+            limit,
+            seen: 0,
+        }
+    }
+
+    /// An empty body (a request palisade makes itself, tests).
+    pub fn empty() -> Self {
+        Self {
+            prefix: BytesMut::new(),
+            rest: None,
+            trailers: None,
+            limit: 0,
+            seen: 0,
+        }
+    }
+
+    /// Reads until at least `cap` bytes are buffered or the body ends, and returns the
+    /// buffered prefix (which may be longer than `cap` by up to one frame). Those bytes are
+    /// still forwarded upstream afterwards. A stage that must see the whole body before the
+    /// upstream does (upload checks) calls this with its maximum size.
+    pub async fn prefix(&mut self, cap: usize) -> Result<&[u8], GatewayError> {
+        while self.prefix.len() < cap {
+            let Some(incoming) = self.rest.as_mut() else {
+                break;
+            };
+            match incoming.frame().await {
+                None => self.rest = None,
+                Some(Err(err)) => return Err(GatewayError::BadBody(err.to_string())),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        self.count(data.len())
+                            .map_err(|e| GatewayError::BodyTooLarge { limit: e.0 })?;
+                        self.prefix.extend_from_slice(&data);
+                    }
+                    Err(frame) => {
+                        self.trailers = frame.into_trailers().ok();
+                        self.rest = None;
+                    }
+                },
+            }
+        }
+        Ok(&self.prefix)
+    }
+
+    /// Whether the whole body has been read into the prefix.
+    pub fn is_fully_buffered(&self) -> bool {
+        self.rest.is_none()
+    }
+
+    fn count(&mut self, len: usize) -> Result<(), BodyLimitExceeded> {
+        self.seen = self.seen.saturating_add(len as u64);
+        if self.seen > self.limit {
+            return Err(BodyLimitExceeded(self.limit));
+        }
+        Ok(())
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if !this.prefix.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(this.prefix.split().freeze()))));
+        }
+        let Some(incoming) = this.rest.as_mut() else {
+            return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+        };
+        let frame = match ready!(Pin::new(incoming).poll_frame(cx)) {
+            None => {
+                this.rest = None;
+                return Poll::Ready(None);
+            }
+            Some(Err(err)) => {
+                this.rest = None;
+                return Poll::Ready(Some(Err(Box::new(ClientBodyError(err.to_string())))));
+            }
+            Some(Ok(frame)) => frame,
+        };
+        if let Some(data) = frame.data_ref() {
+            if let Err(exceeded) = this.count(data.len()) {
+                this.rest = None;
+                return Poll::Ready(Some(Err(Box::new(exceeded))));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_empty() && self.rest.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let buffered = self.prefix.len() as u64;
+        match &self.rest {
+            None => SizeHint::with_exact(buffered),
+            Some(incoming) => {
+                let inner = incoming.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower() + buffered);
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + buffered);
+                }
+                hint
+            }
+        }
+    }
+}
+
+/// Finds why a forwarded request failed on the client's side, if it did: a body error of
+/// ours somewhere in the error's source chain.
+pub fn client_fault(error: &(dyn std::error::Error + 'static)) -> Option<GatewayError> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = cause {
+        if let Some(limit) = err.downcast_ref::<BodyLimitExceeded>() {
+            return Some(GatewayError::BodyTooLarge { limit: limit.0 });
+        }
+        if let Some(bad) = err.downcast_ref::<ClientBodyError>() {
+            return Some(GatewayError::BadBody(bad.0.clone()));
+        }
+        cause = err.source();
+    }
+    None
+}

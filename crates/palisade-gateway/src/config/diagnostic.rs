@@ -1,0 +1,136 @@
+//! Configuration errors as the operator reads them: `FILE:LINE:COL: message`.
+//!
+//! Parsers report byte offsets; this module turns them into 1-based lines and columns so that
+//! `palisade check` and a refused reload point at the same place.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file the problem is in (`<flags>` for command-line overrides).
+    pub file: PathBuf,
+    /// 1-based line, 0 when the problem has no position (a missing file).
+    pub line: usize,
+    /// 1-based column in characters, 0 when the problem has no position.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// A problem at byte `span` of `text`, the contents of `file`.
+    pub fn at(file: &Path, text: &str, span: Option<Range<usize>>, message: String) -> Self {
+        let (line, column) = span.map_or((0, 0), |span| line_and_column(text, span.start));
+        Self {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// A problem with the file as a whole (unreadable, or a value given by a flag).
+    pub fn whole_file(file: &Path, message: String) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        if self.line == 0 {
+            write!(f, "{file}: {}", self.message)
+        } else {
+            write!(f, "{file}:{}:{}: {}", self.line, self.column, self.message)
+        }
+    }
+}
+
+/// Every problem found in one configuration, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, at least one.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ConfigError {
+    /// An error holding one diagnostic.
+    pub fn single(diagnostic: Diagnostic) -> Self {
+        Self {
+            diagnostics: vec![diagnostic],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, diagnostic) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{diagnostic}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The 1-based line and character column of byte `offset` in `text`.
+///
+/// An offset past the end (a parser pointing at end of input) is clamped to the end; an
+/// offset inside a multi-byte character counts that character.
+pub fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_become_one_based_lines_and_columns() {
+        let text = "a = 1\nbb = 2\n";
+        assert_eq!(line_and_column(text, 0), (1, 1));
+        assert_eq!(line_and_column(text, 4), (1, 5));
+        assert_eq!(line_and_column(text, 6), (2, 1));
+        assert_eq!(line_and_column(text, 11), (2, 6));
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let text = "név = \"é\" x";
+        let offset = text.find('x').expect("x is in the text");
+        assert_eq!(line_and_column(text, offset), (1, 11));
+    }
+
+    #[test]
+    fn offsets_past_the_end_point_at_the_end() {
+        assert_eq!(line_and_column("ab\nc", 99), (2, 2));
+    }
+
+    #[test]
+    fn diagnostics_print_file_line_column_message() {
+        let d = Diagnostic::at(
+            Path::new("p.toml"),
+            "x\ny",
+            Some(2..3),
+            "bad (expected good)".into(),
+        );
+        assert_eq!(d.to_string(), "p.toml:2:1: bad (expected good)");
+    }
+}

@@ -1,0 +1,152 @@
+//! `palisade.toml`, parsed once into validated types.
+//!
+//! Every section is a typed struct with `deny_unknown_fields` and a safe default, so an
+//! absent file means a protected gateway and a typo is an error rather than a silently
+//! ignored setting. Errors carry the file, line and column of the offending value
+//! ([`Diagnostic`]); `palisade check` and a refused SIGHUP reload print the same messages.
+//!
+//! Secrets never come from this file: the Redis password rides in `PALISADE_REDIS_URL`, the
+//! admin token in `PALISADE_ADMIN_TOKEN`.
+//!
+//! A later capability adds its section as one field of [`Config`] (with `#[serde(default)]`
+//! and its own `deny_unknown_fields` type), then reads it where its stage is built in
+//! `pipeline::Pipeline::build`.
+
+mod diagnostic;
+pub mod rate_limit;
+pub mod server;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use diagnostic::{ConfigError, Diagnostic, line_and_column};
+pub use palisade_policy::headers::HeadersConfig;
+pub use palisade_store::ratelimit::StateConfig;
+pub use rate_limit::RateLimitRule;
+pub use server::{AdminConfig, LogConfig, ServerConfig, UpstreamConfig, UpstreamUrl};
+
+/// Environment variable holding the Redis URL (it may carry a password).
+pub const REDIS_URL_ENV: &str = "PALISADE_REDIS_URL";
+
+/// The whole configuration. Each capability owns one section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`: the public listener, client limits and timeouts, TLS.
+    pub server: ServerConfig,
+    /// `[upstream]`: the protected application.
+    pub upstream: UpstreamConfig,
+    /// `[admin]`: health, readiness and metrics.
+    pub admin: AdminConfig,
+    /// `[log]`: the security event log.
+    pub log: LogConfig,
+    /// `[state]`: where counters live (defined with the stores in `palisade-store`).
+    pub state: StateConfig,
+    /// `[headers]`: security headers and cookie flags (defined in `palisade-policy`).
+    pub headers: HeadersConfig,
+    /// `[[rate_limit]]`: the limits in force. Absent: [`rate_limit::default_rules`];
+    /// `rate_limit = []`: none.
+    #[serde(deserialize_with = "rate_limit::rules")]
+    pub rate_limit: Option<Vec<RateLimitRule>>,
+    // Later sections plug in here, one field each: `waf`, `session`, `csrf`,
+    // `identity` (`[identity.jwt]`), `upload` (`[[upload]]`), `scanner`.
+}
+
+/// Values given on the command line; they win over the file, on start-up and on reload.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--upstream`.
+    pub upstream: Option<UpstreamUrl>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// Where a configuration came from, so a reload reads the same place.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The TOML file, if any (defaults otherwise).
+    pub file: Option<PathBuf>,
+    /// Command-line values applied over the file.
+    pub overrides: Overrides,
+}
+
+impl ConfigSource {
+    /// Reads, validates and completes the configuration: file, then flags, then secrets from
+    /// the environment.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.file {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply(&self.overrides);
+        config.read_environment(self.file.as_deref())?;
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// Reads and parses one file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            ConfigError::single(Diagnostic::whole_file(
+                path,
+                format!("cannot read the configuration file: {err}"),
+            ))
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Parses `text`, the contents of `path`.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let config = toml::from_str::<Config>(text).map_err(|err| {
+            let message = err.message().trim_end().replace('\n', " ");
+            ConfigError::single(Diagnostic::at(path, text, err.span(), message))
+        })?;
+        let diagnostics = validate::sections(&config, path, text);
+        if diagnostics.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { diagnostics })
+        }
+    }
+
+    /// The rate-limit rules in force: the file's, or the defaults when it has none.
+    pub fn rate_limit_rules(&self) -> Vec<RateLimitRule> {
+        self.rate_limit
+            .clone()
+            .unwrap_or_else(rate_limit::default_rules)
+    }
+
+    /// Applies command-line values over the file's.
+    pub fn apply(&mut self, overrides: &Overrides) {
+        if let Some(listen) = overrides.listen {
+            self.server.listen = listen;
+        }
+        if let Some(url) = &overrides.upstream {
+            self.upstream.url = Some(url.clone());
+        }
+        if let Some(admin) = overrides.admin_listen {
+            self.admin.listen = admin;
+        }
+    }
+
+    /// Reads secrets from the environment: `PALISADE_REDIS_URL` replaces `[state] redis_url`.
+    fn read_environment(&mut self, file: Option<&Path>) -> Result<(), ConfigError> {
+        let Ok(url) = std::env::var(REDIS_URL_ENV) else {
+            return Ok(());
+        };
+        self.state.redis_url = Some(palisade_store::ratelimit::RedisUrl(url));
+        self.state.validate().map_err(|err| {
+            let origin = file.unwrap_or(Path::new(REDIS_URL_ENV));
+            ConfigError::single(Diagnostic::whole_file(origin, err.to_string()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! The `[server]`, `[server.tls]`, `[upstream]`, `[admin]` and `[log]` sections: where
+//! palisade listens, what it protects, and the limits every connection lives under.
+//!
+//! Every default here is the safe one; an operator loosens them knowingly.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use http::HeaderName;
+use ipnet::IpNet;
+use palisade_policy::units::{ByteSize, HumanDuration};
+use serde::{Deserialize, Deserializer};
+
+/// `[server]`: the public listener and what it accepts from clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the proxy listens on. Default `0.0.0.0:8080`.
+    pub listen: SocketAddr,
+    /// Peers allowed to tell palisade the client's address (`X-Forwarded-For` or
+    /// `client_ip_header`). Default: none, so no client can choose its own IP.
+    pub trusted_proxies: Vec<Cidr>,
+    /// A single header holding the client IP, set by a trusted proxy (`cf-connecting-ip`,
+    /// `x-real-ip`). Read instead of `X-Forwarded-For`, and only from trusted peers.
+    #[serde(deserialize_with = "header_name_opt")]
+    pub client_ip_header: Option<HeaderName>,
+    /// Largest request head (request line and headers together). Default `32KB`.
+    pub max_header_size: ByteSize,
+    /// Most header fields one request may carry. Default 100.
+    pub max_headers: usize,
+    /// Longest request target (path and query). Default `8KB`.
+    pub max_uri_length: ByteSize,
+    /// Largest request body; larger bodies get 413. Default `10MB`.
+    pub max_body_size: ByteSize,
+    /// Most client connections open at once; more wait in the kernel's backlog. Default 10000.
+    pub max_connections: usize,
+    /// Worker threads serving connections; 0 (default) means one per core.
+    pub workers: usize,
+    /// Time a client has to send a complete request head (stops slowloris). Default `10s`.
+    pub header_read_timeout: HumanDuration,
+    /// Time an idle keep-alive connection stays open between requests. Default `60s`.
+    pub idle_timeout: HumanDuration,
+    /// On SIGTERM, how long in-flight requests may take to finish. Default `30s`.
+    pub shutdown_timeout: HumanDuration,
+    /// TLS termination; plain HTTP (and h2c) when absent.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            trusted_proxies: Vec::new(),
+            client_ip_header: None,
+            max_header_size: ByteSize(32 * 1024),
+            max_headers: 100,
+            max_uri_length: ByteSize(8 * 1024),
+            max_body_size: ByteSize(10 * 1024 * 1024),
+            max_connections: 10_000,
+            workers: 0,
+            header_read_timeout: secs(10),
+            idle_timeout: secs(60),
+            shutdown_timeout: secs(30),
+            tls: None,
+        }
+    }
+}
+
+/// `[server.tls]`: certificate and key in PEM files, re-read when either file changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// How often the files are checked for changes. Default `10s`.
+    #[serde(default = "tls_reload_default")]
+    pub reload_interval: HumanDuration,
+}
+
+fn tls_reload_default() -> HumanDuration {
+    secs(10)
+}
+
+/// `[upstream]`: the application palisade protects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// `http://host:port` of the application. Required, from here or `--upstream`.
+    pub url: Option<UpstreamUrl>,
+    /// Time to open a TCP connection to the upstream. Default `5s`.
+    pub connect_timeout: HumanDuration,
+    /// Time from sending the request to receiving the response head. Default `60s`.
+    pub response_timeout: HumanDuration,
+    /// How long an unused pooled connection is kept. Default `90s`.
+    pub pool_idle_timeout: HumanDuration,
+    /// Most idle pooled connections kept. Default 256.
+    pub pool_max_idle: usize,
+    /// Forward the client's `Host` header unchanged (default); otherwise the upstream's.
+    pub preserve_host: bool,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            connect_timeout: secs(5),
+            response_timeout: secs(60),
+            pool_idle_timeout: secs(90),
+            pool_max_idle: 256,
+            preserve_host: true,
+        }
+    }
+}
+
+/// `[admin]`: the health, readiness and metrics listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin listener. Default `127.0.0.1:9090`. A non-loopback address
+    /// requires the `PALISADE_ADMIN_TOKEN` environment variable.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+/// `[log]`: where the security event log goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `"stdout"` (default), `"off"`, or a file path appended to as JSON lines.
+    pub security: LogTarget,
+    /// Events that may wait for a slow sink before new ones are dropped and counted.
+    pub queue: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            security: LogTarget::Stdout,
+            queue: 8192,
+        }
+    }
+}
+
+/// Where the JSON-lines security log is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard output.
+    Stdout,
+    /// No security log (metrics still count events).
+    Off,
+    /// A file, created if missing, appended to.
+    File(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for LogTarget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(match text.as_str() {
+            "stdout" => Self::Stdout,
+            "off" => Self::Off,
+            "" => {
+                return Err(serde::de::Error::custom(
+                    "empty log target (expected \"stdout\", \"off\" or a file path)",
+                ));
+            }
+            path => Self::File(PathBuf::from(path)),
+        })
+    }
+}
+
+/// An address range written `10.0.0.0/8`, `2001:db8::/32`, or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr(pub IpNet);
+
+impl Cidr {
+    /// Whether `ip` is inside the range (IPv4-mapped IPv6 addresses match IPv4 ranges).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&crate::client_ip::canonical(ip))
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Ok(net) = text.parse::<IpNet>() {
+            return Ok(Self(net.trunc()));
+        }
+        text.parse::<IpAddr>().map(|ip| Self(IpNet::from(ip))).map_err(|_| {
+            format!(
+                "invalid address range {text:?} (expected CIDR like \"10.0.0.0/8\" or an address)"
+            )
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The upstream's base URL: `http://host:port`, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// `host:port` (the port defaults to 80).
+    pub authority: http::uri::Authority,
+}
+
+impl FromStr for UpstreamUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let expected = "(expected http://host:port, for example \"http://127.0.0.1:3000\")";
+        let uri: http::Uri = text
+            .parse()
+            .map_err(|_| format!("invalid upstream URL {text:?} {expected}"))?;
+        if uri.scheme_str() != Some("http") {
+            // TODO: https upstreams; an operator must keep palisade and the app on one host
+            // or a private network until then.
+            return Err(format!("upstream URL {text:?} must use http:// {expected}"));
+        }
+        let path_is_root = matches!(uri.path(), "" | "/") && uri.query().is_none();
+        match uri.authority() {
+            Some(authority) if path_is_root => Ok(Self {
+                authority: authority.clone(),
+            }),
+            _ => Err(format!(
+                "upstream URL {text:?} must be a host and port without a path {expected}"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}", self.authority)
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn header_name_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HeaderName>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    text.map(|name| {
+        HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "invalid header name {name:?} (expected a name like \"cf-connecting-ip\")"
+            ))
+        })
+    })
+    .transpose()
+}
+
+fn secs(n: u64) -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(n))
+}

@@ -1,0 +1,307 @@
+//! One client connection's guard: framing watch, header-read and idle timeouts.
+//!
+//! [`GuardedIo`] sits between the socket (or TLS stream) and hyper. It passes bytes through
+//! unchanged while it
+//! - feeds them to the [`FramingTracker`] so smuggling shapes are known before hyper hands
+//!   the request to the pipeline;
+//! - closes a connection whose request head has not fully arrived within
+//!   `header_read_timeout` of its first byte (slowloris), or that has sat with no request in
+//!   flight for `idle_timeout` (the first request gets `header_read_timeout`).
+//!
+//! It never closes a connection while a request is in flight: a slow upstream is bounded by
+//! the upstream timeouts instead.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::framing::{Finding, FramingTracker};
+
+/// State shared between a connection's I/O guard and the requests served on it.
+#[derive(Debug)]
+pub struct ConnShared {
+    epoch: Instant,
+    in_flight: AtomicUsize,
+    last_done_ms: AtomicU64,
+    finding: AtomicU8,
+}
+
+impl ConnShared {
+    /// Fresh state for a connection accepted now.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+            finding: AtomicU8::new(0),
+        })
+    }
+
+    /// The framing violation seen on this connection, if any.
+    pub fn finding(&self) -> Option<Finding> {
+        match self.finding.load(Ordering::Acquire) {
+            1 => Some(Finding::ConflictingLengths),
+            2 => Some(Finding::InvalidChunkSize),
+            _ => None,
+        }
+    }
+
+    fn record(&self, finding: Finding) {
+        let code = match finding {
+            Finding::ConflictingLengths => 1,
+            Finding::InvalidChunkSize => 2,
+        };
+        self.finding.store(code, Ordering::Release);
+    }
+
+    /// Marks a request in flight until the returned guard drops (its response ended).
+    pub fn start_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(self))
+    }
+
+    fn last_done(&self) -> Option<Instant> {
+        match self.last_done_ms.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(self.epoch + Duration::from_millis(ms)),
+        }
+    }
+}
+
+/// A request in flight on a connection; dropped when its response body is finished.
+#[derive(Debug)]
+pub struct InFlight(Arc<ConnShared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        let ms = shared.epoch.elapsed().as_millis().max(1) as u64;
+        shared.last_done_ms.store(ms, Ordering::Release);
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Time limits applied by [`GuardedIo`].
+#[derive(Debug, Clone, Copy)]
+pub struct ConnTimeouts {
+    /// From a head's first byte to its last; also the wait for the first request.
+    pub header_read: Duration,
+    /// Between requests on a kept-alive connection.
+    pub idle: Duration,
+}
+
+/// A client stream watched for framing violations and timeouts.
+#[derive(Debug)]
+pub struct GuardedIo<T> {
+    inner: T,
+    tracker: Option<FramingTracker>,
+    shared: Arc<ConnShared>,
+    timeouts: ConnTimeouts,
+    last_read: Instant,
+    head_started: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+    timer_deadline: Instant,
+}
+
+impl<T> GuardedIo<T> {
+    /// Guards `inner`. `tracker` is `None` for connections known to speak HTTP/2.
+    pub fn new(
+        inner: T,
+        tracker: Option<FramingTracker>,
+        shared: Arc<ConnShared>,
+        timeouts: ConnTimeouts,
+    ) -> Self {
+        let now = Instant::now();
+        let deadline = now + timeouts.header_read;
+        Self {
+            inner,
+            tracker,
+            shared,
+            timeouts,
+            last_read: now,
+            head_started: None,
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
+            timer_deadline: deadline,
+        }
+    }
+
+    /// Records bytes just read from the client.
+    fn observe(&mut self, bytes: &[u8]) {
+        let now = Instant::now();
+        self.last_read = now;
+        let Some(tracker) = self.tracker.as_mut() else {
+            return;
+        };
+        if let Some(finding) = tracker.feed(bytes) {
+            self.shared.record(finding);
+        }
+        self.head_started = match (tracker.head_in_progress(), self.head_started) {
+            (true, None) => Some(now),
+            (true, started) => started,
+            (false, _) => None,
+        };
+    }
+
+    /// When the connection should be closed if nothing more arrives, or `None` while a
+    /// request is in flight.
+    // TODO: a body read timeout; a client trickling a request body slowly holds its
+    // connection (and an upstream connection) until `max_body_size` or the upstream gives up.
+    fn deadline(&self) -> Option<Instant> {
+        if let Some(started) = self.head_started {
+            return Some(started + self.timeouts.header_read);
+        }
+        if self.shared.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(match self.shared.last_done() {
+            Some(done) => done.max(self.last_read) + self.timeouts.idle,
+            None => self.last_read + self.timeouts.header_read,
+        })
+    }
+
+    /// Polls the timer for `deadline`; ready means the connection timed out.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(deadline) = self.deadline() else {
+            return Poll::Pending;
+        };
+        if deadline != self.timer_deadline {
+            self.timer.as_mut().reset(deadline);
+            self.timer_deadline = deadline;
+        }
+        self.timer.as_mut().poll(cx)
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let fresh = &buf.filled()[before..];
+                if !fresh.is_empty() {
+                    self.observe(fresh);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => match self.poll_deadline(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client too slow: header read or idle timeout",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn timeouts() -> ConnTimeouts {
+        ConnTimeouts {
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        }
+    }
+
+    fn guarded(server: tokio::io::DuplexStream) -> GuardedIo<tokio::io::DuplexStream> {
+        let tracker = Some(FramingTracker::new(8192, 100));
+        GuardedIo::new(server, tracker, ConnShared::new(), timeouts())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_sent_too_slowly_times_out() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = guarded(server);
+        client
+            .write_all(b"GET / HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.expect("first bytes");
+        assert!(n > 0);
+        let err = io.read(&mut buf).await.expect_err("times out");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_requests_are_never_timed_out() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = guarded(server);
+        client
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.expect("head");
+        assert!(n > 0);
+        let in_flight = io.shared.start_request();
+        let read = tokio::time::timeout(Duration::from_secs(600), io.read(&mut buf)).await;
+        assert!(read.is_err(), "the read is still waiting after 600 s");
+        drop(in_flight);
+        let err = io
+            .read(&mut buf)
+            .await
+            .expect_err("idle timeout after the response");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn framing_findings_are_shared_with_the_requests() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = guarded(server);
+        client
+            .write_all(
+                b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            )
+            .await
+            .expect("write");
+        let mut buf = [0u8; 256];
+        let n = io.read(&mut buf).await.expect("head");
+        assert!(n > 0);
+        assert_eq!(io.shared.finding(), Some(Finding::ConflictingLengths));
+    }
+}

@@ -1,0 +1,196 @@
+//! Gateway errors, who caused them, and the one function that turns each into a response.
+//!
+//! Every error records its source ([`ErrorSource`]): the client (a malformed or oversized
+//! request), the upstream (refused, timed out, broke the protocol) or palisade itself. The
+//! pages say what happened in one sentence and never leak internal detail (addresses,
+//! messages from the upstream, stack traces): the detail goes to the log, not the client.
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+use crate::body::{self, GatewayBody};
+
+/// Who caused an error; decides the log level and the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The client sent something palisade refuses.
+    Client,
+    /// The upstream application failed to answer properly.
+    Upstream,
+    /// Palisade itself (or a store it depends on) failed.
+    Internal,
+}
+
+impl ErrorSource {
+    /// The label used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Upstream => "upstream",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// Everything that can stop a request inside the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The request's framing is ambiguous (RFC 9112 §6.1, §6.3): smuggling shapes.
+    #[error("request framing refused: {0}")]
+    BadFraming(&'static str),
+    /// The request body could not be read as HTTP (bad chunk size, early close).
+    #[error("request body unreadable: {0}")]
+    BadBody(String),
+    /// The request target is longer than `max_uri_length`.
+    #[error("request target longer than {limit} bytes")]
+    UriTooLong {
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The request body is longer than `max_body_size`.
+    #[error("request body longer than {limit} bytes")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The upstream could not be connected to.
+    #[error("upstream connection failed: {0}")]
+    UpstreamConnect(String),
+    /// The upstream did not answer within `response_timeout` (or connect within
+    /// `connect_timeout`).
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// The upstream answered something that is not HTTP, or closed mid-response.
+    #[error("upstream broke the protocol: {0}")]
+    UpstreamProtocol(String),
+    /// A state store is down and the operator chose to fail closed.
+    #[error("state backend unavailable")]
+    StateUnavailable,
+    /// A bug or resource failure inside palisade.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// Who caused this error.
+    pub fn source(&self) -> ErrorSource {
+        match self {
+            Self::BadFraming(_)
+            | Self::BadBody(_)
+            | Self::UriTooLong { .. }
+            | Self::BodyTooLarge { .. } => ErrorSource::Client,
+            Self::UpstreamConnect(_) | Self::UpstreamTimeout | Self::UpstreamProtocol(_) => {
+                ErrorSource::Upstream
+            }
+            Self::StateUnavailable | Self::Internal(_) => ErrorSource::Internal,
+        }
+    }
+
+    /// A short stable name for logs and metrics (`upstream_timeout`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadFraming(_) => "bad_framing",
+            Self::BadBody(_) => "bad_body",
+            Self::UriTooLong { .. } => "uri_too_long",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::UpstreamConnect(_) => "upstream_connect",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamProtocol(_) => "upstream_protocol",
+            Self::StateUnavailable => "state_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The response status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadFraming(_) | Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The one mapping from errors to responses: status, a one-sentence page in the format
+    /// the client accepts, and `Connection: close` when the connection cannot be trusted to
+    /// stay in sync (a client framing error).
+    pub fn to_response(&self, request_headers: &HeaderMap) -> Response<GatewayBody> {
+        let sentence = match self {
+            Self::BadFraming(_) | Self::BadBody(_) => "The request is not valid HTTP.",
+            Self::UriTooLong { .. } => "The request URL is too long.",
+            Self::BodyTooLarge { .. } => "The request body is too large.",
+            Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => {
+                "The application behind this gateway did not answer."
+            }
+            Self::UpstreamTimeout => "The application behind this gateway took too long to answer.",
+            Self::StateUnavailable => "The service is temporarily unavailable.",
+            Self::Internal(_) => "Something went wrong on our side.",
+        };
+        let mut response = short_page(self.status(), sentence, request_headers);
+        if matches!(self, Self::BadFraming(_) | Self::BadBody(_)) {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+/// Whether the client prefers JSON: its `Accept` names `application/json` (or a `+json`
+/// type) and not `text/html`. Browsers get HTML.
+pub fn wants_json(request_headers: &HeaderMap) -> bool {
+    let accept = request_headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let json = accept.contains("application/json") || accept.contains("+json");
+    json && !accept.contains("text/html")
+}
+
+/// A short page palisade answers with itself (errors, 429): JSON `{"error": ..,
+/// "status": ..}` or a minimal HTML page, never cached.
+pub fn short_page(
+    status: StatusCode,
+    sentence: &str,
+    request_headers: &HeaderMap,
+) -> Response<GatewayBody> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let (content_type, text) = if wants_json(request_headers) {
+        let json = serde_json::json!({
+            "error": reason,
+            "status": status.as_u16(),
+            "message": sentence,
+        });
+        ("application/json", json.to_string())
+    } else {
+        let code = status.as_u16();
+        let html = format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{code} {reason}</title>\
+             </head>\n<body><h1>{code} {reason}</h1><p>{sentence}</p></body></html>\n"
+        );
+        ("text/html; charset=utf-8", html)
+    };
+    let mut response = Response::new(body::full(Bytes::from(text)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+impl fmt::Display for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+use http_body_util::BodyExt;
+
+use super::*;
+
+fn every_variant() -> Vec<GatewayError> {
+    vec![
+        GatewayError::BadFraming("content-length and transfer-encoding"),
+        GatewayError::BadBody("invalid chunk size".into()),
+        GatewayError::UriTooLong { limit: 10 },
+        GatewayError::BodyTooLarge { limit: 10 },
+        GatewayError::UpstreamConnect("connection refused to 10.1.2.3:3000".into()),
+        GatewayError::UpstreamTimeout,
+        GatewayError::UpstreamProtocol("secret-internal-host closed".into()),
+        GatewayError::StateUnavailable,
+        GatewayError::Internal("pool poisoned at src/x.rs:12".into()),
+    ]
+}
+
+fn expected(error: &GatewayError) -> (u16, ErrorSource) {
+    use ErrorSource::*;
+    match error {
+        GatewayError::BadFraming(_) | GatewayError::BadBody(_) => (400, Client),
+        GatewayError::UriTooLong { .. } => (414, Client),
+        GatewayError::BodyTooLarge { .. } => (413, Client),
+        GatewayError::UpstreamConnect(_) | GatewayError::UpstreamProtocol(_) => (502, Upstream),
+        GatewayError::UpstreamTimeout => (504, Upstream),
+        GatewayError::StateUnavailable => (503, Internal),
+        GatewayError::Internal(_) => (500, Internal),
+    }
+}
+
+async fn body_text(response: Response<GatewayBody>) -> String {
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("in-memory body")
+        .to_bytes();
+    String::from_utf8(bytes.to_vec()).expect("utf-8 page")
+}
+
+#[tokio::test]
+async fn every_error_maps_to_its_status_source_and_a_page_without_detail() {
+    for error in every_variant() {
+        let (status, source) = expected(&error);
+        assert_eq!(error.status().as_u16(), status, "{error:?}");
+        assert_eq!(error.source(), source, "{error:?}");
+
+        let response = error.to_response(&HeaderMap::new());
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        let page = body_text(response).await;
+        assert!(page.contains("<h1>"), "{page}");
+        for secret in ["10.1.2.3", "secret-internal-host", "src/x.rs", "chunk"] {
+            assert!(!page.contains(secret), "{error:?} leaked {secret}: {page}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn clients_asking_for_json_get_json_errors() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
+    let response = GatewayError::UpstreamTimeout.to_response(&headers);
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    let json: serde_json::Value =
+        serde_json::from_str(&body_text(response).await).expect("json body");
+    assert_eq!(json["status"], 504);
+}
+
+#[test]
+fn framing_errors_close_the_connection() {
+    let response = GatewayError::BadFraming("x").to_response(&HeaderMap::new());
+    assert_eq!(response.headers()[CONNECTION], "close");
+    let response = GatewayError::UpstreamTimeout.to_response(&HeaderMap::new());
+    assert!(response.headers().get(CONNECTION).is_none());
+}
+
+#[test]
+fn browsers_get_html_even_when_they_also_accept_json() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static("text/html,application/json;q=0.9"),
+    );
+    assert!(!wants_json(&headers));
+}

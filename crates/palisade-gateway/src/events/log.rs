@@ -1,0 +1,171 @@
+//! The JSON-lines security log: one object per event, written by its own task.
+//!
+//! Requests hand events over through a bounded queue with `try_send`; when the writer falls
+//! behind (a blocked pipe, a slow disk) new events are dropped and counted in
+//! `palisade_events_dropped_total{sink="log"}` rather than slowing requests down.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+
+use super::{Event, EventSink};
+use crate::metrics::Metrics;
+
+/// Queues events for the log writer task.
+#[derive(Debug)]
+pub struct JsonLogSink {
+    queue: mpsc::Sender<Arc<Event>>,
+    metrics: Arc<Metrics>,
+}
+
+impl EventSink for JsonLogSink {
+    fn accept(&self, event: &Arc<Event>) {
+        if self.queue.try_send(Arc::clone(event)).is_err() {
+            self.metrics.events_dropped.inc(&["log"]);
+        }
+    }
+}
+
+/// Where the writer task writes.
+#[derive(Debug, Clone)]
+pub enum LogOutput {
+    /// Standard output.
+    Stdout,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+impl JsonLogSink {
+    /// Starts the writer task on the current runtime and returns its sink.
+    pub async fn start(
+        output: LogOutput,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        let (queue, receiver) = mpsc::channel(capacity.max(1));
+        match output {
+            LogOutput::Stdout => {
+                tokio::spawn(write_events(tokio::io::stdout(), receiver));
+            }
+            LogOutput::File(path) => {
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .await?;
+                tokio::spawn(write_events(file, receiver));
+            }
+        }
+        Ok(Self { queue, metrics })
+    }
+}
+
+/// Writes queued events as lines in batches: wait for one event, write everything queued,
+/// flush, then pause briefly. The pause means a flood of events wakes this task (and the
+/// thread it runs on) a hundred times a second at most, not once per event.
+async fn write_events(output: impl AsyncWrite + Unpin, mut events: mpsc::Receiver<Arc<Event>>) {
+    const BATCH_PAUSE: Duration = Duration::from_millis(10);
+    let mut writer = BufWriter::new(output);
+    while let Some(first) = events.recv().await {
+        let mut next = Some(first);
+        while let Some(event) = next {
+            let mut line = event_line(&event);
+            line.push('\n');
+            if writer.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+            next = events.try_recv().ok();
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(BATCH_PAUSE).await;
+    }
+    let _ = writer.flush().await;
+}
+
+/// One event as a JSON line, the timestamp first so lines sort and read by time.
+pub fn event_line(event: &Event) -> String {
+    let mut line = String::with_capacity(256);
+    let mut object = super::JsonObject::new(&mut line);
+    object.str("ts", &rfc3339_now());
+    event.write_fields(&mut object);
+    object.finish();
+    line
+}
+
+/// The current UTC time as `2026-01-31T12:34:56.789Z`.
+pub fn rfc3339_now() -> String {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format_rfc3339(since_epoch.as_millis() as u64)
+}
+
+/// Formats milliseconds since the epoch as an RFC 3339 UTC timestamp.
+pub fn format_rfc3339(millis: u64) -> String {
+    let secs = millis / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        millis % 1000
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(
+            format_rfc3339(1_767_225_599_000),
+            "2025-12-31T23:59:59.000Z"
+        );
+    }
+
+    #[test]
+    fn event_lines_are_json_with_the_timestamp_first() {
+        let line = event_line(&Event::StateRecovered { backend: "redis" });
+        assert!(line.starts_with("{\"ts\":\""), "{line}");
+        let json: serde_json::Value = serde_json::from_str(&line).expect("valid json");
+        assert_eq!(json["event"], "state.recovered");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let metrics = Arc::new(Metrics::default());
+        let (queue, _receiver) = mpsc::channel(1);
+        let sink = JsonLogSink {
+            queue,
+            metrics: Arc::clone(&metrics),
+        };
+        let event = Arc::new(Event::StateRecovered { backend: "redis" });
+        sink.accept(&event);
+        sink.accept(&event);
+        assert_eq!(metrics.events_dropped.value(&["log"]), 1);
+    }
+}

@@ -1,0 +1,379 @@
+//! Typed events on one internal bus.
+//!
+//! Every decision the gateway takes (a request rate limited, refused, an upstream failure)
+//! and every operational change (config reloaded or refused, state store degraded) is an
+//! [`Event`]. The [`EventBus`] hands each event to every sink. A sink must accept without
+//! waiting: the JSON log sink queues into a bounded channel and counts what it had to drop,
+//! so a slow disk or pipe never slows a request.
+//!
+//! Events carry no secrets: no query strings, cookies, authorization headers or bodies.
+
+pub mod log;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::metrics::Metrics;
+
+/// What identifies the request an event is about.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// The gateway's id for the request (also sent upstream as `x-request-id`).
+    pub id: String,
+    /// The resolved client address.
+    pub client_ip: IpAddr,
+    /// The request method.
+    pub method: String,
+    /// The path, without the query string (which may hold tokens).
+    pub path: String,
+}
+
+/// One event.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A rate-limit rule found a request over its limit.
+    RateLimited {
+        /// The request.
+        request: RequestInfo,
+        /// The rule's name.
+        rule: String,
+        /// `true` when the request was refused, `false` in `log` mode.
+        enforced: bool,
+        /// The rule's limit.
+        limit: u64,
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
+    /// A pipeline stage answered the request itself (blocked it).
+    RequestBlocked {
+        /// The request.
+        request: RequestInfo,
+        /// The stage that answered.
+        stage: &'static str,
+        /// A short stable reason.
+        reason: String,
+        /// The status sent.
+        status: u16,
+    },
+    /// A request failed inside the gateway or upstream.
+    RequestFailed {
+        /// The request.
+        request: RequestInfo,
+        /// Who caused it: client, upstream, internal.
+        source: &'static str,
+        /// The error kind (`upstream_timeout`, ...).
+        kind: &'static str,
+        /// The status sent.
+        status: u16,
+    },
+    /// The shared state store stopped answering; the `on_error` policy applies.
+    StateDegraded {
+        /// The backend name.
+        backend: &'static str,
+        /// The policy now in force.
+        policy: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The shared state store answers again.
+    StateRecovered {
+        /// The backend name.
+        backend: &'static str,
+    },
+    /// A new configuration is in force.
+    ConfigReloaded {
+        /// The file it came from.
+        file: String,
+    },
+    /// A reload was refused; the previous configuration stays.
+    ConfigRejected {
+        /// The file.
+        file: String,
+        /// The same messages `palisade check` prints.
+        errors: Vec<String>,
+    },
+    /// The TLS certificate was reloaded, or failed to.
+    TlsReloaded {
+        /// Whether the new certificate is in use.
+        ok: bool,
+        /// What failed, if anything.
+        detail: String,
+    },
+}
+
+impl Event {
+    /// The stable dotted event name used in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limit.exceeded",
+            Self::RequestBlocked { .. } => "request.blocked",
+            Self::RequestFailed { .. } => "request.failed",
+            Self::StateDegraded { .. } => "state.degraded",
+            Self::StateRecovered { .. } => "state.recovered",
+            Self::ConfigReloaded { .. } => "config.reloaded",
+            Self::ConfigRejected { .. } => "config.rejected",
+            Self::TlsReloaded { .. } => "tls.reloaded",
+        }
+    }
+
+    /// Appends the event's fields to a JSON object being written (`"event": ...` first).
+    /// Written by hand rather than through a map: in `log` mode a flood of requests is a
+    /// flood of events, and this runs once per event.
+    pub fn write_fields(&self, out: &mut JsonObject<'_>) {
+        out.str("event", self.name());
+        match self {
+            Self::RateLimited {
+                request,
+                rule,
+                enforced,
+                limit,
+                retry_after_secs,
+            } => {
+                request.write_fields(out);
+                out.str("rule.name", rule);
+                out.bool("rate_limit.enforced", *enforced);
+                out.num("rate_limit.limit", *limit);
+                out.num("rate_limit.retry_after", *retry_after_secs);
+            }
+            Self::RequestBlocked {
+                request,
+                stage,
+                reason,
+                status,
+            } => {
+                request.write_fields(out);
+                out.str("stage", stage);
+                out.str("reason", reason);
+                out.num("http.status", u64::from(*status));
+            }
+            Self::RequestFailed {
+                request,
+                source,
+                kind,
+                status,
+            } => {
+                request.write_fields(out);
+                out.str("error.source", source);
+                out.str("error.kind", kind);
+                out.num("http.status", u64::from(*status));
+            }
+            Self::StateDegraded {
+                backend,
+                policy,
+                detail,
+            } => {
+                out.str("state.backend", backend);
+                out.str("state.on_error", policy);
+                out.str("error.detail", detail);
+            }
+            Self::StateRecovered { backend } => out.str("state.backend", backend),
+            Self::ConfigReloaded { file } => out.str("config.file", file),
+            Self::ConfigRejected { file, errors } => {
+                out.str("config.file", file);
+                out.strs("config.errors", errors);
+            }
+            Self::TlsReloaded { ok, detail } => {
+                out.bool("tls.ok", *ok);
+                out.str("error.detail", detail);
+            }
+        }
+    }
+
+    /// The event as one flat JSON object with stable dotted field names.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut text = String::new();
+        let mut object = JsonObject::new(&mut text);
+        self.write_fields(&mut object);
+        object.finish();
+        match serde_json::from_str(&text) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+impl RequestInfo {
+    fn write_fields(&self, out: &mut JsonObject<'_>) {
+        out.str("request.id", &self.id);
+        out.display("client.ip", &self.client_ip);
+        out.str("http.method", &self.method);
+        out.str("url.path", &self.path);
+    }
+}
+
+/// A flat JSON object written straight into a string.
+#[derive(Debug)]
+pub struct JsonObject<'a> {
+    out: &'a mut String,
+    empty: bool,
+}
+
+impl<'a> JsonObject<'a> {
+    /// Opens an object at the end of `out`.
+    pub fn new(out: &'a mut String) -> Self {
+        out.push('{');
+        Self { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        escape_into(self.out, key);
+        self.out.push(':');
+    }
+
+    /// A string field.
+    pub fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        escape_into(self.out, value);
+    }
+
+    /// A string field from anything printable.
+    pub fn display(&mut self, key: &str, value: &impl std::fmt::Display) {
+        self.str(key, &value.to_string());
+    }
+
+    /// A number field.
+    pub fn num(&mut self, key: &str, value: u64) {
+        use std::fmt::Write as _;
+        self.key(key);
+        let _ = write!(self.out, "{value}");
+    }
+
+    /// A boolean field.
+    pub fn bool(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.out.push_str(if value { "true" } else { "false" });
+    }
+
+    /// An array of strings.
+    pub fn strs(&mut self, key: &str, values: &[String]) {
+        self.key(key);
+        self.out.push('[');
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            escape_into(self.out, value);
+        }
+        self.out.push(']');
+    }
+
+    /// Closes the object.
+    pub fn finish(self) {
+        self.out.push('}');
+    }
+}
+
+/// Writes `text` as a JSON string literal (RFC 8259 §7).
+fn escape_into(out: &mut String, text: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Something that consumes events. `accept` must return at once.
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    /// Takes one event; never waits.
+    fn accept(&self, event: &Arc<Event>);
+}
+
+/// The one bus every event goes through.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sinks: Arc<Vec<Arc<dyn EventSink>>>,
+}
+
+impl EventBus {
+    /// A bus delivering to `sinks`.
+    pub fn new(sinks: Vec<Arc<dyn EventSink>>) -> Self {
+        Self {
+            sinks: Arc::new(sinks),
+        }
+    }
+
+    /// Delivers `event` to every sink.
+    pub fn publish(&self, event: Event) {
+        let event = Arc::new(event);
+        for sink in self.sinks.iter() {
+            sink.accept(&event);
+        }
+    }
+}
+
+/// Counts every event by name in `palisade_events_total`.
+#[derive(Debug)]
+pub struct MetricsSink(pub Arc<Metrics>);
+
+impl EventSink for MetricsSink {
+    fn accept(&self, event: &Arc<Event>) {
+        self.0.events.inc(&[event.name()]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> RequestInfo {
+        RequestInfo {
+            id: "r1".into(),
+            client_ip: "192.0.2.1".parse().expect("ip"),
+            method: "POST".into(),
+            path: "/login".into(),
+        }
+    }
+
+    #[test]
+    fn rate_limit_events_have_stable_dotted_fields() {
+        let event = Event::RateLimited {
+            request: request(),
+            rule: "default".into(),
+            enforced: true,
+            limit: 10,
+            retry_after_secs: 4,
+        };
+        let json = Value::Object(event.to_json());
+        assert_eq!(json["event"], "rate_limit.exceeded");
+        assert_eq!(json["client.ip"], "192.0.2.1");
+        assert_eq!(json["url.path"], "/login");
+        assert_eq!(json["rule.name"], "default");
+        assert_eq!(json["rate_limit.enforced"], true);
+    }
+
+    #[test]
+    fn strings_with_quotes_and_control_characters_stay_valid_json() {
+        let event = Event::ConfigRejected {
+            file: "a\"b\\c\n\u{1}.toml".into(),
+            errors: vec!["x \"y\"".into()],
+        };
+        let json = Value::Object(event.to_json());
+        assert_eq!(json["config.file"], "a\"b\\c\n\u{1}.toml");
+        assert_eq!(json["config.errors"][0], "x \"y\"");
+    }
+
+    #[test]
+    fn the_metrics_sink_counts_events_by_name() {
+        let metrics = Arc::new(Metrics::default());
+        let bus = EventBus::new(vec![Arc::new(MetricsSink(Arc::clone(&metrics)))]);
+        bus.publish(Event::StateRecovered { backend: "redis" });
+        assert_eq!(metrics.events.value(&["state.recovered"]), 1);
+    }
+}

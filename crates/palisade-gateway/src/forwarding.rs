@@ -1,0 +1,217 @@
+//! Header rewriting between client and upstream: hop-by-hop removal, forwarding headers,
+//! and the response headers that would leak what runs behind palisade.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::pipeline::RequestContext;
+
+/// RFC 9110 §7.6.1: connection-specific fields a proxy must not forward, plus the
+/// pre-standard `Proxy-Connection` and `Keep-Alive`.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Removes hop-by-hop fields, including every field the `Connection` header names. With
+/// `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay (a WebSocket handshake).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(&name);
+    }
+    for name in &HOP_BY_HOP {
+        if keep_upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
+            continue;
+        }
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Whether the request asks to switch protocols (a WebSocket handshake, RFC 9110 §7.8).
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    connection_upgrade && headers.contains_key(header::UPGRADE)
+}
+
+/// Sets `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for the upstream.
+///
+/// Values a trusted proxy sent are extended; values from anyone else are replaced, so the
+/// application never sees a client-written forwarding header as if palisade wrote it.
+pub fn set_forwarding_headers(headers: &mut HeaderMap, ctx: &RequestContext, host: Option<&str>) {
+    let peer = crate::client_ip::canonical(ctx.peer.ip());
+    let proto = if ctx.tls { "https" } else { "http" };
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let xfp = HeaderName::from_static("x-forwarded-proto");
+    let xfh = HeaderName::from_static("x-forwarded-host");
+
+    let prior_xff = ctx.peer_trusted.then(|| joined(headers, &xff)).flatten();
+    let xff_value = match prior_xff {
+        Some(prior) => format!("{prior}, {peer}"),
+        None => peer.to_string(),
+    };
+    insert_text(headers, xff, &xff_value);
+
+    if !(ctx.peer_trusted && headers.contains_key(&xfp)) {
+        insert_text(headers, xfp, proto);
+    }
+    if !(ctx.peer_trusted && headers.contains_key(&xfh)) {
+        match host {
+            Some(host) => insert_text(headers, xfh, host),
+            None => {
+                headers.remove(&xfh);
+            }
+        }
+    }
+
+    let mut element = format!("for={};proto={proto}", forwarded_node(peer));
+    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
+        element.push_str(&format!(";host=\"{host}\""));
+    }
+    let prior = ctx
+        .peer_trusted
+        .then(|| joined(headers, &header::FORWARDED))
+        .flatten();
+    let forwarded = match prior {
+        Some(prior) => format!("{prior}, {element}"),
+        None => element,
+    };
+    insert_text(headers, header::FORWARDED, &forwarded);
+}
+
+/// RFC 7239 §6: IPv6 nodes are bracketed and quoted.
+fn forwarded_node(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    }
+}
+
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+fn insert_text(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// Removes response headers that only tell attackers what software runs upstream.
+pub fn strip_revealing_response_headers(headers: &mut HeaderMap) {
+    headers.remove(header::SERVER);
+    headers.remove(HeaderName::from_static("x-powered-by"));
+    headers.remove(HeaderName::from_static("x-aspnet-version"));
+    headers.remove(HeaderName::from_static("x-aspnetmvc-version"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventBus;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    fn ctx(peer: &str, trusted: bool) -> RequestContext {
+        let mut ctx = RequestContext::new(
+            peer.parse().expect("addr"),
+            false,
+            EventBus::new(Vec::new()),
+        );
+        ctx.peer_trusted = trusted;
+        ctx
+    }
+
+    #[test]
+    fn hop_by_hop_fields_and_those_named_in_connection_are_removed() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-connection", "keep-alive"),
+            ("x-end-to-end", "kept"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-end-to-end"], "kept");
+    }
+
+    #[test]
+    fn upgrade_handshakes_keep_their_upgrade_fields() {
+        let mut h = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(wants_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn forwarding_headers_from_untrusted_peers_are_replaced() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=6.6.6.6"),
+        ]);
+        set_forwarding_headers(&mut h, &ctx("192.0.2.1:5000", false), Some("app.test"));
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "app.test");
+        assert_eq!(h["forwarded"], "for=192.0.2.1;proto=http;host=\"app.test\"");
+    }
+
+    #[test]
+    fn forwarding_headers_from_trusted_proxies_are_extended() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarding_headers(&mut h, &ctx("[::1]:5000", true), None);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7, ::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
+    }
+
+    #[test]
+    fn server_identifying_headers_are_removed() {
+        let mut h = headers(&[("server", "nginx/1.2"), ("x-powered-by", "Express")]);
+        strip_revealing_response_headers(&mut h);
+        assert!(h.is_empty());
+    }
+}

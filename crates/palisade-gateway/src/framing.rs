@@ -1,0 +1,405 @@
+//! A watch on HTTP/1.1 request framing, run over the raw bytes of a client connection.
+//!
+//! hyper already refuses most malformed requests, but it accepts a request carrying both
+//! `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1 allows a server to do so, letting
+//! chunked win and closing the connection afterwards), and it reports a bad chunk size only
+//! when the body is read, after the request head may have gone upstream. Both are request
+//! smuggling shapes, so palisade answers them with 400 before anything is forwarded. This
+//! tracker follows message boundaries (heads, fixed bodies, chunked bodies) just far enough
+//! to see every request head and every chunk-size line; anything it does not understand
+//! (HTTP/2, upgraded connections, heads hyper will refuse anyway) turns it off, leaving the
+//! connection to hyper's own checks.
+//!
+//! It never changes bytes and never buffers more than one head or one chunk-size line.
+
+/// A framing violation seen on the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    /// A request head with both `Content-Length` and `Transfer-Encoding`.
+    ConflictingLengths,
+    /// A chunk-size line that is not hexadecimal digits (with optional extensions).
+    InvalidChunkSize,
+}
+
+impl Finding {
+    /// Why the request is refused, for logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::ConflictingLengths => "both content-length and transfer-encoding",
+            Self::InvalidChunkSize => "invalid chunk size",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for or reading a request head.
+    Head,
+    /// Skipping a body of known length.
+    Fixed(u64),
+    /// Reading a chunk-size line.
+    ChunkSize,
+    /// Skipping chunk data, then its CRLF.
+    ChunkData(u64),
+    /// Reading trailer lines after the last chunk.
+    Trailers,
+    /// No longer following the connection.
+    Off,
+}
+
+/// Follows request framing on one connection.
+#[derive(Debug)]
+pub struct FramingTracker {
+    state: State,
+    line: Vec<u8>,
+    max_head: usize,
+    max_headers: usize,
+}
+
+const MAX_CHUNK_LINE: usize = 4096;
+
+impl FramingTracker {
+    /// A tracker for a fresh connection, with the server's head limits.
+    pub fn new(max_head: usize, max_headers: usize) -> Self {
+        Self {
+            state: State::Head,
+            line: Vec::new(),
+            max_head,
+            max_headers,
+        }
+    }
+
+    /// Whether part of a request head has arrived but not all of it.
+    pub fn head_in_progress(&self) -> bool {
+        matches!(self.state, State::Head) && !self.line.is_empty()
+    }
+
+    /// Feeds bytes read from the client; returns a violation when one is seen, after which
+    /// the tracker stops following the connection.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Option<Finding> {
+        while !bytes.is_empty() {
+            let step = match self.state {
+                State::Off => return None,
+                State::Head => self.feed_head(bytes),
+                State::Fixed(left) => Ok(self.skip_fixed(bytes, left)),
+                State::ChunkSize => self.feed_chunk_size(bytes),
+                State::ChunkData(left) => Ok(self.skip_chunk(bytes, left)),
+                State::Trailers => Ok(self.feed_trailers(bytes)),
+            };
+            match step {
+                Ok(used) => bytes = &bytes[used..],
+                Err(finding) => {
+                    self.state = State::Off;
+                    return finding;
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes bytes up to the end of a head; on a complete head, decides what follows.
+    fn feed_head(&mut self, bytes: &[u8]) -> Result<usize, Option<Finding>> {
+        // RFC 9112 §2.2: empty lines before a request line are ignored.
+        if self.line.is_empty() {
+            let skip = bytes
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+            if skip > 0 {
+                return Ok(skip);
+            }
+        }
+        let search_from = self.line.len().saturating_sub(3);
+        let take = bytes.len();
+        self.line.extend_from_slice(bytes);
+        let Some(end) = find_head_end(&self.line[search_from..]).map(|e| e + search_from) else {
+            if self.line.len() > self.max_head {
+                return Err(None); // hyper answers 431 itself
+            }
+            return Ok(take);
+        };
+        let used = take - (self.line.len() - end);
+        let head = std::mem::take(&mut self.line);
+        self.state = self.after_head(&head[..end])?;
+        Ok(used)
+    }
+
+    /// Reads one complete head and returns how its body is framed.
+    fn after_head(&self, head: &[u8]) -> Result<State, Option<Finding>> {
+        let mut slots = vec![httparse::EMPTY_HEADER; self.max_headers];
+        let mut request = httparse::Request::new(&mut slots);
+        match request.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return Err(None), // not HTTP/1 (h2 preface) or refused by hyper as well
+        }
+        if request.method == Some("CONNECT") {
+            return Err(None);
+        }
+        let mut length = None;
+        let mut chunked = false;
+        let mut has_te = false;
+        for header in request.headers.iter() {
+            if header.name.eq_ignore_ascii_case("content-length") {
+                length = std::str::from_utf8(header.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if length.is_none() {
+                    return Err(None); // hyper refuses it
+                }
+            } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                has_te = true;
+                chunked = header.value.to_ascii_lowercase().ends_with(b"chunked");
+            } else if header.name.eq_ignore_ascii_case("upgrade") {
+                // TODO: keep following after an upgrade the upstream refused; until then a
+                // later smuggling-shaped request on that connection gets hyper's handling
+                // (chunked wins, connection closed after it) instead of a 400.
+                return Err(None); // what follows may be another protocol
+            }
+        }
+        if has_te && length.is_some() {
+            return Err(Some(Finding::ConflictingLengths));
+        }
+        Ok(match (chunked, length) {
+            (true, _) => State::ChunkSize,
+            (false, Some(n)) if n > 0 => State::Fixed(n),
+            _ if has_te => return Err(None),
+            _ => State::Head,
+        })
+    }
+
+    fn skip_fixed(&mut self, bytes: &[u8], left: u64) -> usize {
+        let used = left.min(bytes.len() as u64);
+        self.state = match left - used {
+            0 => State::Head,
+            rest => State::Fixed(rest),
+        };
+        used as usize
+    }
+
+    fn skip_chunk(&mut self, bytes: &[u8], left: u64) -> usize {
+        let used = left.min(bytes.len() as u64);
+        self.state = match left - used {
+            // The data's CRLF is read as an empty chunk-size line below.
+            0 => State::ChunkSize,
+            rest => State::ChunkData(rest),
+        };
+        used as usize
+    }
+
+    fn feed_chunk_size(&mut self, bytes: &[u8]) -> Result<usize, Option<Finding>> {
+        let Some((line, used)) = self.take_line(bytes) else {
+            if self.line.len() > MAX_CHUNK_LINE {
+                return Err(Some(Finding::InvalidChunkSize));
+            }
+            return Ok(bytes.len());
+        };
+        if line.is_empty() {
+            return Ok(used); // the CRLF ending the previous chunk's data
+        }
+        let size = parse_chunk_size(&line).ok_or(Some(Finding::InvalidChunkSize))?;
+        self.state = match size {
+            0 => State::Trailers,
+            n => State::ChunkData(n),
+        };
+        Ok(used)
+    }
+
+    fn feed_trailers(&mut self, bytes: &[u8]) -> usize {
+        let Some((line, used)) = self.take_line(bytes) else {
+            if self.line.len() > self.max_head {
+                self.state = State::Off;
+            }
+            return bytes.len();
+        };
+        if line.is_empty() {
+            self.state = State::Head;
+        }
+        used
+    }
+
+    /// Accumulates one line; returns it (without CRLF) and the bytes used when complete.
+    fn take_line(&mut self, bytes: &[u8]) -> Option<(Vec<u8>, usize)> {
+        match memchr::memchr(b'\n', bytes) {
+            None => {
+                self.line.extend_from_slice(bytes);
+                None
+            }
+            Some(at) => {
+                self.line.extend_from_slice(&bytes[..at]);
+                let mut line = std::mem::take(&mut self.line);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                Some((line, at + 1))
+            }
+        }
+    }
+}
+
+/// Parses `1a;ext=1` (RFC 9112 §7.1): hex digits, optional whitespace and extensions.
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = &line[digits..];
+    let rest_ok = rest
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .is_none_or(|i| rest[i] == b';');
+    if digits == 0 || digits > 16 || !rest_ok {
+        return None;
+    }
+    let text = std::str::from_utf8(&line[..digits]).ok()?;
+    u64::from_str_radix(text, 16).ok()
+}
+
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    memchr::memmem::find(bytes, b"\r\n\r\n").map(|at| at + 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed_all(input: &[u8]) -> Option<Finding> {
+        FramingTracker::new(8192, 100).feed(input)
+    }
+
+    fn feed_byte_by_byte(input: &[u8]) -> Option<Finding> {
+        let mut tracker = FramingTracker::new(8192, 100);
+        input
+            .iter()
+            .find_map(|b| tracker.feed(std::slice::from_ref(b)))
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_a_finding() {
+        let input = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\
+                      Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert_eq!(feed_all(input), Some(Finding::ConflictingLengths));
+        assert_eq!(feed_byte_by_byte(input), Some(Finding::ConflictingLengths));
+    }
+
+    #[test]
+    fn invalid_chunk_sizes_are_a_finding() {
+        let input = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(feed_all(input), Some(Finding::InvalidChunkSize));
+    }
+
+    #[test]
+    fn a_smuggled_head_inside_a_body_is_not_read_as_a_head() {
+        let body = b"GET /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut input = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        input.extend_from_slice(body);
+        assert_eq!(feed_all(&input), None);
+        assert_eq!(feed_byte_by_byte(&input), None);
+    }
+
+    #[test]
+    fn valid_chunked_and_pipelined_requests_pass() {
+        let input = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+                      5;name=v\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n\
+                      GET / HTTP/1.1\r\nHost: a\r\n\r\n\
+                      POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(feed_all(input), None);
+        assert_eq!(feed_byte_by_byte(input), None);
+    }
+
+    #[test]
+    fn a_later_smuggling_head_on_a_kept_alive_connection_is_found() {
+        let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\
+                      POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\
+                      Content-Length: 3\r\n\r\n";
+        assert_eq!(feed_byte_by_byte(input), Some(Finding::ConflictingLengths));
+    }
+
+    #[test]
+    fn http2_prefaces_turn_the_tracker_off() {
+        let mut tracker = FramingTracker::new(8192, 100);
+        assert_eq!(tracker.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None);
+        assert_eq!(
+            tracker.feed(b"POST / HTTP/1.1\r\nContent-Length: 1\r\n"),
+            None
+        );
+        assert!(!tracker.head_in_progress());
+    }
+
+    #[test]
+    fn partial_heads_are_reported_in_progress() {
+        let mut tracker = FramingTracker::new(8192, 100);
+        assert!(!tracker.head_in_progress());
+        tracker.feed(b"\r\n");
+        assert!(!tracker.head_in_progress());
+        tracker.feed(b"GET / HT");
+        assert!(tracker.head_in_progress());
+        tracker.feed(b"TP/1.1\r\nHost: a\r\n\r\n");
+        assert!(!tracker.head_in_progress());
+    }
+
+    #[test]
+    fn chunk_sizes_follow_rfc_9112() {
+        assert_eq!(parse_chunk_size(b"1A"), Some(26));
+        assert_eq!(parse_chunk_size(b"0 ;x=y"), Some(0));
+        assert_eq!(parse_chunk_size(b"-1"), None);
+        assert_eq!(parse_chunk_size(b"1 2"), None);
+        assert_eq!(parse_chunk_size(b"11111111111111111"), None);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn request() -> impl Strategy<Value = Vec<u8>> {
+            let body = prop::collection::vec(any::<u8>(), 0..64);
+            (body, any::<bool>(), any::<bool>()).prop_map(|(body, chunked, conflicting)| {
+                let mut out = b"POST /x HTTP/1.1\r\nHost: a\r\n".to_vec();
+                if chunked {
+                    out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+                    if conflicting {
+                        out.extend_from_slice(b"Content-Length: 1\r\n");
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+                    out.extend_from_slice(&body);
+                    out.extend_from_slice(b"\r\n0\r\n\r\n");
+                } else {
+                    out.extend_from_slice(
+                        format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                    );
+                    out.extend_from_slice(&body);
+                }
+                out
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn how_bytes_are_split_never_changes_the_finding(
+                requests in prop::collection::vec(request(), 1..4),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+            ) {
+                let stream: Vec<u8> = requests.concat();
+                let whole = FramingTracker::new(8192, 100).feed(&stream);
+                let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+                points.sort_unstable();
+                let mut tracker = FramingTracker::new(8192, 100);
+                let mut start = 0;
+                let mut split = None;
+                for point in points.into_iter().chain([stream.len()]) {
+                    if split.is_none() {
+                        split = tracker.feed(&stream[start..point]);
+                    }
+                    start = point;
+                }
+                prop_assert_eq!(whole, split);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let _ = FramingTracker::new(256, 16).feed(&bytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The running gateway: the configuration in force, its pipeline and upstream pool, swapped
+//! atomically on reload, and the request handler that drives a request through them.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use tracing::{debug, info, warn};
+
+use crate::body::{BoxError, GatewayBody, RequestBody};
+use crate::config::{Config, ConfigError, ConfigSource};
+use crate::conn::{ConnShared, InFlight};
+use crate::error::{ErrorSource, GatewayError};
+use crate::events::Event;
+use crate::pipeline::{GatewayRequest, Outcome, Pipeline, RequestContext};
+use crate::proxy::Upstream;
+use crate::services::Services;
+
+/// Everything derived from one configuration; replaced whole on reload.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// Its pipeline.
+    pub pipeline: Pipeline,
+    /// Its upstream pool.
+    pub upstream: Upstream,
+}
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// No upstream was given.
+    #[error("no upstream: pass --upstream http://host:port or set [upstream] url")]
+    NoUpstream,
+    /// A service failed to start.
+    #[error("{0}")]
+    Services(#[from] crate::services::ServicesError),
+    /// A listener or TLS set-up failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The gateway shared by every connection.
+#[derive(Debug)]
+pub struct Gateway {
+    runtime: ArcSwap<Runtime>,
+    services: Services,
+    source: ConfigSource,
+}
+
+/// What the handler knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The socket peer.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// The worker thread serving it (selects that worker's upstream pool).
+    pub worker: usize,
+    /// Shared with the connection's I/O guard.
+    pub shared: Arc<ConnShared>,
+}
+
+impl Gateway {
+    /// A gateway for `config` (already loaded from `source`) with `services`.
+    pub fn new(
+        config: Config,
+        source: ConfigSource,
+        services: Services,
+    ) -> Result<Arc<Self>, StartError> {
+        let runtime = build_runtime(config, &services)?;
+        Ok(Arc::new(Self {
+            runtime: ArcSwap::from_pointee(runtime),
+            services,
+            source,
+        }))
+    }
+
+    /// The runtime in force now.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// The configuration file reloads read, if any.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.source.file.as_deref()
+    }
+
+    /// The shared services.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Re-reads the configuration. A bad one is refused with the messages `palisade check`
+    /// prints, and the configuration in force stays.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let file = self
+            .source
+            .file
+            .as_ref()
+            .map_or_else(|| "<defaults>".to_string(), |f| f.display().to_string());
+        let outcome = self.source.load().and_then(|config| {
+            self.warn_restart_needed(&config);
+            build_runtime(config, &self.services).map_err(|err| {
+                ConfigError::single(crate::config::Diagnostic::whole_file(
+                    std::path::Path::new(&file),
+                    err.to_string(),
+                ))
+            })
+        });
+        match outcome {
+            Ok(runtime) => {
+                self.runtime.store(Arc::new(runtime));
+                self.services.metrics.config_reloads.inc(&["applied"]);
+                info!(config.file = %file, "configuration reloaded");
+                self.services.events.publish(Event::ConfigReloaded { file });
+                Ok(())
+            }
+            Err(err) => {
+                self.services.metrics.config_reloads.inc(&["refused"]);
+                let errors: Vec<String> = err.diagnostics.iter().map(|d| d.to_string()).collect();
+                warn!(config.file = %file, errors = ?errors, "configuration refused; the previous one stays");
+                self.services
+                    .events
+                    .publish(Event::ConfigRejected { file, errors });
+                Err(err)
+            }
+        }
+    }
+
+    /// Settings read only at start-up: say so when a reload changes them.
+    fn warn_restart_needed(&self, new: &Config) {
+        let old = self.runtime().config.clone();
+        if old.server.listen != new.server.listen || old.admin.listen != new.admin.listen {
+            warn!("listen addresses change only on restart");
+        }
+        if old.state != new.state {
+            warn!("[state] changes take effect only on restart");
+        }
+    }
+
+    /// Serves one request: pipeline, upstream, response phase, metrics.
+    pub async fn handle(
+        &self,
+        request: Request<hyper::body::Incoming>,
+        conn: &ConnInfo,
+    ) -> Response<TrackedBody> {
+        let in_flight = conn.shared.start_request();
+        let runtime = self.runtime();
+        let mut ctx = RequestContext::new(conn.peer, conn.tls, self.services.events.clone());
+        ctx.framing = conn.shared.finding();
+
+        let (head, incoming) = request.into_parts();
+        let max_body = runtime.config.server.max_body_size.0;
+        let request_head = head_copy(&head);
+        let mut request = GatewayRequest {
+            head,
+            body: RequestBody::new(incoming, max_body),
+        };
+        let response = match runtime.pipeline.run_request(&mut request, &mut ctx).await {
+            Ok(Some(answer)) => Ok(answer),
+            Ok(None) => runtime.upstream.forward(request, &ctx, conn.worker).await,
+            Err(err) => Err(err),
+        };
+        let response =
+            response.unwrap_or_else(|err| self.error_response(&err, &request_head, &mut ctx));
+
+        let (mut parts, body) = response.into_parts();
+        for (name, value) in ctx
+            .response_headers
+            .drain()
+            .filter_map(|(n, v)| n.map(|n| (n, v)))
+        {
+            parts.headers.entry(name).or_insert(value);
+        }
+        runtime
+            .pipeline
+            .run_response(&request_head, &mut parts, &mut ctx)
+            .await;
+        self.services.metrics.record_request(
+            parts.status.as_u16(),
+            ctx.outcome.as_str(),
+            ctx.started.elapsed(),
+        );
+        Response::from_parts(parts, TrackedBody::new(body, in_flight))
+    }
+
+    /// The response for an error, with its event, metric and log line.
+    fn error_response(
+        &self,
+        err: &GatewayError,
+        head: &http::request::Parts,
+        ctx: &mut RequestContext,
+    ) -> Response<GatewayBody> {
+        let source = err.source();
+        ctx.outcome = match source {
+            ErrorSource::Client => Outcome::Blocked,
+            _ => Outcome::Error,
+        };
+        match source {
+            // Client faults at debug: an attacker must not be able to flood the log.
+            ErrorSource::Client => debug!(request.id = %ctx.id, error = %err, "request refused"),
+            ErrorSource::Upstream => {
+                self.services.metrics.upstream_errors.inc(&[err.kind()]);
+                warn!(request.id = %ctx.id, error = %err, "upstream failed");
+            }
+            ErrorSource::Internal => warn!(request.id = %ctx.id, error = %err, "internal error"),
+        }
+        let response = err.to_response(&head.headers);
+        ctx.publish(Event::RequestFailed {
+            request: ctx.request_info(head),
+            source: source.as_str(),
+            kind: err.kind(),
+            status: response.status().as_u16(),
+        });
+        response
+    }
+}
+
+fn build_runtime(config: Config, services: &Services) -> Result<Runtime, StartError> {
+    let workers = crate::server::worker_count(config.server.workers);
+    let upstream = Upstream::new(&config.upstream, workers).ok_or(StartError::NoUpstream)?;
+    let pipeline = Pipeline::build(&config, services);
+    Ok(Runtime {
+        config: Arc::new(config),
+        pipeline,
+        upstream,
+    })
+}
+
+/// The request head without its body or extensions, kept for the response phase.
+fn head_copy(head: &http::request::Parts) -> http::request::Parts {
+    let mut copy = Request::new(());
+    *copy.method_mut() = head.method.clone();
+    *copy.uri_mut() = head.uri.clone();
+    *copy.version_mut() = head.version;
+    *copy.headers_mut() = head.headers.clone();
+    copy.into_parts().0
+}
+
+/// A response body that keeps its request counted as in flight until it is finished.
+#[derive(Debug)]
+pub struct TrackedBody {
+    inner: GatewayBody,
+    _in_flight: InFlight,
+}
+
+impl TrackedBody {
+    fn new(inner: GatewayBody, in_flight: InFlight) -> Self {
+        Self {
+            inner,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,302 @@
+//! Prometheus metrics: counters, gauges and one latency histogram, rendered as text.
+//!
+//! Counters are plain atomics behind a label map, so recording one is a hash lookup and an
+//! add; nothing here blocks a request. Names start with `palisade_`. A capability that needs
+//! its own series registers a [`LabeledCounter`] or a collector ([`Metrics::add_collector`]).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// A counter family with fixed label names.
+#[derive(Debug)]
+pub struct LabeledCounter {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    series: RwLock<BTreeMap<Vec<String>, Arc<AtomicU64>>>,
+}
+
+impl LabeledCounter {
+    /// A family `name` with `labels`; values are given in the same order to [`Self::inc`].
+    pub fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+        Self {
+            name,
+            help,
+            labels,
+            series: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds one to the series with `values`.
+    pub fn inc(&self, values: &[&str]) {
+        self.add(values, 1);
+    }
+
+    /// Adds `n` to the series with `values`.
+    pub fn add(&self, values: &[&str], n: u64) {
+        debug_assert_eq!(values.len(), self.labels.len());
+        if let Ok(series) = self.series.read() {
+            let found = series
+                .iter()
+                .find(|(key, _)| key.iter().map(String::as_str).eq(values.iter().copied()));
+            if let Some((_, counter)) = found {
+                counter.fetch_add(n, Ordering::Relaxed);
+                return;
+            }
+        }
+        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        if let Ok(mut series) = self.series.write() {
+            series
+                .entry(key)
+                .or_default()
+                .fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The current value of one series (0 if never counted).
+    pub fn value(&self, values: &[&str]) -> u64 {
+        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        self.series
+            .read()
+            .ok()
+            .and_then(|s| s.get(&key).map(|c| c.load(Ordering::Relaxed)))
+            .unwrap_or(0)
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} counter", self.name);
+        let Ok(series) = self.series.read() else {
+            return;
+        };
+        for (values, counter) in series.iter() {
+            let labels = format_labels(self.labels, values);
+            let _ = writeln!(
+                out,
+                "{}{labels} {}",
+                self.name,
+                counter.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// Latency buckets in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram of request latencies.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// A collector adds series owned elsewhere (store counters) at render time.
+pub type Collector = Box<dyn Fn(&mut String) + Send + Sync>;
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    /// `palisade_requests_total{class, decision}`.
+    pub requests: LabeledCounter,
+    /// `palisade_request_duration_seconds`.
+    pub request_duration: Histogram,
+    /// `palisade_upstream_errors_total{cause}`.
+    pub upstream_errors: LabeledCounter,
+    /// `palisade_rate_limit_decisions_total{rule, outcome}`.
+    pub rate_limit_decisions: LabeledCounter,
+    /// `palisade_events_total{event}`: every event published on the bus.
+    pub events: LabeledCounter,
+    /// `palisade_events_dropped_total{sink}`: events a slow sink could not take.
+    pub events_dropped: LabeledCounter,
+    /// `palisade_config_reloads_total{result}`.
+    pub config_reloads: LabeledCounter,
+    /// `palisade_open_connections`.
+    pub open_connections: AtomicI64,
+    collectors: Mutex<Vec<Collector>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: LabeledCounter::new(
+                "palisade_requests_total",
+                "Requests answered, by status class and gateway decision.",
+                &["class", "decision"],
+            ),
+            request_duration: Histogram::default(),
+            upstream_errors: LabeledCounter::new(
+                "palisade_upstream_errors_total",
+                "Requests the upstream failed, by cause.",
+                &["cause"],
+            ),
+            rate_limit_decisions: LabeledCounter::new(
+                "palisade_rate_limit_decisions_total",
+                "Rate-limit checks, by rule and outcome (allowed, limited, logged, skipped).",
+                &["rule", "outcome"],
+            ),
+            events: LabeledCounter::new(
+                "palisade_events_total",
+                "Security and operational events published, by event name.",
+                &["event"],
+            ),
+            events_dropped: LabeledCounter::new(
+                "palisade_events_dropped_total",
+                "Events a slow sink could not accept, by sink.",
+                &["sink"],
+            ),
+            config_reloads: LabeledCounter::new(
+                "palisade_config_reloads_total",
+                "Configuration reloads, by result (applied or refused).",
+                &["result"],
+            ),
+            open_connections: AtomicI64::new(0),
+            collectors: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Metrics {
+    /// Adds series rendered by someone else (for example the state store's error counters).
+    pub fn add_collector(&self, collector: Collector) {
+        if let Ok(mut collectors) = self.collectors.lock() {
+            collectors.push(collector);
+        }
+    }
+
+    /// Records one answered request.
+    pub fn record_request(&self, status: u16, decision: &str, elapsed: Duration) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests.inc(&[class, decision]);
+        self.request_duration.observe(elapsed);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        self.requests.render(&mut out);
+        self.request_duration.render(
+            "palisade_request_duration_seconds",
+            "Time from request head to response head, in seconds.",
+            &mut out,
+        );
+        self.upstream_errors.render(&mut out);
+        self.rate_limit_decisions.render(&mut out);
+        self.events.render(&mut out);
+        self.events_dropped.render(&mut out);
+        self.config_reloads.render(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP palisade_open_connections Client connections open now."
+        );
+        let _ = writeln!(out, "# TYPE palisade_open_connections gauge");
+        let open = self.open_connections.load(Ordering::Relaxed);
+        let _ = writeln!(out, "palisade_open_connections {open}");
+        if let Ok(collectors) = self.collectors.lock() {
+            for collector in collectors.iter() {
+                collector(&mut out);
+            }
+        }
+        out
+    }
+}
+
+/// `{a="x",b="y"}` with values escaped per the exposition format.
+pub fn format_labels(names: &[&str], values: &[String]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = names
+        .iter()
+        .zip(values)
+        .map(|(name, value)| {
+            let escaped = value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{name}=\"{escaped}\"")
+        })
+        .collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_in_prometheus_text_format() {
+        let metrics = Metrics::default();
+        metrics.record_request(429, "rate_limited", Duration::from_millis(3));
+        metrics.record_request(200, "allowed", Duration::from_millis(1));
+        metrics.record_request(200, "allowed", Duration::from_millis(1));
+        let text = metrics.render();
+        assert!(text.contains("palisade_requests_total{class=\"2xx\",decision=\"allowed\"} 2"));
+        assert!(
+            text.contains("palisade_requests_total{class=\"4xx\",decision=\"rate_limited\"} 1")
+        );
+        assert!(text.contains("palisade_request_duration_seconds_bucket{le=\"0.001\"} 2"));
+        assert!(text.contains("palisade_request_duration_seconds_count 3"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let counter = LabeledCounter::new("x_total", "x", &["rule"]);
+        counter.inc(&["a\"b"]);
+        let mut out = String::new();
+        counter.render(&mut out);
+        assert!(out.contains("x_total{rule=\"a\\\"b\"} 1"), "{out}");
+    }
+
+    #[test]
+    fn collectors_add_their_series() {
+        let metrics = Metrics::default();
+        metrics.add_collector(Box::new(|out| out.push_str("palisade_custom 7\n")));
+        assert!(metrics.render().contains("palisade_custom 7"));
+    }
+}

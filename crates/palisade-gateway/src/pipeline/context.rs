@@ -1,0 +1,151 @@
+//! What a pipeline stage sees: the request (head and a body it may read a prefix of) and
+//! the per-request context that stages annotate for the stages after them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::HeaderMap;
+use tokio::time::Instant;
+
+use crate::body::RequestBody;
+use crate::events::{Event, EventBus, RequestInfo};
+use crate::framing::Finding;
+
+/// The request travelling through the pipeline.
+#[derive(Debug)]
+pub struct GatewayRequest {
+    /// Method, URI, version, headers and extensions.
+    pub head: http::request::Parts,
+    /// The body; stages read a bounded prefix with [`RequestBody::prefix`].
+    pub body: RequestBody,
+}
+
+/// Who the client is, once a later identity stage has resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// A stable user id (never a token).
+    pub user: String,
+    /// Where it came from: `session`, `jwt`.
+    pub source: &'static str,
+}
+
+/// How the request was decided, for the `decision` label of `palisade_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Forwarded to the upstream.
+    Allowed,
+    /// Forwarded, but a `log`-mode rule would have refused it.
+    Logged,
+    /// Refused by a rate limit.
+    RateLimited,
+    /// Refused by another stage.
+    Blocked,
+    /// Failed with an error.
+    Error,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Logged => "logged",
+            Self::RateLimited => "rate_limited",
+            Self::Blocked => "blocked",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Per-request state shared by the stages, from the first to the response phase.
+#[derive(Debug)]
+pub struct RequestContext {
+    /// The gateway's id for this request.
+    pub id: String,
+    /// The socket peer.
+    pub peer: SocketAddr,
+    /// The client address (the peer until the client-IP stage resolves it).
+    pub client_ip: IpAddr,
+    /// Whether the peer is a trusted proxy.
+    pub peer_trusted: bool,
+    /// Whether this hop is TLS.
+    pub tls: bool,
+    /// Whether the client's own connection is TLS (this hop, or a trusted proxy said so).
+    pub secure: bool,
+    /// The authenticated user, once resolved.
+    pub identity: Option<Identity>,
+    /// Free-form notes for later stages and the log (`("waf.score", "7")`).
+    pub annotations: Vec<(&'static str, String)>,
+    /// Headers to add to the final response, whoever produced it (`RateLimit-*`).
+    pub response_headers: HeaderMap,
+    /// The decision so far.
+    pub outcome: Outcome,
+    /// A framing violation seen on the connection before this request was handed over.
+    pub framing: Option<Finding>,
+    /// When the request head was received.
+    pub started: Instant,
+    events: EventBus,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The process id, read once: request ids are unique across restarts of one host.
+fn process_id() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
+impl RequestContext {
+    /// A context for a request from `peer`.
+    pub fn new(peer: SocketAddr, tls: bool, events: EventBus) -> Self {
+        let seq = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Self {
+            id: format!("{:08x}{seq:08x}", process_id()),
+            peer,
+            client_ip: crate::client_ip::canonical(peer.ip()),
+            peer_trusted: false,
+            tls,
+            secure: tls,
+            identity: None,
+            annotations: Vec::new(),
+            response_headers: HeaderMap::new(),
+            outcome: Outcome::Allowed,
+            framing: None,
+            started: Instant::now(),
+            events,
+        }
+    }
+
+    /// Adds a note for later stages and the log.
+    pub fn annotate(&mut self, key: &'static str, value: impl Into<String>) {
+        self.annotations.push((key, value.into()));
+    }
+
+    /// The first note under `key`.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Publishes an event on the bus.
+    pub fn publish(&self, event: Event) {
+        self.events.publish(event);
+    }
+
+    /// What identifies this request in events.
+    pub fn request_info(&self, head: &http::request::Parts) -> RequestInfo {
+        RequestInfo {
+            id: self.id.clone(),
+            client_ip: self.client_ip,
+            method: head.method.to_string(),
+            path: head.uri.path().to_string(),
+        }
+    }
+
+    /// The bus, for code that publishes outside a stage.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+}

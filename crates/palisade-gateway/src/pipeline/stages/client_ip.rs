@@ -1,0 +1,56 @@
+//! Stage 1: the real client address, and whether the client's own connection is TLS.
+//!
+//! Every later decision (bans, geo, rate-limit keys, logs) uses `ctx.client_ip`; it is set
+//! here and nowhere else. A trusted proxy's `X-Forwarded-Proto: https` also marks the
+//! request secure, so cookies get `Secure` behind a TLS-terminating load balancer.
+
+use crate::client_ip::ClientIpResolver;
+use crate::config::ServerConfig;
+use crate::error::GatewayError;
+use crate::pipeline::{GatewayRequest, RequestContext, RequestStage, Verdict};
+
+/// The client-IP stage.
+#[derive(Debug)]
+pub struct ClientIp {
+    resolver: ClientIpResolver,
+}
+
+impl ClientIp {
+    /// The stage with the server's trusted proxies.
+    pub fn new(server: &ServerConfig) -> Self {
+        Self {
+            resolver: ClientIpResolver::new(
+                server.trusted_proxies.clone(),
+                server.client_ip_header.clone(),
+            ),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestStage for ClientIp {
+    fn name(&self) -> &'static str {
+        "client_ip"
+    }
+
+    async fn on_request(
+        &self,
+        request: &mut GatewayRequest,
+        ctx: &mut RequestContext,
+    ) -> Result<Verdict, GatewayError> {
+        let peer = crate::client_ip::canonical(ctx.peer.ip());
+        ctx.peer_trusted = self.resolver.is_trusted(peer);
+        ctx.client_ip = self.resolver.resolve(peer, &request.head.headers);
+        if ctx.peer_trusted {
+            let proto = request
+                .head
+                .headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok());
+            if proto.is_some_and(|p| p.trim().eq_ignore_ascii_case("https")) {
+                ctx.secure = true;
+            }
+        }
+        Ok(Verdict::Continue)
+    }
+}

@@ -1,0 +1,6 @@
+//! The stages of the pipeline, one module each. [`super::Pipeline::build`] orders them.
+
+pub mod client_ip;
+pub mod conformance;
+pub mod rate_limit;
+pub mod security_headers;

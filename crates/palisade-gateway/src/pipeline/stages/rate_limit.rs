@@ -1,0 +1,320 @@
+//! Stage 5: rate limits from `[[rate_limit]]` (or the zero-config defaults).
+//!
+//! Every rule whose path, methods and static-asset filter match counts the request, in file
+//! order. The first enforcing rule that refuses answers 429 with `Retry-After`,
+//! `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and
+//! `palisade-mitigated: rate_limit`; a `log`-mode refusal is an event and a metric only.
+//! Allowed responses carry the `RateLimit-*` headers of the tightest matching rule.
+//!
+//! Keys are `<rule>:<kind>:<value>`. IPv6 clients are keyed by their /64, since one host
+//! usually owns a whole /64 and could otherwise rotate addresses to escape the limit.
+//! Header values are hashed (SHA-256) so API keys never sit in Redis in clear.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use palisade_policy::ratelimit::{Decision, RateLimitStore};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::config::rate_limit::{AssetFilter, KeySpec, Mode, RateLimitRule};
+use crate::error::{GatewayError, short_page};
+use crate::events::Event;
+use crate::metrics::Metrics;
+use crate::pipeline::{GatewayRequest, Outcome, RequestContext, RequestStage, Verdict};
+use crate::services::Services;
+
+/// The rate-limit stage.
+#[derive(Debug)]
+pub struct RateLimit {
+    rules: Vec<RateLimitRule>,
+    store: Arc<dyn RateLimitStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl RateLimit {
+    /// The stage for `config`'s rules, or `None` when rate limiting is off.
+    pub fn new(config: &Config, services: &Services) -> Option<Self> {
+        let rules = config.rate_limit_rules();
+        if rules.is_empty() {
+            return None;
+        }
+        Some(Self {
+            rules,
+            store: Arc::clone(&services.rate_limits),
+            metrics: Arc::clone(&services.metrics),
+        })
+    }
+}
+
+/// The decision of one rule, kept to pick the headers to send.
+struct Checked<'a> {
+    rule: &'a RateLimitRule,
+    decision: Decision,
+}
+
+#[async_trait::async_trait]
+impl RequestStage for RateLimit {
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+
+    async fn on_request(
+        &self,
+        request: &mut GatewayRequest,
+        ctx: &mut RequestContext,
+    ) -> Result<Verdict, GatewayError> {
+        let head = &request.head;
+        let is_asset = is_static_asset(&head.method, head.uri.path());
+        let mut tightest: Option<Checked<'_>> = None;
+        for rule in self.rules.iter().filter(|r| matches(r, head, is_asset)) {
+            if rule.allow.iter().any(|net| net.contains(ctx.client_ip)) {
+                self.metrics
+                    .rate_limit_decisions
+                    .inc(&[&rule.name, "skipped"]);
+                continue;
+            }
+            let key = rate_limit_key(rule, ctx, &head.headers);
+            let decision = self
+                .store
+                .check(&key, &rule.quota)
+                .await
+                .map_err(|_| GatewayError::StateUnavailable)?;
+            if !decision.allowed {
+                let checked = Checked { rule, decision };
+                if let Some(answer) = self.refused(&checked, request, ctx) {
+                    return Ok(answer);
+                }
+                continue;
+            }
+            self.metrics
+                .rate_limit_decisions
+                .inc(&[&rule.name, "allowed"]);
+            if tightest
+                .as_ref()
+                .is_none_or(|t| decision.remaining < t.decision.remaining)
+            {
+                tightest = Some(Checked { rule, decision });
+            }
+        }
+        if let Some(checked) = tightest {
+            quota_headers(&checked.decision, &mut ctx.response_headers);
+        }
+        Ok(Verdict::Continue)
+    }
+}
+
+impl RateLimit {
+    /// Handles a refusal: publishes the event, and in enforce mode returns the 429.
+    fn refused(
+        &self,
+        checked: &Checked<'_>,
+        request: &GatewayRequest,
+        ctx: &mut RequestContext,
+    ) -> Option<Verdict> {
+        let Checked { rule, decision } = checked;
+        let enforced = rule.mode == Mode::Enforce;
+        let retry_after = retry_after_secs(decision);
+        let outcome = if enforced { "limited" } else { "logged" };
+        self.metrics
+            .rate_limit_decisions
+            .inc(&[&rule.name, outcome]);
+        ctx.publish(Event::RateLimited {
+            request: ctx.request_info(&request.head),
+            rule: rule.name.clone(),
+            enforced,
+            limit: decision.limit,
+            retry_after_secs: retry_after,
+        });
+        if !enforced {
+            if ctx.outcome == Outcome::Allowed {
+                ctx.outcome = Outcome::Logged;
+            }
+            return None;
+        }
+        ctx.outcome = Outcome::RateLimited;
+        Some(Verdict::Respond(too_many_requests(
+            decision,
+            retry_after,
+            &request.head.headers,
+        )))
+    }
+}
+
+/// Whether `rule` applies to this request.
+fn matches(rule: &RateLimitRule, head: &http::request::Parts, is_asset: bool) -> bool {
+    let filter_ok = match rule.static_assets {
+        AssetFilter::Include => true,
+        AssetFilter::Exclude => !is_asset,
+        AssetFilter::Only => is_asset,
+    };
+    filter_ok
+        && head.uri.path().starts_with(rule.path.as_str())
+        && (rule.methods.is_empty() || rule.methods.contains(&head.method))
+}
+
+/// The store key for this request under `rule`.
+fn rate_limit_key(rule: &RateLimitRule, ctx: &RequestContext, headers: &HeaderMap) -> String {
+    let name = &rule.name;
+    match &rule.key {
+        KeySpec::Ip => format!("{name}:ip:{}", ip_key(ctx.client_ip)),
+        KeySpec::Route => format!("{name}:route:{}", rule.path),
+        KeySpec::Global => format!("{name}:global"),
+        // TODO: key by user once the identity stage exists; until then every user is
+        // counted by IP, so users behind one NAT share a quota.
+        KeySpec::User => match &ctx.identity {
+            Some(identity) => format!("{name}:user:{}", hashed(identity.user.as_bytes())),
+            None => format!("{name}:ip:{}", ip_key(ctx.client_ip)),
+        },
+        KeySpec::Header(header) => header_key(name, header, ctx, headers),
+    }
+}
+
+fn header_key(
+    rule: &str,
+    header: &HeaderName,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+) -> String {
+    match headers.get(header) {
+        Some(value) => format!("{rule}:header:{}", hashed(value.as_bytes())),
+        // Without the header the request is counted by IP: omitting it must not escape.
+        None => format!("{rule}:ip:{}", ip_key(ctx.client_ip)),
+    }
+}
+
+/// The client address as a key: IPv4 as is, IPv6 by its /64 network.
+pub fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+fn hashed(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Common static asset locations: framework build output and conventional folders.
+const ASSET_PREFIXES: &[&str] = &[
+    "/_next/static/",
+    "/_nuxt/",
+    "/static/",
+    "/assets/",
+    "/public/",
+    "/build/",
+    "/dist/",
+    "/css/",
+    "/js/",
+    "/img/",
+    "/images/",
+    "/fonts/",
+];
+
+/// File extensions of static assets.
+const ASSET_EXTENSIONS: &[&str] = &[
+    "css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "woff",
+    "woff2", "ttf", "otf", "eot", "mp4", "webm", "mp3", "wasm",
+];
+
+/// Whether a request fetches a static asset: `GET` or `HEAD` of a known asset folder or
+/// file extension.
+pub fn is_static_asset(method: &Method, path: &str) -> bool {
+    if method != Method::GET && method != Method::HEAD {
+        return false;
+    }
+    if ASSET_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+        return true;
+    }
+    let file = path.rsplit('/').next().unwrap_or("");
+    file.rsplit_once('.').is_some_and(|(_, ext)| {
+        ASSET_EXTENSIONS
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(ext))
+    })
+}
+
+/// Whole seconds, rounded up: a client told "0" would retry at once.
+fn ceil_secs(duration: Duration) -> u64 {
+    duration.as_millis().div_ceil(1000) as u64
+}
+
+fn retry_after_secs(decision: &Decision) -> u64 {
+    ceil_secs(decision.retry_after.unwrap_or(decision.reset_after)).max(1)
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds).
+fn quota_headers(decision: &Decision, headers: &mut HeaderMap) {
+    let mut put = |name: &'static str, value: u64| {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    };
+    put("ratelimit-limit", decision.limit);
+    put("ratelimit-remaining", decision.remaining);
+    put("ratelimit-reset", ceil_secs(decision.reset_after));
+}
+
+/// The 429 answer.
+fn too_many_requests(
+    decision: &Decision,
+    retry_after: u64,
+    request_headers: &HeaderMap,
+) -> http::Response<crate::body::GatewayBody> {
+    let mut response = short_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests. Please wait before trying again.",
+        request_headers,
+    );
+    let headers = response.headers_mut();
+    quota_headers(decision, headers);
+    headers.insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+    headers.insert(
+        HeaderName::from_static("palisade-mitigated"),
+        HeaderValue::from_static("rate_limit"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_assets_are_recognised_by_folder_and_extension() {
+        assert!(is_static_asset(&Method::GET, "/_next/static/chunks/app.js"));
+        assert!(is_static_asset(&Method::HEAD, "/logo.PNG"));
+        assert!(is_static_asset(&Method::GET, "/static/anything"));
+        assert!(!is_static_asset(&Method::POST, "/static/upload.js"));
+        assert!(!is_static_asset(&Method::GET, "/api/users"));
+        assert!(!is_static_asset(&Method::GET, "/login"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        assert_eq!(ip_key(a), ip_key(b));
+        assert_eq!(ip_key(a), "2001:db8:1:2::/64");
+        assert_eq!(ip_key("192.0.2.1".parse().expect("ip")), "192.0.2.1");
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_and_never_zero() {
+        let decision = Decision {
+            allowed: false,
+            limit: 10,
+            remaining: 0,
+            reset_after: Duration::from_millis(4001),
+            retry_after: Some(Duration::from_millis(1)),
+        };
+        assert_eq!(retry_after_secs(&decision), 1);
+        let mut headers = HeaderMap::new();
+        quota_headers(&decision, &mut headers);
+        assert_eq!(headers["ratelimit-reset"], "5");
+    }
+}

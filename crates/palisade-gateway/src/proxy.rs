@@ -1,0 +1,203 @@
+//! Step 8: forward the request to the upstream and bring its response back.
+//!
+//! One keep-alive pool of HTTP/1.1 connections per configuration. Bodies stream both ways.
+//! A WebSocket (or any `Upgrade`) handshake that the upstream accepts with 101 becomes a
+//! byte tunnel between the two upgraded connections.
+
+use std::time::Duration;
+
+use http::header::{HOST, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tracing::debug;
+
+use crate::body::{self, GatewayBody, RequestBody};
+use crate::config::UpstreamConfig;
+use crate::error::GatewayError;
+use crate::forwarding;
+use crate::pipeline::{GatewayRequest, RequestContext};
+
+/// The protected application and the connection pools to it, one per worker thread so a
+/// pooled connection is always driven by the thread that uses it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    clients: Vec<Client<HttpConnector, RequestBody>>,
+    authority: http::uri::Authority,
+    response_timeout: Duration,
+    preserve_host: bool,
+}
+
+impl Upstream {
+    /// Pools for `config`, one per worker; `None` when no upstream URL is configured.
+    pub fn new(config: &UpstreamConfig, workers: usize) -> Option<Self> {
+        let url = config.url.as_ref()?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout.0));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let per_worker = (config.pool_max_idle / workers.max(1)).max(1);
+        let client = || {
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(config.pool_idle_timeout.0)
+                .pool_max_idle_per_host(per_worker)
+                .build(connector.clone())
+        };
+        Some(Self {
+            clients: (0..workers.max(1)).map(|_| client()).collect(),
+            authority: url.authority.clone(),
+            response_timeout: config.response_timeout.0,
+            preserve_host: config.preserve_host,
+        })
+    }
+
+    /// `host:port` of the upstream.
+    pub fn authority(&self) -> &http::uri::Authority {
+        &self.authority
+    }
+
+    /// Sends `request` upstream and returns the response with hop-by-hop and revealing
+    /// headers removed.
+    pub async fn forward(
+        &self,
+        request: GatewayRequest,
+        ctx: &RequestContext,
+        worker: usize,
+    ) -> Result<Response<GatewayBody>, GatewayError> {
+        let GatewayRequest { mut head, body } = request;
+        let upgrade = forwarding::wants_upgrade(&head.headers);
+        let client_upgrade = upgrade
+            .then(|| head.extensions.remove::<hyper::upgrade::OnUpgrade>())
+            .flatten();
+        let outgoing = self.outgoing(head, body, ctx)?;
+
+        let client = &self.clients[worker % self.clients.len()];
+        let sent = tokio::time::timeout(self.response_timeout, client.request(outgoing));
+        let mut response = match sent.await {
+            Err(_) => return Err(GatewayError::UpstreamTimeout),
+            Ok(Err(err)) => return Err(classify(&err)),
+            Ok(Ok(response)) => response,
+        };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut response);
+                tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+            }
+        }
+        let (mut parts, incoming) = response.into_parts();
+        let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        forwarding::strip_hop_by_hop(&mut parts.headers, switching);
+        forwarding::strip_revealing_response_headers(&mut parts.headers);
+        let body = incoming.map_err(body::BoxError::from).boxed_unsync();
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// The request as the upstream sees it: origin-form target, HTTP/1.1, hop-by-hop fields
+    /// removed, forwarding headers set, `Host` kept (or the upstream's).
+    fn outgoing(
+        &self,
+        head: http::request::Parts,
+        body: RequestBody,
+        ctx: &RequestContext,
+    ) -> Result<Request<RequestBody>, GatewayError> {
+        let path = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|err| GatewayError::Internal(format!("upstream uri: {err}")))?;
+
+        let client_host = client_host(&head);
+        let mut headers = head.headers;
+        let upgrade = forwarding::wants_upgrade(&headers);
+        forwarding::strip_hop_by_hop(&mut headers, upgrade);
+        forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_deref());
+        let host = match (&client_host, self.preserve_host) {
+            (Some(host), true) => HeaderValue::from_str(host).ok(),
+            _ => None,
+        };
+        let host = host.unwrap_or_else(|| {
+            HeaderValue::from_str(self.authority.as_str()).unwrap_or(HeaderValue::from_static(""))
+        });
+        headers.insert(HOST, host);
+
+        let mut outgoing = Request::new(body);
+        *outgoing.method_mut() = head.method;
+        *outgoing.uri_mut() = uri;
+        *outgoing.version_mut() = Version::HTTP_11;
+        *outgoing.headers_mut() = headers;
+        Ok(outgoing)
+    }
+}
+
+/// The host the client asked for: `Host` (HTTP/1.1) or the URI authority (HTTP/2).
+fn client_host(head: &http::request::Parts) -> Option<String> {
+    if let Some(host) = head.headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        return Some(host.to_string());
+    }
+    head.uri.authority().map(|a| a.to_string())
+}
+
+/// Turns a client error into who caused it: our body errors are the client's, connect
+/// timeouts are 504, connect failures 502, anything else a broken upstream.
+fn classify(err: &hyper_util::client::legacy::Error) -> GatewayError {
+    if let Some(client_fault) = body::client_fault(err) {
+        return client_fault;
+    }
+    if err.is_connect() {
+        if has_timeout(err) {
+            return GatewayError::UpstreamTimeout;
+        }
+        return GatewayError::UpstreamConnect(error_chain(err));
+    }
+    GatewayError::UpstreamProtocol(error_chain(err))
+}
+
+fn has_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        if err.to_string().contains("timed out") {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// The error and its causes on one line, for the log only.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        cause = err.source();
+    }
+    text
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(err) => {
+            debug!(error = %err, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        debug!(error = %err, "upgraded connection ended with an error");
+    }
+}

@@ -1,0 +1,350 @@
+//! The public listener: accepts connections (up to `max_connections`), terminates TLS,
+//! guards each connection ([`crate::conn`]) and serves HTTP/1.1, h2 over TLS (ALPN) and h2c
+//! with prior knowledge through hyper.
+//!
+//! Each worker thread runs its own single-threaded runtime (see [`ProxyServer`]).
+//! On shutdown it stops accepting, lets in-flight requests finish for up to
+//! `shutdown_timeout`, then returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::config::ServerConfig;
+use crate::conn::{ConnShared, ConnTimeouts, GuardedIo};
+use crate::framing::FramingTracker;
+use crate::gateway::{ConnInfo, Gateway};
+
+/// The proxy listener, ready to serve.
+///
+/// Connections are served by one single-threaded runtime per worker thread (by default one
+/// per core), each with its own `SO_REUSEPORT` listener and its own upstream pool, like
+/// nginx's worker processes: a request never wakes another thread on its way from client
+/// to upstream and back, which on a small machine costs more than the proxying itself.
+pub struct ProxyServer {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    gateway: Arc<Gateway>,
+    tls: Option<TlsAcceptor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Limits,
+    workers: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    max_connections: usize,
+    max_head: usize,
+    max_headers: usize,
+    timeouts: ConnTimeouts,
+    shutdown: Duration,
+}
+
+/// What every worker shares.
+#[derive(Clone)]
+struct Shared {
+    gateway: Arc<Gateway>,
+    tls: Option<TlsAcceptor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for ProxyServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyServer")
+            .field("addr", &self.addr)
+            .field("workers", &self.workers)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds `addr` with `SO_REUSEPORT`, so each worker can bind it again.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = reuseport_listener(addr)?;
+    listener.into_std()
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+impl ProxyServer {
+    /// A server on `listener` (from [`bind`]) for `gateway`, with the limits in `server`.
+    pub fn new(
+        listener: std::net::TcpListener,
+        gateway: Arc<Gateway>,
+        server: &ServerConfig,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let max_head = server.max_header_size.0 as usize;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            // Header and idle timeouts are enforced by `GuardedIo`, which knows when a
+            // request is in flight; hyper's own timer would also cut idle keep-alives.
+            .header_read_timeout(None)
+            .max_buf_size(max_head.max(8192))
+            .max_headers(server.max_headers);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(max_head as u32)
+            .max_concurrent_streams(256)
+            .keep_alive_interval(server.idle_timeout.0 / 2)
+            .keep_alive_timeout(Duration::from_secs(20));
+        Ok(Self {
+            listener,
+            addr,
+            gateway,
+            tls,
+            builder: Arc::new(builder),
+            limits: Limits {
+                max_connections: server.max_connections.max(1),
+                max_head,
+                max_headers: server.max_headers,
+                timeouts: ConnTimeouts {
+                    header_read: server.header_read_timeout.0,
+                    idle: server.idle_timeout.0,
+                },
+                shutdown: server.shutdown_timeout.0,
+            },
+            workers: worker_count(server.workers),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves on every worker until `stop` turns true, then drains and returns.
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let shared = Shared {
+            gateway: self.gateway,
+            tls: self.tls,
+            builder: self.builder,
+            limits: self.limits,
+            permits: Arc::new(Semaphore::new(self.limits.max_connections)),
+        };
+        let mut first = Some(self.listener);
+        let mut finished = Vec::new();
+        for worker in 0..self.workers {
+            let (done, finished_rx) = tokio::sync::oneshot::channel::<()>();
+            let (shared, stop, listener) = (shared.clone(), stop.clone(), first.take());
+            let addr = self.addr;
+            let spawned = std::thread::Builder::new()
+                .name(format!("palisade-worker-{worker}"))
+                .spawn(move || {
+                    run_worker(worker, addr, listener, shared, stop);
+                    let _ = done.send(());
+                });
+            match spawned {
+                Ok(_) => finished.push(finished_rx),
+                Err(err) => warn!(worker, error = %err, "cannot start a worker thread"),
+            }
+        }
+        for finished_rx in finished {
+            let _ = finished_rx.await;
+        }
+    }
+}
+
+/// The number of worker threads: the configured count, or one per core.
+pub fn worker_count(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One worker thread: its own runtime, listener and connections.
+fn run_worker(
+    worker: usize,
+    addr: SocketAddr,
+    listener: Option<std::net::TcpListener>,
+    shared: Shared,
+    stop: watch::Receiver<bool>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            warn!(worker, error = %err, "cannot start a worker runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match listener {
+            Some(listener) => TcpListener::from_std(listener),
+            None => reuseport_listener(addr),
+        };
+        match listener {
+            Ok(listener) => accept_loop(worker, listener, shared, stop).await,
+            Err(err) => warn!(worker, error = %err, "worker cannot listen"),
+        }
+    });
+}
+
+/// Accepts and serves connections until `stop`, then drains this worker's connections.
+async fn accept_loop(
+    worker: usize,
+    listener: TcpListener,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let shutdown = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&shared.permits).acquire_owned() => permit,
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = connection(worker, &shared, stream, peer, &graceful);
+        tokio::spawn(async move {
+            connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if graceful.count() > 0 {
+        info!(
+            worker,
+            connections = graceful.count(),
+            "draining connections"
+        );
+    }
+    if tokio::time::timeout(shared.limits.shutdown, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            worker,
+            "shutdown timeout reached with requests still in flight"
+        );
+    }
+}
+
+/// The future serving one connection, watched for graceful shutdown.
+fn connection(
+    worker: usize,
+    shared: &Shared,
+    stream: TcpStream,
+    peer: SocketAddr,
+    graceful: &GracefulShutdown,
+) -> impl Future<Output = ()> + Send + 'static {
+    let Shared {
+        gateway,
+        tls,
+        builder,
+        limits,
+        ..
+    } = shared.clone();
+    let watcher = graceful.watcher();
+    async move {
+        let metrics = &gateway.services().metrics;
+        metrics.open_connections.fetch_add(1, Ordering::Relaxed);
+        let conn = ConnShared::new();
+        let info = |tls| ConnInfo {
+            peer,
+            tls,
+            worker,
+            shared: Arc::clone(&conn),
+        };
+        match tls {
+            None => {
+                let tracker = FramingTracker::new(limits.max_head, limits.max_headers);
+                let io = GuardedIo::new(stream, Some(tracker), Arc::clone(&conn), limits.timeouts);
+                serve(&builder, io, &gateway, info(false), watcher).await;
+            }
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(limits.timeouts.header_read, acceptor.accept(stream));
+                match handshake.await {
+                    Ok(Ok(stream)) => {
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let tracker =
+                            (!h2).then(|| FramingTracker::new(limits.max_head, limits.max_headers));
+                        let io =
+                            GuardedIo::new(stream, tracker, Arc::clone(&conn), limits.timeouts);
+                        serve(&builder, io, &gateway, info(true), watcher).await;
+                    }
+                    Ok(Err(err)) => {
+                        debug!(client.peer = %peer, error = %err, "TLS handshake failed")
+                    }
+                    Err(_) => debug!(client.peer = %peer, "TLS handshake timed out"),
+                }
+            }
+        }
+        metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves HTTP on one guarded connection until it closes.
+async fn serve<T>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: GuardedIo<T>,
+    gateway: &Arc<Gateway>,
+    info: ConnInfo,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let gateway = Arc::clone(gateway);
+    let peer = info.peer;
+    let service = service_fn(move |request| {
+        let gateway = Arc::clone(&gateway);
+        let info = info.clone();
+        async move { Ok::<_, std::convert::Infallible>(gateway.handle(request, &info).await) }
+    });
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    if let Err(err) = watcher.watch(connection).await {
+        debug!(client.peer = %peer, error = %err, "connection ended with an error");
+    }
+}

@@ -1,0 +1,333 @@
+//! Shared pieces of the integration tests: a real upstream on loopback, palisade started
+//! in-process or as the real binary, and small HTTP and raw-TCP clients.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use palisade_gateway::admin::AdminRoutes;
+use palisade_gateway::config::{ConfigSource, Overrides};
+use palisade_gateway::serve::Running;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub type TestBody = BoxBody<Bytes, Infallible>;
+
+/// A real upstream application on loopback that reports what it received.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    /// Requests that reached the upstream.
+    pub hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        async move { Ok::<_, Infallible>(answer(request).await) }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, hits, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// The upstream's routes.
+async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBody> {
+    let path = request.uri().path().to_string();
+    let mut response = match path.as_str() {
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            text("slow done")
+        }
+        "/sink" => {
+            let mut total: u64 = 0;
+            let mut body = request.into_body();
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(frame) => total += frame.data_ref().map_or(0, |d| d.len() as u64),
+                    Err(_) => return status(StatusCode::BAD_REQUEST),
+                }
+            }
+            text(&total.to_string())
+        }
+        "/big" => {
+            let size: u64 = request
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("bytes="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            stream_of(size)
+        }
+        "/cookie" => {
+            let mut response = text("cookie");
+            response.headers_mut().insert(
+                http::header::SET_COOKIE,
+                http::HeaderValue::from_static("sid=abc; Path=/"),
+            );
+            response
+        }
+        "/ws" => upgrade_echo(&mut request),
+        _ => echo(request).await,
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        "server",
+        http::HeaderValue::from_static("test-upstream/1.0"),
+    );
+    headers.insert("x-powered-by", http::HeaderValue::from_static("tests"));
+    response
+}
+
+/// Echoes the request as JSON: method, path, headers, body.
+async fn echo(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
+    let (head, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let headers: serde_json::Map<String, serde_json::Value> = head
+        .headers
+        .keys()
+        .map(|name| {
+            let values: Vec<String> = head
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
+                .collect();
+            (name.to_string(), serde_json::Value::from(values.join(", ")))
+        })
+        .collect();
+    let json = serde_json::json!({
+        "method": head.method.as_str(),
+        "uri": head.uri.to_string(),
+        "version": format!("{:?}", head.version),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let mut response = Response::new(full(json.to_string()));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Accepts any upgrade and echoes the bytes of the upgraded connection.
+fn upgrade_echo(request: &mut Request<hyper::body::Incoming>) -> Response<TestBody> {
+    let on_upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut response = Response::new(full(""));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::UPGRADE,
+        http::HeaderValue::from_static("websocket"),
+    );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("upgrade"),
+    );
+    response
+}
+
+/// A streamed body of `size` bytes in 64 KiB frames of one shared buffer.
+pub fn stream_of(size: u64) -> Response<TestBody> {
+    Response::new(streamed(size))
+}
+
+pub fn streamed(size: u64) -> TestBody {
+    BodyExt::boxed(Repeat {
+        left: size,
+        chunk: Bytes::from(vec![b'x'; 64 * 1024]),
+    })
+}
+
+/// `left` bytes of `x`, produced as they are polled: nothing is buffered.
+struct Repeat {
+    left: u64,
+    chunk: Bytes,
+}
+
+impl hyper::body::Body for Repeat {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let len = self.left.min(self.chunk.len() as u64) as usize;
+        self.left -= len as u64;
+        std::task::Poll::Ready(Some(Ok(Frame::data(self.chunk.slice(..len)))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
+    }
+}
+
+pub fn full(text: impl Into<Bytes>) -> TestBody {
+    BodyExt::boxed(Full::new(text.into()))
+}
+
+pub fn text(body: &str) -> Response<TestBody> {
+    Response::new(full(body.to_string()))
+}
+
+pub fn status(code: StatusCode) -> Response<TestBody> {
+    let mut response = text("");
+    *response.status_mut() = code;
+    response
+}
+
+/// Writes `toml` to a fresh temporary file.
+pub fn config_file(toml: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "palisade-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("palisade.toml");
+    std::fs::write(&path, toml).expect("write config");
+    path
+}
+
+/// Palisade in this process, on free loopback ports, in front of `upstream`.
+pub async fn start_palisade(upstream: &str, toml: &str) -> Running {
+    let file = config_file(&format!("{toml}\n[log]\nsecurity = \"off\"\n"));
+    let source = ConfigSource {
+        file: Some(file),
+        overrides: Overrides {
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            upstream: Some(upstream.parse().expect("upstream url")),
+            admin_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        },
+    };
+    palisade_gateway::serve::start(source, AdminRoutes::standard())
+        .await
+        .expect("palisade starts")
+}
+
+/// A response read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("json body")
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("missing header {name}: {:?}", self.headers))
+    }
+}
+
+/// Sends `request` with a fresh HTTP/1.1 client and reads the whole response.
+pub async fn send(request: Request<TestBody>) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<TestBody>();
+    let response = client.request(request).await.expect("response");
+    let (head, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply {
+        status: head.status,
+        headers: head.headers,
+        body: String::from_utf8_lossy(&body).to_string(),
+    }
+}
+
+/// `GET url` with extra headers.
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    send(request.body(full("")).expect("request")).await
+}
+
+/// Writes raw bytes on a new TCP connection and reads until the server closes it (or
+/// `wait` passes), returning what came back.
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

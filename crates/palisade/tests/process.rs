@@ -1,0 +1,228 @@
+//! The real `palisade` binary: CLI, signals, and memory while streaming large bodies.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+
+/// A palisade process, killed by PID when dropped.
+struct Process {
+    child: Child,
+    proxy: String,
+    admin: String,
+    stderr: std::path::PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    async fn start(upstream: &str, config: &Path) -> Self {
+        let (proxy_port, admin_port) = (free_port(), free_port());
+        let stderr = config.with_extension("stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(["serve", "--upstream", upstream, "--config"])
+            .arg(config)
+            .args(["--listen", &format!("127.0.0.1:{proxy_port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("palisade binary starts");
+        let process = Self {
+            child,
+            proxy: format!("http://127.0.0.1:{proxy_port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
+            stderr,
+        };
+        process.wait_healthy().await;
+        process
+    }
+
+    async fn wait_healthy(&self) {
+        let port: u16 = self
+            .admin
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("palisade did not start: {}", self.log());
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Peak resident memory in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+}
+
+#[test]
+fn check_prints_file_line_column_and_exits_1() {
+    let config = config_file("[server]\nlisten = \"127.0.0.1:80\"\nmax_headers = \"many\"\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("palisade check runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("{}:3:15: invalid type: string \"many\"", config.display());
+    assert!(stderr.starts_with(&expected), "{stderr}");
+
+    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:80\"\n").expect("rewrite");
+    let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("palisade check runs");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn every_subcommand_has_help_and_the_binary_a_version() {
+    for args in [
+        vec!["--version"],
+        vec!["serve", "--help"],
+        vec!["demo", "--help"],
+        vec!["check", "--help"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(&args)
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{args:?}");
+        assert!(!output.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn sighup_with_a_bad_file_keeps_the_old_config() {
+    let upstream = Upstream::start().await;
+    let rule = "[[rate_limit]]\nname = \"r\"\nlimit = 50\nwindow = \"10s\"\n";
+    let config = config_file(rule);
+    let palisade = Process::start(&upstream.url(), &config).await;
+    let url = format!("{}/", palisade.proxy);
+    assert_eq!(get(&url, &[]).await.header("ratelimit-limit"), "50");
+
+    std::fs::write(&config, "[[rate_limit]]\nname = \"r\"\nlimit = \"lots\"\n").expect("bad");
+    palisade.signal("HUP");
+    let expected = format!("{}:3:9", config.display());
+    wait_until(|| palisade.log().contains(&expected)).await;
+    assert_eq!(get(&url, &[]).await.header("ratelimit-limit"), "50");
+
+    std::fs::write(&config, rule.replace("50", "7")).expect("good");
+    palisade.signal("HUP");
+    wait_until(|| palisade.log().contains("configuration reloaded")).await;
+    assert_eq!(get(&url, &[]).await.header("ratelimit-limit"), "7");
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_then_exits() {
+    let upstream = Upstream::start().await;
+    let config = config_file("rate_limit = []\n");
+    let mut palisade = Process::start(&upstream.url(), &config).await;
+    let slow = tokio::spawn(get_owned(format!("{}/slow", palisade.proxy)));
+    wait_until(|| upstream.hits() == 1).await;
+    palisade.signal("TERM");
+    let reply = slow.await.expect("request task");
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "slow done");
+    let status = wait_for_exit(&mut palisade.child).await;
+    assert!(status.success(), "{status:?}: {}", palisade.log());
+}
+
+#[tokio::test]
+async fn a_100_mb_body_streams_both_ways_with_flat_memory() {
+    const SIZE: u64 = 100 * 1024 * 1024;
+    let upstream = Upstream::start().await;
+    let config = config_file("rate_limit = []\n[server]\nmax_body_size = \"1GB\"\n");
+    let palisade = Process::start(&upstream.url(), &config).await;
+
+    let upload = Request::post(format!("{}/sink", palisade.proxy))
+        .body(streamed(SIZE))
+        .expect("request");
+    let reply = send(upload).await;
+    assert_eq!(reply.body, SIZE.to_string());
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<TestBody>();
+    let request = Request::get(format!("{}/big?bytes={SIZE}", palisade.proxy))
+        .body(full(""))
+        .expect("request");
+    let mut body = client.request(request).await.expect("response").into_body();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        received += frame
+            .expect("frame")
+            .data_ref()
+            .map_or(0, |d| d.len() as u64);
+    }
+    assert_eq!(received, SIZE);
+
+    let peak_mib = palisade.peak_rss_kib() / 1024;
+    eprintln!("palisade peak RSS after 2 x 100 MiB streamed: {peak_mib} MiB");
+    assert!(
+        peak_mib < 64,
+        "palisade peaked at {peak_mib} MiB for 2 × 100 MiB streamed"
+    );
+}
+
+async fn get_owned(url: String) -> Reply {
+    get(&url, &[]).await
+}
+
+/// Polls `condition` for up to 10 s (process start-up and signal delivery are not instant).
+async fn wait_until(condition: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within 10 s");
+}
+
+async fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("palisade did not exit within 10 s of SIGTERM");
+}

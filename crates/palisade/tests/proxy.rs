@@ -1,0 +1,380 @@
+//! The proxy end to end: a real upstream and a real palisade on loopback, real HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use http::{Request, StatusCode};
+
+const NO_LIMITS: &str = "rate_limit = []\n";
+
+#[tokio::test]
+async fn bodies_and_headers_arrive_intact_and_host_is_kept() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let url = format!("http://{}/submit?q=1", palisade.proxy_addr);
+    let request = Request::post(url)
+        .header("host", "shop.example")
+        .header("x-custom", "kept")
+        .header("content-type", "application/json")
+        .body(full(r#"{"name":"ünïcode"}"#))
+        .expect("request");
+    let reply = send(request).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let echo = reply.json();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["uri"], "/submit?q=1");
+    assert_eq!(echo["body"], r#"{"name":"ünïcode"}"#);
+    assert_eq!(echo["headers"]["x-custom"], "kept");
+    assert_eq!(echo["headers"]["host"], "shop.example");
+    assert_eq!(echo["headers"]["x-forwarded-host"], "shop.example");
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(
+        echo["headers"]["forwarded"],
+        "for=127.0.0.1;proto=http;host=\"shop.example\""
+    );
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn security_headers_are_added_and_server_headers_removed() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let reply = get(&format!("http://{}/cookie", palisade.proxy_addr), &[]).await;
+    assert_eq!(reply.header("x-frame-options"), "DENY");
+    assert_eq!(reply.header("x-content-type-options"), "nosniff");
+    assert!(
+        reply
+            .header("content-security-policy")
+            .contains("default-src 'self'")
+    );
+    assert!(reply.headers.get("server").is_none());
+    assert!(reply.headers.get("x-powered-by").is_none());
+    let cookie = reply.header("set-cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let request = "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close, x-hop\r\nX-Hop: secret\r\n\
+                   Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n\
+                   X-End: kept\r\n\r\n";
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        request.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let body = &reply[reply.find("\r\n\r\n").expect("head end") + 4..];
+    let json: serde_json::Value = serde_json::from_str(body).expect("echo json");
+    let headers = &json["headers"];
+    for hop in ["x-hop", "keep-alive", "proxy-connection", "te"] {
+        assert!(
+            headers.get(hop).is_none(),
+            "{hop} reached the upstream: {headers}"
+        );
+    }
+    assert_eq!(headers["x-end"], "kept");
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let reply = get(
+        &format!("http://{}/", palisade.proxy_addr),
+        &[("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")],
+    )
+    .await;
+    let headers = &reply.json()["headers"];
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    let forwarded = headers["forwarded"].as_str().expect("forwarded");
+    assert!(
+        forwarded.starts_with("for=127.0.0.1;proto=http"),
+        "{forwarded}"
+    );
+    assert!(!forwarded.contains("6.6.6.6"), "{forwarded}");
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_eleventh_request_in_ten_seconds_gets_429_with_rate_limit_headers() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), "").await;
+    let url = format!("http://{}/api/items", palisade.proxy_addr);
+    for i in 0..10 {
+        // A spoofed X-Forwarded-For must not buy a fresh quota.
+        let spoof = format!("10.0.0.{i}");
+        let reply = get(&url, &[("x-forwarded-for", &spoof)]).await;
+        assert_eq!(reply.status, StatusCode::OK, "request {}", i + 1);
+        assert_eq!(reply.header("ratelimit-limit"), "10");
+        assert_eq!(reply.header("ratelimit-remaining"), (9 - i).to_string());
+    }
+    let reply = get(&url, &[("accept", "application/json")]).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(reply.header("palisade-mitigated"), "rate_limit");
+    assert_eq!(reply.header("ratelimit-remaining"), "0");
+    let retry: u64 = reply.header("retry-after").parse().expect("seconds");
+    assert!((1..=10).contains(&retry), "{retry}");
+    assert!(reply.header("ratelimit-reset").parse::<u64>().is_ok());
+    assert_eq!(reply.json()["status"], 429);
+    assert_eq!(reply.header("x-frame-options"), "DENY");
+    let html = get(&url, &[("accept", "text/html")]).await;
+    assert!(
+        html.body.contains("<h1>429 Too Many Requests</h1>"),
+        "{}",
+        html.body
+    );
+    assert_eq!(upstream.hits(), 10);
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn static_assets_are_not_limited_like_pages() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), "").await;
+    let base = format!("http://{}", palisade.proxy_addr);
+    for i in 0..30 {
+        let reply = get(&format!("{base}/_next/static/chunk-{i}.js"), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "asset {i}");
+    }
+    let page = get(&format!("{base}/"), &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.header("ratelimit-remaining"), "9");
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn log_mode_limits_only_report() {
+    let upstream = Upstream::start().await;
+    let rule = "[[rate_limit]]\nname = \"soft\"\nlimit = 1\nwindow = \"10s\"\nmode = \"log\"\n";
+    let palisade = start_palisade(&upstream.url(), rule).await;
+    let url = format!("http://{}/", palisade.proxy_addr);
+    for _ in 0..3 {
+        assert_eq!(get(&url, &[]).await.status, StatusCode::OK);
+    }
+    let metrics = get(&format!("http://{}/metrics", palisade.admin_addr), &[]).await;
+    assert!(
+        metrics
+            .body
+            .contains("palisade_rate_limit_decisions_total{rule=\"soft\",outcome=\"logged\"} 2"),
+        "{}",
+        metrics.body
+    );
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_is_down_gives_502_without_detail() {
+    let port = free_port();
+    let palisade = start_palisade(&format!("http://127.0.0.1:{port}"), NO_LIMITS).await;
+    let url = format!("http://{}/", palisade.proxy_addr);
+    let reply = get(&url, &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert!(reply.body.contains("502 Bad Gateway"));
+    assert!(!reply.body.contains(&port.to_string()), "{}", reply.body);
+    let json = get(&url, &[("accept", "application/json")]).await;
+    assert_eq!(json.json()["status"], 502);
+    let metrics = get(&format!("http://{}/metrics", palisade.admin_addr), &[]).await;
+    assert!(
+        metrics
+            .body
+            .contains("palisade_upstream_errors_total{cause=\"upstream_connect\"} 2")
+    );
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_upstream_gives_504() {
+    let upstream = Upstream::start().await;
+    let toml = "rate_limit = []\n[upstream]\nresponse_timeout = \"300ms\"\n";
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    let reply = get(&format!("http://{}/slow", palisade.proxy_addr), &[]).await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_headers_get_the_connection_closed() {
+    let upstream = Upstream::start().await;
+    let toml = "rate_limit = []\n[server]\nheader_read_timeout = \"500ms\"\n";
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    // Half a request head, then silence: the slowloris shape.
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: 1",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(!reply.contains("200 OK"), "{reply}");
+    assert_eq!(upstream.hits(), 0);
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_upgrades_tunnel_bytes_both_ways() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let mut stream = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    stream
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.expect("response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    // A masked text frame "hi"; the echo server returns the bytes unchanged.
+    let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+    stream.write_all(&frame).await.expect("frame");
+    let mut echoed = [0u8; 8];
+    stream.read_exact(&mut echoed).await.expect("echo");
+    assert_eq!(echoed, frame);
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn h2c_with_prior_knowledge_is_served() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<TestBody>();
+    let url = format!("http://{}/h2", palisade.proxy_addr);
+    let response = client
+        .request(Request::get(url).body(full("")).expect("request"))
+        .await
+        .expect("h2 response");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_serves_health_readiness_and_metrics() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), "").await;
+    let admin = format!("http://{}", palisade.admin_addr);
+    assert_eq!(get(&format!("{admin}/healthz"), &[]).await.body, "ok\n");
+    let ready = get(&format!("{admin}/readyz"), &[]).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
+    let metrics = get(&format!("{admin}/metrics"), &[]).await.body;
+    for name in [
+        "palisade_requests_total{class=\"2xx\",decision=\"allowed\"} 1",
+        "palisade_request_duration_seconds_bucket",
+        "palisade_rate_limit_decisions_total{rule=\"default\",outcome=\"allowed\"} 1",
+        "palisade_open_connections",
+        "palisade_state_backend_errors_total{backend=\"memory\"} 0",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn reload_with_a_bad_file_keeps_the_old_config() {
+    let upstream = Upstream::start().await;
+    let rule = "[[rate_limit]]\nname = \"r\"\nlimit = 50\nwindow = \"10s\"\n";
+    let palisade = start_palisade(&upstream.url(), rule).await;
+    let url = format!("http://{}/", palisade.proxy_addr);
+    let file = palisade
+        .gateway
+        .config_file()
+        .expect("config file")
+        .to_path_buf();
+    std::fs::write(&file, "[server]\nlisten = 8080\n").expect("write bad config");
+    let err = palisade.gateway.reload().expect_err("bad config refused");
+    assert!(err.to_string().contains("palisade.toml:2:10:"), "{err}");
+    assert_eq!(get(&url, &[]).await.header("ratelimit-limit"), "50");
+    std::fs::write(&file, rule.replace("50", "7")).expect("write good config");
+    palisade.gateway.reload().expect("good config applied");
+    assert_eq!(get(&url, &[]).await.header("ratelimit-limit"), "7");
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_requests_are_refused_before_the_upstream() {
+    let upstream = Upstream::start().await;
+    let toml = "rate_limit = []\n[server]\nmax_uri_length = \"64B\"\nmax_body_size = \"1KB\"\n\
+                max_headers = 20\n";
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    let base = format!("http://{}", palisade.proxy_addr);
+
+    let long = format!("{base}/{}", "a".repeat(100));
+    assert_eq!(get(&long, &[]).await.status, StatusCode::URI_TOO_LONG);
+
+    let declared = Request::post(format!("{base}/sink"))
+        .body(full(vec![b'x'; 2048]))
+        .expect("request");
+    assert_eq!(send(declared).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..30 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let reply = raw_exchange(palisade.proxy_addr, many.as_bytes(), Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    assert_eq!(upstream.hits(), 0);
+
+    // A chunked body has no declared length: it is cut off as it passes the limit.
+    let streamed_body = Request::post(format!("{base}/sink"))
+        .header("transfer-encoding", "chunked")
+        .body(streamed(64 * 1024))
+        .expect("request");
+    let reply = send(streamed_body).await;
+    assert_ne!(
+        reply.body,
+        (64 * 1024).to_string(),
+        "the whole body went through"
+    );
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn trusted_proxies_may_name_the_client_for_rate_limits() {
+    let upstream = Upstream::start().await;
+    let toml = "[[rate_limit]]\nname = \"r\"\nlimit = 1\nwindow = \"10s\"\n\n\
+                [server]\ntrusted_proxies = [\"127.0.0.1\"]\n";
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    let url = format!("http://{}/", palisade.proxy_addr);
+    let first = get(&url, &[("x-forwarded-for", "198.51.100.1")]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.json()["headers"]["x-forwarded-for"],
+        "198.51.100.1, 127.0.0.1"
+    );
+    let other = get(&url, &[("x-forwarded-for", "198.51.100.2")]).await;
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "another client has its own quota"
+    );
+    let again = get(&url, &[("x-forwarded-for", "6.6.6.6, 198.51.100.1")]).await;
+    assert_eq!(
+        again.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the rightmost untrusted hop counts"
+    );
+    palisade.shutdown().await;
+}

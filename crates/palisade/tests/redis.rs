@@ -1,0 +1,188 @@
+//! Palisade instances sharing rate limits through Redis: the machine's Redis on 6379 for
+//! the shared limit, and a redis-server this test spawns itself (and stops by PID) to play
+//! "Redis down". The machine's Redis is never stopped.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use http::StatusCode;
+
+fn unique_prefix(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("palisade-gw-test:{}:{nanos}:{test}:", std::process::id())
+}
+
+fn redis_config(port: u16, prefix: &str, on_error: &str) -> String {
+    format!(
+        "[[rate_limit]]\nname = \"shared\"\nlimit = 4\nwindow = \"10s\"\n\n\
+         [state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}\"\n\
+         key_prefix = \"{prefix}\"\non_error = \"{on_error}\"\nretry_interval = \"100ms\"\n\
+         connect_timeout = \"300ms\"\ncommand_timeout = \"300ms\"\n"
+    )
+}
+
+async fn status_of(palisade: &palisade_gateway::serve::Running) -> StatusCode {
+    get(&format!("http://{}/api", palisade.proxy_addr), &[])
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn two_instances_share_one_limit() {
+    let upstream = Upstream::start().await;
+    let config = redis_config(6379, &unique_prefix("share"), "local");
+    let a = start_palisade(&upstream.url(), &config).await;
+    let b = start_palisade(&upstream.url(), &config).await;
+    for palisade in [&a, &b, &a, &b] {
+        assert_eq!(status_of(palisade).await, StatusCode::OK);
+    }
+    assert_eq!(status_of(&a).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status_of(&b).await, StatusCode::TOO_MANY_REQUESTS);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A redis-server of our own, stopped by PID.
+struct OwnRedis {
+    child: Child,
+}
+
+impl OwnRedis {
+    async fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/services up installs it)");
+        // Owned from here on: a panic below still stops it through `Drop`.
+        let redis = Self { child };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn metric(palisade: &palisade_gateway::serve::Running, line_start: &str) -> u64 {
+    let metrics = get(&format!("http://{}/metrics", palisade.admin_addr), &[])
+        .await
+        .body;
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{line_start} missing:\n{metrics}"))
+}
+
+#[tokio::test]
+async fn redis_down_applies_on_error_and_recovery_shares_limits_again() {
+    let upstream = Upstream::start().await;
+    let port = free_port();
+    let redis = OwnRedis::start(port).await;
+    let prefix = unique_prefix("outage");
+    let a = start_palisade(&upstream.url(), &redis_config(port, &prefix, "local")).await;
+    let b = start_palisade(&upstream.url(), &redis_config(port, &prefix, "local")).await;
+    let closed = start_palisade(&upstream.url(), &redis_config(port, &prefix, "deny")).await;
+
+    // Shared while Redis is up: four requests over two instances exhaust the limit.
+    for palisade in [&a, &b, &a, &b] {
+        assert_eq!(status_of(palisade).await, StatusCode::OK);
+    }
+    assert_eq!(status_of(&a).await, StatusCode::TOO_MANY_REQUESTS);
+
+    // Redis down: `local` limits in this instance's memory, `deny` fails closed. (`a` knows
+    // the key is blocked until its reset and keeps refusing without asking anyone; `b` has
+    // not been refused yet, so it is the one that shows the fallback.)
+    redis.stop();
+    assert_eq!(status_of(&a).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        status_of(&b).await,
+        StatusCode::OK,
+        "local fallback starts afresh"
+    );
+    for _ in 0..3 {
+        assert_eq!(status_of(&b).await, StatusCode::OK);
+    }
+    assert_eq!(
+        status_of(&b).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "local limit holds"
+    );
+    assert_eq!(status_of(&closed).await, StatusCode::SERVICE_UNAVAILABLE);
+    let label = "palisade_state_fallbacks_total{backend=\"redis\"}";
+    assert!(metric(&b, label).await >= 5);
+
+    // Redis back (empty): limits are shared again once each instance has retried.
+    let _redis = OwnRedis::start(port).await;
+    for palisade in [&b, &closed] {
+        let mut recovered = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if metric(palisade, "palisade_state_degraded{backend=\"redis\"}").await == 0 {
+                recovered = true;
+                break;
+            }
+            // A request is what retries Redis after `retry_interval`.
+            let _ = status_of(palisade).await;
+        }
+        assert!(recovered, "instance did not return to Redis");
+    }
+    let fresh = unique_prefix("after");
+    let a2 = start_palisade(&upstream.url(), &redis_config(port, &fresh, "local")).await;
+    let b2 = start_palisade(&upstream.url(), &redis_config(port, &fresh, "local")).await;
+    for palisade in [&a2, &b2, &a2, &b2] {
+        assert_eq!(status_of(palisade).await, StatusCode::OK);
+    }
+    assert_eq!(status_of(&b2).await, StatusCode::TOO_MANY_REQUESTS);
+    for palisade in [a, b, closed, a2, b2] {
+        palisade.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn readiness_reports_an_unreachable_redis() {
+    let upstream = Upstream::start().await;
+    let port = free_port();
+    let palisade = start_palisade(
+        &upstream.url(),
+        &redis_config(port, &unique_prefix("ready"), "local"),
+    )
+    .await;
+    let ready = get(&format!("http://{}/readyz", palisade.admin_addr), &[]).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert_eq!(ready.json()["state"]["status"], "unreachable");
+    assert_eq!(ready.json()["upstream"], "ok");
+    palisade.shutdown().await;
+}

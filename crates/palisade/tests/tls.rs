@@ -1,0 +1,104 @@
+//! TLS termination: h2 negotiated by ALPN, HSTS and `Secure` cookies on TLS, and the
+//! certificate reloaded when its files change.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::{CertificateDer, ServerName};
+
+/// Writes a fresh self-signed certificate for `localhost`; returns its DER.
+fn write_certificate(dir: &Path) -> CertificateDer<'static> {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem()).expect("key");
+    std::fs::write(dir.join("cert.pem"), generated.cert.pem()).expect("cert");
+    generated.cert.der().clone()
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Connects with TLS offering h2 and trusting only `trusted`; returns the stream and the
+/// certificate the server presented, or `None` when verification failed.
+async fn connect(
+    addr: std::net::SocketAddr,
+    trusted: &CertificateDer<'static>,
+) -> Option<(Tls, CertificateDer<'static>)> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.clone()).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("tcp");
+    let name = ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.ok()?;
+    let presented = tls.get_ref().1.peer_certificates()?[0].clone();
+    Some((tls, presented.into_owned()))
+}
+
+#[tokio::test]
+async fn tls_serves_h2_with_hsts_and_secure_cookies_and_reloads_the_certificate() {
+    let upstream = Upstream::start().await;
+    let dir = config_file("").parent().expect("dir").to_path_buf();
+    let first = write_certificate(&dir);
+    let toml = format!(
+        "rate_limit = []\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\nreload_interval = \"100ms\"\n",
+        dir.join("cert.pem").display(),
+        dir.join("key.pem").display()
+    );
+    let palisade = start_palisade(&upstream.url(), &toml).await;
+
+    let (tls, presented) = connect(palisade.proxy_addr, &first)
+        .await
+        .expect("handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    assert_eq!(presented, first);
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(connection);
+    let request = Request::get("https://localhost/cookie")
+        .body(full(""))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let headers = response.headers().clone();
+    assert!(
+        headers["strict-transport-security"]
+            .to_str()
+            .expect("ascii")
+            .contains("max-age=")
+    );
+    let cookie = headers["set-cookie"].to_str().expect("ascii");
+    assert!(cookie.contains("Secure"), "{cookie}");
+    let _ = response.into_body().collect().await;
+
+    let second = write_certificate(&dir);
+    let mut reloaded = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Until the reload, the old certificate fails verification against the new one.
+        let presented = connect(palisade.proxy_addr, &second)
+            .await
+            .map(|(_, cert)| cert);
+        if presented.as_ref() == Some(&second) {
+            reloaded = true;
+            break;
+        }
+    }
+    assert!(reloaded, "the new certificate was never presented");
+    palisade.shutdown().await;
+}
