@@ -25,3 +25,4 @@ pub mod server;
 pub mod services;
 pub mod tls;
 pub mod upload;
+pub mod waf;

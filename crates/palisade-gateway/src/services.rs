@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use palisade_policy::challenge::ChallengeKey;
 use palisade_policy::clock::{Clock, SystemClock};
 use palisade_policy::ratelimit::RateLimitStore;
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
@@ -31,6 +32,9 @@ pub struct Services {
     pub rate_limits: Arc<dyn RateLimitStore>,
     /// The same store with its health and error counters, when it is the `[state]` backend.
     pub state: Option<Arc<StateBackend>>,
+    /// The challenge key used when none is configured: random, made once per process so
+    /// that reloads keep clearances valid.
+    pub challenge_key: ChallengeKey,
 }
 
 /// Why the services could not start.
@@ -44,6 +48,9 @@ pub enum ServicesError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The system's random number generator failed.
+    #[error("cannot draw a random challenge key: {0}")]
+    Randomness(String),
     /// The state backend could not be set up.
     #[error("cannot set up the {backend} state backend: {detail}")]
     State {
@@ -88,12 +95,15 @@ impl Services {
             config.state.on_error.as_str(),
             events.clone(),
         ));
+        let challenge_key =
+            ChallengeKey::generate().map_err(|err| ServicesError::Randomness(err.to_string()))?;
         Ok(Self {
             events,
             metrics,
             clock,
             rate_limits: state.clone(),
             state: Some(state),
+            challenge_key,
         })
     }
 
@@ -107,6 +117,8 @@ impl Services {
             rate_limits: Arc::new(MemoryRateLimiter::new(Arc::clone(&clock), 100_000)),
             clock,
             state: None,
+            challenge_key: ChallengeKey::generate()
+                .expect("the operating system's random number generator works"),
         }
     }
 }

@@ -16,6 +16,7 @@ mod diagnostic;
 pub mod rate_limit;
 pub mod server;
 mod validate;
+pub mod waf;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use palisade_policy::headers::HeadersConfig;
 pub use palisade_store::ratelimit::StateConfig;
 pub use rate_limit::RateLimitRule;
 pub use server::{AdminConfig, LogConfig, ServerConfig, UpstreamConfig, UpstreamUrl};
+pub use waf::WafConfig;
 
 /// Environment variable holding the Redis URL (it may carry a password).
 pub const REDIS_URL_ENV: &str = "PALISADE_REDIS_URL";
@@ -51,7 +53,9 @@ pub struct Config {
     /// `rate_limit = []`: none.
     #[serde(deserialize_with = "rate_limit::rules")]
     pub rate_limit: Option<Vec<RateLimitRule>>,
-    // Later sections plug in here, one field each: `waf`, `session`, `csrf`,
+    /// `[waf]`: custom rules, geo databases, the challenge.
+    pub waf: WafConfig,
+    // Later sections plug in here, one field each: `session`, `csrf`,
     // `identity` (`[identity.jwt]`), `upload` (`[[upload]]`), `scanner`.
 }
 
@@ -103,11 +107,12 @@ impl Config {
 
     /// Parses `text`, the contents of `path`.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let config = toml::from_str::<Config>(text).map_err(|err| {
+        let mut config = toml::from_str::<Config>(text).map_err(|err| {
             let message = err.message().trim_end().replace('\n', " ");
             ConfigError::single(Diagnostic::at(path, text, err.span(), message))
         })?;
-        let diagnostics = validate::sections(&config, path, text);
+        let mut diagnostics = validate::sections(&config, path, text);
+        diagnostics.extend(waf::compile(&mut config.waf, path, text));
         if diagnostics.is_empty() {
             Ok(config)
         } else {
