@@ -144,9 +144,7 @@ fn check_values(waf: &WafConfig, path: &Path, text: &str) -> Vec<Diagnostic> {
         refuse(
             "waf",
             "body_inspection_limit",
-            format!(
-                "waf.body_inspection_limit must be between 1B and 16MB (found {limit} bytes)"
-            ),
+            format!("waf.body_inspection_limit must be between 1B and 16MB (found {limit} bytes)"),
         );
     }
     if waf.geoip_reload_interval.0 < Duration::from_secs(1) {

@@ -32,9 +32,9 @@ impl FieldProvider for GatewayFields<'_> {
     fn value(&self, field: &FieldDef) -> Option<Value> {
         let ip = self.request.client_ip;
         match field.standard() {
-            Some(StandardField::Country) => {
-                Some(Value::Bytes(self.geo.country(ip).unwrap_or_default().into_bytes()))
-            }
+            Some(StandardField::Country) => Some(Value::Bytes(
+                self.geo.country(ip).unwrap_or_default().into_bytes(),
+            )),
             Some(StandardField::Asnum) => Some(Value::Int(self.geo.asn(ip).map_or(0, i64::from))),
             Some(_) => RequestFields::new(self.request).value(field),
             // TODO: supply the managed-detection scores from palisade-waf; until then every

@@ -42,9 +42,16 @@ impl ResponseStage for SecurityHeaders {
         response: &mut http::response::Parts,
         ctx: &mut RequestContext,
     ) {
-        let own = response.extensions.get::<OwnContentSecurityPolicy>().is_some();
+        let own = response
+            .extensions
+            .get::<OwnContentSecurityPolicy>()
+            .is_some();
         let own_csp = own
-            .then(|| response.headers.remove(http::header::CONTENT_SECURITY_POLICY))
+            .then(|| {
+                response
+                    .headers
+                    .remove(http::header::CONTENT_SECURITY_POLICY)
+            })
             .flatten();
         self.policy
             .apply(&mut response.headers, request.uri.path(), ctx.secure);

@@ -225,8 +225,7 @@ impl Waf {
                 .verdict
                 .rule()
                 .is_some_and(|rule| std::ptr::eq(rule, found.rule));
-            if !found.enforced && refuses(&found.rule.action) && ctx.outcome == Decision::Allowed
-            {
+            if !found.enforced && refuses(&found.rule.action) && ctx.outcome == Decision::Allowed {
                 ctx.outcome = Decision::Logged;
             }
             let mut event = self.event(found.rule, found.enforced, request, ctx);

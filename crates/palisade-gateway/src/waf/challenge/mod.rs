@@ -262,9 +262,11 @@ impl Challenge {
         ctx: &RequestContext,
         return_to: &str,
     ) -> Response<GatewayBody> {
-        let clearance =
-            self.key
-                .clearance(&binding(headers, ctx), self.clock.now_ms(), self.clearance_ttl);
+        let clearance = self.key.clearance(
+            &binding(headers, ctx),
+            self.clock.now_ms(),
+            self.clearance_ttl,
+        );
         let secure = if ctx.secure { "; Secure" } else { "" };
         let cookie = format!(
             "{CLEARANCE_COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",

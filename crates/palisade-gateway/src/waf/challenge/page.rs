@@ -56,7 +56,10 @@ pub fn content_security_policy() -> &'static HeaderValue {
 
 /// `sha256-<base64>` of an inline element's exact text (CSP Level 3, §8.4).
 fn hash_source(text: &str) -> String {
-    format!("sha256-{}", STANDARD.encode(Sha256::digest(text.as_bytes())))
+    format!(
+        "sha256-{}",
+        STANDARD.encode(Sha256::digest(text.as_bytes()))
+    )
 }
 
 /// The page as a `status` response with its own policy.
@@ -134,7 +137,10 @@ mod tests {
     #[test]
     fn the_policy_allows_exactly_the_inline_script_and_style() {
         let csp = content_security_policy().to_str().expect("ascii");
-        assert!(csp.starts_with("default-src 'none'; script-src 'sha256-"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'sha256-"),
+            "{csp}"
+        );
         assert!(csp.contains(&hash_source(SCRIPT)));
         assert!(csp.contains(&hash_source(STYLE)));
         assert!(!csp.contains("unsafe-inline"));
@@ -165,7 +171,12 @@ mod tests {
     #[test]
     fn the_page_is_marked_as_carrying_its_own_policy_and_never_cached() {
         let response = render(StatusCode::FORBIDDEN, &content("/", None));
-        assert!(response.extensions().get::<OwnContentSecurityPolicy>().is_some());
+        assert!(
+            response
+                .extensions()
+                .get::<OwnContentSecurityPolicy>()
+                .is_some()
+        );
         assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
     }
 }

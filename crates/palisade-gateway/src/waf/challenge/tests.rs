@@ -41,8 +41,14 @@ fn the_answer_form_is_decoded() {
 #[test]
 fn clearance_cookies_are_found_among_others() {
     let mut headers = HeaderMap::new();
-    headers.append(COOKIE, HeaderValue::from_static("a=1; palisade_clearance=c1.2.x"));
-    headers.append(COOKIE, HeaderValue::from_static("palisade_clearance=\"c1.3.y\";b=2"));
+    headers.append(
+        COOKIE,
+        HeaderValue::from_static("a=1; palisade_clearance=c1.2.x"),
+    );
+    headers.append(
+        COOKIE,
+        HeaderValue::from_static("palisade_clearance=\"c1.3.y\";b=2"),
+    );
     headers.append(COOKIE, HeaderValue::from_static("xpalisade_clearance=no"));
     let found: Vec<&str> = clearance_cookies(&headers).collect();
     assert_eq!(found, ["c1.2.x", "c1.3.y"]);
