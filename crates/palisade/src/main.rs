@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use palisade_gateway::config::{Config, ConfigSource, Overrides, UpstreamUrl};
 
 mod demo;
+mod rules;
 
 // A proxy allocates and frees many small buffers per request; mimalloc's thread-local
 // free lists cost far less than glibc malloc's arenas under that load.
@@ -33,8 +34,12 @@ enum Command {
     Serve(ServeArgs),
     /// Start a built-in sample app behind palisade on 127.0.0.1:8080 and show what to try.
     Demo(DemoArgs),
-    /// Validate a configuration file; exit 1 and print FILE:LINE:COL for each problem.
+    /// Validate a configuration file (and the rules file it names); exit 1 and print
+    /// FILE:LINE:COL for each problem.
     Check(CheckArgs),
+    /// Work with WAF rules files.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check(&args.config),
+        Command::Rules(command) => rules::run(command),
         Command::Serve(args) => exit_code(run_async(serve(args))),
         Command::Demo(args) => exit_code(run_async(demo::run(args.listen, args.admin_listen))),
     }

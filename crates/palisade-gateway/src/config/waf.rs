@@ -260,3 +260,144 @@ fn challenge_secret(
         .map(Some)
         .map_err(|err| format!("waf.challenge.secret_file {}: {err}", file.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use tempfile::TempDir;
+
+    use super::super::{Config, ConfigError};
+
+    /// A directory holding `palisade.toml` with `toml` and each `(name, contents)` file.
+    fn load(toml: &str, files: &[(&str, &[u8])]) -> (Result<Config, ConfigError>, TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).expect("write");
+        }
+        let path = dir.path().join("palisade.toml");
+        (Config::from_toml(&path, toml), dir)
+    }
+
+    fn messages(result: Result<Config, ConfigError>) -> Vec<String> {
+        let err = result.expect_err("refused");
+        err.diagnostics.iter().map(ToString::to_string).collect()
+    }
+
+    fn geo_fixture(name: &str) -> PathBuf {
+        let shared = std::env::var_os("PALISADE_SHARED").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+            PathBuf::from,
+        );
+        shared.join("fixtures/geoip").join(name)
+    }
+
+    const RULE: &[u8] = b"rules:\n  - name: A\n    expression: ssl\n    action: log\n";
+
+    #[test]
+    fn the_rules_file_is_found_beside_the_config_and_inline_rules_follow_it() {
+        let toml = "[waf]\nrules = \"waf.yaml\"\n[[waf.rule]]\nname = \"B\"\n\
+                    expression = 'http.host eq \"x\"'\naction = \"block\"\n";
+        let (result, _) = load(toml, &[("waf.yaml", RULE)]);
+        let config = result.expect("valid");
+        let names: Vec<&str> = config
+            .waf
+            .compiled
+            .rules
+            .rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, ["A", "B"]);
+    }
+
+    #[test]
+    fn a_missing_rules_file_is_an_error_naming_it() {
+        let (result, dir) = load("[waf]\nrules = \"nope.yaml\"\n", &[]);
+        let errors = messages(result);
+        let expected = format!(
+            "{}: cannot read the rules file",
+            dir.path().join("nope.yaml").display()
+        );
+        assert!(errors[0].starts_with(&expected), "{errors:?}");
+    }
+
+    #[test]
+    fn rule_names_must_be_unique_across_the_file_and_the_inline_tables() {
+        let toml = "[waf]\nrules = \"waf.yaml\"\n[[waf.rule]]\nname = \"A\"\n\
+                    expression = 'ssl'\naction = \"log\"\n";
+        let (result, _) = load(toml, &[("waf.yaml", RULE)]);
+        let errors = messages(result);
+        assert!(errors[0].contains("palisade.toml:5:"), "{errors:?}");
+        assert!(errors[0].contains("same name"), "{errors:?}");
+    }
+
+    #[test]
+    fn inline_rule_mistakes_point_into_the_toml_file() {
+        let toml = "[[waf.rule]]\nname = \"X\"\nexpression = 'ip.src contains \"x\"'\n\
+                    action = \"block\"\n";
+        let (result, _) = load(toml, &[]);
+        let errors = messages(result);
+        assert!(errors[0].contains("palisade.toml:3:"), "{errors:?}");
+        assert!(errors[0].contains("(rule 'X')"), "{errors:?}");
+    }
+
+    #[test]
+    fn unknown_waf_keys_are_refused() {
+        let (result, _) = load("[waf]\nrulez = \"waf.yaml\"\n", &[]);
+        assert!(messages(result)[0].contains("unknown field `rulez`"));
+    }
+
+    #[test]
+    fn missing_and_corrupt_geo_databases_are_errors_naming_the_file_and_key() {
+        let (result, dir) = load("[waf]\ngeoip_country_db = \"missing.mmdb\"\n", &[]);
+        let errors = messages(result);
+        assert!(errors[0].contains("palisade.toml:2:1:"), "{errors:?}");
+        assert!(errors[0].contains(&dir.path().join("missing.mmdb").display().to_string()));
+
+        let toml = "[waf]\ngeoip_asn_db = \"bad.mmdb\"\n";
+        let (result, _) = load(toml, &[("bad.mmdb", b"not a database")]);
+        let errors = messages(result);
+        assert!(
+            errors[0].contains("bad.mmdb: not a readable MaxMind"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn geo_databases_open_and_answer() {
+        let toml = format!(
+            "[waf]\ngeoip_country_db = \"{}\"\ngeoip_asn_db = \"{}\"\n",
+            geo_fixture("GeoLite2-Country-Test.mmdb").display(),
+            geo_fixture("GeoLite2-ASN-Test.mmdb").display()
+        );
+        let (result, _) = load(&toml, &[]);
+        let geo = result.expect("valid").waf.compiled.geo;
+        let ip = "111.235.160.1".parse().expect("ip");
+        assert_eq!(geo.country(ip).as_deref(), Some("CN"));
+        assert_eq!(geo.asn("1.0.0.1".parse().expect("ip")), Some(15169));
+    }
+
+    #[test]
+    fn challenge_settings_out_of_range_are_refused() {
+        let toml = "[waf.challenge]\ndifficulty = 31\nclearance_ttl = \"0s\"\n";
+        let errors = messages(load(toml, &[]).0);
+        assert!(
+            errors[0].contains("palisade.toml:2:1: waf.challenge.difficulty"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("palisade.toml:3:1: waf.challenge.clearance_ttl"));
+        let errors = messages(load("[waf]\nbody_inspection_limit = \"32MB\"\n", &[]).0);
+        assert!(errors[0].contains("body_inspection_limit"), "{errors:?}");
+    }
+
+    #[test]
+    fn the_challenge_secret_file_must_hold_32_bytes() {
+        let toml = "[waf.challenge]\nsecret_file = \"key\"\n";
+        let errors = messages(load(toml, &[("key", b"short\n")]).0);
+        assert!(errors[0].contains("secret_file"), "{errors:?}");
+        assert!(errors[0].contains("5 bytes long"), "{errors:?}");
+        let (result, _) = load(toml, &[("key", &[b'k'; 40])]);
+        assert!(result.expect("valid").waf.compiled.challenge_key.is_some());
+    }
+}

@@ -1,0 +1,169 @@
+//! `palisade rules eval` and `palisade check` on rules files, through the real binary.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::config_file;
+
+const REQUIREMENTS: &str = r#"rules:
+  - name: Block SQL Injection
+    expression: (http.request.uri.query contains "union" and http.request.uri.query contains "select")
+    action: block
+  - name: Rate Limit API
+    expression: (http.request.uri.path contains "/api/")
+    action: rate_limit
+    threshold: 100/minute
+  - name: Geo-blocking (if needed)
+    expression: (ip.geoip.country in {"CN" "RU" "KP"})
+    action: challenge
+"#;
+
+fn palisade(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .output()
+        .expect("palisade runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A directory with `palisade.toml` (naming `waf.yaml` and the test geo database) and
+/// `waf.yaml` holding `rules`.
+fn files(rules: &str) -> (PathBuf, PathBuf) {
+    let shared = std::env::var_os("PALISADE_SHARED").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    );
+    let geo = shared.join("fixtures/geoip/GeoLite2-Country-Test.mmdb");
+    let config = config_file(&format!(
+        "[waf]\nrules = \"waf.yaml\"\ngeoip_country_db = \"{}\"\n",
+        geo.display()
+    ));
+    let yaml = config.with_file_name("waf.yaml");
+    std::fs::write(&yaml, rules).expect("rules");
+    (config, yaml)
+}
+
+#[test]
+fn eval_prints_the_matching_rule_its_action_and_the_verdict() {
+    let (_, yaml) = files(REQUIREMENTS);
+    let yaml = yaml.to_str().expect("utf-8 path");
+    let request = "GET /search?q=union+select HTTP/1.1";
+    let (ok, out, err) = palisade(&["rules", "eval", "--rules", yaml, "--request", request]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("matched: Block SQL Injection -> block (403)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("http.request.uri.query = q=union+select"),
+        "{out}"
+    );
+    assert!(out.contains("verdict: block 403"), "{out}");
+
+    let request = "GET /search?q=union HTTP/1.1";
+    let (_, out, _) = palisade(&["rules", "eval", "--rules", yaml, "--request", request]);
+    assert!(
+        out.contains("no rule matched") && out.contains("verdict: continue"),
+        "{out}"
+    );
+}
+
+#[test]
+fn eval_reads_headers_bodies_and_the_client_address() {
+    let rules = r#"rules:
+  - name: Debug header
+    expression: http.request.headers["x-debug"][0] eq "1" and ip.src in {10.0.0.0/8}
+    action: log
+  - name: Body
+    expression: http.request.body.raw contains "DROP TABLE"
+    action: block
+    status: 400
+"#;
+    let (_, yaml) = files(rules);
+    let body = yaml.with_file_name("body.txt");
+    std::fs::write(&body, "x=1; DROP TABLE users").expect("body");
+    let body_arg = format!("@{}", body.display());
+    let (ok, out, err) = palisade(&[
+        "rules",
+        "eval",
+        "--rules",
+        yaml.to_str().expect("path"),
+        "--request",
+        "POST /q",
+        "--header",
+        "X-Debug: 1",
+        "--ip",
+        "10.1.2.3",
+        "--body",
+        &body_arg,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("matched: Debug header -> log"), "{out}");
+    assert!(out.contains("verdict: block 400 (rule 'Body')"), "{out}");
+}
+
+#[test]
+fn eval_with_a_config_uses_its_geo_database() {
+    let (config, _) = files(REQUIREMENTS);
+    let config = config.to_str().expect("path");
+    let (ok, out, err) = palisade(&[
+        "rules",
+        "eval",
+        "--config",
+        config,
+        "--request",
+        "GET /",
+        "--ip",
+        "111.235.160.9",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ip.src.country = CN"), "{out}");
+    assert!(
+        out.contains("verdict: challenge (rule 'Geo-blocking (if needed)')"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_validates_the_rules_file_with_file_line_and_column() {
+    let (config, yaml) = files(REQUIREMENTS);
+    let config = config.to_str().expect("path");
+    let (ok, out, _) = palisade(&["check", "--config", config]);
+    assert!(ok && out.ends_with(": ok\n"), "{out}");
+
+    let broken = REQUIREMENTS.replace("contains \"select\"", "contains 42");
+    std::fs::write(&yaml, broken).expect("rules");
+    let (ok, _, err) = palisade(&["check", "--config", config]);
+    assert!(!ok);
+    let expected = format!(
+        "{}:3:94: expected a string after 'contains', found 42 (rule 'Block SQL Injection')",
+        yaml.display()
+    );
+    assert!(err.contains(&expected), "{err}");
+
+    std::fs::write(&yaml, REQUIREMENTS.replace("100/minute", "100/fortnight")).expect("rules");
+    let (ok, _, err) = palisade(&["check", "--config", config]);
+    assert!(
+        !ok && err.contains(":8:16: unknown period 'fortnight'"),
+        "{err}"
+    );
+
+    let (ok, _, err) = palisade(&[
+        "rules",
+        "eval",
+        "--rules",
+        yaml.to_str().expect("p"),
+        "--request",
+        "GET /",
+    ]);
+    assert!(
+        !ok && err.contains("fortnight"),
+        "eval refuses a broken file too: {err}"
+    );
+}
