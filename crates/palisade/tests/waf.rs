@@ -485,3 +485,46 @@ async fn skip_and_log_rules_let_requests_through_and_skip_later_phases() {
     assert!(!log.contains("s3cret"), "cookie values are never logged");
     palisade.shutdown().await;
 }
+
+#[tokio::test]
+async fn rate_limit_rules_share_their_count_through_redis() {
+    let rules = r#"rules:
+  - name: API keys
+    expression: starts_with(http.request.uri.path, "/api/")
+    action: rate_limit
+    threshold: 3/minute
+    key: header:x-api-key
+"#;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let extra = format!(
+        "rate_limit = []\n[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\n\
+         key_prefix = \"palisade-waf-test:{}:{nanos}:\"\n",
+        std::process::id()
+    );
+    let upstream = Upstream::start().await;
+    let (a, _) = start(&upstream, rules, &extra).await;
+    let (b, _) = start(&upstream, rules, &extra).await;
+    let key = [("x-api-key", "k-123")];
+    for palisade in [&a, &b, &a] {
+        assert_eq!(
+            get_as(palisade, GB, "/api/x", &key).await.status,
+            StatusCode::OK
+        );
+    }
+    let limited = get_as(&b, "81.2.69.150", "/api/x", &key).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "same key, other instance and IP"
+    );
+    let other_key = [("x-api-key", "k-456")];
+    assert_eq!(
+        get_as(&b, GB, "/api/x", &other_key).await.status,
+        StatusCode::OK
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -116,3 +116,80 @@ pub async fn inspect_body(request: &mut GatewayRequest, cap: usize) -> Result<Bo
         truncated,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use palisade_expr::{Context, RuleSet, Value};
+
+    use super::*;
+    use crate::events::EventBus;
+    use crate::pipeline::Identity;
+
+    fn head(uri: &str, version: http::Version) -> http::request::Parts {
+        let mut request = http::Request::new(());
+        *request.uri_mut() = uri.parse().expect("uri");
+        *request.version_mut() = version;
+        request
+            .headers_mut()
+            .insert("user-agent", http::HeaderValue::from_static("ua/1"));
+        request.into_parts().0
+    }
+
+    fn ctx() -> RequestContext {
+        let peer = "192.0.2.7:5000".parse().expect("addr");
+        RequestContext::new(peer, false, EventBus::new(Vec::new()))
+    }
+
+    fn field(info: &RequestInfo, name: &str) -> Option<Value> {
+        let scheme = crate::waf::scheme();
+        let geo = GeoDatabases::default();
+        let fields = GatewayFields::new(info, &geo);
+        let cx = Context::new(&scheme, &fields);
+        let id = scheme.lookup(name).expect("known field").id();
+        cx.field(id).cloned()
+    }
+
+    #[test]
+    fn the_user_id_comes_from_the_identity_the_sessions_stage_set() {
+        let mut ctx = ctx();
+        let info = request_info(&head("/", http::Version::HTTP_11), &ctx, None);
+        assert_eq!(
+            field(&info, "palisade.user.id"),
+            Some(Value::Bytes(Vec::new()))
+        );
+        ctx.identity = Some(Identity {
+            user: "user-42".into(),
+            source: "session",
+        });
+        let info = request_info(&head("/", http::Version::HTTP_11), &ctx, None);
+        assert_eq!(field(&info, "palisade.user.id"), Some("user-42".into()));
+    }
+
+    #[test]
+    fn http2_requests_keep_their_authority_as_the_host() {
+        let info = request_info(
+            &head("https://shop.example/a?b=1", http::Version::HTTP_2),
+            &ctx(),
+            None,
+        );
+        assert_eq!(field(&info, "http.host"), Some("shop.example".into()));
+        assert_eq!(field(&info, "http.request.uri"), Some("/a?b=1".into()));
+        assert_eq!(field(&info, "http.request.version"), Some("HTTP/2".into()));
+        assert_eq!(field(&info, "ip.src.country"), Some("".into()));
+        assert_eq!(field(&info, "ip.src.asnum"), Some(Value::Int(0)));
+    }
+
+    #[test]
+    fn score_fields_read_clean_until_managed_detection_supplies_them() {
+        let info = request_info(&head("/", http::Version::HTTP_11), &ctx(), None);
+        for name in crate::waf::SCORE_FIELDS {
+            assert_eq!(field(&info, name), Some(Value::Int(CLEAN_SCORE)), "{name}");
+        }
+        let rules =
+            "rules:\n  - name: S\n    expression: waf.score.sqli lt 20\n    action: block\n";
+        let set = RuleSet::from_yaml("waf.yaml", rules, crate::waf::scheme()).expect("loads");
+        let geo = GeoDatabases::default();
+        let outcome = set.evaluate(&GatewayFields::new(&info, &geo));
+        assert!(outcome.matches.is_empty());
+    }
+}

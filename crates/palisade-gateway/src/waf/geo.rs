@@ -88,3 +88,61 @@ async fn refresh_every(sources: Vec<Weak<GeoSource>>, interval: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use palisade_geo::DatabaseKind;
+
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        let shared = std::env::var_os("PALISADE_SHARED").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+            PathBuf::from,
+        );
+        shared.join("fixtures/geoip").join(name)
+    }
+
+    #[test]
+    fn without_databases_geo_fields_are_unknown() {
+        let geo = GeoDatabases::default();
+        let ip = "111.235.160.1".parse().expect("ip");
+        assert_eq!(geo.country(ip), None);
+        assert_eq!(geo.asn(ip), None);
+        assert!(!geo.has_country() && !geo.has_asn());
+    }
+
+    #[tokio::test]
+    async fn the_watcher_maps_a_replaced_file_and_stops_with_its_databases() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let live = dir.path().join("country.mmdb");
+        std::fs::copy(fixture("GeoLite2-Country-Test.mmdb"), &live).expect("copy");
+        let source = Arc::new(GeoSource::open(&live, DatabaseKind::Country).expect("opens"));
+        let before = source.current();
+        let geo = GeoDatabases::new(Some(Arc::clone(&source)), None);
+        geo.watch(Duration::from_millis(20));
+
+        let staged = dir.path().join("staged.mmdb");
+        std::fs::copy(fixture("GeoLite2-Country-Test.mmdb"), &staged).expect("copy");
+        std::fs::rename(&staged, &live).expect("rename");
+        let mut swapped = false;
+        for _ in 0..250 {
+            if !Arc::ptr_eq(&before, &source.current()) {
+                swapped = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(swapped, "the replaced file was mapped");
+        let ip = "111.235.160.1".parse().expect("ip");
+        assert_eq!(geo.country(ip).as_deref(), Some("CN"));
+        let weak = Arc::downgrade(&source);
+        drop((geo, source, before));
+        assert!(
+            weak.upgrade().is_none(),
+            "the watcher holds no strong reference"
+        );
+    }
+}

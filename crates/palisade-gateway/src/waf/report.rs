@@ -162,3 +162,64 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod event_tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::events::Event;
+
+    fn request() -> RequestInfo {
+        RequestInfo {
+            id: "r1".into(),
+            client_ip: "111.235.160.9".parse().expect("ip"),
+            method: "GET".into(),
+            path: "/account".into(),
+        }
+    }
+
+    #[test]
+    fn rule_events_have_stable_dotted_fields() {
+        let event = Event::WafRule(Box::new(RuleEvent {
+            request: request(),
+            rule: "Geo-blocking (if needed)".into(),
+            action: "challenge",
+            outcome: "challenged",
+            enforced: true,
+            fields: vec![("ip.src.country".into(), "CN".into())],
+            status: Some(403),
+            clearance: Some("expired"),
+        }));
+        let json = Value::Object(event.to_json());
+        assert_eq!(json["event"], "waf.rule");
+        assert_eq!(json["client.ip"], "111.235.160.9");
+        assert_eq!(json["rule.name"], "Geo-blocking (if needed)");
+        assert_eq!(json["rule.action"], "challenge");
+        assert_eq!(json["rule.outcome"], "challenged");
+        assert_eq!(json["rule.enforced"], true);
+        assert_eq!(json["rule.fields"]["ip.src.country"], "CN");
+        assert_eq!(json["http.status"], 403);
+        assert_eq!(json["challenge.clearance"], "expired");
+    }
+
+    #[test]
+    fn challenge_events_are_named_by_their_result() {
+        let failed = Event::Challenge(ChallengeEvent {
+            request: request(),
+            passed: false,
+            reason: "replayed",
+        });
+        assert_eq!(failed.name(), "challenge.failed");
+        assert_eq!(
+            Value::Object(failed.to_json())["challenge.reason"],
+            "replayed"
+        );
+        let passed = Event::Challenge(ChallengeEvent {
+            request: request(),
+            passed: true,
+            reason: "",
+        });
+        assert_eq!(passed.name(), "challenge.passed");
+    }
+}
