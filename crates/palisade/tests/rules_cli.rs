@@ -167,3 +167,38 @@ fn check_validates_the_rules_file_with_file_line_and_column() {
         "eval refuses a broken file too: {err}"
     );
 }
+
+#[test]
+fn serving_geo_rules_without_a_database_warns_once_at_start() {
+    let config =
+        config_file("rate_limit = []\n[waf]\nrules = \"waf.yaml\"\n[log]\nsecurity = \"off\"\n");
+    std::fs::write(config.with_file_name("waf.yaml"), REQUIREMENTS).expect("rules");
+    let (proxy, admin) = (common::free_port(), common::free_port());
+    let stderr = config.with_file_name("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["serve", "--upstream", "http://127.0.0.1:9", "--config"])
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{proxy}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("palisade starts");
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        if log.contains("palisade started") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(log.contains("palisade started"), "{log}");
+    assert_eq!(
+        log.matches("geoip_country_db is not set").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("no challenge secret"), "{log}");
+}
