@@ -7,7 +7,8 @@
 //! refused reload say the same thing. The compiled result rides in [`WafConfig::compiled`].
 //!
 //! The managed detection (`paranoia`, `mode`, `[[waf.exclusion]]`) adds its keys to
-//! [`WafConfig`] beside these.
+//! [`WafConfig`] beside these and shares `body_limit` (the same key and default as
+//! `palisade_waf::WafSettings`), so one body prefix serves both.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,8 +37,9 @@ pub struct WafConfig {
     pub rules: Option<PathBuf>,
     /// `[[waf.rule]]`: rules written inline; they run after the file's.
     pub rule: Vec<RuleTable>,
-    /// How much of a request body rules that read body fields see. Default `64KB`.
-    pub body_inspection_limit: ByteSize,
+    /// How much of a request body is inspected: what rules reading body fields see (and,
+    /// once it is wired in, what managed detection reads). Default `64KB`.
+    pub body_limit: ByteSize,
     /// A MaxMind-format country database for `ip.src.country`.
     pub geoip_country_db: Option<PathBuf>,
     /// A MaxMind-format ASN database for `ip.src.asnum`.
@@ -56,7 +58,7 @@ impl Default for WafConfig {
         Self {
             rules: None,
             rule: Vec::new(),
-            body_inspection_limit: ByteSize(64 * 1024),
+            body_limit: ByteSize(64 * 1024),
             geoip_country_db: None,
             geoip_asn_db: None,
             geoip_reload_interval: HumanDuration(Duration::from_secs(60)),
@@ -139,12 +141,12 @@ fn check_values(waf: &WafConfig, path: &Path, text: &str) -> Vec<Diagnostic> {
         let at = super::validate::locate(text, section, key);
         diagnostics.push(Diagnostic::at(path, text, at, message));
     };
-    let limit = waf.body_inspection_limit.0;
+    let limit = waf.body_limit.0;
     if limit == 0 || limit > MAX_BODY_INSPECTION {
         refuse(
             "waf",
-            "body_inspection_limit",
-            format!("waf.body_inspection_limit must be between 1B and 16MB (found {limit} bytes)"),
+            "body_limit",
+            format!("waf.body_limit must be between 1B and 16MB (found {limit} bytes)"),
         );
     }
     if waf.geoip_reload_interval.0 < Duration::from_secs(1) {
@@ -387,8 +389,8 @@ mod tests {
             "{errors:?}"
         );
         assert!(errors[1].contains("palisade.toml:3:1: waf.challenge.clearance_ttl"));
-        let errors = messages(load("[waf]\nbody_inspection_limit = \"32MB\"\n", &[]).0);
-        assert!(errors[0].contains("body_inspection_limit"), "{errors:?}");
+        let errors = messages(load("[waf]\nbody_limit = \"32MB\"\n", &[]).0);
+        assert!(errors[0].contains("body_limit"), "{errors:?}");
     }
 
     #[test]

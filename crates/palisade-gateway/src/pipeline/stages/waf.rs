@@ -1,7 +1,7 @@
 //! Stage 4: the custom WAF rules of `[waf]`, in file order, and the challenge endpoint.
 //!
 //! Per request the stage computes only the fields some rule reads (the body prefix, up to
-//! `body_inspection_limit`, only when a rule reads a body field; geo data only when a rule
+//! `body_limit`, only when a rule reads a body field; geo data only when a rule
 //! reads a geo field), evaluates the rule set and applies the verdict:
 //!
 //! - `block`: `403` (or the rule's status) with a short body naming the rule;
@@ -105,7 +105,7 @@ impl Waf {
             needs_body: rules.needs_body(),
             rules,
             geo: waf.compiled.geo.clone(),
-            body_limit: usize::try_from(waf.body_inspection_limit.0).unwrap_or(usize::MAX),
+            body_limit: usize::try_from(waf.body_limit.0).unwrap_or(usize::MAX),
             challenge,
             limits: Arc::clone(&services.rate_limits),
             metrics: Arc::clone(&services.metrics),
