@@ -1,0 +1,158 @@
+//! The detectors and how an input is handed to them.
+//!
+//! Each detector reads the decoded text of one input (and any payload hidden in base64 or
+//! hex inside it) and returns at most one [`Hit`]: a score (1 = certainly an attack,
+//! 99 = clean), a short reason and the span of text that gave it away. Detectors never
+//! allocate in proportion to anything but their (capped) input.
+
+pub mod java;
+pub mod lfi;
+pub mod php;
+pub mod protocol;
+pub mod rce;
+pub mod request;
+pub mod rfi;
+pub mod shell;
+mod shell_words;
+pub mod sqli;
+pub mod xss;
+
+use crate::class::DetectorKind;
+use crate::extract::{Input, Source};
+
+/// What a detector found in one text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// 1 = certainly an attack, 99 = clean.
+    pub score: u8,
+    /// Which shape was recognised, for events.
+    pub reason: &'static str,
+    /// Byte span of the evidence in the decoded text.
+    pub start: usize,
+    /// End of that span (exclusive).
+    pub end: usize,
+}
+
+impl Hit {
+    /// A hit over `start..end`.
+    pub fn new(score: u8, reason: &'static str, start: usize, end: usize) -> Self {
+        Self {
+            score,
+            reason,
+            start,
+            end,
+        }
+    }
+
+    /// The more certain of two optional hits.
+    pub fn better(a: Option<Hit>, b: Option<Hit>) -> Option<Hit> {
+        match (a, b) {
+            (Some(x), Some(y)) => Some(if y.score < x.score { y } else { x }),
+            (x, None) => x,
+            (None, y) => y,
+        }
+    }
+}
+
+/// A detector's hit with the input it was found in.
+#[derive(Debug, Clone, Copy)]
+pub struct Raised {
+    /// Which detector.
+    pub detector: DetectorKind,
+    /// What it found.
+    pub hit: Hit,
+    /// True when the evidence came from a base64/hex payload rather than the text itself.
+    pub hidden: bool,
+    /// Index of the hidden payload when `hidden`.
+    pub payload: usize,
+}
+
+/// Runs every detector that applies to `input`, calling `raise` for each hit.
+pub fn inspect_input(input: &Input<'_>, raise: &mut dyn FnMut(Raised)) {
+    let names_only = matches!(
+        input.location.source,
+        Source::ArgName | Source::FormName | Source::CookieName | Source::MultipartName
+    );
+    run_all(
+        input,
+        &input.text,
+        &input.folded,
+        names_only,
+        false,
+        0,
+        raise,
+    );
+    for (n, payload) in input.hidden.iter().enumerate() {
+        if let Some(hit) = java::detect_bytes(&payload.bytes) {
+            raise(Raised {
+                detector: DetectorKind::Java,
+                hit,
+                hidden: true,
+                payload: n,
+            });
+        }
+        let text = payload.text();
+        if text.len() >= 4 && text.chars().any(|c| !c.is_ascii_alphanumeric()) || payload.base64 {
+            let folded = crate::normalize::fold(&text);
+            run_all(input, &text, &folded, names_only, true, n, raise);
+        }
+    }
+}
+
+fn run_all(
+    input: &Input<'_>,
+    text: &str,
+    folded: &str,
+    names_only: bool,
+    hidden: bool,
+    payload: usize,
+    raise: &mut dyn FnMut(Raised),
+) {
+    let mut emit = |detector: DetectorKind, hit: Option<Hit>| {
+        if let Some(hit) = hit {
+            raise(Raised {
+                detector,
+                hit,
+                hidden,
+                payload,
+            });
+        }
+    };
+    let source = input.location.source;
+    if source == Source::Header && input.location.name == "user-agent" {
+        emit(DetectorKind::Scanner, protocol::scanner_agent(folded));
+    }
+    if source == Source::FileName || is_filename_header(input) {
+        emit(DetectorKind::Php, php::detect_filename(folded));
+        emit(DetectorKind::Shell, shell::detect_filename(folded));
+    }
+    if source == Source::Path {
+        emit(DetectorKind::Scanner, protocol::scanner_path(folded));
+    }
+    emit(DetectorKind::Sqli, sqli::detect(text));
+    emit(DetectorKind::Xss, xss::detect(text, folded));
+    emit(DetectorKind::Shell, shell::detect(text, source));
+    emit(DetectorKind::Traversal, lfi::detect(text, folded, source));
+    emit(
+        DetectorKind::Rfi,
+        rfi::detect(text, folded, source, &input.location.name),
+    );
+    emit(DetectorKind::Ssrf, rfi::detect_ssrf(folded, source));
+    emit(DetectorKind::Php, php::detect(text, folded, hidden));
+    emit(DetectorKind::Java, java::detect(text, folded, hidden));
+    emit(DetectorKind::Node, rce::detect(text, folded));
+    if !names_only || source == Source::ArgName {
+        emit(
+            DetectorKind::Protocol,
+            protocol::detect_value(input, text, source),
+        );
+    }
+}
+
+fn is_filename_header(input: &Input<'_>) -> bool {
+    input.location.source == Source::Header
+        && matches!(
+            input.location.name.as_str(),
+            "x-filename" | "x_filename" | "x.filename" | "x-file-name"
+        )
+}

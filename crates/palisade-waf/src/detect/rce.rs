@@ -1,0 +1,147 @@
+//! Code injection in server-side script and templates other than PHP and Java: Node.js
+//! (`child_process`, `process.mainModule`, serialised functions, prototype pollution, event
+//! loop stalls), Python and Ruby escapes, Perl interpolation, server-side includes and
+//! template expressions (`{{ }}`, `<%= %>`, `#{}`) that reach object constructors.
+
+use super::Hit;
+
+/// Fragments that only appear in code injected into a server-side interpreter.
+const SHAPES: &[(&str, u8, &str)] = &[
+    ("child_process", 5, "node child process"),
+    ("process.mainmodule", 5, "node process module"),
+    ("process.binding", 6, "node process binding"),
+    ("require('fs')", 8, "node module import"),
+    ("require(\"fs\")", 8, "node module import"),
+    ("_$$nd_func$$_", 5, "node serialised function"),
+    ("__js_function", 8, "serialised function"),
+    ("eval(string.fromcharcode", 5, "obfuscated eval"),
+    ("constructor.constructor(", 6, "constructor escape"),
+    ("constructor.prototype", 8, "prototype pollution"),
+    ("__proto__", 10, "prototype pollution"),
+    ("constructor[prototype]", 8, "prototype pollution"),
+    ("__import__(", 6, "python import"),
+    ("os.system(", 6, "python os call"),
+    ("os.popen(", 6, "python os call"),
+    ("subprocess.", 8, "python subprocess"),
+    ("eval(compile(", 6, "python eval"),
+    ("__class__.__", 8, "python object escape"),
+    ("__globals__", 8, "python object escape"),
+    ("__builtins__", 8, "python object escape"),
+    ("process.spawn(", 8, "ruby process spawn"),
+    ("kernel.exec", 8, "ruby kernel exec"),
+    ("io.popen", 8, "ruby popen"),
+    ("@{[", 8, "perl interpolation"),
+    ("<!--#exec", 4, "server-side include"),
+    ("<!--#include", 6, "server-side include"),
+    ("<!--#set", 10, "server-side include"),
+    ("<!--#echo", 10, "server-side include"),
+    ("<!--#config", 10, "server-side include"),
+    ("<!--#printenv", 10, "server-side include"),
+];
+
+/// Looks for server-side code injection in `folded`.
+pub fn detect(_text: &str, folded: &str) -> Option<Hit> {
+    let squeezed: String = folded.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut best =
+        SHAPES
+            .iter()
+            .find(|(p, _, _)| squeezed.contains(p))
+            .map(|(p, score, reason)| {
+                Hit::new(
+                    *score,
+                    reason,
+                    folded.find(p.get(..4).unwrap_or(p)).unwrap_or(0),
+                    folded.len(),
+                )
+            });
+    if squeezed.contains("{{") {
+        best = Hit::better(best, template(&squeezed));
+    }
+    if squeezed.contains("while(!") {
+        best = Hit::better(best, endless_loop(&squeezed));
+    }
+    if squeezed.contains("function(") || squeezed.contains("=>{") {
+        let score = if squeezed.contains("function(){") || squeezed.contains("function(){}") {
+            16
+        } else {
+            30
+        };
+        best = Hit::better(
+            best,
+            Some(Hit::new(
+                score,
+                "javascript function literal",
+                0,
+                folded.len(),
+            )),
+        );
+    }
+    best
+}
+
+/// `{{ ... }}` reaching constructors, classes or config, or evaluating arithmetic.
+fn template(squeezed: &str) -> Option<Hit> {
+    let open = squeezed.find("{{")?;
+    let inner_end = squeezed[open..]
+        .find("}}")
+        .map_or(squeezed.len(), |p| open + p);
+    let inner = &squeezed[open + 2..inner_end];
+    let reach = [
+        "constructor",
+        "__class__",
+        "config",
+        "self.",
+        "request.",
+        "lipsum",
+        "cycler",
+        "joiner",
+        "_self",
+        "range.constructor",
+        "getruntime",
+    ];
+    if reach.iter().any(|r| inner.contains(r)) {
+        return Some(Hit::new(6, "template injection", open, squeezed.len()));
+    }
+    let arithmetic = inner.len() <= 12
+        && inner.contains(['*', '+'])
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '+' | '-' | '/'));
+    arithmetic.then(|| Hit::new(18, "template expression probe", open, squeezed.len()))
+}
+
+/// `while(!false)`, `while(!0)`: a loop that never ends, stalling the event loop.
+fn endless_loop(squeezed: &str) -> Option<Hit> {
+    let at = squeezed.find("while(!")?;
+    let cond = &squeezed[at + 7..];
+    let cond = cond.split(')').next().unwrap_or("");
+    let falsy = matches!(
+        cond,
+        "false" | "0" | "-0" | "+0" | "''" | "\"\"" | "[]" | "null" | "undefined" | "nan" | "0n"
+    );
+    falsy.then(|| Hit::new(10, "endless loop", at, squeezed.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score(s: &str) -> Option<u8> {
+        detect(s, &s.to_lowercase()).map(|h| h.score)
+    }
+
+    #[test]
+    fn catches_node_and_template_escapes() {
+        assert!(score("require('child_process').exec('id')").is_some_and(|s| s <= 8));
+        assert!(score("{{constructor.constructor('alert(1)')()}}").is_some_and(|s| s <= 8));
+        assert!(score("<!--#exec cmd=\"/bin/ls\" -->").is_some_and(|s| s <= 8));
+        assert!(score("while(!false)").is_some_and(|s| s <= 12));
+    }
+
+    #[test]
+    fn leaves_ordinary_text_alone() {
+        assert_eq!(score("while (foo) is bar."), None);
+        assert_eq!(score("while(!true);"), None);
+        assert_eq!(score("{{name}} says hello"), None);
+    }
+}
