@@ -130,6 +130,12 @@ fn run_all(
         emit(DetectorKind::Scanner, protocol::scanner_path(folded));
     }
     emit(DetectorKind::Sqli, sqli::detect(text));
+    if source == Source::Path {
+        // Path segments are separate values to the application behind the router.
+        for segment in text.split('/').filter(|s| s.len() >= 3 && s.len() < text.len()) {
+            emit(DetectorKind::Sqli, sqli::detect(segment));
+        }
+    }
     emit(DetectorKind::Xss, xss::detect(text, folded));
     emit(DetectorKind::Shell, shell::detect(text, source));
     emit(DetectorKind::Traversal, lfi::detect(text, folded, source));

@@ -107,10 +107,24 @@ fn shapes(text: &str) -> Option<Hit> {
             return Some(Hit::new(6, "fork bomb", 0, text.len()));
         }
     }
+    if let Some(at) = windows_variable(text) {
+        return Some(Hit::new(12, "windows environment variable", at, text.len()));
+    }
     if let Some(at) = text.find("/dev/tcp/").or_else(|| text.find("/dev/udp/")) {
         return Some(Hit::new(6, "shell network redirection", at, text.len()));
     }
     None
+}
+
+/// `%SystemRoot%`, `%COMSPEC%`: variables `cmd.exe` expands to system paths.
+fn windows_variable(text: &str) -> Option<usize> {
+    const VARS: &[&str] = &[
+        "systemroot", "systemdrive", "windir", "comspec", "userprofile", "appdata",
+        "localappdata", "programfiles", "programdata", "temp", "tmp", "allusersprofile",
+        "homedrive", "public", "psmodulepath",
+    ];
+    let lower = text.to_ascii_lowercase();
+    VARS.iter().find_map(|v| lower.find(&format!("%{v}%")))
 }
 
 /// Splits `text` into commands; also reports substitution syntax found on the way.

@@ -275,31 +275,25 @@ fn capped_name(name: &str) -> String {
         .collect()
 }
 
-/// Headers whose values reach applications (logged, echoed, parsed as URLs or addresses).
-pub const INSPECTED_HEADERS: &[&str] = &[
-    "user-agent",
-    "referer",
-    "origin",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-server",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "forwarded",
-    "x-original-url",
-    "x-rewrite-url",
-    "x-http-method-override",
-    "x-filename",
-    "x_filename",
-    "x.filename",
-    "x-file-name",
-    "from",
-    "contact",
-    "via",
-    "x-api-version",
+/// Headers that are framing, negotiation or browser metadata: structured values that no
+/// application echoes or parses as free text, checked by the request-level checks instead.
+/// Every other header (custom ones included) is inspected like an argument.
+pub const SKIPPED_HEADERS: &[&str] = &[
+    "host", "accept", "accept-encoding", "accept-language", "accept-charset", "connection",
+    "keep-alive", "proxy-connection", "content-length", "content-type", "transfer-encoding",
+    "cache-control", "pragma", "upgrade-insecure-requests", "dnt", "te", "upgrade",
+    "if-modified-since", "if-none-match", "if-match", "if-unmodified-since", "if-range",
+    "range", "authorization", "proxy-authorization", "cookie", "content-encoding", "expect",
+    "priority", "x-requested-with", "date", "max-forwards", "content-range", "request-range",
 ];
+
+/// Prefixes of browser-generated header families skipped like [`SKIPPED_HEADERS`].
+const SKIPPED_PREFIXES: &[&str] = &["sec-", "access-control-request-"];
+
+/// Whether a header is inspected as free text.
+pub fn inspected_header(name: &str) -> bool {
+    !SKIPPED_HEADERS.contains(&name) && !SKIPPED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 /// Gathers every inspected input of `req`.
 pub fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
@@ -314,11 +308,11 @@ pub fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
                 let name = trim(name);
                 push_pair(out, Source::CookieName, Source::Cookie, name, value);
             }
-        } else if let Some(known) = INSPECTED_HEADERS
-            .iter()
-            .find(|k| h.name.eq_ignore_ascii_case(k.as_bytes()))
-        {
-            out.push(Source::Header, known, h.value.into(), Plus::Literal);
+        } else {
+            let name = String::from_utf8_lossy(&h.name[..h.name.len().min(64)]).to_ascii_lowercase();
+            if inspected_header(&name) {
+                out.push(Source::Header, &name, h.value.into(), Plus::Literal);
+            }
         }
     }
     if req.body_truncated {

@@ -37,8 +37,8 @@ pub fn hidden_payloads(text: &str) -> Vec<HiddenPayload> {
         if let Some(bytes) = hex_run(run) {
             push(&mut found, &mut budget, bytes, false);
         } else if looks_encoded(run) {
-            for offset in 0..4.min(run.len()) {
-                let bytes = decode_base64(&run[offset..]);
+            for pad in 0..3 {
+                let bytes = decode_base64_shifted(run, pad);
                 if readable(&bytes) || has_magic(&bytes) {
                     push(&mut found, &mut budget, bytes, true);
                     break;
@@ -99,8 +99,18 @@ fn hex_run(run: &[u8]) -> Option<Vec<u8>> {
     readable(&bytes).then_some(bytes)
 }
 
-fn decode_base64(run: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(run.len() * 3 / 4);
+/// Decodes `run` as if `pad` zero sextets preceded it, dropping the bytes made only of them:
+/// this reads a run cut out of a longer encoding at any of its three byte alignments.
+fn decode_base64_shifted(run: &[u8], pad: usize) -> Vec<u8> {
+    let padding = [b'A'; 2];
+    let mut bytes = decode_base64(padding[..pad].iter().chain(run.iter()));
+    let leading = bytes.iter().take(pad).take_while(|&&b| b == 0).count();
+    bytes.drain(..leading);
+    bytes
+}
+
+fn decode_base64<'a>(run: impl Iterator<Item = &'a u8>) -> Vec<u8> {
+    let mut out = Vec::new();
     let mut acc: u32 = 0;
     let mut bits = 0;
     for &b in run {

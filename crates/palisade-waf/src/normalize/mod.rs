@@ -47,6 +47,8 @@ impl DecodeFlags {
     pub const CONTROL: Self = Self(1 << 10);
     /// Still changing after [`MAX_ROUNDS`] rounds.
     pub const ENDLESS: Self = Self(1 << 11);
+    /// Typographic quotes folded to ASCII quotes (`’` to `'`).
+    pub const QUOTE_LOOKALIKE: Self = Self(1 << 12);
 
     /// Whether every flag of `other` is set.
     pub fn contains(self, other: Self) -> bool {
@@ -120,6 +122,15 @@ fn to_text(bytes: &[u8], flags: &mut DecodeFlags) -> String {
             '\u{FF01}'..='\u{FF5E}' => {
                 flags.insert(DecodeFlags::FULLWIDTH);
                 out.push(char::from_u32(c as u32 - 0xFEE0).unwrap_or(c));
+            }
+            // Quote look-alikes that best-fit charset conversion turns into real quotes.
+            '\u{2018}' | '\u{2019}' | '\u{201b}' | '\u{2032}' | '\u{02bc}' | '\u{00b4}' => {
+                flags.insert(DecodeFlags::QUOTE_LOOKALIKE);
+                out.push('\'');
+            }
+            '\u{201c}' | '\u{201d}' | '\u{2033}' | '\u{02ba}' => {
+                flags.insert(DecodeFlags::QUOTE_LOOKALIKE);
+                out.push('"');
             }
             '\u{1}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}' => {
                 flags.insert(DecodeFlags::CONTROL);

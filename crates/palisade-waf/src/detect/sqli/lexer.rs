@@ -133,10 +133,12 @@ fn word(src: &str, i: usize) -> (Kind, usize) {
     let b = src.as_bytes();
     let end = word_end(b, i);
     let text = &src[i..end];
-    if followed_by_open(b, end) {
+    let role = classify(text);
+    // `or(`, `in (`, `values(` stay keywords: only names and statements are called.
+    if followed_by_open(b, end) && matches!(role, Word::Plain | Word::Statement) {
         return (Kind::Call, end);
     }
-    (Kind::Word(classify(text)), end)
+    (Kind::Word(role), end)
 }
 
 /// Whether `(` follows, possibly after spaces and comments (`sleep /**/ (5)`).
@@ -163,7 +165,7 @@ pub fn classify(word: &str) -> Word {
         *dst = src.to_ascii_lowercase();
     }
     match &buf[..word.len()] {
-        b"union" => Word::Union,
+        b"union" | b"except" | b"intersect" => Word::Union,
         b"select" | b"insert" | b"update" | b"delete" | b"drop" | b"create" | b"alter"
         | b"exec" | b"execute" | b"declare" | b"truncate" | b"shutdown" | b"waitfor" | b"grant"
         | b"revoke" | b"rename" | b"merge" | b"handler" | b"call" | b"replace" | b"load"

@@ -29,7 +29,7 @@ pub fn detect(text: &str) -> Option<Hit> {
     }
     let mut tokens = Vec::with_capacity(32);
     tokenize(text, 0, &mut tokens);
-    let mut best = shapes::assess(text, &tokens, Context::Bare);
+    let mut best = Hit::better(nosql(text), shapes::assess(text, &tokens, Context::Bare));
     for quote in ['\'', '"', '`'] {
         let Some(at) = text.find(quote) else {
             continue;
@@ -44,6 +44,34 @@ pub fn detect(text: &str) -> Option<Hit> {
         best = Hit::better(best, shapes::assess(text, &tokens, Context::Quoted));
     }
     best
+}
+
+/// MongoDB query operators smuggled in as keys or bracketed names (`id[$ne]=1`,
+/// `{"$where": ...}`): NoSQL injection, scored with SQL injection.
+fn nosql(text: &str) -> Option<Hit> {
+    const OPERATORS: &[&str] = &[
+        "ne", "eq", "gt", "gte", "lt", "lte", "in", "nin", "regex", "where", "exists", "not",
+        "nor", "or", "and", "elemmatch", "text", "expr", "jsonschema", "mod", "all", "size",
+        "type", "function", "accumulator", "lookup",
+    ];
+    let b = text.as_bytes();
+    for (at, _) in text.match_indices('$') {
+        let bracketed = at > 0 && b[at - 1] == b'[';
+        if !(bracketed || at == 0) {
+            continue;
+        }
+        let name: String = text[at + 1..]
+            .chars()
+            .take_while(char::is_ascii_alphabetic)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let end = at + 1 + name.len();
+        let closed = if bracketed { b.get(end) == Some(&b']') } else { end == b.len() };
+        if closed && OPERATORS.contains(&name.as_str()) {
+            return Some(Hit::new(10, "nosql operator", at, end));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -159,6 +159,19 @@ const CATALOGUE: &[&str] = &[
     "dbms_pipe",
     "utl_inaddr",
     "sys.sql_logins",
+    "utl_http",
+    "openrowset",
+    "opendatasource",
+    "dbms_java",
+    "utl_file",
+    "sys_context",
+];
+
+/// Type names a PostgreSQL cast (`::int`) converts to.
+const CAST_TYPES: &[&str] = &[
+    "int", "integer", "int4", "int8", "bigint", "smallint", "text", "varchar", "char",
+    "numeric", "decimal", "double", "float", "real", "json", "jsonb", "bool", "boolean",
+    "regclass", "oid", "bytea", "date", "timestamp", "xml", "uuid",
 ];
 
 struct Reader<'a> {
@@ -195,6 +208,10 @@ pub(super) fn assess(src: &str, tokens: &[Token], ctx: Context) -> Option<Hit> {
         Reader::statement,
         Reader::leading_logic,
         Reader::conditional_comment,
+        Reader::literal_comparison,
+        Reader::clauses,
+        Reader::casts,
+        Reader::mixed_case_keywords,
     ] {
         best = Hit::better(best, shape(&r));
     }
@@ -294,7 +311,14 @@ impl<'a> Reader<'a> {
             if matches!(next.kind, Kind::Word(Word::Statement) | Kind::Call)
                 && self.lower_is(*next, "select")
             {
-                let score = if self.prose() { 30 } else { 6 };
+                let from = self.toks[j..self.toks.len().min(j + 8)]
+                    .iter()
+                    .any(|t| self.lower_is(*t, "from"));
+                let score = match (self.prose(), from) {
+                    (false, _) => 6,
+                    (true, true) => 16,
+                    (true, false) => 30,
+                };
                 return self.hit(score, "union select", i);
             }
         }
@@ -388,6 +412,13 @@ impl<'a> Reader<'a> {
             return self.trailing_comment_break();
         };
         let after = i + 1;
+        let operator = matches!(
+            first.kind,
+            Kind::Op | Kind::CompareOp | Kind::LogicOp | Kind::Word(Word::Compare | Word::Logic)
+        );
+        if operator && self.ends_with_line_comment() {
+            return self.hit(10, "string break commented out", i);
+        }
         match first.kind {
             Kind::Word(Word::Logic) | Kind::LogicOp if self.is_logic(i) => {
                 self.logic_after_break(i, after)
@@ -450,6 +481,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn ends_with_line_comment(&self) -> bool {
+        self.all.last().is_some_and(|t| {
+            t.kind == Kind::Comment && !self.text(*t).starts_with("/*") && t.start > self.all[0].end
+        })
+    }
+
     /// `'--`, `'#`, `')--`: a string closed and the rest of the query commented away.
     fn trailing_comment_break(&self) -> Option<Hit> {
         let closing = self.all.iter().position(|t| t.kind == Kind::Comment)?;
@@ -506,7 +543,8 @@ impl<'a> Reader<'a> {
             while self.kind(w) == Some(Kind::Open) {
                 w += 1;
             }
-            if !self.is_value(w) {
+            let cut_short = w > v + 2 && self.kind(w).is_none();
+            if !self.is_value(w) && !cut_short {
                 continue;
             }
             let before_literal =
@@ -531,15 +569,29 @@ impl<'a> Reader<'a> {
             let window = &self.toks[i + 1..self.toks.len().min(i + 14)];
             let has = |w: &str| window.iter().any(|n| self.lower_is(*n, w));
             let next_is = |w: &str| window.first().is_some_and(|n| self.lower_is(*n, w));
-            let sqlish = window.iter().any(|n| {
-                matches!(
-                    n.kind,
-                    Kind::Call | Kind::Comma | Kind::Num | Kind::Str(_) | Kind::Var
-                ) || self.text(*n) == "*"
-            });
+            let clauses = window
+                .iter()
+                .filter(|n| n.kind == Kind::Word(Word::Clause) && !self.lower_is(**n, "as"))
+                .count();
+            let nested = i > 0 && self.kind(i - 1) == Some(Kind::Open);
+            let sqlish = nested
+                || clauses >= 3
+                || window.iter().any(|n| {
+                    matches!(n.kind, Kind::Call | Kind::Comma | Kind::Num | Kind::Str(_) | Kind::Var)
+                        || self.text(*n) == "*"
+                        || self.text(*n).starts_with('`')
+                });
             let word = self.text(*t).to_ascii_lowercase();
             let shape = match word.as_str() {
-                "select" => has("from") || window.first().is_some_and(|n| n.kind == Kind::Call),
+                "select" => {
+                    has("from")
+                        || window.first().is_some_and(|n| {
+                            matches!(n.kind, Kind::Call | Kind::Var | Kind::Num | Kind::Str(_))
+                                || self.text(*n) == "*"
+                                || self.call_in(*n, ATTACK_CALLS)
+                                || (n.kind == Kind::Open && window.get(1).is_some_and(|m| self.lower_is(*m, "case")))
+                        })
+                }
                 "insert" | "replace" => next_is("into"),
                 "delete" => next_is("from"),
                 "update" => window.get(1).is_some_and(|n| self.lower_is(*n, "set")),
@@ -565,8 +617,10 @@ impl<'a> Reader<'a> {
                 "shutdown" => i == 0 || self.kind(i - 1) == Some(Kind::Semi),
                 _ => false,
             };
+            let attack_target = matches!(word.as_str(), "exec" | "execute")
+                || window.first().is_some_and(|n| self.call_in(*n, ATTACK_CALLS));
             if shape {
-                let score = if sqlish && !self.prose() { 14 } else { 42 };
+                let score = if attack_target { 10 } else if sqlish && !self.prose() { 14 } else { 42 };
                 return self.hit(score, "sql statement", i);
             }
         }
@@ -590,6 +644,110 @@ impl<'a> Reader<'a> {
         (value && op)
             .then(|| self.hit(12, "leading logic", 0))
             .flatten()
+    }
+
+    /// `1=1`, `'a'='a'`, `2>1`, `1 is not 2`: a comparison of literals that is always true.
+    fn literal_comparison(&self) -> Option<Hit> {
+        for i in 0..self.toks.len().saturating_sub(2) {
+            let (a, op, b) = (self.toks[i], self.toks[i + 1], self.toks[i + 2]);
+            if !(self.is_literal(i) && self.is_literal(i + 2)) || a.kind == Kind::Var || b.kind == Kind::Var {
+                continue;
+            }
+            let (op_text, b) = if self.lower_is(op, "is") && self.toks.get(i + 2).is_some_and(|t| self.lower_is(*t, "not")) {
+                match self.toks.get(i + 3) {
+                    Some(t) if matches!(t.kind, Kind::Num | Kind::Str(_)) => ("!=", *t),
+                    _ => continue,
+                }
+            } else if op.kind == Kind::CompareOp || self.lower_is(op, "like") {
+                (self.text(op), b)
+            } else {
+                continue;
+            };
+            if literal_truth(self.literal(a), op_text, self.literal(b)) {
+                let start_of_value = i == 0 || self.kind(i - 1) == Some(Kind::Comma);
+                let score = if start_of_value { 16 } else { 22 };
+                return self.hit(score, "always-true comparison", i);
+            }
+        }
+        None
+    }
+
+    fn literal(&self, t: Token) -> &'a str {
+        let text = self.text(t);
+        match t.kind {
+            Kind::Str(_) => text.trim_matches(|c| c == '\'' || c == '"'),
+            _ => text,
+        }
+    }
+
+    /// Clause sequences: `FROM t WHERE`, `GROUP BY`, `HAVING COUNT(`, `CASE WHEN`,
+    /// `WHEN x THEN`, `PROCEDURE ANALYSE(`, `VALUES ('a', ...`.
+    fn clauses(&self) -> Option<Hit> {
+        for (i, t) in self.toks.iter().enumerate() {
+            let next = self.toks.get(i + 1).copied();
+            let next_is = |w: &str| next.is_some_and(|n| self.lower_is(n, w));
+            let word = |w: &str| self.lower_is(*t, w);
+            if word("having") && (self.kind(i + 1) == Some(Kind::Call) || self.is_literal(i + 1) && self.is_compare(i + 2)) {
+                return self.hit(16, "sql having clause", i);
+            }
+            if word("case") && next_is("when") {
+                return self.hit(16, "sql case expression", i);
+            }
+            if word("when") && self.toks[i + 1..].iter().take(6).any(|n| self.lower_is(*n, "then")) && !self.prose() {
+                return self.hit(18, "sql case expression", i);
+            }
+            if word("procedure") && next.is_some_and(|n| n.kind == Kind::Call) {
+                return self.hit(10, "sql procedure call", i);
+            }
+            if word("values") && self.kind(i + 1) == Some(Kind::Open) && self.is_literal(i + 2) && self.kind(i + 3) == Some(Kind::Comma) {
+                return self.hit(16, "sql values list", i);
+            }
+            if word("from") && !self.prose() {
+                let window = &self.toks[i + 1..self.toks.len().min(i + 8)];
+                let follows = window.iter().any(|n| {
+                    ["where", "limit", "join", "having"].iter().any(|w| self.lower_is(*n, w))
+                });
+                if follows {
+                    return self.hit(16, "sql clause sequence", i);
+                }
+            }
+            if (word("group") || word("order")) && next_is("by") {
+                let score = if self.prose() { 30 } else { 20 };
+                return self.hit(score, "sql ordering clause", i);
+            }
+        }
+        None
+    }
+
+    /// `'{}'::jsonb`, `password::int`, `1.e(`: PostgreSQL casts and MySQL number tricks.
+    fn casts(&self) -> Option<Hit> {
+        for (i, t) in self.toks.iter().enumerate() {
+            if t.kind == Kind::Op && self.text(*t) == "::" {
+                let target = self.toks.get(i + 1).is_some_and(|n| {
+                    CAST_TYPES.iter().any(|ty| self.lower_is(*n, ty))
+                });
+                let before = i > 0 && matches!(self.kind(i - 1), Some(Kind::Str(_) | Kind::Word(_) | Kind::Close | Kind::Num));
+                if target && before && self.ctx == Context::Bare {
+                    return self.hit(14, "sql type cast", i.saturating_sub(1));
+                }
+            }
+            if t.kind == Kind::Num && self.text(*t).to_ascii_lowercase().ends_with(".e")
+                && matches!(self.kind(i + 1), Some(Kind::Open | Kind::Dot | Kind::Call))
+            {
+                return self.hit(12, "sql number trick", i);
+            }
+        }
+        None
+    }
+
+    /// `ORder BY`, `SeLeCt`: keywords in random case, which only filter evasion produces.
+    fn mixed_case_keywords(&self) -> Option<Hit> {
+        let at = self.toks.iter().position(|t| {
+            matches!(t.kind, Kind::Word(Word::Statement | Word::Union | Word::Clause) | Kind::Call)
+                && mixed_case(self.text(*t))
+                && (t.kind != Kind::Call || self.call_in(*t, SQL_CALLS) || self.call_in(*t, ATTACK_CALLS))
+        })?;
+        self.hit(18, "sql keyword in mixed case", at)
     }
 
     /// MySQL `/*!...*/` executable comments around SQL words.
@@ -629,6 +787,27 @@ impl<'a> Reader<'a> {
             hit.score = hit.score.saturating_sub(8).max(5);
         }
         hit
+    }
+}
+
+/// Whether `a op b` holds for two literals (numbers compared as numbers).
+fn literal_truth(a: &str, op: &str, b: &str) -> bool {
+    let numbers = (a.parse::<f64>(), b.parse::<f64>());
+    if let (Ok(x), Ok(y)) = numbers {
+        return match op {
+            "=" | "==" | "<=>" => x == y,
+            "!=" | "<>" => x != y,
+            "<" => x < y,
+            ">" => x > y,
+            "<=" => x <= y,
+            ">=" => x >= y,
+            _ => op.eq_ignore_ascii_case("like") && x == y,
+        };
+    }
+    match op {
+        "=" | "==" | "<=>" => a == b,
+        "!=" | "<>" => a != b,
+        _ => op.eq_ignore_ascii_case("like") && a == b,
     }
 }
 
