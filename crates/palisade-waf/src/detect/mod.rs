@@ -132,7 +132,10 @@ fn run_all(
     emit(DetectorKind::Sqli, sqli::detect(text));
     if source == Source::Path {
         // Path segments are separate values to the application behind the router.
-        for segment in text.split('/').filter(|s| s.len() >= 3 && s.len() < text.len()) {
+        for segment in text
+            .split('/')
+            .filter(|s| s.len() >= 3 && s.len() < text.len())
+        {
             emit(DetectorKind::Sqli, sqli::detect(segment));
         }
     }

@@ -154,10 +154,13 @@ pub fn detect(text: &str, folded: &str, hidden: bool) -> Option<Hit> {
             );
         }
     }
-    if folded.contains("[/php]") || folded.contains("[\\php]") {
+    if ["[php]", "[/php]", "[\\php]", "{php}", "{/php}"]
+        .iter()
+        .any(|t| folded.contains(t))
+    {
         best = Hit::better(
             best,
-            Some(Hit::new(18, "php bbcode block", 0, folded.len())),
+            Some(Hit::new(12, "php template block", 0, folded.len())),
         );
     }
     if hidden {
@@ -199,7 +202,10 @@ pub fn detect_filename(folded: &str) -> Option<Hit> {
 fn open_tag(folded: &str) -> Option<Hit> {
     for (at, _) in folded.match_indices("<?") {
         let rest = &folded[at + 2..];
-        if rest.starts_with("php") || rest.starts_with('=') {
+        if rest.starts_with('=') {
+            return Some(Hit::new(8, "php echo tag", at, folded.len()));
+        }
+        if rest.starts_with("php") {
             let code = rest.len() > 4;
             return Some(Hit::new(
                 if code { 5 } else { 30 },
@@ -207,6 +213,9 @@ fn open_tag(folded: &str) -> Option<Hit> {
                 at,
                 folded.len(),
             ));
+        }
+        if rest.is_empty() || rest.starts_with("xml:") {
+            return Some(Hit::new(18, "dangling php open tag", at, folded.len()));
         }
         if rest.starts_with(' ') && rest.contains('(') {
             return Some(Hit::new(8, "php short open tag", at, folded.len()));

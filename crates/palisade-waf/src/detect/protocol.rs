@@ -141,6 +141,28 @@ pub fn detect_value(input: &Input<'_>, text: &str, source: Source) -> Option<Hit
     if text.contains(")(") || text.contains("*)") || text.contains("(|(") || text.contains("(&(") {
         best = Hit::better(best, ldap(text));
     }
+    if matches!(source, Source::MultipartName | Source::FileName)
+        && input
+            .raw
+            .iter()
+            .any(|b| matches!(b, b'"' | b';' | b'=' | b'\'' | b'\\'))
+    {
+        best = Hit::better(
+            best,
+            Some(Hit::new(
+                14,
+                "multipart name that confuses parsers",
+                0,
+                text.len(),
+            )),
+        );
+    }
+    if request_line(&text.to_ascii_lowercase()) {
+        best = Hit::better(
+            best,
+            Some(Hit::new(10, "request line in a value", 0, text.len())),
+        );
+    }
     if text.len() > 5 && text.as_bytes()[..5].eq_ignore_ascii_case(b"unix:") && text.contains('|') {
         best = Hit::better(
             best,
@@ -208,8 +230,11 @@ fn encodings(input: &Input<'_>, source: Source) -> Option<Hit> {
 /// What follows a line break: a header, a status line, a request line, mail commands.
 fn line_breaks(text: &str, source: Source) -> Option<Hit> {
     let mut best = None;
-    if source == Source::Header {
-        best = Some(Hit::new(10, "line break in header", 0, text.len()));
+    if matches!(
+        source,
+        Source::Header | Source::Path | Source::Cookie | Source::CookieName
+    ) {
+        best = Some(Hit::new(10, "line break in header or path", 0, text.len()));
     }
     for (at, _) in text.match_indices(['\r', '\n']) {
         let line = text[at + 1..].trim_start_matches(['\r', '\n']);
@@ -220,7 +245,10 @@ fn line_breaks(text: &str, source: Source) -> Option<Hit> {
             .to_ascii_lowercase();
         if INJECTED_HEADERS.iter().any(|h| lower.starts_with(h)) {
             best = Hit::better(best, Some(Hit::new(6, "header injection", at, text.len())));
-        } else if lower.starts_with("http/1.") || lower.starts_with("http/2") {
+        } else if lower.starts_with("http/1.")
+            || lower.starts_with("http/2")
+            || lower.starts_with("<html")
+        {
             best = Hit::better(
                 best,
                 Some(Hit::new(6, "response splitting", at, text.len())),
@@ -249,7 +277,10 @@ fn request_line(lower: &str) -> bool {
     }
     let target = parts.next().unwrap_or("");
     let version = parts.next().unwrap_or("");
-    (target.starts_with('/') || target.starts_with("http")) && version.starts_with("http/")
+    let version_ok = version
+        .strip_prefix("http/")
+        .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+    (target.starts_with('/') || target.starts_with("http")) && version_ok
 }
 
 /// Mail commands alone on their line, or an IMAP tag followed by a command.

@@ -14,6 +14,24 @@ const SHAPES: &[(&str, u8, &str)] = &[
     ("require(\"fs\")", 8, "node module import"),
     ("_$$nd_func$$_", 5, "node serialised function"),
     ("__js_function", 8, "serialised function"),
+    ("process.env", 10, "node process access"),
+    ("process[", 10, "node process access"),
+    ("process.exit", 10, "node process access"),
+    ("process.kill", 10, "node process access"),
+    ("process.cwd", 12, "node process access"),
+    ("process.argv", 12, "node process access"),
+    ("module.exports", 10, "node module access"),
+    ("require.main", 8, "node module access"),
+    ("global.process", 8, "node process access"),
+    ("globalthis.process", 8, "node process access"),
+    ("this.constructor", 10, "constructor escape"),
+    ("console.log(", 14, "javascript call"),
+    ("console.info(", 14, "javascript call"),
+    ("console.error(", 14, "javascript call"),
+    ("console.info.call(", 10, "javascript call"),
+    ("readdirsync(", 8, "node filesystem call"),
+    ("readfilesync(", 8, "node filesystem call"),
+    ("execsync(", 8, "node child process"),
     ("eval(string.fromcharcode", 5, "obfuscated eval"),
     ("constructor.constructor(", 6, "constructor escape"),
     ("constructor.prototype", 8, "prototype pollution"),
@@ -57,7 +75,7 @@ pub fn detect(_text: &str, folded: &str) -> Option<Hit> {
     if squeezed.contains("{{") {
         best = Hit::better(best, template(&squeezed));
     }
-    if squeezed.contains("while(!") {
+    if squeezed.contains("while(") {
         best = Hit::better(best, endless_loop(&squeezed));
     }
     if squeezed.contains("function(") || squeezed.contains("=>{") {
@@ -110,16 +128,31 @@ fn template(squeezed: &str) -> Option<Hit> {
     arithmetic.then(|| Hit::new(18, "template expression probe", open, squeezed.len()))
 }
 
-/// `while(!false)`, `while(!0)`: a loop that never ends, stalling the event loop.
+/// `while(!false)`, `while(true)`, `while(1)`, `while(new Date)`: a loop on a constant that
+/// never ends, stalling the event loop.
 fn endless_loop(squeezed: &str) -> Option<Hit> {
-    let at = squeezed.find("while(!")?;
-    let cond = &squeezed[at + 7..];
-    let cond = cond.split(')').next().unwrap_or("");
-    let falsy = matches!(
+    let at = squeezed.find("while(")?;
+    let cond = squeezed[at + 6..].split(')').next().unwrap_or("");
+    truthy(cond).then(|| Hit::new(10, "endless loop", at, squeezed.len()))
+}
+
+fn truthy(cond: &str) -> bool {
+    match cond {
+        "true" | "infinity" | "-infinity" | "+infinity" | "[]" | "{}" => true,
+        _ if cond.starts_with("new") => true,
+        _ if cond.starts_with('!') => falsy(&cond[1..]),
+        _ => cond
+            .trim_start_matches(['-', '+'])
+            .parse::<f64>()
+            .is_ok_and(|v| v != 0.0),
+    }
+}
+
+fn falsy(cond: &str) -> bool {
+    matches!(
         cond,
-        "false" | "0" | "-0" | "+0" | "''" | "\"\"" | "[]" | "null" | "undefined" | "nan" | "0n"
-    );
-    falsy.then(|| Hit::new(10, "endless loop", at, squeezed.len()))
+        "false" | "0" | "-0" | "+0" | "''" | "\"\"" | "``" | "null" | "undefined" | "nan" | "0n"
+    )
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ pub fn check(req: &Request<'_>) -> Vec<RequestHit> {
     content_type(req, &mut out);
     headers(req, &mut out);
     fixation(req, &mut out);
+    method_override(req, &mut out);
+    multipart_charsets(req, &mut out);
     out
 }
 
@@ -242,18 +244,46 @@ fn content_type(req: &Request<'_>, out: &mut Vec<RequestHit>) {
             ct,
         );
     }
-    if mime.starts_with("multipart/")
-        && memchr::memmem::find(&req.body.to_ascii_lowercase(), b"charset=utf-7").is_some()
-    {
-        push(
-            out,
-            DetectorKind::Xss,
-            10,
-            "utf-7 multipart part",
-            Source::Body,
-            "",
-            b"charset=utf-7",
-        );
+}
+
+/// Multipart parts that declare a charset other than UTF-8 or Latin-1: their content is read
+/// differently by the application than by inspection (UTF-7, UTF-16, Shift-JIS tricks).
+fn multipart_charsets(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    const PLAIN: &[&str] = &[
+        "utf-8",
+        "utf8",
+        "us-ascii",
+        "iso-8859-1",
+        "iso-8859-15",
+        "windows-1252",
+    ];
+    let multipart = req
+        .header("content-type")
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with(b"multipart/"));
+    if !multipart {
+        return;
+    }
+    for line in req.body.split(|&b| b == b'\n') {
+        let lower = String::from_utf8_lossy(line).to_ascii_lowercase();
+        if !lower.starts_with("content-type:") {
+            continue;
+        }
+        let Some(cs) = lower.split("charset=").nth(1) else {
+            continue;
+        };
+        let cs = cs.trim().trim_matches(['"', '\r', ';']);
+        if !PLAIN.contains(&cs) {
+            push(
+                out,
+                DetectorKind::Protocol,
+                12,
+                "unusual charset in multipart part",
+                Source::Body,
+                "",
+                line,
+            );
+            return;
+        }
     }
 }
 
@@ -399,6 +429,59 @@ fn range(value: &[u8], out: &mut Vec<RequestHit>) {
     }
 }
 
+/// Names frameworks give their session cookies (`laravel_session`, `connect.sid`,
+/// `next-auth.session-token`, `meteor_login_token`).
+fn session_like(name: &str) -> bool {
+    name.contains("sess")
+        || name.ends_with(".sid")
+        || name.ends_with("_sid")
+        || name.ends_with("login_token")
+        || name.ends_with("session-token")
+}
+
+/// `_method=DELETE`: a method override in the query or form, which lets a request past
+/// method restrictions enforced in front of the application.
+fn method_override(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    const METHODS: &[&[u8]] = &[
+        b"delete",
+        b"put",
+        b"patch",
+        b"options",
+        b"trace",
+        b"connect",
+        b"head",
+        b"post",
+        b"get",
+        b"propfind",
+        b"move",
+        b"copy",
+    ];
+    let body_form = req.header("content-type").is_some_and(|ct| {
+        ct.to_ascii_lowercase()
+            .starts_with(b"application/x-www-form-urlencoded")
+    });
+    let sources: [&[u8]; 2] = [req.raw_query(), if body_form { req.body } else { b"" }];
+    for source in sources {
+        for pair in source.split(|&b| b == b'&') {
+            let Some(rest) = pair.strip_prefix(b"_method=") else {
+                continue;
+            };
+            if METHODS.iter().any(|m| rest.eq_ignore_ascii_case(m)) {
+                push(
+                    out,
+                    DetectorKind::Protocol,
+                    16,
+                    "method override",
+                    Source::Request,
+                    "method",
+                    pair,
+                );
+                return;
+            }
+        }
+    }
+}
+
 /// Session ids in the query string from a page on another site: session fixation.
 fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
     const NAMES: &[&str] = &[
@@ -417,7 +500,7 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         let name = p.split(|&b| b == b'=').next().unwrap_or_default();
         NAMES.iter().any(|n| {
             name == n.as_bytes() || (n.starts_with("asp") && name.starts_with(n.as_bytes()))
-        })
+        }) || session_like(&String::from_utf8_lossy(name))
     });
     let in_path = memchr::memmem::find(&path, b";jsessionid=").is_some();
     if !(in_query || in_path) {

@@ -63,6 +63,9 @@ pub fn detect(_text: &str, folded: &str, source: Source, name: &str) -> Option<H
     if !folded.contains(':') {
         return None;
     }
+    if let Some(h) = external_entity(folded) {
+        return Some(h);
+    }
     if let Some(h) = fetch_scheme(folded) {
         return Some(h);
     }
@@ -107,6 +110,23 @@ pub fn detect(_text: &str, folded: &str, source: Source, name: &str) -> Option<H
         return Some(Hit::new(48, "url in a parameter", at, folded.len()));
     }
     None
+}
+
+/// XML that makes the parser fetch: external entities, XInclude, remote schema locations.
+fn external_entity(folded: &str) -> Option<Hit> {
+    if let Some(at) = folded.find("!entity") {
+        let rest = &folded[at..];
+        if rest.contains("system") || rest.contains("public") {
+            return Some(Hit::new(8, "xml external entity", at, folded.len()));
+        }
+    }
+    if let Some(at) = folded.find("xi:include") {
+        return Some(Hit::new(8, "xinclude", at, folded.len()));
+    }
+    let at = folded.find("schemalocation")?;
+    folded[at..]
+        .contains("http")
+        .then(|| Hit::new(16, "remote schema location", at, folded.len()))
 }
 
 fn fetch_scheme(folded: &str) -> Option<Hit> {
@@ -160,16 +180,21 @@ pub fn detect_ssrf(folded: &str, source: Source) -> Option<Hit> {
             }
         }
     }
+    if let Some(hit) = bare_internal_host(folded, source) {
+        return Some(hit);
+    }
     let at = folded.find("://")?;
     let rest = &folded[at + 3..];
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or(authority);
-    let host = host.split(':').next().unwrap_or(host);
+    let host = if host.starts_with('[') {
+        host
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
     if let Some(addr) = numeric_address(host)
         && (addr >> 24 == 127 || addr >> 16 == 0xA9FE || addr == 0)
-        && !host
-            .split('.')
-            .all(|p| p.parse::<u8>().is_ok() && host.split('.').count() == 4)
+        && !canonical_dotted(host)
     {
         return Some(Hit::new(
             10,
@@ -190,6 +215,45 @@ pub fn detect_ssrf(folded: &str, source: Source) -> Option<Hit> {
         || host == "0.0.0.0"
         || host == "0";
     loopback.then(|| Hit::new(18, "loopback url", at, folded.len()))
+}
+
+/// `a.b.c.d` in plain decimal: the notation humans write, not an obfuscation.
+fn canonical_dotted(host: &str) -> bool {
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| p.parse::<u8>().is_ok() && (p.len() == 1 || !p.starts_with('0')))
+}
+
+/// `localhost/`, `host.docker.internal:2375`: internal names given where a URL is expected.
+fn bare_internal_host(folded: &str, source: Source) -> Option<Hit> {
+    const NAMES: &[&str] = &[
+        "localhost",
+        "localhost.localdomain",
+        "localhost4",
+        "localhost6",
+        "localhost4.localdomain4",
+        "localhost6.localdomain6",
+        "ip6-localhost",
+        "ipv6-localhost",
+        "ip6-loopback",
+        "ipv6-loopback",
+        "host.docker.internal",
+        "gateway.docker.internal",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+    ];
+    if !matches!(
+        source,
+        Source::Arg | Source::Form | Source::Json | Source::Xml
+    ) {
+        return None;
+    }
+    let host = folded.split(['/', ':']).next().unwrap_or("");
+    let rest = &folded[host.len()..];
+    let url_like = rest.starts_with('/') || rest.starts_with(':');
+    (url_like && NAMES.contains(&host)).then(|| Hit::new(18, "internal host name", 0, folded.len()))
 }
 
 /// An IPv4 address in any notation `inet_aton` accepts: dotted parts in decimal, hex or

@@ -107,6 +107,9 @@ fn shapes(text: &str) -> Option<Hit> {
             return Some(Hit::new(6, "fork bomb", 0, text.len()));
         }
     }
+    if let Some(at) = expansion(text) {
+        return Some(Hit::new(14, "shell parameter expansion", at, text.len()));
+    }
     if let Some(at) = windows_variable(text) {
         return Some(Hit::new(12, "windows environment variable", at, text.len()));
     }
@@ -116,12 +119,52 @@ fn shapes(text: &str) -> Option<Hit> {
     None
 }
 
+/// `${name}`, `${x#pattern}`, `$[2+2]`, `$((1+1))`, `${`id`}`: expansions only shells read.
+fn expansion(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    for (at, _) in text.match_indices('$') {
+        match b.get(at + 1) {
+            Some(b'[') => return Some(at),
+            Some(b'(') if b.get(at + 2) == Some(&b'(') => return Some(at),
+            Some(b'{') => {
+                let inner = &text[at + 2..];
+                let Some(end) = inner.find('}') else {
+                    continue;
+                };
+                let body = &inner[..end];
+                let name_len = body
+                    .bytes()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    .count();
+                let operator = body[name_len..].starts_with(['#', '%', ':', '/', '^', ',', '@']);
+                if body.starts_with('`') || name_len > 0 && (name_len == body.len() || operator) {
+                    return Some(at);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// `%SystemRoot%`, `%COMSPEC%`: variables `cmd.exe` expands to system paths.
 fn windows_variable(text: &str) -> Option<usize> {
     const VARS: &[&str] = &[
-        "systemroot", "systemdrive", "windir", "comspec", "userprofile", "appdata",
-        "localappdata", "programfiles", "programdata", "temp", "tmp", "allusersprofile",
-        "homedrive", "public", "psmodulepath",
+        "systemroot",
+        "systemdrive",
+        "windir",
+        "comspec",
+        "userprofile",
+        "appdata",
+        "localappdata",
+        "programfiles",
+        "programdata",
+        "temp",
+        "tmp",
+        "allusersprofile",
+        "homedrive",
+        "public",
+        "psmodulepath",
     ];
     let lower = text.to_ascii_lowercase();
     VARS.iter().find_map(|v| lower.find(&format!("%{v}%")))
@@ -284,14 +327,8 @@ impl<'a> Lexer<'a> {
                 cmd.end = self.i;
             }
             _ => {
-                let position = if self.current.is_some() {
-                    self.current
-                        .as_ref()
-                        .map_or(Position::Start, |c| c.position)
-                } else {
-                    self.next_position
-                };
                 self.finish();
+                let position = self.next_position;
                 self.current = Some(new_command(word, position, self.i));
             }
         }
@@ -369,6 +406,8 @@ impl<'a> Lexer<'a> {
         let rest = &self.b[self.i + 1..];
         let used = match rest.first() {
             Some(b'@' | b'*' | b'#' | b'?' | b'!' | b'$' | b'-' | b'0'..=b'9') => 2,
+            // `$'..'` and `$".."`: ANSI-C and locale quoting around an ordinary word.
+            Some(b'\'' | b'"') => 1,
             Some(b'(') if rest.get(1) == Some(&b')') => 3,
             Some(b'{') => {
                 let end = rest.iter().position(|&b| b == b'}').unwrap_or(rest.len());
@@ -411,7 +450,11 @@ impl<'a> Lexer<'a> {
             let position = cmd.position;
             self.commands.push(cmd);
             if wrapper {
-                self.next_position = position;
+                // `time id`, `nohup curl ...`: the wrapped program is in command position.
+                self.next_position = match position {
+                    Position::Start | Position::Loose => Position::Tight,
+                    other => other,
+                };
             }
         }
     }
@@ -482,9 +525,16 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
     let name = cmd
         .name
         .trim_matches(|c: char| c == '.' || c == '"' || c == '\'');
-    let name = name.split_once('=').map_or(name, |(_, value)| value);
-    if !shell_words::known(name) {
+    if name.contains('=') {
         return assignment_of_command(cmd);
+    }
+    let name = if shell_words::known(name) || shell_words::unmistakable(name) {
+        name
+    } else {
+        shell_words::without_version(name)
+    };
+    if !shell_words::known(name) && !shell_words::unmistakable(name) {
+        return None;
     }
     let common = shell_words::common(name);
     let shell_args = shelly(&cmd.args) || cmd.plumbing;
@@ -508,9 +558,10 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
             (true, false) => 40,
         },
         Position::Start => match (common, shell_args) {
+            _ if shell_words::unmistakable(name) => 12,
             (false, true) => 12,
             (true, true) => 16,
-            (false, false) if cmd.args.is_empty() => 36,
+            (false, false) => 24,
             _ => 45,
         },
     };

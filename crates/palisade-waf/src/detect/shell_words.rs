@@ -384,6 +384,102 @@ pub const COMMON: &[&str] = &[
     "ren", "sc", "ss", "ps", "od", "nl", "as", "pip", "printf", "grep",
 ];
 
+/// Programs that never appear in prose: named on their own they are a command.
+pub const UNMISTAKABLE: &[&str] = &[
+    "whoami",
+    "ifconfig",
+    "ipconfig",
+    "uname",
+    "wget",
+    "netcat",
+    "ncat",
+    "socat",
+    "chmod",
+    "chown",
+    "visudo",
+    "useradd",
+    "adduser",
+    "usermod",
+    "crontab",
+    "nohup",
+    "strace",
+    "netstat",
+    "base64",
+    "xxd",
+    "gunzip",
+    "zstdcat",
+    "bsdtar",
+    "bzcat",
+    "xzcat",
+    "unxz",
+    "cscli",
+    "certutil",
+    "bitsadmin",
+    "mshta",
+    "regsvr32",
+    "rundll32",
+    "wmic",
+    "powershell",
+    "pwsh",
+    "msfconsole",
+    "msfvenom",
+    "sqlmap",
+    "nmap",
+    "tcpdump",
+    "busybox",
+    "mkfifo",
+    "passwd",
+    "systemctl",
+    "iptables",
+    "chattr",
+    "pkexec",
+    "setcap",
+    "getcap",
+    "lsof",
+    "printenv",
+    "hostnamectl",
+    "schtasks",
+    "tasklist",
+    "taskkill",
+    "systeminfo",
+    "invoke-webrequest",
+    "invoke-expression",
+    "start-process",
+    "knife",
+    "kubectl",
+    "chef-shell",
+    "chef-client",
+    "chef-solo",
+    "chef-vault",
+    "chef-run",
+    "lwp-download",
+    "lwp-request",
+    "ssh-copy-id",
+    "ssh-keygen",
+    "aa-disable",
+    "aa-exec",
+    "rmt",
+    "uconv",
+    "cpulimit",
+    "gdb",
+    "ltrace",
+];
+
+/// Whether `name` is a program that never appears in prose (hyphenated tool names count).
+pub fn unmistakable(name: &str) -> bool {
+    UNMISTAKABLE.contains(&name)
+        || name.contains('-')
+            && name
+                .split('-')
+                .next()
+                .is_some_and(|head| known(head) && !common(head))
+}
+
+/// `python3.10` → `python`, `gcc7.4` → `gcc`: version suffixes removed.
+pub fn without_version(name: &str) -> &str {
+    name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
+}
+
 /// Commands that only wrap another command: the next word is in command position too.
 pub const WRAPPERS: &[&str] = &[
     "time", "nohup", "strace", "ltrace", "sudo", "doas", "env", "nice", "ionice", "timeout",

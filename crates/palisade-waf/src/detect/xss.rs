@@ -174,8 +174,7 @@ fn judge_tag(name: &str, rest: &str) -> (Option<u8>, &'static str) {
             reason = r;
         }
     };
-    let boundary =
-        rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace() || c == '>' || c == '/');
+    let boundary = !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if name == "script" && boundary {
         lower(5, "script tag");
     }

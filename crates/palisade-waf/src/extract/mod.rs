@@ -279,12 +279,40 @@ fn capped_name(name: &str) -> String {
 /// application echoes or parses as free text, checked by the request-level checks instead.
 /// Every other header (custom ones included) is inspected like an argument.
 pub const SKIPPED_HEADERS: &[&str] = &[
-    "host", "accept", "accept-encoding", "accept-language", "accept-charset", "connection",
-    "keep-alive", "proxy-connection", "content-length", "content-type", "transfer-encoding",
-    "cache-control", "pragma", "upgrade-insecure-requests", "dnt", "te", "upgrade",
-    "if-modified-since", "if-none-match", "if-match", "if-unmodified-since", "if-range",
-    "range", "authorization", "proxy-authorization", "cookie", "content-encoding", "expect",
-    "priority", "x-requested-with", "date", "max-forwards", "content-range", "request-range",
+    "host",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "accept-charset",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "cache-control",
+    "pragma",
+    "upgrade-insecure-requests",
+    "dnt",
+    "te",
+    "upgrade",
+    "if-modified-since",
+    "if-none-match",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "content-encoding",
+    "expect",
+    "priority",
+    "x-requested-with",
+    "date",
+    "max-forwards",
+    "content-range",
+    "request-range",
 ];
 
 /// Prefixes of browser-generated header families skipped like [`SKIPPED_HEADERS`].
@@ -309,7 +337,8 @@ pub fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
                 push_pair(out, Source::CookieName, Source::Cookie, name, value);
             }
         } else {
-            let name = String::from_utf8_lossy(&h.name[..h.name.len().min(64)]).to_ascii_lowercase();
+            let name =
+                String::from_utf8_lossy(&h.name[..h.name.len().min(64)]).to_ascii_lowercase();
             if inspected_header(&name) {
                 out.push(Source::Header, &name, h.value.into(), Plus::Literal);
             }

@@ -119,6 +119,10 @@ fn to_text(bytes: &[u8], flags: &mut DecodeFlags) -> String {
     for c in lossy.chars() {
         match c {
             '\0' => flags.insert(DecodeFlags::NUL),
+            '\u{2460}'..='\u{2468}' | '\u{24EA}' | '\u{24B6}'..='\u{24E9}' => {
+                flags.insert(DecodeFlags::FULLWIDTH);
+                out.push(enclosed_to_ascii(c));
+            }
             '\u{FF01}'..='\u{FF5E}' => {
                 flags.insert(DecodeFlags::FULLWIDTH);
                 out.push(char::from_u32(c as u32 - 0xFEE0).unwrap_or(c));
@@ -140,6 +144,18 @@ fn to_text(bytes: &[u8], flags: &mut DecodeFlags) -> String {
         }
     }
     out
+}
+
+/// `①` → `1`, `⓪` → `0`, `Ⓐ` → `A`, `ⓐ` → `a`: enclosed forms some parsers fold.
+fn enclosed_to_ascii(c: char) -> char {
+    let v = c as u32;
+    let ascii = match v {
+        0x2460..=0x2468 => v - 0x2460 + u32::from(b'1'),
+        0x24EA => u32::from(b'0'),
+        0x24B6..=0x24CF => v - 0x24B6 + u32::from(b'A'),
+        _ => v - 0x24D0 + u32::from(b'a'),
+    };
+    char::from_u32(ascii).unwrap_or(c)
 }
 
 /// The text lowercased, with SQL/C comments (`/* */`) and HTML comments (`<!-- -->`)

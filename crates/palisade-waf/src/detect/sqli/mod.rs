@@ -50,9 +50,32 @@ pub fn detect(text: &str) -> Option<Hit> {
 /// `{"$where": ...}`): NoSQL injection, scored with SQL injection.
 fn nosql(text: &str) -> Option<Hit> {
     const OPERATORS: &[&str] = &[
-        "ne", "eq", "gt", "gte", "lt", "lte", "in", "nin", "regex", "where", "exists", "not",
-        "nor", "or", "and", "elemmatch", "text", "expr", "jsonschema", "mod", "all", "size",
-        "type", "function", "accumulator", "lookup",
+        "ne",
+        "eq",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "nin",
+        "regex",
+        "where",
+        "exists",
+        "not",
+        "nor",
+        "or",
+        "and",
+        "elemmatch",
+        "text",
+        "expr",
+        "jsonschema",
+        "mod",
+        "all",
+        "size",
+        "type",
+        "function",
+        "accumulator",
+        "lookup",
     ];
     let b = text.as_bytes();
     for (at, _) in text.match_indices('$') {
@@ -66,7 +89,11 @@ fn nosql(text: &str) -> Option<Hit> {
             .collect::<String>()
             .to_ascii_lowercase();
         let end = at + 1 + name.len();
-        let closed = if bracketed { b.get(end) == Some(&b']') } else { end == b.len() };
+        let closed = if bracketed {
+            b.get(end) == Some(&b']')
+        } else {
+            end == b.len()
+        };
         if closed && OPERATORS.contains(&name.as_str()) {
             return Some(Hit::new(10, "nosql operator", at, end));
         }

@@ -169,9 +169,31 @@ const CATALOGUE: &[&str] = &[
 
 /// Type names a PostgreSQL cast (`::int`) converts to.
 const CAST_TYPES: &[&str] = &[
-    "int", "integer", "int4", "int8", "bigint", "smallint", "text", "varchar", "char",
-    "numeric", "decimal", "double", "float", "real", "json", "jsonb", "bool", "boolean",
-    "regclass", "oid", "bytea", "date", "timestamp", "xml", "uuid",
+    "int",
+    "integer",
+    "int4",
+    "int8",
+    "bigint",
+    "smallint",
+    "text",
+    "varchar",
+    "char",
+    "numeric",
+    "decimal",
+    "double",
+    "float",
+    "real",
+    "json",
+    "jsonb",
+    "bool",
+    "boolean",
+    "regclass",
+    "oid",
+    "bytea",
+    "date",
+    "timestamp",
+    "xml",
+    "uuid",
 ];
 
 struct Reader<'a> {
@@ -577,8 +599,10 @@ impl<'a> Reader<'a> {
             let sqlish = nested
                 || clauses >= 3
                 || window.iter().any(|n| {
-                    matches!(n.kind, Kind::Call | Kind::Comma | Kind::Num | Kind::Str(_) | Kind::Var)
-                        || self.text(*n) == "*"
+                    matches!(
+                        n.kind,
+                        Kind::Call | Kind::Comma | Kind::Num | Kind::Str(_) | Kind::Var
+                    ) || self.text(*n) == "*"
                         || self.text(*n).starts_with('`')
                 });
             let word = self.text(*t).to_ascii_lowercase();
@@ -589,7 +613,8 @@ impl<'a> Reader<'a> {
                             matches!(n.kind, Kind::Call | Kind::Var | Kind::Num | Kind::Str(_))
                                 || self.text(*n) == "*"
                                 || self.call_in(*n, ATTACK_CALLS)
-                                || (n.kind == Kind::Open && window.get(1).is_some_and(|m| self.lower_is(*m, "case")))
+                                || (n.kind == Kind::Open
+                                    && window.get(1).is_some_and(|m| self.lower_is(*m, "case")))
                         })
                 }
                 "insert" | "replace" => next_is("into"),
@@ -618,9 +643,17 @@ impl<'a> Reader<'a> {
                 _ => false,
             };
             let attack_target = matches!(word.as_str(), "exec" | "execute")
-                || window.first().is_some_and(|n| self.call_in(*n, ATTACK_CALLS));
+                || window
+                    .first()
+                    .is_some_and(|n| self.call_in(*n, ATTACK_CALLS));
             if shape {
-                let score = if attack_target { 10 } else if sqlish && !self.prose() { 14 } else { 42 };
+                let score = if attack_target {
+                    10
+                } else if sqlish && !self.prose() {
+                    14
+                } else {
+                    42
+                };
                 return self.hit(score, "sql statement", i);
             }
         }
@@ -650,10 +683,18 @@ impl<'a> Reader<'a> {
     fn literal_comparison(&self) -> Option<Hit> {
         for i in 0..self.toks.len().saturating_sub(2) {
             let (a, op, b) = (self.toks[i], self.toks[i + 1], self.toks[i + 2]);
-            if !(self.is_literal(i) && self.is_literal(i + 2)) || a.kind == Kind::Var || b.kind == Kind::Var {
+            if !(self.is_literal(i) && self.is_literal(i + 2))
+                || a.kind == Kind::Var
+                || b.kind == Kind::Var
+            {
                 continue;
             }
-            let (op_text, b) = if self.lower_is(op, "is") && self.toks.get(i + 2).is_some_and(|t| self.lower_is(*t, "not")) {
+            let (op_text, b) = if self.lower_is(op, "is")
+                && self
+                    .toks
+                    .get(i + 2)
+                    .is_some_and(|t| self.lower_is(*t, "not"))
+            {
                 match self.toks.get(i + 3) {
                     Some(t) if matches!(t.kind, Kind::Num | Kind::Str(_)) => ("!=", *t),
                     _ => continue,
@@ -687,25 +728,40 @@ impl<'a> Reader<'a> {
             let next = self.toks.get(i + 1).copied();
             let next_is = |w: &str| next.is_some_and(|n| self.lower_is(n, w));
             let word = |w: &str| self.lower_is(*t, w);
-            if word("having") && (self.kind(i + 1) == Some(Kind::Call) || self.is_literal(i + 1) && self.is_compare(i + 2)) {
+            if word("having")
+                && (self.kind(i + 1) == Some(Kind::Call)
+                    || self.is_literal(i + 1) && self.is_compare(i + 2))
+            {
                 return self.hit(16, "sql having clause", i);
             }
             if word("case") && next_is("when") {
                 return self.hit(16, "sql case expression", i);
             }
-            if word("when") && self.toks[i + 1..].iter().take(6).any(|n| self.lower_is(*n, "then")) && !self.prose() {
+            if word("when")
+                && self.toks[i + 1..]
+                    .iter()
+                    .take(6)
+                    .any(|n| self.lower_is(*n, "then"))
+                && !self.prose()
+            {
                 return self.hit(18, "sql case expression", i);
             }
             if word("procedure") && next.is_some_and(|n| n.kind == Kind::Call) {
                 return self.hit(10, "sql procedure call", i);
             }
-            if word("values") && self.kind(i + 1) == Some(Kind::Open) && self.is_literal(i + 2) && self.kind(i + 3) == Some(Kind::Comma) {
+            if word("values")
+                && self.kind(i + 1) == Some(Kind::Open)
+                && self.is_literal(i + 2)
+                && self.kind(i + 3) == Some(Kind::Comma)
+            {
                 return self.hit(16, "sql values list", i);
             }
             if word("from") && !self.prose() {
                 let window = &self.toks[i + 1..self.toks.len().min(i + 8)];
                 let follows = window.iter().any(|n| {
-                    ["where", "limit", "join", "having"].iter().any(|w| self.lower_is(*n, w))
+                    ["where", "limit", "join", "having"]
+                        .iter()
+                        .any(|w| self.lower_is(*n, w))
                 });
                 if follows {
                     return self.hit(16, "sql clause sequence", i);
@@ -723,15 +779,21 @@ impl<'a> Reader<'a> {
     fn casts(&self) -> Option<Hit> {
         for (i, t) in self.toks.iter().enumerate() {
             if t.kind == Kind::Op && self.text(*t) == "::" {
-                let target = self.toks.get(i + 1).is_some_and(|n| {
-                    CAST_TYPES.iter().any(|ty| self.lower_is(*n, ty))
-                });
-                let before = i > 0 && matches!(self.kind(i - 1), Some(Kind::Str(_) | Kind::Word(_) | Kind::Close | Kind::Num));
+                let target = self
+                    .toks
+                    .get(i + 1)
+                    .is_some_and(|n| CAST_TYPES.iter().any(|ty| self.lower_is(*n, ty)));
+                let before = i > 0
+                    && matches!(
+                        self.kind(i - 1),
+                        Some(Kind::Str(_) | Kind::Word(_) | Kind::Close | Kind::Num)
+                    );
                 if target && before && self.ctx == Context::Bare {
                     return self.hit(14, "sql type cast", i.saturating_sub(1));
                 }
             }
-            if t.kind == Kind::Num && self.text(*t).to_ascii_lowercase().ends_with(".e")
+            if t.kind == Kind::Num
+                && self.text(*t).to_ascii_lowercase().ends_with(".e")
                 && matches!(self.kind(i + 1), Some(Kind::Open | Kind::Dot | Kind::Call))
             {
                 return self.hit(12, "sql number trick", i);
@@ -743,9 +805,13 @@ impl<'a> Reader<'a> {
     /// `ORder BY`, `SeLeCt`: keywords in random case, which only filter evasion produces.
     fn mixed_case_keywords(&self) -> Option<Hit> {
         let at = self.toks.iter().position(|t| {
-            matches!(t.kind, Kind::Word(Word::Statement | Word::Union | Word::Clause) | Kind::Call)
-                && mixed_case(self.text(*t))
-                && (t.kind != Kind::Call || self.call_in(*t, SQL_CALLS) || self.call_in(*t, ATTACK_CALLS))
+            matches!(
+                t.kind,
+                Kind::Word(Word::Statement | Word::Union | Word::Clause) | Kind::Call
+            ) && mixed_case(self.text(*t))
+                && (t.kind != Kind::Call
+                    || self.call_in(*t, SQL_CALLS)
+                    || self.call_in(*t, ATTACK_CALLS))
         })?;
         self.hit(18, "sql keyword in mixed case", at)
     }
