@@ -153,17 +153,30 @@ fn resolve_lookups(s: &str) -> String {
 /// Fully qualified names in the dangerous packages.
 fn class_names(folded: &str) -> Option<Hit> {
     for pkg in PACKAGES {
-        for (at, _) in folded.match_indices(pkg) {
+        // `org.apache.commons` on its own names the package as surely as a class in it.
+        let bare = pkg.trim_end_matches('.');
+        let search = if folded.contains(pkg) || !bare.contains('.') {
+            *pkg
+        } else {
+            bare
+        };
+        for (at, _) in folded.match_indices(search) {
             let before = folded[..at].chars().next_back();
             if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
                 continue;
             }
-            let rest = &folded[at + pkg.len()..];
+            let rest = &folded[at + search.len()..];
+            if search == bare && rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
             let class_len = rest
                 .bytes()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_')
                 .count();
-            if class_len == 0 && !pkg.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+            if class_len == 0
+                && search == *pkg
+                && !pkg.ends_with(|c: char| c.is_ascii_alphanumeric())
+            {
                 continue;
             }
             let name = &rest[..class_len];
@@ -185,7 +198,7 @@ fn class_names(folded: &str) -> Option<Hit> {
                 score,
                 "java class name",
                 at,
-                (at + pkg.len() + class_len).min(folded.len()),
+                (at + search.len() + class_len).min(folded.len()),
             ));
         }
     }

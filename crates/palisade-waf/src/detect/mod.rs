@@ -150,7 +150,7 @@ fn run_all(
     emit(DetectorKind::Php, php::detect(text, folded, hidden));
     emit(DetectorKind::Java, java::detect(text, folded, hidden));
     emit(DetectorKind::Node, rce::detect(text, folded));
-    if !names_only || source == Source::ArgName {
+    if !names_only || matches!(source, Source::ArgName | Source::MultipartName) {
         emit(
             DetectorKind::Protocol,
             protocol::detect_value(input, text, source),

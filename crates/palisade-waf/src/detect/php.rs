@@ -266,23 +266,13 @@ fn dollar(folded: &str) -> Option<Hit> {
                     Some(Hit::new(10, "php variable variable", at, folded.len())),
                 );
             }
-            continue;
         }
         let name_len = b[i..]
             .iter()
             .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
             .count();
-        let mut j = i + name_len;
-        while b.get(j) == Some(&b'[') {
-            j += b[j..]
-                .iter()
-                .position(|&c| c == b']')
-                .map_or(b.len() - j, |p| p + 1);
-        }
-        while b.get(j).is_some_and(u8::is_ascii_whitespace) {
-            j += 1;
-        }
-        if (name_len > 0 || i > at + 1) && b.get(j) == Some(&b'(') {
+        let j = skip_accessors(b, i + name_len);
+        if (name_len > 0 || i > at + 1 || brace) && b.get(j) == Some(&b'(') {
             best = Hit::better(
                 best,
                 Some(Hit::new(10, "php variable function", at, folded.len())),
@@ -290,6 +280,30 @@ fn dollar(folded: &str) -> Option<Hit> {
         }
     }
     best
+}
+
+/// Skips `[...]` and `{...}` accessors, spaces and comments after a variable name.
+fn skip_accessors(b: &[u8], mut j: usize) -> usize {
+    for _ in 0..16 {
+        match b.get(j) {
+            Some(&open @ (b'[' | b'{')) => {
+                let close = if open == b'[' { b']' } else { b'}' };
+                j += b[j..]
+                    .iter()
+                    .position(|&c| c == close)
+                    .map_or(b.len() - j, |p| p + 1);
+            }
+            Some(c) if c.is_ascii_whitespace() => j += 1,
+            Some(b'/') if b.get(j + 1) == Some(&b'/') => {
+                j += b[j..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .unwrap_or(b.len() - j);
+            }
+            _ => break,
+        }
+    }
+    j
 }
 
 /// `name (`, also with comments between: calls of PHP functions.

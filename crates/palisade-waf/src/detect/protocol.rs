@@ -117,7 +117,6 @@ const SCANNERS: &[&str] = &[
     "hydra",
     "absinthe",
     "pangolin",
-    "grabber",
     "x-scan",
     "dominator",
     "nsauditor",
@@ -142,10 +141,7 @@ pub fn detect_value(input: &Input<'_>, text: &str, source: Source) -> Option<Hit
         best = Hit::better(best, ldap(text));
     }
     if matches!(source, Source::MultipartName | Source::FileName)
-        && input
-            .raw
-            .iter()
-            .any(|b| matches!(b, b'"' | b';' | b'=' | b'\'' | b'\\'))
+        && without_entities(text).contains(['"', ';', '=', '\'', '\\'])
     {
         best = Hit::better(
             best,
@@ -170,6 +166,26 @@ pub fn detect_value(input: &Input<'_>, text: &str, source: Source) -> Option<Hit
         );
     }
     best
+}
+
+/// `text` without named character references (`&auml;`), which browsers use to send field
+/// names outside the page's charset.
+fn without_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let name = after.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        if name > 0 && after.as_bytes().get(name) == Some(&b';') {
+            rest = &after[name + 1..];
+        } else {
+            out.push('&');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Encodings honest clients never produce.

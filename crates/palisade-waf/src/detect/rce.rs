@@ -138,7 +138,9 @@ fn endless_loop(squeezed: &str) -> Option<Hit> {
 
 fn truthy(cond: &str) -> bool {
     match cond {
-        "true" | "infinity" | "-infinity" | "+infinity" | "[]" | "{}" => true,
+        "true" | "infinity" | "-infinity" | "+infinity" | "[]" | "{}" | "this" | "string"
+        | "object" | "array" | "function" | "date" | "math" | "window" | "globalthis" => true,
+        _ if cond.starts_with("!!") => truthy(&cond[2..]),
         _ if cond.starts_with("new") => true,
         _ if cond.starts_with('!') => falsy(&cond[1..]),
         _ => cond

@@ -288,6 +288,29 @@ fn multipart_charsets(req: &Request<'_>, out: &mut Vec<RequestHit>) {
 }
 
 fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    version(req, out);
+    if let Some(host) = req.header("host") {
+        let host = String::from_utf8_lossy(host);
+        let name = host.trim().trim_start_matches('[');
+        let name = name.split(']').next().unwrap_or(name);
+        let name = if name.contains(':') && !host.contains('[') {
+            name.split(':').next().unwrap_or(name)
+        } else {
+            name
+        };
+        let ip = name.parse::<std::net::IpAddr>().is_ok();
+        if ip {
+            push(
+                out,
+                DetectorKind::Protocol,
+                20,
+                "host is an ip address",
+                Source::Header,
+                "host",
+                host.as_bytes(),
+            );
+        }
+    }
     for h in req.headers {
         let name = String::from_utf8_lossy(h.name).to_ascii_lowercase();
         if h.value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
@@ -390,6 +413,26 @@ fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
             Source::Header,
             "host",
             b"",
+        );
+    }
+}
+
+/// Versions other than HTTP/1.0, 1.1, 2 and 3.
+fn version(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    let v = req.version;
+    let known = matches!(
+        v,
+        b"" | b"HTTP/1.0" | b"HTTP/1.1" | b"HTTP/2" | b"HTTP/2.0" | b"HTTP/3" | b"HTTP/3.0"
+    );
+    if !known {
+        push(
+            out,
+            DetectorKind::Protocol,
+            10,
+            "unknown http version",
+            Source::Request,
+            "version",
+            v,
         );
     }
 }

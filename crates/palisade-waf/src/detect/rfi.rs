@@ -174,8 +174,7 @@ pub fn detect_ssrf(folded: &str, source: Source) -> Option<Hit> {
     for host in METADATA {
         if let Some(at) = folded.find(host) {
             let url = folded[..at].ends_with("//");
-            let path = folded[at + host.len()..].len() > 1;
-            if url && path {
+            if url {
                 return Some(Hit::new(8, "cloud metadata address", at, folded.len()));
             }
         }
@@ -203,8 +202,7 @@ pub fn detect_ssrf(folded: &str, source: Source) -> Option<Hit> {
             folded.len(),
         ));
     }
-    if host.starts_with('[')
-        && (host.contains("::ffff:") || host == "[::1]" || host.contains("a9fe"))
+    if host.starts_with('[') && (host.contains("ffff:") || host == "[::1]" || host.contains("a9fe"))
     {
         return Some(Hit::new(12, "ipv6 internal address", at, folded.len()));
     }

@@ -538,6 +538,11 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
     }
     let common = shell_words::common(name);
     let shell_args = shelly(&cmd.args) || cmd.plumbing;
+    // Tool names are ordinary user agents (`Wget/1.21`): only shell syntax counts there.
+    let start_needs_syntax = source == Source::Header && cmd.position == Position::Start;
+    if start_needs_syntax && !shell_args && !cmd.evasion {
+        return None;
+    }
     let mut score = match cmd.position {
         Position::Substitution => {
             if common && !shell_args && cmd.args.is_empty() {
