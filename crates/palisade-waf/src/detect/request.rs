@@ -476,8 +476,9 @@ fn range(value: &[u8], out: &mut Vec<RequestHit>) {
 /// `next-auth.session-token`, `meteor_login_token`).
 fn session_like(name: &str) -> bool {
     name.contains("sess")
-        || name.ends_with(".sid")
-        || name.ends_with("_sid")
+        || name.ends_with("sid")
+        || name == "cakephp"
+        || name.ends_with("-token") && !name.contains("csrf") && !name.contains("xsrf")
         || name.ends_with("login_token")
         || name.ends_with("session-token")
 }
@@ -496,6 +497,10 @@ fn method_override(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         b"post",
         b"get",
         b"propfind",
+        b"proppatch",
+        b"mkcol",
+        b"lock",
+        b"unlock",
         b"move",
         b"copy",
     ];

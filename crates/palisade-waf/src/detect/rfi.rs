@@ -84,7 +84,9 @@ pub fn detect(_text: &str, folded: &str, source: Source, name: &str) -> Option<H
             folded.len(),
         ));
     }
-    if host.starts_with(|c: char| c.is_ascii_digit()) && looks_like_ip(host) && !header {
+    let ip = host.starts_with(|c: char| c.is_ascii_digit()) && looks_like_ip(host)
+        || host.starts_with('[') && host.contains(':');
+    if ip && !header {
         return Some(Hit::new(12, "url to a bare ip address", at, folded.len()));
     }
     if after_scheme
@@ -244,14 +246,24 @@ fn bare_internal_host(folded: &str, source: Source) -> Option<Hit> {
     ];
     if !matches!(
         source,
-        Source::Arg | Source::Form | Source::Json | Source::Xml
+        Source::Arg | Source::Form | Source::Json | Source::Xml | Source::Cookie
     ) {
         return None;
     }
     let host = folded.split(['/', ':']).next().unwrap_or("");
     let rest = &folded[host.len()..];
     let url_like = rest.starts_with('/') || rest.starts_with(':');
-    (url_like && NAMES.contains(&host)).then(|| Hit::new(18, "internal host name", 0, folded.len()))
+    let internal = NAMES.contains(&host)
+        || [
+            ".internal",
+            ".cluster.local",
+            ".localhost",
+            "localtest.me",
+            "lvh.me",
+        ]
+        .iter()
+        .any(|suffix| host.ends_with(suffix) && host.len() > suffix.len() - 1);
+    (url_like && internal).then(|| Hit::new(18, "internal host name", 0, folded.len()))
 }
 
 /// An IPv4 address in any notation `inet_aton` accepts: dotted parts in decimal, hex or

@@ -540,7 +540,15 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
     let shell_args = shelly(&cmd.args) || cmd.plumbing;
     // Tool names are ordinary user agents (`Wget/1.21`): only shell syntax counts there.
     let start_needs_syntax = source == Source::Header && cmd.position == Position::Start;
-    if start_needs_syntax && !shell_args && !cmd.evasion {
+    let http_client = [
+        "wget", "curl", "lynx", "links", "w3m", "fetch", "aria2c", "httpie",
+    ]
+    .contains(&name);
+    if start_needs_syntax
+        && !shell_args
+        && !cmd.evasion
+        && (http_client || !shell_words::unmistakable(name))
+    {
         return None;
     }
     let mut score = match cmd.position {

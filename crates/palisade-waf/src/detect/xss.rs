@@ -78,6 +78,9 @@ const GLOBALS: &[&str] = &[
 
 /// Properties that read or steer the page.
 const REACH: &[&str] = &[
+    "queryselector",
+    "getelementbyid",
+    "textcontent",
     "cookie",
     "location",
     "domain",

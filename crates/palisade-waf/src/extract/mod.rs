@@ -342,12 +342,29 @@ pub fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
             if inspected_header(&name) {
                 out.push(Source::Header, &name, h.value.into(), Plus::Literal);
             }
+            if name == "referer" {
+                referer_args(h.value, out);
+            }
         }
     }
     if req.body_truncated {
         out.stop(StopReason::BodyTruncated);
     }
     body::collect(req, out);
+}
+
+/// The query values of a `Referer`: pages reflect them, and attackers plant payloads there.
+fn referer_args<'r>(value: &'r [u8], out: &mut Collector<'r>) {
+    let Some(at) = memchr::memchr(b'?', value) else {
+        return;
+    };
+    let query = &value[at + 1..];
+    let query = query.split(|&b| b == b'#').next().unwrap_or_default();
+    for (_, v) in pairs(query, b'&') {
+        if v.len() >= 3 {
+            out.push(Source::Header, "referer", v.into(), Plus::IsSpace);
+        }
+    }
 }
 
 /// Keeps a name and value pair: the name (when not empty) and the value under that name.

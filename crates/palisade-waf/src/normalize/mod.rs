@@ -119,6 +119,10 @@ fn to_text(bytes: &[u8], flags: &mut DecodeFlags) -> String {
     for c in lossy.chars() {
         match c {
             '\0' => flags.insert(DecodeFlags::NUL),
+            '\u{3002}' | '\u{FF61}' => {
+                flags.insert(DecodeFlags::FULLWIDTH);
+                out.push('.');
+            }
             '\u{2460}'..='\u{2468}' | '\u{24EA}' | '\u{24B6}'..='\u{24E9}' => {
                 flags.insert(DecodeFlags::FULLWIDTH);
                 out.push(enclosed_to_ascii(c));

@@ -380,6 +380,11 @@ impl<'a> Reader<'a> {
                     || self.kind(i + 3) == Some(Kind::Comma);
                 let score = if numeric || !self.prose() { 8 } else { 30 };
                 best = Hit::better(best, self.hit(score, "sql attack function", i));
+            } else if self.call_in(*t, &["if", "iif"])
+                && self.is_literal(i + 2)
+                && self.is_compare(i + 3)
+            {
+                best = Hit::better(best, self.hit(16, "sql conditional probe", i));
             } else if self.call_in(*t, PROBE_CALLS) {
                 let empty = self.kind(i + 2) == Some(Kind::Close) || self.kind(i + 2).is_none();
                 let score = if empty { 15 } else { 40 };
@@ -598,6 +603,7 @@ impl<'a> Reader<'a> {
             let nested = i > 0 && self.kind(i - 1) == Some(Kind::Open);
             let sqlish = nested
                 || clauses >= 3
+                || window.iter().any(|n| self.lower_is(*n, "case"))
                 || window.iter().any(|n| {
                     matches!(
                         n.kind,
