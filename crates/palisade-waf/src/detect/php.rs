@@ -396,7 +396,12 @@ fn callable_expression(folded: &str) -> Option<Hit> {
             || lead.contains(['"', '\'', '['])
             || lead.ends_with(|c: char| c.is_ascii_alphabetic());
         let closes = args.contains(')');
+        let call_args = args.split(')').next().unwrap_or("");
+        let plausible_args = !call_args.contains("://") && call_args.len() <= 60;
+        let array_callable = last != b']' || lead.contains("][") || lead.contains(['\'', '"']);
         if has_name
+            && plausible_args
+            && array_callable
             && arg_like
             && closes
             && (stringy || last == b')' && before.starts_with('('))

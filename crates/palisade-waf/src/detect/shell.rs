@@ -392,6 +392,13 @@ impl<'a> Lexer<'a> {
         let close = memchr::memchr(q, &self.b[self.i + 1..]).map(|p| self.i + 1 + p);
         let end = close.unwrap_or(self.b.len());
         let inner = String::from_utf8_lossy(&self.b[self.i + 1..end]).to_lowercase();
+        // An apostrophe in prose (`I'd`, `it's 'fine'`) is not quoting: in-word quoting
+        // tricks never leave the quotes open or put spaces inside them.
+        if close.is_none() || mid_word && inner.contains(char::is_whitespace) {
+            out.text.push(char::from(q));
+            self.i += 1;
+            return;
+        }
         self.i = (end + 1).min(self.b.len());
         let continues =
             self.i < self.b.len() && !matches!(self.b[self.i], b' ' | b'\t' | b';' | b'|' | b'&');

@@ -338,7 +338,7 @@ impl<'a> Reader<'a> {
                     .any(|t| self.lower_is(*t, "from"));
                 let score = match (self.prose(), from) {
                     (false, _) => 6,
-                    (true, true) => 16,
+                    (true, true) => 26,
                     (true, false) => 30,
                 };
                 return self.hit(score, "union select", i);
@@ -774,7 +774,11 @@ impl<'a> Reader<'a> {
                 }
             }
             if (word("group") || word("order")) && next_is("by") {
-                let score = if self.prose() { 30 } else { 20 };
+                let score = if self.kind(i + 2) == Some(Kind::Num) {
+                    12
+                } else {
+                    30
+                };
                 return self.hit(score, "sql ordering clause", i);
             }
         }
