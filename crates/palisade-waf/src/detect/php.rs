@@ -272,7 +272,8 @@ fn dollar(folded: &str) -> Option<Hit> {
             .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
             .count();
         let j = skip_accessors(b, i + name_len);
-        if (name_len > 0 || i > at + 1 || brace) && b.get(j) == Some(&b'(') {
+        let name_ok = name_len > 0 && !b[i].is_ascii_digit();
+        if (name_ok || i > at + 1 || brace) && b.get(j) == Some(&b'(') {
             best = Hit::better(
                 best,
                 Some(Hit::new(10, "php variable function", at, folded.len())),

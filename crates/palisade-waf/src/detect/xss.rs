@@ -374,19 +374,10 @@ fn script(s: &str) -> Option<Hit> {
     for (n, w) in words.iter().enumerate() {
         let next = words.get(n + 1);
         if GLOBALS.contains(&w.text)
-            && let Some(prop) = next.filter(|p| p.joined_by_access)
+            && let Some(prop) = next.filter(|p| p.joined_by_access && REACH.contains(&p.text))
         {
-            if REACH.contains(&prop.text) {
-                best = Hit::better(
-                    best,
-                    Some(Hit::new(
-                        12,
-                        "script reaches into the page",
-                        w.start,
-                        prop.end,
-                    )),
-                );
-            }
+            let hit = Hit::new(12, "script reaches into the page", w.start, prop.end);
+            best = Hit::better(best, Some(hit));
         }
         if SINKS.contains(&w.text) && (w.call || w.template) {
             let score = if w.template || w.tight_call { 10 } else { 30 };

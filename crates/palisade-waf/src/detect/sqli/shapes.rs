@@ -333,10 +333,15 @@ impl<'a> Reader<'a> {
             if matches!(next.kind, Kind::Word(Word::Statement) | Kind::Call)
                 && self.lower_is(*next, "select")
             {
-                let from = self.toks[j..self.toks.len().min(j + 8)]
-                    .iter()
-                    .any(|t| self.lower_is(*t, "from"));
-                let score = match (self.prose(), from) {
+                let after = &self.toks[j + 1..self.toks.len().min(j + 8)];
+                let from = after.iter().any(|t| self.lower_is(*t, "from"));
+                let column_list = after.iter().any(|t| {
+                    matches!(
+                        t.kind,
+                        Kind::Comma | Kind::Num | Kind::Call | Kind::Word(Word::Literal)
+                    ) || self.text(*t) == "*"
+                });
+                let score = match (self.prose() && !column_list, from) {
                     (false, _) => 6,
                     (true, true) => 26,
                     (true, false) => 30,
@@ -873,10 +878,7 @@ fn literal_truth(a: &str, op: &str, b: &str) -> bool {
         return match op {
             "=" | "==" | "<=>" => x == y,
             "!=" | "<>" => x != y,
-            "<" => x < y,
-            ">" => x > y,
-            "<=" => x <= y,
-            ">=" => x >= y,
+            // Orderings (`123<456`) are ordinary comparisons in prose and prices.
             _ => op.eq_ignore_ascii_case("like") && x == y,
         };
     }
