@@ -14,7 +14,10 @@ fn get_headers() -> [Header<'static>; 6] {
     [
         Header::new(b"Host", b"shop.example.com"),
         Header::new(b"User-Agent", UA),
-        Header::new(b"Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        Header::new(
+            b"Accept",
+            b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
         Header::new(b"Accept-Language", b"en-GB,en;q=0.9"),
         Header::new(b"Accept-Encoding", b"gzip, deflate, br"),
         Header::new(b"Cookie", b"session=3q2+7wAAAAE; theme=dark"),

@@ -6,7 +6,7 @@
 use super::Hit;
 
 /// Packages whose classes give code execution or file access when named in a request.
-const PACKAGES: &[&str] = &[
+pub(crate) const PACKAGES: &[&str] = &[
     "java.lang.",
     "java.io.",
     "java.nio.",
@@ -44,7 +44,7 @@ const PACKAGES: &[&str] = &[
 ];
 
 /// Classes and gadget names that are the payload themselves.
-const GADGETS: &[&str] = &[
+pub(crate) const GADGETS: &[&str] = &[
     "processbuilder",
     "getruntime",
     "invokertransformer",
@@ -78,6 +78,9 @@ const GADGETS: &[&str] = &[
 /// Looks for Java attacks in `text` / `folded`. In a payload decoded from base64, a gadget
 /// name on its own is enough.
 pub fn detect(text: &str, folded: &str, hidden: bool) -> Option<Hit> {
+    if !ANCHORS.is_match(folded) {
+        return None;
+    }
     let mut best = None;
     if folded.contains("${") || folded.contains("jndi") {
         best = jndi(folded);
@@ -99,6 +102,31 @@ pub fn detect(text: &str, folded: &str, hidden: bool) -> Option<Hit> {
     }
     best
 }
+
+static ANCHORS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    let mut patterns: Vec<&str> = PACKAGES.iter().map(|p| p.trim_end_matches('.')).collect();
+    patterns.extend(GADGETS);
+    patterns.extend([
+        "${",
+        "jndi",
+        "runtime",
+        "processbuilder",
+        "aced0005",
+        "#_memberaccess",
+        "@java",
+        "#context",
+        "#request",
+        "t(java",
+        "classloader",
+        "getclass",
+        "%{",
+        "#ognl",
+        "@ognl",
+        "new java",
+        "java",
+    ]);
+    super::matcher(&patterns)
+});
 
 /// Serialised Java objects found in decoded base64 bytes.
 pub fn detect_bytes(bytes: &[u8]) -> Option<Hit> {

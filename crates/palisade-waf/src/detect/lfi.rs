@@ -6,7 +6,7 @@ use super::Hit;
 use crate::extract::Source;
 
 /// Files and directories worth reading to an attacker, as path fragments (lowercase, `/`).
-const SENSITIVE: &[&str] = &[
+pub(crate) const SENSITIVE: &[&str] = &[
     "etc/passwd",
     "etc/shadow",
     "etc/group",
@@ -88,11 +88,14 @@ const SENSITIVE: &[&str] = &[
 ];
 
 /// Components that are sensitive only as a whole (`.env`, not `.environment`).
-const WHOLE: &[&str] = &[".env", ".git", ".ssh", ".aws", "shadow", "passwd"];
+pub(crate) const WHOLE: &[&str] = &[".env", ".git", ".ssh", ".aws", "shadow", "passwd"];
 
 /// Looks for traversal and sensitive file names in `folded` (lowercase, decoded).
 pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
     if !folded.contains(['/', '\\', '.']) {
+        return None;
+    }
+    if !ANCHORS.is_match(folded) {
         return None;
     }
     let path: String = folded.replace('\\', "/");
@@ -117,6 +120,16 @@ pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
     };
     Some(Hit::new(score, reason, start, folded.len()))
 }
+
+static ANCHORS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    let mut patterns: Vec<String> = SENSITIVE.iter().map(|p| p.replace('/', "")).collect();
+    patterns.extend(SENSITIVE.iter().map(|p| p.to_string()));
+    patterns.extend(SENSITIVE.iter().map(|p| p.replace('/', "\\")));
+    patterns.extend(WHOLE.iter().map(|p| p.to_string()));
+    patterns.push("..".into());
+    let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    super::matcher(&refs)
+});
 
 /// How many times the path climbs a directory (`../`, `..\`, `..;/`, `.../`).
 fn climbs(path: &str) -> usize {

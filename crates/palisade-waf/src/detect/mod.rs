@@ -13,12 +13,21 @@ pub mod rce;
 pub mod request;
 pub mod rfi;
 pub mod shell;
-mod shell_words;
+pub(crate) mod shell_words;
 pub mod sqli;
 pub mod xss;
 
 use crate::class::DetectorKind;
 use crate::extract::{Input, Source};
+
+/// A case-sensitive multi-pattern matcher over the lowercase view, built once: detectors use
+/// it to skip inputs that hold none of their anchor strings.
+pub(crate) fn matcher(patterns: &[&str]) -> aho_corasick::AhoCorasick {
+    aho_corasick::AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(patterns)
+        .expect("static patterns build an automaton")
+}
 
 /// What a detector found in one text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +82,17 @@ pub fn inspect_input(input: &Input<'_>, raise: &mut dyn FnMut(Raised)) {
         input.location.source,
         Source::ArgName | Source::FormName | Source::CookieName | Source::MultipartName
     );
+    if plain(input) {
+        if let Some(hit) = protocol::detect_value(input, &input.text, input.location.source) {
+            raise(Raised {
+                detector: DetectorKind::Protocol,
+                hit,
+                hidden: false,
+                payload: 0,
+            });
+        }
+        return;
+    }
     run_all(
         input,
         &input.text,
@@ -97,6 +117,138 @@ pub fn inspect_input(input: &Input<'_>, raise: &mut dyn FnMut(Raised)) {
             run_all(input, &text, &folded, names_only, true, n, raise);
         }
     }
+}
+
+/// Words that make an attack out of letters and spaces alone: SQL keywords and catalogue
+/// names, gadget and runtime names, script sinks, interpreter objects, file names.
+static ATTACK_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        let mut words: Vec<&str> = java::PACKAGES
+            .iter()
+            .map(|p| p.trim_end_matches('.'))
+            .collect();
+        words.extend(java::GADGETS);
+        words.extend(rce::SHAPES.iter().map(|(p, _, _)| *p));
+        words.extend(lfi::SENSITIVE.iter().filter(|p| !p.contains('/')));
+        words.extend(lfi::WHOLE);
+        words.extend(xss::GLOBALS);
+        words.extend(xss::SINKS);
+        words.extend([
+            "union",
+            "select",
+            "insert",
+            "update",
+            "delete",
+            "drop",
+            "exec",
+            "declare",
+            "truncate",
+            "shutdown",
+            "waitfor",
+            "sleep",
+            "benchmark",
+            "schema",
+            "pg_",
+            "sys",
+            "xp_",
+            "sp_",
+            "mysql",
+            "sqlite",
+            "msdb",
+            "tempdb",
+            "northwind",
+            "_name",
+            "outfile",
+            "dumpfile",
+            "load_file",
+            "utl_",
+            "dbms_",
+            "openrowset",
+            "opendatasource",
+            "order by",
+            "group by",
+            "having",
+            "case",
+            "when",
+            "except",
+            "intersect",
+            "procedure",
+            "like",
+            "regexp",
+            "glob",
+            "is not",
+            "notnull",
+            "null",
+            "varchar",
+            "into",
+            "values",
+            "where",
+            "from",
+            "limit",
+            "java",
+            "runtime",
+            "processbuilder",
+            "transformer",
+            "closure",
+            "factory",
+            "classloader",
+            "jndi",
+            "script",
+            "alert",
+            "prompt",
+            "confirm",
+            "eval",
+            "document",
+            "window",
+            "cookie",
+            "process",
+            "require",
+            "constructor",
+            "console",
+            "function",
+            "php",
+            "passwd",
+            "shadow",
+            "history",
+            "htaccess",
+            "htpasswd",
+            "localhost",
+            "internal",
+            "lvh",
+            "localtest",
+            "metadata",
+            "onload",
+            "onerror",
+            "xor",
+            "rlike",
+            "ilike",
+            "sounds",
+            "between",
+            "information",
+            "catalog",
+            "analyse",
+            "json",
+            "version",
+            "database",
+            "user",
+        ]);
+        matcher(&words)
+    });
+
+/// A value of letters, digits and sentence punctuation with no attack word: nothing but the
+/// protocol checks (encodings) can fire on it, so the detectors are skipped.
+fn plain(input: &Input<'_>) -> bool {
+    let source = input.location.source;
+    if matches!(source, Source::Path | Source::Header | Source::FileName)
+        || !input.hidden.is_empty()
+    {
+        return false;
+    }
+    let text = input.folded.as_bytes();
+    let safe = text
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b" .,!?_@-".contains(&b) || b >= 0x80);
+    safe && !ATTACK_WORDS.is_match(text) && !shell::starts_with_program(&input.folded)
 }
 
 fn run_all(

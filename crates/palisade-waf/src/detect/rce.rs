@@ -6,7 +6,7 @@
 use super::Hit;
 
 /// Fragments that only appear in code injected into a server-side interpreter.
-const SHAPES: &[(&str, u8, &str)] = &[
+pub(crate) const SHAPES: &[(&str, u8, &str)] = &[
     ("child_process", 5, "node child process"),
     ("process.mainmodule", 5, "node process module"),
     ("process.binding", 6, "node process binding"),
@@ -57,8 +57,31 @@ const SHAPES: &[(&str, u8, &str)] = &[
     ("<!--#printenv", 10, "server-side include"),
 ];
 
+static ANCHORS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    let mut patterns: Vec<&str> = SHAPES.iter().map(|(p, _, _)| *p).collect();
+    patterns.extend([
+        "{{",
+        "while",
+        "function",
+        "=>",
+        "process",
+        "constructor",
+        "require",
+        "console",
+        "<!--",
+        "__",
+        "@{",
+        "subprocess",
+        "popen",
+    ]);
+    super::matcher(&patterns)
+});
+
 /// Looks for server-side code injection in `folded`.
 pub fn detect(_text: &str, folded: &str) -> Option<Hit> {
+    if !ANCHORS.is_match(folded) {
+        return None;
+    }
     let squeezed: String = folded.chars().filter(|c| !c.is_whitespace()).collect();
     let mut best =
         SHAPES

@@ -44,6 +44,34 @@ enum Position {
 
 /// Looks for command injection in `text`.
 pub fn detect(text: &str, source: Source) -> Option<Hit> {
+    // Without shell syntax, only a program named at the start can be a command.
+    let syntax = text.bytes().any(|b| {
+        matches!(
+            b,
+            b';' | b'|'
+                | b'&'
+                | b'\n'
+                | b'\r'
+                | b'`'
+                | b'$'
+                | b'/'
+                | b'\\'
+                | b'\''
+                | b'"'
+                | b'?'
+                | b'*'
+                | b'['
+                | b'('
+                | b'{'
+                | b'<'
+                | b'>'
+                | b'%'
+                | b'='
+        )
+    });
+    if !syntax && !starts_with_program(text) {
+        return None;
+    }
     let mut best = shapes(text);
     if !text.bytes().any(|b| b.is_ascii_alphabetic()) {
         return best;
@@ -92,9 +120,35 @@ pub fn detect_filename(folded: &str) -> Option<Hit> {
         .then(|| Hit::new(12, "sensitive file name", 0, folded.len()))
 }
 
+/// Whether the first word (or the one after a wrapper) names a known program.
+pub(crate) fn starts_with_program(text: &str) -> bool {
+    let Some(first) = text.split_ascii_whitespace().next() else {
+        return false;
+    };
+    let lower = first.to_ascii_lowercase();
+    let name = shell_words::without_version(&lower);
+    shell_words::known(name) || shell_words::unmistakable(name) || shell_words::known(&lower)
+}
+
 /// Shell shapes that need no command name: shellshock, `/dev/tcp`, piping into a shell,
 /// fork bombs.
 fn shapes(text: &str) -> Option<Hit> {
+    if text.contains('$')
+        && let Some(at) = expansion(text)
+    {
+        return Some(Hit::new(14, "shell parameter expansion", at, text.len()));
+    }
+    if text.contains('%')
+        && let Some(at) = windows_variable(text)
+    {
+        return Some(Hit::new(12, "windows environment variable", at, text.len()));
+    }
+    if let Some(at) = text.find("/dev/tcp/").or_else(|| text.find("/dev/udp/")) {
+        return Some(Hit::new(6, "shell network redirection", at, text.len()));
+    }
+    if !(text.contains('(') && text.contains('{')) {
+        return None;
+    }
     let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     if let Some(at) = squeezed.find("(){:;}") {
         return Some(Hit::new(4, "shellshock", at, text.len()));
@@ -106,15 +160,6 @@ fn shapes(text: &str) -> Option<Hit> {
         if !name.is_empty() && squeezed[name_end..].matches(name).count() >= 3 {
             return Some(Hit::new(6, "fork bomb", 0, text.len()));
         }
-    }
-    if let Some(at) = expansion(text) {
-        return Some(Hit::new(14, "shell parameter expansion", at, text.len()));
-    }
-    if let Some(at) = windows_variable(text) {
-        return Some(Hit::new(12, "windows environment variable", at, text.len()));
-    }
-    if let Some(at) = text.find("/dev/tcp/").or_else(|| text.find("/dev/udp/")) {
-        return Some(Hit::new(6, "shell network redirection", at, text.len()));
     }
     None
 }
@@ -166,8 +211,17 @@ fn windows_variable(text: &str) -> Option<usize> {
         "public",
         "psmodulepath",
     ];
-    let lower = text.to_ascii_lowercase();
-    VARS.iter().find_map(|v| lower.find(&format!("%{v}%")))
+    let mut parts = text.split('%');
+    let mut at = parts.next()?.len();
+    for part in parts {
+        if VARS.iter().any(|v| part.eq_ignore_ascii_case(v))
+            && text[at + 1 + part.len()..].starts_with('%')
+        {
+            return Some(at);
+        }
+        at += part.len() + 1;
+    }
+    None
 }
 
 /// Splits `text` into commands; also reports substitution syntax found on the way.

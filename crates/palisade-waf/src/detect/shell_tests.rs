@@ -73,3 +73,10 @@ fn sensitive_upload_names_are_recognised() {
     assert!(detect_filename("uploads/web.config").is_some());
     assert_eq!(detect_filename("holiday.jpg"), None);
 }
+
+#[test]
+fn fork_bombs_and_arithmetic_expansion_are_recognised() {
+    assert!(blocked(":(){ :|:& };:"));
+    assert!(blocked("$[2 2]"));
+    assert!(blocked("$((1+1))"));
+}

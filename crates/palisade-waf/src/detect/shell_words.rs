@@ -467,7 +467,7 @@ pub const UNMISTAKABLE: &[&str] = &[
 
 /// Whether `name` is a program that never appears in prose (hyphenated tool names count).
 pub fn unmistakable(name: &str) -> bool {
-    UNMISTAKABLE.contains(&name)
+    flags(name) & NEVER_PROSE != 0
         || name.contains('-')
             && name
                 .split('-')
@@ -487,14 +487,64 @@ pub const WRAPPERS: &[&str] = &[
     "chroot", "watch", "unbuffer", "runuser", "pkexec",
 ];
 
+const KNOWN: u8 = 1;
+const COMMON_WORD: u8 = 2;
+const NEVER_PROSE: u8 = 4;
+
+/// Every name with its flags, looked up once per word instead of scanning the lists.
+static TABLE: std::sync::LazyLock<std::collections::HashMap<&'static str, u8, Fnv>> =
+    std::sync::LazyLock::new(|| {
+        let mut table = std::collections::HashMap::with_hasher(Fnv);
+        for name in DISTINCTIVE {
+            *table.entry(*name).or_insert(0) |= KNOWN;
+        }
+        for name in COMMON {
+            *table.entry(*name).or_insert(0) |= KNOWN | COMMON_WORD;
+        }
+        for name in UNMISTAKABLE {
+            *table.entry(*name).or_insert(0) |= NEVER_PROSE;
+        }
+        table
+    });
+
+/// FNV-1a: short keys from a fixed table need no protection from collisions crafted by
+/// clients (lookups never insert), and SipHash costs more than the lookup itself.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Fnv;
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+/// The running FNV-1a state.
+pub(crate) struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+fn flags(name: &str) -> u8 {
+    TABLE.get(name).copied().unwrap_or(0)
+}
+
 /// Whether `name` is a known command.
 pub fn known(name: &str) -> bool {
-    DISTINCTIVE.contains(&name) || COMMON.contains(&name)
+    flags(name) & KNOWN != 0
 }
 
 /// Whether `name` is a known command that is also an everyday word.
 pub fn common(name: &str) -> bool {
-    COMMON.contains(&name)
+    flags(name) & COMMON_WORD != 0
 }
 
 /// The known command a glob pattern (`c?t`, `/???/b??h`, `w*i`) stands for, if exactly the

@@ -63,7 +63,7 @@ const URL_ATTRS: &[&str] = &[
 ];
 
 /// Script globals whose properties give script reach into the page.
-const GLOBALS: &[&str] = &[
+pub(crate) const GLOBALS: &[&str] = &[
     "document",
     "window",
     "self",
@@ -99,7 +99,7 @@ const REACH: &[&str] = &[
 ];
 
 /// Functions that run code or show attacker-chosen dialogs.
-const SINKS: &[&str] = &[
+pub(crate) const SINKS: &[&str] = &[
     "alert",
     "prompt",
     "confirm",
@@ -113,8 +113,19 @@ const SINKS: &[&str] = &[
     "msgbox",
 ];
 
+static SCRIPT_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        let mut words: Vec<&str> = GLOBALS.to_vec();
+        words.extend(SINKS);
+        super::matcher(&words)
+    });
+
 /// Looks for cross-site scripting in `text` (decoded) / `folded` (lowercase, comment-free).
 pub fn detect(text: &str, folded: &str) -> Option<Hit> {
+    // Markup, handlers, schemes and script all need one of these characters.
+    if !folded.contains(['<', '=', '(', '`', ':', '[', '.']) && !text.contains("+AD") {
+        return None;
+    }
     let mut best = None;
     if folded.contains('<') {
         best = tags(folded);
@@ -125,7 +136,9 @@ pub fn detect(text: &str, folded: &str) -> Option<Hit> {
     if folded.contains("script:") || folded.contains("script&") || folded.contains("data:") {
         best = Hit::better(best, scheme(folded));
     }
-    best = Hit::better(best, script(folded));
+    if folded.contains(['(', '`']) || SCRIPT_WORDS.is_match(folded) {
+        best = Hit::better(best, script(folded));
+    }
     best = Hit::better(best, css(folded));
     if text.contains("+AD") || text.contains("+ADw") {
         best = Hit::better(best, utf7(text));

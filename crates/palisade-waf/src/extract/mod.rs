@@ -241,7 +241,11 @@ impl<'r> Collector<'r> {
         self.used += raw.len() + name.len();
         let (text, flags) = normalize::decode(&raw, plus);
         let folded = normalize::fold(&text);
-        let hidden = normalize::hidden_payloads(&text);
+        let hidden = if maybe_encoded(&text) {
+            normalize::hidden_payloads(&text)
+        } else {
+            Vec::new()
+        };
         self.inputs.push(Input {
             location: Location {
                 source,
@@ -255,6 +259,14 @@ impl<'r> Collector<'r> {
         });
         true
     }
+}
+
+/// A capital letter or digit inside a word: the mark of base64 or hex, absent from prose.
+fn maybe_encoded(text: &str) -> bool {
+    text.as_bytes().windows(2).any(|w| {
+        w[0].is_ascii_alphanumeric()
+            && (w[1].is_ascii_uppercase() || w[0].is_ascii_alphabetic() && w[1].is_ascii_digit())
+    })
 }
 
 fn cap(raw: std::borrow::Cow<'_, [u8]>, len: usize) -> std::borrow::Cow<'_, [u8]> {

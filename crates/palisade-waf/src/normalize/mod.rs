@@ -78,22 +78,39 @@ pub enum Plus {
 /// Decodes `raw` to a fixed point (bounded) and returns the text with what was undone.
 pub fn decode(raw: &[u8], plus: Plus) -> (String, DecodeFlags) {
     let mut flags = DecodeFlags::default();
+    // Most values are plain text: nothing to decode, nothing to flag.
+    if let Ok(plain) = std::str::from_utf8(raw)
+        && !raw.iter().any(|&b| needs_work(b, plus))
+    {
+        return (plain.to_string(), flags);
+    }
     let mut cur = raw.to_vec();
     let mut next = Vec::with_capacity(raw.len());
     let mut settled = false;
     for round in 0..MAX_ROUNDS {
-        next.clear();
         let plus_here = if round == 0 { plus } else { Plus::Literal };
-        let mut changed = percent::decode_into(&cur, plus_here, &mut next, &mut flags);
-        std::mem::swap(&mut cur, &mut next);
-        next.clear();
-        changed |= entity::decode_into(&cur, &mut next, &mut flags);
-        std::mem::swap(&mut cur, &mut next);
-        next.clear();
-        changed |= entity::decode_escapes_into(&cur, &mut next, &mut flags);
-        std::mem::swap(&mut cur, &mut next);
-        if !changed {
+        let mut changed = false;
+        if memchr::memchr(b'%', &cur).is_some() || plus_here == Plus::IsSpace {
+            next.clear();
+            changed |= percent::decode_into(&cur, plus_here, &mut next, &mut flags);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        if memchr::memchr(b'&', &cur).is_some() {
+            next.clear();
+            changed |= entity::decode_into(&cur, &mut next, &mut flags);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        if memchr::memchr(b'\\', &cur).is_some() {
+            next.clear();
+            changed |= entity::decode_escapes_into(&cur, &mut next, &mut flags);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        let more = memchr::memchr3(b'%', b'&', b'\\', &cur).is_some();
+        if !changed || !more {
             settled = true;
+            if changed && round >= 1 {
+                flags.insert(DecodeFlags::MULTI_ENCODED);
+            }
             break;
         }
         if round >= 1 {
@@ -105,6 +122,13 @@ pub fn decode(raw: &[u8], plus: Plus) -> (String, DecodeFlags) {
     }
     let text = to_text(&cur, &mut flags);
     (text, flags)
+}
+
+/// Bytes that decoding or folding would change or flag.
+fn needs_work(b: u8, plus: Plus) -> bool {
+    matches!(b, b'%' | b'&' | b'\\' | 0..=0x08 | 0x0b | 0x0c | 0x0e..=0x1f | 0x7f)
+        || (b == b'+' && plus == Plus::IsSpace)
+        || b >= 0x80
 }
 
 /// Converts decoded bytes to text: overlong UTF-8 folded to what it spells, invalid bytes
@@ -166,6 +190,17 @@ fn enclosed_to_ascii(c: char) -> char {
 /// removed and whitespace runs folded to one space: the view keyword checks use.
 pub fn fold(text: &str) -> String {
     let bytes = text.as_bytes();
+    let simple = bytes
+        .iter()
+        .all(|&b| b.is_ascii() && b != b'/' && b != b'<')
+        && !bytes
+            .windows(2)
+            .any(|w| w[0].is_ascii_whitespace() && w[1].is_ascii_whitespace())
+        && !bytes.iter().any(|&b| b.is_ascii_whitespace() && b != b' ');
+    if simple {
+        let trimmed = text.trim_matches(' ');
+        return trimmed.to_ascii_lowercase();
+    }
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     let mut space = false;

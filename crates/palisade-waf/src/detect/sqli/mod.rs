@@ -27,6 +27,18 @@ pub fn detect(text: &str) -> Option<Hit> {
     if text.len() < 2 {
         return None;
     }
+    // Letters, digits and sentence punctuation can only be SQL through its keywords.
+    let syntax = text
+        .bytes()
+        .any(|b| !(b.is_ascii_alphanumeric() || b" .,!?_@".contains(&b) || b >= 0x80))
+        || text
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && (w[2] | 0x20) == b'e');
+
+    if !syntax && !KEYWORDS.is_match(text) {
+        return None;
+    }
     let mut tokens = Vec::with_capacity(32);
     tokenize(text, 0, &mut tokens);
     let mut best = Hit::better(nosql(text), shapes::assess(text, &tokens, Context::Bare));
@@ -45,6 +57,69 @@ pub fn detect(text: &str) -> Option<Hit> {
     }
     best
 }
+
+/// Words that make SQL out of plain text (ASCII case-insensitive).
+static KEYWORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build([
+            "union",
+            "select",
+            "insert",
+            "update",
+            "delete",
+            "drop",
+            "exec",
+            "declare",
+            "truncate",
+            "shutdown",
+            "waitfor",
+            "sleep",
+            "benchmark",
+            "information_schema",
+            "pg_",
+            "sys",
+            "xp_",
+            "sp_",
+            "mysql",
+            "sqlite",
+            "msdb",
+            "tempdb",
+            "northwind",
+            "schema",
+            "table_name",
+            "column_name",
+            "outfile",
+            "dumpfile",
+            "load_file",
+            "utl_",
+            "dbms_",
+            "openrowset",
+            "opendatasource",
+            "order by",
+            "group by",
+            "having",
+            "case",
+            "when",
+            "except",
+            "intersect",
+            "procedure",
+            "like",
+            "regexp",
+            "glob",
+            "is not",
+            "notnull",
+            "null",
+            "varchar",
+            "into",
+            "values",
+            "where",
+            "from",
+            "limit",
+        ])
+        .expect("static patterns build an automaton")
+});
 
 /// MongoDB query operators smuggled in as keys or bracketed names (`id[$ne]=1`,
 /// `{"$where": ...}`): NoSQL injection, scored with SQL injection.

@@ -203,6 +203,8 @@ struct Reader<'a> {
     toks: Vec<Token>,
     comments: usize,
     ctx: Context,
+    /// Letters, digits, spaces and sentence punctuation only.
+    prose: bool,
 }
 
 /// Scores `tokens` (from `src`) read in context `ctx`.
@@ -212,13 +214,42 @@ pub(super) fn assess(src: &str, tokens: &[Token], ctx: Context) -> Option<Hit> {
         .copied()
         .filter(|t| t.kind != Kind::Comment)
         .collect();
-    let r = Reader {
+    let comments = tokens.len() - toks.len();
+    let skip = usize::from(ctx == Context::Quoted);
+    let plain_only = toks.iter().enumerate().skip(skip).all(|(i, t)| {
+        let text = &src[t.start..t.end];
+        let dotted_name = t.kind == Kind::Dot
+            && i > 0
+            && toks
+                .get(i + 1)
+                .is_some_and(|n| in_catalogue(&src[toks[i - 1].start..n.end]));
+        matches!(
+            t.kind,
+            Kind::Word(Word::Plain | Word::Logic)
+                | Kind::Num
+                | Kind::Comma
+                | Kind::Dot
+                | Kind::Other
+        ) && !(t.kind == Kind::Word(Word::Plain) && in_catalogue(text))
+            && !(t.kind == Kind::Num && text.ends_with(['e', 'E']))
+            && !dotted_name
+    });
+    // Words and numbers alone cannot form any shape below (the catalogue was checked).
+    if plain_only
+        && comments == 0
+        && (ctx == Context::Bare || toks.len() <= 1 || toks[1].kind != Kind::Word(Word::Logic))
+    {
+        return None;
+    }
+    let mut r = Reader {
         src,
         all: tokens,
-        comments: tokens.len() - toks.len(),
+        comments,
         toks,
         ctx,
+        prose: false,
     };
+    r.prose = r.compute_prose();
     let mut best = None;
     for shape in [
         Reader::union_select,
@@ -262,6 +293,10 @@ impl<'a> Reader<'a> {
 
     /// Letters, digits, spaces and sentence punctuation only: reads like prose.
     fn prose(&self) -> bool {
+        self.prose
+    }
+
+    fn compute_prose(&self) -> bool {
         self.ctx == Context::Bare
             && self.comments == 0
             && self.toks.iter().all(|t| match t.kind {
@@ -404,14 +439,12 @@ impl<'a> Reader<'a> {
         for (i, t) in self.toks.iter().enumerate() {
             let text = self.text(*t);
             let dotted = self.kind(i + 1) == Some(Kind::Dot)
-                && self.toks.get(i + 2).is_some_and(|n| {
-                    let joined = &self.src[t.start..n.end];
-                    CATALOGUE.iter().any(|c| c.eq_ignore_ascii_case(joined))
-                });
+                && self
+                    .toks
+                    .get(i + 2)
+                    .is_some_and(|n| in_catalogue(&self.src[t.start..n.end]));
             let named = matches!(t.kind, Kind::Word(_) | Kind::Call)
-                && CATALOGUE
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(text.trim_matches('`')));
+                && in_catalogue(text.trim_matches('`'));
             if named || dotted {
                 return self.hit(12, "sql catalogue", i);
             }
@@ -736,6 +769,9 @@ impl<'a> Reader<'a> {
     /// `WHEN x THEN`, `PROCEDURE ANALYSE(`, `VALUES ('a', ...`.
     fn clauses(&self) -> Option<Hit> {
         for (i, t) in self.toks.iter().enumerate() {
+            if !matches!(t.kind, Kind::Word(Word::Clause | Word::Compare)) {
+                continue;
+            }
             let next = self.toks.get(i + 1).copied();
             let next_is = |w: &str| next.is_some_and(|n| self.lower_is(n, w));
             let word = |w: &str| self.lower_is(*t, w);
@@ -869,6 +905,22 @@ impl<'a> Reader<'a> {
         }
         hit
     }
+}
+
+static CATALOGUE_SET: std::sync::LazyLock<
+    std::collections::HashSet<&'static str, crate::detect::shell_words::Fnv>,
+> = std::sync::LazyLock::new(|| CATALOGUE.iter().copied().collect());
+
+/// Whether `name` (any case) names a system catalogue object or procedure.
+fn in_catalogue(name: &str) -> bool {
+    if name.len() < 4 || name.len() > 24 {
+        return false;
+    }
+    let mut buf = [0u8; 24];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name.as_bytes());
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower).is_ok_and(|n| CATALOGUE_SET.contains(n))
 }
 
 /// Whether `a op b` holds for two literals (numbers compared as numbers).
