@@ -223,14 +223,13 @@ pub(super) fn assess(src: &str, tokens: &[Token], ctx: Context) -> Option<Hit> {
             && toks
                 .get(i + 1)
                 .is_some_and(|n| in_catalogue(&src[toks[i - 1].start..n.end]));
-        let harmless = match t.kind {
+        match t.kind {
             Kind::Word(Word::Plain) => !in_catalogue(text),
             Kind::Num => !text.ends_with(['e', 'E']),
             Kind::Dot => !dotted_name,
             Kind::Word(Word::Logic) | Kind::Comma | Kind::Other => true,
             _ => false,
-        };
-        harmless
+        }
     });
     // Words and numbers alone cannot form any shape below (the catalogue was checked).
     if plain_only
