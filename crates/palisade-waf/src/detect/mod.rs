@@ -82,7 +82,7 @@ pub fn inspect_input(input: &Input<'_>, raise: &mut dyn FnMut(Raised)) {
         input.location.source,
         Source::ArgName | Source::FormName | Source::CookieName | Source::MultipartName
     );
-    if plain(input) {
+    if input.plain {
         if let Some(hit) = protocol::detect_value(input, &input.text, input.location.source) {
             raise(Raised {
                 detector: DetectorKind::Protocol,
@@ -232,23 +232,24 @@ static ATTACK_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
             "database",
             "user",
         ]);
-        matcher(&words)
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(words)
+            .expect("static patterns build an automaton")
     });
 
 /// A value of letters, digits and sentence punctuation with no attack word: nothing but the
 /// protocol checks (encodings) can fire on it, so the detectors are skipped.
-fn plain(input: &Input<'_>) -> bool {
-    let source = input.location.source;
-    if matches!(source, Source::Path | Source::Header | Source::FileName)
-        || !input.hidden.is_empty()
-    {
+pub fn is_plain(source: Source, text: &str) -> bool {
+    if matches!(source, Source::Path | Source::Header | Source::FileName) {
         return false;
     }
-    let text = input.folded.as_bytes();
-    let safe = text
+    let bytes = text.as_bytes();
+    let safe = bytes
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || b" .,!?_@-".contains(&b) || b >= 0x80);
-    safe && !ATTACK_WORDS.is_match(text) && !shell::starts_with_program(&input.folded)
+    safe && !ATTACK_WORDS.is_match(bytes) && !shell::starts_with_program(text)
 }
 
 fn run_all(
@@ -316,4 +317,20 @@ fn is_filename_header(input: &Input<'_>) -> bool {
             input.location.name.as_str(),
             "x-filename" | "x_filename" | "x.filename" | "x-file-name"
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_with_attack_words_in_any_case_are_not_plain() {
+        assert!(!is_plain(Source::Form, "INFORMATION_SCHEMA"));
+        assert!(!is_plain(Source::Arg, "UnIoN SeLeCt"));
+        assert!(is_plain(
+            Source::Arg,
+            "Please leave the parcel with the neighbour, thanks!"
+        ));
+        assert!(!is_plain(Source::Path, "plain"));
+    }
 }

@@ -137,7 +137,12 @@ pub fn detect_value(input: &Input<'_>, text: &str, source: Source) -> Option<Hit
     if text.contains(['\r', '\n']) {
         best = Hit::better(best, line_breaks(text, source));
     }
-    if text.contains(")(") || text.contains("*)") || text.contains("(|(") || text.contains("(&(") {
+    if text.contains(')')
+        && (text.contains(")(")
+            || text.contains("*)")
+            || text.contains("(|(")
+            || text.contains("(&("))
+    {
         best = Hit::better(best, ldap(text));
     }
     if matches!(source, Source::MultipartName | Source::FileName)
@@ -153,7 +158,7 @@ pub fn detect_value(input: &Input<'_>, text: &str, source: Source) -> Option<Hit
             )),
         );
     }
-    if request_line(&text.to_ascii_lowercase()) {
+    if starts_like_request(text) && request_line(&text.to_ascii_lowercase()) {
         best = Hit::better(
             best,
             Some(Hit::new(10, "request line in a value", 0, text.len())),
@@ -279,6 +284,14 @@ fn line_breaks(text: &str, source: Source) -> Option<Hit> {
         }
     }
     best
+}
+
+/// A method name then a space: the cheap test before the full request-line check.
+fn starts_like_request(text: &str) -> bool {
+    let head = text.split([' ', '+']).next().unwrap_or("");
+    (3..=7).contains(&head.len())
+        && head.bytes().all(|b| b.is_ascii_alphabetic())
+        && head.len() < text.len()
 }
 
 /// `GET /x HTTP/1.1`, `HEAD http://x/ HTTP/1.0`, `POST / HTTP/1.1`.

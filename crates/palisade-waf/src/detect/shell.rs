@@ -125,6 +125,9 @@ pub(crate) fn starts_with_program(text: &str) -> bool {
     let Some(first) = text.split_ascii_whitespace().next() else {
         return false;
     };
+    if first.len() > 32 {
+        return false;
+    }
     let lower = first.to_ascii_lowercase();
     let name = shell_words::without_version(&lower);
     shell_words::known(name) || shell_words::unmistakable(name) || shell_words::known(&lower)

@@ -172,6 +172,9 @@ pub struct Input<'r> {
     pub flags: DecodeFlags,
     /// Payloads decoded from base64 / hex runs.
     pub hidden: Vec<HiddenPayload>,
+    /// Letters, digits and sentence punctuation with no attack word: only the encoding
+    /// checks apply (and `folded` is left empty).
+    pub plain: bool,
 }
 
 /// Gathers inputs within the limits.
@@ -240,11 +243,50 @@ impl<'r> Collector<'r> {
         };
         self.used += raw.len() + name.len();
         let (text, flags) = normalize::decode(&raw, plus);
-        let folded = normalize::fold(&text);
+        self.keep(source, name, raw, text, flags);
+        true
+    }
+
+    /// Keeps an input whose decoding the caller already did (names decoded for locations).
+    pub fn push_decoded(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: std::borrow::Cow<'r, [u8]>,
+        text: String,
+        flags: DecodeFlags,
+    ) -> bool {
+        if self.inputs.len() >= self.limits.max_inputs {
+            self.stop(StopReason::TooManyInputs);
+            return false;
+        }
+        if self.used + raw.len() > self.limits.max_total {
+            return self.push(source, name, raw, Plus::IsSpace);
+        }
+        self.used += raw.len() + name.len();
+        self.keep(source, name, raw, text, flags);
+        true
+    }
+
+    fn keep(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: std::borrow::Cow<'r, [u8]>,
+        text: String,
+        flags: DecodeFlags,
+    ) {
         let hidden = if maybe_encoded(&text) {
             normalize::hidden_payloads(&text)
         } else {
             Vec::new()
+        };
+        let plain = hidden.is_empty() && crate::detect::is_plain(source, &text);
+        // Plain values only meet the encoding checks: their folded view is never read.
+        let folded = if plain {
+            String::new()
+        } else {
+            normalize::fold(&text)
         };
         self.inputs.push(Input {
             location: Location {
@@ -256,8 +298,8 @@ impl<'r> Collector<'r> {
             folded,
             flags,
             hidden,
+            plain,
         });
-        true
     }
 }
 
@@ -387,9 +429,20 @@ pub(crate) fn push_pair<'r>(
     name: &'r [u8],
     value: &'r [u8],
 ) {
-    let (decoded_name, _) = normalize::decode(&name[..name.len().min(256)], Plus::IsSpace);
+    let (decoded_name, flags) = normalize::decode(&name[..name.len().min(256)], Plus::IsSpace);
     if !name.is_empty() {
-        out.push(name_source, &decoded_name, name.into(), Plus::IsSpace);
+        let capped = name.len() > 256;
+        if capped {
+            out.push(name_source, &decoded_name, name.into(), Plus::IsSpace);
+        } else {
+            out.push_decoded(
+                name_source,
+                &decoded_name,
+                name.into(),
+                decoded_name.clone(),
+                flags,
+            );
+        }
     }
     if !value.is_empty() {
         out.push(value_source, &decoded_name, value.into(), Plus::IsSpace);

@@ -134,6 +134,12 @@ fn needs_work(b: u8, plus: Plus) -> bool {
 /// Converts decoded bytes to text: overlong UTF-8 folded to what it spells, invalid bytes
 /// replaced, NULs dropped, fullwidth forms folded to ASCII.
 fn to_text(bytes: &[u8], flags: &mut DecodeFlags) -> String {
+    let clean_ascii = bytes
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'));
+    if clean_ascii {
+        return String::from_utf8(bytes.to_vec()).unwrap_or_default();
+    }
     let fixed = percent::fold_overlong(bytes, flags);
     let lossy = String::from_utf8_lossy(&fixed);
     if matches!(lossy, std::borrow::Cow::Owned(_)) {
