@@ -83,6 +83,16 @@ pub fn inspect_input(input: &Input<'_>, raise: &mut dyn FnMut(Raised)) {
         Source::ArgName | Source::FormName | Source::CookieName | Source::MultipartName
     );
     if input.plain {
+        if input.location.source == Source::Header && input.location.name == "user-agent" {
+            if let Some(hit) = protocol::scanner_agent(&input.text) {
+                raise(Raised {
+                    detector: DetectorKind::Scanner,
+                    hit,
+                    hidden: false,
+                    payload: 0,
+                });
+            }
+        }
         if let Some(hit) = protocol::detect_value(input, &input.text, input.location.source) {
             raise(Raised {
                 detector: DetectorKind::Protocol,
@@ -217,6 +227,12 @@ static ATTACK_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
             "lvh",
             "localtest",
             "metadata",
+            "actuator",
+            "server-status",
+            "ds_store",
+            "adminer",
+            "cgi-bin",
+            "svn",
             "onload",
             "onerror",
             "xor",
@@ -241,15 +257,64 @@ static ATTACK_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
 
 /// A value of letters, digits and sentence punctuation with no attack word: nothing but the
 /// protocol checks (encodings) can fire on it, so the detectors are skipped.
-pub fn is_plain(source: Source, text: &str) -> bool {
-    if matches!(source, Source::Path | Source::Header | Source::FileName) {
-        return false;
-    }
+pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
+    let extra: &[u8] = match source {
+        Source::Path if !text.contains("..") => b"/~",
+        Source::Cookie => b"+/",
+        Source::Header if name == "user-agent" => return well_formed_agent(text),
+        Source::Path | Source::Header | Source::FileName | Source::Request => return false,
+        _ => b"",
+    };
     let bytes = text.as_bytes();
-    let safe = bytes
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b" .,!?_@-".contains(&b) || b >= 0x80);
+    let safe = bytes.iter().all(|&b| {
+        b.is_ascii_alphanumeric() || b" .,!?_@-".contains(&b) || extra.contains(&b) || b >= 0x80
+    });
     safe && !ATTACK_WORDS.is_match(bytes) && !shell::starts_with_program(text)
+}
+
+/// A user agent in the standard shape, `product/version (comment) product/version ...`,
+/// with nothing in the comments but platform words: what browsers and bots send.
+fn well_formed_agent(text: &str) -> bool {
+    let mut rest = text.trim();
+    let mut products = 0;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('(') {
+            let Some(close) = inner.find(')') else {
+                return false;
+            };
+            let comment = &inner[..close];
+            let clean = comment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" ._;,:+/-".contains(&b));
+            let words_ok = ATTACK_WORDS.find_iter(comment).all(|m| {
+                matches!(
+                    comment[m.start()..m.end()].to_ascii_lowercase().as_str(),
+                    "like" | "window"
+                )
+            });
+            if !clean || !words_ok || comment.contains('(') {
+                return false;
+            }
+            rest = inner[close + 1..].trim_start();
+            continue;
+        }
+        let end = rest.find([' ', '(']).unwrap_or(rest.len());
+        let product = &rest[..end];
+        let Some((name, version)) = product.split_once('/') else {
+            return false;
+        };
+        let token = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+        };
+        if !token(name) || !token(version) || !name.as_bytes()[0].is_ascii_alphanumeric() {
+            return false;
+        }
+        products += 1;
+        rest = rest[end..].trim_start();
+    }
+    products > 0
 }
 
 fn run_all(
@@ -325,12 +390,33 @@ mod tests {
 
     #[test]
     fn values_with_attack_words_in_any_case_are_not_plain() {
-        assert!(!is_plain(Source::Form, "INFORMATION_SCHEMA"));
-        assert!(!is_plain(Source::Arg, "UnIoN SeLeCt"));
+        assert!(!is_plain(Source::Form, "x", "INFORMATION_SCHEMA"));
+        assert!(!is_plain(Source::Arg, "x", "UnIoN SeLeCt"));
         assert!(is_plain(
             Source::Arg,
+            "x",
             "Please leave the parcel with the neighbour, thanks!"
         ));
-        assert!(!is_plain(Source::Path, "plain"));
+        assert!(!is_plain(Source::Path, "", "/../etc/passwd"));
+        assert!(is_plain(Source::Path, "", "/blog/2024/hello-world"));
+    }
+
+    #[test]
+    fn browser_user_agents_are_plain_and_payloads_in_them_are_not() {
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+                      (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+        assert!(is_plain(Source::Header, "user-agent", chrome));
+        let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+        assert!(is_plain(Source::Header, "user-agent", bot));
+        for ua in [
+            "cat /etc/passwd",
+            "visudo",
+            "Mozilla/5.0 (1 union select 1,2)",
+            "${jndi:ldap://x/a}",
+            "() { :;}; id",
+            "Mozilla/5.0 <script>",
+        ] {
+            assert!(!is_plain(Source::Header, "user-agent", ua), "{ua}");
+        }
     }
 }

@@ -356,11 +356,17 @@ fn ldap(text: &str) -> Option<Hit> {
 }
 
 /// Scanner user agents.
-pub fn scanner_agent(folded: &str) -> Option<Hit> {
-    SCANNERS
-        .iter()
-        .find(|s| folded.contains(**s))
-        .map(|_| Hit::new(10, "scanner user agent", 0, folded.len()))
+pub fn scanner_agent(text: &str) -> Option<Hit> {
+    static AGENTS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(SCANNERS)
+                .expect("static patterns build an automaton")
+        });
+    AGENTS
+        .is_match(text)
+        .then(|| Hit::new(10, "scanner user agent", 0, text.len()))
 }
 
 /// Paths only scanners ask for (backups, admin consoles of other stacks, dumps).

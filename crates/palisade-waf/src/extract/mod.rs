@@ -281,7 +281,7 @@ impl<'r> Collector<'r> {
         } else {
             Vec::new()
         };
-        let plain = hidden.is_empty() && crate::detect::is_plain(source, &text);
+        let plain = hidden.is_empty() && crate::detect::is_plain(source, name, &text);
         // Plain values only meet the encoding checks: their folded view is never read.
         let folded = if plain {
             String::new()

@@ -12,7 +12,7 @@ mod hidden;
 mod path;
 mod percent;
 
-pub use hidden::{HiddenPayload, hidden_payloads};
+pub use hidden::{HiddenPayload, MAX_HIDDEN, hidden_payloads};
 pub use path::normalize_path;
 
 /// Passes of (percent, entity, escape) decoding before giving up on reaching a fixed point.

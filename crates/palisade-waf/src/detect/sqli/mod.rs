@@ -9,7 +9,7 @@
 mod lexer;
 mod shapes;
 
-pub use lexer::{Kind, Token, Word, classify, tokenize};
+pub use lexer::{Kind, MAX_TOKENS, Token, Word, classify, tokenize};
 
 use super::Hit;
 
