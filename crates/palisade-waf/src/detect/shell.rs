@@ -125,12 +125,20 @@ pub(crate) fn starts_with_program(text: &str) -> bool {
     let Some(first) = text.split_ascii_whitespace().next() else {
         return false;
     };
-    if first.len() > 32 {
+    if first.len() > 32
+        || !first.as_bytes()[0].is_ascii_alphabetic() && !first.starts_with(['/', '.', '\'', '"'])
+    {
         return false;
     }
-    let lower = first.to_ascii_lowercase();
-    let name = shell_words::without_version(&lower);
-    shell_words::known(name) || shell_words::unmistakable(name) || shell_words::known(&lower)
+    let mut buf = [0u8; 32];
+    let lower_bytes = &mut buf[..first.len()];
+    lower_bytes.copy_from_slice(first.as_bytes());
+    lower_bytes.make_ascii_lowercase();
+    let Ok(lower) = std::str::from_utf8(lower_bytes) else {
+        return false;
+    };
+    let name = shell_words::without_version(lower);
+    shell_words::known(name) || shell_words::unmistakable(name) || shell_words::known(lower)
 }
 
 /// Shell shapes that need no command name: shellshock, `/dev/tcp`, piping into a shell,

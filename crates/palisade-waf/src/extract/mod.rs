@@ -193,7 +193,7 @@ impl<'r> Collector<'r> {
         Self {
             limits,
             used: 0,
-            inputs: Vec::new(),
+            inputs: Vec::with_capacity(32),
             stops: Vec::new(),
         }
     }
@@ -323,6 +323,9 @@ fn cap(raw: std::borrow::Cow<'_, [u8]>, len: usize) -> std::borrow::Cow<'_, [u8]
 
 /// Names are shown in events: keep them short and printable.
 fn capped_name(name: &str) -> String {
+    if name.len() <= 64 && !name.chars().any(char::is_control) {
+        return name.to_string();
+    }
     name.chars()
         .take(64)
         .map(|c| if c.is_control() { '?' } else { c })

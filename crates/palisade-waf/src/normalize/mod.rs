@@ -80,9 +80,13 @@ pub fn decode(raw: &[u8], plus: Plus) -> (String, DecodeFlags) {
     let mut flags = DecodeFlags::default();
     // Most values are plain text: nothing to decode, nothing to flag.
     if let Ok(plain) = std::str::from_utf8(raw)
-        && !raw.iter().any(|&b| needs_work(b, plus))
+        && !raw.iter().any(|&b| needs_work(b, Plus::Literal))
     {
-        return (plain.to_string(), flags);
+        // Form encoding with spaces as `+` and nothing else to undo.
+        return match plus {
+            Plus::IsSpace if raw.contains(&b'+') => (plain.replace('+', " "), flags),
+            _ => (plain.to_string(), flags),
+        };
     }
     let mut cur = raw.to_vec();
     let mut next = Vec::with_capacity(raw.len());
