@@ -178,3 +178,32 @@ fn findings_and_fragments_stay_small_whatever_the_input() {
             .all(|f| f.matched.chars().count() <= palisade_waf::verdict::MAX_FRAGMENT + 1)
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_give_a_verdict_with_scores_in_range(
+            target in proptest::collection::vec(any::<u8>(), 0..300),
+            body in proptest::collection::vec(any::<u8>(), 0..600),
+            kind in 0usize..4,
+        ) {
+            let types: [&[u8]; 4] = [b"application/json", b"application/xml", b"multipart/form-data; boundary=a", b"application/x-www-form-urlencoded"];
+            let headers = [Header::new(b"Content-Type", types[kind]), Header::new(b"Cookie", &body[..body.len().min(40)])];
+            let v = engine().inspect(&Request { method: b"POST", target: &target, headers: &headers, body: &body, ..Request::default() });
+            prop_assert!((1..=99).contains(&v.scores.overall()));
+            prop_assert!(v.findings.iter().all(|f| (1..=99).contains(&f.score)));
+        }
+
+        #[test]
+        fn decoding_never_lengthens_text(raw in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let (text, _) = palisade_waf::normalize::decode(&raw, palisade_waf::normalize::Plus::IsSpace);
+            // Replacement characters for invalid bytes are the only growth (3 bytes for 1).
+            prop_assert!(text.len() <= raw.len() * 3);
+        }
+    }
+}

@@ -144,6 +144,9 @@ static ATTACK_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
         words.extend(xss::GLOBALS);
         words.extend(xss::SINKS);
         words.extend([
+            "or true",
+            "or false",
+            "and true",
             "union",
             "select",
             "insert",

@@ -78,7 +78,16 @@ static ANCHORS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::Lazy
 });
 
 /// Looks for server-side code injection in `folded`.
-pub fn detect(_text: &str, folded: &str) -> Option<Hit> {
+pub fn detect(text: &str, folded: &str) -> Option<Hit> {
+    // Server-side includes hide in HTML comments, which the folded view drops.
+    if let Some(at) = text.find("<!--#") {
+        let directive = text[at + 5..].trim_start().to_ascii_lowercase();
+        let score = if directive.starts_with("exec") { 4 } else { 8 };
+        return Some(Hit::new(score, "server-side include", at, text.len()));
+    }
+    if let Some(hit) = expression_probe(text) {
+        return Some(hit);
+    }
     if !ANCHORS.is_match(folded) {
         return None;
     }
@@ -121,6 +130,40 @@ pub fn detect(_text: &str, folded: &str) -> Option<Hit> {
 }
 
 /// `{{ ... }}` reaching constructors, classes or config, or evaluating arithmetic.
+/// `${7*7}`, `#{7*7}`, `<%= 7*7 %>`: arithmetic in the expression syntax of server-side
+/// template engines, the probe that finds template injection.
+fn expression_probe(text: &str) -> Option<Hit> {
+    for (open, close) in [
+        ("${", "}"),
+        ("#{", "}"),
+        ("<%=", "%>"),
+        ("{{", "}}"),
+        ("*{", "}"),
+    ] {
+        let Some(at) = text.find(open) else {
+            continue;
+        };
+        let inner = &text[at + open.len()..];
+        let Some(end) = inner.find(close) else {
+            continue;
+        };
+        let expr: String = inner[..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let arithmetic = (3..=16).contains(&expr.len())
+            && expr.contains(['*', '+', '-', '/'])
+            && expr
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '+' | '-' | '/' | '(' | ')'))
+            && expr.starts_with(|c: char| c.is_ascii_digit());
+        if arithmetic {
+            return Some(Hit::new(16, "template expression probe", at, text.len()));
+        }
+    }
+    None
+}
+
 fn template(squeezed: &str) -> Option<Hit> {
     let open = squeezed.find("{{")?;
     let inner_end = squeezed[open..]

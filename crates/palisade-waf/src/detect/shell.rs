@@ -640,6 +640,7 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
             (false, true) => 8,
             (false, false) => 18,
             (true, true) => 12,
+            (true, false) if probe_command(name, &cmd.args) => 14,
             (true, false) => 40,
         },
         Position::Start => match (common, shell_args) {
@@ -667,6 +668,18 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
         cmd.start,
         cmd.end.max(cmd.start),
     ))
+}
+
+/// `; id`, `; sleep 10`, `| whoami`: the commands injection probes run, alone or with a
+/// number, which prose after a semicolon does not look like.
+fn probe_command(name: &str, args: &[String]) -> bool {
+    const PROBES: &[&str] = &[
+        "id", "sleep", "ping", "ls", "pwd", "echo", "cat", "dir", "ver", "set", "uname", "hostname",
+    ];
+    PROBES.contains(&name)
+        && args
+            .iter()
+            .all(|a| a.chars().all(|c| c.is_ascii_digit() || c == '.'))
 }
 
 /// `a=curl; $a ...`, `garb=adduse[r]`: a variable set to a command name.

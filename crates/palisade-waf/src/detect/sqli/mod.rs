@@ -64,6 +64,9 @@ static KEYWORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::Laz
         .ascii_case_insensitive(true)
         .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .build([
+            "or true",
+            "or false",
+            "and true",
             "union",
             "select",
             "insert",

@@ -598,6 +598,13 @@ impl<'a> Reader<'a> {
             while self.kind(v) == Some(Kind::Open) {
                 v += 1;
             }
+            // `1 OR TRUE`, `1 AND 1`: a number, then logic with a constant, and nothing else.
+            let after_number = i > 0 && self.kind(i - 1) == Some(Kind::Num);
+            let constant =
+                self.kind(v) == Some(Kind::Word(Word::Literal)) || self.kind(v) == Some(Kind::Num);
+            if after_number && constant && self.kind(v + 1).is_none() && i == 1 {
+                return self.hit(16, "tautology", i);
+            }
             if !(self.is_value(v) && self.is_compare(v + 1)) {
                 continue;
             }
