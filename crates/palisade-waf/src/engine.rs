@@ -144,3 +144,92 @@ fn fragment(text: &str, start: usize, end: usize) -> String {
     let span = if end > start { &text[start..end] } else { text };
     truncate(span, MAX_FRAGMENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+    use crate::request::Header;
+    use crate::verdict::Action;
+
+    fn settings(json: &str) -> WafSettings {
+        serde_json::from_str(json).expect("valid settings")
+    }
+
+    fn get(engine: &Engine, target: &str) -> Verdict {
+        let headers = [
+            Header::new(b"Host", b"a.example"),
+            Header::new(b"User-Agent", b"curl/8"),
+        ];
+        engine.inspect(&Request {
+            method: b"GET",
+            target: target.as_bytes(),
+            version: b"HTTP/1.1",
+            headers: &headers,
+            ..Request::default()
+        })
+    }
+
+    #[test]
+    fn engines_are_shared_across_threads() {
+        fn shareable<T: Send + Sync + Clone>() {}
+        shareable::<Engine>();
+    }
+
+    #[test]
+    fn a_clean_request_scores_ninety_nine_everywhere() {
+        let v = get(
+            &Engine::new(WafSettings::default()),
+            "/shop?item=42&colour=blue",
+        );
+        assert_eq!(v.action, Action::Allow);
+        assert!(v.scores.iter().all(|(_, s)| s == 99));
+        assert!(v.findings.is_empty());
+    }
+
+    #[test]
+    fn blocks_injection_and_names_the_input_and_decoded_fragment() {
+        let v = get(
+            &Engine::new(WafSettings::default()),
+            "/s?q=1%27%20or%20%271%27%3D%271",
+        );
+        assert_eq!(v.action, Action::Block);
+        let f = v.decisive().expect("a finding");
+        assert_eq!(f.class.name(), "sqli");
+        assert_eq!(f.location.to_string(), "args.q");
+        assert!(f.matched.contains("or '1'='1"), "{}", f.matched);
+        assert!(f.raw.contains("%27"), "{}", f.raw);
+    }
+
+    #[test]
+    fn log_mode_reports_what_it_would_block() {
+        let engine = Engine::new(settings(r#"{"mode": "log"}"#));
+        assert_eq!(engine.settings().mode, Mode::Log);
+        let v = get(&engine, "/s?q=%3Cscript%3Ealert(1)%3C/script%3E");
+        assert_eq!(v.action, Action::Log);
+    }
+
+    #[test]
+    fn exclusions_silence_one_detector_for_one_argument_only() {
+        let engine = Engine::new(settings(
+            r#"{"exclusion": [{"detectors": ["xss"], "args": ["html"]}]}"#,
+        ));
+        let excluded = get(&engine, "/cms?html=%3Cscript%3Ealert(1)%3C/script%3E");
+        assert_eq!(excluded.action, Action::Allow, "{:?}", excluded.findings);
+        let other_arg = get(&engine, "/cms?title=%3Cscript%3Ealert(1)%3C/script%3E");
+        assert_eq!(other_arg.action, Action::Block);
+        let other_class = get(&engine, "/cms?html=1%27%20or%20%271%27%3D%271");
+        assert_eq!(other_class.action, Action::Block);
+    }
+
+    #[test]
+    fn higher_paranoia_blocks_less_certain_findings() {
+        let target = "/go?next=http%3A%2F%2Fexample.org%2Fpage";
+        assert_eq!(
+            get(&Engine::new(WafSettings::default()), target).action,
+            Action::Allow
+        );
+        let strict = Engine::new(settings(r#"{"paranoia": 3}"#));
+        assert_eq!(get(&strict, target).action, Action::Block);
+    }
+}

@@ -93,6 +93,9 @@ pub fn inspect_input(input: &Input<'_>, raise: &mut dyn FnMut(Raised)) {
                 });
             }
         }
+        if input.flags.is_empty() {
+            return;
+        }
         if let Some(hit) = protocol::detect_value(input, &input.text, input.location.source) {
             raise(Raised {
                 detector: DetectorKind::Protocol,

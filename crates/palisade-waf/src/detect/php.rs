@@ -217,7 +217,14 @@ fn open_tag(folded: &str) -> Option<Hit> {
         if rest.is_empty() || rest.starts_with("xml:") {
             return Some(Hit::new(18, "dangling php open tag", at, folded.len()));
         }
-        if rest.starts_with(' ') && rest.contains('(') {
+        let code = rest.trim_start();
+        let statement = [
+            "php", "echo", "print", "system", "eval", "exec", "passthru", "include", "require",
+            "$", "`",
+        ]
+        .iter()
+        .any(|w| code.starts_with(w));
+        if rest.starts_with(char::is_whitespace) && (rest.contains('(') || statement) {
             return Some(Hit::new(8, "php short open tag", at, folded.len()));
         }
     }

@@ -137,6 +137,7 @@ pub(crate) fn starts_with_program(text: &str) -> bool {
     let Ok(lower) = std::str::from_utf8(lower_bytes) else {
         return false;
     };
+    let lower = lower.rsplit('/').next().unwrap_or(lower);
     let name = shell_words::without_version(lower);
     shell_words::known(name) || shell_words::unmistakable(name) || shell_words::known(lower)
 }
@@ -250,6 +251,7 @@ struct Lexer<'a> {
     next_position: Position,
     substitution: Option<Hit>,
     brace_depth: usize,
+    redirect_target: bool,
 }
 
 /// One word after evasions are undone.
@@ -271,6 +273,7 @@ impl<'a> Lexer<'a> {
             next_position: Position::Start,
             substitution: None,
             brace_depth: 0,
+            redirect_target: false,
         }
     }
 
@@ -298,14 +301,27 @@ impl<'a> Lexer<'a> {
                     if let Some(cmd) = self.current.as_mut() {
                         cmd.plumbing = true;
                     }
+                    self.redirect_target = true;
                     self.i += 1;
                     while matches!(self.peek(0), Some(b'>' | b'&' | b'0'..=b'9')) {
                         self.i += 1;
                     }
                 }
-                b'(' | b')' => {
+                b'(' => {
+                    // A subshell opens only where a command could start; `f(` is a call in
+                    // some other language, and what follows is its argument.
+                    let subshell = self.current.is_none();
                     self.finish();
-                    self.next_position = Position::Substitution;
+                    self.next_position = if subshell {
+                        Position::Substitution
+                    } else {
+                        Position::Loose
+                    };
+                    self.i += 1;
+                }
+                b')' => {
+                    self.finish();
+                    self.next_position = Position::Loose;
                     self.i += 1;
                 }
                 b'{' if self.peek(1) == Some(b',') || self.brace_list_ahead() => {
@@ -378,6 +394,22 @@ impl<'a> Lexer<'a> {
     fn word(&mut self) {
         let word = self.read_word();
         if word.text.is_empty() {
+            return;
+        }
+        // The word after `<` or `>` names a file (or is markup such as `</b>`), not a command.
+        if std::mem::take(&mut self.redirect_target) {
+            if ["/tmp/", "/dev/", "/etc/", "/var/", "/proc/", "/root/"]
+                .iter()
+                .any(|d| word.text.starts_with(d))
+            {
+                let hit = Hit::new(12, "redirection into a system path", word.start, self.i);
+                self.substitution = Hit::better(self.substitution, Some(hit));
+            }
+            if let Some(cmd) = self.current.as_mut()
+                && cmd.args.len() < 8
+            {
+                cmd.args.push(word.text);
+            }
             return;
         }
         match self.current.as_mut() {
@@ -554,8 +586,11 @@ fn new_command(word: WordOut, position: Position, end: usize) -> Command {
         cmd.args = args;
         return cmd;
     }
-    let with_path = text.contains('/');
-    if with_path {
+    // A program reached through a directory (`/bin/sh`, `/usr/bin/perl`, `./x`, `bin/x`);
+    // a lone leading slash is more often markup (`</script>`) or a route than a binary.
+    let with_path = text.contains('/')
+        && (text.starts_with("./") || text.trim_start_matches('/').contains('/'));
+    if text.contains('/') {
         text = text.rsplit('/').next().unwrap_or_default().to_string();
     }
     let mut evasion = word.evasion;
