@@ -192,7 +192,9 @@ pub fn detect_filename(folded: &str) -> Option<Hit> {
     let session = name.trim_start_matches("sess_");
     if name.starts_with("sess_")
         && session.len() >= 20
-        && session.chars().all(|c| c.is_ascii_alphanumeric())
+        && session
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ',')
     {
         return Some(Hit::new(12, "php session file name", 0, folded.len()));
     }

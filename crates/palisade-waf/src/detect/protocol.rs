@@ -338,21 +338,29 @@ fn mail_command(lower: &str) -> Option<u8> {
 /// `*)(uid=*`, `)(|(`: closing an LDAP filter and opening another.
 fn ldap(text: &str) -> Option<Hit> {
     let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let at = squeezed.find(")(")?;
-    let after = &squeezed[at + 2..];
-    let after = after.trim_start_matches(['|', '&', '!', '(']);
-    let attr_len = after
-        .bytes()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        .count();
-    let op = after[attr_len..].starts_with(['=', '~', '>', '<']);
-    let ldap_shape = (attr_len > 0 && op)
-        || squeezed[at..].starts_with(")(&")
-        || squeezed[at..].starts_with(")(|")
-        || squeezed[at..].starts_with(")(!");
-    let opens_with_filter =
-        squeezed.starts_with("(&(") || squeezed.starts_with("(|(") || squeezed.starts_with('(');
-    (ldap_shape && !opens_with_filter).then(|| Hit::new(12, "ldap filter injection", 0, text.len()))
+    let b = squeezed.as_bytes();
+    let opens_with_filter = squeezed.starts_with('(');
+    for (at, _) in squeezed.match_indices(')') {
+        // `)(`, `)&(`, `)|(`, `)!(`: one filter closed and another opened.
+        let mut j = at + 1;
+        if matches!(b.get(j), Some(b'&' | b'|' | b'!')) {
+            j += 1;
+        }
+        if b.get(j) != Some(&b'(') {
+            continue;
+        }
+        let after = squeezed[j + 1..].trim_start_matches(['|', '&', '!', '(']);
+        let attr_len = after
+            .bytes()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            .count();
+        let op = after[attr_len..].starts_with(['=', '~', '>', '<']);
+        let combinator = j > at + 1 || after.len() < squeezed[j + 1..].len();
+        if (attr_len > 0 && op || combinator || after.is_empty()) && !opens_with_filter {
+            return Some(Hit::new(12, "ldap filter injection", 0, text.len()));
+        }
+    }
+    None
 }
 
 /// Scanner user agents.

@@ -134,6 +134,17 @@ fn external_entity(folded: &str) -> Option<Hit> {
 }
 
 fn fetch_scheme(folded: &str) -> Option<Hit> {
+    // `data:text/plain;base64,...` where a URL or file is expected: content the attacker
+    // supplies inline, which PHP and Java URL readers happily open.
+    if let Some(rest) = folded.trim_start().strip_prefix("data:") {
+        let mime = rest.split([';', ',']).next().unwrap_or("");
+        if mime
+            .split_once('/')
+            .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty())
+        {
+            return Some(Hit::new(14, "data url", 0, folded.len()));
+        }
+    }
     for scheme in FETCH_SCHEMES {
         if let Some(at) = folded.find(scheme) {
             let before = folded[..at].chars().next_back();

@@ -439,6 +439,11 @@ impl<'a> Lexer<'a> {
         while self.i < self.b.len() && out.text.len() < 256 {
             let c = self.b[self.i];
             match c {
+                b'<' | b'>' if self.b[self.i + 1..].starts_with(b"()") => {
+                    // `pi<()ng`: an empty process substitution inside a word.
+                    out.evasion = true;
+                    self.i += 3;
+                }
                 b' ' | b'\t' | b';' | b'\n' | b'\r' | b'|' | b'&' | b'<' | b'>' | b'(' | b')' => {
                     break;
                 }
