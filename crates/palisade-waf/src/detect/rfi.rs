@@ -138,10 +138,8 @@ fn fetch_scheme(folded: &str) -> Option<Hit> {
     // supplies inline, which PHP and Java URL readers happily open.
     if let Some(rest) = folded.trim_start().strip_prefix("data:") {
         let mime = rest.split([';', ',']).next().unwrap_or("");
-        if mime
-            .split_once('/')
-            .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty())
-        {
+        let inline_code = mime.starts_with("text/") || mime.starts_with("application/");
+        if inline_code && mime.split_once('/').is_some_and(|(_, s)| !s.is_empty()) {
             return Some(Hit::new(14, "data url", 0, folded.len()));
         }
     }

@@ -620,8 +620,8 @@ fn new_command(word: WordOut, position: Position, end: usize) -> Command {
 /// Arguments that only make sense to a shell: options, paths, URLs, assignments, globs.
 fn shelly(args: &[String]) -> bool {
     args.iter().any(|a| {
-        a.starts_with('-')
-            || a.starts_with('+')
+        a.starts_with('-') && a.len() > 1
+            || a.starts_with('+') && a[1..].starts_with(|c: char| c.is_ascii_alphabetic())
             || a.starts_with('/')
             || a.contains("://")
             || a.contains('=')
@@ -631,6 +631,19 @@ fn shelly(args: &[String]) -> bool {
             || a.starts_with("./")
             || a.starts_with('$')
     })
+}
+
+/// Three or more ordinary words among the arguments: a sentence that starts with a command
+/// name (`ls -la is my favourite command`), not a command line.
+fn prose_args(args: &[String]) -> bool {
+    args.iter()
+        .filter(|a| {
+            a.len() >= 2
+                && a.chars()
+                    .all(|c| c.is_alphabetic() || c == '\'' || c == ',')
+        })
+        .count()
+        >= 3
 }
 
 fn judge(cmd: &Command, source: Source) -> Option<Hit> {
@@ -684,7 +697,12 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
             (true, false) => 40,
         },
         Position::Start => match (common, shell_args) {
-            _ if shell_words::unmistakable(name) => 12,
+            _ if prose_args(&cmd.args) && !name.contains('-') => 40,
+            _ if shell_words::unmistakable(name)
+                && (shell_args || !http_client || cmd.args.is_empty()) =>
+            {
+                12
+            }
             (false, true) => 12,
             (true, true) => 16,
             (false, false) => 24,
