@@ -113,6 +113,8 @@ fn finding(input: &Input<'_>, raised: Raised) -> Finding {
             .map(|p| p.text())
             .unwrap_or_default();
         &hidden_text
+    } else if reads_folded(raised.detector) && !input.folded.is_empty() {
+        &input.folded
     } else {
         &input.text
     };
@@ -127,6 +129,15 @@ fn finding(input: &Input<'_>, raised: Raised) -> Finding {
         raw: truncate(&String::from_utf8_lossy(&input.raw), MAX_FRAGMENT),
         hidden: raised.hidden,
     }
+}
+
+/// Detectors whose offsets point into the folded (lowercase, comment-free) view.
+fn reads_folded(detector: crate::class::DetectorKind) -> bool {
+    use crate::class::DetectorKind as D;
+    !matches!(
+        detector,
+        D::Sqli | D::Shell | D::Protocol | D::Php | D::Fixation
+    )
 }
 
 /// The evidence span of `text`, widened to character boundaries; the whole text when the

@@ -201,3 +201,34 @@ fn prose_with_attack_words_is_not_an_attack_at_any_default_level() {
         assert_allowed("POST", "/feedback", &headers, &body);
     }
 }
+
+#[test]
+fn everyday_values_with_punctuation_pass() {
+    let values = [
+        "C:\\Users\\Public\\Documents\\report.docx",
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42s",
+        "What's the difference between SELECT and UPDATE in SQL?",
+        "I'm 5'11\" tall and weigh 70kg",
+        "Tom & Jerry; the movie (2021)",
+        "1/2 cup sugar; 3 eggs; bake at 350°F for 25-30 minutes",
+        "Price: $10 (was $15) - save 33%!",
+        "Re: [PATCH v2] fix null pointer deref in parser",
+        "こんにちは世界 Привет, мир!",
+        "wget vs curl comparison",
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+        "The function f(x) = 2x + 1 is linear",
+        "Use the <b>bold</b> tag for emphasis",
+        "Call me at +1 (555) 123-4567 ext. 89",
+        "See section 4.2.1 (a)-(c) for details",
+        "O'Reilly's \"Learning SQL\", 3rd ed.",
+        "/home/user/projects/my-app/src/main.rs",
+        "time to say goodbye; see you later",
+        "#hashtag @mention https://t.co/abc123",
+        "a = b + c * (d - e) / f",
+    ];
+    for value in values {
+        let body = format!("{{\"text\": {}}}", serde_json::Value::from(value));
+        let headers = browser_headers(CHROME_UA, &[("Content-Type", "application/json")]);
+        assert_allowed("POST", "/api/v1/notes", &headers, &body);
+    }
+}
