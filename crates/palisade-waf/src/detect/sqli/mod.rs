@@ -8,6 +8,7 @@
 
 mod lexer;
 mod shapes;
+mod words;
 
 pub use lexer::{Kind, MAX_TOKENS, Token, Word, classify, tokenize};
 
