@@ -268,7 +268,10 @@ fn attributes(rest: &str) -> Vec<(String, String)> {
             }
         }
         if name.is_empty() {
-            i += 1;
+            if i == start {
+                // Step over the one ASCII byte (`=`, `/`, `>`) that stopped the name.
+                i += 1;
+            }
             continue;
         }
         out.push((name, value));

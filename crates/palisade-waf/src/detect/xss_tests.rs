@@ -68,3 +68,9 @@ fn formatting_markup_and_prose_are_not_attacks() {
         assert!(!blocked(text), "{text}");
     }
 }
+
+#[test]
+fn regression_fuzz_attribute_scan_on_replacement_characters() {
+    let text = String::from_utf8_lossy(b"<e<tt='\xff\xff\xff*t='\xff\xff\xe8").into_owned();
+    let _ = detect(&text, &crate::normalize::fold(&text));
+}
