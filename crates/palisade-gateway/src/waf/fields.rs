@@ -3,7 +3,7 @@
 //! identity from `ctx.identity`, and the managed-detection scores.
 
 use palisade_expr::request::{Body, RequestFields, RequestInfo};
-use palisade_expr::{FieldDef, FieldProvider, KeyLookup, StandardField, Value};
+use palisade_expr::{FieldDef, FieldProvider, KeyLookup, RuleSet, StandardField, Value};
 
 use crate::error::GatewayError;
 use crate::pipeline::{GatewayRequest, RequestContext};
@@ -49,12 +49,48 @@ impl FieldProvider for GatewayFields<'_> {
     }
 }
 
+/// Whether any field of `rules` is computed from request headers. When none is (rules on
+/// the path, query, method, address or geo), the headers are not copied per request.
+pub fn reads_headers(rules: &RuleSet) -> bool {
+    use StandardField as F;
+    let scheme = rules.scheme();
+    rules
+        .fields()
+        .iter()
+        .any(|id| match scheme.field(id).standard() {
+            Some(
+                F::Method
+                | F::Uri
+                | F::UriPath
+                | F::UriPathExtension
+                | F::UriQuery
+                | F::UriArgs
+                | F::UriArgsNames
+                | F::UriArgsValues
+                | F::Version
+                | F::BodyRaw
+                | F::BodyTruncated
+                | F::IpSrc
+                | F::Country
+                | F::Asnum
+                | F::Ssl
+                | F::UserId,
+            ) => false,
+            // Host, user agent, cookies, header maps, the full URI (its host), the form (its
+            // content type), the body size (its declared length), and fields added later.
+            Some(_) => true,
+            // The gateway's own fields (scores) are not computed from the headers here.
+            None => false,
+        })
+}
+
 /// What the rules may see of this request. `body` is the inspected prefix, when some rule
-/// reads a body field.
+/// reads a body field; the headers are copied only `with_headers`.
 pub fn request_info(
     head: &http::request::Parts,
     ctx: &RequestContext,
     body: Option<Body>,
+    with_headers: bool,
 ) -> RequestInfo {
     let target = match head.uri.authority() {
         // HTTP/2 and absolute-form requests: keep scheme and authority for `http.host`.
@@ -68,11 +104,14 @@ pub fn request_info(
         method: head.method.as_str().to_owned(),
         target,
         version: version_name(head.version).to_owned(),
-        headers: head
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect(),
+        headers: if with_headers {
+            head.headers
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+                .collect()
+        } else {
+            Vec::new()
+        },
         body,
         client_ip: ctx.client_ip,
         tls: ctx.secure,
@@ -119,7 +158,7 @@ pub async fn inspect_body(request: &mut GatewayRequest, cap: usize) -> Result<Bo
 
 #[cfg(test)]
 mod tests {
-    use palisade_expr::{Context, RuleSet, Value};
+    use palisade_expr::{Context, Value};
 
     use super::*;
     use crate::events::EventBus;
@@ -152,7 +191,7 @@ mod tests {
     #[test]
     fn the_user_id_comes_from_the_identity_the_sessions_stage_set() {
         let mut ctx = ctx();
-        let info = request_info(&head("/", http::Version::HTTP_11), &ctx, None);
+        let info = request_info(&head("/", http::Version::HTTP_11), &ctx, None, true);
         assert_eq!(
             field(&info, "palisade.user.id"),
             Some(Value::Bytes(Vec::new()))
@@ -161,7 +200,7 @@ mod tests {
             user: "user-42".into(),
             source: "session",
         });
-        let info = request_info(&head("/", http::Version::HTTP_11), &ctx, None);
+        let info = request_info(&head("/", http::Version::HTTP_11), &ctx, None, true);
         assert_eq!(field(&info, "palisade.user.id"), Some("user-42".into()));
     }
 
@@ -171,6 +210,7 @@ mod tests {
             &head("https://shop.example/a?b=1", http::Version::HTTP_2),
             &ctx(),
             None,
+            true,
         );
         assert_eq!(field(&info, "http.host"), Some("shop.example".into()));
         assert_eq!(field(&info, "http.request.uri"), Some("/a?b=1".into()));
@@ -181,7 +221,7 @@ mod tests {
 
     #[test]
     fn score_fields_read_clean_until_managed_detection_supplies_them() {
-        let info = request_info(&head("/", http::Version::HTTP_11), &ctx(), None);
+        let info = request_info(&head("/", http::Version::HTTP_11), &ctx(), None, true);
         for name in crate::waf::SCORE_FIELDS {
             assert_eq!(field(&info, name), Some(Value::Int(CLEAN_SCORE)), "{name}");
         }
@@ -191,5 +231,25 @@ mod tests {
         let geo = GeoDatabases::default();
         let outcome = set.evaluate(&GatewayFields::new(&info, &geo));
         assert!(outcome.matches.is_empty());
+    }
+
+    #[test]
+    fn headers_are_copied_only_for_rules_that_read_them() {
+        let load = |expression: &str| {
+            let text =
+                format!("rules:\n  - name: R\n    expression: {expression}\n    action: log\n");
+            RuleSet::from_yaml("waf.yaml", &text, crate::waf::scheme()).expect("loads")
+        };
+        assert!(!reads_headers(&load(
+            r#"http.request.uri.query contains "union""#
+        )));
+        assert!(!reads_headers(&load(r#"ip.geoip.country in {"CN"}"#)));
+        assert!(reads_headers(&load(r#"http.user_agent contains "curl""#)));
+        assert!(reads_headers(&load(
+            r#"http.request.body.form["a"][0] eq "b""#
+        )));
+        assert!(reads_headers(&load(
+            r#"http.request.full_uri contains "x""#
+        )));
     }
 }

@@ -37,7 +37,7 @@ use crate::pipeline::{
 };
 use crate::services::Services;
 use crate::waf::challenge::{CHALLENGE_PATH, Challenge, NotCleared};
-use crate::waf::fields::{GatewayFields, inspect_body, request_info};
+use crate::waf::fields::{GatewayFields, inspect_body, reads_headers, request_info};
 use crate::waf::report::{ChallengeEvent, RuleEvent, redacted};
 use crate::waf::{GeoDatabases, skip_phase};
 
@@ -48,6 +48,7 @@ pub struct Waf {
     geo: GeoDatabases,
     body_limit: usize,
     needs_body: bool,
+    needs_headers: bool,
     /// Present when some rule challenges.
     challenge: Option<Challenge>,
     limits: Arc<dyn RateLimitStore>,
@@ -103,6 +104,7 @@ impl Waf {
         waf.compiled.geo.watch(waf.geoip_reload_interval.0);
         Some(Self {
             needs_body: rules.needs_body(),
+            needs_headers: reads_headers(&rules),
             rules,
             geo: waf.compiled.geo.clone(),
             body_limit: usize::try_from(waf.body_limit.0).unwrap_or(usize::MAX),
@@ -184,7 +186,7 @@ impl Waf {
         ctx: &RequestContext,
         body: Option<palisade_expr::request::Body>,
     ) -> (Outcome<'_>, Clearance) {
-        let info = request_info(head, ctx, body);
+        let info = request_info(head, ctx, body, self.needs_headers);
         let fields = GatewayFields::new(&info, &self.geo);
         let cx = self.rules.context(&fields);
         let outcome = self.rules.evaluate_in(&cx);
