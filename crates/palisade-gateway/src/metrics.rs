@@ -144,6 +144,8 @@ pub struct Metrics {
     pub events_dropped: LabeledCounter,
     /// `palisade_config_reloads_total{result}`.
     pub config_reloads: LabeledCounter,
+    /// `palisade_uploads_total{outcome, reason}`: inspected uploads, passed or refused.
+    pub uploads: LabeledCounter,
     /// `palisade_open_connections`.
     pub open_connections: AtomicI64,
     collectors: Mutex<Vec<Collector>>,
@@ -189,6 +191,11 @@ impl Default for Metrics {
                 "Configuration reloads, by result (applied or refused).",
                 &["result"],
             ),
+            uploads: LabeledCounter::new(
+                "palisade_uploads_total",
+                "Inspected uploads, by outcome (passed, refused) and refusal reason.",
+                &["outcome", "reason"],
+            ),
             open_connections: AtomicI64::new(0),
             collectors: Mutex::new(Vec::new()),
         }
@@ -230,6 +237,7 @@ impl Metrics {
         self.events.render(&mut out);
         self.events_dropped.render(&mut out);
         self.config_reloads.render(&mut out);
+        self.uploads.render(&mut out);
         let _ = writeln!(
             out,
             "# HELP palisade_open_connections Client connections open now."

@@ -17,6 +17,7 @@ use crate::config::server::LogTarget;
 use crate::events::log::{JsonLogSink, LogOutput};
 use crate::events::{Event, EventBus, EventSink, MetricsSink};
 use crate::metrics::Metrics;
+use crate::upload::{SpoolSettings, UploadShared};
 
 /// What the stages share for the life of the process.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct Services {
     pub rate_limits: Arc<dyn RateLimitStore>,
     /// The same store with its health and error counters, when it is the `[state]` backend.
     pub state: Option<Arc<StateBackend>>,
+    /// The upload spool directory and image-decode gate (`[spool]`, read at start-up).
+    pub uploads: UploadShared,
 }
 
 /// Why the services could not start.
@@ -44,6 +47,9 @@ pub enum ServicesError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The upload spool directory could not be prepared.
+    #[error("{0}")]
+    Spool(std::io::Error),
     /// The state backend could not be set up.
     #[error("cannot set up the {backend} state backend: {detail}")]
     State {
@@ -75,6 +81,7 @@ impl Services {
             sinks.push(Arc::new(sink));
         }
         let events = EventBus::new(sinks);
+        let uploads = UploadShared::start(config.spool.settings()).map_err(ServicesError::Spool)?;
         let state = StateBackend::from_config(&config.state, Arc::clone(&clock))
             .await
             .map_err(|err| ServicesError::State {
@@ -94,6 +101,7 @@ impl Services {
             clock,
             rate_limits: state.clone(),
             state: Some(state),
+            uploads,
         })
     }
 
@@ -107,6 +115,7 @@ impl Services {
             rate_limits: Arc::new(MemoryRateLimiter::new(Arc::clone(&clock), 100_000)),
             clock,
             state: None,
+            uploads: UploadShared::unprepared(SpoolSettings::default()),
         }
     }
 }

@@ -15,6 +15,7 @@
 mod diagnostic;
 pub mod rate_limit;
 pub mod server;
+pub mod upload;
 mod validate;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ pub use palisade_policy::headers::HeadersConfig;
 pub use palisade_store::ratelimit::StateConfig;
 pub use rate_limit::RateLimitRule;
 pub use server::{AdminConfig, LogConfig, ServerConfig, UpstreamConfig, UpstreamUrl};
+pub use upload::SpoolConfig;
 
 /// Environment variable holding the Redis URL (it may carry a password).
 pub const REDIS_URL_ENV: &str = "PALISADE_REDIS_URL";
@@ -51,8 +53,18 @@ pub struct Config {
     /// `rate_limit = []`: none.
     #[serde(deserialize_with = "rate_limit::rules")]
     pub rate_limit: Option<Vec<RateLimitRule>>,
+    /// `[[upload]]`: which requests are uploads and how their files are checked, as written;
+    /// read [`Config::uploads`] instead.
+    pub upload: Vec<palisade_policy::upload::UploadSection>,
+    /// `[scanner]`: the clamd uploads are scanned with, as written.
+    pub scanner: Option<palisade_policy::upload::ScannerSection>,
+    /// `[spool]`: where upload bodies wait while they are inspected.
+    pub spool: SpoolConfig,
+    /// `[[upload]]` and `[scanner]` validated together (filled in by [`Config::from_toml`]).
+    #[serde(skip)]
+    pub uploads: palisade_policy::upload::UploadConfig,
     // Later sections plug in here, one field each: `waf`, `session`, `csrf`,
-    // `identity` (`[identity.jwt]`), `upload` (`[[upload]]`), `scanner`.
+    // `identity` (`[identity.jwt]`).
 }
 
 /// Values given on the command line; they win over the file, on start-up and on reload.
@@ -103,11 +115,15 @@ impl Config {
 
     /// Parses `text`, the contents of `path`.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let config = toml::from_str::<Config>(text).map_err(|err| {
+        let mut config = toml::from_str::<Config>(text).map_err(|err| {
             let message = err.message().trim_end().replace('\n', " ");
             ConfigError::single(Diagnostic::at(path, text, err.span(), message))
         })?;
-        let diagnostics = validate::sections(&config, path, text);
+        let mut diagnostics = validate::sections(&config, path, text);
+        match upload::validate(&config, path, text) {
+            Ok(uploads) => config.uploads = uploads,
+            Err(diagnostic) => diagnostics.push(diagnostic),
+        }
         if diagnostics.is_empty() {
             Ok(config)
         } else {

@@ -94,6 +94,26 @@ pub enum Event {
         /// The same messages `palisade check` prints.
         errors: Vec<String>,
     },
+    /// Upload inspection refused a request (details never sent to the client).
+    UploadRefused {
+        /// The request.
+        request: RequestInfo,
+        /// Why, which file, and the details (signature, quarantine path).
+        refusal: crate::upload::UploadEvent,
+    },
+    /// Every file of an upload passed and the request was forwarded.
+    UploadPassed {
+        /// The request.
+        request: RequestInfo,
+        /// Each file's type (`image/png`), in body order.
+        types: Vec<String>,
+        /// Each file's scan outcome (`clean`, `not_scanned`, `unavailable`), in body order.
+        scans: Vec<String>,
+        /// Bytes received from the client.
+        received: u64,
+        /// Bytes forwarded (fewer when metadata was stripped).
+        forwarded: u64,
+    },
     /// The TLS certificate was reloaded, or failed to.
     TlsReloaded {
         /// Whether the new certificate is in use.
@@ -115,6 +135,8 @@ impl Event {
             Self::ConfigReloaded { .. } => "config.reloaded",
             Self::ConfigRejected { .. } => "config.rejected",
             Self::TlsReloaded { .. } => "tls.reloaded",
+            Self::UploadRefused { .. } => "upload.refused",
+            Self::UploadPassed { .. } => "upload.passed",
         }
     }
 
@@ -178,6 +200,24 @@ impl Event {
                 out.bool("tls.ok", *ok);
                 out.str("error.detail", detail);
             }
+            Self::UploadRefused { request, refusal } => {
+                request.write_fields(out);
+                write_refusal(out, refusal);
+            }
+            Self::UploadPassed {
+                request,
+                types,
+                scans,
+                received,
+                forwarded,
+            } => {
+                request.write_fields(out);
+                out.num("upload.files", types.len() as u64);
+                out.strs("upload.types", types);
+                out.strs("upload.scans", scans);
+                out.num("upload.received", *received);
+                out.num("upload.forwarded", *forwarded);
+            }
         }
     }
 
@@ -191,6 +231,24 @@ impl Event {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
         }
+    }
+}
+
+fn write_refusal(out: &mut JsonObject<'_>, refusal: &crate::upload::UploadEvent) {
+    out.str("upload.reason", refusal.reason);
+    out.num("http.status", u64::from(refusal.status));
+    if let Some(field) = &refusal.field {
+        out.str("upload.field", field);
+    }
+    if let Some(name) = &refusal.filename {
+        out.str("upload.filename", name);
+    }
+    out.str("upload.detail", &refusal.detail);
+    if let Some(signature) = &refusal.signature {
+        out.str("upload.signature", signature);
+    }
+    if let Some(path) = &refusal.quarantined {
+        out.display("upload.quarantined", &path.display());
     }
 }
 
@@ -367,6 +425,29 @@ mod tests {
         let json = Value::Object(event.to_json());
         assert_eq!(json["config.file"], "a\"b\\c\n\u{1}.toml");
         assert_eq!(json["config.errors"][0], "x \"y\"");
+    }
+
+    #[test]
+    fn upload_refusals_carry_the_signature_and_the_file() {
+        let event = Event::UploadRefused {
+            request: request(),
+            refusal: crate::upload::UploadEvent {
+                reason: "malware",
+                status: 422,
+                field: Some("doc".into()),
+                filename: Some("notes.txt".into()),
+                detail: "clamd found Eicar-Test".into(),
+                signature: Some("Eicar-Test".into()),
+                quarantined: None,
+            },
+        };
+        let json = Value::Object(event.to_json());
+        assert_eq!(json["event"], "upload.refused");
+        assert_eq!(json["upload.reason"], "malware");
+        assert_eq!(json["upload.signature"], "Eicar-Test");
+        assert_eq!(json["upload.filename"], "notes.txt");
+        assert_eq!(json["http.status"], 422);
+        assert!(json.get("upload.quarantined").is_none());
     }
 
     #[test]

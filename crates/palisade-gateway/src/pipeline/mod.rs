@@ -95,8 +95,12 @@ impl Pipeline {
         // 6. CSRF on unsafe methods, then session validation and rotation.
         //    Slot: `stages::csrf::Csrf`, `stages::session::Session`.
         // 7. Body checks while streaming: `max_body_size` is enforced by `RequestBody` as
-        //    bytes pass. Upload inspection holds the body (`prefix(max_upload)`) until every
-        //    file passed. Slot: `stages::upload::Upload`.
+        //    bytes pass. Uploads are inspected as they stream (spooled, not held in memory)
+        //    and forwarded only once every file passed; last, so refused requests cost no
+        //    disk or clamd time.
+        if let Some(stage) = stages::upload::Upload::new(config, services) {
+            pipeline.request(stage);
+        }
         // 8. Forward upstream (`proxy::forward`), identity headers set by palisade only.
 
         // 9. Response phase, in order. Session cookies (slot: `stages::session`) go first so

@@ -4,3 +4,4 @@ pub mod client_ip;
 pub mod conformance;
 pub mod rate_limit;
 pub mod security_headers;
+pub mod upload;
