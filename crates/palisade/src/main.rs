@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use palisade_gateway::config::{Config, ConfigSource, Overrides, UpstreamUrl};
 
 mod demo;
+mod upload;
 
 // A proxy allocates and frees many small buffers per request; mimalloc's thread-local
 // free lists cost far less than glibc malloc's arenas under that load.
@@ -35,6 +36,11 @@ enum Command {
     Demo(DemoArgs),
     /// Validate a configuration file; exit 1 and print FILE:LINE:COL for each problem.
     Check(CheckArgs),
+    /// Run the upload checks on local files: `palisade upload check FILE...`.
+    Upload {
+        #[command(subcommand)]
+        command: upload::UploadCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check(&args.config),
+        Command::Upload { command } => upload::run(command),
         Command::Serve(args) => exit_code(run_async(serve(args))),
         Command::Demo(args) => exit_code(run_async(demo::run(args.listen, args.admin_listen))),
     }
