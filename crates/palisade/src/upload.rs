@@ -93,7 +93,10 @@ fn verdict_line(check: &FileCheck) -> String {
                 ScanOutcome::Unavailable(why) => format!("NOT SCANNED, scanner failed: {why}"),
             };
             let mime = file.file_type.mime();
-            format!("{path}: passed ({mime}{dimensions}, {} bytes, {scan})", file.size)
+            format!(
+                "{path}: passed ({mime}{dimensions}, {} bytes, {scan})",
+                file.size
+            )
         }
         Err(UploadError::Refused(refused)) => {
             let reason = refused.refusal.reason;

@@ -113,6 +113,7 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
             response
         }
         "/ws" => upgrade_echo(&mut request),
+        p if p.starts_with("/upload") => mirror(request).await,
         _ => echo(request).await,
     };
     let headers = response.headers_mut();
@@ -157,6 +158,25 @@ async fn echo(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    response
+}
+
+/// Answers with the request body's exact bytes, and the `Content-Type` and
+/// `Content-Length` it came with in `x-seen-content-type` and `x-seen-content-length`.
+async fn mirror(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
+    let (head, body) = request.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return status(StatusCode::BAD_REQUEST);
+    };
+    let mut response = Response::new(full(body));
+    for (seen, name) in [
+        ("x-seen-content-type", http::header::CONTENT_TYPE),
+        ("x-seen-content-length", http::header::CONTENT_LENGTH),
+    ] {
+        if let Some(value) = head.headers.get(name) {
+            response.headers_mut().insert(seen, value.clone());
+        }
+    }
     response
 }
 
