@@ -343,3 +343,64 @@ async fn browsers_get_an_html_refusal_page() {
         answer.text()
     );
 }
+
+fn palisade_upload_check(args: &[&std::path::Path]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["upload", "check"])
+        .args(args)
+        .output()
+        .expect("palisade upload check runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (
+        output.status.code(),
+        stdout + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+#[test]
+fn upload_check_prints_a_verdict_per_file_and_fails_when_any_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path
+    };
+    let good = write("photo.jpg", &jpeg(64, 48));
+    let mut bytes = png(16, 16);
+    bytes.extend_from_slice(b"<?php echo 1; ?>");
+    let polyglot = write("icon.png", &bytes);
+    let renamed = write("photo.png", &jpeg(16, 16));
+
+    let (code, out) = palisade_upload_check(&[&good]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("photo.jpg: passed (image/jpeg, 64x48"),
+        "{out}"
+    );
+
+    let (code, out) = palisade_upload_check(&[&good, &polyglot, &renamed]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("icon.png: refused (polyglot)"), "{out}");
+    assert!(out.contains("photo.png: refused (mismatch)"), "{out}");
+
+    // With the configuration's rule and scanner: text allowed, EICAR found by clamd.
+    let config = dir.path().join("palisade.toml");
+    let toml = format!(
+        "[[upload]]\npath = \"/\"\nallowed_types = [\"text/plain\"]\n{}",
+        upload_gateway::real_scanner()
+    );
+    std::fs::write(&config, toml).expect("config");
+    let mut text = b"notes\n".to_vec();
+    text.extend(eicar());
+    let infected = write("notes.txt", &text);
+    let clean = write("clean.txt", b"just notes\n");
+    let (code, out) =
+        palisade_upload_check(&[&clean, &infected, std::path::Path::new("--config"), &config]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("clean.txt: passed (text/plain"), "{out}");
+    assert!(out.contains("scan clean"), "{out}");
+    assert!(
+        out.contains("notes.txt: refused (malware): clamd found Palisade.Test.EICAR"),
+        "{out}"
+    );
+}
