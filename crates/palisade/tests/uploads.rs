@@ -404,3 +404,20 @@ fn upload_check_prints_a_verdict_per_file_and_fails_when_any_is_refused() {
         "{out}"
     );
 }
+
+#[test]
+fn palisade_check_points_at_a_bad_upload_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("palisade.toml");
+    let text = "[[upload]]\npath = \"/upload\"\nallowed_types = [\"image/png\", \"image/exe\"]\n";
+    std::fs::write(&config, text).expect("config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("palisade check runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!("{}:3:17: upload[0].allowed_types", config.display());
+    assert!(stderr.starts_with(&expected), "{stderr}");
+}

@@ -52,8 +52,13 @@ impl Upload {
         if config.uploads.rules.is_empty() {
             return None;
         }
+        // Paths are compared in lower case (see `path::normalise`).
+        let mut uploads = config.uploads.clone();
+        for rule in &mut uploads.rules {
+            rule.path_prefix = rule.path_prefix.to_lowercase();
+        }
         Some(Self {
-            service: services.uploads.service(config.uploads.clone()),
+            service: services.uploads.service(uploads),
             metrics: Arc::clone(&services.metrics),
         })
     }
@@ -232,6 +237,8 @@ where
             Ok(Some(Err(err))) => return Err(Failure::Error(client_error(&err))),
             Ok(Some(Ok(frame))) => frame,
         };
+        // TODO: a minimum data rate over the whole body; a client sending a byte every
+        // `body_read_timeout` holds its connection and spool until `max_body_size`.
         // Trailers are dropped: the forwarded body has a fixed length and no chunking.
         if let Some(data) = frame.data_ref() {
             inspection.feed(data).await?;

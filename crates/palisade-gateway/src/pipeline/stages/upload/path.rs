@@ -1,6 +1,7 @@
 //! The path an `[[upload]]` rule is matched against: the request path as an upstream might
 //! read it, so that spelling a path differently cannot skip inspection (`/%75pload`,
-//! `/img/../upload`, `//upload`, `/upload;x=1`, `\upload`).
+//! `/img/../upload`, `//upload`, `/upload;x=1`, `\upload`, `/UPLOAD` for an upstream on a
+//! case-insensitive file system).
 //!
 //! The matching is deliberately generous: a path that some upstream would read as an
 //! upload path is inspected, even if this upstream would not.
@@ -9,7 +10,8 @@
 const DECODE_ROUNDS: usize = 3;
 
 /// Percent-decodes (repeatedly), turns backslashes into slashes, drops `;parameters`,
-/// empty and `.` segments, and resolves `..` (RFC 3986 §5.2.4), never above the root.
+/// empty and `.` segments, resolves `..` (RFC 3986 §5.2.4, never above the root), and
+/// lower-cases the result (rule prefixes are lower-cased to match).
 pub fn normalise(path: &str) -> String {
     let mut decoded = path.to_owned();
     for _ in 0..DECODE_ROUNDS {
@@ -41,7 +43,7 @@ pub fn normalise(path: &str) -> String {
     if out.is_empty() || decoded.ends_with('/') {
         out.push('/');
     }
-    out
+    out.to_lowercase()
 }
 
 /// One round of percent-decoding; invalid escapes stay as written, invalid UTF-8 becomes
@@ -71,7 +73,27 @@ fn hex(byte: Option<&u8>) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::normalise;
+
+    proptest! {
+        /// Whatever the client sends, the result is an absolute path without dot segments,
+        /// empty segments (but a trailing slash) or backslashes: a prefix match on it cannot
+        /// be fooled by a segment the upstream would resolve away.
+        #[test]
+        fn normalised_paths_have_no_segments_an_upstream_would_resolve(
+            path in "[/a-zA-Z.%25;\\\\0-9]{0,40}"
+        ) {
+            let normal = normalise(&path);
+            prop_assert!(normal.starts_with('/'));
+            prop_assert!(!normal.contains('\\'));
+            let inner = normal.trim_end_matches('/');
+            for segment in inner.split('/').skip(1) {
+                prop_assert!(!matches!(segment, "" | "." | ".."), "{path:?} -> {normal:?}");
+            }
+        }
+    }
 
     #[test]
     fn other_spellings_of_a_path_normalise_to_it() {
@@ -86,6 +108,8 @@ mod tests {
             "\\upload\\x",
             "/upload%2Fx",
             "/a/b/../../upload/x",
+            "/UPLOAD/X",
+            "/%55pload/x",
         ] {
             assert_eq!(normalise(spelling), "/upload/x", "{spelling}");
         }
