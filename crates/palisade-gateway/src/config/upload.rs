@@ -24,7 +24,7 @@ const MAX_MEMORY_LIMIT: u64 = 16 << 20;
 #[serde(deny_unknown_fields, default)]
 pub struct SpoolConfig {
     /// Directory for bodies beyond the memory buffer; palisade's alone (created 0700,
-    /// emptied on start). Default: `palisade-spool` in the system temporary directory.
+    /// emptied on start). Default: `palisade-spool-<uid>` in the system temporary directory.
     pub dir: Option<PathBuf>,
     /// Bytes of each upload kept in memory before it moves to an (unlinked) temporary file.
     /// Default `64KB`, at most `16MB`.

@@ -58,9 +58,14 @@ impl UploadShared {
     }
 }
 
-/// The default spool directory: `palisade-spool` in the system temporary directory.
+/// The default spool directory: `palisade-spool-<uid>` in the system temporary directory,
+/// one per user, so that palisades run by different users never share (or refuse) one.
 pub fn default_spool_dir() -> PathBuf {
-    std::env::temp_dir().join("palisade-spool")
+    let name = own_uid().map_or_else(
+        || "palisade-spool".to_owned(),
+        |uid| format!("palisade-spool-{uid}"),
+    );
+    std::env::temp_dir().join(name)
 }
 
 fn prepare_dir(dir: &Path) -> io::Result<()> {
