@@ -3,7 +3,7 @@
 //! counters are not reset when the operator edits a limit.
 //!
 //! A later capability adds its store or engine here as one field (a ban list, the session
-//! store), built in [`Services::start`], and its stage reads it in `Pipeline::build`.
+//! service), built in [`Services::start`], and its stage reads it in `Pipeline::build`.
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use crate::config::server::LogTarget;
 use crate::events::log::{JsonLogSink, LogOutput};
 use crate::events::{Event, EventBus, EventSink, MetricsSink};
 use crate::metrics::Metrics;
+use crate::sessions::SessionService;
 
 /// What the stages share for the life of the process.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct Services {
     pub rate_limits: Arc<dyn RateLimitStore>,
     /// The same store with its health and error counters, when it is the `[state]` backend.
     pub state: Option<Arc<StateBackend>>,
+    /// Sessions, CSRF key and JWT verifier (`[session]`, `[csrf]`, `[identity]`).
+    pub sessions: Arc<SessionService>,
 }
 
 /// Why the services could not start.
@@ -49,6 +52,22 @@ pub enum ServicesError {
     State {
         /// The backend.
         backend: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// The session store could not be opened.
+    #[error("cannot open the {store} session store: {detail}")]
+    SessionStore {
+        /// The store.
+        store: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// Key material could not be read. The detail never holds the key itself.
+    #[error("{what}: {detail}")]
+    Secret {
+        /// Which secret.
+        what: &'static str,
         /// What failed.
         detail: String,
     },
@@ -88,12 +107,15 @@ impl Services {
             config.state.on_error.as_str(),
             events.clone(),
         ));
+        let sessions =
+            SessionService::start(config, Arc::clone(&clock), Arc::clone(&metrics)).await?;
         Ok(Self {
             events,
             metrics,
             clock,
             rate_limits: state.clone(),
             state: Some(state),
+            sessions,
         })
     }
 
@@ -107,6 +129,7 @@ impl Services {
             rate_limits: Arc::new(MemoryRateLimiter::new(Arc::clone(&clock), 100_000)),
             clock,
             state: None,
+            sessions: SessionService::in_memory(),
         }
     }
 }

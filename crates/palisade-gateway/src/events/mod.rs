@@ -28,6 +28,19 @@ pub struct RequestInfo {
     pub method: String,
     /// The path, without the query string (which may hold tokens).
     pub path: String,
+    /// The authenticated user, once the identity stage has run.
+    pub user_id: Option<String>,
+}
+
+/// What a session event is about. Never a secret: public ids and user ids only.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    /// The session's public id.
+    pub session_id: Option<String>,
+    /// The session's user.
+    pub user_id: Option<String>,
+    /// A short stable reason (`idle_expired`, `scheduled`, `invalid_user_id`).
+    pub reason: Option<&'static str>,
 }
 
 /// One event.
@@ -94,6 +107,43 @@ pub enum Event {
         /// The same messages `palisade check` prints.
         errors: Vec<String>,
     },
+    /// Something happened to a session: `session.created`, `session.rotated`,
+    /// `session.logged_out`, `session.expired`, `session.refused`, `session.bad_cookie`,
+    /// `session.directive_refused`, `session.store_failed`.
+    Session {
+        /// The dotted event name.
+        name: &'static str,
+        /// The request it happened on.
+        request: Option<RequestInfo>,
+        /// The session.
+        session: SessionInfo,
+    },
+    /// Sessions were revoked through the admin API.
+    SessionsRevoked {
+        /// The one session revoked, for `DELETE /v1/sessions/{id}`.
+        session_id: Option<String>,
+        /// The user whose sessions were all revoked, for `DELETE /v1/users/{id}/sessions`.
+        user_id: Option<String>,
+        /// How many sessions ended.
+        count: u64,
+    },
+    /// A request was refused by the CSRF check.
+    CsrfRefused {
+        /// The request.
+        request: RequestInfo,
+        /// `missing`, `expired`, `mismatch`, `invalid` or `cross_site`.
+        reason: &'static str,
+    },
+    /// Something about the identity a request claimed: `identity.invalid_jwt` (with the
+    /// reason), `identity.headers_stripped` (the client sent palisade's identity headers).
+    Identity {
+        /// The dotted event name.
+        name: &'static str,
+        /// The request.
+        request: RequestInfo,
+        /// A short stable reason.
+        reason: &'static str,
+    },
     /// The TLS certificate was reloaded, or failed to.
     TlsReloaded {
         /// Whether the new certificate is in use.
@@ -115,6 +165,9 @@ impl Event {
             Self::ConfigReloaded { .. } => "config.reloaded",
             Self::ConfigRejected { .. } => "config.rejected",
             Self::TlsReloaded { .. } => "tls.reloaded",
+            Self::Session { name, .. } | Self::Identity { name, .. } => name,
+            Self::SessionsRevoked { .. } => "session.revoked",
+            Self::CsrfRefused { .. } => "csrf.refused",
         }
     }
 
@@ -178,6 +231,36 @@ impl Event {
                 out.bool("tls.ok", *ok);
                 out.str("error.detail", detail);
             }
+            Self::Session {
+                request, session, ..
+            } => {
+                let request_user = request.as_ref().and_then(|r| r.user_id.as_deref());
+                if let Some(request) = request {
+                    request.write_place(out);
+                }
+                // A login's new user, else the user of the request.
+                out.opt_str("user.id", session.user_id.as_deref().or(request_user));
+                out.opt_str("session.id", session.session_id.as_deref());
+                if let Some(reason) = session.reason {
+                    out.str("reason", reason);
+                }
+            }
+            Self::SessionsRevoked {
+                session_id,
+                user_id,
+                count,
+            } => {
+                out.opt_str("session.id", session_id.as_deref());
+                out.opt_str("user.id", user_id.as_deref());
+                out.num("session.count", *count);
+            }
+            Self::CsrfRefused { request, reason }
+            | Self::Identity {
+                request, reason, ..
+            } => {
+                request.write_fields(out);
+                out.str("reason", reason);
+            }
         }
     }
 
@@ -196,6 +279,12 @@ impl Event {
 
 impl RequestInfo {
     fn write_fields(&self, out: &mut JsonObject<'_>) {
+        self.write_place(out);
+        out.opt_str("user.id", self.user_id.as_deref());
+    }
+
+    /// Everything but the user.
+    fn write_place(&self, out: &mut JsonObject<'_>) {
         out.str("request.id", &self.id);
         out.display("client.ip", &self.client_ip);
         out.str("http.method", &self.method);
@@ -230,6 +319,13 @@ impl<'a> JsonObject<'a> {
     pub fn str(&mut self, key: &str, value: &str) {
         self.key(key);
         escape_into(self.out, value);
+    }
+
+    /// A string field, written only when present.
+    pub fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(key, value);
+        }
     }
 
     /// A string field from anything printable.
@@ -338,6 +434,7 @@ mod tests {
             client_ip: "192.0.2.1".parse().expect("ip"),
             method: "POST".into(),
             path: "/login".into(),
+            user_id: None,
         }
     }
 

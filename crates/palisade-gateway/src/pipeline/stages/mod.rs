@@ -2,5 +2,8 @@
 
 pub mod client_ip;
 pub mod conformance;
+pub mod csrf;
+pub mod identity;
 pub mod rate_limit;
 pub mod security_headers;
+pub mod session_cookies;
