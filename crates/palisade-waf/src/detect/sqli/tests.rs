@@ -1,0 +1,97 @@
+use super::*;
+
+fn score(text: &str) -> Option<u8> {
+    detect(text).map(|h| h.score)
+}
+
+fn blocked(text: &str) -> bool {
+    score(text).is_some_and(|s| s <= 20)
+}
+
+#[test]
+fn breaking_out_of_a_string_with_a_tautology_is_certain() {
+    assert!(score("1' OR '1'='1").is_some_and(|s| s <= 6));
+    assert!(score("x\") or (\"a\"=\"a").is_some_and(|s| s <= 8));
+    assert!(blocked("admin'--"));
+    assert!(blocked("admin')#"));
+}
+
+#[test]
+fn numeric_context_tautologies_are_recognised() {
+    assert!(blocked("1234 OR 1=1"));
+    assert!(blocked("1) or (1=1"));
+    assert!(blocked("-1 and 2>1"));
+}
+
+#[test]
+fn union_select_is_recognised_in_every_disguise() {
+    assert!(score("1 UNION SELECT username, password FROM users").is_some_and(|s| s <= 6));
+    assert!(blocked("1 uNiOn/**/sElEcT 1,2,3"));
+    assert!(blocked("1 union all select null--"));
+    assert!(blocked("-1 /*!50000union*/ /*!50000select*/ 1"));
+}
+
+#[test]
+fn stacked_queries_and_time_delays_are_recognised() {
+    assert!(blocked("1; DROP TABLE users"));
+    assert!(blocked("x'; exec master..xp_cmdshell 'dir'--"));
+    assert!(blocked("1 and sleep(5)"));
+    assert!(blocked("BENCHMARK(5000000,MD5(1))"));
+    assert!(blocked("foo')waitfor delay'0:0:5'--"));
+}
+
+#[test]
+fn catalogue_and_file_access_are_recognised() {
+    assert!(blocked("1 and 1=(select 1 from information_schema.tables)"));
+    assert!(blocked("' into outfile '/var/www/x.php"));
+    assert!(blocked("pg_catalog"));
+}
+
+#[test]
+fn typographic_quotes_do_not_hide_a_break() {
+    let decoded =
+        crate::normalize::decode("1’ OR ’1’=’1".as_bytes(), crate::normalize::Plus::Literal).0;
+    assert!(blocked(&decoded));
+}
+
+#[test]
+fn nosql_operators_in_names_and_keys_are_recognised() {
+    assert!(blocked("u_id[$ne]"));
+    assert!(blocked("$where"));
+    assert!(!blocked("$existingUser"));
+}
+
+#[test]
+fn names_with_apostrophes_are_not_injection() {
+    for text in [
+        "O'Brien",
+        "D'Arcy O'Neill",
+        "it's my parents' house",
+        "rock 'n' roll",
+        "Bob's or Alice's",
+    ] {
+        assert!(!blocked(text), "{text}");
+    }
+}
+
+#[test]
+fn prose_with_sql_words_stays_below_the_default_threshold() {
+    for text in [
+        "Please select one option from the list below",
+        "The union will drop the proposal",
+        "I sleep well",
+        "having fun",
+        "mother or daughter",
+        "Die Union von Europa",
+        "and 7 oranges",
+    ] {
+        assert!(!blocked(text), "{text}");
+    }
+}
+
+#[test]
+fn unequal_literal_comparisons_are_not_tautologies() {
+    assert!(blocked("1=1"));
+    assert!(!blocked("11=1"));
+    assert!(!blocked("123<456"));
+}

@@ -1,0 +1,478 @@
+//! Turns a request into the list of inputs the detectors inspect: the path, every query and
+//! form argument (names and values), multipart fields and file names, JSON keys and string
+//! values, XML text and attribute values, cookies, and the headers attackers fill.
+//!
+//! Every input is decoded once (see [`crate::normalize`]). Work is bounded by [`Limits`]:
+//! past a limit the rest is skipped and the reason recorded, so a verdict can say that
+//! inspection stopped early. Nothing here copies more than the limits allow.
+
+mod body;
+mod json;
+mod multipart;
+mod xml;
+
+use std::fmt;
+
+use crate::normalize::{self, DecodeFlags, HiddenPayload, Plus};
+use crate::request::Request;
+
+/// Bounds on the work done for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Inputs (arguments, JSON values, headers, ...) inspected per request.
+    pub max_inputs: usize,
+    /// Bytes of one input inspected; the rest of a longer value is skipped.
+    pub max_value_len: usize,
+    /// Bytes inspected over the whole request.
+    pub max_total: usize,
+    /// Nesting of JSON and XML followed.
+    pub max_depth: usize,
+    /// Multipart parts read.
+    pub max_parts: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inputs: 512,
+            max_value_len: 16 * 1024,
+            max_total: 256 * 1024,
+            max_depth: 32,
+            max_parts: 64,
+        }
+    }
+}
+
+/// Why inspection did not cover the whole request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopReason {
+    /// The body was longer than the inspection cap.
+    BodyTruncated,
+    /// More inputs than [`Limits::max_inputs`].
+    TooManyInputs,
+    /// A value longer than [`Limits::max_value_len`] was inspected only in part.
+    ValueTooLong,
+    /// The request held more than [`Limits::max_total`] bytes to inspect.
+    TotalBudget,
+    /// JSON or XML nested deeper than [`Limits::max_depth`].
+    TooDeep,
+    /// A body that does not parse as its declared type (inspected as raw text instead).
+    MalformedBody,
+    /// More multipart parts than [`Limits::max_parts`].
+    TooManyParts,
+}
+
+impl StopReason {
+    /// Stable name for events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BodyTruncated => "body_truncated",
+            Self::TooManyInputs => "too_many_inputs",
+            Self::ValueTooLong => "value_too_long",
+            Self::TotalBudget => "total_budget",
+            Self::TooDeep => "too_deep",
+            Self::MalformedBody => "malformed_body",
+            Self::TooManyParts => "too_many_parts",
+        }
+    }
+}
+
+/// Where an input came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The request path.
+    Path,
+    /// A query argument value / name.
+    Arg,
+    /// A query argument name.
+    ArgName,
+    /// An urlencoded form field value.
+    Form,
+    /// An urlencoded form field name.
+    FormName,
+    /// A multipart field value.
+    Multipart,
+    /// A multipart field name.
+    MultipartName,
+    /// A multipart file name.
+    FileName,
+    /// A JSON string value.
+    Json,
+    /// A JSON object key.
+    JsonKey,
+    /// XML text or attribute value.
+    Xml,
+    /// A cookie value.
+    Cookie,
+    /// A cookie name.
+    CookieName,
+    /// A header value.
+    Header,
+    /// A body of no structured type, inspected whole.
+    Body,
+    /// The request line or framing (method, version, length headers).
+    Request,
+}
+
+/// The named place of an input, rendered like `args.q` or `body.json.user.name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Kind of input.
+    pub source: Source,
+    /// Argument, header or cookie name, or JSON/XML path; empty for the path and raw body.
+    pub name: String,
+}
+
+impl Location {
+    /// The last segment of the name: what an exclusion's `args` is compared with.
+    pub fn arg_name(&self) -> Option<&str> {
+        match self.source {
+            Source::Path | Source::Body | Source::Header | Source::Request => None,
+            _ => Some(self.name.rsplit('.').next().unwrap_or(&self.name)),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = match self.source {
+            Source::Path => return f.write_str("path"),
+            Source::Body => return f.write_str("body"),
+            Source::Arg => "args",
+            Source::ArgName => "args_names",
+            Source::Form => "body.form",
+            Source::FormName => "body.form_names",
+            Source::Multipart => "body.multipart",
+            Source::MultipartName => "body.multipart_names",
+            Source::FileName => "body.filename",
+            Source::Json => "body.json",
+            Source::JsonKey => "body.json_keys",
+            Source::Xml => "body.xml",
+            Source::Cookie => "cookies",
+            Source::CookieName => "cookies_names",
+            Source::Header => "headers",
+            Source::Request => "request",
+        };
+        write!(f, "{prefix}.{}", self.name)
+    }
+}
+
+/// One decoded input.
+#[derive(Debug, Clone)]
+pub struct Input<'r> {
+    /// Where it came from.
+    pub location: Location,
+    /// The bytes as received (after structural unescaping such as JSON's), capped.
+    pub raw: std::borrow::Cow<'r, [u8]>,
+    /// Fully decoded text.
+    pub text: String,
+    /// Lowercased, comment-free, whitespace-folded text.
+    pub folded: String,
+    /// What decoding undid.
+    pub flags: DecodeFlags,
+    /// Payloads decoded from base64 / hex runs.
+    pub hidden: Vec<HiddenPayload>,
+    /// Letters, digits and sentence punctuation with no attack word: only the encoding
+    /// checks apply (and `folded` is left empty).
+    pub plain: bool,
+}
+
+/// Gathers inputs within the limits.
+pub struct Collector<'r> {
+    limits: Limits,
+    used: usize,
+    /// Inputs gathered so far.
+    pub inputs: Vec<Input<'r>>,
+    /// Why something was skipped (no duplicates).
+    pub stops: Vec<StopReason>,
+}
+
+impl<'r> Collector<'r> {
+    /// An empty collector.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            used: 0,
+            inputs: Vec::with_capacity(32),
+            stops: Vec::new(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Records why inspection stopped early.
+    pub fn stop(&mut self, reason: StopReason) {
+        if !self.stops.contains(&reason) {
+            self.stops.push(reason);
+        }
+    }
+
+    /// Whether another input would be refused.
+    pub fn full(&self) -> bool {
+        self.inputs.len() >= self.limits.max_inputs || self.used >= self.limits.max_total
+    }
+
+    /// Decodes and keeps one input; false once limits are reached.
+    pub fn push(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: std::borrow::Cow<'r, [u8]>,
+        plus: Plus,
+    ) -> bool {
+        if self.inputs.len() >= self.limits.max_inputs {
+            self.stop(StopReason::TooManyInputs);
+            return false;
+        }
+        if self.used >= self.limits.max_total {
+            self.stop(StopReason::TotalBudget);
+            return false;
+        }
+        let room = self
+            .limits
+            .max_value_len
+            .min(self.limits.max_total - self.used);
+        let raw = if raw.len() > room {
+            self.stop(StopReason::ValueTooLong);
+            cap(raw, room)
+        } else {
+            raw
+        };
+        self.used += raw.len() + name.len();
+        let (text, flags) = normalize::decode(&raw, plus);
+        self.keep(source, name, raw, text, flags);
+        true
+    }
+
+    /// Keeps an input whose decoding the caller already did (names decoded for locations).
+    pub fn push_decoded(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: std::borrow::Cow<'r, [u8]>,
+        text: String,
+        flags: DecodeFlags,
+    ) -> bool {
+        if self.inputs.len() >= self.limits.max_inputs {
+            self.stop(StopReason::TooManyInputs);
+            return false;
+        }
+        if self.used + raw.len() > self.limits.max_total {
+            return self.push(source, name, raw, Plus::IsSpace);
+        }
+        self.used += raw.len() + name.len();
+        self.keep(source, name, raw, text, flags);
+        true
+    }
+
+    fn keep(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: std::borrow::Cow<'r, [u8]>,
+        text: String,
+        flags: DecodeFlags,
+    ) {
+        let hidden = if maybe_encoded(&text) {
+            normalize::hidden_payloads(&text)
+        } else {
+            Vec::new()
+        };
+        let plain = hidden.is_empty() && crate::detect::is_plain(source, name, &text);
+        // Plain values only meet the encoding checks: their folded view is never read.
+        let folded = if plain {
+            String::new()
+        } else {
+            normalize::fold(&text)
+        };
+        self.inputs.push(Input {
+            location: Location {
+                source,
+                name: capped_name(name),
+            },
+            raw,
+            text,
+            folded,
+            flags,
+            hidden,
+            plain,
+        });
+    }
+}
+
+/// A capital letter or digit inside a word: the mark of base64 or hex, absent from prose.
+fn maybe_encoded(text: &str) -> bool {
+    text.as_bytes().windows(2).any(|w| {
+        w[0].is_ascii_alphanumeric()
+            && (w[1].is_ascii_uppercase() || w[0].is_ascii_alphabetic() && w[1].is_ascii_digit())
+    })
+}
+
+fn cap(raw: std::borrow::Cow<'_, [u8]>, len: usize) -> std::borrow::Cow<'_, [u8]> {
+    match raw {
+        std::borrow::Cow::Borrowed(b) => std::borrow::Cow::Borrowed(&b[..len]),
+        std::borrow::Cow::Owned(mut v) => {
+            v.truncate(len);
+            std::borrow::Cow::Owned(v)
+        }
+    }
+}
+
+/// Names are shown in events: keep them short and printable.
+fn capped_name(name: &str) -> String {
+    if name.len() <= 64 && !name.chars().any(char::is_control) {
+        return name.to_string();
+    }
+    name.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Headers that are framing, negotiation or browser metadata: structured values that no
+/// application echoes or parses as free text, checked by the request-level checks instead.
+/// Every other header (custom ones included) is inspected like an argument.
+pub const SKIPPED_HEADERS: &[&str] = &[
+    "host",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "accept-charset",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "cache-control",
+    "pragma",
+    "upgrade-insecure-requests",
+    "dnt",
+    "te",
+    "upgrade",
+    "if-modified-since",
+    "if-none-match",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "content-encoding",
+    "expect",
+    "priority",
+    "x-requested-with",
+    "date",
+    "max-forwards",
+    "content-range",
+    "request-range",
+];
+
+/// Prefixes of browser-generated header families skipped like [`SKIPPED_HEADERS`].
+const SKIPPED_PREFIXES: &[&str] = &["sec-", "access-control-request-"];
+
+/// Whether a header is inspected as free text.
+pub fn inspected_header(name: &str) -> bool {
+    !SKIPPED_HEADERS.contains(&name) && !SKIPPED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Gathers every inspected input of `req`.
+pub fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
+    let path = req.raw_path();
+    out.push(Source::Path, "", path.into(), Plus::Literal);
+    for (name, value) in pairs(req.raw_query(), b'&') {
+        push_pair(out, Source::ArgName, Source::Arg, name, value);
+    }
+    for h in req.headers {
+        if h.name.eq_ignore_ascii_case(b"cookie") {
+            for (name, value) in pairs(h.value, b';') {
+                let name = trim(name);
+                push_pair(out, Source::CookieName, Source::Cookie, name, value);
+            }
+        } else {
+            let name =
+                String::from_utf8_lossy(&h.name[..h.name.len().min(64)]).to_ascii_lowercase();
+            if inspected_header(&name) {
+                out.push(Source::Header, &name, h.value.into(), Plus::Literal);
+            }
+            if name == "referer" {
+                referer_args(h.value, out);
+            }
+        }
+    }
+    if req.body_truncated {
+        out.stop(StopReason::BodyTruncated);
+    }
+    body::collect(req, out);
+}
+
+/// The query values of a `Referer`: pages reflect them, and attackers plant payloads there.
+fn referer_args<'r>(value: &'r [u8], out: &mut Collector<'r>) {
+    let Some(at) = memchr::memchr(b'?', value) else {
+        return;
+    };
+    let query = &value[at + 1..];
+    let query = query.split(|&b| b == b'#').next().unwrap_or_default();
+    for (_, v) in pairs(query, b'&') {
+        if v.len() >= 3 {
+            out.push(Source::Header, "referer", v.into(), Plus::IsSpace);
+        }
+    }
+}
+
+/// Keeps a name and value pair: the name (when not empty) and the value under that name.
+pub(crate) fn push_pair<'r>(
+    out: &mut Collector<'r>,
+    name_source: Source,
+    value_source: Source,
+    name: &'r [u8],
+    value: &'r [u8],
+) {
+    let (decoded_name, flags) = normalize::decode(&name[..name.len().min(256)], Plus::IsSpace);
+    if !name.is_empty() {
+        let capped = name.len() > 256;
+        if capped {
+            out.push(name_source, &decoded_name, name.into(), Plus::IsSpace);
+        } else {
+            out.push_decoded(
+                name_source,
+                &decoded_name,
+                name.into(),
+                decoded_name.clone(),
+                flags,
+            );
+        }
+    }
+    if !value.is_empty() {
+        out.push(value_source, &decoded_name, value.into(), Plus::IsSpace);
+    }
+}
+
+/// Splits `a=1&b=2` style text into (name, value) pairs; a pair without `=` is a bare name.
+pub(crate) fn pairs(text: &[u8], sep: u8) -> impl Iterator<Item = (&[u8], &[u8])> {
+    text.split(move |&b| b == sep)
+        .filter(|p| !p.is_empty())
+        .map(|p| match memchr::memchr(b'=', p) {
+            Some(at) => (&p[..at], &p[at + 1..]),
+            None => (p, &[][..]),
+        })
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+use super::*;
+use crate::request::Header;
+
+fn inputs<'r>(req: &Request<'r>) -> Collector<'r> {
+    let mut c = Collector::new(Limits::default());
+    collect(req, &mut c);
+    c
+}
+
+fn located(c: &Collector<'_>) -> Vec<(String, String)> {
+    c.inputs
+        .iter()
+        .map(|i| (i.location.to_string(), i.text.clone()))
+        .collect()
+}
+
+#[test]
+fn query_names_and_values_are_separate_decoded_inputs() {
+    let req = Request {
+        target: b"/p?q=a%20b&x%3D1=2",
+        ..Request::default()
+    };
+    let got = located(&inputs(&req));
+    assert!(got.contains(&("args.q".into(), "a b".into())));
+    assert!(got.contains(&("args_names.x=1".into(), "x=1".into())));
+}
+
+#[test]
+fn cookies_are_split_into_names_and_values() {
+    let headers = [Header::new(b"Cookie", b"a=1; theme=dark")];
+    let req = Request {
+        target: b"/",
+        headers: &headers,
+        ..Request::default()
+    };
+    let got = located(&inputs(&req));
+    assert!(got.contains(&("cookies.theme".into(), "dark".into())));
+}
+
+#[test]
+fn json_keys_and_strings_are_named_by_path() {
+    let headers = [Header::new(b"Content-Type", b"application/json")];
+    let body = br#"{"user":{"name":"O\u0027Brien","tags":["a","b"]},"n":1}"#;
+    let req = Request {
+        target: b"/",
+        headers: &headers,
+        body,
+        ..Request::default()
+    };
+    let got = located(&inputs(&req));
+    assert!(got.contains(&("body.json.user.name".into(), "O'Brien".into())));
+    assert!(got.contains(&("body.json.user.tags".into(), "b".into())));
+    assert!(got.contains(&("body.json_keys.user".into(), "user".into())));
+}
+
+#[test]
+fn multipart_fields_and_file_names_are_inspected() {
+    let headers = [Header::new(
+        b"Content-Type",
+        b"multipart/form-data; boundary=XX",
+    )];
+    let body = b"--XX\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nhello\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.php\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\x00\x01\r\n--XX--\r\n";
+    let req = Request {
+        target: b"/",
+        headers: &headers,
+        body,
+        ..Request::default()
+    };
+    let got = located(&inputs(&req));
+    assert!(got.contains(&("body.multipart.title".into(), "hello".into())));
+    assert!(got.contains(&("body.filename.f".into(), "a.php".into())));
+}
+
+#[test]
+fn xml_text_and_attribute_values_are_inspected_but_not_names() {
+    let headers = [Header::new(b"Content-Type", b"application/xml")];
+    let body = b"<?xml version=\"1.0\"?><root><a probe=\"v1\">text</a></root>";
+    let req = Request {
+        target: b"/",
+        headers: &headers,
+        body,
+        ..Request::default()
+    };
+    let got = located(&inputs(&req));
+    assert!(got.contains(&("body.xml.root.a@probe".into(), "v1".into())));
+    assert!(got.contains(&("body.xml.root.a".into(), "text".into())));
+    assert!(!got.iter().any(|(_, t)| t == "root"));
+}
+
+#[test]
+fn referer_query_values_are_inspected() {
+    let headers = [Header::new(b"Referer", b"https://a.example/?q=hello+world")];
+    let req = Request {
+        target: b"/",
+        headers: &headers,
+        ..Request::default()
+    };
+    let got = located(&inputs(&req));
+    assert!(got.contains(&("headers.referer".into(), "hello world".into())));
+}
+
+#[test]
+fn structured_headers_are_left_to_request_checks() {
+    let headers = [
+        Header::new(b"Accept", b"text/html"),
+        Header::new(b"X-Custom", b"v"),
+    ];
+    let req = Request {
+        target: b"/",
+        headers: &headers,
+        ..Request::default()
+    };
+    let got = located(&inputs(&req));
+    assert!(got.contains(&("headers.x-custom".into(), "v".into())));
+    assert!(!got.iter().any(|(l, _)| l == "headers.accept"));
+}
+
+#[test]
+fn a_truncated_body_is_reported() {
+    let req = Request {
+        target: b"/",
+        body: b"a=1",
+        body_truncated: true,
+        ..Request::default()
+    };
+    assert!(inputs(&req).stops.contains(&StopReason::BodyTruncated));
+}

@@ -1,0 +1,178 @@
+//! Payloads hidden in base64 or hex runs inside a value.
+//!
+//! A base64 run can hide a keyword at any of three alignments (the encoder groups bytes in
+//! threes, so the same word encodes three ways depending on what precedes it); each run is
+//! decoded at every alignment and kept when the result reads as text or starts with a known
+//! binary magic. The output is bounded by [`MAX_HIDDEN`].
+
+/// Bytes of decoded payload kept per input.
+pub const MAX_HIDDEN: usize = 2048;
+/// Shortest run worth decoding.
+const MIN_RUN: usize = 6;
+
+/// Bytes recovered from one encoded run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HiddenPayload {
+    /// The decoded bytes.
+    pub bytes: Vec<u8>,
+    /// True for base64, false for hex.
+    pub base64: bool,
+}
+
+impl HiddenPayload {
+    /// The payload as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Decodes base64 and hex runs of `text` that look deliberate (not plain words).
+pub fn hidden_payloads(text: &str) -> Vec<HiddenPayload> {
+    let mut found = Vec::new();
+    let mut budget = MAX_HIDDEN;
+    for run in runs(text.as_bytes()) {
+        if budget == 0 {
+            break;
+        }
+        if let Some(bytes) = hex_run(run) {
+            push(&mut found, &mut budget, bytes, false);
+        } else if looks_encoded(run) {
+            for pad in 0..3 {
+                let bytes = decode_base64_shifted(run, pad);
+                if readable(&bytes) || has_magic(&bytes) {
+                    push(&mut found, &mut budget, bytes, true);
+                    break;
+                }
+            }
+        }
+    }
+    found
+}
+
+fn push(found: &mut Vec<HiddenPayload>, budget: &mut usize, mut bytes: Vec<u8>, base64: bool) {
+    bytes.truncate(*budget);
+    *budget -= bytes.len();
+    found.push(HiddenPayload { bytes, base64 });
+}
+
+/// Maximal runs of base64 alphabet characters (URL-safe included), at least `MIN_RUN` long.
+fn runs(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')))
+        .map(trim_padding)
+        .filter(|run| run.len() >= MIN_RUN)
+}
+
+fn trim_padding(run: &[u8]) -> &[u8] {
+    let end = run.iter().rposition(|&b| b != b'=').map_or(0, |at| at + 1);
+    &run[..end]
+}
+
+/// Base64 that hides words mixes cases or digits with letters; plain words do not.
+fn looks_encoded(run: &[u8]) -> bool {
+    let upper = run.iter().filter(|b| b.is_ascii_uppercase()).count();
+    let lower = run.iter().filter(|b| b.is_ascii_lowercase()).count();
+    let digit = run.iter().filter(|b| b.is_ascii_digit()).count();
+    let inner_upper = run[1..].iter().any(|b| b.is_ascii_uppercase());
+    lower > 0 && (inner_upper || digit > 0) && upper + digit > 0 && !run.contains(&b'/')
+}
+
+/// `0x414243` or a bare even-length hex run of 8+ digits that is not all digits.
+fn hex_run(run: &[u8]) -> Option<Vec<u8>> {
+    let digits = run
+        .strip_prefix(b"0x")
+        .or_else(|| run.strip_prefix(b"0X"))
+        .unwrap_or(run);
+    let prefixed = digits.len() != run.len();
+    if digits.len() < 8 || digits.len() % 2 != 0 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    if !prefixed && digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let bytes: Vec<u8> = digits
+        .chunks(2)
+        .map(|p| {
+            let v = |d: u8| (d as char).to_digit(16).unwrap_or(0) as u8;
+            v(p[0]) * 16 + v(p[1])
+        })
+        .collect();
+    readable(&bytes).then_some(bytes)
+}
+
+/// Decodes `run` as if `pad` zero sextets preceded it, dropping the bytes made only of them:
+/// this reads a run cut out of a longer encoding at any of its three byte alignments.
+fn decode_base64_shifted(run: &[u8], pad: usize) -> Vec<u8> {
+    let padding = [b'A'; 2];
+    let mut bytes = decode_base64(padding[..pad].iter().chain(run.iter()));
+    let leading = bytes.iter().take(pad).take_while(|&&b| b == 0).count();
+    bytes.drain(..leading);
+    bytes
+}
+
+fn decode_base64<'a>(run: impl Iterator<Item = &'a u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in run {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// Printable ASCII (with whitespace) through and through, and long enough to mean something.
+fn readable(bytes: &[u8]) -> bool {
+    bytes.len() >= 4
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\n' || b == b'\t')
+}
+
+/// Serialised Java objects start with `AC ED 00 05`.
+fn has_magic(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xAC, 0xED, 0x00, 0x05])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(s: &str) -> Vec<String> {
+        hidden_payloads(s).iter().map(HiddenPayload::text).collect()
+    }
+
+    #[test]
+    fn finds_base64_words_at_every_alignment() {
+        assert_eq!(texts("cnVudGltZQ"), ["runtime"]);
+        assert!(texts("HJ1bnRpbWU")[0].contains("runtime"));
+        assert!(texts("BydW50aW1l")[0].contains("runtime"));
+    }
+
+    #[test]
+    fn finds_java_serialisation_magic() {
+        let found = hidden_payloads("rO0ABQ");
+        assert!(has_magic(&found[0].bytes));
+    }
+
+    #[test]
+    fn decodes_hex_literals_that_spell_text() {
+        assert_eq!(texts("0x3c7363726970743e"), ["<script>"]);
+    }
+
+    #[test]
+    fn ignores_plain_words_and_numbers() {
+        assert!(texts("hello world 12345678 Richardson").is_empty());
+    }
+}

@@ -1,0 +1,100 @@
+//! The request as the detectors see it: borrowed bytes, exactly as they arrived, independent
+//! of any HTTP library. The gateway fills it; nothing here parses sockets or allocates.
+
+/// One header line as received: the name in any case, the value untrimmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// Header name as sent (compared case-insensitively).
+    pub name: &'a [u8],
+    /// Header value as sent.
+    pub value: &'a [u8],
+}
+
+impl<'a> Header<'a> {
+    /// A header from its name and value.
+    pub fn new(name: &'a [u8], value: &'a [u8]) -> Self {
+        Self { name, value }
+    }
+}
+
+/// A request to inspect.
+///
+/// `target` is the raw request-target (`/a/b?x=1`, or an absolute URI, or `*`), before any
+/// decoding: the normaliser decodes it once and keeps both forms. `body` holds at most the
+/// inspection cap of the body; `body_truncated` says the rest was not seen, so the verdict can
+/// report that inspection stopped early.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
+    /// Method token as sent (`GET`, `POST`, ...).
+    pub method: &'a [u8],
+    /// Raw request-target: path and query, undecoded.
+    pub target: &'a [u8],
+    /// Protocol version as sent (`HTTP/1.1`); empty when unknown (HTTP/2 framing).
+    pub version: &'a [u8],
+    /// Every header in arrival order, repeated names included.
+    pub headers: &'a [Header<'a>],
+    /// The first bytes of the body, up to the inspection cap.
+    pub body: &'a [u8],
+    /// True when the body was longer than `body` and the rest passed uninspected.
+    pub body_truncated: bool,
+}
+
+impl<'a> Request<'a> {
+    /// The first header with this name (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| h.value)
+    }
+
+    /// How many headers carry this name.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
+            .count()
+    }
+
+    /// The path part of the target (before `?`), undecoded.
+    pub fn raw_path(&self) -> &'a [u8] {
+        match memchr::memchr(b'?', self.target) {
+            Some(at) => &self.target[..at],
+            None => self.target,
+        }
+    }
+
+    /// The query part of the target (after the first `?`), undecoded; empty if none.
+    pub fn raw_query(&self) -> &'a [u8] {
+        match memchr::memchr(b'?', self.target) {
+            Some(at) => &self.target[at + 1..],
+            None => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lookup_ignores_case() {
+        let headers = [Header::new(b"User-Agent", b"curl/8")];
+        let req = Request {
+            headers: &headers,
+            ..Request::default()
+        };
+        assert_eq!(req.header("user-agent"), Some(&b"curl/8"[..]));
+        assert_eq!(req.header("referer"), None);
+    }
+
+    #[test]
+    fn target_splits_into_path_and_query_at_first_question_mark() {
+        let req = Request {
+            target: b"/a/b?x=1?y",
+            ..Request::default()
+        };
+        assert_eq!(req.raw_path(), b"/a/b");
+        assert_eq!(req.raw_query(), b"x=1?y");
+    }
+}
