@@ -2,6 +2,8 @@
 //! in-process or as the real binary, and small HTTP and raw-TCP clients.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
