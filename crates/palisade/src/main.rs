@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use palisade_gateway::config::{Config, ConfigSource, Overrides, UpstreamUrl};
 
 mod demo;
+mod sessions;
 
 // A proxy allocates and frees many small buffers per request; mimalloc's thread-local
 // free lists cost far less than glibc malloc's arenas under that load.
@@ -35,6 +36,9 @@ enum Command {
     Demo(DemoArgs),
     /// Validate a configuration file; exit 1 and print FILE:LINE:COL for each problem.
     Check(CheckArgs),
+    /// List or revoke sessions through a running palisade's admin API
+    /// (token from PALISADE_ADMIN_TOKEN).
+    Sessions(sessions::SessionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args.config),
         Command::Serve(args) => exit_code(run_async(serve(args))),
         Command::Demo(args) => exit_code(run_async(demo::run(args.listen, args.admin_listen))),
+        Command::Sessions(args) => exit_code(run_async(sessions::run(args))),
     }
 }
 

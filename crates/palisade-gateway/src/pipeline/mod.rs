@@ -108,9 +108,11 @@ impl Pipeline {
         //    first, so that the cookie flags stage hardens them too.
         pipeline.response(stages::session_cookies::SessionCookies::new(services));
         // 9a. Security headers and cookie flags on every response, including palisade's own.
-        pipeline.response(stages::security_headers::SecurityHeaders::new(
-            &config.headers,
-        ));
+        //     The `palisade_csrf` cookie keeps script access: pages read it to send the token.
+        let mut headers = config.headers.clone();
+        let csrf_cookie = &services.sessions.csrf.settings().cookie_name;
+        headers.httponly_exempt_cookies.push(csrf_cookie.clone());
+        pipeline.response(stages::security_headers::SecurityHeaders::new(&headers));
         // 9b. Events from status codes (a 401 on the login route is a failed login). Slot.
         pipeline
     }

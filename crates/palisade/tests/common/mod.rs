@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod sessions;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -78,9 +79,12 @@ impl Upstream {
     }
 }
 
-/// The upstream's routes.
+/// The upstream's routes. Any route adds the response headers asked for in
+/// `x-test-response-header: name: value` request headers (how tests make the upstream send
+/// palisade's session directives).
 async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBody> {
     let path = request.uri().path().to_string();
+    let asked = asked_response_headers(request.headers());
     let mut response = match path.as_str() {
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -123,7 +127,23 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
         http::HeaderValue::from_static("test-upstream/1.0"),
     );
     headers.insert("x-powered-by", http::HeaderValue::from_static("tests"));
+    for (name, value) in asked {
+        headers.append(name, value);
+    }
     response
+}
+
+fn asked_response_headers(request: &HeaderMap) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    request
+        .get_all("x-test-response-header")
+        .iter()
+        .filter_map(|v| {
+            let (name, value) = v.to_str().ok()?.split_once(':')?;
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(value.trim_start()).ok()?;
+            Some((name, value))
+        })
+        .collect()
 }
 
 /// Echoes the request as JSON: method, path, headers, body.

@@ -84,6 +84,8 @@ impl RequestStage for IdentityStage {
         if let Some(event) = &resolved.event {
             ctx.publish(session_event(event, Some(ctx.request_info(&request.head))));
         }
+        let cookie_name = &self.service.sessions.settings().cookie_name;
+        remove_cookie(&mut request.head.headers, cookie_name);
 
         let from_session = resolved.session.as_ref().map(PolicyIdentity::from_session);
         let mut state = Box::new(RequestSession {
@@ -203,6 +205,39 @@ fn apply(
     Ok(())
 }
 
+/// Removes the cookie `name` from the `Cookie` headers: the session secret is palisade's
+/// alone, and an upstream that never receives it cannot leak it (in its logs, say).
+fn remove_cookie(headers: &mut HeaderMap, name: &str) {
+    let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+    if values.is_empty() {
+        return;
+    }
+    let is_session = |pair: &&[u8]| {
+        let key = pair.split(|&b| b == b'=').next().unwrap_or_default();
+        key.trim_ascii() == name.as_bytes()
+    };
+    if !values
+        .iter()
+        .any(|v| v.as_bytes().split(|&b| b == b';').any(|p| is_session(&p)))
+    {
+        return;
+    }
+    headers.remove(COOKIE);
+    for value in values {
+        let kept: Vec<&[u8]> = value
+            .as_bytes()
+            .split(|&b| b == b';')
+            .filter(|pair| !is_session(pair) && !pair.trim_ascii().is_empty())
+            .map(<[u8]>::trim_ascii)
+            .collect();
+        if let Ok(value) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
+            if !value.is_empty() {
+                headers.append(COOKIE, value);
+            }
+        }
+    }
+}
+
 /// Removes every header that names an identity header, in any case and with `_` for `-`.
 /// Returns whether any was present.
 fn strip_identity_headers(headers: &mut HeaderMap) -> bool {
@@ -230,6 +265,25 @@ fn is_identity_header(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_cookie_is_removed_and_other_cookies_kept() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("a=1; sid=secret ;b=2"));
+        headers.append(COOKIE, HeaderValue::from_static("sid=other"));
+        headers.append(COOKIE, HeaderValue::from_static("sidx=kept;;"));
+        remove_cookie(&mut headers, "sid");
+        let left: Vec<&str> = headers
+            .get_all(COOKIE)
+            .iter()
+            .map(|v| v.to_str().expect("ascii"))
+            .collect();
+        assert_eq!(left, ["a=1; b=2", "sidx=kept"]);
+        let mut untouched = HeaderMap::new();
+        untouched.append(COOKIE, HeaderValue::from_static("a=1;;b"));
+        remove_cookie(&mut untouched, "sid");
+        assert_eq!(untouched[COOKIE], "a=1;;b");
+    }
 
     #[test]
     fn identity_headers_are_stripped_in_every_spelling() {
