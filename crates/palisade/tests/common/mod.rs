@@ -2,6 +2,7 @@
 //! in-process or as the real binary, and small HTTP and raw-TCP clients.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod browser;
 pub mod sessions;
 
