@@ -26,3 +26,4 @@ pub mod services;
 pub mod sessions;
 pub mod tls;
 pub mod upload;
+pub mod waf;

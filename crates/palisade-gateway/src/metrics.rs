@@ -138,6 +138,8 @@ pub struct Metrics {
     pub upstream_errors: LabeledCounter,
     /// `palisade_rate_limit_decisions_total{rule, outcome}`.
     pub rate_limit_decisions: LabeledCounter,
+    /// `palisade_waf_rule_matches_total{rule, action, outcome}`.
+    pub waf_rule_matches: LabeledCounter,
     /// `palisade_events_total{event}`: every event published on the bus.
     pub events: LabeledCounter,
     /// `palisade_events_dropped_total{sink}`: events a slow sink could not take.
@@ -179,6 +181,12 @@ impl Default for Metrics {
                 "palisade_rate_limit_decisions_total",
                 "Rate-limit checks, by rule and outcome (allowed, limited, logged, skipped).",
                 &["rule", "outcome"],
+            ),
+            waf_rule_matches: LabeledCounter::new(
+                "palisade_waf_rule_matches_total",
+                "WAF rule matches, by rule, action and outcome (blocked, challenged, cleared, \
+                 rate_limited, counted, logged, allowed, skipped).",
+                &["rule", "action", "outcome"],
             ),
             events: LabeledCounter::new(
                 "palisade_events_total",
@@ -249,6 +257,7 @@ impl Metrics {
         );
         self.upstream_errors.render(&mut out);
         self.rate_limit_decisions.render(&mut out);
+        self.waf_rule_matches.render(&mut out);
         self.events.render(&mut out);
         self.events_dropped.render(&mut out);
         self.config_reloads.render(&mut out);

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use palisade_policy::challenge::ChallengeKey;
 use palisade_policy::clock::{Clock, SystemClock};
 use palisade_policy::ratelimit::RateLimitStore;
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
@@ -34,6 +35,9 @@ pub struct Services {
     pub state: Option<Arc<StateBackend>>,
     /// Sessions, CSRF key and JWT verifier (`[session]`, `[csrf]`, `[identity]`).
     pub sessions: Arc<SessionService>,
+    /// The challenge key used when none is configured: random, made once per process so
+    /// that reloads keep clearances valid.
+    pub challenge_key: ChallengeKey,
 }
 
 /// Why the services could not start.
@@ -47,6 +51,9 @@ pub enum ServicesError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The system's random number generator failed.
+    #[error("cannot draw a random challenge key: {0}")]
+    Randomness(String),
     /// The state backend could not be set up.
     #[error("cannot set up the {backend} state backend: {detail}")]
     State {
@@ -109,6 +116,8 @@ impl Services {
         ));
         let sessions =
             SessionService::start(config, Arc::clone(&clock), Arc::clone(&metrics)).await?;
+        let challenge_key =
+            ChallengeKey::generate().map_err(|err| ServicesError::Randomness(err.to_string()))?;
         Ok(Self {
             events,
             metrics,
@@ -116,6 +125,7 @@ impl Services {
             rate_limits: state.clone(),
             state: Some(state),
             sessions,
+            challenge_key,
         })
     }
 
@@ -130,6 +140,8 @@ impl Services {
             clock,
             state: None,
             sessions: SessionService::in_memory(),
+            challenge_key: ChallengeKey::generate()
+                .expect("the operating system's random number generator works"),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod server;
 pub mod sessions;
 mod validate;
+pub mod waf;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use palisade_store::ratelimit::StateConfig;
 pub use rate_limit::RateLimitRule;
 pub use server::{AdminConfig, LogConfig, ServerConfig, UpstreamConfig, UpstreamUrl};
 pub use sessions::{CsrfSection, IdentitySection, SessionSection};
+pub use waf::WafConfig;
 
 /// Environment variable holding the Redis URL (it may carry a password).
 pub const REDIS_URL_ENV: &str = "PALISADE_REDIS_URL";
@@ -60,8 +62,9 @@ pub struct Config {
     pub csrf: CsrfSection,
     /// `[identity]`: identity from bearer JWTs (`[identity.jwt]`).
     pub identity: IdentitySection,
-    // Later sections plug in here, one field each: `waf`, `upload` (`[[upload]]`),
-    // `scanner`.
+    /// `[waf]`: custom rules, geo databases, the challenge.
+    pub waf: WafConfig,
+    // Later sections plug in here, one field each: `upload` (`[[upload]]`), `scanner`.
 }
 
 /// Values given on the command line; they win over the file, on start-up and on reload.
@@ -116,11 +119,12 @@ impl Config {
 
     /// Parses `text`, the contents of `path`.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let config = toml::from_str::<Config>(text).map_err(|err| {
+        let mut config = toml::from_str::<Config>(text).map_err(|err| {
             let message = err.message().trim_end().replace('\n', " ");
             ConfigError::single(Diagnostic::at(path, text, err.span(), message))
         })?;
-        let diagnostics = validate::sections(&config, path, text);
+        let mut diagnostics = validate::sections(&config, path, text);
+        diagnostics.extend(waf::compile(&mut config.waf, path, text));
         if diagnostics.is_empty() {
             Ok(config)
         } else {

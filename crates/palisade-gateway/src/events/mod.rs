@@ -59,6 +59,10 @@ pub enum Event {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// A WAF rule matched: its name, action, what was done and the deciding fields.
+    WafRule(Box<crate::waf::report::RuleEvent>),
+    /// An answer to the proof-of-work challenge was checked.
+    Challenge(crate::waf::report::ChallengeEvent),
     /// A pipeline stage answered the request itself (blocked it).
     RequestBlocked {
         /// The request.
@@ -158,6 +162,8 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Self::RateLimited { .. } => "rate_limit.exceeded",
+            Self::WafRule(_) => "waf.rule",
+            Self::Challenge(event) => event.name(),
             Self::RequestBlocked { .. } => "request.blocked",
             Self::RequestFailed { .. } => "request.failed",
             Self::StateDegraded { .. } => "state.degraded",
@@ -190,6 +196,8 @@ impl Event {
                 out.num("rate_limit.limit", *limit);
                 out.num("rate_limit.retry_after", *retry_after_secs);
             }
+            Self::WafRule(event) => event.write_fields(out),
+            Self::Challenge(event) => event.write_fields(out),
             Self::RequestBlocked {
                 request,
                 stage,
@@ -278,7 +286,7 @@ impl Event {
 }
 
 impl RequestInfo {
-    fn write_fields(&self, out: &mut JsonObject<'_>) {
+    pub(crate) fn write_fields(&self, out: &mut JsonObject<'_>) {
         self.write_place(out);
         out.opt_str("user.id", self.user_id.as_deref());
     }
@@ -357,6 +365,18 @@ impl<'a> JsonObject<'a> {
             escape_into(self.out, value);
         }
         self.out.push(']');
+    }
+
+    /// A nested object of string fields (`"rule.fields": {"ip.src": "192.0.2.1"}`).
+    pub fn pairs(&mut self, key: &str, pairs: &[(String, String)]) {
+        let mut inner = String::new();
+        let mut object = JsonObject::new(&mut inner);
+        for (name, value) in pairs {
+            object.str(name, value);
+        }
+        object.finish();
+        self.key(key);
+        self.out.push_str(&inner);
     }
 
     /// Closes the object.

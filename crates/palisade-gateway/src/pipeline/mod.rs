@@ -87,8 +87,12 @@ impl Pipeline {
         //    rotated when due) or bearer JWT sets `ctx.identity`, so that WAF rules and
         //    `key = "user"` limits can see the user.
         pipeline.request(stages::identity::IdentityStage::new(services));
-        // 4. WAF rules and managed detection: may read a bounded body prefix
-        //    (`request.body.prefix(cap)`) while the rest streams. Slot: `stages::waf::Waf`.
+        // 4. WAF rules: after the client IP, geo and identity they read, before rate limits
+        //    (a blocked attack spends no quota); reads a bounded body prefix only when a rule
+        //    needs it. Managed detection (attack scores) slots in beside it.
+        if let Some(stage) = stages::waf::Waf::new(config, services) {
+            pipeline.request(stage);
+        }
         // 5. Rate limits: after identity (per-user keys) and after the WAF (blocked attacks
         //    need not spend quota), before anything touches the application.
         if let Some(stage) = stages::rate_limit::RateLimit::new(config, services) {

@@ -60,6 +60,12 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a Chromium session with a fresh profile.
     pub async fn start() -> Self {
+        Self::start_with_prefs(json!({})).await
+    }
+
+    /// Like [`Browser::start`] with Chromium preferences set, e.g.
+    /// `{"profile.default_content_setting_values.cookies": 2}` to block cookies.
+    pub async fn start_with_prefs(prefs: Value) -> Self {
         let driver_binary = find_chromedriver();
         let port = super::free_port();
         let dir = super::config_file("").with_file_name("browser");
@@ -82,7 +88,7 @@ impl Browser {
             client: Client::builder(TokioExecutor::new()).build_http(),
         };
         browser.wait_ready().await;
-        browser.session = browser.new_session().await;
+        browser.session = browser.new_session(prefs).await;
         browser
     }
 
@@ -99,13 +105,13 @@ impl Browser {
         panic!("chromedriver did not become ready on {}", self.base);
     }
 
-    async fn new_session(&self) -> String {
+    async fn new_session(&self, prefs: Value) -> String {
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(format!("--user-data-dir={}", self.profile.display()));
         let capabilities = json!({
             "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+                "goog:chromeOptions": { "binary": CHROMIUM, "args": args, "prefs": prefs },
             }}
         });
         let value = self
@@ -175,6 +181,25 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Adds `headers` to every request the browser sends from now on (through the DevTools
+    /// protocol), e.g. the `X-Forwarded-For` a trusted proxy in front of palisade would set.
+    pub async fn set_extra_headers(&self, headers: &[(&str, &str)]) {
+        let map: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), json!(value)))
+            .collect();
+        self.cdp("Network.enable", json!({})).await;
+        self.cdp("Network.setExtraHTTPHeaders", json!({ "headers": map }))
+            .await;
+    }
+
+    /// One Chrome DevTools Protocol command through chromedriver.
+    pub async fn cdp(&self, command: &str, params: Value) -> Value {
+        let body = json!({ "cmd": command, "params": params });
+        self.command(Method::POST, "goog/cdp/execute", Some(body))
+            .await
     }
 
     /// Every cookie the browser holds for the current page (name, value, flags).

@@ -282,6 +282,12 @@ pub fn config_file(toml: &str) -> PathBuf {
 /// Palisade in this process, on free loopback ports, in front of `upstream`.
 pub async fn start_palisade(upstream: &str, toml: &str) -> Running {
     let file = config_file(&format!("{toml}\n[log]\nsecurity = \"off\"\n"));
+    start_palisade_at(upstream, file).await
+}
+
+/// Palisade in this process with the configuration file `file` as it is (files it names,
+/// such as a rules file, sit beside it).
+pub async fn start_palisade_at(upstream: &str, file: PathBuf) -> Running {
     let source = ConfigSource {
         file: Some(file),
         overrides: Overrides {

@@ -7,3 +7,4 @@ pub mod identity;
 pub mod rate_limit;
 pub mod security_headers;
 pub mod session_cookies;
+pub mod waf;

@@ -66,6 +66,10 @@ impl RequestStage for RateLimit {
         request: &mut GatewayRequest,
         ctx: &mut RequestContext,
     ) -> Result<Verdict, GatewayError> {
+        // A WAF `skip` rule may have turned this phase off for the request.
+        if crate::waf::phase_skipped(ctx, palisade_expr::Phase::RateLimit) {
+            return Ok(Verdict::Continue);
+        }
         let head = &request.head;
         let is_asset = is_static_asset(&head.method, head.uri.path());
         let mut tightest: Option<Checked<'_>> = None;
@@ -245,7 +249,7 @@ fn ceil_secs(duration: Duration) -> u64 {
     duration.as_millis().div_ceil(1000) as u64
 }
 
-fn retry_after_secs(decision: &Decision) -> u64 {
+pub(crate) fn retry_after_secs(decision: &Decision) -> u64 {
     ceil_secs(decision.retry_after.unwrap_or(decision.reset_after)).max(1)
 }
 
@@ -260,7 +264,7 @@ fn quota_headers(decision: &Decision, headers: &mut HeaderMap) {
 }
 
 /// The 429 answer.
-fn too_many_requests(
+pub(crate) fn too_many_requests(
     decision: &Decision,
     retry_after: u64,
     request_headers: &HeaderMap,
