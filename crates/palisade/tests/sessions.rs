@@ -432,3 +432,32 @@ async fn session_id(base: &str, who: &LoggedIn) -> String {
     let reply = get(&format!("{base}/"), &[("cookie", &cookie)]).await;
     seen_identity(&reply).1.expect("a session")
 }
+
+#[tokio::test]
+async fn waf_rules_see_the_session_user() {
+    let upstream = Upstream::start().await;
+    let rules = config_file("").with_file_name("rules.yaml");
+    let yaml = "rules:\n  - name: No mallory\n    expression: (palisade.user.id eq \"mallory\")\n    \
+                action: block\n";
+    std::fs::write(&rules, yaml).expect("rules file");
+    let toml = format!(
+        "{MEMORY_SESSIONS}[waf]\nrules = {:?}\n",
+        rules.display().to_string()
+    );
+    let palisade = start_palisade(&upstream.url(), &toml).await;
+    let base = base(&palisade);
+    let alice = login(&base, "alice", None).await;
+    let mallory = login(&base, "mallory", None).await;
+
+    let status = |who: &LoggedIn| {
+        let (url, cookie) = (
+            format!("{base}/"),
+            format!("{SESSION_COOKIE}={}", who.session),
+        );
+        async move { get(&url, &[("cookie", &cookie)]).await.status }
+    };
+    assert_eq!(status(&alice).await, StatusCode::OK);
+    assert_eq!(status(&mallory).await, StatusCode::FORBIDDEN);
+    assert_eq!(get(&format!("{base}/"), &[]).await.status, StatusCode::OK);
+    palisade.shutdown().await;
+}

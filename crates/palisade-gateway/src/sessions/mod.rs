@@ -239,3 +239,6 @@ pub fn session_event(event: &SessionEvent, request: Option<RequestInfo>) -> Even
         session: info,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, HOST, HeaderValue, ORIGIN};
 use http::{HeaderMap, HeaderName, Method, Response, StatusCode};
 use palisade_policy::clock::Clock;
+use palisade_policy::csrf::form::is_urlencoded;
 use palisade_policy::csrf::{
     Csrf, CsrfPass, CsrfRefusal, CsrfRequest, CsrfVerdict, TOKEN_PATH, TokenEndpoint,
 };
@@ -71,27 +72,11 @@ impl RequestStage for CsrfStage {
         ctx: &mut RequestContext,
     ) -> Result<Verdict, GatewayError> {
         let binding = ctx.session.as_ref().and_then(|s| s.csrf_binding());
-        let GatewayRequest { head, body } = request;
-        if head.uri.path() == TOKEN_PATH {
-            return Ok(Verdict::Respond(self.token_endpoint(head, binding, ctx)));
+        if request.head.uri.path() == TOKEN_PATH {
+            let answer = self.token_endpoint(&request.head, binding, ctx);
+            return Ok(Verdict::Respond(answer));
         }
-        let now = self.clock.now_ms();
-        let mut input = self.csrf_request(head, binding.as_deref());
-        let mut verdict = self.csrf.check(&input, now);
-        let form_token;
-        if verdict == CsrfVerdict::Refuse(CsrfRefusal::Missing) && input.header_token.is_none() {
-            let content_type = head.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
-            if content_type.is_some_and(palisade_policy::csrf::form::is_urlencoded) {
-                body.prefix(FORM_PREFIX).await?;
-                let whole = body.is_fully_buffered();
-                // Already buffered: this second call reads nothing more.
-                let fields = complete_fields(body.prefix(FORM_PREFIX).await?, whole);
-                form_token = self.csrf.form_token(content_type, fields);
-                input.form_token = form_token.as_deref();
-                verdict = self.csrf.check(&input, now);
-            }
-        }
-        match verdict {
+        match self.decide(request, binding.as_deref()).await? {
             CsrfVerdict::Pass(pass) => {
                 self.metrics.csrf_checks.inc(&[pass_label(pass)]);
                 Ok(Verdict::Continue)
@@ -99,17 +84,42 @@ impl RequestStage for CsrfStage {
             CsrfVerdict::Refuse(reason) => {
                 self.metrics.csrf_checks.inc(&[reason.as_str()]);
                 ctx.publish(Event::CsrfRefused {
-                    request: ctx.request_info(head),
+                    request: ctx.request_info(&request.head),
                     reason: reason.as_str(),
                 });
                 ctx.outcome = Outcome::Blocked;
-                Ok(Verdict::Respond(refusal(reason, &head.headers)))
+                Ok(Verdict::Respond(refusal(reason, &request.head.headers)))
             }
         }
     }
 }
 
 impl CsrfStage {
+    /// The decision. The body is read (up to [`FORM_PREFIX`]) only when the token is
+    /// missing from the header and the body is an urlencoded form that may hold it.
+    async fn decide(
+        &self,
+        request: &mut GatewayRequest,
+        binding: Option<&str>,
+    ) -> Result<CsrfVerdict, GatewayError> {
+        let GatewayRequest { head, body } = request;
+        let now = self.clock.now_ms();
+        let mut input = self.csrf_request(head, binding);
+        let verdict = self.csrf.check(&input, now);
+        let content_type = head.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
+        let missing = verdict == CsrfVerdict::Refuse(CsrfRefusal::Missing);
+        if !missing || input.header_token.is_some() || !content_type.is_some_and(is_urlencoded) {
+            return Ok(verdict);
+        }
+        body.prefix(FORM_PREFIX).await?;
+        let whole = body.is_fully_buffered();
+        // Already buffered: this second call reads nothing more.
+        let fields = complete_fields(body.prefix(FORM_PREFIX).await?, whole);
+        let token = self.csrf.form_token(content_type, fields);
+        input.form_token = token.as_deref();
+        Ok(self.csrf.check(&input, now))
+    }
+
     /// What the policy needs to know about the request.
     fn csrf_request<'a>(
         &self,

@@ -16,14 +16,16 @@
 use std::sync::Arc;
 
 use http::header::{AUTHORIZATION, COOKIE, HeaderValue, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, StatusCode};
+use http::{HeaderMap, HeaderName, Response, StatusCode};
 use palisade_policy::clock::{Clock, UnixMillis};
 use palisade_policy::identity::{
     IDENTITY_HEADERS, Identity as PolicyIdentity, IdentitySource, JwtOutcome, JwtRejection,
     OnInvalid,
 };
+use palisade_policy::session::Resolved;
 use tracing::warn;
 
+use crate::body::GatewayBody;
 use crate::error::{GatewayError, short_page};
 use crate::events::Event;
 use crate::metrics::Metrics;
@@ -61,48 +63,26 @@ impl RequestStage for IdentityStage {
         request: &mut GatewayRequest,
         ctx: &mut RequestContext,
     ) -> Result<Verdict, GatewayError> {
-        let headers = &mut request.head.headers;
-        if strip_identity_headers(headers) {
+        if strip_identity_headers(&mut request.head.headers) {
             ctx.publish(Event::Identity {
                 name: "identity.headers_stripped",
                 request: ctx.request_info(&request.head),
                 reason: "client_sent_identity_headers",
             });
         }
-
         let now = self.clock.now_ms();
-        let cookies = request.head.headers.get_all(COOKIE);
-        let resolved = self
-            .service
-            .sessions
-            .resolve(cookies.iter().map(HeaderValue::as_bytes), now)
-            .await
-            .map_err(|err| {
-                warn!(request.id = %ctx.id, error = %err, "session store failed");
-                GatewayError::StateUnavailable
-            })?;
-        if let Some(event) = &resolved.event {
-            ctx.publish(session_event(event, Some(ctx.request_info(&request.head))));
-        }
-        let cookie_name = &self.service.sessions.settings().cookie_name;
-        remove_cookie(&mut request.head.headers, cookie_name);
+        let resolved = self.resolve_session(request, ctx, now).await?;
 
-        let from_session = resolved.session.as_ref().map(PolicyIdentity::from_session);
         let mut state = Box::new(RequestSession {
+            identity: resolved.session.as_ref().map(PolicyIdentity::from_session),
             resolved,
-            identity: from_session,
         });
-        let (mut refused, mut invalid) = (None, false);
-        if state.identity.is_none() {
-            match self.token_identity(&request.head.headers, now) {
-                Ok(identity) => state.identity = identity,
-                Err(rejection) => {
-                    invalid = true;
-                    refused = self.invalid_token(rejection, request, ctx);
-                }
-            }
+        let mut refused = None;
+        if state.identity.is_some() {
+            self.metrics.identity_resolutions.inc(&["session"]);
+        } else {
+            (state.identity, refused) = self.from_token(request, ctx, now);
         }
-        self.count(state.identity.as_ref(), invalid);
         if let Some(identity) = &state.identity {
             apply(identity, &mut request.head.headers, ctx)?;
         }
@@ -112,6 +92,56 @@ impl RequestStage for IdentityStage {
 }
 
 impl IdentityStage {
+    /// Looks up the session cookie (rotating it when due), publishes what happened to it,
+    /// and removes the cookie from what the upstream will receive.
+    async fn resolve_session(
+        &self,
+        request: &mut GatewayRequest,
+        ctx: &mut RequestContext,
+        now: UnixMillis,
+    ) -> Result<Resolved, GatewayError> {
+        let sessions = &self.service.sessions;
+        let cookies = request.head.headers.get_all(COOKIE);
+        let resolved = sessions
+            .resolve(cookies.iter().map(HeaderValue::as_bytes), now)
+            .await
+            .map_err(|err| {
+                warn!(request.id = %ctx.id, error = %err, "session store failed");
+                GatewayError::StateUnavailable
+            })?;
+        if let Some(event) = &resolved.event {
+            ctx.publish(session_event(event, Some(ctx.request_info(&request.head))));
+        }
+        remove_cookie(&mut request.head.headers, &sessions.settings().cookie_name);
+        Ok(resolved)
+    }
+
+    /// The identity of a JWT, counted; with an invalid token, the 401 to answer when
+    /// `on_invalid = "reject"`.
+    fn from_token(
+        &self,
+        request: &GatewayRequest,
+        ctx: &mut RequestContext,
+        now: UnixMillis,
+    ) -> (Option<PolicyIdentity>, Option<Response<GatewayBody>>) {
+        let counted = |source: &str| self.metrics.identity_resolutions.inc(&[source]);
+        match self.token_identity(&request.head.headers, now) {
+            Ok(None) => {
+                counted("anonymous");
+                (None, None)
+            }
+            Ok(Some(identity)) => {
+                let bearer = matches!(identity.source, IdentitySource::Bearer);
+                counted(if bearer { "jwt_bearer" } else { "jwt_cookie" });
+                (Some(identity), None)
+            }
+            Err(rejection) => {
+                counted("invalid_jwt");
+                (None, self.invalid_token(rejection, request, ctx))
+            }
+        }
+    }
+
     /// A JWT identity from `Authorization: Bearer` or the token cookie. `Err` is an invalid
     /// token (two `Authorization` headers count as one malformed token: which is meant?).
     fn token_identity(
@@ -141,7 +171,7 @@ impl IdentityStage {
         rejection: JwtRejection,
         request: &GatewayRequest,
         ctx: &mut RequestContext,
-    ) -> Option<http::Response<crate::body::GatewayBody>> {
+    ) -> Option<Response<GatewayBody>> {
         ctx.publish(Event::Identity {
             name: "identity.invalid_jwt",
             request: ctx.request_info(&request.head),
@@ -167,17 +197,6 @@ impl IdentityStage {
             HeaderValue::from_static("Bearer error=\"invalid_token\""),
         );
         Some(response)
-    }
-
-    fn count(&self, identity: Option<&PolicyIdentity>, invalid: bool) {
-        let source = match identity.map(|i| &i.source) {
-            Some(IdentitySource::Session(_)) => "session",
-            Some(IdentitySource::Bearer) => "jwt_bearer",
-            Some(IdentitySource::Cookie { .. }) => "jwt_cookie",
-            None if invalid => "invalid_jwt",
-            None => "anonymous",
-        };
-        self.metrics.identity_resolutions.inc(&[source]);
     }
 }
 

@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 use http::header::{COOKIE, HeaderValue, SET_COOKIE};
-use palisade_policy::clock::Clock;
+use palisade_policy::clock::{Clock, UnixMillis};
 use palisade_policy::csrf::Csrf;
 use palisade_policy::session::cookie::{SetCookie, clear_session_cookie};
-use palisade_policy::session::{Directives, Sessions};
+use palisade_policy::session::{Directives, Responded, Sessions};
 use tracing::warn;
 
 use crate::events::{Event, SessionInfo};
@@ -86,6 +86,8 @@ impl ResponseStage for SessionCookies {
                     request: Some(ctx.request_info(request)),
                     session: SessionInfo::default(),
                 });
+                // The login or logout did not happen in the store; the browser forgets
+                // its session all the same.
                 if asked {
                     append(
                         &mut response.headers,
@@ -101,22 +103,35 @@ impl ResponseStage for SessionCookies {
         if let Some(cookie) = &out.set_cookie {
             append(&mut response.headers, cookie);
         }
-        let Some(csrf) = &self.csrf else { return };
+        if let Some(cookie) = self.csrf_cookie(&out, jwt_binding, request, now) {
+            append(&mut response.headers, &cookie);
+        }
+    }
+}
+
+impl SessionCookies {
+    /// The `palisade_csrf` cookie for the credential this browser holds after the
+    /// response: its session (a login's new one), else the JWT cookie it sent.
+    fn csrf_cookie(
+        &self,
+        out: &Responded,
+        jwt_binding: Option<String>,
+        request: &http::request::Parts,
+        now: UnixMillis,
+    ) -> Option<SetCookie> {
+        let csrf = self.csrf.as_ref()?;
         let binding = match &out.session {
             Some(session) => Some(session.public_id.to_string()),
             None if !out.changed => jwt_binding,
             None => None,
         };
         let cookies = request.headers.get_all(COOKIE);
-        let refreshed = csrf.response_cookie(
+        csrf.response_cookie(
             binding.as_deref(),
             out.changed,
             cookies.iter().map(HeaderValue::as_bytes),
             now,
-        );
-        if let Some(cookie) = refreshed {
-            append(&mut response.headers, &cookie);
-        }
+        )
     }
 }
 
