@@ -81,7 +81,7 @@ impl RequestStage for IdentityStage {
         if state.identity.is_some() {
             self.metrics.identity_resolutions.inc(&["session"]);
         } else {
-            (state.identity, refused) = self.from_token(request, ctx, now);
+            (state.identity, refused) = self.token_outcome(request, ctx, now);
         }
         if let Some(identity) = &state.identity {
             apply(identity, &mut request.head.headers, ctx)?;
@@ -118,7 +118,7 @@ impl IdentityStage {
 
     /// The identity of a JWT, counted; with an invalid token, the 401 to answer when
     /// `on_invalid = "reject"`.
-    fn from_token(
+    fn token_outcome(
         &self,
         request: &GatewayRequest,
         ctx: &mut RequestContext,
