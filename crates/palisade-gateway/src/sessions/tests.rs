@@ -169,3 +169,43 @@ async fn a_requested_rotation_and_a_logout_take_effect_at_once() {
     assert_eq!(gateway.exchange(Some(&second), &[]).await.user, None);
     assert_eq!(gateway.events("session.logged_out"), 1);
 }
+
+#[test]
+fn session_events_carry_ids_and_reasons_but_no_secrets() {
+    use palisade_policy::session::{PublicId, SessionEvent, SessionRefusal, UserId};
+
+    let request = crate::events::RequestInfo {
+        id: "r1".into(),
+        client_ip: "192.0.2.1".parse().expect("ip"),
+        method: "GET".into(),
+        path: "/".into(),
+        user_id: None,
+    };
+    let created = SessionEvent::Created {
+        public_id: PublicId::from_bytes([0xab; 16]),
+        user_id: UserId::parse("alice").expect("user"),
+    };
+    let json = super::session_event(&created, Some(request.clone())).to_json();
+    assert_eq!(json["event"], "session.created");
+    assert_eq!(json["session.id"], "ab".repeat(16));
+    assert_eq!(json["user.id"], "alice");
+    assert_eq!(json["url.path"], "/");
+
+    let expired = SessionEvent::Refused {
+        reason: SessionRefusal::AbsoluteExpired,
+        public_id: None,
+    };
+    let json = super::session_event(&expired, Some(request)).to_json();
+    assert_eq!(json["event"], "session.expired");
+    assert_eq!(json["reason"], "absolute_expired");
+
+    let revoked = crate::events::Event::SessionsRevoked {
+        session_id: None,
+        user_id: Some("bob".into()),
+        count: 3,
+    };
+    let json = revoked.to_json();
+    assert_eq!(json["event"], "session.revoked");
+    assert_eq!(json["user.id"], "bob");
+    assert_eq!(json["session.count"], 3);
+}
