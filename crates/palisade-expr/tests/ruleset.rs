@@ -97,6 +97,26 @@ fn listed_countries_get_the_challenge() {
 }
 
 #[test]
+fn a_cleared_client_passes_challenge_rules_and_later_rules_still_run() {
+    let text = format!(
+        "rules:\n{}{}{}",
+        rule("Challenge", "ssl", "challenge", ""),
+        rule("Log", "ssl", "log", ""),
+        rule("Block", "ssl", "block", ""),
+    );
+    let rules = set(&text);
+    let mut req = request("/");
+    req.tls = true;
+    let provider = RequestFields::new(&req);
+    let cx = rules.context(&provider);
+    let first = rules.evaluate_in(&cx);
+    assert!(matches!(first.verdict, Verdict::Challenge(r) if r.name == "Challenge"));
+    let cleared = rules.evaluate_cleared_in(&cx);
+    assert_eq!(names(&cleared), ["Challenge", "Log", "Block"]);
+    assert!(matches!(cleared.verdict, Verdict::Block { rule, .. } if rule.name == "Block"));
+}
+
+#[test]
 fn block_ends_evaluation_and_log_goes_on() {
     let text = format!(
         "rules:\n{}{}{}",

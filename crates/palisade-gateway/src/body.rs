@@ -5,6 +5,7 @@
 //! rest of the stream, counting bytes against `max_body_size` as they pass.
 
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -51,7 +52,9 @@ pub struct RequestBody {
     trailers: Option<http::HeaderMap>,
     limit: u64,
     seen: u64,
-    replaced: Option<GatewayBody>,
+    /// Stages hold `&GatewayRequest` across awaits, so the body must be `Sync`; the mutex
+    /// makes a `Send`-only body so, and costs nothing where it is polled (`get_mut`).
+    replaced: Option<Mutex<GatewayBody>>,
 }
 
 impl RequestBody {
@@ -91,7 +94,7 @@ impl RequestBody {
         self.prefix.clear();
         self.rest = None;
         self.trailers = None;
-        self.replaced = Some(body.map_err(Into::into).boxed_unsync());
+        self.replaced = Some(Mutex::new(body.map_err(Into::into).boxed_unsync()));
     }
 
     /// Reads until at least `cap` bytes are buffered or the body ends, and returns the
@@ -146,6 +149,7 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if let Some(replaced) = this.replaced.as_mut() {
+            let replaced = replaced.get_mut().unwrap_or_else(PoisonError::into_inner);
             return Pin::new(replaced).poll_frame(cx);
         }
         if !this.prefix.is_empty() {
@@ -176,14 +180,20 @@ impl Body for RequestBody {
 
     fn is_end_stream(&self) -> bool {
         if let Some(replaced) = &self.replaced {
-            return replaced.is_end_stream();
+            return replaced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_end_stream();
         }
         self.prefix.is_empty() && self.rest.is_none() && self.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
         if let Some(replaced) = &self.replaced {
-            return replaced.size_hint();
+            return replaced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .size_hint();
         }
         let buffered = self.prefix.len() as u64;
         match &self.rest {

@@ -138,12 +138,20 @@ pub struct Metrics {
     pub upstream_errors: LabeledCounter,
     /// `palisade_rate_limit_decisions_total{rule, outcome}`.
     pub rate_limit_decisions: LabeledCounter,
+    /// `palisade_waf_rule_matches_total{rule, action, outcome}`.
+    pub waf_rule_matches: LabeledCounter,
     /// `palisade_events_total{event}`: every event published on the bus.
     pub events: LabeledCounter,
     /// `palisade_events_dropped_total{sink}`: events a slow sink could not take.
     pub events_dropped: LabeledCounter,
     /// `palisade_config_reloads_total{result}`.
     pub config_reloads: LabeledCounter,
+    /// `palisade_identity_resolutions_total{source}`: who requests came from.
+    pub identity_resolutions: LabeledCounter,
+    /// `palisade_csrf_checks_total{result}`: CSRF decisions, passes and refusals.
+    pub csrf_checks: LabeledCounter,
+    /// `palisade_sessions_swept_total{store}`: expired sessions deleted by the sweeper.
+    pub sessions_swept: LabeledCounter,
     /// `palisade_uploads_total{outcome, reason}`: inspected uploads, passed or refused.
     pub uploads: LabeledCounter,
     /// `palisade_open_connections`.
@@ -176,6 +184,12 @@ impl Default for Metrics {
                 "Rate-limit checks, by rule and outcome (allowed, limited, logged, skipped).",
                 &["rule", "outcome"],
             ),
+            waf_rule_matches: LabeledCounter::new(
+                "palisade_waf_rule_matches_total",
+                "WAF rule matches, by rule, action and outcome (blocked, challenged, cleared, \
+                 rate_limited, counted, logged, allowed, skipped).",
+                &["rule", "action", "outcome"],
+            ),
             events: LabeledCounter::new(
                 "palisade_events_total",
                 "Security and operational events published, by event name.",
@@ -190,6 +204,22 @@ impl Default for Metrics {
                 "palisade_config_reloads_total",
                 "Configuration reloads, by result (applied or refused).",
                 &["result"],
+            ),
+            identity_resolutions: LabeledCounter::new(
+                "palisade_identity_resolutions_total",
+                "Requests by identity source (session, jwt_bearer, jwt_cookie, anonymous, \
+                 invalid_jwt).",
+                &["source"],
+            ),
+            csrf_checks: LabeledCounter::new(
+                "palisade_csrf_checks_total",
+                "CSRF decisions, by result (a pass reason or a refusal reason).",
+                &["result"],
+            ),
+            sessions_swept: LabeledCounter::new(
+                "palisade_sessions_swept_total",
+                "Expired sessions deleted by the sweeper, by store.",
+                &["store"],
             ),
             uploads: LabeledCounter::new(
                 "palisade_uploads_total",
@@ -234,9 +264,13 @@ impl Metrics {
         );
         self.upstream_errors.render(&mut out);
         self.rate_limit_decisions.render(&mut out);
+        self.waf_rule_matches.render(&mut out);
         self.events.render(&mut out);
         self.events_dropped.render(&mut out);
         self.config_reloads.render(&mut out);
+        self.identity_resolutions.render(&mut out);
+        self.csrf_checks.render(&mut out);
+        self.sessions_swept.render(&mut out);
         self.uploads.render(&mut out);
         let _ = writeln!(
             out,

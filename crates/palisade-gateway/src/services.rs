@@ -3,10 +3,11 @@
 //! counters are not reset when the operator edits a limit.
 //!
 //! A later capability adds its store or engine here as one field (a ban list, the session
-//! store), built in [`Services::start`], and its stage reads it in `Pipeline::build`.
+//! service), built in [`Services::start`], and its stage reads it in `Pipeline::build`.
 
 use std::sync::Arc;
 
+use palisade_policy::challenge::ChallengeKey;
 use palisade_policy::clock::{Clock, SystemClock};
 use palisade_policy::ratelimit::RateLimitStore;
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
@@ -17,6 +18,7 @@ use crate::config::server::LogTarget;
 use crate::events::log::{JsonLogSink, LogOutput};
 use crate::events::{Event, EventBus, EventSink, MetricsSink};
 use crate::metrics::Metrics;
+use crate::sessions::SessionService;
 use crate::upload::{SpoolSettings, UploadShared};
 
 /// What the stages share for the life of the process.
@@ -32,6 +34,11 @@ pub struct Services {
     pub rate_limits: Arc<dyn RateLimitStore>,
     /// The same store with its health and error counters, when it is the `[state]` backend.
     pub state: Option<Arc<StateBackend>>,
+    /// Sessions, CSRF key and JWT verifier (`[session]`, `[csrf]`, `[identity]`).
+    pub sessions: Arc<SessionService>,
+    /// The challenge key used when none is configured: random, made once per process so
+    /// that reloads keep clearances valid.
+    pub challenge_key: ChallengeKey,
     /// The upload spool directory and image-decode gate (`[spool]`, read at start-up).
     pub uploads: UploadShared,
 }
@@ -47,6 +54,9 @@ pub enum ServicesError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The system's random number generator failed.
+    #[error("cannot draw a random challenge key: {0}")]
+    Randomness(String),
     /// The upload spool directory could not be prepared.
     #[error("{0}")]
     Spool(std::io::Error),
@@ -55,6 +65,22 @@ pub enum ServicesError {
     State {
         /// The backend.
         backend: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// The session store could not be opened.
+    #[error("cannot open the {store} session store: {detail}")]
+    SessionStore {
+        /// The store.
+        store: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// Key material could not be read. The detail never holds the key itself.
+    #[error("{what}: {detail}")]
+    Secret {
+        /// Which secret.
+        what: &'static str,
         /// What failed.
         detail: String,
     },
@@ -95,12 +121,18 @@ impl Services {
             config.state.on_error.as_str(),
             events.clone(),
         ));
+        let sessions =
+            SessionService::start(config, Arc::clone(&clock), Arc::clone(&metrics)).await?;
+        let challenge_key =
+            ChallengeKey::generate().map_err(|err| ServicesError::Randomness(err.to_string()))?;
         Ok(Self {
             events,
             metrics,
             clock,
             rate_limits: state.clone(),
             state: Some(state),
+            sessions,
+            challenge_key,
             uploads,
         })
     }
@@ -115,6 +147,9 @@ impl Services {
             rate_limits: Arc::new(MemoryRateLimiter::new(Arc::clone(&clock), 100_000)),
             clock,
             state: None,
+            sessions: SessionService::in_memory(),
+            challenge_key: ChallengeKey::generate()
+                .expect("the operating system's random number generator works"),
             uploads: UploadShared::unprepared(SpoolSettings::default()),
         }
     }

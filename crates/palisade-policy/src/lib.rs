@@ -3,6 +3,7 @@
 //! takes the current time as an argument; nothing here reads the clock or does I/O.
 //! The store traits that `palisade-store` implements are defined here.
 
+pub mod challenge;
 pub mod clock;
 pub mod csrf;
 pub mod headers;

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use palisade_gateway::config::{Config, ConfigSource, Overrides, UpstreamUrl};
 
 mod demo;
+mod sessions;
 mod upload;
 
 // A proxy allocates and frees many small buffers per request; mimalloc's thread-local
@@ -36,6 +37,9 @@ enum Command {
     Demo(DemoArgs),
     /// Validate a configuration file; exit 1 and print FILE:LINE:COL for each problem.
     Check(CheckArgs),
+    /// List or revoke sessions through a running palisade's admin API
+    /// (token from PALISADE_ADMIN_TOKEN).
+    Sessions(sessions::SessionsArgs),
     /// Run the upload checks on local files: `palisade upload check FILE...`.
     Upload {
         #[command(subcommand)]
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Upload { command } => upload::run(command),
         Command::Serve(args) => exit_code(run_async(serve(args))),
         Command::Demo(args) => exit_code(run_async(demo::run(args.listen, args.admin_listen))),
+        Command::Sessions(args) => exit_code(run_async(sessions::run(args))),
     }
 }
 

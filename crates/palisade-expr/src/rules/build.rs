@@ -18,6 +18,9 @@ pub const MAX_RULES: usize = 10_000;
 
 /// Longest period a threshold may have.
 const MAX_PERIOD: Duration = Duration::from_secs(30 * 86_400);
+/// The most requests a threshold may allow per period: what the gateway's limiters count
+/// exactly (the Redis scripts' arithmetic is double precision).
+const MAX_THRESHOLD: u64 = 1_000_000;
 
 /// A value with the file position of its first character.
 #[derive(Clone, Debug)]
@@ -374,10 +377,10 @@ pub(crate) fn parse_threshold(text: &str, period: Option<&str>) -> Result<Thresh
         }
     };
     let limit = match count.trim().parse::<u64>() {
-        Ok(n) if n > 0 => n,
+        Ok(n) if (1..=MAX_THRESHOLD).contains(&n) => n,
         _ => {
             return Err(format!(
-                "threshold '{text}' must start with a whole number of requests above 0"
+                "threshold '{text}' must start with a whole number of requests from 1 to {MAX_THRESHOLD}"
             ));
         }
     };

@@ -214,9 +214,21 @@ impl RuleSet {
     /// fields computed here stay cached for the caller. Given any other context, it evaluates
     /// in a fresh one from the same provider.
     pub fn evaluate_in(&self, cx: &Context<'_>) -> Outcome<'_> {
+        self.run(cx, false)
+    }
+
+    /// Like [`RuleSet::evaluate_in`] for a client that holds a valid challenge clearance:
+    /// a matching `challenge` rule is recorded in [`Outcome::matches`] and evaluation goes
+    /// on to the next rule, as if the challenge had been passed.
+    pub fn evaluate_cleared_in(&self, cx: &Context<'_>) -> Outcome<'_> {
+        self.run(cx, true)
+    }
+
+    fn run(&self, cx: &Context<'_>, cleared: bool) -> Outcome<'_> {
         if !cx.belongs_to(self.id) {
             // A context of another set may number fields differently: start afresh.
-            return self.evaluate(cx.provider());
+            let fresh = self.context(cx.provider());
+            return self.run(&fresh, cleared);
         }
         let mut outcome = Outcome {
             matches: Vec::new(),
@@ -258,6 +270,7 @@ impl RuleSet {
                     };
                     break;
                 }
+                Action::Challenge if cleared => {}
                 Action::Challenge => {
                     outcome.verdict = Verdict::Challenge(rule);
                     break;

@@ -33,7 +33,7 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
 
 /// The byte range of the first `key = ...` line after the `[section]` header (or of the
 /// header when the key is not written there, for a missing key).
-fn locate(text: &str, section: &str, key: &str) -> Option<std::ops::Range<usize>> {
+pub(super) fn locate(text: &str, section: &str, key: &str) -> Option<std::ops::Range<usize>> {
     let mut offset = 0;
     let mut header_at = None;
     for line in text.split_inclusive('\n') {

@@ -28,6 +28,19 @@ pub struct RequestInfo {
     pub method: String,
     /// The path, without the query string (which may hold tokens).
     pub path: String,
+    /// The authenticated user, once the identity stage has run.
+    pub user_id: Option<String>,
+}
+
+/// What a session event is about. Never a secret: public ids and user ids only.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    /// The session's public id.
+    pub session_id: Option<String>,
+    /// The session's user.
+    pub user_id: Option<String>,
+    /// A short stable reason (`idle_expired`, `scheduled`, `invalid_user_id`).
+    pub reason: Option<&'static str>,
 }
 
 /// One event.
@@ -46,6 +59,10 @@ pub enum Event {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// A WAF rule matched: its name, action, what was done and the deciding fields.
+    WafRule(Box<crate::waf::report::RuleEvent>),
+    /// An answer to the proof-of-work challenge was checked.
+    Challenge(crate::waf::report::ChallengeEvent),
     /// A pipeline stage answered the request itself (blocked it).
     RequestBlocked {
         /// The request.
@@ -94,6 +111,43 @@ pub enum Event {
         /// The same messages `palisade check` prints.
         errors: Vec<String>,
     },
+    /// Something happened to a session: `session.created`, `session.rotated`,
+    /// `session.logged_out`, `session.expired`, `session.refused`, `session.bad_cookie`,
+    /// `session.directive_refused`, `session.store_failed`.
+    Session {
+        /// The dotted event name.
+        name: &'static str,
+        /// The request it happened on.
+        request: Option<RequestInfo>,
+        /// The session.
+        session: SessionInfo,
+    },
+    /// Sessions were revoked through the admin API.
+    SessionsRevoked {
+        /// The one session revoked, for `DELETE /v1/sessions/{id}`.
+        session_id: Option<String>,
+        /// The user whose sessions were all revoked, for `DELETE /v1/users/{id}/sessions`.
+        user_id: Option<String>,
+        /// How many sessions ended.
+        count: u64,
+    },
+    /// A request was refused by the CSRF check.
+    CsrfRefused {
+        /// The request.
+        request: RequestInfo,
+        /// `missing`, `expired`, `mismatch`, `invalid` or `cross_site`.
+        reason: &'static str,
+    },
+    /// Something about the identity a request claimed: `identity.invalid_jwt` (with the
+    /// reason), `identity.headers_stripped` (the client sent palisade's identity headers).
+    Identity {
+        /// The dotted event name.
+        name: &'static str,
+        /// The request.
+        request: RequestInfo,
+        /// A short stable reason.
+        reason: &'static str,
+    },
     /// Upload inspection refused a request (details never sent to the client).
     UploadRefused {
         /// The request.
@@ -128,6 +182,8 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Self::RateLimited { .. } => "rate_limit.exceeded",
+            Self::WafRule(_) => "waf.rule",
+            Self::Challenge(event) => event.name(),
             Self::RequestBlocked { .. } => "request.blocked",
             Self::RequestFailed { .. } => "request.failed",
             Self::StateDegraded { .. } => "state.degraded",
@@ -135,6 +191,9 @@ impl Event {
             Self::ConfigReloaded { .. } => "config.reloaded",
             Self::ConfigRejected { .. } => "config.rejected",
             Self::TlsReloaded { .. } => "tls.reloaded",
+            Self::Session { name, .. } | Self::Identity { name, .. } => name,
+            Self::SessionsRevoked { .. } => "session.revoked",
+            Self::CsrfRefused { .. } => "csrf.refused",
             Self::UploadRefused { .. } => "upload.refused",
             Self::UploadPassed { .. } => "upload.passed",
         }
@@ -159,6 +218,8 @@ impl Event {
                 out.num("rate_limit.limit", *limit);
                 out.num("rate_limit.retry_after", *retry_after_secs);
             }
+            Self::WafRule(event) => event.write_fields(out),
+            Self::Challenge(event) => event.write_fields(out),
             Self::RequestBlocked {
                 request,
                 stage,
@@ -199,6 +260,36 @@ impl Event {
             Self::TlsReloaded { ok, detail } => {
                 out.bool("tls.ok", *ok);
                 out.str("error.detail", detail);
+            }
+            Self::Session {
+                request, session, ..
+            } => {
+                let request_user = request.as_ref().and_then(|r| r.user_id.as_deref());
+                if let Some(request) = request {
+                    request.write_place(out);
+                }
+                // A login's new user, else the user of the request.
+                out.opt_str("user.id", session.user_id.as_deref().or(request_user));
+                out.opt_str("session.id", session.session_id.as_deref());
+                if let Some(reason) = session.reason {
+                    out.str("reason", reason);
+                }
+            }
+            Self::SessionsRevoked {
+                session_id,
+                user_id,
+                count,
+            } => {
+                out.opt_str("session.id", session_id.as_deref());
+                out.opt_str("user.id", user_id.as_deref());
+                out.num("session.count", *count);
+            }
+            Self::CsrfRefused { request, reason }
+            | Self::Identity {
+                request, reason, ..
+            } => {
+                request.write_fields(out);
+                out.str("reason", reason);
             }
             Self::UploadRefused { request, refusal } => {
                 request.write_fields(out);
@@ -253,7 +344,13 @@ fn write_refusal(out: &mut JsonObject<'_>, refusal: &crate::upload::UploadEvent)
 }
 
 impl RequestInfo {
-    fn write_fields(&self, out: &mut JsonObject<'_>) {
+    pub(crate) fn write_fields(&self, out: &mut JsonObject<'_>) {
+        self.write_place(out);
+        out.opt_str("user.id", self.user_id.as_deref());
+    }
+
+    /// Everything but the user.
+    fn write_place(&self, out: &mut JsonObject<'_>) {
         out.str("request.id", &self.id);
         out.display("client.ip", &self.client_ip);
         out.str("http.method", &self.method);
@@ -290,6 +387,13 @@ impl<'a> JsonObject<'a> {
         escape_into(self.out, value);
     }
 
+    /// A string field, written only when present.
+    pub fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(key, value);
+        }
+    }
+
     /// A string field from anything printable.
     pub fn display(&mut self, key: &str, value: &impl std::fmt::Display) {
         self.str(key, &value.to_string());
@@ -319,6 +423,18 @@ impl<'a> JsonObject<'a> {
             escape_into(self.out, value);
         }
         self.out.push(']');
+    }
+
+    /// A nested object of string fields (`"rule.fields": {"ip.src": "192.0.2.1"}`).
+    pub fn pairs(&mut self, key: &str, pairs: &[(String, String)]) {
+        let mut inner = String::new();
+        let mut object = JsonObject::new(&mut inner);
+        for (name, value) in pairs {
+            object.str(name, value);
+        }
+        object.finish();
+        self.key(key);
+        self.out.push_str(&inner);
     }
 
     /// Closes the object.
@@ -396,6 +512,7 @@ mod tests {
             client_ip: "192.0.2.1".parse().expect("ip"),
             method: "POST".into(),
             path: "/login".into(),
+            user_id: None,
         }
     }
 

@@ -2,6 +2,10 @@
 //! in-process or as the real binary, and small HTTP and raw-TCP clients.
 #![allow(dead_code)]
 
+pub mod binary;
+pub mod browser;
+pub mod sessions;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,9 +80,12 @@ impl Upstream {
     }
 }
 
-/// The upstream's routes.
+/// The upstream's routes. Any route adds the response headers asked for in
+/// `x-test-response-header: name: value` request headers (how tests make the upstream send
+/// palisade's session directives).
 async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBody> {
     let path = request.uri().path().to_string();
+    let asked = asked_response_headers(request.headers());
     let mut response = match path.as_str() {
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -122,7 +129,23 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
         http::HeaderValue::from_static("test-upstream/1.0"),
     );
     headers.insert("x-powered-by", http::HeaderValue::from_static("tests"));
+    for (name, value) in asked {
+        headers.append(name, value);
+    }
     response
+}
+
+fn asked_response_headers(request: &HeaderMap) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    request
+        .get_all("x-test-response-header")
+        .iter()
+        .filter_map(|v| {
+            let (name, value) = v.to_str().ok()?.split_once(':')?;
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(value.trim_start()).ok()?;
+            Some((name, value))
+        })
+        .collect()
 }
 
 /// Echoes the request as JSON: method, path, headers, body.
@@ -279,6 +302,12 @@ pub fn config_file(toml: &str) -> PathBuf {
 /// Palisade in this process, on free loopback ports, in front of `upstream`.
 pub async fn start_palisade(upstream: &str, toml: &str) -> Running {
     let file = config_file(&format!("{toml}\n[log]\nsecurity = \"off\"\n"));
+    start_palisade_at(upstream, file).await
+}
+
+/// Palisade in this process with the configuration file `file` as it is (files it names,
+/// such as a rules file, sit beside it).
+pub async fn start_palisade_at(upstream: &str, file: PathBuf) -> Running {
     let source = ConfigSource {
         file: Some(file),
         overrides: Overrides {

@@ -66,6 +66,10 @@ impl RequestStage for RateLimit {
         request: &mut GatewayRequest,
         ctx: &mut RequestContext,
     ) -> Result<Verdict, GatewayError> {
+        // A WAF `skip` rule may have turned this phase off for the request.
+        if crate::waf::phase_skipped(ctx, palisade_expr::Phase::RateLimit) {
+            return Ok(Verdict::Continue);
+        }
         let head = &request.head;
         let is_asset = is_static_asset(&head.method, head.uri.path());
         let mut tightest: Option<Checked<'_>> = None;
@@ -162,8 +166,8 @@ fn rate_limit_key(rule: &RateLimitRule, ctx: &RequestContext, headers: &HeaderMa
         KeySpec::Ip => format!("{name}:ip:{}", ip_key(ctx.client_ip)),
         KeySpec::Route => format!("{name}:route:{}", rule.path),
         KeySpec::Global => format!("{name}:global"),
-        // TODO: key by user once the identity stage exists; until then every user is
-        // counted by IP, so users behind one NAT share a quota.
+        // The identity stage (slot 3) ran before; anonymous requests count by IP, so
+        // dropping the cookie does not escape the limit.
         KeySpec::User => match &ctx.identity {
             Some(identity) => format!("{name}:user:{}", hashed(identity.user.as_bytes())),
             None => format!("{name}:ip:{}", ip_key(ctx.client_ip)),
@@ -245,7 +249,7 @@ fn ceil_secs(duration: Duration) -> u64 {
     duration.as_millis().div_ceil(1000) as u64
 }
 
-fn retry_after_secs(decision: &Decision) -> u64 {
+pub(crate) fn retry_after_secs(decision: &Decision) -> u64 {
     ceil_secs(decision.retry_after.unwrap_or(decision.reset_after)).max(1)
 }
 
@@ -260,7 +264,7 @@ fn quota_headers(decision: &Decision, headers: &mut HeaderMap) {
 }
 
 /// The 429 answer.
-fn too_many_requests(
+pub(crate) fn too_many_requests(
     decision: &Decision,
     retry_after: u64,
     request_headers: &HeaderMap,

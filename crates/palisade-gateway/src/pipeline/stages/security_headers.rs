@@ -9,6 +9,12 @@ use palisade_policy::headers::{HeaderPolicy, HeadersConfig};
 
 use crate::pipeline::{RequestContext, ResponseStage};
 
+/// Put in a response's extensions by a page of palisade's own that brings a narrower
+/// `Content-Security-Policy` than the configured one (the challenge page, whose inline
+/// script the policy allows by hash): that header is kept, every other header applies.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnContentSecurityPolicy;
+
 /// The security-headers stage.
 #[derive(Debug)]
 pub struct SecurityHeaders {
@@ -36,7 +42,23 @@ impl ResponseStage for SecurityHeaders {
         response: &mut http::response::Parts,
         ctx: &mut RequestContext,
     ) {
+        let own = response
+            .extensions
+            .get::<OwnContentSecurityPolicy>()
+            .is_some();
+        let own_csp = own
+            .then(|| {
+                response
+                    .headers
+                    .remove(http::header::CONTENT_SECURITY_POLICY)
+            })
+            .flatten();
         self.policy
             .apply(&mut response.headers, request.uri.path(), ctx.secure);
+        if let Some(csp) = own_csp {
+            response
+                .headers
+                .insert(http::header::CONTENT_SECURITY_POLICY, csp);
+        }
     }
 }

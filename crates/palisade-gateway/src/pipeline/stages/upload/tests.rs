@@ -140,3 +140,14 @@ fn request_heads_read_the_declared_type_length_and_disposition() {
         Some("attachment; filename=\"a.png\"")
     );
 }
+
+/// Stages hold `&GatewayRequest` across awaits in `Send` futures, so a request whose body
+/// was replaced by an upload's checked copy must stay `Sync`.
+#[test]
+fn requests_with_a_replaced_body_stay_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    let mut body = crate::body::RequestBody::empty();
+    body.replace(http_body_util::Full::new(Bytes::from_static(b"checked")));
+    assert_send_sync(&body);
+    assert_eq!(body.size_hint().exact(), Some(7));
+}

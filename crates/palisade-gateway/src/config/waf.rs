@@ -1,0 +1,262 @@
+//! The `[waf]` section: custom rules (a YAML file and/or inline `[[waf.rule]]` tables), how
+//! much of a body rules may read, the geo databases and the challenge's settings.
+//!
+//! Parsing is serde's; [`compile`] then does what serde cannot: reads and compiles the rules
+//! file, opens the geo databases and reads the challenge secret, reporting every problem as a
+//! [`Diagnostic`] with the file, line and column of the mistake, so `palisade check` and a
+//! refused reload say the same thing. The compiled result rides in [`WafConfig::compiled`].
+//!
+//! The managed detection (`paranoia`, `mode`, `[[waf.exclusion]]`) adds its keys to
+//! [`WafConfig`] beside these.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade_expr::{LoadErrors, RuleSet, RuleTable, rules};
+use palisade_geo::{DatabaseKind, GeoSource};
+use palisade_policy::challenge::{ChallengeKey, MAX_DIFFICULTY};
+use palisade_policy::units::{ByteSize, HumanDuration};
+use serde::Deserialize;
+
+use super::Diagnostic;
+use crate::waf::{CompiledWaf, GeoDatabases};
+
+/// Environment variable holding the challenge signing secret (32 bytes or more).
+pub const CHALLENGE_SECRET_ENV: &str = "PALISADE_CHALLENGE_SECRET";
+
+/// The largest body prefix rules may read: bodies are held in memory while rules run.
+const MAX_BODY_INSPECTION: u64 = 16 * 1024 * 1024;
+
+/// `[waf]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WafConfig {
+    /// `rules = "waf.yaml"`: the rules file, relative to the configuration file.
+    pub rules: Option<PathBuf>,
+    /// `[[waf.rule]]`: rules written inline; they run after the file's.
+    pub rule: Vec<RuleTable>,
+    /// How much of a request body rules that read body fields see. Default `64KB`.
+    pub body_inspection_limit: ByteSize,
+    /// A MaxMind-format country database for `ip.src.country`.
+    pub geoip_country_db: Option<PathBuf>,
+    /// A MaxMind-format ASN database for `ip.src.asnum`.
+    pub geoip_asn_db: Option<PathBuf>,
+    /// How often the geo database files are checked for replacement. Default `60s`.
+    pub geoip_reload_interval: HumanDuration,
+    /// `[waf.challenge]`: the proof-of-work interstitial.
+    pub challenge: ChallengeConfig,
+    /// What [`compile`] built from the keys above (rules, databases, secret).
+    #[serde(skip)]
+    pub compiled: CompiledWaf,
+}
+
+impl Default for WafConfig {
+    fn default() -> Self {
+        Self {
+            rules: None,
+            rule: Vec::new(),
+            body_inspection_limit: ByteSize(64 * 1024),
+            geoip_country_db: None,
+            geoip_asn_db: None,
+            geoip_reload_interval: HumanDuration(Duration::from_secs(60)),
+            challenge: ChallengeConfig::default(),
+            compiled: CompiledWaf::default(),
+        }
+    }
+}
+
+/// `[waf.challenge]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChallengeConfig {
+    /// Leading zero bits the browser's SHA-256 must reach: about `2^difficulty` hashes, so
+    /// each step doubles the work. Default 16 (well under a second in a current browser).
+    pub difficulty: u8,
+    /// How long a solved challenge lets the client through. Default `1h`.
+    pub clearance_ttl: HumanDuration,
+    /// How long a puzzle may take to solve and be sent back. Default `5m`.
+    pub puzzle_ttl: HumanDuration,
+    /// A file holding the signing secret (32+ bytes). `PALISADE_CHALLENGE_SECRET` wins over
+    /// it; with neither, a random secret is made at start-up (with a warning).
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Default for ChallengeConfig {
+    fn default() -> Self {
+        Self {
+            difficulty: 16,
+            clearance_ttl: HumanDuration(Duration::from_secs(3600)),
+            puzzle_ttl: HumanDuration(Duration::from_secs(300)),
+            secret_file: None,
+        }
+    }
+}
+
+/// Compiles `[waf]` of the configuration `text` read from `path` into `waf.compiled`; returns
+/// every problem found (none: the section is ready to use).
+pub fn compile(waf: &mut WafConfig, path: &Path, text: &str) -> Vec<Diagnostic> {
+    let mut diagnostics = check_values(waf, path, text);
+    let base = path.parent().unwrap_or(Path::new(""));
+    match load_rules(waf, base, path, text) {
+        Ok(rules) => waf.compiled.rules = Arc::new(rules),
+        Err(errors) => diagnostics.extend(errors.0.into_iter().map(located)),
+    }
+    let mut open = |db: &Option<PathBuf>, kind| {
+        let db = db.as_ref()?;
+        GeoSource::open(&base.join(db), kind)
+            .map(Arc::new)
+            .map_err(|err| {
+                let at = super::validate::locate(text, "waf", key_of(kind));
+                diagnostics.push(Diagnostic::at(path, text, at, err.to_string()));
+            })
+            .ok()
+    };
+    let country = open(&waf.geoip_country_db, DatabaseKind::Country);
+    let asn = open(&waf.geoip_asn_db, DatabaseKind::Asn);
+    waf.compiled.geo = GeoDatabases::new(country, asn);
+    match challenge_secret(&waf.challenge, base) {
+        Ok(key) => waf.compiled.challenge_key = key,
+        Err(message) => {
+            let at = super::validate::locate(text, "waf.challenge", "secret_file");
+            diagnostics.push(Diagnostic::at(path, text, at, message));
+        }
+    }
+    diagnostics
+}
+
+fn key_of(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Country => "geoip_country_db",
+        DatabaseKind::Asn => "geoip_asn_db",
+    }
+}
+
+/// Ranges serde cannot check.
+fn check_values(waf: &WafConfig, path: &Path, text: &str) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    let mut refuse = |section: &str, key: &str, message: String| {
+        let at = super::validate::locate(text, section, key);
+        diagnostics.push(Diagnostic::at(path, text, at, message));
+    };
+    let limit = waf.body_inspection_limit.0;
+    if limit == 0 || limit > MAX_BODY_INSPECTION {
+        refuse(
+            "waf",
+            "body_inspection_limit",
+            format!("waf.body_inspection_limit must be between 1B and 16MB (found {limit} bytes)"),
+        );
+    }
+    if waf.geoip_reload_interval.0 < Duration::from_secs(1) {
+        refuse(
+            "waf",
+            "geoip_reload_interval",
+            "waf.geoip_reload_interval must be at least 1s".into(),
+        );
+    }
+    let challenge = &waf.challenge;
+    if !(1..=MAX_DIFFICULTY).contains(&challenge.difficulty) {
+        refuse(
+            "waf.challenge",
+            "difficulty",
+            format!(
+                "waf.challenge.difficulty must be between 1 and {MAX_DIFFICULTY} (found {}); \
+                 each step doubles the work, 16 takes well under a second",
+                challenge.difficulty
+            ),
+        );
+    }
+    for (key, ttl) in [
+        ("clearance_ttl", challenge.clearance_ttl),
+        ("puzzle_ttl", challenge.puzzle_ttl),
+    ] {
+        if ttl.0 < Duration::from_secs(1) {
+            refuse(
+                "waf.challenge",
+                key,
+                format!("waf.challenge.{key} must be at least 1s"),
+            );
+        }
+    }
+    diagnostics
+}
+
+/// The rules file's rules, then the inline ones, as one set.
+fn load_rules(
+    waf: &WafConfig,
+    base: &Path,
+    config_path: &Path,
+    text: &str,
+) -> Result<RuleSet, LoadErrors> {
+    let scheme = crate::waf::scheme();
+    let mut loaded = Vec::new();
+    let mut errors = Vec::new();
+    if let Some(file) = &waf.rules {
+        let file = base.join(file);
+        let name = file.display().to_string();
+        match std::fs::read_to_string(&file) {
+            Ok(yaml) => match rules::load_yaml(&name, &yaml, &scheme) {
+                Ok(rules) => loaded.extend(rules),
+                Err(e) => errors.extend(e.0),
+            },
+            Err(err) => errors.push(rules::LoadError {
+                file: name,
+                line: 0,
+                column: 0,
+                rule: None,
+                message: format!("cannot read the rules file: {err}"),
+            }),
+        }
+    }
+    if !waf.rule.is_empty() {
+        let name = config_path.display().to_string();
+        match rules::load_tables(&name, text, &waf.rule, &scheme) {
+            Ok(rules) => loaded.extend(rules),
+            Err(e) => errors.extend(e.0),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(LoadErrors(errors));
+    }
+    RuleSet::new(loaded, scheme)
+}
+
+/// A rules-file error as a configuration diagnostic (same `FILE:LINE:COL: message` form).
+fn located(error: rules::LoadError) -> Diagnostic {
+    let message = match &error.rule {
+        Some(rule) => format!("{} (rule '{rule}')", error.message),
+        None => error.message,
+    };
+    Diagnostic {
+        file: PathBuf::from(error.file),
+        line: error.line,
+        column: error.column,
+        message,
+    }
+}
+
+/// The configured secret: the environment variable, else the file, else none (the process
+/// then uses the random one of its services).
+fn challenge_secret(
+    challenge: &ChallengeConfig,
+    base: &Path,
+) -> Result<Option<ChallengeKey>, String> {
+    if let Ok(secret) = std::env::var(CHALLENGE_SECRET_ENV) {
+        return ChallengeKey::from_secret(secret.trim().as_bytes())
+            .map(Some)
+            .map_err(|err| format!("{CHALLENGE_SECRET_ENV}: {err}"));
+    }
+    let Some(file) = &challenge.secret_file else {
+        return Ok(None);
+    };
+    let file = base.join(file);
+    let secret = zeroize::Zeroizing::new(std::fs::read(&file).map_err(|err| {
+        format!(
+            "cannot read waf.challenge.secret_file {}: {err}",
+            file.display()
+        )
+    })?);
+    ChallengeKey::from_secret(secret.trim_ascii())
+        .map(Some)
+        .map_err(|err| format!("waf.challenge.secret_file {}: {err}", file.display()))
+}

@@ -1,0 +1,164 @@
+//! What a rule match tells the event log: the operands that decided it, with the values of
+//! anything that may carry a credential replaced by `(redacted)`.
+//!
+//! Cookies, `Authorization` and other auth headers, whole header maps, and bodies are never
+//! logged: a rule on `http.cookie` records that the cookie decided, not what it was.
+
+use palisade_expr::Decided;
+
+use crate::events::{JsonObject, RequestInfo};
+
+/// What is logged in place of a sensitive value.
+pub const REDACTED: &str = "(redacted)";
+
+/// Words that mark an operand whose value may be a credential or personal data.
+const SENSITIVE: [&str; 10] = [
+    "cookie", "auth", "token", "secret", "password", "passwd", "api-key", "api_key", "apikey",
+    "session",
+];
+
+/// A WAF rule matched a request (event `waf.rule`).
+#[derive(Debug, Clone)]
+pub struct RuleEvent {
+    /// The request.
+    pub request: RequestInfo,
+    /// The rule's name.
+    pub rule: String,
+    /// The rule's action: `block`, `challenge`, `rate_limit`, `log`, `skip`, `allow`.
+    pub action: &'static str,
+    /// What palisade did: `blocked`, `challenged`, `cleared` (clearance held), `rate_limited`,
+    /// `logged`, `skipped`, `allowed`.
+    pub outcome: &'static str,
+    /// `false` for a rule in `mode: log` (and a rate limit in log mode).
+    pub enforced: bool,
+    /// The operands that made the expression true and their values, redacted.
+    pub fields: Vec<(String, String)>,
+    /// The status sent, when palisade answered.
+    pub status: Option<u16>,
+    /// For a challenge rule: why the client's clearance did not let it through (`missing`,
+    /// `expired`, `bad_signature`, `malformed`), or `valid`.
+    pub clearance: Option<&'static str>,
+}
+
+impl RuleEvent {
+    /// The event's fields, after `event` and before the end of the object.
+    pub fn write_fields(&self, out: &mut JsonObject<'_>) {
+        self.request.write_fields(out);
+        out.str("rule.name", &self.rule);
+        out.str("rule.action", self.action);
+        out.str("rule.outcome", self.outcome);
+        out.bool("rule.enforced", self.enforced);
+        out.pairs("rule.fields", &self.fields);
+        if let Some(status) = self.status {
+            out.num("http.status", u64::from(status));
+        }
+        if let Some(clearance) = self.clearance {
+            out.str("challenge.clearance", clearance);
+        }
+    }
+}
+
+/// An answer to the challenge was checked (events `challenge.passed`, `challenge.failed`).
+#[derive(Debug, Clone)]
+pub struct ChallengeEvent {
+    /// The request that carried the answer.
+    pub request: RequestInfo,
+    /// Whether a clearance was issued.
+    pub passed: bool,
+    /// Why not: `malformed`, `bad_signature`, `expired`, `insufficient_work`, `replayed`.
+    pub reason: &'static str,
+}
+
+impl ChallengeEvent {
+    /// `challenge.passed` or `challenge.failed`.
+    pub fn name(&self) -> &'static str {
+        if self.passed {
+            "challenge.passed"
+        } else {
+            "challenge.failed"
+        }
+    }
+
+    /// The event's fields.
+    pub fn write_fields(&self, out: &mut JsonObject<'_>) {
+        self.request.write_fields(out);
+        if !self.passed {
+            out.str("challenge.reason", self.reason);
+        }
+    }
+}
+
+/// The deciding operands and values of a match, safe to log.
+pub fn redacted(decided: &[Decided]) -> Vec<(String, String)> {
+    decided
+        .iter()
+        .map(|d| {
+            let value = if is_sensitive(&d.field) {
+                REDACTED.to_owned()
+            } else {
+                d.value.clone()
+            };
+            (d.field.clone(), value)
+        })
+        .collect()
+}
+
+/// Whether the value of `operand` (as written in the rule) must not be logged.
+pub fn is_sensitive(operand: &str) -> bool {
+    let lower = operand.to_ascii_lowercase();
+    if SENSITIVE.iter().any(|word| lower.contains(word)) || lower.contains("http.request.body") {
+        return true;
+    }
+    // Every header value at once (the map, `[*]` over it, `.values`) may hold any of the
+    // above; one named header (`["user-agent"]`) and the names alone are fine.
+    lower.contains("http.request.headers")
+        && !lower.contains("http.request.headers.names")
+        && !lower.contains("[\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decided(field: &str, value: &str) -> Decided {
+        Decided {
+            field: field.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn credentials_and_bodies_are_redacted() {
+        for operand in [
+            "http.cookie",
+            "http.request.cookies[\"sid\"][0]",
+            "lower(http.request.headers[\"authorization\"][0])",
+            "http.request.headers[\"proxy-authorization\"][0]",
+            "http.request.headers[\"x-api-key\"][0]",
+            "http.request.headers.values[*]",
+            "http.request.headers[*][0]",
+            "http.request.body.raw",
+            "http.request.body.form[\"password\"][0]",
+            "http.request.uri.args[\"token\"][0]",
+        ] {
+            let out = redacted(&[decided(operand, "s3cret")]);
+            assert_eq!(out[0].1, REDACTED, "{operand}");
+        }
+    }
+
+    #[test]
+    fn ordinary_request_data_is_kept() {
+        for operand in [
+            "http.request.uri.query",
+            "http.request.uri.path",
+            "http.user_agent",
+            "http.request.headers[\"user-agent\"][0]",
+            "http.request.headers.names[*]",
+            "ip.src.country",
+            "ip.src",
+        ] {
+            let out = redacted(&[decided(operand, "value")]);
+            assert_eq!(out[0].1, "value", "{operand}");
+        }
+    }
+}
