@@ -1,5 +1,5 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and whatever routes later
-//! capabilities register (the sessions API).
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, the sessions API (`/v1/...`), and
+//! whatever routes later capabilities register.
 //!
 //! It listens on loopback by default. On any other address it refuses to start without
 //! `PALISADE_ADMIN_TOKEN`, and then every route but `/healthz` needs
@@ -82,9 +82,10 @@ impl fmt::Debug for AdminRoutes {
 }
 
 impl AdminRoutes {
-    /// The built-in routes: health, readiness, metrics.
+    /// The built-in routes: health, readiness, metrics, and the sessions API
+    /// ([`crate::sessions::admin`]).
     pub fn standard() -> Self {
-        Self::default()
+        let routes = Self::default()
             .route(Method::GET, "/healthz", |_, _| {
                 Box::pin(async { text(StatusCode::OK, "ok\n") })
             })
@@ -100,10 +101,11 @@ impl AdminRoutes {
                     );
                     response
                 })
-            })
+            });
+        crate::sessions::admin::routes(routes)
     }
 
-    /// Adds a route. Later capabilities register theirs here (`/sessions`, ...).
+    /// Adds a route (a `{name}` path segment matches any one segment). Later capabilities register theirs here (`/sessions`, ...).
     pub fn route(
         mut self,
         method: Method,
@@ -121,8 +123,23 @@ impl AdminRoutes {
     fn find(&self, method: &Method, path: &str) -> Option<&AdminHandler> {
         self.routes
             .iter()
-            .find(|(m, p, _)| m == method && p == path)
+            .find(|(m, p, _)| m == method && path_matches(p, path))
             .map(|(_, _, h)| h)
+    }
+}
+
+/// Whether `path` fits `pattern`, where a `{name}` segment stands for any one non-empty
+/// segment (`/v1/users/{id}/sessions`). The handler reads the segment itself.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let mut wanted = pattern.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {}
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
     }
 }
 
@@ -287,6 +304,18 @@ mod tests {
         assert!(!token.accepts(Some(&HeaderValue::from_static("s3cret-s3cret-s3cret"))));
         assert!(!token.accepts(None));
         assert!(!format!("{token:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn route_patterns_match_one_segment_per_parameter() {
+        let pattern = "/v1/users/{id}/sessions";
+        assert!(path_matches(pattern, "/v1/users/alice/sessions"));
+        assert!(path_matches(pattern, "/v1/users/a%2Fb/sessions"));
+        assert!(!path_matches(pattern, "/v1/users//sessions"));
+        assert!(!path_matches(pattern, "/v1/users/a/b/sessions"));
+        assert!(!path_matches(pattern, "/v1/users/alice/sessions/"));
+        assert!(path_matches("/healthz", "/healthz"));
+        assert!(!path_matches("/healthz", "/healthz/x"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! rest of the stream, counting bytes against `max_body_size` as they pass.
 
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -42,7 +43,8 @@ pub struct ClientBodyError(pub String);
 #[error("request body longer than {0} bytes")]
 pub struct BodyLimitExceeded(pub u64);
 
-/// The request body: a prefix already read by stages, then the unread stream.
+/// The request body: a prefix already read by stages, then the unread stream; or a body a
+/// stage put in its place ([`RequestBody::replace`]).
 #[derive(Debug)]
 pub struct RequestBody {
     prefix: BytesMut,
@@ -50,6 +52,9 @@ pub struct RequestBody {
     trailers: Option<http::HeaderMap>,
     limit: u64,
     seen: u64,
+    /// Stages hold `&GatewayRequest` across awaits, so the body must be `Sync`; the mutex
+    /// makes a `Send`-only body so, and costs nothing where it is polled (`get_mut`).
+    replaced: Option<Mutex<GatewayBody>>,
 }
 
 impl RequestBody {
@@ -62,6 +67,7 @@ impl RequestBody {
             trailers: None,
             limit,
             seen: 0,
+            replaced: None,
         }
     }
 
@@ -73,7 +79,22 @@ impl RequestBody {
             trailers: None,
             limit: 0,
             seen: 0,
+            replaced: None,
         }
+    }
+
+    /// Forwards `body` instead of the client's (whose unread rest is dropped). Upload
+    /// inspection reads the whole client body, then forwards the spooled, checked copy; the
+    /// stage sets `Content-Length` to match.
+    pub fn replace<B>(&mut self, body: B)
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.prefix.clear();
+        self.rest = None;
+        self.trailers = None;
+        self.replaced = Some(Mutex::new(body.map_err(Into::into).boxed_unsync()));
     }
 
     /// Reads until at least `cap` bytes are buffered or the body ends, and returns the
@@ -127,6 +148,10 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(replaced) = this.replaced.as_mut() {
+            let replaced = replaced.get_mut().unwrap_or_else(PoisonError::into_inner);
+            return Pin::new(replaced).poll_frame(cx);
+        }
         if !this.prefix.is_empty() {
             return Poll::Ready(Some(Ok(Frame::data(this.prefix.split().freeze()))));
         }
@@ -154,10 +179,22 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
+        if let Some(replaced) = &self.replaced {
+            return replaced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_end_stream();
+        }
         self.prefix.is_empty() && self.rest.is_none() && self.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let Some(replaced) = &self.replaced {
+            return replaced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .size_hint();
+        }
         let buffered = self.prefix.len() as u64;
         match &self.rest {
             None => SizeHint::with_exact(buffered),

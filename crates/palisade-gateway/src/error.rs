@@ -72,6 +72,16 @@ pub enum GatewayError {
     /// A bug or resource failure inside palisade.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Upload inspection refused the request (size, type, image, malware, scanner down...).
+    #[error("{}", .0.refusal)]
+    UploadRefused(Box<crate::upload::Refused>),
+    /// The client stopped sending its body for longer than the upload's
+    /// `body_read_timeout`.
+    #[error("request body stalled for more than {}s", .0.as_secs())]
+    BodyTimeout(std::time::Duration),
+    /// An upload could not be spooled (disk full, I/O error); nothing was forwarded.
+    #[error("upload spool failed: {0}")]
+    UploadSpool(String),
 }
 
 impl GatewayError {
@@ -81,11 +91,15 @@ impl GatewayError {
             Self::BadFraming(_)
             | Self::BadBody(_)
             | Self::UriTooLong { .. }
-            | Self::BodyTooLarge { .. } => ErrorSource::Client,
+            | Self::BodyTooLarge { .. }
+            | Self::BodyTimeout(_) => ErrorSource::Client,
+            Self::UploadRefused(refused) => upload::source(refused),
             Self::UpstreamConnect(_) | Self::UpstreamTimeout | Self::UpstreamProtocol(_) => {
                 ErrorSource::Upstream
             }
-            Self::StateUnavailable | Self::Internal(_) => ErrorSource::Internal,
+            Self::StateUnavailable | Self::Internal(_) | Self::UploadSpool(_) => {
+                ErrorSource::Internal
+            }
         }
     }
 
@@ -101,6 +115,9 @@ impl GatewayError {
             Self::UpstreamProtocol(_) => "upstream_protocol",
             Self::StateUnavailable => "state_unavailable",
             Self::Internal(_) => "internal",
+            Self::UploadRefused(_) => "upload_refused",
+            Self::BodyTimeout(_) => "body_timeout",
+            Self::UploadSpool(_) => "upload_spool",
         }
     }
 
@@ -113,7 +130,9 @@ impl GatewayError {
             Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::UploadSpool(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UploadRefused(refused) => upload::status(refused),
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -121,6 +140,9 @@ impl GatewayError {
     /// the client accepts, and `Connection: close` when the connection cannot be trusted to
     /// stay in sync (a client framing error).
     pub fn to_response(&self, request_headers: &HeaderMap) -> Response<GatewayBody> {
+        if let Self::UploadRefused(refused) = self {
+            return upload::refusal_page(refused, request_headers);
+        }
         let sentence = match self {
             Self::BadFraming(_) | Self::BadBody(_) => "The request is not valid HTTP.",
             Self::UriTooLong { .. } => "The request URL is too long.",
@@ -130,10 +152,17 @@ impl GatewayError {
             }
             Self::UpstreamTimeout => "The application behind this gateway took too long to answer.",
             Self::StateUnavailable => "The service is temporarily unavailable.",
-            Self::Internal(_) => "Something went wrong on our side.",
+            Self::Internal(_) | Self::UploadSpool(_) | Self::UploadRefused(_) => {
+                "Something went wrong on our side."
+            }
+            Self::BodyTimeout(_) => "The request body did not arrive in time.",
         };
         let mut response = short_page(self.status(), sentence, request_headers);
-        if matches!(self, Self::BadFraming(_) | Self::BadBody(_)) {
+        // A stalled body leaves the connection mid-message (RFC 9110 §15.5.9: close it).
+        if matches!(
+            self,
+            Self::BadFraming(_) | Self::BadBody(_) | Self::BodyTimeout(_)
+        ) {
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -191,6 +220,8 @@ impl fmt::Display for ErrorSource {
         f.write_str(self.as_str())
     }
 }
+
+mod upload;
 
 #[cfg(test)]
 mod tests;

@@ -145,6 +145,9 @@ impl Gateway {
         if old.state != new.state {
             warn!("[state] changes take effect only on restart");
         }
+        if old.session != new.session || old.csrf != new.csrf || old.identity != new.identity {
+            warn!("[session], [csrf] and [identity] changes take effect only on restart");
+        }
     }
 
     /// Serves one request: pipeline, upstream, response phase, metrics.

@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod serve;
 pub mod server;
 pub mod services;
+pub mod sessions;
 pub mod tls;
 pub mod upload;
 pub mod waf;

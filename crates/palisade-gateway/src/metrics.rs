@@ -146,6 +146,14 @@ pub struct Metrics {
     pub events_dropped: LabeledCounter,
     /// `palisade_config_reloads_total{result}`.
     pub config_reloads: LabeledCounter,
+    /// `palisade_identity_resolutions_total{source}`: who requests came from.
+    pub identity_resolutions: LabeledCounter,
+    /// `palisade_csrf_checks_total{result}`: CSRF decisions, passes and refusals.
+    pub csrf_checks: LabeledCounter,
+    /// `palisade_sessions_swept_total{store}`: expired sessions deleted by the sweeper.
+    pub sessions_swept: LabeledCounter,
+    /// `palisade_uploads_total{outcome, reason}`: inspected uploads, passed or refused.
+    pub uploads: LabeledCounter,
     /// `palisade_open_connections`.
     pub open_connections: AtomicI64,
     collectors: Mutex<Vec<Collector>>,
@@ -197,6 +205,27 @@ impl Default for Metrics {
                 "Configuration reloads, by result (applied or refused).",
                 &["result"],
             ),
+            identity_resolutions: LabeledCounter::new(
+                "palisade_identity_resolutions_total",
+                "Requests by identity source (session, jwt_bearer, jwt_cookie, anonymous, \
+                 invalid_jwt).",
+                &["source"],
+            ),
+            csrf_checks: LabeledCounter::new(
+                "palisade_csrf_checks_total",
+                "CSRF decisions, by result (a pass reason or a refusal reason).",
+                &["result"],
+            ),
+            sessions_swept: LabeledCounter::new(
+                "palisade_sessions_swept_total",
+                "Expired sessions deleted by the sweeper, by store.",
+                &["store"],
+            ),
+            uploads: LabeledCounter::new(
+                "palisade_uploads_total",
+                "Inspected uploads, by outcome (passed, refused) and refusal reason.",
+                &["outcome", "reason"],
+            ),
             open_connections: AtomicI64::new(0),
             collectors: Mutex::new(Vec::new()),
         }
@@ -239,6 +268,10 @@ impl Metrics {
         self.events.render(&mut out);
         self.events_dropped.render(&mut out);
         self.config_reloads.render(&mut out);
+        self.identity_resolutions.render(&mut out);
+        self.csrf_checks.render(&mut out);
+        self.sessions_swept.render(&mut out);
+        self.uploads.render(&mut out);
         let _ = writeln!(
             out,
             "# HELP palisade_open_connections Client connections open now."

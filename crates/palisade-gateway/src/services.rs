@@ -3,7 +3,7 @@
 //! counters are not reset when the operator edits a limit.
 //!
 //! A later capability adds its store or engine here as one field (a ban list, the session
-//! store), built in [`Services::start`], and its stage reads it in `Pipeline::build`.
+//! service), built in [`Services::start`], and its stage reads it in `Pipeline::build`.
 
 use std::sync::Arc;
 
@@ -18,6 +18,8 @@ use crate::config::server::LogTarget;
 use crate::events::log::{JsonLogSink, LogOutput};
 use crate::events::{Event, EventBus, EventSink, MetricsSink};
 use crate::metrics::Metrics;
+use crate::sessions::SessionService;
+use crate::upload::{SpoolSettings, UploadShared};
 
 /// What the stages share for the life of the process.
 #[derive(Debug, Clone)]
@@ -32,9 +34,13 @@ pub struct Services {
     pub rate_limits: Arc<dyn RateLimitStore>,
     /// The same store with its health and error counters, when it is the `[state]` backend.
     pub state: Option<Arc<StateBackend>>,
+    /// Sessions, CSRF key and JWT verifier (`[session]`, `[csrf]`, `[identity]`).
+    pub sessions: Arc<SessionService>,
     /// The challenge key used when none is configured: random, made once per process so
     /// that reloads keep clearances valid.
     pub challenge_key: ChallengeKey,
+    /// The upload spool directory and image-decode gate (`[spool]`, read at start-up).
+    pub uploads: UploadShared,
 }
 
 /// Why the services could not start.
@@ -51,11 +57,30 @@ pub enum ServicesError {
     /// The system's random number generator failed.
     #[error("cannot draw a random challenge key: {0}")]
     Randomness(String),
+    /// The upload spool directory could not be prepared.
+    #[error("{0}")]
+    Spool(std::io::Error),
     /// The state backend could not be set up.
     #[error("cannot set up the {backend} state backend: {detail}")]
     State {
         /// The backend.
         backend: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// The session store could not be opened.
+    #[error("cannot open the {store} session store: {detail}")]
+    SessionStore {
+        /// The store.
+        store: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// Key material could not be read. The detail never holds the key itself.
+    #[error("{what}: {detail}")]
+    Secret {
+        /// Which secret.
+        what: &'static str,
         /// What failed.
         detail: String,
     },
@@ -82,6 +107,7 @@ impl Services {
             sinks.push(Arc::new(sink));
         }
         let events = EventBus::new(sinks);
+        let uploads = UploadShared::start(config.spool.settings()).map_err(ServicesError::Spool)?;
         let state = StateBackend::from_config(&config.state, Arc::clone(&clock))
             .await
             .map_err(|err| ServicesError::State {
@@ -95,6 +121,8 @@ impl Services {
             config.state.on_error.as_str(),
             events.clone(),
         ));
+        let sessions =
+            SessionService::start(config, Arc::clone(&clock), Arc::clone(&metrics)).await?;
         let challenge_key =
             ChallengeKey::generate().map_err(|err| ServicesError::Randomness(err.to_string()))?;
         Ok(Self {
@@ -103,7 +131,9 @@ impl Services {
             clock,
             rate_limits: state.clone(),
             state: Some(state),
+            sessions,
             challenge_key,
+            uploads,
         })
     }
 
@@ -117,8 +147,10 @@ impl Services {
             rate_limits: Arc::new(MemoryRateLimiter::new(Arc::clone(&clock), 100_000)),
             clock,
             state: None,
+            sessions: SessionService::in_memory(),
             challenge_key: ChallengeKey::generate()
                 .expect("the operating system's random number generator works"),
+            uploads: UploadShared::unprepared(SpoolSettings::default()),
         }
     }
 }

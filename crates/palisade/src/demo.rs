@@ -16,7 +16,7 @@ pub async fn run(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Result
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
     let source = ConfigSource {
-        file: None,
+        file: Some(demo_config()?),
         overrides: Overrides {
             listen: Some(listen),
             upstream: Some(upstream),
@@ -27,6 +27,17 @@ pub async fn run(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Result
     palisade_gateway::serve::run_until_signalled(source)
         .await
         .context("palisade could not start")
+}
+
+/// The demo's configuration: the defaults, with sessions in memory so that trying the demo
+/// leaves no database file behind.
+fn demo_config() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("palisade-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).context("cannot create the demo's temporary directory")?;
+    let file = dir.join("palisade.toml");
+    std::fs::write(&file, "[session]\nstore = \"memory\"\n")
+        .context("cannot write the demo's configuration")?;
+    Ok(file)
 }
 
 fn tour(listen: SocketAddr, admin: SocketAddr, app: SocketAddr) -> String {

@@ -13,6 +13,8 @@ use palisade_gateway::config::{Config, ConfigSource, Overrides, UpstreamUrl};
 
 mod demo;
 mod rules;
+mod sessions;
+mod upload;
 
 // A proxy allocates and frees many small buffers per request; mimalloc's thread-local
 // free lists cost far less than glibc malloc's arenas under that load.
@@ -40,6 +42,14 @@ enum Command {
     /// Work with WAF rules files.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// List or revoke sessions through a running palisade's admin API
+    /// (token from PALISADE_ADMIN_TOKEN).
+    Sessions(sessions::SessionsArgs),
+    /// Run the upload checks on local files: `palisade upload check FILE...`.
+    Upload {
+        #[command(subcommand)]
+        command: upload::UploadCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -80,8 +90,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check(&args.config),
         Command::Rules(command) => rules::run(command),
+        Command::Upload { command } => upload::run(command),
         Command::Serve(args) => exit_code(run_async(serve(args))),
         Command::Demo(args) => exit_code(run_async(demo::run(args.listen, args.admin_listen))),
+        Command::Sessions(args) => exit_code(run_async(sessions::run(args))),
     }
 }
 

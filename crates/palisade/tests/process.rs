@@ -1,4 +1,5 @@
-//! The real `palisade` binary: CLI, signals, and memory while streaming large bodies.
+//! The real `palisade` binary: CLI, signals, and memory while streaming (and inspecting)
+//! large bodies.
 
 mod common;
 
@@ -81,13 +82,22 @@ impl Process {
 
     /// Peak resident memory in KiB.
     fn peak_rss_kib(&self) -> u64 {
+        self.memory_kib("VmHWM:")
+    }
+
+    /// Resident memory now, in KiB.
+    fn rss_kib(&self) -> u64 {
+        self.memory_kib("VmRSS:")
+    }
+
+    fn memory_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("proc status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM")
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
     }
 }
 
@@ -120,6 +130,8 @@ fn every_subcommand_has_help_and_the_binary_a_version() {
         vec!["serve", "--help"],
         vec!["demo", "--help"],
         vec!["check", "--help"],
+        vec!["upload", "--help"],
+        vec!["upload", "check", "--help"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
             .args(&args)
@@ -200,6 +212,38 @@ async fn a_100_mb_body_streams_both_ways_with_flat_memory() {
         peak_mib < 64,
         "palisade peaked at {peak_mib} MiB for 2 × 100 MiB streamed"
     );
+}
+
+#[tokio::test]
+async fn a_128_mb_upload_is_inspected_and_forwarded_with_flat_memory() {
+    const SIZE: u64 = 128 << 20;
+    let upstream = Upstream::start().await;
+    let spool = std::env::temp_dir().join(format!("palisade-rss-spool-{}", std::process::id()));
+    let config = config_file(&format!(
+        "rate_limit = []\n[server]\nmax_body_size = \"1GB\"\n[spool]\ndir = \"{}\"\n\
+         [[upload]]\npath = \"/sink\"\nallowed_types = [\"text/plain\"]\n\
+         max_file_size = \"1GB\"\nmax_body_size = \"1GB\"\n",
+        spool.display()
+    ));
+    let palisade = Process::start(&upstream.url(), &config).await;
+    let before_kib = palisade.rss_kib();
+
+    // The whole body is spooled and checked before the upstream sees a byte of it.
+    let upload = Request::put(format!("{}/sink", palisade.proxy))
+        .header("content-type", "text/plain")
+        .body(streamed(SIZE))
+        .expect("request");
+    let reply = send(upload).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, SIZE.to_string());
+
+    let growth_mib = palisade.peak_rss_kib().saturating_sub(before_kib) / 1024;
+    eprintln!("palisade peak RSS growth over a 128 MiB inspected upload: {growth_mib} MiB");
+    assert!(
+        growth_mib < 32,
+        "palisade grew {growth_mib} MiB for a 128 MiB upload"
+    );
+    let _ = std::fs::remove_dir(&spool);
 }
 
 async fn get_owned(url: String) -> Reply {

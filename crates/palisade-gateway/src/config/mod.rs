@@ -6,7 +6,8 @@
 //! ([`Diagnostic`]); `palisade check` and a refused SIGHUP reload print the same messages.
 //!
 //! Secrets never come from this file: the Redis password rides in `PALISADE_REDIS_URL`, the
-//! admin token in `PALISADE_ADMIN_TOKEN`.
+//! admin token in `PALISADE_ADMIN_TOKEN`, the CSRF secret in `PALISADE_CSRF_SECRET` (or a
+//! file), the JWT secret in the variable `[identity.jwt] secret_env` names.
 //!
 //! A later capability adds its section as one field of [`Config`] (with `#[serde(default)]`
 //! and its own `deny_unknown_fields` type), then reads it where its stage is built in
@@ -15,6 +16,8 @@
 mod diagnostic;
 pub mod rate_limit;
 pub mod server;
+pub mod sessions;
+pub mod upload;
 mod validate;
 pub mod waf;
 
@@ -28,6 +31,8 @@ pub use palisade_policy::headers::HeadersConfig;
 pub use palisade_store::ratelimit::StateConfig;
 pub use rate_limit::RateLimitRule;
 pub use server::{AdminConfig, LogConfig, ServerConfig, UpstreamConfig, UpstreamUrl};
+pub use sessions::{CsrfSection, IdentitySection, SessionSection};
+pub use upload::SpoolConfig;
 pub use waf::WafConfig;
 
 /// Environment variable holding the Redis URL (it may carry a password).
@@ -53,10 +58,25 @@ pub struct Config {
     /// `rate_limit = []`: none.
     #[serde(deserialize_with = "rate_limit::rules")]
     pub rate_limit: Option<Vec<RateLimitRule>>,
+    /// `[session]`: gateway-issued sessions (defined in `palisade-policy`).
+    pub session: SessionSection,
+    /// `[csrf]`: CSRF tokens on unsafe cookie-authenticated requests.
+    pub csrf: CsrfSection,
+    /// `[identity]`: identity from bearer JWTs (`[identity.jwt]`).
+    pub identity: IdentitySection,
     /// `[waf]`: custom rules, geo databases, the challenge.
     pub waf: WafConfig,
-    // Later sections plug in here, one field each: `session`, `csrf`,
-    // `identity` (`[identity.jwt]`), `upload` (`[[upload]]`), `scanner`.
+    // Later sections plug in here, one field each.
+    /// `[[upload]]`: which requests are uploads and how their files are checked, as written;
+    /// read [`Config::uploads`] instead.
+    pub upload: Vec<palisade_policy::upload::UploadSection>,
+    /// `[scanner]`: the clamd uploads are scanned with, as written.
+    pub scanner: Option<palisade_policy::upload::ScannerSection>,
+    /// `[spool]`: where upload bodies wait while they are inspected.
+    pub spool: SpoolConfig,
+    /// `[[upload]]` and `[scanner]` validated together (filled in by [`Config::from_toml`]).
+    #[serde(skip)]
+    pub uploads: palisade_policy::upload::UploadConfig,
 }
 
 /// Values given on the command line; they win over the file, on start-up and on reload.
@@ -88,6 +108,10 @@ impl ConfigSource {
             None => Config::default(),
         };
         config.apply(&self.overrides);
+        if let Some(dir) = self.file.as_deref().and_then(Path::parent) {
+            let (s, c, i) = (&mut config.session, &mut config.csrf, &mut config.identity);
+            sessions::resolve_paths(s, c, i, dir);
+        }
         config.read_environment(self.file.as_deref())?;
         Ok(config)
     }
@@ -113,6 +137,10 @@ impl Config {
         })?;
         let mut diagnostics = validate::sections(&config, path, text);
         diagnostics.extend(waf::compile(&mut config.waf, path, text));
+        match upload::validate(&config, path, text) {
+            Ok(uploads) => config.uploads = uploads,
+            Err(diagnostic) => diagnostics.push(diagnostic),
+        }
         if diagnostics.is_empty() {
             Ok(config)
         } else {

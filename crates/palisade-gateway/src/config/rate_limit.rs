@@ -47,7 +47,7 @@ pub enum KeySpec {
     Route,
     /// One counter for every request the rule matches.
     Global,
-    /// The authenticated user; the client IP until identity resolution exists.
+    /// The authenticated user (session or JWT); the client IP for anonymous requests.
     User,
 }
 

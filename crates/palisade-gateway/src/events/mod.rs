@@ -28,6 +28,19 @@ pub struct RequestInfo {
     pub method: String,
     /// The path, without the query string (which may hold tokens).
     pub path: String,
+    /// The authenticated user, once the identity stage has run.
+    pub user_id: Option<String>,
+}
+
+/// What a session event is about. Never a secret: public ids and user ids only.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    /// The session's public id.
+    pub session_id: Option<String>,
+    /// The session's user.
+    pub user_id: Option<String>,
+    /// A short stable reason (`idle_expired`, `scheduled`, `invalid_user_id`).
+    pub reason: Option<&'static str>,
 }
 
 /// One event.
@@ -98,6 +111,63 @@ pub enum Event {
         /// The same messages `palisade check` prints.
         errors: Vec<String>,
     },
+    /// Something happened to a session: `session.created`, `session.rotated`,
+    /// `session.logged_out`, `session.expired`, `session.refused`, `session.bad_cookie`,
+    /// `session.directive_refused`, `session.store_failed`.
+    Session {
+        /// The dotted event name.
+        name: &'static str,
+        /// The request it happened on.
+        request: Option<RequestInfo>,
+        /// The session.
+        session: SessionInfo,
+    },
+    /// Sessions were revoked through the admin API.
+    SessionsRevoked {
+        /// The one session revoked, for `DELETE /v1/sessions/{id}`.
+        session_id: Option<String>,
+        /// The user whose sessions were all revoked, for `DELETE /v1/users/{id}/sessions`.
+        user_id: Option<String>,
+        /// How many sessions ended.
+        count: u64,
+    },
+    /// A request was refused by the CSRF check.
+    CsrfRefused {
+        /// The request.
+        request: RequestInfo,
+        /// `missing`, `expired`, `mismatch`, `invalid` or `cross_site`.
+        reason: &'static str,
+    },
+    /// Something about the identity a request claimed: `identity.invalid_jwt` (with the
+    /// reason), `identity.headers_stripped` (the client sent palisade's identity headers).
+    Identity {
+        /// The dotted event name.
+        name: &'static str,
+        /// The request.
+        request: RequestInfo,
+        /// A short stable reason.
+        reason: &'static str,
+    },
+    /// Upload inspection refused a request (details never sent to the client).
+    UploadRefused {
+        /// The request.
+        request: RequestInfo,
+        /// Why, which file, and the details (signature, quarantine path).
+        refusal: crate::upload::UploadEvent,
+    },
+    /// Every file of an upload passed and the request was forwarded.
+    UploadPassed {
+        /// The request.
+        request: RequestInfo,
+        /// Each file's type (`image/png`), in body order.
+        types: Vec<String>,
+        /// Each file's scan outcome (`clean`, `not_scanned`, `unavailable`), in body order.
+        scans: Vec<String>,
+        /// Bytes received from the client.
+        received: u64,
+        /// Bytes forwarded (fewer when metadata was stripped).
+        forwarded: u64,
+    },
     /// The TLS certificate was reloaded, or failed to.
     TlsReloaded {
         /// Whether the new certificate is in use.
@@ -121,6 +191,11 @@ impl Event {
             Self::ConfigReloaded { .. } => "config.reloaded",
             Self::ConfigRejected { .. } => "config.rejected",
             Self::TlsReloaded { .. } => "tls.reloaded",
+            Self::Session { name, .. } | Self::Identity { name, .. } => name,
+            Self::SessionsRevoked { .. } => "session.revoked",
+            Self::CsrfRefused { .. } => "csrf.refused",
+            Self::UploadRefused { .. } => "upload.refused",
+            Self::UploadPassed { .. } => "upload.passed",
         }
     }
 
@@ -186,6 +261,54 @@ impl Event {
                 out.bool("tls.ok", *ok);
                 out.str("error.detail", detail);
             }
+            Self::Session {
+                request, session, ..
+            } => {
+                let request_user = request.as_ref().and_then(|r| r.user_id.as_deref());
+                if let Some(request) = request {
+                    request.write_place(out);
+                }
+                // A login's new user, else the user of the request.
+                out.opt_str("user.id", session.user_id.as_deref().or(request_user));
+                out.opt_str("session.id", session.session_id.as_deref());
+                if let Some(reason) = session.reason {
+                    out.str("reason", reason);
+                }
+            }
+            Self::SessionsRevoked {
+                session_id,
+                user_id,
+                count,
+            } => {
+                out.opt_str("session.id", session_id.as_deref());
+                out.opt_str("user.id", user_id.as_deref());
+                out.num("session.count", *count);
+            }
+            Self::CsrfRefused { request, reason }
+            | Self::Identity {
+                request, reason, ..
+            } => {
+                request.write_fields(out);
+                out.str("reason", reason);
+            }
+            Self::UploadRefused { request, refusal } => {
+                request.write_fields(out);
+                write_refusal(out, refusal);
+            }
+            Self::UploadPassed {
+                request,
+                types,
+                scans,
+                received,
+                forwarded,
+            } => {
+                request.write_fields(out);
+                out.num("upload.files", types.len() as u64);
+                out.strs("upload.types", types);
+                out.strs("upload.scans", scans);
+                out.num("upload.received", *received);
+                out.num("upload.forwarded", *forwarded);
+            }
         }
     }
 
@@ -202,8 +325,32 @@ impl Event {
     }
 }
 
+fn write_refusal(out: &mut JsonObject<'_>, refusal: &crate::upload::UploadEvent) {
+    out.str("upload.reason", refusal.reason);
+    out.num("http.status", u64::from(refusal.status));
+    if let Some(field) = &refusal.field {
+        out.str("upload.field", field);
+    }
+    if let Some(name) = &refusal.filename {
+        out.str("upload.filename", name);
+    }
+    out.str("upload.detail", &refusal.detail);
+    if let Some(signature) = &refusal.signature {
+        out.str("upload.signature", signature);
+    }
+    if let Some(path) = &refusal.quarantined {
+        out.display("upload.quarantined", &path.display());
+    }
+}
+
 impl RequestInfo {
     pub(crate) fn write_fields(&self, out: &mut JsonObject<'_>) {
+        self.write_place(out);
+        out.opt_str("user.id", self.user_id.as_deref());
+    }
+
+    /// Everything but the user.
+    fn write_place(&self, out: &mut JsonObject<'_>) {
         out.str("request.id", &self.id);
         out.display("client.ip", &self.client_ip);
         out.str("http.method", &self.method);
@@ -238,6 +385,13 @@ impl<'a> JsonObject<'a> {
     pub fn str(&mut self, key: &str, value: &str) {
         self.key(key);
         escape_into(self.out, value);
+    }
+
+    /// A string field, written only when present.
+    pub fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(key, value);
+        }
     }
 
     /// A string field from anything printable.
@@ -358,6 +512,7 @@ mod tests {
             client_ip: "192.0.2.1".parse().expect("ip"),
             method: "POST".into(),
             path: "/login".into(),
+            user_id: None,
         }
     }
 
@@ -387,6 +542,29 @@ mod tests {
         let json = Value::Object(event.to_json());
         assert_eq!(json["config.file"], "a\"b\\c\n\u{1}.toml");
         assert_eq!(json["config.errors"][0], "x \"y\"");
+    }
+
+    #[test]
+    fn upload_refusals_carry_the_signature_and_the_file() {
+        let event = Event::UploadRefused {
+            request: request(),
+            refusal: crate::upload::UploadEvent {
+                reason: "malware",
+                status: 422,
+                field: Some("doc".into()),
+                filename: Some("notes.txt".into()),
+                detail: "clamd found Eicar-Test".into(),
+                signature: Some("Eicar-Test".into()),
+                quarantined: None,
+            },
+        };
+        let json = Value::Object(event.to_json());
+        assert_eq!(json["event"], "upload.refused");
+        assert_eq!(json["upload.reason"], "malware");
+        assert_eq!(json["upload.signature"], "Eicar-Test");
+        assert_eq!(json["upload.filename"], "notes.txt");
+        assert_eq!(json["http.status"], 422);
+        assert!(json.get("upload.quarantined").is_none());
     }
 
     #[test]

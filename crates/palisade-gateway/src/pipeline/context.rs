@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::body::RequestBody;
 use crate::events::{Event, EventBus, RequestInfo};
 use crate::framing::Finding;
+use crate::sessions::RequestSession;
 
 /// The request travelling through the pipeline.
 #[derive(Debug)]
@@ -20,7 +21,7 @@ pub struct GatewayRequest {
     pub body: RequestBody,
 }
 
-/// Who the client is, once a later identity stage has resolved it.
+/// Who the client is, once the identity stage has resolved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// A stable user id (never a token).
@@ -74,6 +75,9 @@ pub struct RequestContext {
     pub secure: bool,
     /// The authenticated user, once resolved.
     pub identity: Option<Identity>,
+    /// What the identity stage learned (session lookup, identity), for the CSRF stage and
+    /// the session-cookie response stage.
+    pub session: Option<Box<RequestSession>>,
     /// Free-form notes for later stages and the log (`("waf.score", "7")`).
     pub annotations: Vec<(&'static str, String)>,
     /// Headers to add to the final response, whoever produced it (`RateLimit-*`).
@@ -107,6 +111,7 @@ impl RequestContext {
             tls,
             secure: tls,
             identity: None,
+            session: None,
             annotations: Vec::new(),
             response_headers: HeaderMap::new(),
             outcome: Outcome::Allowed,
@@ -141,6 +146,7 @@ impl RequestContext {
             client_ip: self.client_ip,
             method: head.method.to_string(),
             path: head.uri.path().to_string(),
+            user_id: self.identity.as_ref().map(|i| i.user.clone()),
         }
     }
 

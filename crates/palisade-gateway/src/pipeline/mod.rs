@@ -83,8 +83,10 @@ impl Pipeline {
         //     Slot: `stages::ban::BanCheck`, reading `services` for the ban store.
         // 2. Geo lookup and normalisation: they feed the WAF and rate-limit expressions.
         //     Slot: `stages::geo::GeoLookup` (annotates `ip.geoip.*`).
-        // 3. Identity: session cookie or bearer JWT sets `ctx.identity`, so that WAF rules
-        //    and `key = "user"` limits can see the user. Slot: `stages::identity::Identity`.
+        // 3. Identity: client-sent identity headers stripped; session cookie (validated,
+        //    rotated when due) or bearer JWT sets `ctx.identity`, so that WAF rules and
+        //    `key = "user"` limits can see the user.
+        pipeline.request(stages::identity::IdentityStage::new(services));
         // 4. WAF rules: after the client IP, geo and identity they read, before rate limits
         //    (a blocked attack spends no quota); reads a bounded body prefix only when a rule
         //    needs it. Managed detection (attack scores) slots in beside it.
@@ -96,19 +98,29 @@ impl Pipeline {
         if let Some(stage) = stages::rate_limit::RateLimit::new(config, services) {
             pipeline.request(stage);
         }
-        // 6. CSRF on unsafe methods, then session validation and rotation.
-        //    Slot: `stages::csrf::Csrf`, `stages::session::Session`.
+        // 6. CSRF on unsafe cookie-authenticated methods (and `GET /.palisade/csrf`): needs
+        //    the identity, and runs only for requests that would reach the application.
+        if let Some(stage) = stages::csrf::CsrfStage::new(services) {
+            pipeline.request(stage);
+        }
         // 7. Body checks while streaming: `max_body_size` is enforced by `RequestBody` as
-        //    bytes pass. Upload inspection holds the body (`prefix(max_upload)`) until every
-        //    file passed. Slot: `stages::upload::Upload`.
+        //    bytes pass. Uploads are inspected as they stream (spooled, not held in memory)
+        //    and forwarded only once every file passed; last, so refused requests cost no
+        //    disk or clamd time.
+        if let Some(stage) = stages::upload::Upload::new(config, services) {
+            pipeline.request(stage);
+        }
         // 8. Forward upstream (`proxy::forward`), identity headers set by palisade only.
 
-        // 9. Response phase, in order. Session cookies (slot: `stages::session`) go first so
-        //    that the cookie flags stage hardens them too.
+        // 9. Response phase, in order. Session directives become cookies (and are stripped)
+        //    first, so that the cookie flags stage hardens them too.
+        pipeline.response(stages::session_cookies::SessionCookies::new(services));
         // 9a. Security headers and cookie flags on every response, including palisade's own.
-        pipeline.response(stages::security_headers::SecurityHeaders::new(
-            &config.headers,
-        ));
+        //     The `palisade_csrf` cookie keeps script access: pages read it to send the token.
+        let mut headers = config.headers.clone();
+        let csrf_cookie = &services.sessions.csrf.settings().cookie_name;
+        headers.httponly_exempt_cookies.push(csrf_cookie.clone());
+        pipeline.response(stages::security_headers::SecurityHeaders::new(&headers));
         // 9b. Events from status codes (a 401 on the login route is a failed login). Slot.
         pipeline
     }

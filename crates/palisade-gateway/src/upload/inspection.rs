@@ -77,11 +77,22 @@ impl Refused {
             status: self.status(),
             field: file.map(|f| f.display_name().to_owned()),
             filename: file.and_then(|f| f.filename.clone()),
+            signature: match self.refusal.reason {
+                Reason::Malware => self
+                    .refusal
+                    .detail
+                    .strip_prefix(FOUND_PREFIX)
+                    .map(str::to_owned),
+                _ => None,
+            },
             detail: self.refusal.detail.clone(),
             quarantined: self.quarantined.clone(),
         }
     }
 }
+
+/// How a malware refusal's detail starts; the signature name follows.
+const FOUND_PREFIX: &str = "clamd found ";
 
 /// The details of a refusal for the event bus and the log (never for the client).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,6 +108,8 @@ pub struct UploadEvent {
     pub filename: Option<String>,
     /// What exactly was wrong (signature name for malware).
     pub detail: String,
+    /// The signature clamd found, for a malware refusal.
+    pub signature: Option<String>,
     /// Where the file was kept.
     pub quarantined: Option<PathBuf>,
 }
@@ -265,7 +278,7 @@ impl Context {
         let error = match scanner.scan_spooled(body, file.body_range()).await {
             Ok(ScanVerdict::Clean) => return Ok(ScanOutcome::Clean),
             Ok(ScanVerdict::Found(signature)) => {
-                let detail = format!("clamd found {signature}");
+                let detail = format!("{FOUND_PREFIX}{signature}");
                 let refusal = Refusal::file(Reason::Malware, &file.file, detail);
                 return Err(self.refuse_complete(body, file, refusal).await);
             }

@@ -23,6 +23,7 @@ mod decode;
 mod forward;
 mod inspection;
 mod quarantine;
+mod shared;
 mod spool;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub use inspection::{
     FileReport, Passed, Refused, ScanOutcome, UploadError, UploadEvent, UploadInspection,
 };
 pub use quarantine::QuarantineNote;
+pub use shared::{UploadShared, default_spool_dir};
 pub use spool::{ForwardBody, RangeReader, Spool, SpoolSettings, SpooledBody};
 
 /// Settings of the upload machinery that are not in `palisade.toml`.
@@ -79,9 +81,20 @@ struct Inner {
 impl UploadService {
     /// Builds the service from validated configuration.
     pub fn new(config: UploadConfig, options: UploadOptions) -> Self {
+        let decode = DecodeGate::new(options.decode_concurrency);
+        Self::with_decode_gate(config, options, decode)
+    }
+
+    /// Builds the service around an existing decode gate, so that services built on
+    /// successive reloads share one bound on concurrent decodes
+    /// (`options.decode_concurrency` is then ignored).
+    pub fn with_decode_gate(
+        config: UploadConfig,
+        options: UploadOptions,
+        decode: DecodeGate,
+    ) -> Self {
         let scanner = config.scanner.as_ref().map(ClamdClient::new);
         let rules = config.rules.iter().cloned().map(Arc::new).collect();
-        let decode = DecodeGate::new(options.decode_concurrency);
         Self {
             inner: Arc::new(Inner {
                 config,

@@ -55,6 +55,10 @@ pub struct UploadSection {
     /// Where refused files are kept with a JSON note for review; default: not kept.
     #[serde(default)]
     pub quarantine_dir: Option<PathBuf>,
+    /// Longest wait for the next piece of the body; a client that stalls longer is answered
+    /// 408 and nothing is forwarded. Default `10s`.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: HumanDuration,
 }
 
 impl UploadSection {
@@ -75,6 +79,7 @@ impl UploadSection {
             scan: None,
             on_scanner_error: OnScannerError::Reject,
             quarantine_dir: None,
+            body_read_timeout: default_body_read_timeout(),
         }
     }
 }
@@ -154,6 +159,9 @@ fn default_allowed_types() -> Vec<String> {
         .map(String::from)
         .to_vec()
 }
+fn default_body_read_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
 fn default_scanner_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
@@ -197,6 +205,8 @@ pub struct UploadRule {
     pub on_scanner_error: OnScannerError,
     /// Where refused files are kept, if anywhere.
     pub quarantine_dir: Option<PathBuf>,
+    /// Longest wait for the next piece of the body.
+    pub body_read_timeout: Duration,
 }
 
 impl UploadRule {
@@ -369,6 +379,12 @@ fn validate_rule(
     {
         return Err(err("quarantine_dir", "must be a directory path"));
     }
+    if s.body_read_timeout.0.is_zero() {
+        return Err(err(
+            "body_read_timeout",
+            "must be more than zero, such as \"10s\"",
+        ));
+    }
     Ok(UploadRule {
         path_prefix: s.path.clone(),
         methods,
@@ -379,6 +395,7 @@ fn validate_rule(
         scan,
         on_scanner_error: s.on_scanner_error,
         quarantine_dir: s.quarantine_dir.clone(),
+        body_read_timeout: s.body_read_timeout.0,
     })
 }
 
@@ -530,6 +547,7 @@ mod tests {
             allowed_types = ["image/png", "image/jpg"]
             strip_metadata = true
             quarantine_dir = "/var/lib/palisade/quarantine"
+            body_read_timeout = "30s"
 
             [[upload]]
             path = "/api/docs"
@@ -549,6 +567,7 @@ mod tests {
         assert_eq!(avatar.max_pixels, 12_000_000);
         assert_eq!(avatar.allowed_types, [FileType::Png, FileType::Jpeg]);
         assert!(avatar.scan && avatar.strip_metadata);
+        assert_eq!(avatar.body_read_timeout, Duration::from_secs(30));
         let docs = &config.rules[1];
         assert_eq!(docs.methods, ["PUT"]);
         assert_eq!(docs.on_scanner_error, OnScannerError::Allow);
@@ -563,6 +582,7 @@ mod tests {
             "[[upload]]\npath = \"/u\"\nmax_file_sise = \"5MB\"",
             "[[upload]]\npath = \"/u\"\non_scanner_error = \"ignore\"",
             "[[upload]]\npath = \"/u\"\nmax_pixels = \"lots\"",
+            "[[upload]]\npath = \"/u\"\nbody_read_timeout = \"0s\"",
             "[scanner]\nclamd = \"tcp://127.0.0.1:3310\"\nretries = 3",
         ] {
             assert!(from_toml(bad).is_err(), "{bad}");

@@ -2,7 +2,9 @@
 //! in-process or as the real binary, and small HTTP and raw-TCP clients.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod browser;
+pub mod sessions;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -78,9 +80,12 @@ impl Upstream {
     }
 }
 
-/// The upstream's routes.
+/// The upstream's routes. Any route adds the response headers asked for in
+/// `x-test-response-header: name: value` request headers (how tests make the upstream send
+/// palisade's session directives).
 async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBody> {
     let path = request.uri().path().to_string();
+    let asked = asked_response_headers(request.headers());
     let mut response = match path.as_str() {
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -115,6 +120,7 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
             response
         }
         "/ws" => upgrade_echo(&mut request),
+        p if p.starts_with("/upload") => mirror(request).await,
         _ => echo(request).await,
     };
     let headers = response.headers_mut();
@@ -123,7 +129,23 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
         http::HeaderValue::from_static("test-upstream/1.0"),
     );
     headers.insert("x-powered-by", http::HeaderValue::from_static("tests"));
+    for (name, value) in asked {
+        headers.append(name, value);
+    }
     response
+}
+
+fn asked_response_headers(request: &HeaderMap) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    request
+        .get_all("x-test-response-header")
+        .iter()
+        .filter_map(|v| {
+            let (name, value) = v.to_str().ok()?.split_once(':')?;
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(value.trim_start()).ok()?;
+            Some((name, value))
+        })
+        .collect()
 }
 
 /// Echoes the request as JSON: method, path, headers, body.
@@ -159,6 +181,25 @@ async fn echo(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    response
+}
+
+/// Answers with the request body's exact bytes, and the `Content-Type` and
+/// `Content-Length` it came with in `x-seen-content-type` and `x-seen-content-length`.
+async fn mirror(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
+    let (head, body) = request.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return status(StatusCode::BAD_REQUEST);
+    };
+    let mut response = Response::new(full(body));
+    for (seen, name) in [
+        ("x-seen-content-type", http::header::CONTENT_TYPE),
+        ("x-seen-content-length", http::header::CONTENT_LENGTH),
+    ] {
+        if let Some(value) = head.headers.get(name) {
+            response.headers_mut().insert(seen, value.clone());
+        }
+    }
     response
 }
 

@@ -2,6 +2,10 @@
 
 pub mod client_ip;
 pub mod conformance;
+pub mod csrf;
+pub mod identity;
 pub mod rate_limit;
 pub mod security_headers;
+pub mod session_cookies;
+pub mod upload;
 pub mod waf;

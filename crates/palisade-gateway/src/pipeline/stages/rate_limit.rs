@@ -166,8 +166,8 @@ fn rate_limit_key(rule: &RateLimitRule, ctx: &RequestContext, headers: &HeaderMa
         KeySpec::Ip => format!("{name}:ip:{}", ip_key(ctx.client_ip)),
         KeySpec::Route => format!("{name}:route:{}", rule.path),
         KeySpec::Global => format!("{name}:global"),
-        // TODO: key by user once the identity stage exists; until then every user is
-        // counted by IP, so users behind one NAT share a quota.
+        // The identity stage (slot 3) ran before; anonymous requests count by IP, so
+        // dropping the cookie does not escape the limit.
         KeySpec::User => match &ctx.identity {
             Some(identity) => format!("{name}:user:{}", hashed(identity.user.as_bytes())),
             None => format!("{name}:ip:{}", ip_key(ctx.client_ip)),

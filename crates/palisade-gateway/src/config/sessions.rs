@@ -1,0 +1,229 @@
+//! `[session]`, `[csrf]` and `[identity]`: the sections of sessions, CSRF protection and
+//! bearer-token identity. Their shapes and rules live in `palisade-policy`; here each is
+//! validated once, as it is parsed (serde `try_from`, so a bad value is reported at its
+//! section), and kept beside its validated form so no later code checks it again.
+//!
+//! Secrets never come from these sections: the CSRF secret is read from
+//! `PALISADE_CSRF_SECRET` or `[csrf] secret_file`, the JWT secret from the environment
+//! variable `[identity.jwt] secret_env` names, the Redis password from `PALISADE_REDIS_URL`.
+//! They are read once at start-up, by `crate::sessions`.
+
+use std::path::{Path, PathBuf};
+
+use palisade_policy::csrf::{CsrfConfig, CsrfSettings};
+use palisade_policy::identity::{IdentityConfig, JwtSettings, KeySource};
+use palisade_policy::session::{SessionConfig, SessionSettings};
+use serde::Deserialize;
+
+/// `[session]`: as written, and validated.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "SessionConfig")]
+pub struct SessionSection {
+    /// The section as written (store choice, paths), with relative paths resolved by
+    /// `ConfigSource::load`.
+    pub file: SessionConfig,
+    /// Lifetimes, cookie name and directive headers, validated.
+    pub settings: SessionSettings,
+}
+
+impl TryFrom<SessionConfig> for SessionSection {
+    type Error = String;
+
+    fn try_from(file: SessionConfig) -> Result<Self, String> {
+        let settings = file.validate().map_err(|err| err.to_string())?;
+        let url = &file.redis_url;
+        if url.contains('@') {
+            return Err(
+                "[session] redis_url: credentials must not be in the config file (set \
+                        the PALISADE_REDIS_URL environment variable instead)"
+                    .into(),
+            );
+        }
+        if !url.starts_with("redis://") {
+            return Err("[session] redis_url: expected a URL starting with redis://".into());
+        }
+        Ok(Self { file, settings })
+    }
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        Self {
+            file: SessionConfig::default(),
+            settings: SessionSettings::defaults(),
+        }
+    }
+}
+
+/// `[csrf]`: as written, and validated.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "CsrfConfig")]
+pub struct CsrfSection {
+    /// The section as written (`secret_file`).
+    pub file: CsrfConfig,
+    /// The validated settings. Their `insecure_cookies` is `[session] insecure_cookies`,
+    /// filled in by [`CsrfSection::settings_for`].
+    settings: CsrfSettings,
+}
+
+impl TryFrom<CsrfConfig> for CsrfSection {
+    type Error = String;
+
+    fn try_from(file: CsrfConfig) -> Result<Self, String> {
+        let settings = file.validate(false).map_err(|err| err.to_string())?;
+        Ok(Self { file, settings })
+    }
+}
+
+impl Default for CsrfSection {
+    fn default() -> Self {
+        Self {
+            file: CsrfConfig::default(),
+            settings: CsrfSettings::defaults(),
+        }
+    }
+}
+
+impl CsrfSection {
+    /// The settings in force next to `session`: the `palisade_csrf` cookie drops `Secure`
+    /// exactly when the session cookie does.
+    pub fn settings_for(&self, session: &SessionSection) -> CsrfSettings {
+        CsrfSettings {
+            insecure_cookies: session.settings.insecure_cookies,
+            ..self.settings.clone()
+        }
+    }
+}
+
+/// `[identity]`: as written, and the validated `[identity.jwt]` when present.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "IdentityConfig")]
+pub struct IdentitySection {
+    /// The section as written.
+    pub file: IdentityConfig,
+    /// `[identity.jwt]`, validated; `None` when JWT identity is off.
+    pub jwt: Option<JwtSettings>,
+}
+
+impl TryFrom<IdentityConfig> for IdentitySection {
+    type Error = String;
+
+    fn try_from(file: IdentityConfig) -> Result<Self, String> {
+        let jwt = file
+            .jwt
+            .as_ref()
+            .map(|jwt| jwt.validate())
+            .transpose()
+            .map_err(|err| err.to_string())?;
+        Ok(Self { file, jwt })
+    }
+}
+
+/// Makes the relative file names of these sections relative to `base`, the directory of
+/// the configuration file, so palisade finds the same files whatever directory it is
+/// started from. Without a configuration file they stay relative to the current directory.
+pub(super) fn resolve_paths(
+    session: &mut SessionSection,
+    csrf: &mut CsrfSection,
+    identity: &mut IdentitySection,
+    base: &Path,
+) {
+    let resolve = |path: &mut PathBuf| {
+        if path.is_relative() {
+            *path = base.join(&*path);
+        }
+    };
+    resolve(&mut session.file.sqlite_path);
+    if let Some(file) = csrf.file.secret_file.as_mut() {
+        resolve(file);
+    }
+    if let Some(KeySource::JwksFile(file)) = identity.jwt.as_mut().map(|jwt| &mut jwt.keys) {
+        resolve(file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use palisade_policy::session::StoreKind;
+
+    use super::*;
+    use crate::config::{Config, ConfigError};
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(Path::new("palisade.toml"), text)
+    }
+
+    fn first_error(text: &str) -> String {
+        parse(text).expect_err("refused").diagnostics[0].to_string()
+    }
+
+    #[test]
+    fn no_sections_give_sqlite_sessions_and_csrf_on() {
+        let config = parse("").expect("valid");
+        assert_eq!(config.session.file.store, StoreKind::Sqlite);
+        assert_eq!(
+            config.session.settings.cookie_name,
+            "__Host-palisade_session"
+        );
+        assert!(config.csrf.settings_for(&config.session).enabled);
+        assert_eq!(config.identity.jwt, None);
+    }
+
+    #[test]
+    fn a_bad_lifetime_is_reported_at_its_section() {
+        let text = "rate_limit = []\n\n[session]\nrotation_grace = \"24h\"\n";
+        let error = first_error(text);
+        assert!(error.starts_with("palisade.toml:3:"), "{error}");
+        assert!(error.contains("rotation_grace must be shorter"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_new_sections_are_errors() {
+        assert!(first_error("[session]\nidle = \"1d\"\n").contains("unknown field"));
+        assert!(first_error("[csrf]\nexempts = []\n").contains("unknown field"));
+        assert!(first_error("[identity.jwt]\nsecret = \"x\"\n").contains("unknown field"));
+    }
+
+    #[test]
+    fn a_redis_password_in_the_session_section_is_refused() {
+        let error = first_error("[session]\nredis_url = \"redis://:hunter2@db:6379\"\n");
+        assert!(error.contains("PALISADE_REDIS_URL"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn csrf_and_jwt_sections_are_validated() {
+        assert!(first_error("[csrf]\nexempt = [\"api/\"]\n").contains("must start with /"));
+        let error = first_error("[identity.jwt]\nuser_claim = \"sub\"\n");
+        assert!(error.contains("secret_env"), "{error}");
+    }
+
+    #[test]
+    fn insecure_session_cookies_make_the_csrf_cookie_insecure_too() {
+        let config = parse("[session]\ninsecure_cookies = true\n").expect("valid");
+        assert_eq!(config.session.settings.cookie_name, "palisade_session");
+        assert!(config.csrf.settings_for(&config.session).insecure_cookies);
+    }
+
+    #[test]
+    fn relative_files_are_found_next_to_the_configuration() {
+        let text = "[session]\nsqlite_path = \"data/s.db\"\n[csrf]\nsecret_file = \"/run/csrf\"\n\
+                    [identity.jwt]\njwks_file = \"keys.json\"\n";
+        let mut config = parse(text).expect("valid");
+        let (s, c, i) = (&mut config.session, &mut config.csrf, &mut config.identity);
+        resolve_paths(s, c, i, Path::new("/etc/palisade"));
+        assert_eq!(
+            config.session.file.sqlite_path,
+            Path::new("/etc/palisade/data/s.db")
+        );
+        assert_eq!(
+            config.csrf.file.secret_file.as_deref(),
+            Some(Path::new("/run/csrf"))
+        );
+        let keys = config.identity.jwt.map(|j| j.keys);
+        assert_eq!(
+            keys,
+            Some(KeySource::JwksFile("/etc/palisade/keys.json".into()))
+        );
+    }
+}
