@@ -528,3 +528,53 @@ async fn rate_limit_rules_share_their_count_through_redis() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn rules_see_the_session_user_and_can_skip_the_csrf_check() {
+    use common::sessions::{MEMORY_SESSIONS, login};
+    let rules = r#"rules:
+  - name: Banned user
+    expression: palisade.user.id eq "mallory"
+    action: block
+  - name: Signed webhooks
+    expression: starts_with(http.request.uri.path, "/hooks/")
+    action: skip
+    skip: [csrf]
+"#;
+    let upstream = Upstream::start().await;
+    let (palisade, _) = start(&upstream, rules, MEMORY_SESSIONS).await;
+    let base = format!("http://{}", palisade.proxy_addr);
+    let alice = login(&base, "alice", None).await;
+    let mallory = login(&base, "mallory", None).await;
+
+    let banned = get(&format!("{base}/"), &[("cookie", &mallory.cookie())]).await;
+    assert_eq!(banned.status, StatusCode::FORBIDDEN);
+    assert!(banned.body.contains("Banned user"));
+    assert_eq!(
+        get(&format!("{base}/"), &[("cookie", &alice.cookie())])
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let post = |path: &str| {
+        Request::post(format!("{base}{path}"))
+            .header("cookie", alice.cookie())
+            .body(full("{}"))
+            .expect("request")
+    };
+    let refused = send(post("/items")).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "no token: CSRF refuses"
+    );
+    assert_eq!(refused.header("palisade-mitigated"), "csrf");
+    let skipped = send(post("/hooks/build")).await;
+    assert_eq!(
+        skipped.status,
+        StatusCode::OK,
+        "the skip rule turned the CSRF check off"
+    );
+    palisade.shutdown().await;
+}

@@ -76,6 +76,11 @@ impl RequestStage for CsrfStage {
             let answer = self.token_endpoint(&request.head, binding, ctx);
             return Ok(Verdict::Respond(answer));
         }
+        // A WAF `skip` rule naming `csrf` turned the check off for this request.
+        if crate::waf::phase_skipped(ctx, palisade_expr::Phase::Csrf) {
+            self.metrics.csrf_checks.inc(&["skipped"]);
+            return Ok(Verdict::Continue);
+        }
         match self.decide(request, binding.as_deref()).await? {
             CsrfVerdict::Pass(pass) => {
                 self.metrics.csrf_checks.inc(&[pass_label(pass)]);
