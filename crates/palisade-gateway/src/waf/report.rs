@@ -176,6 +176,7 @@ mod event_tests {
             client_ip: "111.235.160.9".parse().expect("ip"),
             method: "GET".into(),
             path: "/account".into(),
+            user_id: None,
         }
     }
 
