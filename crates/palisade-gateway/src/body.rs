@@ -125,6 +125,12 @@ impl RequestBody {
         Ok(&self.prefix)
     }
 
+    /// Takes the client's stream that no stage read and nothing will forward, so the
+    /// connection can drain it after a local answer (see `gateway::linger`).
+    pub fn take_unread(&mut self) -> Option<hyper::body::Incoming> {
+        self.rest.take()
+    }
+
     /// Whether the whole body has been read into the prefix.
     pub fn is_fully_buffered(&self) -> bool {
         self.rest.is_none()

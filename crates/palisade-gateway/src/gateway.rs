@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::{Request, Response};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, Version};
+use http_body_util::BodyExt;
 use http_body::{Body, Frame, SizeHint};
 use tracing::{debug, info, warn};
 
@@ -168,10 +171,11 @@ impl Gateway {
             head,
             body: RequestBody::new(incoming, max_body),
         };
-        let response = match runtime.pipeline.run_request(&mut request, &mut ctx).await {
-            Ok(Some(answer)) => Ok(answer),
-            Ok(None) => runtime.upstream.forward(request, &ctx, conn.worker).await,
-            Err(err) => Err(err),
+        let (response, unread) = match runtime.pipeline.run_request(&mut request, &mut ctx).await
+        {
+            Ok(Some(answer)) => (Ok(answer), request.body.take_unread()),
+            Ok(None) => (runtime.upstream.forward(request, &ctx, conn.worker).await, None),
+            Err(err) => (Err(err), request.body.take_unread()),
         };
         let response =
             response.unwrap_or_else(|err| self.error_response(&err, &request_head, &mut ctx));
@@ -188,6 +192,9 @@ impl Gateway {
             .pipeline
             .run_response(&request_head, &mut parts, &mut ctx)
             .await;
+        if let Some(unread) = unread {
+            linger(unread, &mut parts, request_head.version);
+        }
         self.services.metrics.record_request(
             parts.status.as_u16(),
             ctx.outcome.as_str(),
@@ -237,6 +244,35 @@ fn build_runtime(config: Config, services: &Services) -> Result<Runtime, StartEr
         pipeline,
         upstream,
     })
+}
+
+/// How long, and for how many bytes, a connection keeps reading a request body that palisade
+/// answered without reading (a refused upload). Closing a socket with unread input resets it,
+/// and a client still sending would see the reset instead of the answer.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 16 << 20;
+
+/// Drains `unread` in the background, bounded by [`LINGER_TIME`] and [`LINGER_BYTES`], and
+/// ends an HTTP/1 connection after this answer: its body cannot be reused.
+fn linger(mut unread: hyper::body::Incoming, parts: &mut http::response::Parts, v: Version) {
+    if v < Version::HTTP_2 {
+        parts
+            .headers
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    tokio::spawn(async move {
+        let mut left = LINGER_BYTES;
+        let drain = async {
+            while let Some(Ok(frame)) = unread.frame().await {
+                left = left.saturating_sub(frame.data_ref().map_or(0, Bytes::len));
+                if left == 0 {
+                    break;
+                }
+            }
+        };
+        // Running out of time only ends the draining; the answer has already been sent.
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
 }
 
 /// The request head without its body or extensions, kept for the response phase.
