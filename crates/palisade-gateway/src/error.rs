@@ -82,6 +82,9 @@ pub enum GatewayError {
     /// An upload could not be spooled (disk full, I/O error); nothing was forwarded.
     #[error("upload spool failed: {0}")]
     UploadSpool(String),
+    /// Uploads in progress already hold `[spool] max_total` on disk; nothing was forwarded.
+    #[error("{0}")]
+    UploadSpoolFull(crate::upload::SpoolFull),
 }
 
 impl GatewayError {
@@ -97,9 +100,10 @@ impl GatewayError {
             Self::UpstreamConnect(_) | Self::UpstreamTimeout | Self::UpstreamProtocol(_) => {
                 ErrorSource::Upstream
             }
-            Self::StateUnavailable | Self::Internal(_) | Self::UploadSpool(_) => {
-                ErrorSource::Internal
-            }
+            Self::StateUnavailable
+            | Self::Internal(_)
+            | Self::UploadSpool(_)
+            | Self::UploadSpoolFull(_) => ErrorSource::Internal,
         }
     }
 
@@ -118,6 +122,7 @@ impl GatewayError {
             Self::UploadRefused(_) => "upload_refused",
             Self::BodyTimeout(_) => "body_timeout",
             Self::UploadSpool(_) => "upload_spool",
+            Self::UploadSpoolFull(_) => "upload_spool_full",
         }
     }
 
@@ -129,7 +134,7 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StateUnavailable | Self::UploadSpoolFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) | Self::UploadSpool(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UploadRefused(refused) => upload::status(refused),
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -156,8 +161,15 @@ impl GatewayError {
                 "Something went wrong on our side."
             }
             Self::BodyTimeout(_) => "The request body did not arrive in time.",
+            Self::UploadSpoolFull(_) => "Uploads are temporarily unavailable; try again later.",
         };
         let mut response = short_page(self.status(), sentence, request_headers);
+        if let Self::UploadSpoolFull(_) = self {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from_static(SPOOL_FULL_RETRY_AFTER),
+            );
+        }
         // A stalled body leaves the connection mid-message (RFC 9110 §15.5.9: close it).
         if matches!(
             self,
@@ -170,6 +182,10 @@ impl GatewayError {
         response
     }
 }
+
+/// Seconds a client is asked to wait when the upload spool is full: uploads in progress
+/// end within their body timeouts, giving their space back.
+const SPOOL_FULL_RETRY_AFTER: &str = "30";
 
 /// Whether the client prefers JSON: its `Accept` names `application/json` (or a `+json`
 /// type) and not `text/html`. Browsers get HTML.
