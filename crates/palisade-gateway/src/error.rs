@@ -75,8 +75,8 @@ pub enum GatewayError {
     /// Upload inspection refused the request (size, type, image, malware, scanner down...).
     #[error("{}", .0.refusal)]
     UploadRefused(Box<crate::upload::Refused>),
-    /// The client stopped sending its body for longer than the upload's
-    /// `body_read_timeout`.
+    /// The client stopped sending its body for longer than `[server] body_read_timeout`
+    /// (or an upload rule's `body_read_timeout`).
     #[error("request body stalled for more than {}s", .0.as_secs())]
     BodyTimeout(std::time::Duration),
     /// An upload could not be spooled (disk full, I/O error); nothing was forwarded.
