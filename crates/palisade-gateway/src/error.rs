@@ -38,7 +38,8 @@ impl ErrorSource {
 /// Everything that can stop a request inside the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// The request's framing is ambiguous (RFC 9112 §6.1, §6.3): smuggling shapes.
+    /// The request's framing is ambiguous (RFC 9112 §6.1, §6.3): smuggling shapes, codings
+    /// other than one `chunked`, or an ambiguous host (RFC 9112 §3.2, RFC 9113 §8.3.1).
     #[error("request framing refused: {0}")]
     BadFraming(&'static str),
     /// The request body could not be read as HTTP (bad chunk size, early close).
