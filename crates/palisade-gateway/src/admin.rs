@@ -4,6 +4,12 @@
 //! It listens on loopback by default. On any other address it refuses to start without
 //! `PALISADE_ADMIN_TOKEN`, and then every route but `/healthz` needs
 //! `Authorization: Bearer <token>`, compared in constant time. The token is never logged.
+//!
+//! Without a token, being on loopback is the only protection, and a browser defeats it
+//! by DNS rebinding: a page on `evil.example` re-resolves its own name to 127.0.0.1 and
+//! calls the admin API as a same-origin request. Such a request still carries
+//! `Host: evil.example`, so a token-less listener answers only requests whose `Host` names
+//! loopback (`127.0.0.1`, `[::1]` or `localhost`, with any port) and refuses others with 403.
 
 use std::fmt;
 use std::future::Future;
@@ -227,6 +233,14 @@ async fn dispatch(
     request: Request<hyper::body::Incoming>,
 ) -> Response<GatewayBody> {
     let path = request.uri().path().to_string();
+    if token.is_none() && !names_loopback(&request) {
+        debug!(admin.path = %path, "admin request refused: Host is not a loopback name");
+        return text(
+            StatusCode::FORBIDDEN,
+            "forbidden: without PALISADE_ADMIN_TOKEN the admin API answers only requests \
+             whose Host is 127.0.0.1, [::1] or localhost\n",
+        );
+    }
     if let Some(token) = token {
         if path != "/healthz" && !token.accepts(request.headers().get(AUTHORIZATION)) {
             let mut response = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
@@ -241,6 +255,46 @@ async fn dispatch(
         Some(handler) => handler(gateway, request).await,
         None => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// Whether the request's `Host` (or HTTP/2 `:authority`) is a loopback name with an
+/// optional port. A request with two `Host` headers, or none, does not qualify: a browser
+/// always sends exactly one, and anything else is not worth the ambiguity.
+fn names_loopback(request: &Request<hyper::body::Incoming>) -> bool {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(host), None) => host.to_str().ok(),
+        (None, None) => request.uri().authority().map(|a| a.as_str()),
+        _ => None,
+    };
+    host.is_some_and(is_loopback_host)
+}
+
+/// `127.0.0.1`, `[::1]` or `localhost` (any case, an optional trailing dot), with an
+/// optional port.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inside, port))
+                if port.is_empty() || port.strip_prefix(':').is_some_and(is_port) =>
+            {
+                return inside == "::1";
+            }
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name == "127.0.0.1" || name.eq_ignore_ascii_case("localhost")
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok()
 }
 
 /// Ready when the upstream accepts a TCP connection.
@@ -316,6 +370,35 @@ mod tests {
         assert!(!path_matches(pattern, "/v1/users/alice/sessions/"));
         assert!(path_matches("/healthz", "/healthz"));
         assert!(!path_matches("/healthz", "/healthz/x"));
+    }
+
+    #[test]
+    fn only_loopback_names_count_as_loopback_hosts() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:9090",
+            "localhost",
+            "LOCALHOST:9090",
+            "localhost.:9090",
+            "[::1]",
+            "[::1]:9090",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:9090",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "[::1].evil.example",
+            "[::2]:9090",
+            "[::1]9090",
+            "127.0.0.1:x",
+            "127.0.0.1:9090:1",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]

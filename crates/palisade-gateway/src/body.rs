@@ -2,15 +2,19 @@
 //!
 //! Nothing here buffers a whole body. [`RequestBody`] lets pipeline stages read a bounded
 //! prefix (WAF inspection, upload sniffing) and then forwards that prefix followed by the
-//! rest of the stream, counting bytes against `max_body_size` as they pass.
+//! rest of the stream, counting bytes against `max_body_size` as they pass, and waiting at
+//! most `body_read_timeout` for each next piece: a client that stops sending its body
+//! (a slow-body attack) cannot hold its connection, and an upstream connection, forever.
 
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full};
+use tokio::time::Sleep;
 
 use crate::error::GatewayError;
 
@@ -43,6 +47,11 @@ pub struct ClientBodyError(pub String);
 #[error("request body longer than {0} bytes")]
 pub struct BodyLimitExceeded(pub u64);
 
+/// The client sent nothing of its body for `body_read_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("request body stalled for more than {}s", .0.as_secs())]
+pub struct BodyStalled(pub Duration);
+
 /// The request body: a prefix already read by stages, then the unread stream; or a body a
 /// stage put in its place ([`RequestBody::replace`]).
 #[derive(Debug)]
@@ -52,14 +61,19 @@ pub struct RequestBody {
     trailers: Option<http::HeaderMap>,
     limit: u64,
     seen: u64,
+    /// The longest wait for the next frame of the client's body.
+    stall: Duration,
+    /// Running while the forwarder waits for a frame; reset by each frame.
+    stall_timer: Option<Pin<Box<Sleep>>>,
     /// Stages hold `&GatewayRequest` across awaits, so the body must be `Sync`; the mutex
     /// makes a `Send`-only body so, and costs nothing where it is polled (`get_mut`).
     replaced: Option<Mutex<GatewayBody>>,
 }
 
 impl RequestBody {
-    /// Wraps the client's body, refusing more than `limit` bytes.
-    pub fn new(incoming: hyper::body::Incoming, limit: u64) -> Self {
+    /// Wraps the client's body, refusing more than `limit` bytes and any wait of more than
+    /// `stall` for its next frame.
+    pub fn new(incoming: hyper::body::Incoming, limit: u64, stall: Duration) -> Self {
         let rest = (!incoming.is_end_stream()).then_some(incoming);
         Self {
             prefix: BytesMut::new(),
@@ -67,6 +81,8 @@ impl RequestBody {
             trailers: None,
             limit,
             seen: 0,
+            stall,
+            stall_timer: None,
             replaced: None,
         }
     }
@@ -79,6 +95,8 @@ impl RequestBody {
             trailers: None,
             limit: 0,
             seen: 0,
+            stall: Duration::MAX,
+            stall_timer: None,
             replaced: None,
         }
     }
@@ -106,7 +124,10 @@ impl RequestBody {
             let Some(incoming) = self.rest.as_mut() else {
                 break;
             };
-            match incoming.frame().await {
+            let Ok(frame) = tokio::time::timeout(self.stall, incoming.frame()).await else {
+                return Err(GatewayError::BodyTimeout(self.stall));
+            };
+            match frame {
                 None => self.rest = None,
                 Some(Err(err)) => return Err(GatewayError::BadBody(err.to_string())),
                 Some(Ok(frame)) => match frame.into_data() {
@@ -164,7 +185,19 @@ impl Body for RequestBody {
         let Some(incoming) = this.rest.as_mut() else {
             return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
         };
-        let frame = match ready!(Pin::new(incoming).poll_frame(cx)) {
+        let polled = Pin::new(incoming).poll_frame(cx);
+        if polled.is_pending() {
+            let stall = this.stall;
+            let timer = this
+                .stall_timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+            ready!(timer.as_mut().poll(cx));
+            this.rest = None;
+            this.stall_timer = None;
+            return Poll::Ready(Some(Err(Box::new(BodyStalled(stall)))));
+        }
+        this.stall_timer = None;
+        let frame = match ready!(polled) {
             None => {
                 this.rest = None;
                 return Poll::Ready(None);
@@ -224,6 +257,9 @@ pub fn client_fault(error: &(dyn std::error::Error + 'static)) -> Option<Gateway
     while let Some(err) = cause {
         if let Some(limit) = err.downcast_ref::<BodyLimitExceeded>() {
             return Some(GatewayError::BodyTooLarge { limit: limit.0 });
+        }
+        if let Some(stalled) = err.downcast_ref::<BodyStalled>() {
+            return Some(GatewayError::BodyTimeout(stalled.0));
         }
         if let Some(bad) = err.downcast_ref::<ClientBodyError>() {
             return Some(GatewayError::BadBody(bad.0.clone()));

@@ -38,7 +38,8 @@ impl ErrorSource {
 /// Everything that can stop a request inside the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// The request's framing is ambiguous (RFC 9112 §6.1, §6.3): smuggling shapes.
+    /// The request's framing is ambiguous (RFC 9112 §6.1, §6.3): smuggling shapes, codings
+    /// other than one `chunked`, or an ambiguous host (RFC 9112 §3.2, RFC 9113 §8.3.1).
     #[error("request framing refused: {0}")]
     BadFraming(&'static str),
     /// The request body could not be read as HTTP (bad chunk size, early close).
@@ -75,13 +76,16 @@ pub enum GatewayError {
     /// Upload inspection refused the request (size, type, image, malware, scanner down...).
     #[error("{}", .0.refusal)]
     UploadRefused(Box<crate::upload::Refused>),
-    /// The client stopped sending its body for longer than the upload's
-    /// `body_read_timeout`.
+    /// The client stopped sending its body for longer than `[server] body_read_timeout`
+    /// (or an upload rule's `body_read_timeout`).
     #[error("request body stalled for more than {}s", .0.as_secs())]
     BodyTimeout(std::time::Duration),
     /// An upload could not be spooled (disk full, I/O error); nothing was forwarded.
     #[error("upload spool failed: {0}")]
     UploadSpool(String),
+    /// Uploads in progress already hold `[spool] max_total` on disk; nothing was forwarded.
+    #[error("{0}")]
+    UploadSpoolFull(crate::upload::SpoolFull),
 }
 
 impl GatewayError {
@@ -97,9 +101,10 @@ impl GatewayError {
             Self::UpstreamConnect(_) | Self::UpstreamTimeout | Self::UpstreamProtocol(_) => {
                 ErrorSource::Upstream
             }
-            Self::StateUnavailable | Self::Internal(_) | Self::UploadSpool(_) => {
-                ErrorSource::Internal
-            }
+            Self::StateUnavailable
+            | Self::Internal(_)
+            | Self::UploadSpool(_)
+            | Self::UploadSpoolFull(_) => ErrorSource::Internal,
         }
     }
 
@@ -118,6 +123,7 @@ impl GatewayError {
             Self::UploadRefused(_) => "upload_refused",
             Self::BodyTimeout(_) => "body_timeout",
             Self::UploadSpool(_) => "upload_spool",
+            Self::UploadSpoolFull(_) => "upload_spool_full",
         }
     }
 
@@ -129,7 +135,7 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StateUnavailable | Self::UploadSpoolFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) | Self::UploadSpool(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UploadRefused(refused) => upload::status(refused),
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -156,8 +162,15 @@ impl GatewayError {
                 "Something went wrong on our side."
             }
             Self::BodyTimeout(_) => "The request body did not arrive in time.",
+            Self::UploadSpoolFull(_) => "Uploads are temporarily unavailable; try again later.",
         };
         let mut response = short_page(self.status(), sentence, request_headers);
+        if let Self::UploadSpoolFull(_) = self {
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from_static(SPOOL_FULL_RETRY_AFTER),
+            );
+        }
         // A stalled body leaves the connection mid-message (RFC 9110 §15.5.9: close it).
         if matches!(
             self,
@@ -170,6 +183,10 @@ impl GatewayError {
         response
     }
 }
+
+/// Seconds a client is asked to wait when the upload spool is full: uploads in progress
+/// end within their body timeouts, giving their space back.
+const SPOOL_FULL_RETRY_AFTER: &str = "30";
 
 /// Whether the client prefers JSON: its `Accept` names `application/json` (or a `+json`
 /// type) and not `text/html`. Browsers get HTML.

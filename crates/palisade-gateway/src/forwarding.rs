@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use palisade_policy::identity::IDENTITY_HEADERS;
 
 use crate::pipeline::RequestContext;
 
@@ -20,8 +21,10 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::PROXY_AUTHORIZATION,
 ];
 
-/// Removes hop-by-hop fields, including every field the `Connection` header names. With
-/// `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay (a WebSocket handshake).
+/// Removes hop-by-hop fields, including every field the `Connection` header names, except
+/// the identity headers palisade itself sets (`Palisade-User-Id`, ...): a client naming them
+/// in `Connection` must not strip the identity palisade vouches for. With `keep_upgrade`,
+/// `Connection: upgrade` and `Upgrade` stay (a WebSocket handshake).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -29,6 +32,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| !IDENTITY_HEADERS.contains(&name.as_str()))
         .collect();
     for name in named {
         if keep_upgrade && name == header::UPGRADE {

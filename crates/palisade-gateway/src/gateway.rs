@@ -166,10 +166,11 @@ impl Gateway {
 
         let (head, incoming) = request.into_parts();
         let max_body = runtime.config.server.max_body_size.0;
+        let stall = runtime.config.server.body_read_timeout.0;
         let request_head = head_copy(&head);
         let mut request = GatewayRequest {
             head,
-            body: RequestBody::new(incoming, max_body),
+            body: RequestBody::new(incoming, max_body, stall),
         };
         let (response, unread) = match runtime.pipeline.run_request(&mut request, &mut ctx).await {
             Ok(Some(answer)) => (Ok(answer), request.body.take_unread()),

@@ -192,7 +192,7 @@ async fn check_files_gives_a_verdict_per_local_file() {
         .map(|c| match &c.outcome {
             Ok(_) => "pass".to_owned(),
             Err(UploadError::Refused(r)) => r.refusal.reason.to_string(),
-            Err(UploadError::Spool(_)) => "unreadable".to_owned(),
+            Err(UploadError::Spool(_) | UploadError::SpoolFull(_)) => "unreadable".to_owned(),
         })
         .collect();
     assert_eq!(

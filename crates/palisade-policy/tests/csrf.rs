@@ -223,6 +223,9 @@ fn exempt_prefixes_do_not_cover_paths_that_climb_out_of_them() {
         "/api/webhooks/../account",
         "/api/webhooks/%2e%2e/account",
         "/api/webhooks\\x",
+        "/api/webhooks/..;/account",
+        "/api/webhooks/..;jsessionid=1/account",
+        "/api/webhooks/%252e%252e/account",
     ] {
         let req = CsrfRequest { path, ..post(None) };
         assert_eq!(

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use palisade_gateway::config::Config;
 use palisade_gateway::upload::{
-    FileCheck, ScanOutcome, SpoolSettings, UploadError, UploadShared, check_files,
+    FileCheck, ScanOutcome, SpoolBudget, SpoolSettings, UploadError, UploadShared, check_files,
 };
 
 /// What `palisade upload` can do.
@@ -51,8 +51,12 @@ fn check(args: CheckArgs) -> ExitCode {
     };
     // The files are read from where they are; only what passes the memory buffer is
     // spooled, into the system temporary directory (the gateway's own spool directory may
-    // belong to another user).
-    let spool = SpoolSettings::default();
+    // belong to another user). The files are checked one at a time, so the disk budget
+    // that bounds concurrent uploads at the gateway does not apply.
+    let spool = SpoolSettings {
+        budget: SpoolBudget::new(u64::MAX),
+        ..SpoolSettings::default()
+    };
     let service = UploadShared::unprepared(spool).service(config.uploads);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -104,5 +108,6 @@ fn verdict_line(check: &FileCheck) -> String {
         }
         // Reading the file (or spooling it) failed: no verdict, which also fails the run.
         Err(UploadError::Spool(io)) => format!("{path}: error: {io}"),
+        Err(UploadError::SpoolFull(full)) => format!("{path}: error: {full}"),
     }
 }

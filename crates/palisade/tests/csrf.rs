@@ -165,8 +165,15 @@ async fn exempt_paths_and_requests_without_a_cookie_credential_pass() {
 
     let webhook = post(&base, "/api/webhooks/stripe", &alice, &[]).await;
     assert_eq!(webhook.status, StatusCode::OK);
-    let sneaky = post(&base, "/api/webhooks/%2e%2e/admin", &alice, &[]).await;
-    refused_for(&sneaky, "missing");
+    // Servlet containers read `..;` as `..`, and some upstreams decode twice.
+    for sneaky in [
+        "/api/webhooks/%2e%2e/admin",
+        "/api/webhooks/..;/admin",
+        "/api/webhooks/.;x=1/admin",
+        "/api/webhooks/%252e%252e/admin",
+    ] {
+        refused_for(&post(&base, sneaky, &alice, &[]).await, "missing");
+    }
     let anonymous = request(Method::POST, &format!("{base}/items"), &[], "{}").await;
     assert_eq!(
         anonymous.status,

@@ -93,6 +93,29 @@ async fn client_sent_identity_headers_never_reach_the_upstream() {
     palisade.shutdown().await;
 }
 
+/// `Connection` may name hop-by-hop fields for the proxy to drop; a client naming the
+/// identity headers must not make palisade drop the ones it set itself.
+#[tokio::test]
+async fn a_connection_header_cannot_remove_the_identity_headers() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), MEMORY_SESSIONS).await;
+    let base = base(&palisade);
+    let alice = login(&base, "alice", Some("admin")).await;
+    let cookie = format!("{SESSION_COOKIE}={}", alice.session);
+    let connection = "palisade-user-id, palisade-session-id, palisade-user-roles, x-forwarded-for";
+    let reply = get(
+        &format!("{base}/"),
+        &[("cookie", &cookie), ("connection", connection)],
+    )
+    .await;
+    let (user, session, roles) = seen_identity(&reply);
+    assert_eq!(user.as_deref(), Some("alice"));
+    assert!(session.is_some());
+    assert_eq!(roles.as_deref(), Some("admin"));
+    assert_eq!(reply.json()["headers"]["x-forwarded-for"], "127.0.0.1");
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn logout_ends_the_session_and_clears_both_cookies() {
     let upstream = Upstream::start().await;

@@ -120,3 +120,57 @@ async fn a_smuggled_request_hidden_in_a_body_is_forwarded_only_as_body() {
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
+
+#[tokio::test]
+async fn codings_other_than_a_single_chunked_are_refused() {
+    for coding in [
+        "Transfer-Encoding: identity, chunked\r\n",
+        "Transfer-Encoding: gzip, chunked\r\n",
+        "Transfer-Encoding: chunked, chunked\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+    ] {
+        let request = format!("POST / HTTP/1.1\r\nHost: a\r\n{coding}\r\n5\r\nhello\r\n0\r\n\r\n");
+        assert_400(&refused(&request).await);
+    }
+}
+
+#[tokio::test]
+async fn ambiguous_hosts_are_refused() {
+    for request in [
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: admin.internal\r\n\r\n",
+        "GET http://public.example/ HTTP/1.1\r\nHost: admin.internal\r\n\r\n",
+    ] {
+        assert_400(&refused(request).await);
+    }
+}
+
+/// Over h2c, a WAF rule reads `http.host` from `:authority` while the upstream routes on
+/// `Host`: a request naming two different hosts must not reach the upstream.
+#[tokio::test]
+async fn an_h2_host_header_differing_from_the_authority_is_refused() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<TestBody>();
+    let url = format!("http://{}/", palisade.proxy_addr);
+    let send = |host: Option<&'static str>| {
+        let mut request = http::Request::get(&url);
+        if let Some(host) = host {
+            request = request.header(http::header::HOST, host);
+        }
+        client.request(request.body(full("")).expect("request"))
+    };
+    let refused = send(Some("admin.internal")).await.expect("h2 response");
+    assert_eq!(refused.version(), http::Version::HTTP_2);
+    assert_eq!(refused.status(), http::StatusCode::BAD_REQUEST);
+    assert_eq!(upstream.hits(), 0);
+    let served = send(None).await.expect("h2 response");
+    assert_eq!(served.status(), http::StatusCode::OK);
+    assert_eq!(upstream.hits(), 1);
+    palisade.shutdown().await;
+}

@@ -178,3 +178,58 @@ async fn a_declared_length_over_the_rule_is_refused_before_any_byte_is_read() {
     assert!(!response.contains("100 Continue"), "{response}");
     palisade.assert_nothing_forwarded_nor_left().await;
 }
+
+/// Concurrent uploads, each under its own size limit, must not fill the disk together:
+/// while one upload holds part of `[spool] max_total`, another that would pass it gets 503
+/// (uploads temporarily unavailable) and a `request.failed` event, and once the first
+/// upload is gone the same upload passes.
+#[tokio::test]
+async fn uploads_that_together_pass_the_spool_budget_are_refused_for_now() {
+    let rules = "[[upload]]\npath = \"/upload\"\nbody_read_timeout = \"60s\"\n";
+    let palisade = UploadGateway::start_with_spool("max_total = \"100KB\"", rules).await;
+    let image = noisy_png(150, 150);
+    assert!(
+        image.len() > 80 << 10 && image.len() < 100 << 10,
+        "{}",
+        image.len()
+    );
+
+    // A first upload sends 40 KiB (past the 16 KiB memory buffer) and stalls.
+    let addr = palisade.running.proxy_addr;
+    let stalled_head =
+        head("image/png", &format!("Content-Length: {}\r\n", image.len())).replace("POST", "PUT");
+    let part = image[..40 << 10].to_vec();
+    let stalled =
+        tokio::spawn(async move { raw_request(addr, &stalled_head, &part, Ending::Stall).await });
+    for _ in 0..200 {
+        if leftovers(palisade.spool.path()) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(
+        leftovers(palisade.spool.path()) > 0,
+        "the first upload never spooled"
+    );
+
+    let answer = palisade
+        .send("PUT", "/upload", "image/png", image.clone(), &[])
+        .await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert!(
+        answer.text().contains("temporarily unavailable"),
+        "{}",
+        answer.text()
+    );
+    let event = palisade.event("request.failed").await;
+    assert_eq!(event["error.kind"], "upload_spool_full", "{event}");
+    assert_eq!(palisade.upstream.hits(), 0);
+
+    stalled.abort();
+    let _ = stalled.await;
+    palisade.assert_nothing_forwarded_nor_left().await;
+    let answer = palisade
+        .send("PUT", "/upload", "image/png", image, &[])
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+}

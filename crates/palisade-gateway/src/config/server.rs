@@ -39,6 +39,10 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Time a client has to send a complete request head (stops slowloris). Default `10s`.
     pub header_read_timeout: HumanDuration,
+    /// Longest wait for the next piece of a request body; a body that stalls longer is
+    /// answered 408 (or its forwarding is cut off) and the connection closed (stops slow-body
+    /// attacks). Default `30s`.
+    pub body_read_timeout: HumanDuration,
     /// Time an idle keep-alive connection stays open between requests. Default `60s`.
     pub idle_timeout: HumanDuration,
     /// On SIGTERM, how long in-flight requests may take to finish. Default `30s`.
@@ -60,6 +64,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             workers: 0,
             header_read_timeout: secs(10),
+            body_read_timeout: secs(30),
             idle_timeout: secs(60),
             shutdown_timeout: secs(30),
             tls: None,

@@ -29,6 +29,9 @@ pub struct SpoolConfig {
     /// Bytes of each upload kept in memory before it moves to an (unlinked) temporary file.
     /// Default `64KB`, at most `16MB`.
     pub memory_limit: ByteSize,
+    /// Disk space all uploads in progress may spool together; an upload that would pass it
+    /// is refused with 503 (uploads temporarily unavailable). Default `1GB`.
+    pub max_total: ByteSize,
 }
 
 impl Default for SpoolConfig {
@@ -36,6 +39,7 @@ impl Default for SpoolConfig {
         Self {
             dir: None,
             memory_limit: ByteSize(64 << 10),
+            max_total: ByteSize(crate::upload::DEFAULT_MAX_TOTAL),
         }
     }
 }
@@ -49,6 +53,7 @@ impl SpoolConfig {
                 .clone()
                 .unwrap_or_else(crate::upload::default_spool_dir),
             memory_limit: self.memory_limit.0 as usize,
+            budget: crate::upload::SpoolBudget::new(self.max_total.0),
         }
     }
 }
@@ -62,6 +67,11 @@ pub(super) fn validate(
     if config.spool.memory_limit.0 == 0 || config.spool.memory_limit.0 > MAX_MEMORY_LIMIT {
         let span = locate_spool(text, "memory_limit");
         let message = "spool.memory_limit: must be between 1B and 16MB, such as \"64KB\"";
+        return Err(Diagnostic::at(path, text, span, message.into()));
+    }
+    if config.spool.max_total.0 == 0 {
+        let span = locate_spool(text, "max_total");
+        let message = "spool.max_total: must be at least 1B, such as \"1GB\"";
         return Err(Diagnostic::at(path, text, span, message.into()));
     }
     if config.spool.dir.as_ref().is_some_and(|d| !d.is_absolute()) {
@@ -172,5 +182,10 @@ mod tests {
         let config = check("[spool]\ndir = \"/srv/spool\"\n").expect("valid");
         assert_eq!(config.spool.settings().dir, Path::new("/srv/spool"));
         assert_eq!(config.spool.settings().memory_limit, 64 << 10);
+        assert_eq!(config.spool.settings().budget.limit(), 1 << 30);
+        let err = check("[spool]\nmax_total = \"0B\"\n").expect_err("no room at all");
+        assert!(err.starts_with("p.toml:2:13: spool.max_total"), "{err}");
+        let config = check("[spool]\nmax_total = \"20MB\"\n").expect("valid");
+        assert_eq!(config.spool.settings().budget.limit(), 20 << 20);
     }
 }

@@ -23,6 +23,11 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
             diagnostics.push(Diagnostic::at(path, text, offset, message.into()));
         }
     }
+    if config.server.body_read_timeout.0.is_zero() {
+        let offset = locate(text, "server", "body_read_timeout");
+        let message = "server.body_read_timeout: must be longer than 0s, such as \"30s\"";
+        diagnostics.push(Diagnostic::at(path, text, offset, message.into()));
+    }
     if let Err(err) = HeaderPolicy::from_config(&config.headers) {
         let key = err.field.rsplit('.').next().unwrap_or(&err.field);
         let offset = locate(text, "headers", key);

@@ -19,6 +19,7 @@ fn every_variant() -> Vec<GatewayError> {
         refused(Reason::Malware, "clamd found Secret.Sig at src/x.rs"),
         GatewayError::BodyTimeout(std::time::Duration::from_secs(10)),
         GatewayError::UploadSpool("no space left on /var/secret-internal-host".into()),
+        GatewayError::UploadSpoolFull(crate::upload::SpoolFull { limit: 123_456_789 }),
     ]
 }
 
@@ -44,7 +45,7 @@ fn expected(error: &GatewayError) -> (u16, ErrorSource) {
         GatewayError::BodyTooLarge { .. } => (413, Client),
         GatewayError::UpstreamConnect(_) | GatewayError::UpstreamProtocol(_) => (502, Upstream),
         GatewayError::UpstreamTimeout => (504, Upstream),
-        GatewayError::StateUnavailable => (503, Internal),
+        GatewayError::StateUnavailable | GatewayError::UploadSpoolFull(_) => (503, Internal),
         GatewayError::Internal(_) | GatewayError::UploadSpool(_) => (500, Internal),
         GatewayError::UploadRefused(_) => (422, Client),
         GatewayError::BodyTimeout(_) => (408, Client),

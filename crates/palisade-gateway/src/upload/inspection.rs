@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::UploadService;
 use super::clamd::{ScanError, ScanVerdict};
 use super::quarantine;
-use super::spool::{ForwardBody, Spool, SpooledBody};
+use super::spool::{ForwardBody, Spool, SpoolFull, SpooledBody};
 
 /// How a file fared with the virus scanner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -124,7 +124,25 @@ pub enum UploadError {
     /// The spool could not be written or read (disk full, I/O error): a gateway fault,
     /// answered 500; nothing is forwarded.
     #[error("upload spool failed: {0}")]
-    Spool(#[from] io::Error),
+    Spool(io::Error),
+    /// Uploads in progress already hold `[spool] max_total` on disk: answered 503 (uploads
+    /// temporarily unavailable); nothing is forwarded.
+    #[error("{0}")]
+    SpoolFull(SpoolFull),
+}
+
+impl From<io::Error> for UploadError {
+    /// A spool write refused by the budget is [`UploadError::SpoolFull`]; any other I/O
+    /// failure is [`UploadError::Spool`].
+    fn from(err: io::Error) -> Self {
+        match err
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<SpoolFull>())
+        {
+            Some(full) => Self::SpoolFull(*full),
+            None => Self::Spool(err),
+        }
+    }
 }
 
 impl UploadError {
@@ -133,6 +151,7 @@ impl UploadError {
         match self {
             Self::Refused(refused) => refused.status(),
             Self::Spool(_) => 500,
+            Self::SpoolFull(_) => 503,
         }
     }
 
@@ -140,7 +159,7 @@ impl UploadError {
     pub fn refused(&self) -> Option<&Refused> {
         match self {
             Self::Refused(refused) => Some(refused),
-            Self::Spool(_) => None,
+            Self::Spool(_) | Self::SpoolFull(_) => None,
         }
     }
 }

@@ -40,7 +40,10 @@ pub use inspection::{
 };
 pub use quarantine::QuarantineNote;
 pub use shared::{UploadShared, default_spool_dir};
-pub use spool::{ForwardBody, RangeReader, Spool, SpoolSettings, SpooledBody};
+pub use spool::{
+    DEFAULT_MAX_TOTAL, ForwardBody, RangeReader, Spool, SpoolBudget, SpoolFull, SpoolSettings,
+    SpooledBody,
+};
 
 /// Settings of the upload machinery that are not in `palisade.toml`.
 #[derive(Debug, Clone)]

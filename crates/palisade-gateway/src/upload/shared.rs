@@ -133,6 +133,7 @@ mod tests {
         SpoolSettings {
             dir: dir.to_owned(),
             memory_limit: 1024,
+            ..SpoolSettings::default()
         }
     }
 

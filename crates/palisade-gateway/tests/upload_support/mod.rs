@@ -278,6 +278,7 @@ pub fn service(
         spool: SpoolSettings {
             dir: spool_dir.to_owned(),
             memory_limit: 16 << 10,
+            ..SpoolSettings::default()
         },
         decode_concurrency: 2,
         clock: Arc::new(ManualClock::new(1_000_000)),

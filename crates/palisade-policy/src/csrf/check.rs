@@ -112,12 +112,20 @@ fn is_safe_method(method: &str) -> bool {
 }
 
 /// An exemption is a hole, so it applies only to paths that cannot mean something else
-/// further down the line: no dot-segments, no encoded dots or slashes, no backslashes
-/// (`/api/webhooks/../admin` must not ride the webhook exemption).
+/// further down the line: no dot-segments, no encoded dots, slashes, backslashes or percent
+/// signs (an upstream that decodes twice reads `%252e` as `.`), no backslashes
+/// (`/api/webhooks/../admin` must not ride the webhook exemption). A segment is read
+/// without its `;parameters`, as servlet containers do: `/api/webhooks/..;/admin` is
+/// `/api/admin` to Tomcat.
 fn is_plain_path(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    let dot_segment = path.split('/').any(|seg| seg == "." || seg == "..");
-    let encoded = ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e));
+    let dot_segment = path
+        .split('/')
+        .map(|seg| seg.split(';').next().unwrap_or_default())
+        .any(|seg| seg == "." || seg == "..");
+    let encoded = ["%2e", "%2f", "%5c", "%25"]
+        .iter()
+        .any(|e| lower.contains(e));
     path.starts_with('/') && !dot_segment && !encoded && !path.contains('\\')
 }
 

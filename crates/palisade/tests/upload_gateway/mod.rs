@@ -63,6 +63,11 @@ pub fn dead_scanner() -> String {
 impl UploadGateway {
     /// Starts palisade with `sections` (upload rules, scanner) and no rate limits.
     pub async fn start(sections: &str) -> Self {
+        Self::start_with_spool("", sections).await
+    }
+
+    /// The same, with `spool_keys` (such as `max_total = "1MB"`) added to `[spool]`.
+    pub async fn start_with_spool(spool_keys: &str, sections: &str) -> Self {
         let upstream = Upstream::start().await;
         let spool = tempfile::Builder::new()
             .prefix("palisade-upload-spool-")
@@ -71,7 +76,8 @@ impl UploadGateway {
         let log = config_file("").with_file_name("security.jsonl");
         let toml = format!(
             "rate_limit = []\n\n[server]\nworkers = 1\nmax_body_size = \"64MB\"\n\n\
-             [spool]\ndir = \"{}\"\nmemory_limit = \"16KB\"\n\n[log]\nsecurity = \"{}\"\n\n{sections}",
+             [spool]\ndir = \"{}\"\nmemory_limit = \"16KB\"\n{spool_keys}\n\n\
+             [log]\nsecurity = \"{}\"\n\n{sections}",
             spool.path().display(),
             log.display(),
         );

@@ -6,8 +6,17 @@
 //! `max_uri_length` (414), declared bodies over `max_body_size` (413), and, for chunked
 //! bodies, a malformed first chunk: the first frame is read before anything is forwarded so
 //! a bad chunk size is a 400 that never reaches the upstream.
+//!
+//! It also refuses requests whose meaning depends on who reads them, since palisade's
+//! stages and the upstream must agree on it: a `Transfer-Encoding` other than a single
+//! `chunked` (`identity, chunked`, `gzip, chunked`, `chunked` twice), and an ambiguous host
+//! (none or several `Host` fields in HTTP/1.1, or a `Host` that names another authority
+//! than the request target or HTTP/2 `:authority`). A WAF rule on `http.host` reads the
+//! target's authority while the upstream routes on `Host`; if the two could differ, one
+//! could be chosen to pass the rule and the other to reach a protected virtual host.
 
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, Version};
 
 use crate::config::ServerConfig;
 use crate::error::GatewayError;
@@ -64,11 +73,109 @@ impl RequestStage for Conformance {
                 limit: self.max_body_size,
             });
         }
+        if let Some(problem) = transfer_coding_problem(headers) {
+            return Err(GatewayError::BadFraming(problem));
+        }
+        if let Some(problem) = host_problem(&request.head) {
+            return Err(GatewayError::BadFraming(problem));
+        }
         // RFC 9112 §7.1: a malformed chunk size makes the message unreadable. Reading the
         // first chunk here turns that into a 400 before the upstream sees the head.
         if headers.contains_key(TRANSFER_ENCODING) {
             request.body.prefix(1).await?;
         }
         Ok(Verdict::Continue)
+    }
+}
+
+/// RFC 9112 §6.1 and §7: palisade decodes only `chunked`, applied once. Any other coding
+/// would reach the stages (WAF, CSRF, uploads) still encoded while the upstream, told
+/// nothing (the field is hop-by-hop), reads the bytes as they are.
+fn transfer_coding_problem(headers: &HeaderMap) -> Option<&'static str> {
+    let mut codings = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty());
+    let first = codings.next()?;
+    let single_chunked = first.eq_ignore_ascii_case(b"chunked") && codings.next().is_none();
+    (!single_chunked).then_some("transfer-encoding other than a single chunked")
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`. RFC 9113 §8.3.1 (and RFC 9112
+/// §3.2.2 for absolute-form targets): a `Host` naming another authority than the target's
+/// is malformed.
+fn host_problem(head: &http::request::Parts) -> Option<&'static str> {
+    let mut hosts = head.headers.get_all(HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some("more than one host header");
+    }
+    match (host, head.uri.authority()) {
+        (None, None) if head.version == Version::HTTP_11 => Some("http/1.1 request without host"),
+        (Some(host), Some(authority))
+            if !host
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
+        {
+            Some("host header differs from the request target's authority")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(version: Version, target: &str, hosts: &[&str]) -> http::request::Parts {
+        let mut builder = http::Request::get(target).version(version);
+        for host in hosts {
+            builder = builder.header(HOST, *host);
+        }
+        builder.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn hosts_must_be_single_present_and_agree_with_the_target() {
+        let v11 = Version::HTTP_11;
+        assert_eq!(host_problem(&head(v11, "/", &["a"])), None);
+        assert_eq!(host_problem(&head(Version::HTTP_10, "/", &[])), None);
+        assert_eq!(
+            host_problem(&head(Version::HTTP_2, "http://a:1/", &[])),
+            None
+        );
+        assert_eq!(host_problem(&head(v11, "http://A:1/x", &["a:1"])), None);
+        assert!(host_problem(&head(v11, "/", &[])).is_some());
+        assert!(host_problem(&head(v11, "/", &["a", "a"])).is_some());
+        assert!(host_problem(&head(v11, "http://evil/x", &["a"])).is_some());
+        assert!(host_problem(&head(Version::HTTP_2, "http://a/", &["admin"])).is_some());
+    }
+
+    #[test]
+    fn only_a_single_chunked_coding_is_accepted() {
+        let codings = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(TRANSFER_ENCODING, http::HeaderValue::from_static(value));
+            }
+            transfer_coding_problem(&headers)
+        };
+        assert_eq!(codings(&[]), None);
+        assert_eq!(codings(&["chunked"]), None);
+        assert_eq!(codings(&["CHUNKED"]), None);
+        assert_eq!(codings(&["\tchunked "]), None);
+        for bad in [
+            &["identity, chunked"][..],
+            &["gzip, chunked"],
+            &["chunked, chunked"],
+            &["chunked", "chunked"],
+            &["chunked, identity"],
+            &["identity"],
+        ] {
+            assert!(codings(bad).is_some(), "{bad:?}");
+        }
     }
 }

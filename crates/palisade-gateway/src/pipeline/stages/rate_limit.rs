@@ -9,7 +9,13 @@
 //! Keys are `<rule>:<kind>:<value>`. IPv6 clients are keyed by their /64, since one host
 //! usually owns a whole /64 and could otherwise rotate addresses to escape the limit.
 //! Header values are hashed (SHA-256) so API keys never sit in Redis in clear.
+//!
+//! Paths are matched as an upstream might read them ([`match_path`]): `/api//login`,
+//! `/x/../api/login`, `/%61pi/login` and `/API/login` count against a limit on
+//! `/api/login`, and `/static/../api/items` or `/api/items;.css` are not static assets.
+//! A limit that a different spelling of the path escapes is no limit.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,9 +77,14 @@ impl RequestStage for RateLimit {
             return Ok(Verdict::Continue);
         }
         let head = &request.head;
-        let is_asset = is_static_asset(&head.method, head.uri.path());
+        let path = match_path(head.uri.path());
+        let is_asset = is_static_asset(&head.method, &path);
         let mut tightest: Option<Checked<'_>> = None;
-        for rule in self.rules.iter().filter(|r| matches(r, head, is_asset)) {
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| matches(r, head, &path, is_asset))
+        {
             if rule.allow.iter().any(|net| net.contains(ctx.client_ip)) {
                 self.metrics
                     .rate_limit_decisions
@@ -147,16 +158,34 @@ impl RateLimit {
     }
 }
 
-/// Whether `rule` applies to this request.
-fn matches(rule: &RateLimitRule, head: &http::request::Parts, is_asset: bool) -> bool {
+/// Whether `rule` applies to this request, whose path reads as `path` ([`match_path`]).
+fn matches(rule: &RateLimitRule, head: &http::request::Parts, path: &str, is_asset: bool) -> bool {
     let filter_ok = match rule.static_assets {
         AssetFilter::Include => true,
         AssetFilter::Exclude => !is_asset,
         AssetFilter::Only => is_asset,
     };
     filter_ok
-        && head.uri.path().starts_with(rule.path.as_str())
+        && starts_with_ignoring_case(path, &rule.path)
         && (rule.methods.is_empty() || rule.methods.contains(&head.method))
+}
+
+/// The path limits are matched against: the request's own when nothing in it could be read
+/// differently by an upstream, else the generous normalisation uploads use (decoded,
+/// dot-segments resolved, empty segments and `;parameters` dropped, lower case). Matching
+/// ignores case either way, so `/API/login` counts against a limit on `/api/login`.
+pub fn match_path(raw: &str) -> Cow<'_, str> {
+    let plain = !raw.contains(['%', '\\', ';']) && !raw.contains("//") && !raw.contains("/.");
+    if plain {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(super::upload::normalise(raw))
+    }
+}
+
+fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
+    text.len() >= prefix.len()
+        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// The store key for this request under `rule`.
@@ -228,12 +257,20 @@ const ASSET_EXTENSIONS: &[&str] = &[
 ];
 
 /// Whether a request fetches a static asset: `GET` or `HEAD` of a known asset folder or
-/// file extension.
+/// file extension. `path` is the [`match_path`] of the request: an asset's looser limit is a
+/// hole, so a path that decodes to control characters or `?`/`#` (`/api/items%00.js`, which
+/// some upstreams cut at the NUL) is never an asset.
 pub fn is_static_asset(method: &Method, path: &str) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return false;
     }
-    if ASSET_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+    if path.contains(|c: char| c.is_control() || c == '?' || c == '#') {
+        return false;
+    }
+    if ASSET_PREFIXES
+        .iter()
+        .any(|prefix| starts_with_ignoring_case(path, prefix))
+    {
         return true;
     }
     let file = path.rsplit('/').next().unwrap_or("");

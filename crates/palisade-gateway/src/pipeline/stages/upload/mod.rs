@@ -77,6 +77,7 @@ impl From<UploadError> for Failure {
         match err {
             UploadError::Refused(refused) => Self::Refused(refused),
             UploadError::Spool(io) => Self::Error(GatewayError::UploadSpool(io.to_string())),
+            UploadError::SpoolFull(full) => Self::Error(GatewayError::UploadSpoolFull(full)),
         }
     }
 }
@@ -113,7 +114,12 @@ impl RequestStage for Upload {
             Err(Failure::Refused(refused)) => {
                 Ok(Verdict::Respond(self.refuse(request, ctx, refused)))
             }
-            Err(Failure::Error(err)) => Err(err),
+            Err(Failure::Error(err)) => {
+                if matches!(err, GatewayError::UploadSpoolFull(_)) {
+                    self.metrics.uploads.inc(&["refused", "spool_full"]);
+                }
+                Err(err)
+            }
         }
     }
 }

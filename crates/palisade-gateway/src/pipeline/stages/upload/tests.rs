@@ -59,6 +59,7 @@ fn text_service(dir: &std::path::Path, max_file_size: u64) -> UploadService {
     let spool = SpoolSettings {
         dir: dir.to_owned(),
         memory_limit: MEMORY_LIMIT,
+        ..SpoolSettings::default()
     };
     UploadShared::unprepared(spool).service(config)
 }
