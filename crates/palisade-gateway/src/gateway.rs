@@ -10,8 +10,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, Version};
-use http_body_util::BodyExt;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use tracing::{debug, info, warn};
 
 use crate::body::{BoxError, GatewayBody, RequestBody};
@@ -171,10 +171,12 @@ impl Gateway {
             head,
             body: RequestBody::new(incoming, max_body),
         };
-        let (response, unread) = match runtime.pipeline.run_request(&mut request, &mut ctx).await
-        {
+        let (response, unread) = match runtime.pipeline.run_request(&mut request, &mut ctx).await {
             Ok(Some(answer)) => (Ok(answer), request.body.take_unread()),
-            Ok(None) => (runtime.upstream.forward(request, &ctx, conn.worker).await, None),
+            Ok(None) => (
+                runtime.upstream.forward(request, &ctx, conn.worker).await,
+                None,
+            ),
             Err(err) => (Err(err), request.body.take_unread()),
         };
         let response =
