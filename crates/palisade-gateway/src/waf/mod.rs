@@ -9,6 +9,7 @@
 pub mod challenge;
 pub mod fields;
 pub mod geo;
+pub mod managed;
 pub mod report;
 
 use std::sync::{Arc, OnceLock};
