@@ -52,6 +52,7 @@ fn verdict(
         headers: &hs,
         body: body.as_bytes(),
         body_truncated: false,
+        local_addr: None,
     };
     engine.inspect(&req)
 }
