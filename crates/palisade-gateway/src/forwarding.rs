@@ -51,7 +51,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Whether the request asks to switch protocols (a WebSocket handshake, RFC 9110 §7.8).
+/// Whether the request asks to switch to WebSocket (RFC 9110 §7.8, RFC 6455 §4.1), the
+/// one upgrade palisade passes through.
+///
+/// Any other `Upgrade` is dropped like the hop-by-hop field it is, and the request goes
+/// upstream as plain HTTP. After a switch palisade only copies bytes, so an upstream that
+/// accepted `Upgrade: h2c` would hand the client an HTTP/2 connection of its own, whose
+/// requests no stage would ever see (h2c smuggling).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
@@ -59,7 +65,15 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    connection_upgrade && headers.contains_key(header::UPGRADE)
+    let mut protocols = headers.get_all(header::UPGRADE).iter();
+    let websocket = match (protocols.next(), protocols.next()) {
+        (Some(only), None) => only
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"websocket"),
+        _ => false,
+    };
+    connection_upgrade && websocket
 }
 
 /// Sets `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for the upstream.
@@ -181,6 +195,12 @@ mod tests {
     fn upgrade_handshakes_keep_their_upgrade_fields() {
         let mut h = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         assert!(wants_upgrade(&h));
+        for other in ["h2c", "websocket, h2c", "TLS/1.2"] {
+            let mut h = headers(&[("connection", "Upgrade"), ("upgrade", other)]);
+            assert!(!wants_upgrade(&h), "{other}");
+            strip_hop_by_hop(&mut h, false);
+            assert!(h.is_empty(), "{other}: {h:?}");
+        }
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
