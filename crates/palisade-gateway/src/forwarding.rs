@@ -144,6 +144,63 @@ fn insert_text(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
+/// Headers that tell an application which path to serve instead of the request line's
+/// (IIS URL Rewrite, some PHP frameworks). Palisade judged the request line's path (rules,
+/// limits, CSRF exemptions, upload rules), so the upstream must not serve another one.
+const PATH_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
+
+/// Headers that tell an application to treat a request as another method.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers through which a proxy in front tells an application about the client and the
+/// URL it used. Only a trusted proxy may write them; from anyone else they are forgeries an
+/// application might believe (an allow-list on `X-Real-IP`, links built from
+/// `X-Forwarded-Prefix`).
+const PROXY_CLAIMS: [&str; 13] = [
+    "x-real-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-url-scheme",
+    "front-end-https",
+];
+
+/// Removes what a client may not tell the upstream: path overrides always, method
+/// overrides on safe methods (a GET the CSRF check and method-scoped limits passed must not
+/// become a DELETE upstream; the legitimate use, a POST tunnelling PUT or DELETE, is
+/// checked as the unsafe POST it is), and proxy claims unless `peer_trusted`. Returns the
+/// names removed, for the log.
+pub fn strip_client_claims(
+    headers: &mut HeaderMap,
+    method: &http::Method,
+    peer_trusted: bool,
+) -> Vec<&'static str> {
+    let safe = matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE
+    );
+    let methods: &[&'static str] = if safe { &METHOD_OVERRIDES } else { &[] };
+    let claims: &[&'static str] = if peer_trusted { &[] } else { &PROXY_CLAIMS };
+    let mut removed = Vec::new();
+    for name in PATH_OVERRIDES.iter().chain(methods).chain(claims) {
+        if headers.remove(*name).is_some() {
+            removed.push(*name);
+        }
+    }
+    removed
+}
+
 /// Removes response headers that only tell attackers what software runs upstream.
 pub fn strip_revealing_response_headers(headers: &mut HeaderMap) {
     headers.remove(header::SERVER);
@@ -230,6 +287,27 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, ::1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
+    }
+
+    #[test]
+    fn clients_cannot_override_the_path_a_safe_method_or_speak_as_a_proxy() {
+        let forged = [
+            ("x-original-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("x-real-ip", "10.0.0.1"),
+            ("x-forwarded-prefix", "/evil"),
+            ("accept", "*/*"),
+        ];
+        let mut h = headers(&forged);
+        let removed = strip_client_claims(&mut h, &http::Method::GET, false);
+        assert_eq!(removed.len(), 4, "{removed:?}");
+        assert_eq!(h.len(), 1);
+
+        let mut h = headers(&forged);
+        strip_client_claims(&mut h, &http::Method::POST, true);
+        assert!(!h.contains_key("x-original-url"));
+        assert_eq!(h["x-http-method-override"], "DELETE");
+        assert_eq!(h["x-real-ip"], "10.0.0.1");
     }
 
     #[test]

@@ -287,6 +287,37 @@ async fn upgrades_other_than_websocket_never_reach_the_upstream() {
     palisade.shutdown().await;
 }
 
+/// Headers an application may believe (a path override, a method override on a GET, a
+/// proxy's word about the client) never reach it from a client that is not a trusted proxy.
+#[tokio::test]
+async fn client_forged_override_and_proxy_headers_are_removed() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let forged = [
+        ("x-original-url", "/admin/delete"),
+        ("x-rewrite-url", "/admin/delete"),
+        ("x-http-method-override", "DELETE"),
+        ("x-real-ip", "10.0.0.1"),
+        ("true-client-ip", "10.0.0.2"),
+        ("cf-connecting-ip", "10.0.0.3"),
+        ("x-forwarded-prefix", "/evil"),
+    ];
+    let reply = get(&format!("http://{}/echo", palisade.proxy_addr), &forged).await;
+    let seen = &reply.json()["headers"];
+    for (name, _) in forged {
+        assert!(seen[name].is_null(), "{name} reached the upstream: {seen}");
+    }
+    palisade.shutdown().await;
+
+    let trusted = format!("{NO_LIMITS}[server]\ntrusted_proxies = [\"127.0.0.1\"]\n");
+    let palisade = start_palisade(&upstream.url(), &trusted).await;
+    let reply = get(&format!("http://{}/echo", palisade.proxy_addr), &forged).await;
+    let seen = &reply.json()["headers"];
+    assert_eq!(seen["x-real-ip"], "10.0.0.1", "a trusted proxy may speak for clients");
+    assert!(seen["x-original-url"].is_null());
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn h2c_with_prior_knowledge_is_served() {
     let upstream = Upstream::start().await;
