@@ -313,7 +313,10 @@ async fn client_forged_override_and_proxy_headers_are_removed() {
     let palisade = start_palisade(&upstream.url(), &trusted).await;
     let reply = get(&format!("http://{}/echo", palisade.proxy_addr), &forged).await;
     let seen = &reply.json()["headers"];
-    assert_eq!(seen["x-real-ip"], "10.0.0.1", "a trusted proxy may speak for clients");
+    assert_eq!(
+        seen["x-real-ip"], "10.0.0.1",
+        "a trusted proxy may speak for clients"
+    );
     assert!(seen["x-original-url"].is_null());
     palisade.shutdown().await;
 }
