@@ -107,7 +107,12 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, ctx: &RequestContext, hos
     }
 
     let mut element = format!("for={};proto={proto}", forwarded_node(peer));
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
+    // A quote or backslash would end or escape the quoted-string (RFC 9110 §5.6.4).
+    let quotable = |h: &&str| {
+        h.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
+    };
+    if let Some(host) = host.filter(quotable) {
         element.push_str(&format!(";host=\"{host}\""));
     }
     let prior = ctx

@@ -140,6 +140,9 @@ async fn ambiguous_hosts_are_refused() {
         "GET / HTTP/1.1\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nHost: admin.internal\r\n\r\n",
         "GET http://public.example/ HTTP/1.1\r\nHost: admin.internal\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: good.example@evil.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: evil.example\\good.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: good.example/../evil\r\n\r\n",
     ] {
         assert_400(&refused(request).await);
     }

@@ -112,6 +112,9 @@ fn host_problem(head: &http::request::Parts) -> Option<&'static str> {
     if hosts.next().is_some() {
         return Some("more than one host header");
     }
+    if host.is_some_and(|h| !is_authority(h.as_bytes())) {
+        return Some("host header is not a host and port");
+    }
     match (host, head.uri.authority()) {
         (None, None) if head.version == Version::HTTP_11 => Some("http/1.1 request without host"),
         (Some(host), Some(authority))
@@ -124,6 +127,18 @@ fn host_problem(head: &http::request::Parts) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// RFC 9110 §7.2: `Host` is `uri-host [ ":" port ]`: a registered name (letters, digits,
+/// `-._~`, sub-delims and percent-escapes), an IPv4 address or a bracketed IPv6 literal. An
+/// `@`, `/`, `\`, quote or space would let the application, a cache or a URL builder read a
+/// different host than palisade did (`good.example@evil.example`).
+fn is_authority(host: &[u8]) -> bool {
+    let host = host.trim_ascii();
+    !host.is_empty()
+        && host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
 }
 
 #[cfg(test)]
@@ -152,6 +167,10 @@ mod tests {
         assert!(host_problem(&head(v11, "/", &["a", "a"])).is_some());
         assert!(host_problem(&head(v11, "http://evil/x", &["a"])).is_some());
         assert!(host_problem(&head(Version::HTTP_2, "http://a/", &["admin"])).is_some());
+        for odd in ["good@evil", "good/..", "good\\evil", "\"good\"", "a<b"] {
+            assert!(host_problem(&head(v11, "/", &[odd])).is_some(), "{odd}");
+        }
+        assert_eq!(host_problem(&head(v11, "/", &["[::1]:8080"])), None);
     }
 
     #[test]
