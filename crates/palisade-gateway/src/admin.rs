@@ -187,6 +187,8 @@ pub async fn run(
 ) {
     let routes = Arc::new(routes);
     let token = Arc::new(token);
+    // TODO: a cap on admin connections and a header read timeout; a caller that reaches the
+    // listener can hold any number of idle connections for 60 s each, using up descriptors.
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
