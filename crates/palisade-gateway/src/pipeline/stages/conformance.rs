@@ -9,13 +9,15 @@
 //!
 //! It also refuses requests whose meaning depends on who reads them, since palisade's
 //! stages and the upstream must agree on it: a `Transfer-Encoding` other than a single
-//! `chunked` (`identity, chunked`, `gzip, chunked`, `chunked` twice), and an ambiguous host
+//! `chunked` (`identity, chunked`, `gzip, chunked`, `chunked` twice), two `Content-Type` or
+//! `Content-Disposition` fields (upload inspection and the upstream could read different
+//! ones), and an ambiguous host
 //! (none or several `Host` fields in HTTP/1.1, or a `Host` that names another authority
 //! than the request target or HTTP/2 `:authority`). A WAF rule on `http.host` reads the
 //! target's authority while the upstream routes on `Host`; if the two could differ, one
 //! could be chosen to pass the rule and the other to reach a protected virtual host.
 
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, Version};
 
 use crate::config::ServerConfig;
@@ -76,6 +78,9 @@ impl RequestStage for Conformance {
         if let Some(problem) = transfer_coding_problem(headers) {
             return Err(GatewayError::BadFraming(problem));
         }
+        if let Some(problem) = repeated_singleton(headers) {
+            return Err(GatewayError::BadFraming(problem));
+        }
         if let Some(problem) = host_problem(&request.head) {
             return Err(GatewayError::BadFraming(problem));
         }
@@ -101,6 +106,17 @@ fn transfer_coding_problem(headers: &HeaderMap) -> Option<&'static str> {
     let first = codings.next()?;
     let single_chunked = first.eq_ignore_ascii_case(b"chunked") && codings.next().is_none();
     (!single_chunked).then_some("transfer-encoding other than a single chunked")
+}
+
+/// RFC 9110 §5.3: `Content-Type` and `Content-Disposition` are singletons. Two of them
+/// let palisade and the upstream read different ones: upload inspection would check the
+/// body as one image while the upstream parses a form whose files nobody inspected.
+fn repeated_singleton(headers: &HeaderMap) -> Option<&'static str> {
+    let repeated = |name| headers.get_all(name).iter().nth(1).is_some();
+    if repeated(CONTENT_TYPE) {
+        return Some("more than one content-type");
+    }
+    repeated(CONTENT_DISPOSITION).then_some("more than one content-disposition")
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`. RFC 9113 §8.3.1 (and RFC 9112
