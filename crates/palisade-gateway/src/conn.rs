@@ -268,6 +268,37 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 
+    /// Regression: empty lines before a request line used to refresh the wait for the
+    /// first request, so `\r\n` every few seconds held a connection for ever.
+    #[tokio::test(start_paused = true)]
+    async fn empty_lines_sent_forever_time_out_like_a_slow_head() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = guarded(server);
+        let mut buf = [0u8; 64];
+        let reading = async {
+            loop {
+                match io.read(&mut buf).await {
+                    Ok(0) => return None,
+                    Ok(_) => continue,
+                    Err(err) => return Some(err.kind()),
+                }
+            }
+        };
+        let trickling = async {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if client.write_all(b"\r\n").await.is_err() {
+                    break;
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            kind = reading => kind,
+            () = trickling => None,
+        };
+        assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn in_flight_requests_are_never_timed_out() {
         let (mut client, server) = tokio::io::duplex(1024);

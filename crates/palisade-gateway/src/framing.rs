@@ -52,6 +52,10 @@ enum State {
 pub struct FramingTracker {
     state: State,
     line: Vec<u8>,
+    /// Empty lines arrived where a head is expected: the head has begun as far as the
+    /// header timeout is concerned, or a client could hold a connection by sending `\r\n`
+    /// forever.
+    blank_lines: bool,
     max_head: usize,
     max_headers: usize,
 }
@@ -64,14 +68,16 @@ impl FramingTracker {
         Self {
             state: State::Head,
             line: Vec::new(),
+            blank_lines: false,
             max_head,
             max_headers,
         }
     }
 
-    /// Whether part of a request head has arrived but not all of it.
+    /// Whether part of a request head has arrived but not all of it (empty lines before the
+    /// request line count as part of it).
     pub fn head_in_progress(&self) -> bool {
-        matches!(self.state, State::Head) && !self.line.is_empty()
+        matches!(self.state, State::Head) && (self.blank_lines || !self.line.is_empty())
     }
 
     /// Feeds bytes read from the client; returns a violation when one is seen, after which
@@ -106,6 +112,7 @@ impl FramingTracker {
                 .take_while(|b| matches!(b, b'\r' | b'\n'))
                 .count();
             if skip > 0 {
+                self.blank_lines = true;
                 return Ok(skip);
             }
         }
@@ -120,6 +127,7 @@ impl FramingTracker {
         };
         let used = take - (self.line.len() - end);
         let head = std::mem::take(&mut self.line);
+        self.blank_lines = false;
         self.state = self.after_head(&head[..end])?;
         Ok(used)
     }
@@ -331,7 +339,10 @@ mod tests {
         let mut tracker = FramingTracker::new(8192, 100);
         assert!(!tracker.head_in_progress());
         tracker.feed(b"\r\n");
-        assert!(!tracker.head_in_progress());
+        assert!(
+            tracker.head_in_progress(),
+            "empty lines start the header timer"
+        );
         tracker.feed(b"GET / HT");
         assert!(tracker.head_in_progress());
         tracker.feed(b"TP/1.1\r\nHost: a\r\n\r\n");
