@@ -52,6 +52,8 @@ enum State {
 pub struct FramingTracker {
     state: State,
     line: Vec<u8>,
+    /// The connection turned out to be HTTP/2 with prior knowledge (h2c).
+    http2: bool,
     /// Empty lines arrived where a head is expected: the head has begun as far as the
     /// header timeout is concerned, or a client could hold a connection by sending `\r\n`
     /// forever.
@@ -69,9 +71,15 @@ impl FramingTracker {
             state: State::Head,
             line: Vec::new(),
             blank_lines: false,
+            http2: false,
             max_head,
             max_headers,
         }
+    }
+
+    /// Whether the client opened with the HTTP/2 connection preface (RFC 9113 §3.4).
+    pub fn is_http2(&self) -> bool {
+        self.http2
     }
 
     /// Whether part of a request head has arrived but not all of it (empty lines before the
@@ -128,6 +136,9 @@ impl FramingTracker {
         let used = take - (self.line.len() - end);
         let head = std::mem::take(&mut self.line);
         self.blank_lines = false;
+        if head.starts_with(b"PRI * HTTP/2.0\r\n") {
+            self.http2 = true;
+        }
         self.state = self.after_head(&head[..end])?;
         Ok(used)
     }
@@ -327,6 +338,7 @@ mod tests {
     fn http2_prefaces_turn_the_tracker_off() {
         let mut tracker = FramingTracker::new(8192, 100);
         assert_eq!(tracker.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None);
+        assert!(tracker.is_http2());
         assert_eq!(
             tracker.feed(b"POST / HTTP/1.1\r\nContent-Length: 1\r\n"),
             None
