@@ -177,3 +177,12 @@ async fn an_h2_host_header_differing_from_the_authority_is_refused() {
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
+
+/// A reverse proxy tunnels nothing: forwarded, `CONNECT` would ask the upstream to open a
+/// connection of the client's choosing.
+#[tokio::test]
+async fn connect_is_answered_405_and_never_forwarded() {
+    let reply =
+        refused("CONNECT internal.example:22 HTTP/1.1\r\nHost: internal.example:22\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
+}

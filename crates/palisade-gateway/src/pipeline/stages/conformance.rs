@@ -7,6 +7,8 @@
 //! bodies, a malformed first chunk: the first frame is read before anything is forwarded so
 //! a bad chunk size is a 400 that never reaches the upstream.
 //!
+//! `CONNECT` is answered 405: a reverse proxy tunnels nothing.
+//!
 //! It also refuses requests whose meaning depends on who reads them, since palisade's
 //! stages and the upstream must agree on it: a `Transfer-Encoding` other than a single
 //! `chunked` (`identity, chunked`, `gzip, chunked`, `chunked` twice), two `Content-Type` or
@@ -17,12 +19,13 @@
 //! target's authority while the upstream routes on `Host`; if the two could differ, one
 //! could be chosen to pass the rule and the other to reach a protected virtual host.
 
+use http::header::{ALLOW, HeaderValue};
 use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, Version};
+use http::{HeaderMap, Method, StatusCode, Version};
 
 use crate::config::ServerConfig;
-use crate::error::GatewayError;
-use crate::pipeline::{GatewayRequest, RequestContext, RequestStage, Verdict};
+use crate::error::{GatewayError, short_page};
+use crate::pipeline::{GatewayRequest, Outcome, RequestContext, RequestStage, Verdict};
 
 /// The conformance stage.
 #[derive(Debug)]
@@ -54,6 +57,21 @@ impl RequestStage for Conformance {
     ) -> Result<Verdict, GatewayError> {
         if let Some(finding) = ctx.framing {
             return Err(GatewayError::BadFraming(finding.reason()));
+        }
+        // A reverse proxy tunnels nothing: forwarded, CONNECT would ask the upstream to open
+        // a connection of the client's choosing, out of every stage's sight.
+        if request.head.method == Method::CONNECT {
+            ctx.outcome = Outcome::Blocked;
+            let mut answer = short_page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This gateway does not tunnel connections.",
+                &request.head.headers,
+            );
+            answer.headers_mut().insert(
+                ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+            return Ok(Verdict::Respond(answer));
         }
         let target_len = request
             .head
