@@ -143,6 +143,7 @@ async fn ambiguous_hosts_are_refused() {
         "GET / HTTP/1.1\r\nHost: good.example@evil.example\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: evil.example\\good.example\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: good.example/../evil\r\n\r\n",
+        "GET http://good.example@evil.example/ HTTP/1.1\r\nHost: good.example@evil.example\r\n\r\n",
     ] {
         assert_400(&refused(request).await);
     }

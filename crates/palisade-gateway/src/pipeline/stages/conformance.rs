@@ -149,6 +149,14 @@ fn host_problem(head: &http::request::Parts) -> Option<&'static str> {
     if host.is_some_and(|h| !is_authority(h.as_bytes())) {
         return Some("host header is not a host and port");
     }
+    // `http::Uri` accepts userinfo (`good.example@evil.example`), which no request may carry.
+    if head
+        .uri
+        .authority()
+        .is_some_and(|a| !is_authority(a.as_str().as_bytes()))
+    {
+        return Some("the request target's authority is not a host and port");
+    }
     match (host, head.uri.authority()) {
         (None, None) if head.version == Version::HTTP_11 => Some("http/1.1 request without host"),
         (Some(host), Some(authority))
@@ -205,6 +213,8 @@ mod tests {
             assert!(host_problem(&head(v11, "/", &[odd])).is_some(), "{odd}");
         }
         assert_eq!(host_problem(&head(v11, "/", &["[::1]:8080"])), None);
+        let userinfo = head(Version::HTTP_2, "http://good.example@evil.example/", &[]);
+        assert!(host_problem(&userinfo).is_some());
     }
 
     #[test]
