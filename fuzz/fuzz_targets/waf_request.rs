@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         headers: &headers,
         body,
         body_truncated: selector & 0x80 != 0,
+        local_addr: None,
     });
     assert!((1..=99).contains(&verdict.scores.overall()));
     assert!(verdict.findings.len() <= palisade_waf::verdict::MAX_FINDINGS);

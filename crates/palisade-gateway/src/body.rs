@@ -152,6 +152,11 @@ impl RequestBody {
         self.rest.take()
     }
 
+    /// The bytes stages have read so far (what [`Self::prefix`] last returned).
+    pub fn buffered(&self) -> &[u8] {
+        &self.prefix
+    }
+
     /// Whether the whole body has been read into the prefix.
     pub fn is_fully_buffered(&self) -> bool {
         self.rest.is_none()

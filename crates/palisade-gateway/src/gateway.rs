@@ -64,6 +64,8 @@ pub struct Gateway {
 pub struct ConnInfo {
     /// The socket peer.
     pub peer: SocketAddr,
+    /// The local address the connection arrived on, when the socket could say.
+    pub local: Option<SocketAddr>,
     /// Whether the connection is TLS.
     pub tls: bool,
     /// The worker thread serving it (selects that worker's upstream pool).
@@ -163,6 +165,9 @@ impl Gateway {
         let runtime = self.runtime();
         let mut ctx = RequestContext::new(conn.peer, conn.tls, self.services.events.clone());
         ctx.framing = conn.shared.finding();
+        ctx.local_addr = conn
+            .local
+            .map(|addr| crate::client_ip::canonical(addr.ip()));
 
         let (head, incoming) = request.into_parts();
         let max_body = runtime.config.server.max_body_size.0;

@@ -140,6 +140,10 @@ pub struct Metrics {
     pub rate_limit_decisions: LabeledCounter,
     /// `palisade_waf_rule_matches_total{rule, action, outcome}`.
     pub waf_rule_matches: LabeledCounter,
+    /// `palisade_waf_managed_total{class, action}`: managed-detection decisions.
+    pub waf_managed: LabeledCounter,
+    /// `palisade_waf_managed_incomplete_total{reason}`: requests inspected only in part.
+    pub waf_managed_incomplete: LabeledCounter,
     /// `palisade_events_total{event}`: every event published on the bus.
     pub events: LabeledCounter,
     /// `palisade_events_dropped_total{sink}`: events a slow sink could not take.
@@ -189,6 +193,19 @@ impl Default for Metrics {
                 "WAF rule matches, by rule, action and outcome (blocked, challenged, cleared, \
                  rate_limited, counted, logged, allowed, skipped).",
                 &["rule", "action", "outcome"],
+            ),
+            waf_managed: LabeledCounter::new(
+                "palisade_waf_managed_total",
+                "Managed attack detection decisions, by deciding class and action (blocked, \
+                 logged, skipped).",
+                &["class", "action"],
+            ),
+            waf_managed_incomplete: LabeledCounter::new(
+                "palisade_waf_managed_incomplete_total",
+                "Requests managed detection inspected only in part, by reason (body_truncated, \
+                 too_many_inputs, value_too_long, total_budget, too_deep, malformed_body, \
+                 too_many_parts).",
+                &["reason"],
             ),
             events: LabeledCounter::new(
                 "palisade_events_total",
@@ -265,6 +282,8 @@ impl Metrics {
         self.upstream_errors.render(&mut out);
         self.rate_limit_decisions.render(&mut out);
         self.waf_rule_matches.render(&mut out);
+        self.waf_managed.render(&mut out);
+        self.waf_managed_incomplete.render(&mut out);
         self.events.render(&mut out);
         self.events_dropped.render(&mut out);
         self.config_reloads.render(&mut out);

@@ -289,8 +289,10 @@ fn connection(
         let metrics = &gateway.services().metrics;
         metrics.open_connections.fetch_add(1, Ordering::Relaxed);
         let conn = ConnShared::new();
+        let local = stream.local_addr().ok();
         let info = |tls| ConnInfo {
             peer,
+            local,
             tls,
             worker,
             shared: Arc::clone(&conn),

@@ -72,6 +72,7 @@ fn detection(c: &mut Criterion) {
         headers: &post_headers,
         body: &body,
         body_truncated: false,
+        local_addr: None,
     };
     c.bench_function("detect_post_1kb_form", |b| {
         b.iter(|| black_box(engine.inspect(black_box(&post))))

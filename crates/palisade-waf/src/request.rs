@@ -37,6 +37,9 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// True when the body was longer than `body` and the rest passed uninspected.
     pub body_truncated: bool,
+    /// The address the connection arrived on, when known. A `Host` naming it (or a loopback
+    /// address) is a client that connected by address, not a sign of a scan.
+    pub local_addr: Option<std::net::IpAddr>,
 }
 
 impl<'a> Request<'a> {

@@ -20,6 +20,7 @@ fn form(body: &[u8]) -> palisade_waf::Verdict {
         headers: &headers,
         body,
         body_truncated: false,
+        local_addr: None,
     })
 }
 
@@ -37,6 +38,7 @@ fn invalid_utf8_everywhere_is_inspected_without_panicking() {
         headers: &headers,
         body: &junk,
         body_truncated: false,
+        local_addr: None,
     });
     assert!(v.scores.overall() >= 1);
 }

@@ -52,6 +52,7 @@ fn verdict(
         headers: &hs,
         body: body.as_bytes(),
         body_truncated: false,
+        local_addr: None,
     };
     engine.inspect(&req)
 }
@@ -87,6 +88,12 @@ fn ordinary_page_views_pass() {
         "/redirect?next=https%3A%2F%2Fshop.example.com%2Faccount",
         "/api/v1/items?ids=1,2,3&fields=name,price",
         "/wiki/Robert%27);_DROP_TABLE_Students;--_(xkcd)",
+        // Routes named like commands are pages.
+        "/whoami",
+        "/api/whoami",
+        "/users/whoami?format=json",
+        "/api/ping",
+        "/tools/uname",
     ];
     for page in pages {
         if page.contains("DROP_TABLE") {

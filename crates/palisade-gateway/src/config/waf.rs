@@ -6,9 +6,9 @@
 //! [`Diagnostic`] with the file, line and column of the mistake, so `palisade check` and a
 //! refused reload say the same thing. The compiled result rides in [`WafConfig::compiled`].
 //!
-//! The managed detection (`paranoia`, `mode`, `[[waf.exclusion]]`) adds its keys to
-//! [`WafConfig`] beside these and shares `body_limit` (the same key and default as
-//! `palisade_waf::WafSettings`), so one body prefix serves both.
+//! The managed detection (`managed`, `paranoia`, `mode`, `[[waf.exclusion]]`) has its keys
+//! in [`WafConfig`] beside these and shares `body_limit`, so one body prefix serves both.
+//! [`compile`] builds its `palisade_waf::Engine` once per load, so a reload swaps it whole.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use palisade_expr::{LoadErrors, RuleSet, RuleTable, rules};
 use palisade_geo::{DatabaseKind, GeoSource};
 use palisade_policy::challenge::{ChallengeKey, MAX_DIFFICULTY};
 use palisade_policy::units::{ByteSize, HumanDuration};
+use palisade_waf::{Engine, Exclusion, Mode, Paranoia, WafSettings};
 use serde::Deserialize;
 
 use super::Diagnostic;
@@ -37,9 +38,20 @@ pub struct WafConfig {
     pub rules: Option<PathBuf>,
     /// `[[waf.rule]]`: rules written inline; they run after the file's.
     pub rule: Vec<RuleTable>,
-    /// How much of a request body is inspected: what rules reading body fields see (and,
-    /// once it is wired in, what managed detection reads). Default `64KB`.
+    /// How much of a request body is inspected: what rules reading body fields see and what
+    /// managed detection reads. Default `64KB`.
     pub body_limit: ByteSize,
+    /// `managed = false` turns the managed attack detection off. Default on.
+    pub managed: bool,
+    /// How certain managed detection must be to block: 1 (default, near-certain attacks
+    /// only) to 4.
+    pub paranoia: Paranoia,
+    /// `"enforce"` (default) blocks; `"log"` lets the request through and records that it
+    /// would have been blocked.
+    pub mode: Mode,
+    /// `[[waf.exclusion]]`: managed detectors switched off for a path prefix or argument.
+    #[serde(rename = "exclusion")]
+    pub exclusions: Vec<Exclusion>,
     /// A MaxMind-format country database for `ip.src.country`.
     pub geoip_country_db: Option<PathBuf>,
     /// A MaxMind-format ASN database for `ip.src.asnum`.
@@ -59,6 +71,10 @@ impl Default for WafConfig {
             rules: None,
             rule: Vec::new(),
             body_limit: ByteSize(64 * 1024),
+            managed: true,
+            paranoia: Paranoia::default(),
+            mode: Mode::Enforce,
+            exclusions: Vec::new(),
             geoip_country_db: None,
             geoip_asn_db: None,
             geoip_reload_interval: HumanDuration(Duration::from_secs(60)),
@@ -99,6 +115,10 @@ impl Default for ChallengeConfig {
 /// every problem found (none: the section is ready to use).
 pub fn compile(waf: &mut WafConfig, path: &Path, text: &str) -> Vec<Diagnostic> {
     let mut diagnostics = check_values(waf, path, text);
+    diagnostics.extend(check_exclusions(waf, path, text));
+    waf.compiled.engine = waf
+        .managed
+        .then(|| Arc::new(Engine::new(managed_settings(waf))));
     let base = path.parent().unwrap_or(Path::new(""));
     match load_rules(waf, base, path, text) {
         Ok(rules) => waf.compiled.rules = Arc::new(rules),
@@ -125,6 +145,16 @@ pub fn compile(waf: &mut WafConfig, path: &Path, text: &str) -> Vec<Diagnostic> 
         }
     }
     diagnostics
+}
+
+/// The managed detection's settings from the `[waf]` keys they share with the rules.
+fn managed_settings(waf: &WafConfig) -> WafSettings {
+    WafSettings {
+        paranoia: waf.paranoia,
+        mode: waf.mode,
+        body_limit: waf.body_limit,
+        exclusions: waf.exclusions.clone(),
+    }
 }
 
 fn key_of(kind: DatabaseKind) -> &'static str {
@@ -181,6 +211,47 @@ fn check_values(waf: &WafConfig, path: &Path, text: &str) -> Vec<Diagnostic> {
         }
     }
     diagnostics
+}
+
+/// Exclusion paths are matched against the decoded path, which always starts with `/`: a
+/// prefix without one would silently never match.
+fn check_exclusions(waf: &WafConfig, path: &Path, text: &str) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    for exclusion in &waf.exclusions {
+        if let Some(prefix) = exclusion.path_prefix.as_deref() {
+            if !prefix.starts_with('/') {
+                let at = locate_value(text, "path_prefix", prefix);
+                diagnostics.push(Diagnostic::at(
+                    path,
+                    text,
+                    at,
+                    format!(
+                        "waf.exclusion.path_prefix {prefix:?} must start with '/': it is \
+                         matched against the decoded request path"
+                    ),
+                ));
+            }
+        }
+    }
+    diagnostics
+}
+
+/// The line `key = "value"` (the first one holding that value), for settings written in
+/// repeated tables where [`super::validate::locate`] would find the first table's key.
+fn locate_value(text: &str, key: &str, value: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let is_key = trimmed
+            .split_once('=')
+            .is_some_and(|(k, v)| k.trim().trim_matches('"') == key && v.contains(value));
+        if is_key {
+            return Some(offset + indent..offset + line.trim_end().len());
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// The rules file's rules, then the inline ones, as one set.
@@ -402,5 +473,65 @@ mod tests {
         assert!(errors[0].contains("5 bytes long"), "{errors:?}");
         let (result, _) = load(toml, &[("key", &[b'k'; 40])]);
         assert!(result.expect("valid").waf.compiled.challenge_key.is_some());
+    }
+
+    #[test]
+    fn managed_detection_is_on_by_default_at_paranoia_one() {
+        let config = load("", &[]).0.expect("valid");
+        let engine = config.waf.compiled.engine.expect("managed detection on");
+        assert_eq!(engine.settings().paranoia.level(), 1);
+        assert_eq!(engine.settings().mode, palisade_waf::Mode::Enforce);
+        let config = load("[waf]\nmanaged = false\n", &[]).0.expect("valid");
+        assert!(config.waf.compiled.engine.is_none());
+    }
+
+    #[test]
+    fn managed_settings_reach_the_engine() {
+        let toml = "[waf]\nparanoia = 3\nmode = \"log\"\nbody_limit = \"8KB\"\n\
+                    [[waf.exclusion]]\ndetectors = [\"xss\"]\nargs = [\"html\"]\n";
+        let config = load(toml, &[]).0.expect("valid");
+        let engine = config.waf.compiled.engine.expect("managed detection on");
+        let settings = engine.settings();
+        assert_eq!(settings.paranoia.level(), 3);
+        assert_eq!(settings.mode, palisade_waf::Mode::Log);
+        assert_eq!(settings.body_limit.0, 8 * 1024);
+        assert_eq!(settings.exclusions.len(), 1);
+    }
+
+    #[test]
+    fn a_paranoia_level_out_of_range_is_refused_at_its_line() {
+        let errors = messages(load("[waf]\nparanoia = 5\n", &[]).0);
+        assert!(errors[0].contains("palisade.toml:2:"), "{errors:?}");
+        assert!(errors[0].contains("expected 1, 2, 3 or 4"), "{errors:?}");
+        let errors = messages(load("[waf]\nmode = \"block\"\n", &[]).0);
+        assert!(errors[0].contains("palisade.toml:2:"), "{errors:?}");
+    }
+
+    #[test]
+    fn bad_exclusions_are_refused_at_their_table() {
+        let toml = "[waf]\n\n[[waf.exclusion]]\ndetectors = [\"sqly\"]\nargs = [\"q\"]\n";
+        let errors = messages(load(toml, &[]).0);
+        assert!(errors[0].contains("palisade.toml:"), "{errors:?}");
+        assert!(
+            errors[0].contains("unknown waf detector \"sqly\""),
+            "{errors:?}"
+        );
+        let toml = "[[waf.exclusion]]\ndetectors = [\"sqli\"]\n";
+        let errors = messages(load(toml, &[]).0);
+        assert!(
+            errors[0].contains("needs path_prefix or args"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn an_exclusion_path_without_a_leading_slash_is_refused_on_its_line() {
+        let toml = "[[waf.exclusion]]\ndetectors = [\"sqli\"]\npath_prefix = \"/ok\"\n\
+                    [[waf.exclusion]]\ndetectors = [\"xss\"]\npath_prefix = \"cms\"\n";
+        let errors = messages(load(toml, &[]).0);
+        assert!(
+            errors[0].contains("palisade.toml:6:1: waf.exclusion.path_prefix \"cms\""),
+            "{errors:?}"
+        );
     }
 }

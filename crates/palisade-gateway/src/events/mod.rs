@@ -61,6 +61,8 @@ pub enum Event {
     },
     /// A WAF rule matched: its name, action, what was done and the deciding fields.
     WafRule(Box<crate::waf::report::RuleEvent>),
+    /// Managed detection blocked a request (or would have, in log mode).
+    WafManaged(Box<crate::waf::report::ManagedEvent>),
     /// An answer to the proof-of-work challenge was checked.
     Challenge(crate::waf::report::ChallengeEvent),
     /// A pipeline stage answered the request itself (blocked it).
@@ -183,6 +185,7 @@ impl Event {
         match self {
             Self::RateLimited { .. } => "rate_limit.exceeded",
             Self::WafRule(_) => "waf.rule",
+            Self::WafManaged(_) => "waf.managed",
             Self::Challenge(event) => event.name(),
             Self::RequestBlocked { .. } => "request.blocked",
             Self::RequestFailed { .. } => "request.failed",
@@ -219,6 +222,7 @@ impl Event {
                 out.num("rate_limit.retry_after", *retry_after_secs);
             }
             Self::WafRule(event) => event.write_fields(out),
+            Self::WafManaged(event) => event.write_fields(out),
             Self::Challenge(event) => event.write_fields(out),
             Self::RequestBlocked {
                 request,

@@ -65,6 +65,11 @@ pub struct RequestContext {
     pub id: String,
     /// The socket peer.
     pub peer: SocketAddr,
+    /// The address the connection arrived on, when known.
+    pub local_addr: Option<IpAddr>,
+    /// The managed-detection verdict, once computed (by a rule reading `waf.score*`):
+    /// the managed stage uses it rather than inspecting the request again.
+    pub managed_verdict: Option<Box<palisade_waf::Verdict>>,
     /// The client address (the peer until the client-IP stage resolves it).
     pub client_ip: IpAddr,
     /// Whether the peer is a trusted proxy.
@@ -106,6 +111,8 @@ impl RequestContext {
         Self {
             id: format!("{:08x}{seq:08x}", process_id()),
             peer,
+            local_addr: None,
+            managed_verdict: None,
             client_ip: crate::client_ip::canonical(peer.ip()),
             peer_trusted: false,
             tls,

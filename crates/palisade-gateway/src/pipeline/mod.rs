@@ -89,8 +89,14 @@ impl Pipeline {
         pipeline.request(stages::identity::IdentityStage::new(services));
         // 4. WAF rules: after the client IP, geo and identity they read, before rate limits
         //    (a blocked attack spends no quota); reads a bounded body prefix only when a rule
-        //    needs it. Managed detection (attack scores) slots in beside it.
+        //    needs it.
         if let Some(stage) = stages::waf::Waf::new(config, services) {
+            pipeline.request(stage);
+        }
+        // 4b. Managed attack detection: after the rules, so a rule can skip it (`skip:
+        //     [managed]`) or answer first, and its verdict, if a rule read a `waf.score*`
+        //     field, is reused rather than computed again.
+        if let Some(stage) = stages::managed::ManagedDetection::new(config, services) {
             pipeline.request(stage);
         }
         // 5. Rate limits: after identity (per-user keys) and after the WAF (blocked attacks

@@ -1,16 +1,20 @@
 //! The field values rules see for one request: the standard fields from the request head
 //! (and body prefix, when a rule reads the body), geo data looked up on first use, the
-//! identity from `ctx.identity`, and the managed-detection scores.
+//! identity from `ctx.identity`, and the managed-detection scores (inspected on first use,
+//! once per request, and handed on to the managed stage).
 
 use palisade_expr::request::{Body, RequestFields, RequestInfo};
 use palisade_expr::{FieldDef, FieldProvider, KeyLookup, RuleSet, StandardField, Value};
 
+use palisade_waf::AttackClass;
+
 use crate::error::GatewayError;
 use crate::pipeline::{GatewayRequest, RequestContext};
 use crate::waf::GeoDatabases;
+use crate::waf::managed::LazyVerdict;
 
-/// The score every managed-detection field reads until the detector is wired in: 99 is
-/// "clean" on the 1 (attack) to 99 (clean) scale.
+/// What every `waf.score*` field reads when managed detection is off (`[waf] managed =
+/// false`): 99 is "clean" on the 1 (attack) to 99 (clean) scale.
 pub const CLEAN_SCORE: i64 = 99;
 
 /// Fields for one request. Geo lookups are made only if a rule reads a geo field, and at
@@ -19,12 +23,36 @@ pub const CLEAN_SCORE: i64 = 99;
 pub struct GatewayFields<'a> {
     request: &'a RequestInfo,
     geo: &'a GeoDatabases,
+    managed: Option<&'a LazyVerdict<'a>>,
 }
 
 impl<'a> GatewayFields<'a> {
-    /// Fields of `request`, with geo data from `geo`.
+    /// Fields of `request`, with geo data from `geo`; scores read clean.
     pub fn new(request: &'a RequestInfo, geo: &'a GeoDatabases) -> Self {
-        Self { request, geo }
+        Self {
+            request,
+            geo,
+            managed: None,
+        }
+    }
+
+    /// The same, with the scores from `managed` (inspected when a rule first reads one).
+    pub fn with_scores(mut self, managed: &'a LazyVerdict<'a>) -> Self {
+        self.managed = Some(managed);
+        self
+    }
+
+    /// `waf.score` (the most certain class) or `waf.score.<class>`.
+    fn score(&self, name: &str) -> i64 {
+        let Some(managed) = self.managed else {
+            return CLEAN_SCORE;
+        };
+        let scores = managed.scores();
+        let score = match name.strip_prefix("waf.score.") {
+            Some(class) => AttackClass::from_name(class).map(|c| scores.class(c)),
+            None => Some(scores.overall()),
+        };
+        score.map_or(CLEAN_SCORE, i64::from)
     }
 }
 
@@ -37,9 +65,9 @@ impl FieldProvider for GatewayFields<'_> {
             )),
             Some(StandardField::Asnum) => Some(Value::Int(self.geo.asn(ip).map_or(0, i64::from))),
             Some(_) => RequestFields::new(self.request).value(field),
-            // TODO: supply the managed-detection scores from palisade-waf; until then every
-            // `waf.score*` field reads 99 (clean), so rules on scores never match an attack.
-            None if field.name().starts_with("waf.score") => Some(Value::Int(CLEAN_SCORE)),
+            None if field.name().starts_with("waf.score") => {
+                Some(Value::Int(self.score(field.name())))
+            }
             None => None,
         }
     }
@@ -220,17 +248,50 @@ mod tests {
     }
 
     #[test]
-    fn score_fields_read_clean_until_managed_detection_supplies_them() {
+    fn score_fields_read_clean_when_managed_detection_is_off() {
         let info = request_info(&head("/", http::Version::HTTP_11), &ctx(), None, true);
         for name in crate::waf::SCORE_FIELDS {
             assert_eq!(field(&info, name), Some(Value::Int(CLEAN_SCORE)), "{name}");
         }
-        let rules =
-            "rules:\n  - name: S\n    expression: waf.score.sqli lt 20\n    action: block\n";
+    }
+
+    #[test]
+    fn score_fields_come_from_one_inspection_shared_by_every_rule() {
+        let rules = "rules:\n  - name: S\n    expression: waf.score.sqli lt 20\n    \
+                     action: block\n  - name: X\n    expression: waf.score.xss lt 20\n    \
+                     action: log\n  - name: All\n    expression: waf.score lt 20\n    \
+                     action: log\n";
         let set = RuleSet::from_yaml("waf.yaml", rules, crate::waf::scheme()).expect("loads");
         let geo = GeoDatabases::default();
-        let outcome = set.evaluate(&GatewayFields::new(&info, &geo));
-        assert!(outcome.matches.is_empty());
+        let engine = palisade_waf::Engine::new(palisade_waf::WafSettings::default());
+        let evaluate = |uri: &str| {
+            let mut head = head(uri, http::Version::HTTP_11);
+            let host = http::HeaderValue::from_static("shop.example");
+            head.headers.insert(http::header::HOST, host);
+            let info = request_info(&head, &ctx(), None, true);
+            let lazy = LazyVerdict::new(crate::waf::managed::Inspection {
+                engine: &engine,
+                head: &head,
+                body: b"",
+                body_truncated: false,
+                local_addr: None,
+            });
+            let fields = GatewayFields::new(&info, &geo).with_scores(&lazy);
+            let names: Vec<String> = set
+                .evaluate(&fields)
+                .matches
+                .iter()
+                .map(|m| m.rule.name.clone())
+                .collect();
+            (names, lazy.into_verdict().is_some())
+        };
+        let (names, inspected) = evaluate("/s?q=1%27%20or%20%271%27%3D%271");
+        assert_eq!(names, ["S"]);
+        assert!(inspected);
+        let (names, _) = evaluate("/s?q=%3Cscript%3Ealert(1)%3C/script%3E");
+        assert_eq!(names, ["X", "All"]);
+        let (names, _) = evaluate("/s?q=shoes");
+        assert!(names.is_empty());
     }
 
     #[test]

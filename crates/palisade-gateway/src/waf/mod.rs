@@ -9,12 +9,14 @@
 pub mod challenge;
 pub mod fields;
 pub mod geo;
+pub mod managed;
 pub mod report;
 
 use std::sync::{Arc, OnceLock};
 
 use palisade_expr::{Phase, RuleSet, Scheme, Type};
 use palisade_policy::challenge::ChallengeKey;
+use palisade_waf::{Engine, WafSettings};
 
 pub use geo::GeoDatabases;
 
@@ -57,6 +59,8 @@ pub struct CompiledWaf {
     pub geo: GeoDatabases,
     /// The configured challenge secret; `None` means the process's random one.
     pub challenge_key: Option<ChallengeKey>,
+    /// The managed detection, built once per load; `None` when `managed = false`.
+    pub engine: Option<Arc<Engine>>,
 }
 
 impl Default for CompiledWaf {
@@ -65,6 +69,7 @@ impl Default for CompiledWaf {
             rules: Arc::new(RuleSet::empty(scheme())),
             geo: GeoDatabases::default(),
             challenge_key: None,
+            engine: Some(Arc::new(Engine::new(WafSettings::default()))),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! logged: a rule on `http.cookie` records that the cookie decided, not what it was.
 
 use palisade_expr::Decided;
+use palisade_waf::{Finding, Scores};
 
 use crate::events::{JsonObject, RequestInfo};
 
@@ -54,6 +55,69 @@ impl RuleEvent {
         }
         if let Some(clearance) = self.clearance {
             out.str("challenge.clearance", clearance);
+        }
+    }
+}
+
+/// Managed detection blocked a request, or would have in `mode = "log"` (event
+/// `waf.managed`): the deciding finding, every class score and whether inspection was
+/// complete.
+#[derive(Debug, Clone)]
+pub struct ManagedEvent {
+    /// The request.
+    pub request: RequestInfo,
+    /// `blocked`, or `logged` when log mode let the request through.
+    pub outcome: &'static str,
+    /// The deciding finding (the most certain one).
+    pub finding: Finding,
+    /// Every class score (1 = certain attack, 99 = clean).
+    pub scores: Scores,
+    /// The score at or below which the paranoia level blocks.
+    pub threshold: u8,
+    /// The paranoia level in force.
+    pub paranoia: u8,
+    /// Why inspection stopped early (`body_truncated`, `too_many_inputs`, ...); empty
+    /// when the whole request was inspected.
+    pub incomplete: Vec<&'static str>,
+    /// How many findings there were (the event shows the first).
+    pub findings: usize,
+    /// The status sent, when palisade answered.
+    pub status: Option<u16>,
+}
+
+impl ManagedEvent {
+    /// The event's fields, after `event` and before the end of the object.
+    pub fn write_fields(&self, out: &mut JsonObject<'_>) {
+        self.request.write_fields(out);
+        let finding = &self.finding;
+        let location = finding.location.to_string();
+        out.str("waf.outcome", self.outcome);
+        out.str("waf.class", finding.class.name());
+        out.str("waf.detector", finding.detector.name());
+        out.str("waf.reason", finding.reason);
+        // A fragment from a cookie or an input named like a credential may be one.
+        let matched = if is_sensitive(&location) {
+            REDACTED
+        } else {
+            finding.matched.as_str()
+        };
+        out.str("waf.location", &location);
+        out.str("waf.matched", matched);
+        out.bool("waf.hidden", finding.hidden);
+        out.num("waf.score", u64::from(finding.score));
+        for (class, score) in self.scores.iter() {
+            out.num(&format!("waf.score.{class}"), u64::from(score));
+        }
+        out.num("waf.threshold", u64::from(self.threshold));
+        out.num("waf.paranoia", u64::from(self.paranoia));
+        out.num("waf.findings", self.findings as u64);
+        out.bool("waf.incomplete", !self.incomplete.is_empty());
+        if !self.incomplete.is_empty() {
+            let reasons: Vec<String> = self.incomplete.iter().map(|r| r.to_string()).collect();
+            out.strs("waf.incomplete_reasons", &reasons);
+        }
+        if let Some(status) = self.status {
+            out.num("http.status", u64::from(status));
         }
     }
 }

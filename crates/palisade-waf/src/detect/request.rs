@@ -287,29 +287,53 @@ fn multipart_charsets(req: &Request<'_>, out: &mut Vec<RequestHit>) {
     }
 }
 
+/// A `Host` that is a public IP address: scanners sweep address ranges and name the
+/// address, browsers name the site. A loopback address or the address the connection came
+/// in on is a local client or a health check reaching the gateway directly, so it is
+/// ignored; any other address counts from paranoia 2, since internal tools and IoT clients
+/// also connect by address.
+fn host_is_address(req: &Request<'_>, host: &[u8], out: &mut Vec<RequestHit>) {
+    let text = String::from_utf8_lossy(host);
+    let trimmed = text.trim();
+    let name = match trimmed.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`.
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(bracketed),
+        // `v4:port`; a bare v6 address has more than one colon and no port.
+        None if trimmed.matches(':').count() == 1 => trimmed.split(':').next().unwrap_or(""),
+        None => trimmed,
+    };
+    let Ok(ip) = name.parse::<std::net::IpAddr>() else {
+        return;
+    };
+    let ip = unmapped(ip);
+    if ip.is_loopback() || Some(ip) == req.local_addr.map(unmapped) {
+        return;
+    }
+    push(
+        out,
+        DetectorKind::Protocol,
+        30,
+        "host is an ip address",
+        Source::Header,
+        "host",
+        host,
+    );
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) as the IPv4 address it is.
+fn unmapped(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
     version(req, out);
     if let Some(host) = req.header("host") {
-        let host = String::from_utf8_lossy(host);
-        let name = host.trim().trim_start_matches('[');
-        let name = name.split(']').next().unwrap_or(name);
-        let name = if name.contains(':') && !host.contains('[') {
-            name.split(':').next().unwrap_or(name)
-        } else {
-            name
-        };
-        let ip = name.parse::<std::net::IpAddr>().is_ok();
-        if ip {
-            push(
-                out,
-                DetectorKind::Protocol,
-                20,
-                "host is an ip address",
-                Source::Header,
-                "host",
-                host.as_bytes(),
-            );
-        }
+        host_is_address(req, host, out);
     }
     for h in req.headers {
         let name = String::from_utf8_lossy(h.name).to_ascii_lowercase();
@@ -584,4 +608,48 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         "query",
         req.raw_query(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Header;
+
+    /// The score of the `Host` finding for `host`, arriving on `local`.
+    fn host_score(host: &str, local: Option<&str>) -> Option<u8> {
+        let headers = [Header::new(b"Host", host.as_bytes())];
+        let req = Request {
+            method: b"GET",
+            target: b"/",
+            version: b"HTTP/1.1",
+            headers: &headers,
+            local_addr: local.map(|a| a.parse().expect("address")),
+            ..Request::default()
+        };
+        check(&req)
+            .iter()
+            .find(|hit| hit.hit.reason == "host is an ip address")
+            .map(|hit| hit.hit.score)
+    }
+
+    #[test]
+    fn a_loopback_host_is_not_suspicious() {
+        assert_eq!(host_score("127.0.0.1:8080", None), None);
+        assert_eq!(host_score("[::1]:8080", None), None);
+        assert_eq!(host_score("localhost", None), None);
+    }
+
+    #[test]
+    fn the_address_the_connection_came_in_on_is_not_suspicious() {
+        assert_eq!(host_score("10.1.2.3:8080", Some("10.1.2.3")), None);
+        assert_eq!(host_score("10.1.2.3", Some("::ffff:10.1.2.3")), None);
+    }
+
+    #[test]
+    fn another_address_as_host_counts_only_from_paranoia_two() {
+        let score = host_score("203.0.113.9", Some("10.1.2.3")).expect("a finding");
+        assert!(score > 20 && score <= 35, "{score}");
+        assert!(host_score("[2001:db8::1]:443", None).is_some());
+        assert_eq!(host_score("shop.example", None), None);
+    }
 }

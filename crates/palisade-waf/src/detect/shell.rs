@@ -676,6 +676,16 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
     {
         return None;
     }
+    // A route named like a command (`/whoami`, `/api/ping`) is a page: in the path, a command
+    // at the start counts only with arguments, shell syntax or an evasion.
+    if source == Source::Path
+        && cmd.position == Position::Start
+        && cmd.args.is_empty()
+        && !shell_args
+        && !cmd.evasion
+    {
+        return None;
+    }
     let mut score = match cmd.position {
         Position::Substitution => {
             if common && !shell_args && cmd.args.is_empty() {

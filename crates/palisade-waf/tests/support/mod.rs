@@ -119,6 +119,7 @@ impl<'a> RequestView<'a> {
             headers: &self.headers,
             body: &self.raw.body,
             body_truncated: false,
+            local_addr: None,
         }
     }
 }

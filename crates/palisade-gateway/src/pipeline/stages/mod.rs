@@ -4,6 +4,7 @@ pub mod client_ip;
 pub mod conformance;
 pub mod csrf;
 pub mod identity;
+pub mod managed;
 pub mod rate_limit;
 pub mod security_headers;
 pub mod session_cookies;

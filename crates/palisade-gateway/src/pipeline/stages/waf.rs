@@ -1,8 +1,10 @@
 //! Stage 4: the custom WAF rules of `[waf]`, in file order, and the challenge endpoint.
 //!
 //! Per request the stage computes only the fields some rule reads (the body prefix, up to
-//! `body_limit`, only when a rule reads a body field; geo data only when a rule
-//! reads a geo field), evaluates the rule set and applies the verdict:
+//! `body_limit`, only when a rule reads a body field or a score; geo data only when a rule
+//! reads a geo field; the managed-detection scores only when a rule reads one, and then
+//! the verdict is handed to the managed stage), evaluates the rule set and applies the
+//! verdict:
 //!
 //! - `block`: `403` (or the rule's status) with a short body naming the rule;
 //! - `challenge`: the proof-of-work interstitial (JSON 403 for JSON clients), unless the
@@ -23,6 +25,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use palisade_expr::{Action, FieldSet, LimitKey, Outcome, Rule, RuleSet, Scheme, Verdict};
 use palisade_policy::ratelimit::{Algorithm, Quota, RateLimitStore};
+use palisade_waf::Engine;
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
@@ -38,13 +41,16 @@ use crate::pipeline::{
 use crate::services::Services;
 use crate::waf::challenge::{CHALLENGE_PATH, Challenge, NotCleared};
 use crate::waf::fields::{GatewayFields, inspect_body, reads_headers, request_info};
+use crate::waf::managed::{Inspection, LazyVerdict, reads_body};
 use crate::waf::report::{ChallengeEvent, RuleEvent, redacted};
-use crate::waf::{GeoDatabases, skip_phase};
+use crate::waf::{GeoDatabases, SCORE_FIELDS, skip_phase};
 
 /// The WAF rules stage.
 #[derive(Debug)]
 pub struct Waf {
     rules: Arc<RuleSet>,
+    /// The managed detection, when some rule reads a `waf.score*` field.
+    engine: Option<Arc<Engine>>,
     geo: GeoDatabases,
     body_limit: usize,
     needs_body: bool,
@@ -102,7 +108,14 @@ impl Waf {
             )
         });
         waf.compiled.geo.watch(waf.geoip_reload_interval.0);
+        let engine = waf
+            .compiled
+            .engine
+            .as_ref()
+            .filter(|_| reads_scores(&rules))
+            .map(Arc::clone);
         Some(Self {
+            engine,
             needs_body: rules.needs_body(),
             needs_headers: reads_headers(&rules),
             rules,
@@ -113,6 +126,14 @@ impl Waf {
             metrics: Arc::clone(&services.metrics),
         })
     }
+}
+
+/// Whether some rule reads a managed-detection score.
+fn reads_scores(rules: &RuleSet) -> bool {
+    let scheme: &Scheme = rules.scheme();
+    SCORE_FIELDS
+        .iter()
+        .any(|name| rules.fields().contains_name(scheme, name))
 }
 
 fn has_challenge(rules: &RuleSet) -> bool {
@@ -159,12 +180,15 @@ impl RequestStage for Waf {
                 return self.answer(challenge, request, ctx).await;
             }
         }
-        let body = if self.needs_body {
+        // Scores inspect the body too, when it is of a kind managed detection reads.
+        let managed_body = self.engine.is_some() && reads_body(&request.head);
+        let body = if self.needs_body || managed_body {
             Some(inspect_body(request, self.body_limit).await?)
         } else {
             None
         };
-        let (outcome, clearance) = self.evaluate(&request.head, ctx, body);
+        let (outcome, clearance, verdict) = self.evaluate(&request.head, ctx, body, managed_body);
+        ctx.managed_verdict = verdict.map(Box::new);
         for phase in &outcome.skipped_phases {
             skip_phase(ctx, *phase);
         }
@@ -179,24 +203,44 @@ impl RequestStage for Waf {
 
 impl Waf {
     /// Evaluates the rules; a challenged client holding clearance is evaluated again past
-    /// the challenge rules (fields already computed are reused).
+    /// the challenge rules (fields already computed are reused). Returns the managed
+    /// verdict too when a rule read a score (so the request is inspected once).
     fn evaluate(
         &self,
         head: &http::request::Parts,
         ctx: &RequestContext,
         body: Option<palisade_expr::request::Body>,
-    ) -> (Outcome<'_>, Clearance) {
+        managed_body: bool,
+    ) -> (Outcome<'_>, Clearance, Option<palisade_waf::Verdict>) {
         let info = request_info(head, ctx, body, self.needs_headers);
-        let fields = GatewayFields::new(&info, &self.geo);
-        let cx = self.rules.context(&fields);
-        let outcome = self.rules.evaluate_in(&cx);
-        let (Verdict::Challenge(_), Some(challenge)) = (&outcome.verdict, &self.challenge) else {
-            return (outcome, Clearance::NotAsked);
-        };
-        match challenge.check_clearance(&head.headers, ctx) {
-            Ok(()) => (self.rules.evaluate_cleared_in(&cx), Clearance::Held),
-            Err(why) => (outcome, Clearance::Lacking(why)),
+        let scanned = info.body.as_ref().filter(|_| managed_body);
+        let lazy = self.engine.as_deref().map(|engine| {
+            LazyVerdict::new(Inspection {
+                engine,
+                head,
+                body: scanned.map_or(&[][..], |b| &b.prefix),
+                body_truncated: scanned.is_some_and(|b| b.truncated),
+                local_addr: ctx.local_addr,
+            })
+        });
+        let mut fields = GatewayFields::new(&info, &self.geo);
+        if let Some(lazy) = &lazy {
+            fields = fields.with_scores(lazy);
         }
+        let cx = self.rules.context(&fields);
+        let mut outcome = self.rules.evaluate_in(&cx);
+        let mut clearance = Clearance::NotAsked;
+        if let (Verdict::Challenge(_), Some(challenge)) = (&outcome.verdict, &self.challenge) {
+            match challenge.check_clearance(&head.headers, ctx) {
+                Ok(()) => {
+                    outcome = self.rules.evaluate_cleared_in(&cx);
+                    clearance = Clearance::Held;
+                }
+                Err(why) => clearance = Clearance::Lacking(why),
+            }
+        }
+        drop(cx);
+        (outcome, clearance, lazy.and_then(LazyVerdict::into_verdict))
     }
 
     /// Records every match but rate limits (those are recorded when counted), and returns

@@ -1,0 +1,208 @@
+//! Managed attack detection in the gateway: the request as `palisade_waf` sees it, the
+//! verdict computed at most once per request (by the first rule reading a `waf.score*`
+//! field, or by the managed stage), and the event a block or a log-mode match publishes.
+//!
+//! The engine gets the head as received (raw path and query, every header), the address
+//! the connection arrived on, and the body prefix up to `[waf] body_limit` when the body is
+//! of a kind it reads as text (forms, multipart, JSON, XML, text, or undeclared). Bodies
+//! declared as media, archives or opaque bytes are not read here: their content is the
+//! upload checks' business, and reading them as text only produces noise.
+
+use std::cell::OnceCell;
+use std::net::IpAddr;
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use palisade_waf::{Engine, Header, Request, Scores, Verdict};
+
+use crate::error::GatewayError;
+use crate::pipeline::GatewayRequest;
+
+/// What the engine inspects of one request, borrowed from the pipeline's request.
+#[derive(Debug, Clone, Copy)]
+pub struct Inspection<'a> {
+    /// The engine of the configuration in force.
+    pub engine: &'a Engine,
+    /// The request head.
+    pub head: &'a http::request::Parts,
+    /// The body prefix to inspect (empty when the body is not read).
+    pub body: &'a [u8],
+    /// Whether the body goes on past `body`.
+    pub body_truncated: bool,
+    /// The address the connection arrived on.
+    pub local_addr: Option<IpAddr>,
+}
+
+impl Inspection<'_> {
+    /// Runs every detector once.
+    pub fn run(&self) -> Verdict {
+        let headers: Vec<Header<'_>> = self
+            .head
+            .headers
+            .iter()
+            .map(|(name, value)| Header::new(name.as_str().as_bytes(), value.as_bytes()))
+            .collect();
+        let target = self
+            .head
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .as_bytes();
+        self.engine.inspect(&Request {
+            method: self.head.method.as_str().as_bytes(),
+            target,
+            version: version_token(self.head.version),
+            headers: &headers,
+            body: self.body,
+            body_truncated: self.body_truncated,
+            local_addr: self.local_addr,
+        })
+    }
+}
+
+/// The version as the engine expects it: the HTTP/1 token, empty for HTTP/2 and later
+/// (their framing has no version line to abuse).
+fn version_token(version: http::Version) -> &'static [u8] {
+    match version {
+        http::Version::HTTP_09 => b"HTTP/0.9",
+        http::Version::HTTP_10 => b"HTTP/1.0",
+        http::Version::HTTP_11 => b"HTTP/1.1",
+        _ => b"",
+    }
+}
+
+/// A verdict computed on first use: rules that read `waf.score*` fields ask for it during
+/// evaluation; the managed stage takes it afterwards instead of inspecting again.
+#[derive(Debug)]
+pub struct LazyVerdict<'a> {
+    inspection: Inspection<'a>,
+    verdict: OnceCell<Verdict>,
+}
+
+impl<'a> LazyVerdict<'a> {
+    /// A verdict that `inspection` computes when first asked for.
+    pub fn new(inspection: Inspection<'a>) -> Self {
+        Self {
+            inspection,
+            verdict: OnceCell::new(),
+        }
+    }
+
+    /// The scores, inspecting the request now if no one asked before.
+    pub fn scores(&self) -> &Scores {
+        &self.verdict.get_or_init(|| self.inspection.run()).scores
+    }
+
+    /// The verdict, if it was computed.
+    pub fn into_verdict(self) -> Option<Verdict> {
+        self.verdict.into_inner()
+    }
+}
+
+/// Whether the request declares a body the engine should read: one is announced
+/// (`Content-Length` above zero or `Transfer-Encoding`) and its type is not opaque media.
+pub fn reads_body(head: &http::request::Parts) -> bool {
+    let declared = head
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let announced = declared.is_some_and(|n| n > 0) || head.headers.contains_key(TRANSFER_ENCODING);
+    announced && !opaque_type(head.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()))
+}
+
+/// Media, archives and raw bytes: inspected by the upload checks, never as text.
+fn opaque_type(content_type: Option<&[u8]>) -> bool {
+    let Some(value) = content_type else {
+        return false;
+    };
+    let lower = value.to_ascii_lowercase();
+    let mime = lower
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    const PREFIXES: [&[u8]; 4] = [b"image/", b"audio/", b"video/", b"font/"];
+    const TYPES: [&[u8]; 6] = [
+        b"application/octet-stream",
+        b"application/pdf",
+        b"application/zip",
+        b"application/gzip",
+        b"application/x-tar",
+        b"application/x-7z-compressed",
+    ];
+    PREFIXES.iter().any(|p| mime.starts_with(p)) || TYPES.contains(&mime)
+}
+
+/// Reads up to `cap` bytes of the body into the request's prefix (the rest keeps streaming
+/// to the upstream later) and says whether the body goes on past them. Afterwards the
+/// inspected bytes are `&request.body.buffered()[..len]`, `len` being the first value.
+pub async fn read_body(
+    request: &mut GatewayRequest,
+    cap: usize,
+) -> Result<(usize, bool), GatewayError> {
+    let declared: Option<u64> = request
+        .head
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let seen = request.body.prefix(cap).await?.len();
+    let truncated = match declared {
+        Some(declared) => declared > cap as u64,
+        None => seen > cap || !request.body.is_fully_buffered(),
+    };
+    Ok((seen.min(cap), truncated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut builder = http::Request::builder().method("POST").uri("/upload");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn text_bodies_are_read_and_media_bodies_are_not() {
+        let form = [
+            ("content-length", "10"),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        assert!(reads_body(&head(&form)));
+        assert!(reads_body(&head(&[("transfer-encoding", "chunked")])));
+        assert!(reads_body(&head(&[("content-length", "3")])));
+        let png = [("content-length", "10"), ("content-type", "image/png")];
+        assert!(!reads_body(&head(&png)));
+        let bytes = [
+            ("content-length", "10"),
+            ("content-type", "Application/Octet-Stream; x=1"),
+        ];
+        assert!(!reads_body(&head(&bytes)));
+        assert!(!reads_body(&head(&[("content-length", "0")])));
+        assert!(!reads_body(&head(&[])));
+    }
+
+    #[test]
+    fn the_verdict_is_computed_once_and_handed_on() {
+        let engine = Engine::new(palisade_waf::WafSettings::default());
+        let head = http::Request::get("/s?q=1%27%20or%20%271%27%3D%271")
+            .body(())
+            .expect("request")
+            .into_parts()
+            .0;
+        let lazy = LazyVerdict::new(Inspection {
+            engine: &engine,
+            head: &head,
+            body: b"",
+            body_truncated: false,
+            local_addr: None,
+        });
+        assert!(lazy.scores().overall() <= 20);
+        let verdict = lazy.into_verdict().expect("computed on first use");
+        assert_eq!(verdict.action, palisade_waf::Action::Block);
+    }
+}
