@@ -187,6 +187,8 @@ pub async fn run(
 ) {
     let routes = Arc::new(routes);
     let token = Arc::new(token);
+    // TODO: a cap on admin connections and a header read timeout; a caller that reaches the
+    // listener can hold any number of idle connections for 60 s each, using up descriptors.
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -270,8 +272,9 @@ fn names_loopback(request: &Request<hyper::body::Incoming>) -> bool {
     host.is_some_and(is_loopback_host)
 }
 
-/// `127.0.0.1`, `[::1]` or `localhost` (any case, an optional trailing dot), with an
-/// optional port.
+/// A loopback address literal (`127.0.0.1`, any of 127.0.0.0/8, `[::1]`) or `localhost`
+/// (any case, an optional trailing dot), with an optional port. A page cannot be served
+/// from an address literal it does not control, so only names are a rebinding risk.
 fn is_loopback_host(host: &str) -> bool {
     let host = host.trim();
     let name = match host.strip_prefix('[') {
@@ -289,8 +292,11 @@ fn is_loopback_host(host: &str) -> bool {
             None => host,
         },
     };
+    let is_loopback_ip = name
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback());
     let name = name.strip_suffix('.').unwrap_or(name);
-    name == "127.0.0.1" || name.eq_ignore_ascii_case("localhost")
+    is_loopback_ip || name.eq_ignore_ascii_case("localhost")
 }
 
 fn is_port(text: &str) -> bool {
@@ -382,6 +388,7 @@ mod tests {
             "localhost.:9090",
             "[::1]",
             "[::1]:9090",
+            "127.0.0.2:9091",
         ] {
             assert!(is_loopback_host(host), "{host}");
         }
@@ -395,6 +402,8 @@ mod tests {
             "[::1]9090",
             "127.0.0.1:x",
             "127.0.0.1:9090:1",
+            "127.0.0.1.",
+            "127.1",
             "",
         ] {
             assert!(!is_loopback_host(host), "{host}");

@@ -105,6 +105,9 @@ pub struct GuardedIo<T> {
     timeouts: ConnTimeouts,
     last_read: Instant,
     head_started: Option<Instant>,
+    /// HTTP/2 (by ALPN or prior knowledge): frames that are not requests (PING, SETTINGS,
+    /// WINDOW_UPDATE) do not keep the connection alive.
+    http2: bool,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Instant,
 }
@@ -119,6 +122,7 @@ impl<T> GuardedIo<T> {
     ) -> Self {
         let now = Instant::now();
         let deadline = now + timeouts.header_read;
+        let http2 = tracker.is_none();
         Self {
             inner,
             tracker,
@@ -126,6 +130,7 @@ impl<T> GuardedIo<T> {
             timeouts,
             last_read: now,
             head_started: None,
+            http2,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             timer_deadline: deadline,
         }
@@ -141,6 +146,7 @@ impl<T> GuardedIo<T> {
         if let Some(finding) = tracker.feed(bytes) {
             self.shared.record(finding);
         }
+        self.http2 |= tracker.is_http2();
         self.head_started = match (tracker.head_in_progress(), self.head_started) {
             (true, None) => Some(now),
             (true, started) => started,
@@ -159,6 +165,14 @@ impl<T> GuardedIo<T> {
         }
         if self.shared.in_flight.load(Ordering::Acquire) > 0 {
             return None;
+        }
+        if self.http2 {
+            // Only finished requests count as activity: a client sending a PING every few
+            // seconds must not hold an idle HTTP/2 connection for ever.
+            return Some(match self.shared.last_done() {
+                Some(done) => done + self.timeouts.idle,
+                None => self.shared.epoch + self.timeouts.header_read,
+            });
         }
         Some(match self.shared.last_done() {
             Some(done) => done.max(self.last_read) + self.timeouts.idle,
@@ -266,6 +280,69 @@ mod tests {
         assert!(n > 0);
         let err = io.read(&mut buf).await.expect_err("times out");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    /// Regression: on HTTP/2, any frame (a PING) used to refresh the idle timer, so a client
+    /// pinging every few seconds held a connection with no request for ever.
+    #[tokio::test(start_paused = true)]
+    async fn http2_frames_that_are_not_requests_do_not_keep_a_connection_alive() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = GuardedIo::new(server, None, ConnShared::new(), timeouts());
+        let mut buf = [0u8; 64];
+        let reading = async {
+            loop {
+                match io.read(&mut buf).await {
+                    Ok(0) => return None,
+                    Ok(_) => continue,
+                    Err(err) => return Some(err.kind()),
+                }
+            }
+        };
+        let pinging = async {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+                if client.write_all(&ping).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            kind = reading => kind,
+            () = pinging => None,
+        };
+        assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
+    }
+
+    /// Regression: empty lines before a request line used to refresh the wait for the
+    /// first request, so `\r\n` every few seconds held a connection for ever.
+    #[tokio::test(start_paused = true)]
+    async fn empty_lines_sent_forever_time_out_like_a_slow_head() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = guarded(server);
+        let mut buf = [0u8; 64];
+        let reading = async {
+            loop {
+                match io.read(&mut buf).await {
+                    Ok(0) => return None,
+                    Ok(_) => continue,
+                    Err(err) => return Some(err.kind()),
+                }
+            }
+        };
+        let trickling = async {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if client.write_all(b"\r\n").await.is_err() {
+                    break;
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            kind = reading => kind,
+            () = trickling => None,
+        };
+        assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
     }
 
     #[tokio::test(start_paused = true)]

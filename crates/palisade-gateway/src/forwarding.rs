@@ -51,7 +51,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Whether the request asks to switch protocols (a WebSocket handshake, RFC 9110 §7.8).
+/// Whether the request asks to switch to WebSocket (RFC 9110 §7.8, RFC 6455 §4.1), the
+/// one upgrade palisade passes through.
+///
+/// Any other `Upgrade` is dropped like the hop-by-hop field it is, and the request goes
+/// upstream as plain HTTP. After a switch palisade only copies bytes, so an upstream that
+/// accepted `Upgrade: h2c` would hand the client an HTTP/2 connection of its own, whose
+/// requests no stage would ever see (h2c smuggling).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
@@ -59,7 +65,15 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    connection_upgrade && headers.contains_key(header::UPGRADE)
+    let mut protocols = headers.get_all(header::UPGRADE).iter();
+    let websocket = match (protocols.next(), protocols.next()) {
+        (Some(only), None) => only
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"websocket"),
+        _ => false,
+    };
+    connection_upgrade && websocket
 }
 
 /// Sets `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for the upstream.
@@ -93,7 +107,12 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, ctx: &RequestContext, hos
     }
 
     let mut element = format!("for={};proto={proto}", forwarded_node(peer));
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
+    // A quote or backslash would end or escape the quoted-string (RFC 9110 §5.6.4).
+    let quotable = |h: &&str| {
+        h.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
+    };
+    if let Some(host) = host.filter(quotable) {
         element.push_str(&format!(";host=\"{host}\""));
     }
     let prior = ctx
@@ -128,6 +147,63 @@ fn insert_text(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         headers.insert(name, value);
     }
+}
+
+/// Headers that tell an application which path to serve instead of the request line's
+/// (IIS URL Rewrite, some PHP frameworks). Palisade judged the request line's path (rules,
+/// limits, CSRF exemptions, upload rules), so the upstream must not serve another one.
+const PATH_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
+
+/// Headers that tell an application to treat a request as another method.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers through which a proxy in front tells an application about the client and the
+/// URL it used. Only a trusted proxy may write them; from anyone else they are forgeries an
+/// application might believe (an allow-list on `X-Real-IP`, links built from
+/// `X-Forwarded-Prefix`).
+const PROXY_CLAIMS: [&str; 13] = [
+    "x-real-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-url-scheme",
+    "front-end-https",
+];
+
+/// Removes what a client may not tell the upstream: path overrides always, method
+/// overrides on safe methods (a GET the CSRF check and method-scoped limits passed must not
+/// become a DELETE upstream; the legitimate use, a POST tunnelling PUT or DELETE, is
+/// checked as the unsafe POST it is), and proxy claims unless `peer_trusted`. Returns the
+/// names removed, for the log.
+pub fn strip_client_claims(
+    headers: &mut HeaderMap,
+    method: &http::Method,
+    peer_trusted: bool,
+) -> Vec<&'static str> {
+    let safe = matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE
+    );
+    let methods: &[&'static str] = if safe { &METHOD_OVERRIDES } else { &[] };
+    let claims: &[&'static str] = if peer_trusted { &[] } else { &PROXY_CLAIMS };
+    let mut removed = Vec::new();
+    for name in PATH_OVERRIDES.iter().chain(methods).chain(claims) {
+        if headers.remove(*name).is_some() {
+            removed.push(*name);
+        }
+    }
+    removed
 }
 
 /// Removes response headers that only tell attackers what software runs upstream.
@@ -181,6 +257,12 @@ mod tests {
     fn upgrade_handshakes_keep_their_upgrade_fields() {
         let mut h = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         assert!(wants_upgrade(&h));
+        for other in ["h2c", "websocket, h2c", "TLS/1.2"] {
+            let mut h = headers(&[("connection", "Upgrade"), ("upgrade", other)]);
+            assert!(!wants_upgrade(&h), "{other}");
+            strip_hop_by_hop(&mut h, false);
+            assert!(h.is_empty(), "{other}: {h:?}");
+        }
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");
@@ -210,6 +292,27 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, ::1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
+    }
+
+    #[test]
+    fn clients_cannot_override_the_path_a_safe_method_or_speak_as_a_proxy() {
+        let forged = [
+            ("x-original-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("x-real-ip", "10.0.0.1"),
+            ("x-forwarded-prefix", "/evil"),
+            ("accept", "*/*"),
+        ];
+        let mut h = headers(&forged);
+        let removed = strip_client_claims(&mut h, &http::Method::GET, false);
+        assert_eq!(removed.len(), 4, "{removed:?}");
+        assert_eq!(h.len(), 1);
+
+        let mut h = headers(&forged);
+        strip_client_claims(&mut h, &http::Method::POST, true);
+        assert!(!h.contains_key("x-original-url"));
+        assert_eq!(h["x-http-method-override"], "DELETE");
+        assert_eq!(h["x-real-ip"], "10.0.0.1");
     }
 
     #[test]

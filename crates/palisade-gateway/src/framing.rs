@@ -52,6 +52,12 @@ enum State {
 pub struct FramingTracker {
     state: State,
     line: Vec<u8>,
+    /// The connection turned out to be HTTP/2 with prior knowledge (h2c).
+    http2: bool,
+    /// Empty lines arrived where a head is expected: the head has begun as far as the
+    /// header timeout is concerned, or a client could hold a connection by sending `\r\n`
+    /// forever.
+    blank_lines: bool,
     max_head: usize,
     max_headers: usize,
 }
@@ -64,14 +70,22 @@ impl FramingTracker {
         Self {
             state: State::Head,
             line: Vec::new(),
+            blank_lines: false,
+            http2: false,
             max_head,
             max_headers,
         }
     }
 
-    /// Whether part of a request head has arrived but not all of it.
+    /// Whether the client opened with the HTTP/2 connection preface (RFC 9113 §3.4).
+    pub fn is_http2(&self) -> bool {
+        self.http2
+    }
+
+    /// Whether part of a request head has arrived but not all of it (empty lines before the
+    /// request line count as part of it).
     pub fn head_in_progress(&self) -> bool {
-        matches!(self.state, State::Head) && !self.line.is_empty()
+        matches!(self.state, State::Head) && (self.blank_lines || !self.line.is_empty())
     }
 
     /// Feeds bytes read from the client; returns a violation when one is seen, after which
@@ -106,6 +120,7 @@ impl FramingTracker {
                 .take_while(|b| matches!(b, b'\r' | b'\n'))
                 .count();
             if skip > 0 {
+                self.blank_lines = true;
                 return Ok(skip);
             }
         }
@@ -120,6 +135,10 @@ impl FramingTracker {
         };
         let used = take - (self.line.len() - end);
         let head = std::mem::take(&mut self.line);
+        self.blank_lines = false;
+        if head.starts_with(b"PRI * HTTP/2.0\r\n") {
+            self.http2 = true;
+        }
         self.state = self.after_head(&head[..end])?;
         Ok(used)
     }
@@ -319,6 +338,7 @@ mod tests {
     fn http2_prefaces_turn_the_tracker_off() {
         let mut tracker = FramingTracker::new(8192, 100);
         assert_eq!(tracker.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None);
+        assert!(tracker.is_http2());
         assert_eq!(
             tracker.feed(b"POST / HTTP/1.1\r\nContent-Length: 1\r\n"),
             None
@@ -331,7 +351,10 @@ mod tests {
         let mut tracker = FramingTracker::new(8192, 100);
         assert!(!tracker.head_in_progress());
         tracker.feed(b"\r\n");
-        assert!(!tracker.head_in_progress());
+        assert!(
+            tracker.head_in_progress(),
+            "empty lines start the header timer"
+        );
         tracker.feed(b"GET / HT");
         assert!(tracker.head_in_progress());
         tracker.feed(b"TP/1.1\r\nHost: a\r\n\r\n");

@@ -83,10 +83,15 @@ impl Upstream {
         };
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
-                let upstream_upgrade = hyper::upgrade::on(&mut response);
-                tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
-            }
+            // A switch nobody asked palisade to pass on would leave the client talking a
+            // protocol no stage reads.
+            let Some(client_upgrade) = client_upgrade else {
+                return Err(GatewayError::UpstreamProtocol(
+                    "101 Switching Protocols to a request that asked for no websocket".into(),
+                ));
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
         }
         let (mut parts, incoming) = response.into_parts();
         let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;

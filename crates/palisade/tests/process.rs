@@ -123,6 +123,29 @@ fn check_prints_file_line_column_and_exits_1() {
     assert_eq!(output.status.code(), Some(0));
 }
 
+/// A configuration (or rules file) path naming something endless must end in an error
+/// naming it, not in palisade reading until memory runs out.
+#[test]
+fn check_refuses_endless_configuration_and_rules_files() {
+    let rules = config_file("[waf]\nrules = \"/dev/zero\"\n");
+    for (config, named) in [
+        (Path::new("/dev/zero"), "/dev/zero"),
+        (rules.as_path(), "/dev/zero"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(["check", "--config"])
+            .arg(config)
+            .output()
+            .expect("palisade check runs");
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(named) && stderr.contains("larger than"),
+            "{stderr}"
+        );
+    }
+}
+
 #[test]
 fn every_subcommand_has_help_and_the_binary_a_version() {
     for args in [

@@ -251,6 +251,76 @@ async fn websocket_upgrades_tunnel_bytes_both_ways() {
     palisade.shutdown().await;
 }
 
+/// h2c smuggling: an upstream that accepted `Upgrade: h2c` would give the client an HTTP/2
+/// connection no stage reads. Only WebSocket upgrades pass; others go up as plain requests,
+/// and a 101 to a request that asked for no WebSocket is the upstream's fault (502).
+#[tokio::test]
+async fn upgrades_other_than_websocket_never_reach_the_upstream() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let request = "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+                   Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\
+                   Connection: close\r\n\r\n";
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        request.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_lowercase();
+    assert!(!body.contains("\"upgrade\""), "{body}");
+    assert!(!body.contains("http2-settings"), "{body}");
+
+    let request = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\
+                   Connection: close\r\n\r\n";
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        request.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 502"), "{reply}");
+    palisade.shutdown().await;
+}
+
+/// Headers an application may believe (a path override, a method override on a GET, a
+/// proxy's word about the client) never reach it from a client that is not a trusted proxy.
+#[tokio::test]
+async fn client_forged_override_and_proxy_headers_are_removed() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let forged = [
+        ("x-original-url", "/admin/delete"),
+        ("x-rewrite-url", "/admin/delete"),
+        ("x-http-method-override", "DELETE"),
+        ("x-real-ip", "10.0.0.1"),
+        ("true-client-ip", "10.0.0.2"),
+        ("cf-connecting-ip", "10.0.0.3"),
+        ("x-forwarded-prefix", "/evil"),
+    ];
+    let reply = get(&format!("http://{}/echo", palisade.proxy_addr), &forged).await;
+    let seen = &reply.json()["headers"];
+    for (name, _) in forged {
+        assert!(seen[name].is_null(), "{name} reached the upstream: {seen}");
+    }
+    palisade.shutdown().await;
+
+    let trusted = format!("{NO_LIMITS}[server]\ntrusted_proxies = [\"127.0.0.1\"]\n");
+    let palisade = start_palisade(&upstream.url(), &trusted).await;
+    let reply = get(&format!("http://{}/echo", palisade.proxy_addr), &forged).await;
+    let seen = &reply.json()["headers"];
+    assert_eq!(
+        seen["x-real-ip"], "10.0.0.1",
+        "a trusted proxy may speak for clients"
+    );
+    assert!(seen["x-original-url"].is_null());
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn h2c_with_prior_knowledge_is_served() {
     let upstream = Upstream::start().await;

@@ -143,6 +143,10 @@ async fn ambiguous_hosts_are_refused() {
         "GET / HTTP/1.1\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nHost: admin.internal\r\n\r\n",
         "GET http://public.example/ HTTP/1.1\r\nHost: admin.internal\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: good.example@evil.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: evil.example\\good.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: good.example/../evil\r\n\r\n",
+        "GET http://good.example@evil.example/ HTTP/1.1\r\nHost: good.example@evil.example\r\n\r\n",
     ] {
         assert_400(&refused(request).await);
     }
@@ -176,4 +180,13 @@ async fn an_h2_host_header_differing_from_the_authority_is_refused() {
     assert_eq!(served.status(), http::StatusCode::OK);
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
+}
+
+/// A reverse proxy tunnels nothing: forwarded, `CONNECT` would ask the upstream to open a
+/// connection of the client's choosing.
+#[tokio::test]
+async fn connect_is_answered_405_and_never_forwarded() {
+    let reply =
+        refused("CONNECT internal.example:22 HTTP/1.1\r\nHost: internal.example:22\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
 }

@@ -236,3 +236,21 @@ async fn uploads_that_together_pass_the_spool_budget_are_refused_for_now() {
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
 }
+
+/// With two `Content-Type` lines palisade and the upstream may read different ones: an
+/// image to palisade, a form whose file parts nobody inspected to the upstream. A body
+/// whose type is ambiguous is refused before any stage reads it.
+#[tokio::test]
+async fn a_body_with_two_content_types_is_refused() {
+    let palisade = UploadGateway::start(RULES).await;
+    let image = png(8, 8);
+    let head = format!(
+        "PUT /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\
+         Content-Type: image/png\r\nContent-Type: {MULTIPART}\r\n\
+         Content-Length: {}\r\n\r\n",
+        image.len()
+    );
+    let reply = raw_request(palisade.running.proxy_addr, &head, &image, Ending::Stall).await;
+    assert_eq!(status_of(&reply), 400, "{reply}");
+    palisade.assert_nothing_forwarded_nor_left().await;
+}

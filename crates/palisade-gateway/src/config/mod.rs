@@ -14,6 +14,7 @@
 //! `pipeline::Pipeline::build`.
 
 mod diagnostic;
+pub mod file;
 pub mod rate_limit;
 pub mod server;
 pub mod sessions;
@@ -120,7 +121,7 @@ impl ConfigSource {
 impl Config {
     /// Reads and parses one file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        let text = file::read_text(path).map_err(|err| {
             ConfigError::single(Diagnostic::whole_file(
                 path,
                 format!("cannot read the configuration file: {err}"),

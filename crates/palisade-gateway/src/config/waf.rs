@@ -267,7 +267,7 @@ fn load_rules(
     if let Some(file) = &waf.rules {
         let file = base.join(file);
         let name = file.display().to_string();
-        match std::fs::read_to_string(&file) {
+        match super::file::read_text(&file) {
             Ok(yaml) => match rules::load_yaml(&name, &yaml, &scheme) {
                 Ok(rules) => loaded.extend(rules),
                 Err(e) => errors.extend(e.0),
@@ -323,7 +323,8 @@ fn challenge_secret(
         return Ok(None);
     };
     let file = base.join(file);
-    let secret = zeroize::Zeroizing::new(std::fs::read(&file).map_err(|err| {
+    let read = super::file::read_bounded(&file, super::file::MAX_SECRET_FILE);
+    let secret = zeroize::Zeroizing::new(read.map_err(|err| {
         format!(
             "cannot read waf.challenge.secret_file {}: {err}",
             file.display()

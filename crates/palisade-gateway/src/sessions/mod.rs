@@ -102,9 +102,11 @@ fn csrf_key(config: &Config) -> Result<CsrfKey, ServicesError> {
         detail,
     };
     let text = match &config.csrf.file.secret_file {
-        Some(path) => Some(zeroize::Zeroizing::new(std::fs::read(path).map_err(
-            |err| problem(format!("cannot read secret_file {}: {err}", path.display())),
-        )?)),
+        Some(path) => Some(zeroize::Zeroizing::new(
+            crate::config::file::read_bounded(path, crate::config::file::MAX_SECRET_FILE).map_err(
+                |err| problem(format!("cannot read secret_file {}: {err}", path.display())),
+            )?,
+        )),
         None => std::env::var_os(CSRF_SECRET_ENV)
             .map(|v| zeroize::Zeroizing::new(v.into_encoded_bytes())),
     };
@@ -139,7 +141,7 @@ fn jwt_keys(source: &KeySource) -> Result<KeySet, ServicesError> {
             KeySet::hs256(&secret).map_err(|err| problem(err.to_string()))
         }
         KeySource::JwksFile(path) => {
-            let json = std::fs::read_to_string(path).map_err(|err| {
+            let json = crate::config::file::read_text(path).map_err(|err| {
                 problem(format!("cannot read jwks_file {}: {err}", path.display()))
             })?;
             KeySet::from_jwks(&json).map_err(|err| problem(err.to_string()))

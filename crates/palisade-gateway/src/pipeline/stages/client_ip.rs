@@ -3,6 +3,11 @@
 //! Every later decision (bans, geo, rate-limit keys, logs) uses `ctx.client_ip`; it is set
 //! here and nowhere else. A trusted proxy's `X-Forwarded-Proto: https` also marks the
 //! request secure, so cookies get `Secure` behind a TLS-terminating load balancer.
+//!
+//! Here too, before any stage reads the request, go the headers a client may not write
+//! ([`crate::forwarding::strip_client_claims`]): path overrides (`X-Original-URL`), method
+//! overrides on safe methods, and, unless the peer is a trusted proxy, the headers proxies
+//! use to speak for clients (`X-Real-IP`, `True-Client-IP`, `X-Forwarded-Prefix`, ...).
 
 use crate::client_ip::ClientIpResolver;
 use crate::config::ServerConfig;
@@ -41,6 +46,17 @@ impl RequestStage for ClientIp {
         let peer = crate::client_ip::canonical(ctx.peer.ip());
         ctx.peer_trusted = self.resolver.is_trusted(peer);
         ctx.client_ip = self.resolver.resolve(peer, &request.head.headers);
+        let head = &mut request.head;
+        let removed = crate::forwarding::strip_client_claims(
+            &mut head.headers,
+            &head.method,
+            ctx.peer_trusted,
+        );
+        if !removed.is_empty() {
+            // A client's doing: debug, so that it cannot flood the log.
+            tracing::debug!(request.id = %ctx.id, headers.removed = ?removed,
+                            "client-sent override and proxy headers removed");
+        }
         if ctx.peer_trusted {
             let proto = request
                 .head

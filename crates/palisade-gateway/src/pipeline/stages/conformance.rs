@@ -7,20 +7,25 @@
 //! bodies, a malformed first chunk: the first frame is read before anything is forwarded so
 //! a bad chunk size is a 400 that never reaches the upstream.
 //!
+//! `CONNECT` is answered 405: a reverse proxy tunnels nothing.
+//!
 //! It also refuses requests whose meaning depends on who reads them, since palisade's
 //! stages and the upstream must agree on it: a `Transfer-Encoding` other than a single
-//! `chunked` (`identity, chunked`, `gzip, chunked`, `chunked` twice), and an ambiguous host
+//! `chunked` (`identity, chunked`, `gzip, chunked`, `chunked` twice), two `Content-Type` or
+//! `Content-Disposition` fields (upload inspection and the upstream could read different
+//! ones), and an ambiguous host
 //! (none or several `Host` fields in HTTP/1.1, or a `Host` that names another authority
 //! than the request target or HTTP/2 `:authority`). A WAF rule on `http.host` reads the
 //! target's authority while the upstream routes on `Host`; if the two could differ, one
 //! could be chosen to pass the rule and the other to reach a protected virtual host.
 
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, Version};
+use http::header::{ALLOW, HeaderValue};
+use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, StatusCode, Version};
 
 use crate::config::ServerConfig;
-use crate::error::GatewayError;
-use crate::pipeline::{GatewayRequest, RequestContext, RequestStage, Verdict};
+use crate::error::{GatewayError, short_page};
+use crate::pipeline::{GatewayRequest, Outcome, RequestContext, RequestStage, Verdict};
 
 /// The conformance stage.
 #[derive(Debug)]
@@ -53,6 +58,21 @@ impl RequestStage for Conformance {
         if let Some(finding) = ctx.framing {
             return Err(GatewayError::BadFraming(finding.reason()));
         }
+        // A reverse proxy tunnels nothing: forwarded, CONNECT would ask the upstream to open
+        // a connection of the client's choosing, out of every stage's sight.
+        if request.head.method == Method::CONNECT {
+            ctx.outcome = Outcome::Blocked;
+            let mut answer = short_page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This gateway does not tunnel connections.",
+                &request.head.headers,
+            );
+            answer.headers_mut().insert(
+                ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+            return Ok(Verdict::Respond(answer));
+        }
         let target_len = request
             .head
             .uri
@@ -74,6 +94,9 @@ impl RequestStage for Conformance {
             });
         }
         if let Some(problem) = transfer_coding_problem(headers) {
+            return Err(GatewayError::BadFraming(problem));
+        }
+        if let Some(problem) = repeated_singleton(headers) {
             return Err(GatewayError::BadFraming(problem));
         }
         if let Some(problem) = host_problem(&request.head) {
@@ -103,6 +126,17 @@ fn transfer_coding_problem(headers: &HeaderMap) -> Option<&'static str> {
     (!single_chunked).then_some("transfer-encoding other than a single chunked")
 }
 
+/// RFC 9110 §5.3: `Content-Type` and `Content-Disposition` are singletons. Two of them
+/// let palisade and the upstream read different ones: upload inspection would check the
+/// body as one image while the upstream parses a form whose files nobody inspected.
+fn repeated_singleton(headers: &HeaderMap) -> Option<&'static str> {
+    let repeated = |name| headers.get_all(name).iter().nth(1).is_some();
+    if repeated(CONTENT_TYPE) {
+        return Some("more than one content-type");
+    }
+    repeated(CONTENT_DISPOSITION).then_some("more than one content-disposition")
+}
+
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`. RFC 9113 §8.3.1 (and RFC 9112
 /// §3.2.2 for absolute-form targets): a `Host` naming another authority than the target's
 /// is malformed.
@@ -111,6 +145,17 @@ fn host_problem(head: &http::request::Parts) -> Option<&'static str> {
     let host = hosts.next();
     if hosts.next().is_some() {
         return Some("more than one host header");
+    }
+    if host.is_some_and(|h| !is_authority(h.as_bytes())) {
+        return Some("host header is not a host and port");
+    }
+    // `http::Uri` accepts userinfo (`good.example@evil.example`), which no request may carry.
+    if head
+        .uri
+        .authority()
+        .is_some_and(|a| !is_authority(a.as_str().as_bytes()))
+    {
+        return Some("the request target's authority is not a host and port");
     }
     match (host, head.uri.authority()) {
         (None, None) if head.version == Version::HTTP_11 => Some("http/1.1 request without host"),
@@ -124,6 +169,18 @@ fn host_problem(head: &http::request::Parts) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// RFC 9110 §7.2: `Host` is `uri-host [ ":" port ]`: a registered name (letters, digits,
+/// `-._~`, sub-delims and percent-escapes), an IPv4 address or a bracketed IPv6 literal. An
+/// `@`, `/`, `\`, quote or space would let the application, a cache or a URL builder read a
+/// different host than palisade did (`good.example@evil.example`).
+fn is_authority(host: &[u8]) -> bool {
+    let host = host.trim_ascii();
+    !host.is_empty()
+        && host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
 }
 
 #[cfg(test)]
@@ -152,6 +209,12 @@ mod tests {
         assert!(host_problem(&head(v11, "/", &["a", "a"])).is_some());
         assert!(host_problem(&head(v11, "http://evil/x", &["a"])).is_some());
         assert!(host_problem(&head(Version::HTTP_2, "http://a/", &["admin"])).is_some());
+        for odd in ["good@evil", "good/..", "good\\evil", "\"good\"", "a<b"] {
+            assert!(host_problem(&head(v11, "/", &[odd])).is_some(), "{odd}");
+        }
+        assert_eq!(host_problem(&head(v11, "/", &["[::1]:8080"])), None);
+        let userinfo = head(Version::HTTP_2, "http://good.example@evil.example/", &[]);
+        assert!(host_problem(&userinfo).is_some());
     }
 
     #[test]
