@@ -37,14 +37,15 @@ pub struct Runtime {
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The configuration is invalid.
-    #[error("{0}")]
+    /// The configuration is invalid. Transparent, as is `Services`: a message that also named
+    /// its cause as `source` would print the cause twice in `error: {err:#}`.
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// No upstream was given.
     #[error("no upstream: pass --upstream http://host:port or set [upstream] url")]
     NoUpstream,
     /// A service failed to start.
-    #[error("{0}")]
+    #[error(transparent)]
     Services(#[from] crate::services::ServicesError),
     /// A listener or TLS set-up failed.
     #[error("{0}")]

@@ -47,12 +47,12 @@ pub struct Services {
 #[derive(Debug, thiserror::Error)]
 pub enum ServicesError {
     /// The security log file could not be opened.
-    #[error("cannot open the security log {path}: {source}")]
+    #[error("cannot open the security log {path}: {error}")]
     LogFile {
         /// The file.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error, in the message rather than a `source` so it is printed once.
+        error: std::io::Error,
     },
     /// The system's random number generator failed.
     #[error("cannot draw a random challenge key: {0}")]
@@ -100,9 +100,9 @@ impl Services {
         if let Some(output) = output {
             let sink = JsonLogSink::start(output, config.log.queue, Arc::clone(&metrics))
                 .await
-                .map_err(|source| ServicesError::LogFile {
-                    path: format!("{:?}", config.log.security),
-                    source,
+                .map_err(|error| ServicesError::LogFile {
+                    path: log_target_name(&config.log.security),
+                    error,
                 })?;
             sinks.push(Arc::new(sink));
         }
@@ -209,5 +209,14 @@ pub fn backend_name(kind: BackendKind) -> &'static str {
     match kind {
         BackendKind::Memory => "memory",
         BackendKind::Redis => "redis",
+    }
+}
+
+/// The security log target as an operator wrote it, for start-up errors.
+fn log_target_name(target: &LogTarget) -> String {
+    match target {
+        LogTarget::Stdout => "stdout".into(),
+        LogTarget::Off => "off".into(),
+        LogTarget::File(path) => path.display().to_string(),
     }
 }

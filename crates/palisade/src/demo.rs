@@ -41,20 +41,61 @@ fn demo_config() -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn tour(listen: SocketAddr, admin: SocketAddr, app: SocketAddr) -> String {
-    format!(
-        "\n\
-palisade demo: a sample app on http://{app} (loopback only), protected on http://{listen}\n\
-\n\
-Try:\n\
-  curl -i http://{listen}/                  # security headers added; Server and X-Powered-By gone\n\
-  curl -i http://{listen}/api/items         # JSON API, with RateLimit-* headers\n\
-  for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}} ' http://{listen}/api/items; done; echo\n\
-                                              # the 11th request in 10 s gets 429\n\
-  curl -i -H 'Accept: application/json' http://{listen}/api/items   # 429 as JSON when limited\n\
-  curl -i -d 'user=a&password=demo' http://{listen}/login            # cookie gets HttpOnly, SameSite\n\
-  curl -s http://{admin}/metrics | grep palisade_                    # Prometheus metrics\n\
-\n\
-Or open http://{listen}/ in a browser: the page and its assets load without being limited.\n\
-Security events are printed below as JSON lines. Stop with Ctrl-C.\n"
-    )
+    let items = format!("http://{listen}/api/items");
+    let limited = format!("-w '%{{http_code}} ' {items}; done; echo");
+    // One string per line: a `\` line continuation would swallow each line's indentation.
+    // The login comes before the loop, which uses up the client's 10 requests per 10 s.
+    let lines = [
+        String::new(),
+        format!(
+            "palisade demo: http://{listen} protects a sample app on http://{app} (loopback only)"
+        ),
+        String::new(),
+        "Try:".to_owned(),
+        format!(
+            "  curl -i http://{listen}/          # security headers; Server, X-Powered-By gone"
+        ),
+        format!("  curl -i -d 'user=a&password=demo' http://{listen}/login"),
+        "                                   # the app's cookie gets HttpOnly, SameSite".to_owned(),
+        format!("  curl -i {items}   # JSON API, with RateLimit-* headers"),
+        format!("  for i in $(seq 12); do curl -s -o /dev/null {limited}"),
+        "                                   # the 11th request in 10 s gets 429".to_owned(),
+        format!("  curl -i -H 'Accept: application/json' {items}   # 429 as JSON"),
+        format!("  curl -s http://{admin}/metrics | grep palisade_   # Prometheus metrics"),
+        String::new(),
+        format!("Or open http://{listen}/ in a browser: the page and its assets load without"),
+        "being limited. Security events are printed below as JSON lines. Stop with Ctrl-C."
+            .to_owned(),
+    ];
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tour once lost its indentation to `\` line continuations and listed the login
+    /// after the loop that uses up the rate limit, so the login answered 429.
+    #[test]
+    fn the_tour_is_indented_and_tries_the_login_before_the_rate_limit() {
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let tour = tour(addr(8080), addr(9090), addr(3000));
+        let commands: Vec<&str> = tour.lines().filter(|l| l.contains("curl ")).collect();
+        assert_eq!(commands.len(), 6, "{tour}");
+        assert!(
+            commands
+                .iter()
+                .all(|l| l.starts_with("  curl") || l.starts_with("  for"))
+        );
+        let login = commands
+            .iter()
+            .position(|l| l.contains("/login"))
+            .expect("a login");
+        let counting = commands
+            .iter()
+            .position(|l| l.contains("seq 12"))
+            .expect("a loop");
+        assert!(login < counting, "{tour}");
+        assert!(tour.contains("http://127.0.0.1:9090/metrics"), "{tour}");
+    }
 }

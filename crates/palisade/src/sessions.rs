@@ -138,9 +138,13 @@ impl AdminApi {
         let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         match status {
             s if s.is_success() => Ok(answer),
-            StatusCode::UNAUTHORIZED => bail!(
+            StatusCode::UNAUTHORIZED if self.token.is_none() => bail!(
                 "the admin API refused the request: set PALISADE_ADMIN_TOKEN to palisade's \
                  admin token"
+            ),
+            StatusCode::UNAUTHORIZED => bail!(
+                "the admin API refused the request: PALISADE_ADMIN_TOKEN is not the token \
+                 palisade was started with"
             ),
             _ => {
                 let message = answer["message"].as_str().unwrap_or("unexpected answer");

@@ -165,6 +165,42 @@ fn every_subcommand_has_help_and_the_binary_a_version() {
     }
 }
 
+/// `serve` used to print a start-up failure's cause twice (a variant both showing and
+/// chaining its inner error), and the log target as `File("...")`.
+#[test]
+fn serve_prints_a_start_up_failure_once() {
+    let bad_key = config_file("[server]\nlisen = \"127.0.0.1:80\"\n");
+    let missing_dir = bad_key.with_file_name("missing").join("events.log");
+    let bad_log = config_file(&format!(
+        "[log]\nsecurity = \"{}\"\n",
+        missing_dir.display()
+    ));
+    for (config, cause) in [
+        (&bad_key, "unknown field `lisen`".to_owned()),
+        (
+            &bad_log,
+            format!("security log {}: ", missing_dir.display()),
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(["serve", "--upstream", "http://127.0.0.1:9"])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--config")
+            .arg(config)
+            .output()
+            .expect("palisade serve runs");
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("error: palisade could not start: "),
+            "{stderr}"
+        );
+        assert_eq!(stderr.matches(&cause).count(), 1, "{stderr}");
+        assert!(!stderr.contains("File(\""), "{stderr}");
+    }
+}
+
 #[tokio::test]
 async fn sighup_with_a_bad_file_keeps_the_old_config() {
     let upstream = Upstream::start().await;

@@ -88,9 +88,12 @@ async fn a_missing_jwt_secret_stops_start_up_with_a_clear_message() {
     );
     assert!(!output.status.success());
     let (_, stderr) = outputs(&output);
-    assert!(
-        stderr.contains("TEST_UNSET_JWT_SECRET, which is not set"),
-        "{stderr}"
+    assert_eq!(
+        stderr
+            .matches("TEST_UNSET_JWT_SECRET, which is not set")
+            .count(),
+        1,
+        "said once: {stderr}"
     );
 }
 
@@ -114,7 +117,18 @@ async fn the_cli_lists_and_revokes_sessions_with_the_admin_token() {
     assert_eq!(get(&url, &[]).await.status, StatusCode::UNAUTHORIZED);
     let refused = run(&["sessions", "list", "--user", "x", "--admin", admin], &[]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(outputs(&refused).1.contains("PALISADE_ADMIN_TOKEN"));
+    assert!(outputs(&refused).1.contains("set PALISADE_ADMIN_TOKEN"));
+    let wrong = [("PALISADE_ADMIN_TOKEN", "not-the-admin-token-0123456789")];
+    let refused = run(
+        &["sessions", "list", "--user", "x", "--admin", admin],
+        &wrong,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = outputs(&refused).1;
+    assert!(
+        stderr.contains("PALISADE_ADMIN_TOKEN is not the token"),
+        "{stderr}"
+    );
 
     let list = run(
         &[

@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer};
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address the proxy listens on. Default `0.0.0.0:8080`.
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// Peers allowed to tell palisade the client's address (`X-Forwarded-For` or
     /// `client_ip_header`). Default: none, so no client can choose its own IP.
@@ -126,6 +127,7 @@ impl Default for UpstreamConfig {
 pub struct AdminConfig {
     /// Address of the admin listener. Default `127.0.0.1:9090`. A non-loopback address
     /// requires the `PALISADE_ADMIN_TOKEN` environment variable.
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
 }
 
@@ -271,6 +273,18 @@ fn header_name_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HeaderName>
         })
     })
     .transpose()
+}
+
+/// A listen address is an IP and a port: the listener binds before any resolver is asked,
+/// so a host name such as `localhost:8080` is refused with the form that works.
+fn listen_address<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.trim().parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "invalid listen address {text:?}: expected an IP address and a port, such as \
+             \"0.0.0.0:8080\", \"127.0.0.1:9090\" or \"[::]:8080\" (host names are not accepted)"
+        ))
+    })
 }
 
 fn secs(n: u64) -> HumanDuration {

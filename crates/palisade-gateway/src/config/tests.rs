@@ -82,6 +82,23 @@ fn unknown_keys_are_reported_with_line_and_column() {
 }
 
 #[test]
+fn a_host_name_as_listen_address_says_what_is_expected() {
+    let message = first_error("[server]\nlisten = \"localhost:8080\"\n");
+    assert!(
+        message.starts_with("palisade.toml:2:10: invalid listen address"),
+        "{message}"
+    );
+    assert!(message.contains("\"0.0.0.0:8080\""), "{message}");
+    let message = first_error("[admin]\nlisten = \"9090\"\n");
+    assert!(
+        message.contains("expected an IP address and a port"),
+        "{message}"
+    );
+    let config = parse("[server]\nlisten = \"[::1]:8080\"\n").expect("an IPv6 address");
+    assert_eq!(config.server.listen.to_string(), "[::1]:8080");
+}
+
+#[test]
 fn bad_durations_point_at_the_value() {
     let message = first_error("[server]\nheader_read_timeout = \"10 fortnights\"\n");
     assert!(message.starts_with("palisade.toml:2:23:"), "{message}");
