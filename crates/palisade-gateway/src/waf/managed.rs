@@ -11,7 +11,7 @@
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use palisade_waf::{Engine, Header, Request, Scores, Verdict};
 
 use crate::error::GatewayError;
@@ -41,12 +41,22 @@ impl Inspection<'_> {
             .iter()
             .map(|(name, value)| Header::new(name.as_str().as_bytes(), value.as_bytes()))
             .collect();
-        let target = self
-            .head
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .as_bytes();
+        // An HTTP/1 request-target in absolute form (`GET http://host/ HTTP/1.1`) is what
+        // proxies receive, not origin servers: the engine sees it whole. HTTP/2 always
+        // carries scheme and authority, so only its path and query are the target.
+        let absolute;
+        let target = match (self.head.uri.scheme(), version_token(self.head.version)) {
+            (Some(_), version) if !version.is_empty() => {
+                absolute = self.head.uri.to_string();
+                absolute.as_bytes()
+            }
+            _ => self
+                .head
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .as_bytes(),
+        };
         self.engine.inspect(&Request {
             method: self.head.method.as_str().as_bytes(),
             target,
@@ -98,16 +108,17 @@ impl<'a> LazyVerdict<'a> {
     }
 }
 
-/// Whether the request declares a body the engine should read: one is announced
-/// (`Content-Length` above zero or `Transfer-Encoding`) and its type is not opaque media.
-pub fn reads_body(head: &http::request::Parts) -> bool {
-    let declared = head
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let announced = declared.is_some_and(|n| n > 0) || head.headers.contains_key(TRANSFER_ENCODING);
-    announced && !opaque_type(head.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()))
+/// Whether the request has a body the engine should read: one is on its way (whatever the
+/// framing: `Content-Length`, chunked, HTTP/2 DATA frames) and its declared type is not
+/// opaque media.
+pub fn reads_body(request: &GatewayRequest) -> bool {
+    let pending = !request.body.is_fully_buffered() || !request.body.buffered().is_empty();
+    pending && text_like(&request.head)
+}
+
+/// Whether the declared type is one the engine reads as text (or none is declared).
+fn text_like(head: &http::request::Parts) -> bool {
+    !opaque_type(head.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()))
 }
 
 /// Media, archives and raw bytes: inspected by the upload checks, never as text.
@@ -168,22 +179,22 @@ mod tests {
 
     #[test]
     fn text_bodies_are_read_and_media_bodies_are_not() {
-        let form = [
-            ("content-length", "10"),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ];
-        assert!(reads_body(&head(&form)));
-        assert!(reads_body(&head(&[("transfer-encoding", "chunked")])));
-        assert!(reads_body(&head(&[("content-length", "3")])));
-        let png = [("content-length", "10"), ("content-type", "image/png")];
-        assert!(!reads_body(&head(&png)));
-        let bytes = [
-            ("content-length", "10"),
-            ("content-type", "Application/Octet-Stream; x=1"),
-        ];
-        assert!(!reads_body(&head(&bytes)));
-        assert!(!reads_body(&head(&[("content-length", "0")])));
-        assert!(!reads_body(&head(&[])));
+        for text in [
+            "application/x-www-form-urlencoded",
+            "application/json",
+            "text/plain",
+        ] {
+            assert!(text_like(&head(&[("content-type", text)])), "{text}");
+        }
+        assert!(text_like(&head(&[])));
+        for media in ["image/png", "Application/Octet-Stream; x=1", "video/mp4"] {
+            assert!(!text_like(&head(&[("content-type", media)])), "{media}");
+        }
+        let empty = GatewayRequest {
+            head: head(&[("content-type", "application/json")]),
+            body: crate::body::RequestBody::empty(),
+        };
+        assert!(!reads_body(&empty));
     }
 
     #[test]

@@ -227,11 +227,13 @@ fn encodings(input: &Input<'_>, source: Source) -> Option<Hit> {
     if f.contains(DecodeFlags::MULTI_ENCODED) {
         return Some(Hit::new(24, "multiple encoding", 0, input.text.len()));
     }
+    // Browsers and HTTP libraries always send a literal `%` as `%25`; a raw `%` without two
+    // hex digits is made by hand, to probe decoders that disagree about it.
     if f.contains(DecodeFlags::INVALID_PERCENT)
         && matches!(source, Source::Arg | Source::Form | Source::ArgName)
     {
         return Some(Hit::new(
-            30,
+            20,
             "invalid percent-encoding",
             0,
             input.text.len(),

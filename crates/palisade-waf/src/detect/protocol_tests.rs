@@ -48,3 +48,11 @@ fn scanners_are_known_by_their_user_agent() {
     assert!(scanner_agent("sqlmap/1.7 (https://sqlmap.org)").is_some());
     assert_eq!(scanner_agent("mozilla/5.0 (x11; linux x86_64)"), None);
 }
+
+#[test]
+fn a_raw_percent_without_hex_digits_blocks_but_an_encoded_percent_does_not() {
+    assert_eq!(score("new%w20x", Source::Arg), Some(20));
+    assert_eq!(score("!@#$%^", Source::Form), Some(20));
+    assert_eq!(score("100%25%20sure", Source::Form), None);
+    assert_eq!(score("50%25+off", Source::Arg), None);
+}

@@ -195,9 +195,8 @@ pub fn detect_ssrf(folded: &str, source: Source) -> Option<Hit> {
     if let Some(hit) = bare_internal_host(folded, source) {
         return Some(hit);
     }
-    let at = folded.find("://")?;
-    let rest = &folded[at + 3..];
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (at, rest) = after_scheme(folded)?;
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or(authority);
     let host = if host.starts_with('[') {
         host
@@ -224,8 +223,25 @@ pub fn detect_ssrf(folded: &str, source: Source) -> Option<Hit> {
         || host.starts_with("localhost.")
         || host.starts_with("127.")
         || host == "0.0.0.0"
+        || host == "[::]"
         || host == "0";
     loopback.then(|| Hit::new(18, "loopback url", at, folded.len()))
+}
+
+/// Where a URL's authority starts: after `://`, or, for the schemes browsers and URL
+/// libraries parse leniently (WHATWG URL: `http:host`, `http:/host` and `http:\\host` all
+/// mean `http://host`), after the scheme's colon and any slashes or backslashes.
+fn after_scheme(folded: &str) -> Option<(usize, &str)> {
+    if let Some(at) = folded.find("://") {
+        return Some((at, &folded[at + 3..]));
+    }
+    const SPECIAL: [&str; 5] = ["http:", "https:", "ftp:", "ws:", "wss:"];
+    let (at, scheme) = SPECIAL
+        .iter()
+        .filter_map(|scheme| folded.find(scheme).map(|at| (at, *scheme)))
+        .min()?;
+    let rest = folded[at + scheme.len()..].trim_start_matches(['/', '\\']);
+    Some((at, rest))
 }
 
 /// `a.b.c.d` in plain decimal: the notation humans write, not an obfuscation.
@@ -332,7 +348,22 @@ mod tests {
         assert!(detect_ssrf("http://169.254.169.254/latest/meta-data/", Source::Arg).is_some());
         assert!(detect_ssrf("http://2852039166/", Source::Arg).is_some());
         assert!(detect_ssrf("http://0x7f000001/admin", Source::Arg).is_some());
+        assert!(detect_ssrf("http://[::]/", Source::Arg).is_some());
         assert_eq!(detect_ssrf("https://example.com/a", Source::Arg), None);
+    }
+
+    #[test]
+    fn urls_without_slashes_after_the_scheme_are_read_as_browsers_read_them() {
+        for url in [
+            "http:2852039166",
+            "http:/0xA9FEA9FE",
+            "https:\\\\127.0.0.1/x",
+        ] {
+            let folded = url.to_ascii_lowercase();
+            assert!(detect_ssrf(&folded, Source::Arg).is_some(), "{url}");
+        }
+        assert_eq!(detect_ssrf("http:example.com/a", Source::Arg), None);
+        assert_eq!(detect_ssrf("note: http is fine", Source::Arg), None);
     }
 
     #[test]

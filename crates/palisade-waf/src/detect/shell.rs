@@ -165,7 +165,9 @@ fn shapes(text: &str) -> Option<Hit> {
     if let Some(at) = squeezed.find("(){:;}") {
         return Some(Hit::new(4, "shellshock", at, text.len()));
     }
-    if squeezed.contains("(){") && squeezed.contains('|') && squeezed.contains('&') {
+    // A function that starts itself twice, through a pipe or in the background, and is
+    // then called: `:(){ :|:& };:`, `f(){ f & f; };f`, `f(){ f()|f(); }; f`.
+    if squeezed.contains("(){") && (squeezed.contains('|') || squeezed.contains('&')) {
         let name_end = squeezed.find("(){").unwrap_or(0);
         let name = &squeezed[..name_end];
         let name = name.rsplit([';', ' ']).next().unwrap_or(name);

@@ -77,6 +77,9 @@ fn sensitive_upload_names_are_recognised() {
 #[test]
 fn fork_bombs_and_arithmetic_expansion_are_recognised() {
     assert!(blocked(":(){ :|:& };:"));
+    assert!(blocked("f(){ f & f; };f"));
+    assert!(blocked("f(){ f()|f(); }; f"));
+    assert!(!blocked("function f() { return a || b; }"));
     assert!(blocked("$[2 2]"));
     assert!(blocked("$((1+1))"));
 }

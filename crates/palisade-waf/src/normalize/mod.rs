@@ -96,7 +96,7 @@ pub fn decode(raw: &[u8], plus: Plus) -> (String, DecodeFlags) {
         let mut changed = false;
         if memchr::memchr(b'%', &cur).is_some() || plus_here == Plus::IsSpace {
             next.clear();
-            changed |= percent::decode_into(&cur, plus_here, &mut next, &mut flags);
+            changed |= percent::decode_into(&cur, plus_here, round == 0, &mut next, &mut flags);
             std::mem::swap(&mut cur, &mut next);
         }
         if memchr::memchr(b'&', &cur).is_some() {

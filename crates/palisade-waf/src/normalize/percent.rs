@@ -3,9 +3,12 @@
 use super::{DecodeFlags, Plus};
 
 /// Decodes one round of percent escapes from `input` into `out`; true if anything changed.
+/// A `%` without two hex digits after it is flagged only in the `first_round`: later
+/// rounds read what an earlier one decoded, and `100%25 sure` properly encodes a percent.
 pub(super) fn decode_into(
     input: &[u8],
     plus: Plus,
+    first_round: bool,
     out: &mut Vec<u8>,
     flags: &mut DecodeFlags,
 ) -> bool {
@@ -42,7 +45,9 @@ pub(super) fn decode_into(
             changed = true;
             i += 6;
         } else {
-            flags.insert(DecodeFlags::INVALID_PERCENT);
+            if first_round {
+                flags.insert(DecodeFlags::INVALID_PERCENT);
+            }
             out.push(b);
             i += 1;
         }

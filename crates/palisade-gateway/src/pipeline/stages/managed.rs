@@ -102,7 +102,7 @@ impl ManagedDetection {
         request: &mut GatewayRequest,
         ctx: &RequestContext,
     ) -> Result<Verdict, GatewayError> {
-        let (len, body_truncated) = if reads_body(&request.head) {
+        let (len, body_truncated) = if reads_body(request) {
             read_body(request, self.body_limit).await?
         } else {
             (0, false)

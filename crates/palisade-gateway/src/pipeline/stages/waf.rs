@@ -181,7 +181,7 @@ impl RequestStage for Waf {
             }
         }
         // Scores inspect the body too, when it is of a kind managed detection reads.
-        let managed_body = self.engine.is_some() && reads_body(&request.head);
+        let managed_body = self.engine.is_some() && reads_body(request);
         let body = if self.needs_body || managed_body {
             Some(inspect_body(request, self.body_limit).await?)
         } else {
