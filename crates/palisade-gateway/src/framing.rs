@@ -108,6 +108,11 @@ impl FramingTracker {
             if skip > 0 {
                 return Ok(skip);
             }
+            // The usual case, a whole head in one read, is parsed where it lies.
+            if let Some(end) = find_head_end(bytes) {
+                self.state = self.after_head(&bytes[..end])?;
+                return Ok(end);
+            }
         }
         let search_from = self.line.len().saturating_sub(3);
         let take = bytes.len();
@@ -119,16 +124,29 @@ impl FramingTracker {
             return Ok(take);
         };
         let used = take - (self.line.len() - end);
-        let head = std::mem::take(&mut self.line);
-        self.state = self.after_head(&head[..end])?;
+        let next = self.after_head(&self.line[..end]);
+        // Cleared, not dropped: the next head on this connection reuses the buffer.
+        self.line.clear();
+        self.state = next?;
         Ok(used)
     }
 
     /// Reads one complete head and returns how its body is framed.
     fn after_head(&self, head: &[u8]) -> Result<State, Option<Finding>> {
-        let mut slots = vec![httparse::EMPTY_HEADER; self.max_headers];
-        let mut request = httparse::Request::new(&mut slots);
-        match request.parse(head) {
+        // Header slots on the stack for the usual limit, so a request costs no allocation
+        // here; a configured limit above it gets heap slots.
+        const STACK_SLOTS: usize = 128;
+        let mut stack =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_SLOTS];
+        let mut heap = Vec::new();
+        let slots = if self.max_headers <= STACK_SLOTS {
+            &mut stack[..self.max_headers]
+        } else {
+            heap.resize_with(self.max_headers, std::mem::MaybeUninit::uninit);
+            &mut heap[..]
+        };
+        let mut request = httparse::Request::new(&mut []);
+        match request.parse_with_uninit_headers(head, slots) {
             Ok(httparse::Status::Complete(_)) => {}
             _ => return Err(None), // not HTTP/1 (h2 preface) or refused by hyper as well
         }

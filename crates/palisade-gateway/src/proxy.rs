@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use http::header::{HOST, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
@@ -26,6 +27,8 @@ use crate::pipeline::{GatewayRequest, RequestContext};
 pub struct Upstream {
     clients: Vec<Client<HttpConnector, RequestBody>>,
     authority: http::uri::Authority,
+    /// `authority` as a `Host` value, made once.
+    authority_value: HeaderValue,
     response_timeout: Duration,
     preserve_host: bool,
 }
@@ -49,6 +52,7 @@ impl Upstream {
         Some(Self {
             clients: (0..workers.max(1)).map(|_| client()).collect(),
             authority: url.authority.clone(),
+            authority_value: HeaderValue::from_str(url.authority.as_str()).ok()?,
             response_timeout: config.response_timeout.0,
             preserve_host: config.preserve_host,
         })
@@ -104,26 +108,25 @@ impl Upstream {
         body: RequestBody,
         ctx: &RequestContext,
     ) -> Result<Request<RequestBody>, GatewayError> {
-        let path = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
+        let client_host = client_host(&head.headers, head.uri.authority());
+        // The client's path and query are moved, not copied and parsed again.
+        let mut target = head.uri.into_parts();
+        target.scheme = Some(Scheme::HTTP);
+        target.authority = Some(self.authority.clone());
+        if target.path_and_query.is_none() {
+            target.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        let uri = Uri::from_parts(target)
             .map_err(|err| GatewayError::Internal(format!("upstream uri: {err}")))?;
 
-        let client_host = client_host(&head);
         let mut headers = head.headers;
         let upgrade = forwarding::wants_upgrade(&headers);
         forwarding::strip_hop_by_hop(&mut headers, upgrade);
-        forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_deref());
-        let host = match (&client_host, self.preserve_host) {
-            (Some(host), true) => HeaderValue::from_str(host).ok(),
-            _ => None,
+        forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_ref());
+        let host = match client_host {
+            Some(host) if self.preserve_host => host,
+            _ => self.authority_value.clone(),
         };
-        let host = host.unwrap_or_else(|| {
-            HeaderValue::from_str(self.authority.as_str()).unwrap_or(HeaderValue::from_static(""))
-        });
         headers.insert(HOST, host);
 
         let mut outgoing = Request::new(body);
@@ -135,12 +138,16 @@ impl Upstream {
     }
 }
 
-/// The host the client asked for: `Host` (HTTP/1.1) or the URI authority (HTTP/2).
-fn client_host(head: &http::request::Parts) -> Option<String> {
-    if let Some(host) = head.headers.get(HOST).and_then(|h| h.to_str().ok()) {
-        return Some(host.to_string());
+/// The host the client asked for: `Host` (HTTP/1.1) or the URI authority (HTTP/2), as a
+/// header value (shared with the request, not copied) when it is visible ASCII.
+fn client_host(
+    headers: &http::HeaderMap,
+    authority: Option<&http::uri::Authority>,
+) -> Option<HeaderValue> {
+    if let Some(host) = headers.get(HOST).filter(|h| h.to_str().is_ok()) {
+        return Some(host.clone());
     }
-    head.uri.authority().map(|a| a.to_string())
+    authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
 /// Turns a client error into who caused it: our body errors are the client's, connect
