@@ -327,11 +327,13 @@ mod tests {
         assert_eq!(get(&pool).await.expect("answered"), "ok");
         // Wait (bounded) until hyper has seen the upstream's close of the idle connection.
         for _ in 0..5000 {
-            let idle = pool.idle.lock().expect("lock");
-            if idle.iter().all(|entry| entry.sender.is_closed()) {
+            let closed = {
+                let idle = pool.idle.lock().expect("lock");
+                idle.iter().all(|entry| entry.sender.is_closed())
+            };
+            if closed {
                 break;
             }
-            drop(idle);
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert_eq!(
