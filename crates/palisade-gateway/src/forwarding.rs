@@ -1,8 +1,10 @@
 //! Header rewriting between client and upstream: hop-by-hop removal, forwarding headers,
 //! and the response headers that would leak what runs behind palisade.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use palisade_policy::identity::IDENTITY_HEADERS;
 
@@ -80,58 +82,64 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 ///
 /// Values a trusted proxy sent are extended; values from anyone else are replaced, so the
 /// application never sees a client-written forwarding header as if palisade wrote it.
-pub fn set_forwarding_headers(headers: &mut HeaderMap, ctx: &RequestContext, host: Option<&str>) {
+/// `host` is the host the client asked for (its `Host` header, shared rather than copied).
+pub fn set_forwarding_headers(
+    headers: &mut HeaderMap,
+    ctx: &RequestContext,
+    host: Option<&HeaderValue>,
+) {
     let peer = crate::client_ip::canonical(ctx.peer.ip());
     let proto = if ctx.tls { "https" } else { "http" };
     let xff = HeaderName::from_static("x-forwarded-for");
     let xfp = HeaderName::from_static("x-forwarded-proto");
     let xfh = HeaderName::from_static("x-forwarded-host");
 
-    let prior_xff = ctx.peer_trusted.then(|| joined(headers, &xff)).flatten();
-    let xff_value = match prior_xff {
-        Some(prior) => format!("{prior}, {peer}"),
-        None => peer.to_string(),
-    };
-    insert_text(headers, xff, &xff_value);
+    let mut xff_value = String::with_capacity(48);
+    if let Some(prior) = ctx.peer_trusted.then(|| joined(headers, &xff)).flatten() {
+        xff_value.push_str(&prior);
+        xff_value.push_str(", ");
+    }
+    let _ = write!(xff_value, "{peer}");
+    insert_text(headers, xff, xff_value);
 
     if !(ctx.peer_trusted && headers.contains_key(&xfp)) {
-        insert_text(headers, xfp, proto);
+        headers.insert(xfp, HeaderValue::from_static(proto));
     }
     if !(ctx.peer_trusted && headers.contains_key(&xfh)) {
         match host {
-            Some(host) => insert_text(headers, xfh, host),
+            Some(host) => {
+                headers.insert(xfh, host.clone());
+            }
             None => {
                 headers.remove(&xfh);
             }
         }
     }
 
-    let mut element = format!("for={};proto={proto}", forwarded_node(peer));
+    let mut forwarded = String::with_capacity(64);
+    if let Some(prior) = ctx
+        .peer_trusted
+        .then(|| joined(headers, &header::FORWARDED))
+        .flatten()
+    {
+        forwarded.push_str(&prior);
+        forwarded.push_str(", ");
+    }
+    // RFC 7239 §6: IPv6 nodes are bracketed and quoted.
+    let _ = match peer {
+        IpAddr::V4(v4) => write!(forwarded, "for={v4};proto={proto}"),
+        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\";proto={proto}"),
+    };
+    let host = host.and_then(|h| h.to_str().ok());
     // A quote or backslash would end or escape the quoted-string (RFC 9110 §5.6.4).
     let quotable = |h: &&str| {
         h.bytes()
             .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
     };
     if let Some(host) = host.filter(quotable) {
-        element.push_str(&format!(";host=\"{host}\""));
+        let _ = write!(forwarded, ";host=\"{host}\"");
     }
-    let prior = ctx
-        .peer_trusted
-        .then(|| joined(headers, &header::FORWARDED))
-        .flatten();
-    let forwarded = match prior {
-        Some(prior) => format!("{prior}, {element}"),
-        None => element,
-    };
-    insert_text(headers, header::FORWARDED, &forwarded);
-}
-
-/// RFC 7239 §6: IPv6 nodes are bracketed and quoted.
-fn forwarded_node(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    }
+    insert_text(headers, header::FORWARDED, forwarded);
 }
 
 fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
@@ -143,8 +151,9 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
-fn insert_text(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
+/// Inserts `value` without copying it again (the header value takes over the string).
+fn insert_text(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
         headers.insert(name, value);
     }
 }
@@ -275,7 +284,8 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("forwarded", "for=6.6.6.6"),
         ]);
-        set_forwarding_headers(&mut h, &ctx("192.0.2.1:5000", false), Some("app.test"));
+        let host = HeaderValue::from_static("app.test");
+        set_forwarding_headers(&mut h, &ctx("192.0.2.1:5000", false), Some(&host));
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "app.test");

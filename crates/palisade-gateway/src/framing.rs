@@ -12,6 +12,9 @@
 //!
 //! It never changes bytes and never buffers more than one head or one chunk-size line.
 
+/// How an HTTP/2 prior-knowledge connection starts (RFC 9113 §3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
 /// A framing violation seen on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finding {
@@ -123,6 +126,12 @@ impl FramingTracker {
                 self.blank_lines = true;
                 return Ok(skip);
             }
+            // The usual case, a whole head in one read, is parsed where it lies.
+            if let Some(end) = find_head_end(bytes) {
+                self.head_complete(bytes.starts_with(HTTP2_PREFACE));
+                self.state = self.after_head(&bytes[..end])?;
+                return Ok(end);
+            }
         }
         let search_from = self.line.len().saturating_sub(3);
         let take = bytes.len();
@@ -134,20 +143,38 @@ impl FramingTracker {
             return Ok(take);
         };
         let used = take - (self.line.len() - end);
-        let head = std::mem::take(&mut self.line);
+        self.head_complete(self.line.starts_with(HTTP2_PREFACE));
+        let next = self.after_head(&self.line[..end]);
+        // Cleared, not dropped: the next head on this connection reuses the buffer.
+        self.line.clear();
+        self.state = next?;
+        Ok(used)
+    }
+
+    /// Notes that a head ended (no blank lines pending) and whether it was HTTP/2's preface.
+    fn head_complete(&mut self, http2_preface: bool) {
         self.blank_lines = false;
-        if head.starts_with(b"PRI * HTTP/2.0\r\n") {
+        if http2_preface {
             self.http2 = true;
         }
-        self.state = self.after_head(&head[..end])?;
-        Ok(used)
     }
 
     /// Reads one complete head and returns how its body is framed.
     fn after_head(&self, head: &[u8]) -> Result<State, Option<Finding>> {
-        let mut slots = vec![httparse::EMPTY_HEADER; self.max_headers];
-        let mut request = httparse::Request::new(&mut slots);
-        match request.parse(head) {
+        // Header slots on the stack for the usual limit, so a request costs no allocation
+        // here; a configured limit above it gets heap slots.
+        const STACK_SLOTS: usize = 128;
+        let mut stack =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_SLOTS];
+        let mut heap = Vec::new();
+        let slots = if self.max_headers <= STACK_SLOTS {
+            &mut stack[..self.max_headers]
+        } else {
+            heap.resize_with(self.max_headers, std::mem::MaybeUninit::uninit);
+            &mut heap[..]
+        };
+        let mut request = httparse::Request::new(&mut []);
+        match request.parse_with_uninit_headers(head, slots) {
             Ok(httparse::Status::Complete(_)) => {}
             _ => return Err(None), // not HTTP/1 (h2 preface) or refused by hyper as well
         }

@@ -173,7 +173,7 @@ impl Gateway {
         let (head, incoming) = request.into_parts();
         let max_body = runtime.config.server.max_body_size.0;
         let stall = runtime.config.server.body_read_timeout.0;
-        let request_head = head_copy(&head);
+        let request_head = response_phase_head(&head);
         let mut request = GatewayRequest {
             head,
             body: RequestBody::new(incoming, max_body, stall),
@@ -284,15 +284,27 @@ fn linger(mut unread: hyper::body::Incoming, parts: &mut http::response::Parts, 
     });
 }
 
-/// The request head without its body or extensions, kept for the response phase.
-fn head_copy(head: &http::request::Parts) -> http::request::Parts {
+/// The request head the response phase and error pages see: method, URI, version, and only
+/// the headers they read ([`RESPONSE_PHASE_HEADERS`]). Copying every header of every request
+/// cost an allocation per header map and a reference count per header, for nothing.
+fn response_phase_head(head: &http::request::Parts) -> http::request::Parts {
     let mut copy = Request::new(());
     *copy.method_mut() = head.method.clone();
     *copy.uri_mut() = head.uri.clone();
     *copy.version_mut() = head.version;
-    *copy.headers_mut() = head.headers.clone();
+    let headers = copy.headers_mut();
+    for name in &RESPONSE_PHASE_HEADERS {
+        for value in head.headers.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
     copy.into_parts().0
 }
+
+/// The request headers kept for the response phase: `Accept` chooses between the HTML and
+/// JSON error pages, `Cookie` tells the session-cookie stage which CSRF cookie the browser
+/// holds. A response stage that reads another request header adds it here.
+const RESPONSE_PHASE_HEADERS: [http::HeaderName; 2] = [http::header::ACCEPT, http::header::COOKIE];
 
 /// A response body that keeps its request counted as in flight until it is finished.
 #[derive(Debug)]

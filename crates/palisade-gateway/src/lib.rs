@@ -26,4 +26,5 @@ pub mod services;
 pub mod sessions;
 pub mod tls;
 pub mod upload;
+pub mod upstream_pool;
 pub mod waf;

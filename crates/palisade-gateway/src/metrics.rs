@@ -1,14 +1,58 @@
 //! Prometheus metrics: counters, gauges and one latency histogram, rendered as text.
 //!
-//! Counters are plain atomics behind a label map, so recording one is a hash lookup and an
-//! add; nothing here blocks a request. Names start with `palisade_`. A capability that needs
-//! its own series registers a [`LabeledCounter`] or a collector ([`Metrics::add_collector`]).
+//! Recording never blocks and never makes two cores fight over one cache line: every count
+//! lives in [`SHARDS`] cache-line-sized cells, each thread adds to its own cell, and the
+//! cells are summed only when `/metrics` is rendered. A labelled series is found through a
+//! lock-free snapshot of the label map ([`ArcSwap`]); only a label combination seen for the
+//! first time takes a lock. With one shared atomic per series, the gateway's worker threads
+//! spent measurable time waiting for each other's cache lines on every request.
+//! Names start with `palisade_`. A capability that needs its own series registers a
+//! [`LabeledCounter`] or a collector ([`Metrics::add_collector`]).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+/// How many cells each count is split into; threads beyond this share cells.
+pub const SHARDS: usize = 8;
+
+/// The cell this thread adds to: threads take cells in the order they first count.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
+}
+
+/// One atomic alone on its cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Cell(AtomicU64);
+
+/// A count split over [`SHARDS`] cells.
+#[derive(Debug, Default)]
+pub struct ShardedCount {
+    cells: [Cell; SHARDS],
+}
+
+impl ShardedCount {
+    /// Adds `n` to this thread's cell.
+    pub fn add(&self, n: u64) {
+        self.cells[shard()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The sum over every cell.
+    pub fn value(&self) -> u64 {
+        self.cells.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// The series of one family: label values and their count, in the order first seen.
+type Series = Vec<(Box<[String]>, Arc<ShardedCount>)>;
 
 /// A counter family with fixed label names.
 #[derive(Debug)]
@@ -16,7 +60,9 @@ pub struct LabeledCounter {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
-    series: RwLock<BTreeMap<Vec<String>, Arc<AtomicU64>>>,
+    series: ArcSwap<Series>,
+    /// Serialises additions of new series (copy, push, swap), so none is lost.
+    adding: Mutex<()>,
 }
 
 impl LabeledCounter {
@@ -26,7 +72,8 @@ impl LabeledCounter {
             name,
             help,
             labels,
-            series: RwLock::new(BTreeMap::new()),
+            series: ArcSwap::from_pointee(Vec::new()),
+            adding: Mutex::new(()),
         }
     }
 
@@ -38,50 +85,61 @@ impl LabeledCounter {
     /// Adds `n` to the series with `values`.
     pub fn add(&self, values: &[&str], n: u64) {
         debug_assert_eq!(values.len(), self.labels.len());
-        if let Ok(series) = self.series.read() {
-            let found = series
-                .iter()
-                .find(|(key, _)| key.iter().map(String::as_str).eq(values.iter().copied()));
-            if let Some((_, counter)) = found {
-                counter.fetch_add(n, Ordering::Relaxed);
-                return;
-            }
+        if let Some(count) = find(&self.series.load(), values) {
+            count.add(n);
+            return;
         }
-        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-        if let Ok(mut series) = self.series.write() {
-            series
-                .entry(key)
-                .or_default()
-                .fetch_add(n, Ordering::Relaxed);
+        self.insert(values).add(n);
+    }
+
+    /// The series for `values`, added if no other thread added it meanwhile.
+    fn insert(&self, values: &[&str]) -> Arc<ShardedCount> {
+        let _adding = self
+            .adding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.series.load_full();
+        if let Some(count) = find(&current, values) {
+            return Arc::clone(count);
         }
+        let count = Arc::new(ShardedCount::default());
+        let mut next = Series::clone(&current);
+        next.push((
+            values.iter().map(|v| v.to_string()).collect(),
+            Arc::clone(&count),
+        ));
+        self.series.store(Arc::new(next));
+        count
     }
 
     /// The current value of one series (0 if never counted).
     pub fn value(&self, values: &[&str]) -> u64 {
-        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-        self.series
-            .read()
-            .ok()
-            .and_then(|s| s.get(&key).map(|c| c.load(Ordering::Relaxed)))
-            .unwrap_or(0)
+        find(&self.series.load(), values).map_or(0, |count| count.value())
     }
 
     fn render(&self, out: &mut String) {
         let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
         let _ = writeln!(out, "# TYPE {} counter", self.name);
-        let Ok(series) = self.series.read() else {
-            return;
-        };
-        for (values, counter) in series.iter() {
-            let labels = format_labels(self.labels, values);
-            let _ = writeln!(
-                out,
-                "{}{labels} {}",
-                self.name,
-                counter.load(Ordering::Relaxed)
-            );
+        // Sorted by label values, so the exposition reads the same whatever came first.
+        let mut series: Vec<(Box<[String]>, u64)> = self
+            .series
+            .load()
+            .iter()
+            .map(|(values, count)| (values.clone(), count.value()))
+            .collect();
+        series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (values, count) in series {
+            let labels = format_labels(self.labels, &values);
+            let _ = writeln!(out, "{}{labels} {count}", self.name);
         }
     }
+}
+
+fn find<'s>(series: &'s Series, values: &[&str]) -> Option<&'s Arc<ShardedCount>> {
+    series
+        .iter()
+        .find(|(key, _)| key.iter().map(String::as_str).eq(values.iter().copied()))
+        .map(|(_, count)| count)
 }
 
 /// Latency buckets in seconds.
@@ -89,37 +147,52 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// A histogram of request latencies.
+/// One thread's share of a histogram, alone on its cache lines.
 #[derive(Debug, Default)]
-pub struct Histogram {
+#[repr(align(64))]
+struct HistogramCell {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
+/// A histogram of request latencies.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    cells: [HistogramCell; SHARDS],
+}
+
 impl Histogram {
     /// Records one observation.
     pub fn observe(&self, elapsed: Duration) {
+        let cell = &self.cells[shard()];
         let secs = elapsed.as_secs_f64();
         if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            cell.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
+        cell.count.fetch_add(1, Ordering::Relaxed);
+        cell.sum_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn sum_of(&self, field: impl Fn(&HistogramCell) -> &AtomicU64) -> u64 {
+        self.cells
+            .iter()
+            .map(|cell| field(cell).load(Ordering::Relaxed))
+            .sum()
     }
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} histogram");
         let mut cumulative = 0;
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.sum_of(|cell| &cell.buckets[i]);
             let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
         }
-        let count = self.count.load(Ordering::Relaxed);
+        let count = self.sum_of(|cell| &cell.count);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = self.sum_of(|cell| &cell.sum_micros) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum {sum}");
         let _ = writeln!(out, "{name}_count {count}");
     }

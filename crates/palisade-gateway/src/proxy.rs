@@ -1,17 +1,18 @@
 //! Step 8: forward the request to the upstream and bring its response back.
 //!
-//! One keep-alive pool of HTTP/1.1 connections per configuration. Bodies stream both ways.
+//! One keep-alive pool of HTTP/1.1 connections per worker thread and configuration
+//! ([`crate::upstream_pool`]). Bodies stream both ways.
 //! A WebSocket (or any `Upgrade`) handshake that the upstream accepts with 101 becomes a
 //! byte tunnel between the two upgraded connections.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HOST, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tracing::debug;
 
 use crate::body::{self, GatewayBody, RequestBody};
@@ -19,13 +20,16 @@ use crate::config::UpstreamConfig;
 use crate::error::GatewayError;
 use crate::forwarding;
 use crate::pipeline::{GatewayRequest, RequestContext};
+use crate::upstream_pool::{PoolError, PooledBody, UpstreamPool};
 
 /// The protected application and the connection pools to it, one per worker thread so a
 /// pooled connection is always driven by the thread that uses it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    clients: Vec<Client<HttpConnector, RequestBody>>,
+    pools: Vec<Arc<UpstreamPool>>,
     authority: http::uri::Authority,
+    /// `authority` as a `Host` value, made once.
+    authority_value: HeaderValue,
     response_timeout: Duration,
     preserve_host: bool,
 }
@@ -34,21 +38,19 @@ impl Upstream {
     /// Pools for `config`, one per worker; `None` when no upstream URL is configured.
     pub fn new(config: &UpstreamConfig, workers: usize) -> Option<Self> {
         let url = config.url.as_ref()?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout.0));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
         let per_worker = (config.pool_max_idle / workers.max(1)).max(1);
-        let client = || {
-            Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(config.pool_idle_timeout.0)
-                .pool_max_idle_per_host(per_worker)
-                .build(connector.clone())
+        let pool = || {
+            Arc::new(UpstreamPool::new(
+                url.authority.as_str().to_owned(),
+                config.connect_timeout.0,
+                config.pool_idle_timeout.0,
+                per_worker,
+            ))
         };
         Some(Self {
-            clients: (0..workers.max(1)).map(|_| client()).collect(),
+            pools: (0..workers.max(1)).map(|_| pool()).collect(),
             authority: url.authority.clone(),
+            authority_value: HeaderValue::from_str(url.authority.as_str()).ok()?,
             response_timeout: config.response_timeout.0,
             preserve_host: config.preserve_host,
         })
@@ -74,15 +76,16 @@ impl Upstream {
             .flatten();
         let outgoing = self.outgoing(head, body, ctx)?;
 
-        let client = &self.clients[worker % self.clients.len()];
-        let sent = tokio::time::timeout(self.response_timeout, client.request(outgoing));
-        let mut response = match sent.await {
+        let pool = &self.pools[worker % self.pools.len()];
+        let sent = tokio::time::timeout(self.response_timeout, pool.send(outgoing));
+        let (mut response, lease) = match sent.await {
             Err(_) => return Err(GatewayError::UpstreamTimeout),
-            Ok(Err(err)) => return Err(classify(&err)),
-            Ok(Ok(response)) => response,
+            Ok(Err(err)) => return Err(classify(err)),
+            Ok(Ok(exchanged)) => exchanged,
         };
 
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if switching {
             // A switch nobody asked palisade to pass on would leave the client talking a
             // protocol no stage reads.
             let Some(client_upgrade) = client_upgrade else {
@@ -94,10 +97,17 @@ impl Upstream {
             tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
         }
         let (mut parts, incoming) = response.into_parts();
-        let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
         forwarding::strip_hop_by_hop(&mut parts.headers, switching);
         forwarding::strip_revealing_response_headers(&mut parts.headers);
-        let body = incoming.map_err(body::BoxError::from).boxed_unsync();
+        let body = if switching {
+            // The connection now belongs to the tunnel (or is spent): never pooled again.
+            drop(lease);
+            incoming.map_err(body::BoxError::from).boxed_unsync()
+        } else {
+            PooledBody::new(incoming, lease)
+                .map_err(body::BoxError::from)
+                .boxed_unsync()
+        };
         Ok(Response::from_parts(parts, body))
     }
 
@@ -109,26 +119,19 @@ impl Upstream {
         body: RequestBody,
         ctx: &RequestContext,
     ) -> Result<Request<RequestBody>, GatewayError> {
-        let path = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|err| GatewayError::Internal(format!("upstream uri: {err}")))?;
+        let client_host = client_host(&head.headers, head.uri.authority());
+        // Origin form (RFC 9112 §3.2.1), the client's path and query shared, not copied.
+        let path = head.uri.path_and_query().cloned();
+        let uri = Uri::from(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
 
-        let client_host = client_host(&head);
         let mut headers = head.headers;
         let upgrade = forwarding::wants_upgrade(&headers);
         forwarding::strip_hop_by_hop(&mut headers, upgrade);
-        forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_deref());
-        let host = match (&client_host, self.preserve_host) {
-            (Some(host), true) => HeaderValue::from_str(host).ok(),
-            _ => None,
+        forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_ref());
+        let host = match client_host {
+            Some(host) if self.preserve_host => host,
+            _ => self.authority_value.clone(),
         };
-        let host = host.unwrap_or_else(|| {
-            HeaderValue::from_str(self.authority.as_str()).unwrap_or(HeaderValue::from_static(""))
-        });
         headers.insert(HOST, host);
 
         let mut outgoing = Request::new(body);
@@ -140,43 +143,32 @@ impl Upstream {
     }
 }
 
-/// The host the client asked for: `Host` (HTTP/1.1) or the URI authority (HTTP/2).
-fn client_host(head: &http::request::Parts) -> Option<String> {
-    if let Some(host) = head.headers.get(HOST).and_then(|h| h.to_str().ok()) {
-        return Some(host.to_string());
+/// The host the client asked for: `Host` (HTTP/1.1) or the URI authority (HTTP/2), as a
+/// header value (shared with the request, not copied) when it is visible ASCII.
+fn client_host(
+    headers: &http::HeaderMap,
+    authority: Option<&http::uri::Authority>,
+) -> Option<HeaderValue> {
+    if let Some(host) = headers.get(HOST).filter(|h| h.to_str().is_ok()) {
+        return Some(host.clone());
     }
-    head.uri.authority().map(|a| a.to_string())
+    authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
-/// Turns a client error into who caused it: our body errors are the client's, connect
+/// Turns a failed exchange into who caused it: our body errors are the client's, connect
 /// timeouts are 504, connect failures 502, anything else a broken upstream.
-fn classify(err: &hyper_util::client::legacy::Error) -> GatewayError {
-    if let Some(client_fault) = body::client_fault(err) {
-        return client_fault;
-    }
-    if err.is_connect() {
-        if has_timeout(err) {
-            return GatewayError::UpstreamTimeout;
+fn classify(err: PoolError) -> GatewayError {
+    match err {
+        PoolError::ConnectTimeout => GatewayError::UpstreamTimeout,
+        PoolError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            GatewayError::UpstreamTimeout
         }
-        return GatewayError::UpstreamConnect(error_chain(err));
-    }
-    GatewayError::UpstreamProtocol(error_chain(err))
-}
-
-fn has_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(err);
-    while let Some(err) = cause {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
+        PoolError::Connect(_) | PoolError::Handshake(_) => {
+            GatewayError::UpstreamConnect(error_chain(&err))
         }
-        if err.to_string().contains("timed out") {
-            return true;
-        }
-        cause = err.source();
+        PoolError::Send(ref hyper_err) => body::client_fault(hyper_err)
+            .unwrap_or_else(|| GatewayError::UpstreamProtocol(error_chain(&err))),
     }
-    false
 }
 
 /// The error and its causes on one line, for the log only.

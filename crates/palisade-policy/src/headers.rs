@@ -276,13 +276,18 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
 }
 
-/// True for paths with `.`/`..` segments, encoded dots or backslashes.
+/// True for paths with `.`/`..` segments, encoded dots or backslashes. Runs on every
+/// response, so it reads the path in place rather than lower-casing a copy.
 fn has_dot_segments(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.contains("%2e")
-        || lower.contains('\\')
-        || lower.contains("%5c")
-        || lower
+    let encoded = |pattern: &[u8]| {
+        path.as_bytes()
+            .windows(pattern.len())
+            .any(|window| window.eq_ignore_ascii_case(pattern))
+    };
+    encoded(b"%2e")
+        || path.contains('\\')
+        || encoded(b"%5c")
+        || path
             .split('/')
             .any(|segment| segment == "." || segment == "..")
 }

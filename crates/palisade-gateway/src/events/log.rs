@@ -69,10 +69,13 @@ impl JsonLogSink {
 async fn write_events(output: impl AsyncWrite + Unpin, mut events: mpsc::Receiver<Arc<Event>>) {
     const BATCH_PAUSE: Duration = Duration::from_millis(10);
     let mut writer = BufWriter::new(output);
+    let mut line = String::with_capacity(512);
+    let mut clock = TimestampCache::default();
     while let Some(first) = events.recv().await {
         let mut next = Some(first);
         while let Some(event) = next {
-            let mut line = event_line(&event);
+            line.clear();
+            write_line(&mut line, clock.now(), &event);
             line.push('\n');
             if writer.write_all(line.as_bytes()).await.is_err() {
                 return;
@@ -87,22 +90,49 @@ async fn write_events(output: impl AsyncWrite + Unpin, mut events: mpsc::Receive
     let _ = writer.flush().await;
 }
 
+/// The RFC 3339 text of the current millisecond, formatted again only when the millisecond
+/// changes: a batch of a thousand events formats the time once or twice, not a thousand times.
+#[derive(Debug, Default)]
+struct TimestampCache {
+    millis: u64,
+    text: String,
+}
+
+impl TimestampCache {
+    fn now(&mut self) -> &str {
+        let millis = unix_millis();
+        if millis != self.millis || self.text.is_empty() {
+            self.millis = millis;
+            self.text = format_rfc3339(millis);
+        }
+        &self.text
+    }
+}
+
 /// One event as a JSON line, the timestamp first so lines sort and read by time.
 pub fn event_line(event: &Event) -> String {
     let mut line = String::with_capacity(256);
-    let mut object = super::JsonObject::new(&mut line);
-    object.str("ts", &rfc3339_now());
+    write_line(&mut line, &rfc3339_now(), event);
+    line
+}
+
+fn write_line(line: &mut String, ts: &str, event: &Event) {
+    let mut object = super::JsonObject::new(line);
+    object.str("ts", ts);
     event.write_fields(&mut object);
     object.finish();
-    line
+}
+
+fn unix_millis() -> u64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    since_epoch.as_millis() as u64
 }
 
 /// The current UTC time as `2026-01-31T12:34:56.789Z`.
 pub fn rfc3339_now() -> String {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format_rfc3339(since_epoch.as_millis() as u64)
+    format_rfc3339(unix_millis())
 }
 
 /// Formats milliseconds since the epoch as an RFC 3339 UTC timestamp.

@@ -1,0 +1,354 @@
+//! Keep-alive HTTP/1.1 connections to the upstream, one pool per worker thread.
+//!
+//! hyper-util's general-purpose client costs a proxy more per request than the forwarding
+//! itself: it keys its pool by scheme and host through a SipHash map behind a lock, races a
+//! lazy connect against every checkout, and spawns one task per request to put the
+//! connection back once the response body is read. Palisade talks to exactly one upstream,
+//! and each worker thread serves its own connections, so its pool is a stack of idle
+//! connections: a checkout pops one, and the response body pushes it back when it ends.
+//!
+//! A request sent on a reused connection that turned out to be closed (the upstream hung up
+//! while it sat idle) and that hyper did not start writing is retried on another
+//! connection, so keep-alive races never reach the client as a 502.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::body::RequestBody;
+
+/// Why a request could not be exchanged with the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// No TCP connection within `connect_timeout`.
+    #[error("connect to the upstream timed out")]
+    ConnectTimeout,
+    /// The TCP connection was refused or failed.
+    #[error("connect to the upstream: {0}")]
+    Connect(#[source] io::Error),
+    /// The HTTP/1 connection could not be set up.
+    #[error("upstream connection set-up: {0}")]
+    Handshake(#[source] hyper::Error),
+    /// Sending the request or reading the response head failed.
+    #[error("upstream exchange: {0}")]
+    Send(#[source] hyper::Error),
+}
+
+/// An idle connection and when it was last used.
+struct Idle {
+    sender: SendRequest<RequestBody>,
+    since: Instant,
+}
+
+/// The idle connections of one worker to the upstream.
+pub struct UpstreamPool {
+    address: String,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle: usize,
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool")
+            .field("address", &self.address)
+            .field("max_idle", &self.max_idle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection lent to one exchange; back in the pool with [`Lease::release`].
+pub struct Lease {
+    sender: SendRequest<RequestBody>,
+    pool: Arc<UpstreamPool>,
+}
+
+impl Lease {
+    /// Returns the connection to its pool for the next request.
+    pub fn release(self) {
+        self.pool.check_in(self.sender);
+    }
+}
+
+impl UpstreamPool {
+    /// A pool connecting to `address` (`host:port`).
+    pub fn new(
+        address: String,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle: usize,
+    ) -> Self {
+        Self {
+            address,
+            connect_timeout,
+            idle_timeout,
+            max_idle,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends `request` on an idle connection (or a new one) and returns the response head
+    /// with the connection, which the caller releases once the response body has ended.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Lease), PoolError> {
+        loop {
+            let (mut sender, reused) = match self.check_out() {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            if let Err(err) = sender.ready().await {
+                if reused {
+                    continue; // closed while idle: try the next one
+                }
+                return Err(PoolError::Send(err));
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let lease = Lease {
+                        sender,
+                        pool: Arc::clone(self),
+                    };
+                    return Ok((response, lease));
+                }
+                Err(mut err) => match err.take_message() {
+                    // Never written: safe to send again, on another connection.
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(PoolError::Send(err.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The most recently used open connection, dropping closed and expired ones on the way.
+    // TODO: close idle connections on a timer; until then `pool_idle_timeout` is applied
+    // when the pool is next used, and a pool left idle keeps up to `pool_max_idle` upstream
+    // sockets open until traffic resumes or the upstream closes them.
+    fn check_out(&self) -> Option<SendRequest<RequestBody>> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(entry) = idle.pop() {
+            if !entry.sender.is_closed() && entry.since.elapsed() < self.idle_timeout {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    fn check_in(&self, sender: SendRequest<RequestBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        // The oldest connections sit at the bottom of the stack: close the expired ones,
+        // and the oldest when the pool is full.
+        let expired = idle
+            .iter()
+            .take_while(|entry| now.duration_since(entry.since) >= self.idle_timeout)
+            .count();
+        idle.drain(..expired);
+        if idle.len() >= self.max_idle {
+            idle.remove(0);
+        }
+        idle.push(Idle { sender, since: now });
+    }
+
+    /// A new connection, driven by its own task on this worker's runtime.
+    async fn connect(&self) -> Result<SendRequest<RequestBody>, PoolError> {
+        let connect = TcpStream::connect(self.address.as_str());
+        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Err(_) => return Err(PoolError::ConnectTimeout),
+            Ok(Err(err)) => return Err(PoolError::Connect(err)),
+            Ok(Ok(stream)) => stream,
+        };
+        stream.set_nodelay(true).map_err(PoolError::Connect)?;
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(PoolError::Handshake)?;
+        // Upgrades stay possible: a 101 answer turns the connection into a tunnel.
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(error = %err, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// A response body from the upstream that gives its connection back to the pool when it
+/// ends. A body dropped before its end takes the connection with it: hyper closes it, since
+/// the rest of that response would still be in the way of the next one.
+pub struct PooledBody {
+    inner: Incoming,
+    lease: Option<Lease>,
+}
+
+impl PooledBody {
+    /// Wraps `inner`, releasing `lease` at its end (at once when it is already empty).
+    pub fn new(inner: Incoming, lease: Lease) -> Self {
+        let mut body = Self {
+            inner,
+            lease: Some(lease),
+        };
+        if body.inner.is_end_stream() {
+            body.release();
+        }
+        body
+    }
+
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// An upstream answering `ok` to each request; with `close_after_one`, it closes every
+    /// connection after its first answer without saying so. Returns its address and the
+    /// count of connections it accepted.
+    async fn upstream(close_after_one: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if socket.write_all(answer).await.is_err() || close_after_one {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    fn pool(address: String) -> Arc<UpstreamPool> {
+        let timeout = Duration::from_secs(5);
+        Arc::new(UpstreamPool::new(
+            address,
+            timeout,
+            Duration::from_secs(60),
+            4,
+        ))
+    }
+
+    async fn get(pool: &Arc<UpstreamPool>) -> Result<Bytes, PoolError> {
+        let request = Request::builder()
+            .uri("/")
+            .header(http::header::HOST, "upstream.test")
+            .body(RequestBody::empty())
+            .expect("request");
+        let (response, lease) = pool.send(request).await?;
+        let body = PooledBody::new(response.into_body(), lease);
+        Ok(body.collect().await.map_err(PoolError::Send)?.to_bytes())
+    }
+
+    #[tokio::test]
+    async fn a_finished_exchange_leaves_its_connection_for_the_next_request() {
+        let (address, accepted) = upstream(false).await;
+        let pool = pool(address);
+        for _ in 0..3 {
+            assert_eq!(get(&pool).await.expect("answered"), "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_while_idle_is_not_reused() {
+        let (address, accepted) = upstream(true).await;
+        let pool = pool(address);
+        assert_eq!(get(&pool).await.expect("answered"), "ok");
+        // Wait (bounded) until hyper has seen the upstream's close of the idle connection.
+        for _ in 0..5000 {
+            let closed = {
+                let idle = pool.idle.lock().expect("lock");
+                idle.iter().all(|entry| entry.sender.is_closed())
+            };
+            if closed {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            get(&pool).await.expect("answered on a new connection"),
+            "ok"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let err = get(&pool(address)).await.expect_err("nothing listens");
+        assert!(matches!(err, PoolError::Connect(_)), "{err:?}");
+    }
+}
