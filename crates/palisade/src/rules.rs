@@ -23,11 +23,13 @@ pub enum RulesCommand {
     Eval(EvalArgs),
 }
 
-/// `palisade rules eval`.
+/// `palisade rules eval`. The rules come from exactly one of `--rules` and `--config`; the
+/// group makes a missing source name both flags in the usage error.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["rules", "config"])))]
 pub struct EvalArgs {
     /// The rules file (YAML).
-    #[arg(long, conflicts_with = "config", required_unless_present = "config")]
+    #[arg(long)]
     rules: Option<PathBuf>,
     /// Or a palisade.toml: its [waf] rules file, inline rules and geo databases.
     #[arg(long)]

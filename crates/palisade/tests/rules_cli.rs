@@ -74,6 +74,17 @@ fn eval_prints_the_matching_rule_its_action_and_the_verdict() {
     );
 }
 
+/// Without a source the usage error used to name only `--rules`, hiding `--config`.
+#[test]
+fn eval_without_rules_names_both_ways_to_give_them() {
+    let (ok, _, err) = palisade(&["rules", "eval", "--request", "GET /"]);
+    assert!(!ok);
+    assert!(err.contains("--rules <RULES>|--config <CONFIG>"), "{err}");
+    let (ok, _, err) = palisade(&["rules", "eval", "--rules", "a", "--config", "b"]);
+    assert!(!ok);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
 #[test]
 fn eval_reads_headers_bodies_and_the_client_address() {
     let rules = r#"rules:
