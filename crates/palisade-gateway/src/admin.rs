@@ -29,6 +29,8 @@ use tokio::net::TcpListener;
 use tracing::debug;
 use zeroize::Zeroizing;
 
+use palisade_store::ratelimit::OnError;
+
 use crate::body::{self, GatewayBody};
 use crate::gateway::Gateway;
 
@@ -303,7 +305,8 @@ fn is_port(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok()
 }
 
-/// Ready when the upstream accepts a TCP connection.
+/// Ready when the upstream accepts a TCP connection and the state backend answers (or its
+/// outage is covered by an `on_error` fallback).
 async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
     let authority = gateway.runtime().upstream.authority().to_string();
     let upstream_ok = matches!(
@@ -320,13 +323,17 @@ async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
         Some(state) => state.ready().await,
         None => true,
     };
+    // With `on_error = "allow"` or `"local"` the instance serves through a state outage, so a
+    // load balancer must keep sending it traffic; only `"deny"` makes the outage unready.
+    let fails_closed = gateway.runtime().config.state.on_error == OnError::Deny;
+    let ready = upstream_ok && (state_ok || !fails_closed);
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let body = serde_json::json!({
-        "ready": upstream_ok && state_ok,
+        "ready": ready,
         "upstream": word(upstream_ok),
         "state": { "backend": backend, "status": word(state_ok) },
     });
-    let status = if upstream_ok && state_ok {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

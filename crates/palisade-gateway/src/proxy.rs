@@ -97,6 +97,9 @@ impl Upstream {
             tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
         }
         let (mut parts, incoming) = response.into_parts();
+        // A proxy answers in its own HTTP version (RFC 9112 §2.3): an HTTP/1.0 upstream must
+        // not turn the client's connection into a 1.0 one without keep-alive.
+        parts.version = http::Version::HTTP_11;
         forwarding::strip_hop_by_hop(&mut parts.headers, switching);
         forwarding::strip_revealing_response_headers(&mut parts.headers);
         let body = if switching {

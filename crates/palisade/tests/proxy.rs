@@ -448,3 +448,38 @@ async fn trusted_proxies_may_name_the_client_for_rate_limits() {
     );
     palisade.shutdown().await;
 }
+
+/// An upstream that answers every connection once in HTTP/1.0, then closes it.
+async fn http10_upstream() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let reply = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn clients_get_http_1_1_whatever_version_the_upstream_speaks() {
+    let upstream = http10_upstream().await;
+    let palisade = start_palisade(&format!("http://{upstream}"), "").await;
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("ok"), "{reply}");
+    palisade.shutdown().await;
+}

@@ -168,23 +168,24 @@ async fn redis_down_applies_on_error_and_recovery_shares_limits_again() {
     }
 }
 
+/// An unreachable Redis shows in `/readyz`; it makes the instance unready only when it fails
+/// closed (`on_error = "deny"`): with a fallback the instance still serves.
 #[tokio::test]
 async fn readiness_reports_an_unreachable_redis() {
     let upstream = Upstream::start().await;
     let port = free_port();
-    let palisade = start_palisade(
-        &upstream.url(),
-        &redis_config(port, &unique_prefix("ready"), "local"),
-    )
-    .await;
-    let ready = get(&format!("http://{}/readyz", palisade.admin_addr), &[]).await;
-    assert_eq!(
-        ready.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        ready.body
-    );
-    assert_eq!(ready.json()["state"]["status"], "unreachable");
-    assert_eq!(ready.json()["upstream"], "ok");
-    palisade.shutdown().await;
+    for (on_error, expected) in [
+        ("local", StatusCode::OK),
+        ("allow", StatusCode::OK),
+        ("deny", StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        let config = redis_config(port, &unique_prefix("ready"), on_error);
+        let palisade = start_palisade(&upstream.url(), &config).await;
+        let ready = get(&format!("http://{}/readyz", palisade.admin_addr), &[]).await;
+        assert_eq!(ready.status, expected, "{on_error}: {}", ready.body);
+        assert_eq!(ready.json()["ready"], expected == StatusCode::OK);
+        assert_eq!(ready.json()["state"]["status"], "unreachable");
+        assert_eq!(ready.json()["upstream"], "ok");
+        palisade.shutdown().await;
+    }
 }
