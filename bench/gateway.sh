@@ -122,7 +122,7 @@ start_all() {
   PIDS+=($!)
   taskset -c "$proxy_cpus" nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" &
   PIDS+=($!)
-  PALISADE_LOG=warn taskset -c "$proxy_cpus" "$PALISADE" serve \
+  PALISADE_LOG=error taskset -c "$proxy_cpus" "$PALISADE" serve \
     --config "$WORK/palisade.toml" --upstream "http://127.0.0.1:$UPSTREAM_PORT" \
     --listen "127.0.0.1:$PALISADE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" &
   PIDS+=($!)

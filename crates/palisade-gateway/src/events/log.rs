@@ -1,15 +1,23 @@
-//! The JSON-lines security log: one object per event, written by its own task.
+//! The JSON-lines security log: one object per event, written by a thread of its own.
 //!
 //! Requests hand events over through a bounded queue with `try_send`; when the writer falls
 //! behind (a blocked pipe, a slow disk) new events are dropped and counted in
 //! `palisade_events_dropped_total{sink="log"}` rather than slowing requests down.
+//!
+//! The writer polls the queue instead of being woken by it: waking a parked thread costs
+//! the request that does it a futex call (and, across cores, an interrupt), and a file
+//! written through tokio's file type costs a hand-off to its blocking pool per write. A
+//! plain thread that drains the queue every 10 ms while events flow (100 ms when idle)
+//! costs a request nothing beyond the queue push.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use std::io::Write;
+
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 
 use super::{Event, EventSink};
 use crate::metrics::Metrics;
@@ -39,55 +47,68 @@ pub enum LogOutput {
 }
 
 impl JsonLogSink {
-    /// Starts the writer task on the current runtime and returns its sink.
+    /// Opens `output` and starts the writer thread; returns its sink.
     pub async fn start(
         output: LogOutput,
         capacity: usize,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
-        match output {
-            LogOutput::Stdout => {
-                tokio::spawn(write_events(tokio::io::stdout(), receiver));
-            }
-            LogOutput::File(path) => {
-                let file = tokio::fs::OpenOptions::new()
+        let output: Box<dyn Write + Send> = match output {
+            LogOutput::Stdout => Box::new(std::io::stdout()),
+            LogOutput::File(path) => Box::new(
+                std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&path)
-                    .await?;
-                tokio::spawn(write_events(file, receiver));
-            }
-        }
+                    .open(&path)?,
+            ),
+        };
+        std::thread::Builder::new()
+            .name("palisade-log".to_owned())
+            .spawn(move || write_events(output, receiver))?;
         Ok(Self { queue, metrics })
     }
 }
 
-/// Writes queued events as lines in batches: wait for one event, write everything queued,
-/// flush, then pause briefly. The pause means a flood of events wakes this task (and the
-/// thread it runs on) a hundred times a second at most, not once per event.
-async fn write_events(output: impl AsyncWrite + Unpin, mut events: mpsc::Receiver<Arc<Event>>) {
-    const BATCH_PAUSE: Duration = Duration::from_millis(10);
-    let mut writer = BufWriter::new(output);
+/// Writes queued events as lines in batches until every sink is gone: drain the queue,
+/// flush, sleep. The sleep is 10 ms after a batch and doubles up to 100 ms while the queue
+/// stays empty, so an event waits at most that long to be written.
+fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>) {
+    const BUSY_PAUSE: Duration = Duration::from_millis(10);
+    const IDLE_PAUSE: Duration = Duration::from_millis(100);
+    let mut writer = std::io::BufWriter::new(output);
     let mut line = String::with_capacity(512);
     let mut clock = TimestampCache::default();
-    while let Some(first) = events.recv().await {
-        let mut next = Some(first);
-        while let Some(event) = next {
+    let mut pause = BUSY_PAUSE;
+    loop {
+        let mut written = false;
+        loop {
+            let event = match events.try_recv() {
+                Ok(event) => event,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = writer.flush();
+                    return;
+                }
+            };
             line.clear();
             write_line(&mut line, clock.now(), &event);
             line.push('\n');
-            if writer.write_all(line.as_bytes()).await.is_err() {
+            if writer.write_all(line.as_bytes()).is_err() {
                 return;
             }
-            next = events.try_recv().ok();
+            written = true;
         }
-        if writer.flush().await.is_err() {
-            return;
+        if written {
+            if writer.flush().is_err() {
+                return;
+            }
+            pause = BUSY_PAUSE;
+        } else {
+            pause = (pause * 2).min(IDLE_PAUSE);
         }
-        tokio::time::sleep(BATCH_PAUSE).await;
+        std::thread::sleep(pause);
     }
-    let _ = writer.flush().await;
 }
 
 /// The RFC 3339 text of the current millisecond, formatted again only when the millisecond
@@ -182,6 +203,28 @@ mod tests {
         let line = event_line(&Event::StateRecovered { backend: "redis" });
         assert!(line.starts_with("{\"ts\":\""), "{line}");
         let json: serde_json::Value = serde_json::from_str(&line).expect("valid json");
+        assert_eq!(json["event"], "state.recovered");
+    }
+
+    #[tokio::test]
+    async fn the_writer_thread_writes_queued_events_to_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("security.log");
+        let metrics = Arc::new(Metrics::default());
+        let sink = JsonLogSink::start(LogOutput::File(path.clone()), 16, metrics)
+            .await
+            .expect("starts");
+        sink.accept(&Arc::new(Event::StateRecovered { backend: "redis" }));
+        // Bounded wait for the writer's next batch (it polls every 10 to 100 ms).
+        let mut text = String::new();
+        for _ in 0..500 {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            if !text.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let json: serde_json::Value = serde_json::from_str(text.trim_end()).expect("one line");
         assert_eq!(json["event"], "state.recovered");
     }
 
