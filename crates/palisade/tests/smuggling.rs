@@ -104,7 +104,9 @@ async fn transfer_encoding_other_than_chunked_is_refused() {
 #[tokio::test]
 async fn a_smuggled_request_hidden_in_a_body_is_forwarded_only_as_body() {
     let upstream = Upstream::start().await;
-    let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
+    // Framing alone is under test: managed detection would refuse the hidden request line.
+    let config = "rate_limit = []\n[waf]\nmanaged = false\n";
+    let palisade = start_palisade(&upstream.url(), config).await;
     let hidden = "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
     let request = format!(
         "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{hidden}",
@@ -117,6 +119,18 @@ async fn a_smuggled_request_hidden_in_a_body_is_forwarded_only_as_body() {
     )
     .await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(upstream.hits(), 1);
+    palisade.shutdown().await;
+
+    // With managed detection on (the default) the same request is refused as smuggling.
+    let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        request.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }

@@ -678,6 +678,16 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
     {
         return None;
     }
+    // A path that starts with a command's name (`/whoami`, `/env`, `/ping`) is a route: it
+    // reaches a shell only with a separator, a substitution or arguments after it.
+    if source == Source::Path
+        && cmd.position == Position::Start
+        && cmd.args.is_empty()
+        && !shell_args
+        && !cmd.evasion
+    {
+        return None;
+    }
     let mut score = match cmd.position {
         Position::Substitution => {
             if common && !shell_args && cmd.args.is_empty() {
