@@ -92,13 +92,13 @@ def pct(cell):
     return f"{100.0 * cell.get('blocked', 0) / n:5.1f}%" if n else "     -"
 
 print()
-print(f"{'':24}{'attacks blocked':>18}{'benign blocked':>18}{'errors':>8}")
+print(f"{'':32}{'attacks blocked':>18}{'benign blocked':>18}{'errors':>8}")
 labels = {"palisade": f"palisade, paranoia {paranoia}",
           "modsecurity-pl1": "ModSecurity + CRS PL1", "modsecurity-pl2": "ModSecurity + CRS PL2"}
 for n in names:
     r = runs[n]
-    print(f"{labels[n]:24}{r['detection']:16.1f} %{r['fp']:16.1f} %{r['errors']:8}")
-print(f"{'bar (issue 4)':24}{'>= 86.3 %':>18}{'<= 16.8 %':>18}")
+    print(f"{labels[n]:32}{r['detection']:16.1f} %{r['fp']:16.1f} %{r['errors']:8}")
+print(f"{'bar (issue 4)':32}{'>= 86.3 %':>18}{'<= 16.8 %':>18}")
 p, pl1, pl2 = runs["palisade"], runs["modsecurity-pl1"], runs["modsecurity-pl2"]
 print(f"palisade - ModSecurity PL2: attacks {p['detection'] - pl2['detection']:+.1f} points; "
       f"palisade - ModSecurity PL1: benign {p['fp'] - pl1['fp']:+.1f} points")

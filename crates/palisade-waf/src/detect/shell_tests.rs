@@ -83,3 +83,10 @@ fn fork_bombs_and_arithmetic_expansion_are_recognised() {
     assert!(blocked("$[2 2]"));
     assert!(blocked("$((1+1))"));
 }
+
+#[test]
+fn a_route_named_like_a_command_is_not_injection() {
+    assert_eq!(detect("/whoami", Source::Path), None);
+    assert_eq!(detect("/api/whoami", Source::Path), None);
+    assert!(detect("/cgi-bin/a.cgi;cat /etc/passwd", Source::Path).is_some_and(|h| h.score <= 20));
+}

@@ -109,8 +109,19 @@ impl<'a> Reader<'a> {
             && self.toks.iter().all(|t| match t.kind {
                 Kind::Word(_) | Kind::Num | Kind::Comma | Kind::Dot => true,
                 Kind::Other | Kind::LogicOp => matches!(self.text(*t), "!" | "?" | ":"),
+                Kind::Str(_) => self.apostrophe(*t),
                 _ => false,
             })
+    }
+
+    /// A single quote between two letters (`It's`, `O'Brien`, `parents'd`): an apostrophe
+    /// in a word of prose, which the SQL lexer reads as the start of a string.
+    fn apostrophe(&self, t: Token) -> bool {
+        let b = self.src.as_bytes();
+        b.get(t.start) == Some(&b'\'')
+            && t.start > 0
+            && b[t.start - 1].is_ascii_alphabetic()
+            && b.get(t.start + 1).is_some_and(u8::is_ascii_alphabetic)
     }
 
     fn is_value(&self, i: usize) -> bool {
@@ -206,12 +217,53 @@ impl<'a> Reader<'a> {
             let statement = next.kind == Kind::Word(Word::Statement)
                 || (next.kind == Kind::Call && self.lower_is(*next, "select"))
                 || (self.lower_is(*next, "set") && self.kind(i + 2) == Some(Kind::Var));
-            if statement && !self.lower_is(*next, "begin") && !self.lower_is(*next, "load") {
+            if statement
+                && !self.lower_is(*next, "begin")
+                && !self.lower_is(*next, "load")
+                && (i == 0 || self.statement_follows(i + 1))
+            {
                 let score = if self.prose() { 40 } else { 8 };
                 return self.hit(score, "stacked query", i);
             }
         }
         None
+    }
+
+    /// Whether the statement word at `i` goes on as SQL does: `DROP TABLE`, `DELETE FROM`,
+    /// `INSERT INTO`, `UPDATE .. SET`, `SELECT .. FROM` or `SELECT 1`. A sentence after a
+    /// semicolon (`; drop me a line`, `; select one`) does not. Input that starts with the
+    /// semicolon is no sentence, so there the statement word alone is enough.
+    fn statement_follows(&self, i: usize) -> bool {
+        let Some(word) = self.toks.get(i) else {
+            return false;
+        };
+        let window = &self.toks[i + 1..self.toks.len().min(i + 14)];
+        let next_is = |w: &str| window.first().is_some_and(|n| self.lower_is(*n, w));
+        let has = |w: &str| window.iter().any(|n| self.lower_is(*n, w));
+        const OBJECTS: [&str; 8] = [
+            "table",
+            "database",
+            "user",
+            "procedure",
+            "function",
+            "view",
+            "schema",
+            "index",
+        ];
+        match self.text(*word).to_ascii_lowercase().as_str() {
+            "drop" | "create" | "alter" | "truncate" => OBJECTS.iter().any(|o| next_is(o)),
+            "delete" => next_is("from"),
+            "insert" | "replace" => next_is("into"),
+            "update" => has("set"),
+            "select" => {
+                has("from")
+                    || window.first().is_some_and(|n| {
+                        matches!(n.kind, Kind::Call | Kind::Var | Kind::Num | Kind::Str(_))
+                            || self.text(*n) == "*"
+                    })
+            }
+            _ => true,
+        }
     }
 
     /// Delay, exfiltration and probe functions.

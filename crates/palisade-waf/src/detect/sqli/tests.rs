@@ -95,3 +95,20 @@ fn unequal_literal_comparisons_are_not_tautologies() {
     assert!(!blocked("11=1"));
     assert!(!blocked("123<456"));
 }
+
+#[test]
+fn prose_with_apostrophes_and_sql_words_is_not_blocked() {
+    let text =
+        "select the union of both lists, then drop the old script from the table. It's easy!";
+    assert!(!blocked(text));
+    assert!(!blocked(
+        "O'Brien's team will select two players from the union, then drop one"
+    ));
+    assert!(blocked(
+        "x' union select password, 1 from users -- It's easy"
+    ));
+    assert!(!blocked("I'd select the blue one; drop me a line"));
+    assert!(blocked("1; drop table users"));
+    assert!(blocked("1; select * from users"));
+    assert!(blocked(";update users"));
+}
