@@ -19,6 +19,7 @@ mod eval;
 mod funcs;
 mod lex;
 mod memo;
+pub mod normal;
 mod parse;
 pub mod request;
 pub mod rules;

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::eval::{FieldProvider, KeyLookup};
 use crate::funcs::url_decode;
+use crate::normal;
 use crate::scheme::{FieldDef, StandardField};
 use crate::types::Value;
 
@@ -91,9 +92,9 @@ impl RequestInfo {
         use StandardField as F;
         match field {
             F::Method => self.method.as_str().into(),
-            F::Uri => self.path_and_query().into(),
+            F::Uri => self.uri().into(),
             F::UriPath => self.path().into(),
-            F::UriPathExtension => extension(self.path()).into(),
+            F::UriPathExtension => extension(&self.path()).into(),
             F::UriQuery => self.query().into(),
             F::UriArgs => string_map(pairs(self.query().as_bytes(), false)),
             F::UriArgsNames => array(raw_pairs(self.query().as_bytes()).map(|(n, _)| n.to_vec())),
@@ -167,27 +168,53 @@ impl RequestInfo {
         }
     }
 
-    fn path(&self) -> &str {
+    /// The path as sent, before normalisation.
+    fn raw_path(&self) -> &str {
         self.path_and_query().split('?').next().unwrap_or("")
+    }
+
+    /// The path rules see: one spelling per resource ([`normal::rule_path`]).
+    fn path(&self) -> String {
+        normal::rule_path(self.raw_path())
+    }
+
+    /// The normalised path with the query as sent: `http.request.uri`.
+    fn uri(&self) -> String {
+        let path = self.path();
+        match self.path_and_query().split_once('?') {
+            Some((_, query)) => format!("{path}?{query}"),
+            None => path,
+        }
     }
 
     fn query(&self) -> &str {
         self.path_and_query().split_once('?').map_or("", |(_, q)| q)
     }
 
+    /// The Host header (else the target's authority), in one spelling ([`normal::host`]).
     fn host(&self) -> Vec<u8> {
+        normal::host(self.raw_authority())
+    }
+
+    /// The Host header as sent, else the authority of an absolute target.
+    fn raw_authority(&self) -> &[u8] {
         if let Some(host) = self.header("host") {
-            return host.to_vec();
+            return host;
         }
         split_absolute(&self.target)
-            .map(|(authority, _)| authority.as_bytes().to_vec())
+            .map(|(authority, _)| authority.as_bytes())
             .unwrap_or_default()
     }
 
     fn full_uri(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        let host = String::from_utf8_lossy(&self.host()).into_owned();
-        format!("{scheme}://{host}{}", self.path_and_query())
+        let (scheme, default_port) = if self.tls {
+            ("https", 443)
+        } else {
+            ("http", 80)
+        };
+        let authority = normal::authority(self.raw_authority(), default_port);
+        let authority = String::from_utf8_lossy(&authority);
+        format!("{scheme}://{authority}{}", self.uri())
     }
 
     /// The first header called `name` (case-insensitive).

@@ -55,7 +55,7 @@ fn absolute_targets_give_path_and_host() {
         .expect("request");
     assert!(req.tls);
     assert_eq!(value(&req, StandardField::UriPath), text("/v1"));
-    assert_eq!(value(&req, StandardField::Host), text("api.example:8443"));
+    assert_eq!(value(&req, StandardField::Host), text("api.example"));
     assert_eq!(
         value(&req, StandardField::FullUri),
         text("https://api.example:8443/v1?x=1")
@@ -293,4 +293,54 @@ fn values_of_the_wrong_type_from_a_provider_count_as_missing() {
     let cx = Context::new(&scheme, &Wrong);
     let e = Expression::compile(r#"not http.host == "x""#, &scheme).expect("compiles");
     assert!(e.matches(&cx));
+}
+
+/// Red-team finding: `starts_with(http.request.uri.path, "/admin")` was dodged by spelling the
+/// path another way. The path, uri and full_uri fields now see one spelling.
+#[test]
+fn path_fields_see_one_spelling_of_the_path_and_keep_the_query_as_sent() {
+    for spelling in ["//admin", "/%61dmin", "/x/../admin", "/./admin", "/admin;x"] {
+        let req = request(&format!("{spelling}?q=%2e%2E"));
+        assert_eq!(
+            value(&req, StandardField::UriPath),
+            text("/admin"),
+            "{spelling}"
+        );
+        assert_eq!(value(&req, StandardField::Uri), text("/admin?q=%2e%2E"));
+        assert_eq!(
+            value(&req, StandardField::FullUri),
+            text("https://shop.example/admin?q=%2e%2E")
+        );
+        assert_eq!(value(&req, StandardField::UriQuery), text("q=%2e%2E"));
+    }
+    let shouting = request("/ADMIN");
+    assert_eq!(value(&shouting, StandardField::UriPath), text("/ADMIN"));
+    assert!(eval(
+        r#"starts_with(lower(http.request.uri.path), "/admin")"#,
+        &shouting
+    ));
+}
+
+#[test]
+fn a_page_dressed_as_an_asset_has_no_asset_extension() {
+    let req = request("/api/items;.css");
+    assert_eq!(value(&req, StandardField::UriPathExtension), text(""));
+}
+
+#[test]
+fn host_is_lower_case_without_port_or_trailing_dot() {
+    for spelling in [
+        "admin.internal",
+        "ADMIN.internal",
+        "admin.internal.",
+        "admin.internal:80",
+    ] {
+        let req =
+            RequestInfo::get("/", "127.0.0.1".parse().expect("ip")).with_header("Host", spelling);
+        assert!(eval(r#"http.host eq "admin.internal""#, &req), "{spelling}");
+        assert_eq!(
+            value(&req, StandardField::FullUri),
+            text("http://admin.internal/")
+        );
+    }
 }
