@@ -6,6 +6,8 @@
 //! The matching is deliberately generous: a path that some upstream would read as an
 //! upload path is inspected, even if this upstream would not.
 
+use palisade_expr::normal::{self, hex};
+
 /// Most rounds of percent-decoding: `%2575` is `%75` after one round and `u` after two.
 const DECODE_ROUNDS: usize = 3;
 
@@ -21,29 +23,8 @@ pub fn normalise(path: &str) -> String {
         }
         decoded = next;
     }
-    let decoded = decoded.replace('\\', "/");
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        // Path parameters (`;jsessionid=...`) are not part of the resource for servlet
-        // containers, which route `/upload;x` as `/upload`.
-        let segment = segment.split(';').next().unwrap_or_default();
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    let mut out = String::with_capacity(decoded.len() + 1);
-    for segment in &segments {
-        out.push('/');
-        out.push_str(segment);
-    }
-    if out.is_empty() || decoded.ends_with('/') {
-        out.push('/');
-    }
-    out.to_lowercase()
+    // The segment rules are the ones rule fields use; only the decoding and case differ.
+    normal::resolve_segments(&decoded).to_lowercase()
 }
 
 /// One round of percent-decoding; invalid escapes stay as written, invalid UTF-8 becomes
@@ -64,11 +45,6 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(byte: Option<&u8>) -> Option<u8> {
-    let digit = char::from(*byte?).to_digit(16)?;
-    u8::try_from(digit).ok()
 }
 
 #[cfg(test)]
