@@ -155,6 +155,31 @@ fn unknown_keys_are_refused_where_they_are() {
     );
 }
 
+/// Regression: an unknown key in one rule hid the mistakes of every other rule.
+#[test]
+fn an_unknown_key_does_not_hide_the_other_rules_errors() {
+    let text = "rules:\n  - name: A\n    expression: ssl\n    acton: block\n  \
+                - name: B\n    expression: ssl\n    action: explode\n  \
+                - name: C\n    expression: ssl\n";
+    let Err(errors) = load(text) else {
+        panic!("loaded:\n{text}")
+    };
+    let lines: Vec<usize> = errors.0.iter().map(|e| e.line).collect();
+    assert_eq!(lines.len(), 3, "{:?}", errors.0);
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+    assert!(errors.0[0].to_string().contains("unknown key 'acton'"));
+    assert!(
+        errors.0[1].to_string().contains("rule 'B'"),
+        "{}",
+        errors.0[1]
+    );
+    assert!(
+        errors.0[2].to_string().contains("rule 'C'"),
+        "{}",
+        errors.0[2]
+    );
+}
+
 #[test]
 fn a_rule_without_an_action_is_refused() {
     let text = "rules:\n  - name: A\n    expression: ssl\n";

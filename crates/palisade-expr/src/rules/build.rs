@@ -67,8 +67,16 @@ pub(crate) const KEYS: &[&str] = &[
 
 /// Loads the rules of a YAML rules file (`rules:` list). `file` names it in errors.
 pub fn load_yaml(file: &str, text: &str, scheme: &Scheme) -> Result<Vec<Rule>, LoadErrors> {
-    let raws = yaml::read_rules(file, text)?;
-    build_all(file, raws, scheme)
+    let (raws, mut errors) = yaml::read_rules(file, text)?;
+    match build_all(file, raws, scheme) {
+        Ok(rules) if errors.is_empty() => Ok(rules),
+        Ok(_) => Err(LoadErrors(errors)),
+        Err(LoadErrors(more)) => {
+            errors.extend(more);
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(LoadErrors(errors))
+        }
+    }
 }
 
 /// Loads `[[waf.rule]]` tables deserialized from the TOML file `file` whose text is

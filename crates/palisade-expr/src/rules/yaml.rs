@@ -42,8 +42,13 @@ impl YamlError {
     }
 }
 
-/// The rules of a YAML rules file, not yet validated.
-pub(crate) fn read_rules(file: &str, text: &str) -> Result<Vec<RawRule>, LoadErrors> {
+/// The rules of a YAML rules file, not yet validated, and the errors of the rules that could
+/// not be read (one each). The readable rules are still returned so that their own mistakes
+/// are reported in the same run. A file that is not a rules file at all is one error.
+pub(crate) fn read_rules(
+    file: &str,
+    text: &str,
+) -> Result<(Vec<RawRule>, Vec<LoadError>), LoadErrors> {
     let fail = |e: YamlError| {
         let (line, column) = (e.line.max(1), e.col + 1);
         LoadErrors(vec![LoadError {
@@ -76,11 +81,7 @@ pub(crate) fn read_rules(file: &str, text: &str) -> Result<Vec<RawRule>, LoadErr
             Err(e) => errors.push(fail(e).0.remove(0)),
         }
     }
-    if errors.is_empty() {
-        Ok(raws)
-    } else {
-        Err(LoadErrors(errors))
-    }
+    Ok((raws, errors))
 }
 
 fn document(text: &str) -> Result<Node, YamlError> {

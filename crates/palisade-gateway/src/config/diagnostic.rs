@@ -68,6 +68,13 @@ impl ConfigError {
             diagnostics: vec![diagnostic],
         }
     }
+
+    /// Puts the diagnostics in reading order: those in `config` (the configuration file)
+    /// first, then those of the files it names, each by line and column.
+    pub fn sort_for(&mut self, config: &Path) {
+        self.diagnostics
+            .sort_by_cached_key(|d| (d.file != config, d.file.clone(), d.line, d.column));
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -96,6 +103,32 @@ pub fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before[line_start..].chars().count() + 1;
     (line, column)
+}
+
+/// The message for a key or table written twice, at byte `span` of `text`: which one, and
+/// the line of its first definition when that can be found.
+pub(super) fn explain_duplicate(text: &str, span: Range<usize>) -> String {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = text[line_start..line_end].trim();
+    if !line.starts_with('[') {
+        let key = text.get(span).unwrap_or("").trim();
+        return format!("duplicate key `{key}`: each key may be set once in its table");
+    }
+    let header = line.split('#').next().unwrap_or(line).trim();
+    let name = header.trim_matches(|c: char| c == '[' || c == ']' || c.is_whitespace());
+    let first = text[..line_start]
+        .lines()
+        .position(|l| l.split('#').next().unwrap_or(l).trim() == header);
+    match first {
+        Some(index) => format!(
+            "duplicate table `{header}` (first written on line {}): write the keys of `{name}` \
+             in one table",
+            index + 1
+        ),
+        None => format!("duplicate table `{header}`: `{name}` is already defined above"),
+    }
 }
 
 #[cfg(test)]

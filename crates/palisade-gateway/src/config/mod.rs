@@ -16,6 +16,7 @@
 mod diagnostic;
 pub mod file;
 pub mod rate_limit;
+mod regions;
 pub mod server;
 pub mod sessions;
 pub mod upload;
@@ -130,13 +131,16 @@ impl Config {
         Self::from_toml(path, &text)
     }
 
-    /// Parses `text`, the contents of `path`.
+    /// Parses `text`, the contents of `path`. Every problem found is reported, in file order:
+    /// one per table that serde cannot read, then those of the checks serde cannot make.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let mut config = toml::from_str::<Config>(text).map_err(|err| {
-            let message = err.message().trim_end().replace('\n', " ");
-            ConfigError::single(Diagnostic::at(path, text, err.span(), message))
-        })?;
-        let mut diagnostics = validate::sections(&config, path, text);
+        let in_file_order = |mut error: ConfigError| {
+            error.sort_for(path);
+            error
+        };
+        let (mut config, mut diagnostics) =
+            Self::deserialize_all(path, text).map_err(in_file_order)?;
+        diagnostics.extend(validate::sections(&config, path, text));
         diagnostics.extend(waf::compile(&mut config.waf, path, text));
         match upload::validate(&config, path, text) {
             Ok(uploads) => config.uploads = uploads,
@@ -145,7 +149,30 @@ impl Config {
         if diagnostics.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigError { diagnostics })
+            Err(in_file_order(ConfigError { diagnostics }))
+        }
+    }
+
+    /// serde's part: the configuration read from the tables that are readable, and one
+    /// diagnostic per table that is not. A syntax error stops everything (nothing after it
+    /// can be trusted), so it is the only error then.
+    fn deserialize_all(path: &Path, text: &str) -> Result<(Self, Vec<Diagnostic>), ConfigError> {
+        if let Err(err) = toml::de::DeTable::parse(text) {
+            return Err(ConfigError::single(syntax_or_value_error(path, text, &err)));
+        }
+        if let Ok(config) = toml::from_str::<Config>(text) {
+            return Ok((config, Vec::new()));
+        }
+        let (mut diagnostics, readable) =
+            regions::read_each::<Config>(path, text, &regions::split(text));
+        match toml::from_str::<Config>(&readable) {
+            Ok(config) => Ok((config, diagnostics)),
+            // What is left fails only when several regions are read together (the same key
+            // given in two tables); that error joins the others.
+            Err(err) => {
+                diagnostics.push(syntax_or_value_error(path, &readable, &err));
+                Err(ConfigError { diagnostics })
+            }
         }
     }
 
@@ -180,6 +207,24 @@ impl Config {
             ConfigError::single(Diagnostic::whole_file(origin, err.to_string()))
         })
     }
+}
+
+/// A `toml` error as a diagnostic, with serde's terse wordings made plain: a duplicate
+/// table names itself and where it was first written; a negative count says what fits.
+fn syntax_or_value_error(path: &Path, text: &str, err: &toml::de::Error) -> Diagnostic {
+    let mut message = err.message().trim_end().replace('\n', " ");
+    if message == "duplicate key" {
+        if let Some(span) = err.span() {
+            message = diagnostic::explain_duplicate(text, span);
+        }
+    }
+    for unsigned in ["usize", "u64", "u32", "u16", "u8"] {
+        let terse = format!("expected {unsigned}");
+        if message.ends_with(&terse) {
+            message = message.replace(&terse, "expected a whole number, 0 or greater");
+        }
+    }
+    Diagnostic::at(path, text, err.span(), message)
 }
 
 #[cfg(test)]

@@ -153,6 +153,39 @@ fn syntax_errors_point_at_the_line() {
     assert!(message.starts_with("palisade.toml:1:"), "{message}");
 }
 
+/// Regression: serde stops at the first value it cannot read, which hid every later mistake;
+/// each broken table is now reported, in file order, with the checks serde cannot make.
+#[test]
+fn every_broken_table_is_reported_in_file_order() {
+    let text = "[server]\nmax_headers = -3\n\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n\
+                connect_timeout = 5\n\n[headers]\nbogus = true\n\n[[rate_limit]]\nname = \"x\"\n\
+                limit = \"ten\"\n";
+    let error = parse(text).expect_err("four mistakes");
+    let places: Vec<(usize, usize)> = error
+        .diagnostics
+        .iter()
+        .map(|d| (d.line, d.column))
+        .collect();
+    assert_eq!(places, vec![(2, 15), (6, 19), (9, 1), (13, 9)], "{error}");
+    assert!(
+        error.diagnostics[0].to_string().contains("0 or greater"),
+        "{error}"
+    );
+    assert!(
+        error.diagnostics[2]
+            .to_string()
+            .contains("unknown field `bogus`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_table_written_twice_names_its_first_line() {
+    let message = first_error("[server]\nlisten = \"127.0.0.1:1\"\n[server]\nmax_headers = 1\n");
+    assert!(message.starts_with("palisade.toml:3:"), "{message}");
+    assert!(message.contains("first written on line 1"), "{message}");
+}
+
 #[test]
 fn trusted_proxies_accept_ranges_and_single_addresses() {
     let config =
