@@ -175,6 +175,7 @@ mod tests {
 
     #[test]
     fn blanking_keeps_offsets_and_line_breaks() {
-        assert_eq!(blank("ab\né\ncd", &[1..5]), "a \n  \ncd");
+        // One range from byte 1 to byte 5 (`b`, `\n`, `é`), then a second one, empty.
+        assert_eq!(blank("ab\né\ncd", &[1..5, 7..7]), "a \n  \ncd");
     }
 }
