@@ -125,3 +125,24 @@ fn a_truncated_body_is_reported() {
     };
     assert!(inputs(&req).stops.contains(&StopReason::BodyTruncated));
 }
+
+#[test]
+fn exclusion_names_are_whole_field_names_and_last_json_keys() {
+    let headers = [Header::new(b"Content-Type", b"application/json")];
+    let req = Request {
+        target: b"/p?a.html=1",
+        headers: &headers,
+        body: br#"{"post": {"html": "x"}}"#,
+        ..Request::default()
+    };
+    let c = inputs(&req);
+    let name_of = |location: &str| {
+        c.inputs
+            .iter()
+            .find(|i| i.location.to_string() == location)
+            .and_then(|i| i.location.arg_name())
+            .map(str::to_owned)
+    };
+    assert_eq!(name_of("args.a.html").as_deref(), Some("a.html"));
+    assert_eq!(name_of("body.json.post.html").as_deref(), Some("html"));
+}

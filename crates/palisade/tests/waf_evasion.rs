@@ -1,0 +1,66 @@
+//! Regression tests for ways around managed detection found by attacking a listening
+//! palisade: each test is named after the evasion it pins and sends the request that got
+//! an attack to the upstream before the fix.
+
+mod common;
+
+use common::*;
+use http::{Request, StatusCode};
+use palisade_gateway::serve::Running;
+
+const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                      Chrome/126.0.0.0 Safari/537.36";
+const XSS: &str = "%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E";
+
+/// Palisade with `waf` as its `[waf]` section, no rate limits, no security log.
+async fn start(upstream: &Upstream, waf: &str) -> Running {
+    start_palisade(&upstream.url(), &format!("rate_limit = []\n[waf]\n{waf}\n")).await
+}
+
+async fn browse(palisade: &Running, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut all = vec![("user-agent", CHROME), ("accept", "text/html")];
+    all.extend_from_slice(headers);
+    get(&format!("http://{}{target}", palisade.proxy_addr), &all).await
+}
+
+async fn post(palisade: &Running, target: &str, content_type: &str, body: &[u8]) -> Reply {
+    let request = Request::post(format!("http://{}{target}", palisade.proxy_addr))
+        .header("user-agent", CHROME)
+        .header("content-type", content_type)
+        .body(full(body.to_vec()))
+        .expect("request");
+    send(request).await
+}
+
+#[tokio::test]
+async fn an_argument_exclusion_does_not_cover_names_that_only_end_in_its_name() {
+    let upstream = Upstream::start().await;
+    let waf = "[[waf.exclusion]]\ndetectors = [\"xss\"]\nargs = [\"body_html\"]\n";
+    let palisade = start(&upstream, waf).await;
+
+    let excluded = browse(&palisade, &format!("/cms?body_html={XSS}"), &[]).await;
+    assert_eq!(excluded.status, StatusCode::OK);
+    // A query, form or cookie name is one name: `a.body_html` is not `body_html`.
+    let dotted = browse(&palisade, &format!("/cms?a.body_html={XSS}"), &[]).await;
+    assert_eq!(dotted.status, StatusCode::FORBIDDEN);
+    let in_name = browse(&palisade, &format!("/cms?{XSS}.body_html=1"), &[]).await;
+    assert_eq!(in_name.status, StatusCode::FORBIDDEN);
+    let cookie = format!("a.body_html={XSS}");
+    let cookie = browse(&palisade, "/cms", &[("cookie", &cookie)]).await;
+    assert_eq!(cookie.status, StatusCode::FORBIDDEN);
+    let form = format!("a.body_html={XSS}");
+    let form = post(
+        &palisade,
+        "/cms",
+        "application/x-www-form-urlencoded",
+        form.as_bytes(),
+    )
+    .await;
+    assert_eq!(form.status, StatusCode::FORBIDDEN);
+    // JSON keys are named by their own key, at any depth.
+    let nested = br#"{"post": {"body_html": "<script>alert(1)</script>"}}"#;
+    let nested = post(&palisade, "/cms", "application/json", nested).await;
+    assert_eq!(nested.status, StatusCode::OK);
+    assert_eq!(upstream.hits(), 2);
+    palisade.shutdown().await;
+}
