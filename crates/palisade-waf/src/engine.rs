@@ -5,7 +5,7 @@
 use crate::config::{Mode, WafSettings};
 use crate::detect::{self, Raised, request};
 use crate::extract::{self, Collector, Input, Limits};
-use crate::normalize::{self, Plus};
+use crate::normalize;
 use crate::request::Request;
 use crate::verdict::{Action, Finding, MAX_FINDINGS, MAX_FRAGMENT, Scores, Verdict, truncate};
 
@@ -36,11 +36,11 @@ impl Engine {
     pub fn inspect(&self, req: &Request<'_>) -> Verdict {
         let mut collector = Collector::new(self.limits);
         extract::collect(req, &mut collector);
-        let path = normalize::normalize_path(&normalize::decode(req.raw_path(), Plus::Literal).0);
+        let paths = normalize::exclusion_paths(req.raw_path());
 
         let mut findings: Vec<Finding> = Vec::new();
         for hit in request::check(req) {
-            if self.excluded(hit.detector, &path, None) {
+            if self.excluded(hit.detector, &paths, None) {
                 continue;
             }
             findings.push(Finding {
@@ -57,7 +57,7 @@ impl Engine {
         for input in &collector.inputs {
             let arg = input.location.arg_name();
             detect::inspect_input(input, &mut |raised: Raised| {
-                if !self.excluded(raised.detector, &path, arg) {
+                if !self.excluded(raised.detector, &paths, arg) {
                     findings.push(finding(input, raised));
                 }
             });
@@ -65,16 +65,18 @@ impl Engine {
         self.conclude(findings, collector.stops)
     }
 
+    /// Whether an exclusion switches `detector` off here: one exclusion must cover every
+    /// reading of the path ([`normalize::exclusion_paths`]).
     fn excluded(
         &self,
         detector: crate::class::DetectorKind,
-        path: &str,
+        paths: &[String],
         arg: Option<&str>,
     ) -> bool {
         self.settings
             .exclusions
             .iter()
-            .any(|ex| ex.covers(detector, path, arg))
+            .any(|ex| paths.iter().all(|path| ex.covers(detector, path, arg)))
     }
 
     fn conclude(

@@ -11,6 +11,7 @@ use palisade_gateway::serve::Running;
 const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
                       Chrome/126.0.0.0 Safari/537.36";
 const XSS: &str = "%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E";
+const UNION: &str = "1%27%20union%20select%20password%20from%20users--";
 
 /// Palisade with `waf` as its `[waf]` section, no rate limits, no security log.
 async fn start(upstream: &Upstream, waf: &str) -> Running {
@@ -62,5 +63,30 @@ async fn an_argument_exclusion_does_not_cover_names_that_only_end_in_its_name() 
     let nested = post(&palisade, "/cms", "application/json", nested).await;
     assert_eq!(nested.status, StatusCode::OK);
     assert_eq!(upstream.hits(), 2);
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_path_exclusion_does_not_cover_paths_that_leave_its_prefix() {
+    let upstream = Upstream::start().await;
+    let waf = "[[waf.exclusion]]\ndetectors = [\"sqli\"]\npath_prefix = \"/api/search/\"\n";
+    let palisade = start(&upstream, waf).await;
+
+    let excluded = browse(&palisade, &format!("/api/search/items?q={UNION}"), &[]).await;
+    assert_eq!(excluded.status, StatusCode::OK);
+    for escape in [
+        // Servlet containers read `..;` as `..`: this is `/api/admin`.
+        "/api/search/..;/admin",
+        "/api/search/..%3B/admin",
+        "/api/search/%2e%2e;x/admin",
+        // An upstream decodes once: these are not under `/api/search/` for it.
+        "/api%252Fsearch/admin",
+        "/api/search%252F..%252F..%252Fadmin/",
+        "/api&%2347;search/admin",
+    ] {
+        let reply = browse(&palisade, &format!("{escape}?q={UNION}"), &[]).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{escape}");
+    }
+    assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
