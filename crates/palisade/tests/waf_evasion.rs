@@ -90,3 +90,29 @@ async fn a_path_exclusion_does_not_cover_paths_that_leave_its_prefix() {
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_text_body_declared_as_media_or_bytes_is_still_inspected() {
+    let upstream = Upstream::start().await;
+    let palisade = start(&upstream, "").await;
+
+    let form = format!("q={UNION}");
+    let json = br#"{"comment": "<img src=x onerror=alert(1)>"}"#;
+    for (content_type, body) in [
+        ("image/png", form.as_bytes()),
+        ("application/octet-stream", form.as_bytes()),
+        ("application/octet-stream", json.as_slice()),
+        ("video/mp4", json.as_slice()),
+        ("application/pdf", b"; cat /etc/passwd".as_slice()),
+    ] {
+        let reply = post(&palisade, "/api/comments", content_type, body).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{content_type}");
+    }
+    // What the type says it is goes on to the upload checks, uninspected as text.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend_from_slice(b"q=1' union select password from users--");
+    let reply = post(&palisade, "/api/avatar", "image/png", &png).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(upstream.hits(), 1);
+    palisade.shutdown().await;
+}
