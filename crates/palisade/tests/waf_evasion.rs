@@ -116,3 +116,41 @@ async fn a_text_body_declared_as_media_or_bytes_is_still_inspected() {
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_attack_after_sixteen_kilobytes_of_one_value_is_still_inspected() {
+    let upstream = Upstream::start().await;
+    let palisade = start(&upstream, "").await;
+
+    let padding = "x".repeat(17_000);
+    let form = format!("q={padding}%3Cscript%3Ealert(1)%3C%2Fscript%3E");
+    let reply = post(
+        &palisade,
+        "/comments",
+        "application/x-www-form-urlencoded",
+        form.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let json = format!(r#"{{"q": "{padding} {padding} 1' union select password from users--"}}"#);
+    let reply = post(
+        &palisade,
+        "/api/comments",
+        "application/json",
+        json.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // A long benign value is still benign, window after window.
+    let prose = "It's a long story, and O'Brien tells it well. ".repeat(800);
+    let reply = post(
+        &palisade,
+        "/comments",
+        "application/x-www-form-urlencoded",
+        format!("q={}", prose.replace(' ', "+")).as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(upstream.hits(), 1);
+    palisade.shutdown().await;
+}

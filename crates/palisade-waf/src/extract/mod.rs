@@ -222,8 +222,42 @@ impl<'r> Collector<'r> {
         self.inputs.len() >= self.limits.max_inputs || self.used >= self.limits.max_total
     }
 
-    /// Decodes and keeps one input; false once limits are reached.
+    /// Decodes and keeps one input; false once limits are reached. A value longer than
+    /// [`Limits::max_value_len`] is kept as several inputs, windows of that length that
+    /// overlap by [`WINDOW_OVERLAP`] bytes, until the request's budget is spent: padding a
+    /// value must not carry an attack past what is read, and no window costs more to
+    /// inspect than a value of the longest length.
     pub fn push(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: std::borrow::Cow<'r, [u8]>,
+        plus: Plus,
+    ) -> bool {
+        let len = self.limits.max_value_len.max(2 * WINDOW_OVERLAP);
+        if raw.len() <= len {
+            return self.push_piece(source, name, raw, plus);
+        }
+        let mut start = 0;
+        loop {
+            let end = window_end(&raw, start, start + len);
+            let piece = match &raw {
+                std::borrow::Cow::Borrowed(all) => std::borrow::Cow::Borrowed(&all[start..end]),
+                std::borrow::Cow::Owned(all) => std::borrow::Cow::Owned(all[start..end].to_vec()),
+            };
+            if !self.push_piece(source, name, piece, plus) {
+                self.stop(StopReason::ValueTooLong);
+                return false;
+            }
+            if end == raw.len() {
+                return true;
+            }
+            start = window_end(&raw, start, end - WINDOW_OVERLAP);
+        }
+    }
+
+    /// Decodes and keeps one input of at most `max_value_len` bytes.
+    fn push_piece(
         &mut self,
         source: Source,
         name: &str,
@@ -308,6 +342,31 @@ impl<'r> Collector<'r> {
             plain,
         });
     }
+}
+
+/// Bytes the windows of a long value share, so that an attack of up to this length lies
+/// whole in one window wherever the cut falls.
+pub const WINDOW_OVERLAP: usize = 512;
+
+/// Where a window of `raw` that starts at `start` and wants to end at `want` ends: never
+/// inside an escape (`%XX`, `%uXXXX`, `&#x...;`, `\xNN`) or a UTF-8 character, whose
+/// halves would decode wrongly or look like broken encoding; always after `start`.
+fn window_end(raw: &[u8], start: usize, want: usize) -> usize {
+    if want >= raw.len() {
+        return raw.len();
+    }
+    let mut end = want;
+    let lookback = want.saturating_sub(9).max(start + 1);
+    if let Some(at) = raw[lookback..want]
+        .iter()
+        .rposition(|b| matches!(b, b'%' | b'&' | b'\\'))
+    {
+        end = lookback + at;
+    }
+    while end > start + 1 && raw[end] & 0b1100_0000 == 0b1000_0000 {
+        end -= 1;
+    }
+    end
 }
 
 /// A capital letter or digit inside a word: the mark of base64 or hex, absent from prose.

@@ -146,3 +146,19 @@ fn exclusion_names_are_whole_field_names_and_last_json_keys() {
     assert_eq!(name_of("args.a.html").as_deref(), Some("a.html"));
     assert_eq!(name_of("body.json.post.html").as_deref(), Some("html"));
 }
+
+#[test]
+fn a_long_value_is_kept_in_overlapping_windows_cut_outside_escapes() {
+    let mut raw = "é".repeat(9000).into_bytes();
+    raw.extend_from_slice(b"%3Cscript%3E");
+    raw.extend(std::iter::repeat_n(b'a', 20_000));
+    let mut c = Collector::new(Limits::default());
+    assert!(c.push(Source::Arg, "q", raw.as_slice().into(), Plus::IsSpace));
+    assert!(c.inputs.len() >= 3, "{}", c.inputs.len());
+    assert!(c.stops.is_empty(), "{:?}", c.stops);
+    assert!(c.inputs.iter().any(|i| i.text.contains("<script>")));
+    for input in &c.inputs {
+        assert!(!input.text.contains('\u{FFFD}'), "a character was cut");
+        assert!(input.raw.len() <= Limits::default().max_value_len);
+    }
+}
