@@ -34,11 +34,12 @@ impl Engine {
 
     /// Inspects one request.
     pub fn inspect(&self, req: &Request<'_>) -> Verdict {
-        let mut collector = Collector::new(self.limits);
-        extract::collect(req, &mut collector);
         let paths = normalize::exclusion_paths(req.raw_path());
+        let excluded = |detector, arg: Option<&str>| self.excluded(detector, &paths, arg);
+        let mut collector = Collector::with_exclusions(self.limits, Box::new(excluded));
+        extract::collect(req, &mut collector);
 
-        let mut findings: Vec<Finding> = Vec::new();
+        let mut findings: Vec<Finding> = std::mem::take(&mut collector.overflow_findings);
         for hit in request::check(req) {
             if self.excluded(hit.detector, &paths, None) {
                 continue;
@@ -106,7 +107,8 @@ impl Engine {
     }
 }
 
-fn finding(input: &Input<'_>, raised: Raised) -> Finding {
+/// The finding `raised` on `input`, with its evidence fragment.
+pub(crate) fn finding(input: &Input<'_>, raised: Raised) -> Finding {
     let hidden_text;
     let source_text: &str = if raised.hidden {
         hidden_text = input

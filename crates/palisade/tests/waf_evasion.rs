@@ -154,3 +154,35 @@ async fn an_attack_after_sixteen_kilobytes_of_one_value_is_still_inspected() {
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_attack_after_five_hundred_twelve_inputs_is_still_inspected() {
+    let upstream = Upstream::start().await;
+    let palisade = start(&upstream, "").await;
+
+    let query = format!("/search?{}q={XSS}", "a&".repeat(600));
+    assert_eq!(
+        browse(&palisade, &query, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let cookies: Vec<String> = (0..600).map(|i| format!("c{i}=1")).collect();
+    let cookie = format!("{}; q={XSS}", cookies.join("; "));
+    let reply = browse(&palisade, "/", &[("cookie", &cookie)]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let keys: Vec<String> = (0..600).map(|i| format!("\"k{i}\": \"v\"")).collect();
+    let json = format!(
+        "{{{}, \"q\": \"1' union select password from users--\"}}",
+        keys.join(", ")
+    );
+    let reply = post(&palisade, "/api/items", "application/json", json.as_bytes()).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // Many benign inputs stay benign.
+    let names: Vec<String> = (0..600)
+        .map(|i| format!("{{\"id\": {i}, \"name\": \"O'Brien {i}\", \"note\": \"it's fine\"}}"))
+        .collect();
+    let bulk = format!("[{}]", names.join(", "));
+    let reply = post(&palisade, "/api/bulk", "application/json", bulk.as_bytes()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(upstream.hits(), 1);
+    palisade.shutdown().await;
+}

@@ -13,8 +13,10 @@ mod xml;
 
 use std::fmt;
 
+use crate::class::DetectorKind;
 use crate::normalize::{self, DecodeFlags, HiddenPayload, Plus};
 use crate::request::Request;
+use crate::verdict::{Finding, MAX_FINDINGS};
 
 /// Bounds on the work done for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,7 +194,17 @@ pub struct Collector<'r> {
     pub inputs: Vec<Input<'r>>,
     /// Why something was skipped (no duplicates).
     pub stops: Vec<StopReason>,
+    /// The findings of inputs past [`Limits::max_inputs`], most certain first, at most
+    /// [`MAX_FINDINGS`]: such inputs are inspected as they come and not kept, so that
+    /// hundreds of padding arguments cannot hide the one after them, while memory stays
+    /// bounded (the byte budget still bounds the work).
+    pub overflow_findings: Vec<Finding>,
+    /// Whether an exclusion switches a detector off for an input name (overflow only).
+    excluded: Option<Box<Excluded<'r>>>,
 }
+
+/// An exclusion test: detector and input name (see [`Location::arg_name`]).
+pub type Excluded<'a> = dyn Fn(DetectorKind, Option<&str>) -> bool + 'a;
 
 impl<'r> Collector<'r> {
     /// An empty collector.
@@ -202,6 +214,17 @@ impl<'r> Collector<'r> {
             used: 0,
             inputs: Vec::with_capacity(32),
             stops: Vec::new(),
+            overflow_findings: Vec::new(),
+            excluded: None,
+        }
+    }
+
+    /// An empty collector that inspects inputs past the input limit at once, dropping the
+    /// findings `excluded` covers.
+    pub fn with_exclusions(limits: Limits, excluded: Box<Excluded<'r>>) -> Self {
+        Self {
+            excluded: Some(excluded),
+            ..Self::new(limits)
         }
     }
 
@@ -217,9 +240,9 @@ impl<'r> Collector<'r> {
         }
     }
 
-    /// Whether another input would be refused.
+    /// Whether another input would be refused: the request's budget is spent.
     pub fn full(&self) -> bool {
-        self.inputs.len() >= self.limits.max_inputs || self.used >= self.limits.max_total
+        self.used >= self.limits.max_total
     }
 
     /// Decodes and keeps one input; false once limits are reached. A value longer than
@@ -264,10 +287,6 @@ impl<'r> Collector<'r> {
         raw: std::borrow::Cow<'r, [u8]>,
         plus: Plus,
     ) -> bool {
-        if self.inputs.len() >= self.limits.max_inputs {
-            self.stop(StopReason::TooManyInputs);
-            return false;
-        }
         if self.used >= self.limits.max_total {
             self.stop(StopReason::TotalBudget);
             return false;
@@ -297,10 +316,6 @@ impl<'r> Collector<'r> {
         text: String,
         flags: DecodeFlags,
     ) -> bool {
-        if self.inputs.len() >= self.limits.max_inputs {
-            self.stop(StopReason::TooManyInputs);
-            return false;
-        }
         if self.used + raw.len() > self.limits.max_total {
             return self.push(source, name, raw, Plus::IsSpace);
         }
@@ -309,6 +324,7 @@ impl<'r> Collector<'r> {
         true
     }
 
+    /// Keeps an input, or past the input limit inspects it now and keeps its findings.
     fn keep(
         &mut self,
         source: Source,
@@ -317,6 +333,36 @@ impl<'r> Collector<'r> {
         text: String,
         flags: DecodeFlags,
     ) {
+        let input = build(source, name, raw, text, flags);
+        if self.inputs.len() < self.limits.max_inputs {
+            self.inputs.push(input);
+            return;
+        }
+        self.stop(StopReason::TooManyInputs);
+        let excluded = self.excluded.as_deref();
+        let arg = input.location.arg_name();
+        let findings = &mut self.overflow_findings;
+        crate::detect::inspect_input(&input, &mut |raised| {
+            if !excluded.is_some_and(|excluded| excluded(raised.detector, arg)) {
+                findings.push(crate::engine::finding(&input, raised));
+            }
+        });
+        if findings.len() > 4 * MAX_FINDINGS {
+            findings.sort_by_key(|f| f.score);
+            findings.truncate(MAX_FINDINGS);
+        }
+    }
+}
+
+/// One input with its derived views.
+fn build<'r>(
+    source: Source,
+    name: &str,
+    raw: std::borrow::Cow<'r, [u8]>,
+    text: String,
+    flags: DecodeFlags,
+) -> Input<'r> {
+    {
         let hidden = if maybe_encoded(&text) {
             normalize::hidden_payloads(&text)
         } else {
@@ -329,7 +375,7 @@ impl<'r> Collector<'r> {
         } else {
             normalize::fold(&text)
         };
-        self.inputs.push(Input {
+        Input {
             location: Location {
                 source,
                 name: capped_name(name),
@@ -340,7 +386,7 @@ impl<'r> Collector<'r> {
             flags,
             hidden,
             plain,
-        });
+        }
     }
 }
 

@@ -162,3 +162,21 @@ fn a_long_value_is_kept_in_overlapping_windows_cut_outside_escapes() {
         assert!(input.raw.len() <= Limits::default().max_value_len);
     }
 }
+
+#[test]
+fn inputs_past_the_limit_are_inspected_as_they_come_not_dropped() {
+    let target = format!("/p?{}q=%3Cscript%3E", "a=1&".repeat(600));
+    let req = Request {
+        target: target.as_bytes(),
+        ..Request::default()
+    };
+    let c = inputs(&req);
+    assert_eq!(c.inputs.len(), Limits::default().max_inputs);
+    assert!(c.stops.contains(&StopReason::TooManyInputs));
+    let found = c
+        .overflow_findings
+        .first()
+        .expect("the last argument is inspected");
+    assert_eq!(found.location.to_string(), "args.q");
+    assert!(found.matched.contains("<script>"), "{}", found.matched);
+}
