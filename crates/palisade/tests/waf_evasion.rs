@@ -186,3 +186,23 @@ async fn an_attack_after_five_hundred_twelve_inputs_is_still_inspected() {
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_climb_hidden_behind_an_encoded_slash_is_blocked() {
+    // Rules keep `%2F` encoded (one segment), an upstream that decodes it climbs:
+    // `/x/..%2fadmin` walked past a rule blocking `/admin`.
+    let upstream = Upstream::start().await;
+    let palisade = start(&upstream, "").await;
+    for path in [
+        "/x/..%2fadmin",
+        "/x%2f..%2fadmin",
+        "/static/..%5c..%5cadmin",
+    ] {
+        let reply = browse(&palisade, path, &[]).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let encoded_name = browse(&palisade, "/files/reports%2F2024.pdf", &[]).await;
+    assert_eq!(encoded_name.status, StatusCode::OK);
+    assert_eq!(upstream.hits(), 1);
+    palisade.shutdown().await;
+}
