@@ -8,8 +8,8 @@
 //! checks serde cannot make on them. No I/O here.
 //!
 //! TODO: within one region only the first error serde meets is reported, and serde meets keys
-//! in alphabetical order, not file order (`zzz = 1` then `listen = "bad"` reports line 2's
-//! neighbour first); a user fixing a table may need one more `palisade check` per mistake.
+//! in alphabetical order, not file order (`zzz = 1` on line 2, then `listen = "bad"` on line 3,
+//! reports line 3 alone); a user may need one more `palisade check` per mistake in a table.
 
 use std::ops::Range;
 use std::path::Path;
