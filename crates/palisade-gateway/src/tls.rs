@@ -30,6 +30,19 @@ pub struct TlsError {
     detail: String,
 }
 
+impl TlsError {
+    /// Whether the private key (rather than the certificate) is at fault.
+    pub fn is_about_key(&self) -> bool {
+        self.what == "private key"
+    }
+}
+
+/// Loads the certificate and key of `config` as serve would, and drops them: what
+/// `palisade check` and a reload run so a pair serve cannot use is refused before start.
+pub fn check(config: &TlsConfig) -> Result<(), TlsError> {
+    load(config).map(drop)
+}
+
 /// Hands rustls the certificate currently in force.
 pub struct CertResolver(ArcSwap<CertifiedKey>);
 

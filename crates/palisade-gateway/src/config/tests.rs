@@ -2,6 +2,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use palisade_policy::ratelimit::Algorithm;
+use tempfile::TempDir;
 
 use super::rate_limit::{AssetFilter, KeySpec, Mode};
 use super::*;
@@ -219,4 +220,210 @@ fn headers_section_is_parsed_with_its_defaults() {
     let config = parse("[headers]\nx_xss_protection = \"0\"\n").expect("valid");
     assert!(config.headers.enabled);
     assert!(first_error("[headers]\nx_frame_option = \"DENY\"\n").contains("unknown field"));
+}
+
+/// A directory holding `palisade.toml` with `toml` and each `(name, contents)` file; the
+/// configuration as `from_file` reads it, and the directory (kept alive by the caller).
+fn load_in_dir(toml: &str, files: &[(&str, &[u8])]) -> (Result<Config, ConfigError>, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, contents) in files {
+        let file = dir.path().join(name);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, contents).expect("write");
+    }
+    let path = dir.path().join("palisade.toml");
+    std::fs::write(&path, toml).expect("write config");
+    (Config::from_file(&path), dir)
+}
+
+fn errors_of(result: Result<Config, ConfigError>, dir: &TempDir) -> Vec<String> {
+    let prefix = format!("{}/", dir.path().display());
+    let err = result.expect_err("refused");
+    err.diagnostics
+        .iter()
+        .map(|d| d.to_string().replace(&prefix, ""))
+        .collect()
+}
+
+const RELATIVE: &str = "is read from the configuration file's directory";
+
+/// A self-signed certificate and its key, in PEM.
+fn certificate() -> (String, String) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    (made.cert.pem(), made.signing_key.serialize_pem())
+}
+
+#[test]
+fn every_relative_path_is_resolved_from_the_configuration_directory() {
+    let text = "[server.tls]\ncert = \"tls/c.pem\"\nkey = \"/abs/k.pem\"\n\
+                [log]\nsecurity = \"events.log\"\n\
+                [session]\nsqlite_path = \"data/s.db\"\n[csrf]\nsecret_file = \"csrf.key\"\n\
+                [identity.jwt]\njwks_file = \"keys.json\"\n\
+                [waf]\nrules = \"waf.yaml\"\ngeoip_country_db = \"c.mmdb\"\n\
+                geoip_asn_db = \"a.mmdb\"\n[waf.challenge]\nsecret_file = \"ch.key\"\n\
+                [[upload]]\npath = \"/up\"\nquarantine_dir = \"q\"\n";
+    let mut config: Config = toml::from_str(text).expect("valid");
+    paths::resolve(&mut config, Path::new("/etc/palisade"));
+    let etc = |name: &str| Some(Path::new("/etc/palisade").join(name));
+    let tls = config.server.tls.expect("tls");
+    assert_eq!(Some(tls.cert), etc("tls/c.pem"));
+    assert_eq!(tls.key, Path::new("/abs/k.pem"));
+    assert_eq!(
+        config.log.security,
+        server::LogTarget::File("/etc/palisade/events.log".into())
+    );
+    assert_eq!(Some(config.session.file.sqlite_path), etc("data/s.db"));
+    assert_eq!(config.csrf.file.secret_file, etc("csrf.key"));
+    let keys = config.identity.jwt.map(|j| j.keys);
+    let jwks = etc("keys.json").map(palisade_policy::identity::KeySource::JwksFile);
+    assert_eq!(keys, jwks);
+    assert_eq!(config.waf.rules, etc("waf.yaml"));
+    assert_eq!(config.waf.geoip_country_db, etc("c.mmdb"));
+    assert_eq!(config.waf.geoip_asn_db, etc("a.mmdb"));
+    assert_eq!(config.waf.challenge.secret_file, etc("ch.key"));
+    assert_eq!(config.upload[0].quarantine_dir, etc("q"));
+}
+
+#[test]
+fn files_found_next_to_the_configuration_are_accepted_and_resolved() {
+    let (cert, key) = certificate();
+    let toml = "[server.tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n\
+                [log]\nsecurity = \"events.log\"\n[csrf]\nsecret_file = \"csrf.key\"\n\
+                [[upload]]\npath = \"/up\"\nquarantine_dir = \"q/refused\"\n";
+    let files: &[(&str, &[u8])] = &[
+        ("tls/cert.pem", cert.as_bytes()),
+        ("tls/key.pem", key.as_bytes()),
+        ("csrf.key", &[b'k'; 40]),
+    ];
+    let (result, dir) = load_in_dir(toml, files);
+    let config = result.expect("valid");
+    let tls = config.server.tls.expect("tls");
+    assert_eq!(tls.cert, dir.path().join("tls/cert.pem"));
+    assert_eq!(
+        config.uploads.rules[0].quarantine_dir,
+        Some(dir.path().join("q/refused"))
+    );
+    assert_eq!(
+        config.session.file.sqlite_path,
+        dir.path().join("palisade-sessions.db")
+    );
+    assert!(
+        !dir.path().join("events.log").exists(),
+        "check creates nothing"
+    );
+    assert!(!dir.path().join("q").exists(), "check creates nothing");
+}
+
+#[test]
+fn missing_files_are_reported_at_the_key_that_names_them() {
+    let toml = "[server.tls]\ncert = \"cert.pem\"\nkey = \"/nonexistent/key.pem\"\n\n\
+                [log]\nsecurity = \"logs/events.log\"\n\n\
+                [session]\nsqlite_path = \"db/s.db\"\n\n\
+                [csrf]\nsecret_file = \"csrf.key\"\n\n\
+                [identity.jwt]\njwks_file = \"keys.json\"\n\n\
+                [[upload]]\npath = \"/up\"\nquarantine_dir = \"plain/q\"\n";
+    let (result, dir) = load_in_dir(toml, &[("plain", b"a file, not a directory")]);
+    let errors = errors_of(result, &dir);
+    let expected = [
+        format!(
+            "palisade.toml:2:1: server.tls.cert: cert.pem: no such file or directory (the relative path \"cert.pem\" {RELATIVE})"
+        ),
+        "palisade.toml:3:1: server.tls.key: /nonexistent/key.pem: no such file or directory"
+            .to_owned(),
+        format!(
+            "palisade.toml:6:1: log.security: logs/events.log: cannot create the file in logs: no such file or directory (the relative path \"logs/events.log\" {RELATIVE})"
+        ),
+        format!(
+            "palisade.toml:9:1: session.sqlite_path: db/s.db: cannot create the file in db: no such file or directory (the relative path \"db/s.db\" {RELATIVE})"
+        ),
+        format!(
+            "palisade.toml:12:1: csrf.secret_file: csrf.key: no such file or directory (the relative path \"csrf.key\" {RELATIVE})"
+        ),
+        format!(
+            "palisade.toml:15:1: identity.jwt.jwks_file: keys.json: no such file or directory (the relative path \"keys.json\" {RELATIVE})"
+        ),
+        format!(
+            "palisade.toml:19:18: upload[0].quarantine_dir: plain/q: cannot be created in plain: not a directory (the relative path \"plain/q\" {RELATIVE})"
+        ),
+    ];
+    assert_eq!(errors, expected);
+}
+
+#[test]
+fn a_directory_where_a_file_belongs_and_a_file_where_a_directory_belongs_are_refused() {
+    let toml = "[log]\nsecurity = \"logs\"\n[[upload]]\npath = \"/up\"\n\
+                quarantine_dir = \"q\"\n";
+    let (result, dir) = load_in_dir(toml, &[("logs/x", b""), ("q", b"")]);
+    let errors = errors_of(result, &dir);
+    assert!(errors[0].contains("log.security: logs: is a directory, expected a file"));
+    assert!(errors[1].contains("upload[0].quarantine_dir: q: not a directory"));
+}
+
+#[test]
+fn unreadable_secret_files_say_permission_denied() {
+    use std::os::unix::fs::PermissionsExt;
+    let toml = "[csrf]\nsecret_file = \"csrf.key\"\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("csrf.key");
+    std::fs::write(&secret, [b'k'; 40]).expect("write");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    if std::fs::File::open(&secret).is_ok() {
+        return; // root reads anything: nothing to see here
+    }
+    let result = Config::from_toml(&dir.path().join("palisade.toml"), toml);
+    let errors = errors_of(result, &dir);
+    assert!(
+        errors[0].starts_with("palisade.toml:2:1: csrf.secret_file: csrf.key: permission denied"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn tls_files_must_hold_a_matching_pem_certificate_and_key() {
+    let (cert, key) = certificate();
+    let (_, other_key) = certificate();
+    let toml = "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n";
+    let files: &[(&str, &[u8])] = &[("cert.pem", b"not pem"), ("key.pem", key.as_bytes())];
+    let errors = errors_of(
+        load_in_dir(toml, files).0,
+        &tempfile::tempdir().expect("dir"),
+    );
+    assert!(
+        errors[0].contains(":2:1: server.tls.cert: cannot load TLS certificate"),
+        "{errors:?}"
+    );
+    let files: &[(&str, &[u8])] = &[
+        ("cert.pem", cert.as_bytes()),
+        ("key.pem", other_key.as_bytes()),
+    ];
+    let errors = errors_of(
+        load_in_dir(toml, files).0,
+        &tempfile::tempdir().expect("dir"),
+    );
+    assert!(errors[0].contains(":3:1: server.tls.key: "), "{errors:?}");
+    assert!(
+        errors[0].contains("does not match the certificate"),
+        "{errors:?}"
+    );
+    let files: &[(&str, &[u8])] = &[("cert.pem", cert.as_bytes()), ("key.pem", key.as_bytes())];
+    load_in_dir(toml, files)
+        .0
+        .expect("a matching pair is valid");
+}
+
+#[test]
+fn secret_and_key_files_are_read_as_serve_reads_them() {
+    let toml = "[csrf]\nsecret_file = \"csrf.key\"\n[identity.jwt]\njwks_file = \"keys.json\"\n";
+    let files: &[(&str, &[u8])] = &[("csrf.key", b"short\n"), ("keys.json", b"{\"keys\": 3}")];
+    let (result, dir) = load_in_dir(toml, files);
+    let errors = errors_of(result, &dir);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("palisade.toml:2:1: csrf.secret_file: csrf.key: "),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("palisade.toml:4:1: identity.jwt.jwks_file: keys.json: "),
+        "{errors:?}"
+    );
 }
