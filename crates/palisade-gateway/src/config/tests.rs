@@ -427,3 +427,46 @@ fn secret_and_key_files_are_read_as_serve_reads_them() {
         "{errors:?}"
     );
 }
+
+/// `workers = 100000` used to pass `check` and then try to start 100000 threads.
+#[test]
+fn counts_that_size_threads_queues_and_buffers_are_bounded_at_their_key() {
+    let text = "[server]\nworkers = 100000\nmax_connections = 0\nmax_headers = 5000\n\
+                max_header_size = \"1GB\"\n\n[server.tls]\ncert = \"/c\"\nkey = \"/k\"\n\
+                reload_interval = \"0s\"\n\n[upstream]\npool_max_idle = 1000000\n\n\
+                [log]\nqueue = 0\n";
+    let config: Config = toml::from_str(text).expect("serde reads it");
+    let errors: Vec<String> = validate::sections(&config, Path::new("p.toml"), text)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "p.toml:2:1: server.workers: must be between 0 and 1024 (each is a thread; 0 means \
+             one per core), found 100000",
+            "p.toml:3:1: server.max_connections: must be between 1 and 1000000 (such as 10000), \
+             found 0",
+            "p.toml:4:1: server.max_headers: must be between 1 and 1024 (such as 100), found 5000",
+            "p.toml:13:1: upstream.pool_max_idle: must be between 0 and 65536 (such as 256), \
+             found 1000000",
+            "p.toml:16:1: log.queue: must be between 1 and 1048576 (such as 8192), found 0",
+            "p.toml:5:1: server.max_header_size: must be between 1B and 1MB, such as \"32KB\"",
+            "p.toml:10:1: server.tls.reload_interval: must be longer than 0s, such as \"10s\"",
+        ]
+    );
+    let edges = "[server]\nworkers = 1024\nmax_connections = 1000000\nmax_headers = 1024\n\
+                 max_header_size = \"1MB\"\n[upstream]\npool_max_idle = 0\n[log]\nqueue = 1\n";
+    parse(edges).expect("the limits themselves are valid");
+}
+
+#[test]
+fn state_key_bounds_are_capped() {
+    let error = first_error("[state]\nmemory_max_keys = 20000000\n");
+    assert!(
+        error.starts_with("palisade.toml:2:1: state.memory_max_keys: must be at most 10000000"),
+        "{error}"
+    );
+    let error = first_error("[state]\nblocked_cache_max_keys = 20000000\n");
+    assert!(error.contains("state.blocked_cache_max_keys"), "{error}");
+}
