@@ -273,6 +273,28 @@ async fn sighup_with_a_bad_file_keeps_the_old_config() {
     assert_eq!(get(&url, &[]).await.header("ratelimit-limit"), "7");
 }
 
+/// A reload used to change `workers` in the file without a word: the threads are started
+/// once, so the log must name the key and say a restart applies it.
+#[tokio::test]
+async fn sighup_names_a_restart_only_key_it_cannot_apply() {
+    let upstream = Upstream::start().await;
+    let config = config_file("[server]\nworkers = 1\n");
+    let palisade = Process::start(&upstream.url(), &config).await;
+    std::fs::write(&config, "[server]\nworkers = 2\nmax_body_size = \"1MB\"\n").expect("edit");
+    palisade.signal("HUP");
+    wait_until(|| palisade.log().contains("configuration reloaded")).await;
+    let log = palisade.log();
+    assert!(
+        log.contains("server.workers changed: it takes effect only after a restart"),
+        "{log}"
+    );
+    assert!(!log.contains("server.max_body_size changed"), "{log}");
+    assert_eq!(
+        get(&format!("{}/", palisade.proxy), &[]).await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits() {
     let upstream = Upstream::start().await;

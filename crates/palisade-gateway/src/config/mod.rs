@@ -18,6 +18,7 @@ pub mod file;
 mod paths;
 pub mod rate_limit;
 mod regions;
+pub mod restart;
 pub mod server;
 pub mod sessions;
 pub mod upload;

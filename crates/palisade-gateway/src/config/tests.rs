@@ -470,3 +470,32 @@ fn state_key_bounds_are_capped() {
     let error = first_error("[state]\nblocked_cache_max_keys = 20000000\n");
     assert!(error.contains("state.blocked_cache_max_keys"), "{error}");
 }
+
+#[test]
+fn a_reload_names_each_restart_only_key_it_changes() {
+    let old = parse("[server]\nworkers = 1\n[session]\nstore = \"memory\"\n").expect("valid");
+    let new = parse(
+        "[server]\nworkers = 2\nlisten = \"127.0.0.1:8081\"\nmax_body_size = \"1MB\"\n\
+         [admin]\nlisten = \"127.0.0.1:9091\"\n[log]\nqueue = 100\n\
+         [state]\nredis_url = \"redis://127.0.0.1:6379\"\n\
+         [session]\nstore = \"memory\"\nidle_timeout = \"1d\"\n\
+         [identity.jwt]\nsecret_env = \"JWT_SECRET\"\n\
+         [[rate_limit]]\nname = \"r\"\nlimit = 5\nwindow = \"1s\"\n",
+    )
+    .expect("valid");
+    let changed = restart::changed_keys(&old, &new);
+    assert_eq!(
+        changed,
+        [
+            "server.listen",
+            "server.workers",
+            "admin.listen",
+            "log.queue",
+            "state.redis_url",
+            "session.idle_timeout",
+            "identity.jwt",
+        ],
+        "max_body_size and rate limits apply on reload, so they are not named"
+    );
+    assert!(restart::changed_keys(&new, &new).is_empty());
+}
