@@ -108,8 +108,39 @@ pub(super) fn check(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic>
             refuse(upload::locate_key(text, index, "quarantine_dir"), message);
         }
     }
+    if let Err(why) = spool_dir(config) {
+        refuse(
+            upload::locate_spool(text, "dir"),
+            format!("spool.dir: {why}"),
+        );
+    }
     found.extend(check_tls_pair(config, base, path, text));
     found
+}
+
+/// The spool directory (`[spool] dir` or the default in the temporary directory): start-up
+/// creates it if missing (its parent must exist) or refuses it unless it passes the checks
+/// of `crate::upload::vet_existing_dir`. A relative `dir` is refused by
+/// `super::upload::validate`, not here.
+fn spool_dir(config: &Config) -> Result<(), String> {
+    let dir = config.spool.settings().dir;
+    if dir.is_relative() {
+        return Ok(());
+    }
+    match std::fs::symlink_metadata(&dir) {
+        Ok(meta) => crate::upload::vet_existing_dir(&dir, &meta).map_err(|err| err.to_string()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            let parent = parent_dir(&dir);
+            writable_existing_dir(&parent).map_err(|why| {
+                format!(
+                    "{}: cannot be created in {}: {why}",
+                    dir.display(),
+                    parent.display()
+                )
+            })
+        }
+        Err(err) => Err(format!("{}: {}", dir.display(), describe(&err))),
+    }
 }
 
 /// A readable certificate and key are also parsed and paired, by the code serve loads them

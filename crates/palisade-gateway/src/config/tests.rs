@@ -499,3 +499,28 @@ fn a_reload_names_each_restart_only_key_it_changes() {
     );
     assert!(restart::changed_keys(&new, &new).is_empty());
 }
+
+#[test]
+fn a_spool_directory_start_up_would_refuse_or_cannot_create_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let text = format!("[spool]\ndir = \"{}\"\n", open.display());
+    let error = first_error(&text);
+    assert!(
+        error.starts_with("palisade.toml:2:7: spool.dir: upload spool "),
+        "{error}"
+    );
+    assert!(error.contains("writable by other users"), "{error}");
+
+    let text = format!("[spool]\ndir = \"{}\"\n", dir.path().join("a/b").display());
+    let error = first_error(&text);
+    assert!(error.contains("cannot be created in"), "{error}");
+    assert!(error.contains("no such file or directory"), "{error}");
+
+    let text = format!("[spool]\ndir = \"{}\"\n", dir.path().join("new").display());
+    parse(&text).expect("a missing directory in a writable parent is created at start-up");
+    assert!(!dir.path().join("new").exists(), "check creates nothing");
+}

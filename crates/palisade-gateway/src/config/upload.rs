@@ -119,7 +119,7 @@ pub(super) fn locate_key(text: &str, index: usize, key: &str) -> Option<Range<us
 }
 
 /// The span of `spool.<key>`.
-fn locate_spool(text: &str, key: &str) -> Option<Range<usize>> {
+pub(super) fn locate_spool(text: &str, key: &str) -> Option<Range<usize>> {
     let spans: Spans = toml::from_str(text).ok()?;
     Some(span_of(spans.spool?, key))
 }
