@@ -3,8 +3,9 @@
 //!
 //! Every path key is resolved against the directory of the configuration file, so palisade
 //! finds the same files whatever directory it is started from (without a configuration file
-//! the defaults stay relative to the working directory). [`resolve`] does it once, in
-//! [`super::Config::from_toml`]; no later code joins paths again.
+//! the defaults stay relative to the working directory). [`resolve`] does it once, at the end
+//! of [`super::Config::from_toml`]; the checks before it join the same base themselves so
+//! their messages can quote the path as written, and no code after it joins paths again.
 //!
 //! [`check`] opens what serve will open, without changing anything on disk: files are opened
 //! for reading (or for appending, without creating them), and a directory that must take new
@@ -12,7 +13,6 @@
 //! same functions serve reads it with, and is dropped at once; it never reaches a message.
 
 use std::io;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use palisade_policy::identity::KeySource;
@@ -57,65 +57,89 @@ pub(super) fn resolve(config: &mut Config, base: &Path) {
 /// by `super::waf::compile`.
 pub(super) fn check(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic> {
     let base = path.parent().unwrap_or(Path::new(""));
-    let mut found = Vec::new();
-    let mut refuse = |span: Option<Range<usize>>, message: String| {
-        found.push(Diagnostic::at(path, text, span, message));
+    let mut checks = Checks {
+        base,
+        path,
+        text,
+        found: Vec::new(),
     };
     if let Some(tls) = &config.server.tls {
-        for (key, written) in [("cert", &tls.cert), ("key", &tls.key)] {
-            if let Err(why) = readable_file(&base.join(written)) {
-                let message = unusable(&format!("server.tls.{key}"), written, base, &why);
-                refuse(locate(text, "server.tls", key), message);
-            }
-        }
+        checks.key("server.tls", "cert", &tls.cert, readable_file);
+        checks.key("server.tls", "key", &tls.key, readable_file);
     }
     if let LogTarget::File(written) = &config.log.security {
-        if let Err(why) = appendable_file(&base.join(written)) {
-            let message = unusable("log.security", written, base, &why);
-            refuse(locate(text, "log", "security"), message);
-        }
+        checks.key("log", "security", written, appendable_file);
     }
     let session = &config.session.file;
     if session.store == StoreKind::Sqlite {
-        if let Err(why) = appendable_file(&base.join(&session.sqlite_path)) {
-            let message = unusable("session.sqlite_path", &session.sqlite_path, base, &why);
-            refuse(locate(text, "session", "sqlite_path"), message);
-        }
+        checks.key(
+            "session",
+            "sqlite_path",
+            &session.sqlite_path,
+            appendable_file,
+        );
     }
     if let Some(written) = &config.csrf.file.secret_file {
-        let read = readable_file(&base.join(written))
-            .and_then(|()| crate::sessions::csrf_key_from_file(&base.join(written)).map(drop));
-        if let Err(why) = read {
-            let message = unusable("csrf.secret_file", written, base, &why);
-            refuse(locate(text, "csrf", "secret_file"), message);
-        }
+        checks.key("csrf", "secret_file", written, |file| {
+            readable_file(file).and_then(|()| crate::sessions::csrf_key_from_file(file).map(drop))
+        });
     }
     if let Some(KeySource::JwksFile(written)) = config.identity.jwt.as_ref().map(|j| &j.keys) {
-        let read = readable_file(&base.join(written))
-            .and_then(|()| crate::sessions::jwks_from_file(&base.join(written)).map(drop));
-        if let Err(why) = read {
-            let message = unusable("identity.jwt.jwks_file", written, base, &why);
-            refuse(locate(text, "identity.jwt", "jwks_file"), message);
-        }
+        checks.key("identity.jwt", "jwks_file", written, |file| {
+            readable_file(file).and_then(|()| crate::sessions::jwks_from_file(file).map(drop))
+        });
     }
     for (index, rule) in config.upload.iter().enumerate() {
-        let Some(written) = &rule.quarantine_dir else {
-            continue;
-        };
-        if let Err(why) = writable_dir(&base.join(written)) {
-            let key = format!("upload[{index}].quarantine_dir");
-            let message = unusable(&key, written, base, &why);
-            refuse(upload::locate_key(text, index, "quarantine_dir"), message);
+        if let Some(written) = &rule.quarantine_dir {
+            checks.quarantine_dir(index, written);
         }
     }
     if let Err(why) = spool_dir(config) {
-        refuse(
-            upload::locate_spool(text, "dir"),
-            format!("spool.dir: {why}"),
-        );
+        let span = upload::locate_spool(text, "dir");
+        let diagnostic = Diagnostic::at(path, text, span, format!("spool.dir: {why}"));
+        checks.found.push(diagnostic);
     }
-    found.extend(check_tls_pair(config, base, path, text));
-    found
+    checks
+        .found
+        .extend(check_tls_pair(config, base, path, text));
+    checks.found
+}
+
+/// The problems found so far, and where to place them.
+struct Checks<'a> {
+    base: &'a Path,
+    path: &'a Path,
+    text: &'a str,
+    found: Vec<Diagnostic>,
+}
+
+impl Checks<'_> {
+    /// Runs `usable` on `written` (resolved) and refuses `section.key` when it fails.
+    fn key(
+        &mut self,
+        section: &str,
+        key: &str,
+        written: &Path,
+        usable: impl FnOnce(&Path) -> Result<(), String>,
+    ) {
+        if let Err(why) = usable(&self.base.join(written)) {
+            let message = unusable(&format!("{section}.{key}"), written, self.base, &why);
+            let span = locate(self.text, section, key);
+            let diagnostic = Diagnostic::at(self.path, self.text, span, message);
+            self.found.push(diagnostic);
+        }
+    }
+
+    /// `quarantine_dir` of the `index`th `[[upload]]` table, refused at that table's key.
+    fn quarantine_dir(&mut self, index: usize, written: &Path) {
+        if let Err(why) = writable_dir(&self.base.join(written)) {
+            let key = format!("upload[{index}].quarantine_dir");
+            let message = unusable(&key, written, self.base, &why);
+            let span = upload::locate_key(self.text, index, "quarantine_dir");
+            let diagnostic = Diagnostic::at(self.path, self.text, span, message);
+            self.found.push(diagnostic);
+        }
+    }
 }
 
 /// The spool directory (`[spool] dir` or the default in the temporary directory): start-up
