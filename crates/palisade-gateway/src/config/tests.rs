@@ -409,6 +409,14 @@ fn tls_files_must_hold_a_matching_pem_certificate_and_key() {
     load_in_dir(toml, files)
         .0
         .expect("a matching pair is valid");
+
+    let endless = "[server.tls]\ncert = \"/dev/zero\"\nkey = \"key.pem\"\n";
+    let files: &[(&str, &[u8])] = &[("key.pem", key.as_bytes())];
+    let errors = errors_of(
+        load_in_dir(endless, files).0,
+        &tempfile::tempdir().expect("dir"),
+    );
+    assert!(errors[0].contains("/dev/zero: larger than"), "{errors:?}");
 }
 
 #[test]
