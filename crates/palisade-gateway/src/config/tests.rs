@@ -463,6 +463,11 @@ fn counts_that_size_threads_queues_and_buffers_are_bounded_at_their_key() {
             "p.toml:10:1: server.tls.reload_interval: must be longer than 0s, such as \"10s\"",
         ]
     );
+    let error = first_error("[server]\nheader_read_timeout = \"0s\"\n");
+    assert_eq!(
+        error,
+        "palisade.toml:2:1: server.header_read_timeout: must be longer than 0s, such as \"10s\""
+    );
     let edges = "[server]\nworkers = 1024\nmax_connections = 1000000\nmax_headers = 1024\n\
                  max_header_size = \"1MB\"\n[upstream]\npool_max_idle = 0\n[log]\nqueue = 1\n";
     parse(edges).expect("the limits themselves are valid");

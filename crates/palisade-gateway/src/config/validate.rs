@@ -23,10 +23,17 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
             diagnostics.push(Diagnostic::at(path, text, offset, message.into()));
         }
     }
-    if config.server.body_read_timeout.0.is_zero() {
-        let offset = locate(text, "server", "body_read_timeout");
-        let message = "server.body_read_timeout: must be longer than 0s, such as \"30s\"";
-        diagnostics.push(Diagnostic::at(path, text, offset, message.into()));
+    // A zero head timeout cuts every connection before its first request arrives.
+    let server = &config.server;
+    for (key, duration, example) in [
+        ("header_read_timeout", server.header_read_timeout, "10s"),
+        ("body_read_timeout", server.body_read_timeout, "30s"),
+    ] {
+        if duration.0.is_zero() {
+            let offset = locate(text, "server", key);
+            let message = format!("server.{key}: must be longer than 0s, such as \"{example}\"");
+            diagnostics.push(Diagnostic::at(path, text, offset, message));
+        }
     }
     diagnostics.extend(bounds(config, path, text));
     if let Err(err) = HeaderPolicy::from_config(&config.headers) {
