@@ -1,38 +1,26 @@
-//! Multiplexed Redis connections, one per thread that uses them, each made on first use and
-//! made again after it breaks.
+//! One multiplexed Redis connection shared by every request of a process, made on first
+//! use and made again after it breaks.
 //!
-//! Commands from all requests on a thread are pipelined on that thread's connection, so many
-//! concurrent requests cost one socket per thread. One per thread rather than one per
-//! process because a multiplexed connection is driven by a task on the runtime that made it,
-//! and the gateway serves requests on one single-threaded runtime per worker thread: with a
-//! single connection, every decision of every other worker would wake the connecting
-//! worker's thread and be woken back, and would wait while that worker is busy. Connecting
-//! is bounded by `connect_timeout` and each command by `command_timeout`. After an I/O
-//! error the thread's broken connection is dropped and its next caller connects again (one
-//! caller at a time across all threads, so an outage does not cause a stampede).
+//! Commands from all requests are pipelined on the one connection, so many concurrent
+//! requests cost one socket. Connecting is bounded by `connect_timeout` and each command by
+//! `command_timeout`. After an I/O error the broken connection is dropped and the next
+//! caller connects again (one caller at a time, so an outage does not cause a stampede).
 //!
 //! Never logs or prints the URL, which may carry a password.
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
-use std::thread::ThreadId;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError};
 
-/// Most threads that keep a connection at once. A thread past it takes the place of the one
-/// that connected first; in the gateway only its worker threads and the main runtime's
-/// threads decide, far fewer than this.
-const MAX_THREADS: usize = 64;
-
-/// Lazily made, self-repairing multiplexed connections, one per thread.
+/// A lazily made, self-repairing multiplexed connection.
 pub struct SharedConnection {
     client: redis::Client,
     config: AsyncConnectionConfig,
     connect_timeout: Duration,
-    /// Each thread's connection, oldest first.
-    per_thread: Mutex<Vec<(ThreadId, MultiplexedConnection)>>,
+    current: Mutex<Option<MultiplexedConnection>>,
     /// Held while connecting, so only one caller connects at a time.
     connecting: tokio::sync::Mutex<()>,
 }
@@ -66,18 +54,17 @@ impl SharedConnection {
             client,
             config,
             connect_timeout,
-            per_thread: Mutex::new(Vec::new()),
+            current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// This thread's connection, made now if it has none.
+    /// The connection, made now if there is none.
     pub async fn get(&self) -> Result<MultiplexedConnection, ConnectionError> {
         if let Some(connection) = self.current() {
             return Ok(connection);
         }
         let _only_one = self.connecting.lock().await;
-        // Asked again after the wait: on a multi-threaded runtime the task may have moved.
         if let Some(connection) = self.current() {
             return Ok(connection);
         }
@@ -87,45 +74,28 @@ impl SharedConnection {
         let connection = tokio::time::timeout(self.connect_timeout, connect)
             .await
             .map_err(|_| ConnectionError::ConnectTimeout(self.connect_timeout))??;
-        self.keep(connection.clone());
+        *self.slot() = Some(connection.clone());
         Ok(connection)
     }
 
-    /// Tells the connection a command failed; a broken connection is dropped so this
-    /// thread's next [`Self::get`] connects again. Other threads find out from their own
-    /// commands.
+    /// Tells the connection a command failed; a broken connection is dropped so the next
+    /// [`Self::get`] connects again.
     pub fn report(&self, error: &RedisError) {
         let broken = error.is_io_error()
             || error.is_connection_dropped()
             || error.is_unrecoverable_error()
             || error.is_timeout();
         if broken {
-            let thread = std::thread::current().id();
-            self.slots().retain(|(owner, _)| *owner != thread);
+            *self.slot() = None;
         }
     }
 
     fn current(&self) -> Option<MultiplexedConnection> {
-        let thread = std::thread::current().id();
-        let slots = self.slots();
-        let (_, connection) = slots.iter().find(|(owner, _)| *owner == thread)?;
-        Some(connection.clone())
+        self.slot().clone()
     }
 
-    fn keep(&self, connection: MultiplexedConnection) {
-        let thread = std::thread::current().id();
-        let mut slots = self.slots();
-        slots.retain(|(owner, _)| *owner != thread);
-        if slots.len() >= MAX_THREADS {
-            slots.remove(0);
-        }
-        slots.push((thread, connection));
-    }
-
-    fn slots(&self) -> std::sync::MutexGuard<'_, Vec<(ThreadId, MultiplexedConnection)>> {
-        self.per_thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -134,7 +104,7 @@ impl fmt::Debug for SharedConnection {
         f.debug_struct("SharedConnection")
             .field("url", &"<redacted>")
             .field("connect_timeout", &self.connect_timeout)
-            .field("connections", &self.slots().len())
+            .field("connected", &self.current().is_some())
             .finish()
     }
 }

@@ -231,33 +231,6 @@ async fn instances_whose_clocks_disagree_by_years_still_share_one_limit() {
     assert_eq!(allowed, 4);
 }
 
-/// Regression: the one connection of a process was driven by a task on the runtime that made
-/// it, so once that runtime was gone (or busy) every other thread's decisions failed (or
-/// waited). The gateway runs one runtime per worker thread.
-#[test]
-fn a_thread_decides_without_the_runtime_of_the_thread_that_connected_first() {
-    let single_threaded = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime")
-    };
-    let hour = quota(Algorithm::SlidingWindow, 10, 3_600_000);
-    let first = single_threaded();
-    let limiter = first.block_on(shared_limiter("runtimes"));
-    let decision = first.block_on(limiter.check("ip:192.0.2.8", &hour));
-    assert!(decision.expect("redis answers").allowed);
-    drop(first);
-
-    let decision = std::thread::scope(|scope| {
-        let other =
-            scope.spawn(|| single_threaded().block_on(limiter.check("ip:192.0.2.8", &hour)));
-        other.join().expect("the thread finishes")
-    });
-    let decision = decision.expect("redis answers a thread whose runtime is alive");
-    assert_eq!(decision.remaining, 8);
-}
-
 /// A redis-server of this test's own on a free loopback port, stopped by PID on drop.
 struct OwnRedis {
     port: u16,
