@@ -21,6 +21,8 @@
 #   over nginx's master and workers, over all of palisade's threads) during the timed run,
 #   divided by the requests wrk completed.
 # Targets (issue 2): palisade / nginx throughput >= 1.0, CPU per request <= nginx's.
+# The tools, the upstream and the wrk measurement are shared with bench/gateway-state.sh
+# (bench/gateway-harness.sh).
 #
 # Usage: bench/gateway.sh [seconds per run, default 10] [connections, default 64]
 #                         [rounds, default 3]
