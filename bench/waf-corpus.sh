@@ -15,7 +15,8 @@
 #
 # Usage: bench/waf-corpus.sh            (installs nginx + ModSecurity with apt-get if missing)
 # Env:   PALISADE_SHARED (../shared), WAF_CORPUS_PARANOIA (palisade's level, default: unset =
-#        the default), WAF_CORPUS_KEEP=DIR (keep the replay outputs and logs in DIR).
+#        the default), WAF_CORPUS_KEEP=DIR (keep the replay outputs and logs in DIR),
+#        WAF_CORPUS_PORT_BASE (first of the ports used, default 18380).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,10 +24,12 @@ SHARED="${PALISADE_SHARED:-$(cd .. && pwd)/shared}"
 CORPUS="$SHARED/corpus/crs-dev.jsonl"
 REPLAY="$SHARED/tools/replay-corpus"
 ANCHOR="$SHARED/anchors/modsecurity/anchor.sh"
-PALISADE_PORT=18380 PALISADE_ADMIN=18381
+# Ports: WAF_CORPUS_PORT_BASE (default 18380) moves them all, should another run hold them.
+BASE="${WAF_CORPUS_PORT_BASE:-18380}"
+PALISADE_PORT=$BASE PALISADE_ADMIN=$((BASE + 1))
 # The anchor's ports, away from its defaults so a run here does not meet another one.
-export PORT_PL1=18480 PORT_PL2=18481 PORT_NOWAF=18482 PORT_PLAIN=18483 PORT_ENGINE=18484
-export PORT_BACKEND=18490
+export PORT_PL1=$((BASE + 100)) PORT_PL2=$((BASE + 101)) PORT_NOWAF=$((BASE + 102))
+export PORT_PLAIN=$((BASE + 103)) PORT_ENGINE=$((BASE + 104)) PORT_BACKEND=$((BASE + 110))
 for f in "$CORPUS" "$REPLAY" "$ANCHOR"; do
   [ -r "$f" ] || { echo "missing $f (set PALISADE_SHARED)" >&2; exit 1; }
 done

@@ -88,7 +88,8 @@ wait_for() { # port
   for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$1$TARGET" && return; sleep 0.1; done
   echo "port $1 did not answer" >&2; exit 1
 }
-status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+# A host name, as real traffic has: CRS scores a numeric Host (rule 920350) on every request.
+status_of() { curl -s -o /dev/null -w '%{http_code}' -H 'Host: shop.example' "$@"; }
 
 part_rules() {
   mkdir -p "$WORK/upstream/logs"
@@ -154,11 +155,12 @@ security = \"off\""
   echo
 }
 
-# The GET of issue 4: three query arguments and six headers (with Host).
+# The GET of issue 4: three query arguments and six headers (with Host, a name).
 GET_TARGET="/search?q=running+shoes&page=2&sort=price"
 write_scripts() {
   cat >"$WORK/get.lua" <<'LUA'
 wrk.path = "/search?q=running+shoes&page=2&sort=price"
+wrk.headers["Host"] = "shop.example"
 wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 wrk.headers["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 wrk.headers["Accept-Language"] = "en-GB,en;q=0.9"
@@ -173,12 +175,16 @@ fields = [("first_name", "Siobhan"), ("last_name", "O'Brien"), ("email", "s.obri
           ("postcode", "D02 X285"), ("country", "IE"), ("shipping", "standard"),
           ("newsletter", "on"), ("coupon", "SPRING24")]
 note = ("Please leave the parcel with the neighbours at number fourteen if nobody is home "
-        "We would like to select a delivery slot in the afternoon and the union of both "
+        "We would like to select a delivery slot in the afternoon and both of the "
         "orders can ship together Thank you ")
+# (With "the union of both orders" in the note, CRS at paranoia 1 blocks this benign form:
+# rule 942190 matches "union ... select" across the repeated text. Palisade forwards it; the
+# benchmark needs both WAFs to forward, so the note avoids the word.)
 # The note goes last and encodes to letters and '+' only, so the cut lands inside it.
 body = urllib.parse.urlencode(fields) + "&note=" + urllib.parse.quote_plus(note * 8)
 body = body[:1024]
 lua = ('wrk.method = "POST"\nwrk.path = "/checkout"\n'
+       'wrk.headers["Host"] = "shop.example"\n'
        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
        'wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"\n'
        f'wrk.body = "{body}"\n')

@@ -367,3 +367,19 @@ fn windows_line_endings_keep_positions() {
         "{error}"
     );
 }
+
+#[test]
+fn a_rules_file_of_ten_thousand_rules_points_at_the_last_line_without_rescanning() {
+    // Every expression's position was found by scanning the file from its start: a file of
+    // 50,000 rules took minutes to check. Positions now come from the parser or a line
+    // index, and must still be exact at the end of a large file.
+    let mut text = String::from("rules:\n");
+    for i in 0..9_999 {
+        text.push_str(&format!(
+            "  - name: r{i}\n    expression: http.host eq \"a{i}\"\n    action: block\n"
+        ));
+    }
+    text.push_str("  - name: last\n    expression: http.host eq \"é\" and\n    action: block\n");
+    let error = first_error(&text);
+    assert!(error.starts_with("waf.yaml:30000:37: "), "{error}");
+}

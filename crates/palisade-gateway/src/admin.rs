@@ -16,17 +16,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tracing::debug;
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use palisade_store::ratelimit::OnError;
@@ -179,6 +180,11 @@ pub fn admin_token(
     }
 }
 
+/// Most admin connections open at once; more are closed as they arrive.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+/// Longest wait for an admin request head (HTTP/1.1).
+pub const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves the admin API on `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
@@ -189,8 +195,8 @@ pub async fn run(
 ) {
     let routes = Arc::new(routes);
     let token = Arc::new(token);
-    // TODO: a cap on admin connections and a header read timeout; a caller that reaches the
-    // listener can hold any number of idle connections for 60 s each, using up descriptors.
+    let slots = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    let (mut refused, mut last_warned) = (0_u64, None);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -198,6 +204,25 @@ pub async fn run(
             () = &mut shutdown => return,
         };
         let Ok((stream, peer)) = accepted else {
+            continue;
+        };
+        // A caller that opens connections and sends nothing must not use up descriptors:
+        // beyond the cap a connection is closed at once, and the ones held are cut after
+        // `ADMIN_HEADER_TIMEOUT` without a complete request head.
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            refused += 1;
+            // One line per 10 s at most, with the count, so a flood cannot flood the log.
+            if last_warned.is_none_or(|at: Instant| at.elapsed() >= Duration::from_secs(10)) {
+                warn!(
+                    client.peer = %peer,
+                    limit = ADMIN_MAX_CONNECTIONS,
+                    refused,
+                    "admin connections refused: too many open admin connections"
+                );
+                last_warned = Some(Instant::now());
+                refused = 0;
+            }
+            drop(stream);
             continue;
         };
         let (gateway, routes, token) = (
@@ -218,7 +243,25 @@ pub async fn run(
                     )
                 }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let _slot = slot;
+            // The version detection below waits for a first byte with no timeout of its own.
+            let mut first = [0_u8; 1];
+            if !matches!(
+                tokio::time::timeout(ADMIN_HEADER_TIMEOUT, stream.peek(&mut first)).await,
+                Ok(Ok(1))
+            ) {
+                debug!(client.peer = %peer, "admin connection closed: nothing sent");
+                return;
+            }
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(ADMIN_HEADER_TIMEOUT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(None);
             let served = tokio::time::timeout(
                 Duration::from_secs(60),
                 builder.serve_connection(TokioIo::new(stream), service),

@@ -58,6 +58,9 @@ pub struct Gateway {
     runtime: ArcSwap<Runtime>,
     services: Services,
     source: ConfigSource,
+    /// Worker threads running (read at start-up only): each reload's upstream pools are
+    /// split between these, whatever the file now says.
+    workers: usize,
 }
 
 /// What the handler knows about the connection a request came on.
@@ -82,11 +85,13 @@ impl Gateway {
         source: ConfigSource,
         services: Services,
     ) -> Result<Arc<Self>, StartError> {
-        let runtime = build_runtime(config, &services)?;
+        let workers = crate::server::worker_count(config.server.workers);
+        let runtime = build_runtime(config, &services, workers)?;
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             services,
             source,
+            workers,
         }))
     }
 
@@ -115,7 +120,7 @@ impl Gateway {
             .map_or_else(|| "<defaults>".to_string(), |f| f.display().to_string());
         let outcome = self.source.load().and_then(|config| {
             self.warn_restart_needed(&config);
-            build_runtime(config, &self.services).map_err(|err| {
+            build_runtime(config, &self.services, self.workers).map_err(|err| {
                 ConfigError::single(crate::config::Diagnostic::whole_file(
                     std::path::Path::new(&file),
                     err.to_string(),
@@ -142,17 +147,14 @@ impl Gateway {
         }
     }
 
-    /// Settings read only at start-up: say so when a reload changes them.
+    /// Settings read only at start-up: name each one a reload changes (never its value).
     fn warn_restart_needed(&self, new: &Config) {
-        let old = self.runtime().config.clone();
-        if old.server.listen != new.server.listen || old.admin.listen != new.admin.listen {
-            warn!("listen addresses change only on restart");
-        }
-        if old.state != new.state {
-            warn!("[state] changes take effect only on restart");
-        }
-        if old.session != new.session || old.csrf != new.csrf || old.identity != new.identity {
-            warn!("[session], [csrf] and [identity] changes take effect only on restart");
+        let runtime = self.runtime();
+        for key in crate::config::restart::changed_keys(&runtime.config, new) {
+            warn!(
+                config.key = %key,
+                "{key} changed: it takes effect only after a restart; the running value stays"
+            );
         }
     }
 
@@ -244,8 +246,11 @@ impl Gateway {
     }
 }
 
-fn build_runtime(config: Config, services: &Services) -> Result<Runtime, StartError> {
-    let workers = crate::server::worker_count(config.server.workers);
+fn build_runtime(
+    config: Config,
+    services: &Services,
+    workers: usize,
+) -> Result<Runtime, StartError> {
     let upstream = Upstream::new(&config.upstream, workers).ok_or(StartError::NoUpstream)?;
     let pipeline = Pipeline::build(&config, services);
     Ok(Runtime {

@@ -18,6 +18,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
+use crate::config::file::{MAX_TEXT_FILE, read_bounded};
 use crate::config::server::TlsConfig;
 use crate::events::{Event, EventBus};
 
@@ -28,6 +29,19 @@ pub struct TlsError {
     what: &'static str,
     path: String,
     detail: String,
+}
+
+impl TlsError {
+    /// Whether the private key (rather than the certificate) is at fault.
+    pub fn is_about_key(&self) -> bool {
+        self.what == "private key"
+    }
+}
+
+/// Loads the certificate and key of `config` as serve would, and drops them: what
+/// `palisade check` and a reload run so a pair serve cannot use is refused before start.
+pub fn check(config: &TlsConfig) -> Result<(), TlsError> {
+    load(config).map(drop)
 }
 
 /// Hands rustls the certificate currently in force.
@@ -71,8 +85,11 @@ fn load(config: &TlsConfig) -> Result<CertifiedKey, TlsError> {
         path: config.cert.display().to_string(),
         detail,
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert)
-        .map_err(|e| cert_error(e.to_string()))?
+    // Read with a bound, as every file a configuration names: a path naming something
+    // endless by mistake (`/dev/zero`) must be an error, not a read until memory runs out.
+    let cert_pem =
+        read_bounded(&config.cert, MAX_TEXT_FILE).map_err(|e| cert_error(e.to_string()))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| cert_error(e.to_string()))?;
     if chain.is_empty() {
@@ -83,7 +100,10 @@ fn load(config: &TlsConfig) -> Result<CertifiedKey, TlsError> {
         path: config.key.display().to_string(),
         detail,
     };
-    let key = PrivateKeyDer::from_pem_file(&config.key).map_err(|e| key_error(e.to_string()))?;
+    let key_pem = read_bounded(&config.key, MAX_TEXT_FILE)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| key_error(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| key_error(e.to_string()))?;
     let signing_key =
         ring_provider::sign::any_supported_type(&key).map_err(|e| key_error(e.to_string()))?;
     let certified = CertifiedKey::new(chain, signing_key);

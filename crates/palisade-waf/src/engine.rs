@@ -5,7 +5,7 @@
 use crate::config::{Mode, WafSettings};
 use crate::detect::{self, Raised, request};
 use crate::extract::{self, Collector, Input, Limits};
-use crate::normalize::{self, Plus};
+use crate::normalize;
 use crate::request::Request;
 use crate::verdict::{Action, Finding, MAX_FINDINGS, MAX_FRAGMENT, Scores, Verdict, truncate};
 
@@ -34,13 +34,14 @@ impl Engine {
 
     /// Inspects one request.
     pub fn inspect(&self, req: &Request<'_>) -> Verdict {
-        let mut collector = Collector::new(self.limits);
+        let paths = normalize::exclusion_paths(req.raw_path());
+        let excluded = |detector, arg: Option<&str>| self.excluded(detector, &paths, arg);
+        let mut collector = Collector::with_exclusions(self.limits, Box::new(excluded));
         extract::collect(req, &mut collector);
-        let path = normalize::normalize_path(&normalize::decode(req.raw_path(), Plus::Literal).0);
 
-        let mut findings: Vec<Finding> = Vec::new();
+        let mut findings: Vec<Finding> = std::mem::take(&mut collector.overflow_findings);
         for hit in request::check(req) {
-            if self.excluded(hit.detector, &path, None) {
+            if self.excluded(hit.detector, &paths, None) {
                 continue;
             }
             findings.push(Finding {
@@ -57,7 +58,7 @@ impl Engine {
         for input in &collector.inputs {
             let arg = input.location.arg_name();
             detect::inspect_input(input, &mut |raised: Raised| {
-                if !self.excluded(raised.detector, &path, arg) {
+                if !self.excluded(raised.detector, &paths, arg) {
                     findings.push(finding(input, raised));
                 }
             });
@@ -65,16 +66,18 @@ impl Engine {
         self.conclude(findings, collector.stops)
     }
 
+    /// Whether an exclusion switches `detector` off here: one exclusion must cover every
+    /// reading of the path ([`normalize::exclusion_paths`]).
     fn excluded(
         &self,
         detector: crate::class::DetectorKind,
-        path: &str,
+        paths: &[String],
         arg: Option<&str>,
     ) -> bool {
         self.settings
             .exclusions
             .iter()
-            .any(|ex| ex.covers(detector, path, arg))
+            .any(|ex| paths.iter().all(|path| ex.covers(detector, path, arg)))
     }
 
     fn conclude(
@@ -104,7 +107,8 @@ impl Engine {
     }
 }
 
-fn finding(input: &Input<'_>, raised: Raised) -> Finding {
+/// The finding `raised` on `input`, with its evidence fragment.
+pub(crate) fn finding(input: &Input<'_>, raised: Raised) -> Finding {
     let hidden_text;
     let source_text: &str = if raised.hidden {
         hidden_text = input

@@ -146,6 +146,57 @@ fn check_refuses_endless_configuration_and_rules_files() {
     }
 }
 
+/// `check` used to say ok for files serve then failed to open: a missing certificate, a
+/// log directory that does not exist. Relative paths are read next to the configuration,
+/// whatever directory `check` runs in.
+#[test]
+fn check_refuses_files_serve_could_not_open_and_finds_relative_ones() {
+    let config = config_file(
+        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n\
+         [log]\nsecurity = \"logs/events.log\"\n",
+    );
+    let dir = config.parent().expect("config dir");
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .current_dir("/")
+            .output()
+            .expect("palisade check runs")
+    };
+    let output = check();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = |line: usize| format!("{}:{line}:1: ", config.display());
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("{}server.tls.cert: ", at(2))),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("no such file or directory"), "{stderr}");
+    assert!(
+        lines[1].starts_with(&format!("{}server.tls.key: ", at(3))),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("{}log.security: ", at(6))),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].contains("configuration file's directory"),
+        "{stderr}"
+    );
+
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    std::fs::write(dir.join("cert.pem"), made.cert.pem()).expect("cert");
+    std::fs::write(dir.join("key.pem"), made.signing_key.serialize_pem()).expect("key");
+    std::fs::create_dir(dir.join("logs")).expect("log dir");
+    let output = check();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
+
 #[test]
 fn every_subcommand_has_help_and_the_binary_a_version() {
     for args in [
@@ -179,7 +230,7 @@ fn serve_prints_a_start_up_failure_once() {
         (&bad_key, "unknown field `lisen`".to_owned()),
         (
             &bad_log,
-            format!("security log {}: ", missing_dir.display()),
+            format!("log.security: {}: ", missing_dir.display()),
         ),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
@@ -220,6 +271,28 @@ async fn sighup_with_a_bad_file_keeps_the_old_config() {
     palisade.signal("HUP");
     wait_until(|| palisade.log().contains("configuration reloaded")).await;
     assert_eq!(get(&url, &[]).await.header("ratelimit-limit"), "7");
+}
+
+/// A reload used to change `workers` in the file without a word: the threads are started
+/// once, so the log must name the key and say a restart applies it.
+#[tokio::test]
+async fn sighup_names_a_restart_only_key_it_cannot_apply() {
+    let upstream = Upstream::start().await;
+    let config = config_file("[server]\nworkers = 1\n");
+    let palisade = Process::start(&upstream.url(), &config).await;
+    std::fs::write(&config, "[server]\nworkers = 2\nmax_body_size = \"1MB\"\n").expect("edit");
+    palisade.signal("HUP");
+    wait_until(|| palisade.log().contains("configuration reloaded")).await;
+    let log = palisade.log();
+    assert!(
+        log.contains("server.workers changed: it takes effect only after a restart"),
+        "{log}"
+    );
+    assert!(!log.contains("server.max_body_size changed"), "{log}");
+    assert_eq!(
+        get(&format!("{}/", palisade.proxy), &[]).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

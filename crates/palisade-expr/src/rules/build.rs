@@ -87,7 +87,8 @@ pub fn load_tables(
     tables: &[RuleTable],
     scheme: &Scheme,
 ) -> Result<Vec<Rule>, LoadErrors> {
-    let raws = tables.iter().map(|t| t.to_raw(source)).collect();
+    let lines = crate::error::LineIndex::new(source);
+    let raws = tables.iter().map(|t| t.to_raw(source, &lines)).collect();
     build_all(file, raws, scheme)
 }
 

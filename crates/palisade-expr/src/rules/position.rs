@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+#[cfg(test)]
 use crate::error::line_col;
 
 /// A place in a rules file.
@@ -39,10 +40,23 @@ pub(crate) struct ExprMap {
 impl ExprMap {
     /// Aligns `value` (the decoded expression) with `source[raw_start..raw_end]` (its raw
     /// text, quotes and indentation included).
+    #[cfg(test)]
     pub fn align(source: &str, raw_start: usize, raw_end: usize, value: &str) -> ExprMap {
+        let start = line_col(source, raw_start.min(raw_end).min(source.len()));
+        Self::align_at(source, raw_start, raw_end, value, start)
+    }
+
+    /// [`ExprMap::align`] when the line and column of `raw_start` are known already.
+    pub fn align_at(
+        source: &str,
+        raw_start: usize,
+        raw_end: usize,
+        value: &str,
+        start: (usize, usize),
+    ) -> ExprMap {
         let raw_end = raw_end.clamp(raw_start.min(source.len()), source.len());
         let raw_start = raw_start.min(raw_end);
-        let (mut line, mut col) = line_col(source, raw_start);
+        let (mut line, mut col) = start;
         let mut raw = source
             .get(raw_start..raw_end)
             .unwrap_or("")

@@ -6,7 +6,7 @@ use serde_spanned::Spanned;
 
 use super::build::{Located, RawRule};
 use super::position::ExprMap;
-use crate::error::line_col;
+use crate::error::LineIndex;
 
 /// One `[[waf.rule]]` table: the same keys as a rule in the YAML file.
 ///
@@ -62,20 +62,26 @@ impl TableValue {
 
 impl RuleTable {
     /// The keys with file positions computed from `source`, the TOML text.
-    pub(crate) fn to_raw(&self, source: &str) -> RawRule {
-        let at = |s: &Spanned<String>| locate(source, s, s.get_ref().clone());
+    pub(crate) fn to_raw(&self, source: &str, lines: &LineIndex) -> RawRule {
+        let at = |s: &Spanned<String>| locate(source, lines, s, s.get_ref().clone());
         let first = [&self.name, &self.expression, &self.action]
             .into_iter()
             .flatten()
             .map(|s| s.span().start)
             .min()
             .unwrap_or(0);
-        let (line, column) = line_col(source, first);
+        let (line, column) = lines.line_col(source, first);
         let expression = self.expression.as_ref().map(|e| {
             let span = e.span();
             (
                 e.get_ref().clone(),
-                ExprMap::align(source, span.start, span.end, e.get_ref()),
+                ExprMap::align_at(
+                    source,
+                    span.start,
+                    span.end,
+                    e.get_ref(),
+                    lines.line_col(source, span.start),
+                ),
             )
         });
         RawRule {
@@ -87,30 +93,30 @@ impl RuleTable {
             threshold: self
                 .threshold
                 .as_ref()
-                .map(|t| locate(source, t, t.get_ref().text())),
+                .map(|t| locate(source, lines, t, t.get_ref().text())),
             description: self.description.as_ref().map(at),
             enabled: self
                 .enabled
                 .as_ref()
-                .map(|e| locate(source, e, e.get_ref().to_string())),
+                .map(|e| locate(source, lines, e, e.get_ref().to_string())),
             mode: self.mode.as_ref().map(at),
             status: self
                 .status
                 .as_ref()
-                .map(|s| locate(source, s, s.get_ref().text())),
+                .map(|s| locate(source, lines, s, s.get_ref().text())),
             body: self.body.as_ref().map(at),
             period: self.period.as_ref().map(at),
             key: self.key.as_ref().map(at),
             skip: self
                 .skip
                 .as_ref()
-                .map(|s| locate(source, s, s.get_ref().clone())),
+                .map(|s| locate(source, lines, s, s.get_ref().clone())),
         }
     }
 }
 
-fn locate<T, V>(source: &str, spanned: &Spanned<T>, value: V) -> Located<V> {
-    let (line, column) = line_col(source, spanned.span().start);
+fn locate<T, V>(source: &str, lines: &LineIndex, spanned: &Spanned<T>, value: V) -> Located<V> {
+    let (line, column) = lines.line_col(source, spanned.span().start);
     Located {
         value,
         line,

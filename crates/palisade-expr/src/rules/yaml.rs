@@ -293,7 +293,9 @@ fn set_key(
             offsets.byte(value.start.index()),
             offsets.byte(value.end.index()),
         );
-        let map = ExprMap::align(text, start, end, &located.value);
+        // The marker's position, not a scan of the file up to it: that was quadratic.
+        let at = (value.start.line(), value.start.col() + 1);
+        let map = ExprMap::align_at(text, start, end, &located.value, at);
         raw.expression = Some((located.value, map));
         return Ok(());
     }

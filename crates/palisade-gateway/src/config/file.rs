@@ -7,7 +7,7 @@
 use std::io::{self, Read};
 use std::path::Path;
 
-/// The largest configuration, rules or JWKS file read: far beyond any real one.
+/// The largest configuration, rules, JWKS or TLS PEM file read: far beyond any real one.
 pub const MAX_TEXT_FILE: u64 = 16 << 20;
 /// The largest secret file read: secrets are a few dozen bytes.
 pub const MAX_SECRET_FILE: u64 = 64 << 10;

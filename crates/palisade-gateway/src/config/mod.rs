@@ -15,8 +15,10 @@
 
 mod diagnostic;
 pub mod file;
+mod paths;
 pub mod rate_limit;
 mod regions;
+pub mod restart;
 pub mod server;
 pub mod sessions;
 pub mod upload;
@@ -110,10 +112,6 @@ impl ConfigSource {
             None => Config::default(),
         };
         config.apply(&self.overrides);
-        if let Some(dir) = self.file.as_deref().and_then(Path::parent) {
-            let (s, c, i) = (&mut config.session, &mut config.csrf, &mut config.identity);
-            sessions::resolve_paths(s, c, i, dir);
-        }
         config.read_environment(self.file.as_deref())?;
         Ok(config)
     }
@@ -132,7 +130,9 @@ impl Config {
     }
 
     /// Parses `text`, the contents of `path`. Every problem found is reported, in file order:
-    /// one per table that serde cannot read, then those of the checks serde cannot make.
+    /// one per table that serde cannot read, then those of the checks serde cannot make,
+    /// among them every file or directory named that serve could not use. Relative paths
+    /// come out resolved against the directory of `path`.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let in_file_order = |mut error: ConfigError| {
             error.sort_for(path);
@@ -141,7 +141,9 @@ impl Config {
         let (mut config, mut diagnostics) =
             Self::deserialize_all(path, text).map_err(in_file_order)?;
         diagnostics.extend(validate::sections(&config, path, text));
+        diagnostics.extend(paths::check(&config, path, text));
         diagnostics.extend(waf::compile(&mut config.waf, path, text));
+        paths::resolve(&mut config, path.parent().unwrap_or(Path::new("")));
         match upload::validate(&config, path, text) {
             Ok(uploads) => config.uploads = uploads,
             Err(diagnostic) => diagnostics.push(diagnostic),

@@ -8,10 +8,8 @@
 //! variable `[identity.jwt] secret_env` names, the Redis password from `PALISADE_REDIS_URL`.
 //! They are read once at start-up, by `crate::sessions`.
 
-use std::path::{Path, PathBuf};
-
 use palisade_policy::csrf::{CsrfConfig, CsrfSettings};
-use palisade_policy::identity::{IdentityConfig, JwtSettings, KeySource};
+use palisade_policy::identity::{IdentityConfig, JwtSettings};
 use palisade_policy::session::{SessionConfig, SessionSettings};
 use serde::Deserialize;
 
@@ -20,7 +18,7 @@ use serde::Deserialize;
 #[serde(try_from = "SessionConfig")]
 pub struct SessionSection {
     /// The section as written (store choice, paths), with relative paths resolved by
-    /// `ConfigSource::load`.
+    /// `Config::from_toml`.
     pub file: SessionConfig,
     /// Lifetimes, cookie name and directive headers, validated.
     pub settings: SessionSettings,
@@ -119,34 +117,12 @@ impl TryFrom<IdentityConfig> for IdentitySection {
     }
 }
 
-/// Makes the relative file names of these sections relative to `base`, the directory of
-/// the configuration file, so palisade finds the same files whatever directory it is
-/// started from. Without a configuration file they stay relative to the current directory.
-pub(super) fn resolve_paths(
-    session: &mut SessionSection,
-    csrf: &mut CsrfSection,
-    identity: &mut IdentitySection,
-    base: &Path,
-) {
-    let resolve = |path: &mut PathBuf| {
-        if path.is_relative() {
-            *path = base.join(&*path);
-        }
-    };
-    resolve(&mut session.file.sqlite_path);
-    if let Some(file) = csrf.file.secret_file.as_mut() {
-        resolve(file);
-    }
-    if let Some(KeySource::JwksFile(file)) = identity.jwt.as_mut().map(|jwt| &mut jwt.keys) {
-        resolve(file);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use palisade_policy::session::StoreKind;
 
-    use super::*;
     use crate::config::{Config, ConfigError};
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -203,27 +179,5 @@ mod tests {
         let config = parse("[session]\ninsecure_cookies = true\n").expect("valid");
         assert_eq!(config.session.settings.cookie_name, "palisade_session");
         assert!(config.csrf.settings_for(&config.session).insecure_cookies);
-    }
-
-    #[test]
-    fn relative_files_are_found_next_to_the_configuration() {
-        let text = "[session]\nsqlite_path = \"data/s.db\"\n[csrf]\nsecret_file = \"/run/csrf\"\n\
-                    [identity.jwt]\njwks_file = \"keys.json\"\n";
-        let mut config = parse(text).expect("valid");
-        let (s, c, i) = (&mut config.session, &mut config.csrf, &mut config.identity);
-        resolve_paths(s, c, i, Path::new("/etc/palisade"));
-        assert_eq!(
-            config.session.file.sqlite_path,
-            Path::new("/etc/palisade/data/s.db")
-        );
-        assert_eq!(
-            config.csrf.file.secret_file.as_deref(),
-            Some(Path::new("/run/csrf"))
-        );
-        let keys = config.identity.jwt.map(|j| j.keys);
-        assert_eq!(
-            keys,
-            Some(KeySource::JwksFile("/etc/palisade/keys.json".into()))
-        );
     }
 }

@@ -2,6 +2,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use palisade_policy::ratelimit::Algorithm;
+use tempfile::TempDir;
 
 use super::rate_limit::{AssetFilter, KeySpec, Mode};
 use super::*;
@@ -219,4 +220,320 @@ fn headers_section_is_parsed_with_its_defaults() {
     let config = parse("[headers]\nx_xss_protection = \"0\"\n").expect("valid");
     assert!(config.headers.enabled);
     assert!(first_error("[headers]\nx_frame_option = \"DENY\"\n").contains("unknown field"));
+}
+
+/// A directory holding `palisade.toml` with `toml` and each `(name, contents)` file; the
+/// configuration as `from_file` reads it, and the directory (kept alive by the caller).
+fn load_in_dir(toml: &str, files: &[(&str, &[u8])]) -> (Result<Config, ConfigError>, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, contents) in files {
+        let file = dir.path().join(name);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, contents).expect("write");
+    }
+    let path = dir.path().join("palisade.toml");
+    std::fs::write(&path, toml).expect("write config");
+    (Config::from_file(&path), dir)
+}
+
+fn errors_of(result: Result<Config, ConfigError>, dir: &TempDir) -> Vec<String> {
+    let prefix = format!("{}/", dir.path().display());
+    let err = result.expect_err("refused");
+    err.diagnostics
+        .iter()
+        .map(|d| d.to_string().replace(&prefix, ""))
+        .collect()
+}
+
+const RELATIVE: &str = "is read from the configuration file's directory";
+
+/// A self-signed certificate and its key, in PEM.
+fn certificate() -> (String, String) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    (made.cert.pem(), made.signing_key.serialize_pem())
+}
+
+#[test]
+fn every_relative_path_is_resolved_from_the_configuration_directory() {
+    let text = "[server.tls]\ncert = \"tls/c.pem\"\nkey = \"/abs/k.pem\"\n\
+                [log]\nsecurity = \"events.log\"\n\
+                [session]\nsqlite_path = \"data/s.db\"\n[csrf]\nsecret_file = \"csrf.key\"\n\
+                [identity.jwt]\njwks_file = \"keys.json\"\n\
+                [waf]\nrules = \"waf.yaml\"\ngeoip_country_db = \"c.mmdb\"\n\
+                geoip_asn_db = \"a.mmdb\"\n[waf.challenge]\nsecret_file = \"ch.key\"\n\
+                [[upload]]\npath = \"/up\"\nquarantine_dir = \"q\"\n";
+    let mut config: Config = toml::from_str(text).expect("valid");
+    paths::resolve(&mut config, Path::new("/etc/palisade"));
+    let etc = |name: &str| Some(Path::new("/etc/palisade").join(name));
+    let tls = config.server.tls.expect("tls");
+    assert_eq!(Some(tls.cert), etc("tls/c.pem"));
+    assert_eq!(tls.key, Path::new("/abs/k.pem"));
+    assert_eq!(
+        config.log.security,
+        server::LogTarget::File("/etc/palisade/events.log".into())
+    );
+    assert_eq!(Some(config.session.file.sqlite_path), etc("data/s.db"));
+    assert_eq!(config.csrf.file.secret_file, etc("csrf.key"));
+    let keys = config.identity.jwt.map(|j| j.keys);
+    let jwks = etc("keys.json").map(palisade_policy::identity::KeySource::JwksFile);
+    assert_eq!(keys, jwks);
+    assert_eq!(config.waf.rules, etc("waf.yaml"));
+    assert_eq!(config.waf.geoip_country_db, etc("c.mmdb"));
+    assert_eq!(config.waf.geoip_asn_db, etc("a.mmdb"));
+    assert_eq!(config.waf.challenge.secret_file, etc("ch.key"));
+    assert_eq!(config.upload[0].quarantine_dir, etc("q"));
+}
+
+#[test]
+fn files_found_next_to_the_configuration_are_accepted_and_resolved() {
+    let (cert, key) = certificate();
+    let toml = "[server.tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n\
+                [log]\nsecurity = \"events.log\"\n[csrf]\nsecret_file = \"csrf.key\"\n\
+                [[upload]]\npath = \"/up\"\nquarantine_dir = \"q/refused\"\n";
+    let files: &[(&str, &[u8])] = &[
+        ("tls/cert.pem", cert.as_bytes()),
+        ("tls/key.pem", key.as_bytes()),
+        ("csrf.key", &[b'k'; 40]),
+    ];
+    let (result, dir) = load_in_dir(toml, files);
+    let config = result.expect("valid");
+    let tls = config.server.tls.expect("tls");
+    assert_eq!(tls.cert, dir.path().join("tls/cert.pem"));
+    assert_eq!(
+        config.uploads.rules[0].quarantine_dir,
+        Some(dir.path().join("q/refused"))
+    );
+    assert_eq!(
+        config.session.file.sqlite_path,
+        dir.path().join("palisade-sessions.db")
+    );
+    assert!(
+        !dir.path().join("events.log").exists(),
+        "check creates nothing"
+    );
+    assert!(!dir.path().join("q").exists(), "check creates nothing");
+}
+
+#[test]
+fn missing_files_are_reported_at_the_key_that_names_them() {
+    let toml = "[server.tls]\ncert = \"cert.pem\"\nkey = \"/nonexistent/key.pem\"\n\n\
+                [log]\nsecurity = \"logs/events.log\"\n\n\
+                [session]\nsqlite_path = \"db/s.db\"\n\n\
+                [csrf]\nsecret_file = \"csrf.key\"\n\n\
+                [identity.jwt]\njwks_file = \"keys.json\"\n\n\
+                [[upload]]\npath = \"/up\"\nquarantine_dir = \"plain/q\"\n";
+    let (result, dir) = load_in_dir(toml, &[("plain", b"a file, not a directory")]);
+    let errors = errors_of(result, &dir);
+    let expected = [
+        format!(
+            "palisade.toml:2:1: server.tls.cert: cert.pem: no such file or directory (the relative path \"cert.pem\" {RELATIVE})"
+        ),
+        "palisade.toml:3:1: server.tls.key: /nonexistent/key.pem: no such file or directory"
+            .to_owned(),
+        format!(
+            "palisade.toml:6:1: log.security: logs/events.log: cannot create the file in logs: no such file or directory (the relative path \"logs/events.log\" {RELATIVE})"
+        ),
+        format!(
+            "palisade.toml:9:1: session.sqlite_path: db/s.db: cannot create the file in db: no such file or directory (the relative path \"db/s.db\" {RELATIVE})"
+        ),
+        format!(
+            "palisade.toml:12:1: csrf.secret_file: csrf.key: no such file or directory (the relative path \"csrf.key\" {RELATIVE})"
+        ),
+        format!(
+            "palisade.toml:15:1: identity.jwt.jwks_file: keys.json: no such file or directory (the relative path \"keys.json\" {RELATIVE})"
+        ),
+        format!(
+            "palisade.toml:19:18: upload[0].quarantine_dir: plain/q: cannot be created in plain: not a directory (the relative path \"plain/q\" {RELATIVE})"
+        ),
+    ];
+    assert_eq!(errors, expected);
+}
+
+#[test]
+fn a_directory_where_a_file_belongs_and_a_file_where_a_directory_belongs_are_refused() {
+    let toml = "[log]\nsecurity = \"logs\"\n[[upload]]\npath = \"/up\"\n\
+                quarantine_dir = \"q\"\n";
+    let (result, dir) = load_in_dir(toml, &[("logs/x", b""), ("q", b"")]);
+    let errors = errors_of(result, &dir);
+    assert!(errors[0].contains("log.security: logs: is a directory, expected a file"));
+    assert!(errors[1].contains("upload[0].quarantine_dir: q: not a directory"));
+}
+
+#[test]
+fn unreadable_secret_files_say_permission_denied() {
+    use std::os::unix::fs::PermissionsExt;
+    let toml = "[csrf]\nsecret_file = \"csrf.key\"\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("csrf.key");
+    std::fs::write(&secret, [b'k'; 40]).expect("write");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    if std::fs::File::open(&secret).is_ok() {
+        return; // root reads anything: nothing to see here
+    }
+    let result = Config::from_toml(&dir.path().join("palisade.toml"), toml);
+    let errors = errors_of(result, &dir);
+    assert!(
+        errors[0].starts_with("palisade.toml:2:1: csrf.secret_file: csrf.key: permission denied"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn tls_files_must_hold_a_matching_pem_certificate_and_key() {
+    let (cert, key) = certificate();
+    let (_, other_key) = certificate();
+    let toml = "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n";
+    let files: &[(&str, &[u8])] = &[("cert.pem", b"not pem"), ("key.pem", key.as_bytes())];
+    let errors = errors_of(
+        load_in_dir(toml, files).0,
+        &tempfile::tempdir().expect("dir"),
+    );
+    assert!(
+        errors[0].contains(":2:1: server.tls.cert: cannot load TLS certificate"),
+        "{errors:?}"
+    );
+    let files: &[(&str, &[u8])] = &[
+        ("cert.pem", cert.as_bytes()),
+        ("key.pem", other_key.as_bytes()),
+    ];
+    let errors = errors_of(
+        load_in_dir(toml, files).0,
+        &tempfile::tempdir().expect("dir"),
+    );
+    assert!(errors[0].contains(":3:1: server.tls.key: "), "{errors:?}");
+    assert!(
+        errors[0].contains("does not match the certificate"),
+        "{errors:?}"
+    );
+    let files: &[(&str, &[u8])] = &[("cert.pem", cert.as_bytes()), ("key.pem", key.as_bytes())];
+    load_in_dir(toml, files)
+        .0
+        .expect("a matching pair is valid");
+
+    let endless = "[server.tls]\ncert = \"/dev/zero\"\nkey = \"key.pem\"\n";
+    let files: &[(&str, &[u8])] = &[("key.pem", key.as_bytes())];
+    let errors = errors_of(
+        load_in_dir(endless, files).0,
+        &tempfile::tempdir().expect("dir"),
+    );
+    assert!(errors[0].contains("/dev/zero: larger than"), "{errors:?}");
+}
+
+#[test]
+fn secret_and_key_files_are_read_as_serve_reads_them() {
+    let toml = "[csrf]\nsecret_file = \"csrf.key\"\n[identity.jwt]\njwks_file = \"keys.json\"\n";
+    let files: &[(&str, &[u8])] = &[("csrf.key", b"short\n"), ("keys.json", b"{\"keys\": 3}")];
+    let (result, dir) = load_in_dir(toml, files);
+    let errors = errors_of(result, &dir);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("palisade.toml:2:1: csrf.secret_file: csrf.key: "),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("palisade.toml:4:1: identity.jwt.jwks_file: keys.json: "),
+        "{errors:?}"
+    );
+}
+
+/// `workers = 100000` used to pass `check` and then try to start 100000 threads.
+#[test]
+fn counts_that_size_threads_queues_and_buffers_are_bounded_at_their_key() {
+    let text = "[server]\nworkers = 100000\nmax_connections = 0\nmax_headers = 5000\n\
+                max_header_size = \"1GB\"\n\n[server.tls]\ncert = \"/c\"\nkey = \"/k\"\n\
+                reload_interval = \"0s\"\n\n[upstream]\npool_max_idle = 1000000\n\n\
+                [log]\nqueue = 0\n";
+    let config: Config = toml::from_str(text).expect("serde reads it");
+    let errors: Vec<String> = validate::sections(&config, Path::new("p.toml"), text)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "p.toml:2:1: server.workers: must be between 0 and 1024 (each is a thread; 0 means \
+             one per core), found 100000",
+            "p.toml:3:1: server.max_connections: must be between 1 and 1000000 (such as 10000), \
+             found 0",
+            "p.toml:4:1: server.max_headers: must be between 1 and 1024 (such as 100), found 5000",
+            "p.toml:13:1: upstream.pool_max_idle: must be between 0 and 65536 (such as 256), \
+             found 1000000",
+            "p.toml:16:1: log.queue: must be between 1 and 1048576 (such as 8192), found 0",
+            "p.toml:5:1: server.max_header_size: must be between 1B and 1MB, such as \"32KB\"",
+            "p.toml:10:1: server.tls.reload_interval: must be longer than 0s, such as \"10s\"",
+        ]
+    );
+    let error = first_error("[server]\nheader_read_timeout = \"0s\"\n");
+    assert_eq!(
+        error,
+        "palisade.toml:2:1: server.header_read_timeout: must be longer than 0s, such as \"10s\""
+    );
+    let edges = "[server]\nworkers = 1024\nmax_connections = 1000000\nmax_headers = 1024\n\
+                 max_header_size = \"1MB\"\n[upstream]\npool_max_idle = 0\n[log]\nqueue = 1\n";
+    parse(edges).expect("the limits themselves are valid");
+}
+
+#[test]
+fn state_key_bounds_are_capped() {
+    let error = first_error("[state]\nmemory_max_keys = 20000000\n");
+    assert!(
+        error.starts_with("palisade.toml:2:1: state.memory_max_keys: must be at most 10000000"),
+        "{error}"
+    );
+    let error = first_error("[state]\nblocked_cache_max_keys = 20000000\n");
+    assert!(error.contains("state.blocked_cache_max_keys"), "{error}");
+}
+
+#[test]
+fn a_reload_names_each_restart_only_key_it_changes() {
+    let old = parse("[server]\nworkers = 1\n[session]\nstore = \"memory\"\n").expect("valid");
+    let new = parse(
+        "[server]\nworkers = 2\nlisten = \"127.0.0.1:8081\"\nmax_body_size = \"1MB\"\n\
+         [admin]\nlisten = \"127.0.0.1:9091\"\n[log]\nqueue = 100\n\
+         [state]\nredis_url = \"redis://127.0.0.1:6379\"\n\
+         [session]\nstore = \"memory\"\nidle_timeout = \"1d\"\n\
+         [identity.jwt]\nsecret_env = \"JWT_SECRET\"\n\
+         [[rate_limit]]\nname = \"r\"\nlimit = 5\nwindow = \"1s\"\n",
+    )
+    .expect("valid");
+    let changed = restart::changed_keys(&old, &new);
+    assert_eq!(
+        changed,
+        [
+            "server.listen",
+            "server.workers",
+            "admin.listen",
+            "log.queue",
+            "state.redis_url",
+            "session.idle_timeout",
+            "identity.jwt",
+        ],
+        "max_body_size and rate limits apply on reload, so they are not named"
+    );
+    assert!(restart::changed_keys(&new, &new).is_empty());
+}
+
+#[test]
+fn a_spool_directory_start_up_would_refuse_or_cannot_create_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let text = format!("[spool]\ndir = \"{}\"\n", open.display());
+    let error = first_error(&text);
+    assert!(
+        error.starts_with("palisade.toml:2:7: spool.dir: upload spool "),
+        "{error}"
+    );
+    assert!(error.contains("writable by other users"), "{error}");
+
+    let text = format!("[spool]\ndir = \"{}\"\n", dir.path().join("a/b").display());
+    let error = first_error(&text);
+    assert!(error.contains("cannot be created in"), "{error}");
+    assert!(error.contains("no such file or directory"), "{error}");
+
+    let text = format!("[spool]\ndir = \"{}\"\n", dir.path().join("new").display());
+    parse(&text).expect("a missing directory in a writable parent is created at start-up");
+    assert!(!dir.path().join("new").exists(), "check creates nothing");
 }

@@ -112,8 +112,14 @@ fn locate_error(text: &str, err: &UploadConfigError) -> Option<Range<usize>> {
     Some(span_of(found, key))
 }
 
+/// The span of `key` in the `index`th `[[upload]]` table (0-based).
+pub(super) fn locate_key(text: &str, index: usize, key: &str) -> Option<Range<usize>> {
+    let spans: Spans = toml::from_str(text).ok()?;
+    Some(span_of(spans.upload.into_iter().nth(index)?, key))
+}
+
 /// The span of `spool.<key>`.
-fn locate_spool(text: &str, key: &str) -> Option<Range<usize>> {
+pub(super) fn locate_spool(text: &str, key: &str) -> Option<Range<usize>> {
     let spans: Spans = toml::from_str(text).ok()?;
     Some(span_of(spans.spool?, key))
 }

@@ -23,15 +23,82 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
             diagnostics.push(Diagnostic::at(path, text, offset, message.into()));
         }
     }
-    if config.server.body_read_timeout.0.is_zero() {
-        let offset = locate(text, "server", "body_read_timeout");
-        let message = "server.body_read_timeout: must be longer than 0s, such as \"30s\"";
-        diagnostics.push(Diagnostic::at(path, text, offset, message.into()));
+    // A zero head timeout cuts every connection before its first request arrives.
+    let server = &config.server;
+    for (key, duration, example) in [
+        ("header_read_timeout", server.header_read_timeout, "10s"),
+        ("body_read_timeout", server.body_read_timeout, "30s"),
+    ] {
+        if duration.0.is_zero() {
+            let offset = locate(text, "server", key);
+            let message = format!("server.{key}: must be longer than 0s, such as \"{example}\"");
+            diagnostics.push(Diagnostic::at(path, text, offset, message));
+        }
     }
+    diagnostics.extend(bounds(config, path, text));
     if let Err(err) = HeaderPolicy::from_config(&config.headers) {
         let key = err.field.rsplit('.').next().unwrap_or(&err.field);
         let offset = locate(text, "headers", key);
         diagnostics.push(Diagnostic::at(path, text, offset, err.to_string()));
+    }
+    diagnostics
+}
+
+/// Counts that size threads, queues or buffers at start-up, with their sane range: without
+/// a cap, a slip of the keyboard (`workers = 100000`, `queue = 1e12`) ends in palisade
+/// failing to start, or dying later, for want of threads or memory, rather than in an error
+/// that names the key.
+const COUNT_BOUNDS: [(&str, &str, u64, u64, &str); 5] = [
+    (
+        "server",
+        "workers",
+        0,
+        1024,
+        "each is a thread; 0 means one per core",
+    ),
+    ("server", "max_connections", 1, 1_000_000, "such as 10000"),
+    ("server", "max_headers", 1, 1024, "such as 100"),
+    ("upstream", "pool_max_idle", 0, 65_536, "such as 256"),
+    ("log", "queue", 1, 1_048_576, "such as 8192"),
+];
+
+/// The largest request head a client may send: a head is held in memory while it is read.
+const MAX_HEADER_SIZE: u64 = 1 << 20;
+
+/// Numbers out of their sane range, each at its key.
+fn bounds(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    let server = &config.server;
+    let values = [
+        server.workers,
+        server.max_connections,
+        server.max_headers,
+        config.upstream.pool_max_idle,
+        config.log.queue,
+    ];
+    for ((section, key, min, max, hint), value) in COUNT_BOUNDS.into_iter().zip(values) {
+        let value = value as u64;
+        if !(min..=max).contains(&value) {
+            let message =
+                format!("{section}.{key}: must be between {min} and {max} ({hint}), found {value}");
+            let at = locate(text, section, key);
+            diagnostics.push(Diagnostic::at(path, text, at, message));
+        }
+    }
+    let head = server.max_header_size.0;
+    if head == 0 || head > MAX_HEADER_SIZE {
+        let message = "server.max_header_size: must be between 1B and 1MB, such as \"32KB\"";
+        let at = locate(text, "server", "max_header_size");
+        diagnostics.push(Diagnostic::at(path, text, at, message.into()));
+    }
+    if server
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.reload_interval.0.is_zero())
+    {
+        let message = "server.tls.reload_interval: must be longer than 0s, such as \"10s\"";
+        let at = locate(text, "server.tls", "reload_interval");
+        diagnostics.push(Diagnostic::at(path, text, at, message.into()));
     }
     diagnostics
 }

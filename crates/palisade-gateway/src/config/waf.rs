@@ -126,12 +126,15 @@ pub fn compile(waf: &mut WafConfig, path: &Path, text: &str) -> Vec<Diagnostic> 
     }
     let mut open = |db: &Option<PathBuf>, kind| {
         let db = db.as_ref()?;
+        let at = super::validate::locate(text, "waf", key_of(kind));
+        if let Err(why) = super::paths::readable_file(&base.join(db)) {
+            let message = super::paths::unusable(&format!("waf.{}", key_of(kind)), db, base, &why);
+            diagnostics.push(Diagnostic::at(path, text, at, message));
+            return None;
+        }
         GeoSource::open(&base.join(db), kind)
             .map(Arc::new)
-            .map_err(|err| {
-                let at = super::validate::locate(text, "waf", key_of(kind));
-                diagnostics.push(Diagnostic::at(path, text, at, err.to_string()));
-            })
+            .map_err(|err| diagnostics.push(Diagnostic::at(path, text, at, err.to_string())))
             .ok()
     };
     let country = open(&waf.geoip_country_db, DatabaseKind::Country);
@@ -264,21 +267,29 @@ fn load_rules(
     let scheme = crate::waf::scheme();
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
-    if let Some(file) = &waf.rules {
-        let file = base.join(file);
+    if let Some(written) = &waf.rules {
+        let file = base.join(written);
         let name = file.display().to_string();
         match super::file::read_text(&file) {
             Ok(yaml) => match rules::load_yaml(&name, &yaml, &scheme) {
                 Ok(rules) => loaded.extend(rules),
                 Err(e) => errors.extend(e.0),
             },
-            Err(err) => errors.push(rules::LoadError {
-                file: name,
-                line: 0,
-                column: 0,
-                rule: None,
-                message: format!("cannot read the rules file: {err}"),
-            }),
+            Err(err) => {
+                let at = super::validate::locate(text, "waf", "rules");
+                let (line, column) = at.map_or((0, 0), |at| super::line_and_column(text, at.start));
+                let why = format!(
+                    "cannot read the rules file: {}",
+                    super::paths::describe(&err)
+                );
+                errors.push(rules::LoadError {
+                    file: config_path.display().to_string(),
+                    line,
+                    column,
+                    rule: None,
+                    message: super::paths::unusable("waf.rules", written, base, &why),
+                });
+            }
         }
     }
     if !waf.rule.is_empty() {
@@ -322,13 +333,12 @@ fn challenge_secret(
     let Some(file) = &challenge.secret_file else {
         return Ok(None);
     };
-    let file = base.join(file);
+    let written = file;
+    let file = base.join(written);
     let read = super::file::read_bounded(&file, super::file::MAX_SECRET_FILE);
     let secret = zeroize::Zeroizing::new(read.map_err(|err| {
-        format!(
-            "cannot read waf.challenge.secret_file {}: {err}",
-            file.display()
-        )
+        let why = super::paths::describe(&err);
+        super::paths::unusable("waf.challenge.secret_file", written, base, &why)
     })?);
     ChallengeKey::from_secret(secret.trim_ascii())
         .map(Some)
@@ -386,14 +396,16 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_rules_file_is_an_error_naming_it() {
+    fn a_missing_rules_file_is_an_error_at_its_key_naming_it() {
         let (result, dir) = load("[waf]\nrules = \"nope.yaml\"\n", &[]);
         let errors = messages(result);
         let expected = format!(
-            "{}: cannot read the rules file",
+            "{}:2:1: waf.rules: {}: cannot read the rules file: no such file or directory \
+             (the relative path \"nope.yaml\" is read from the configuration file's directory)",
+            dir.path().join("palisade.toml").display(),
             dir.path().join("nope.yaml").display()
         );
-        assert!(errors[0].starts_with(&expected), "{errors:?}");
+        assert_eq!(errors, [expected]);
     }
 
     #[test]

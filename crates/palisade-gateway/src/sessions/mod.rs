@@ -101,15 +101,11 @@ fn csrf_key(config: &Config) -> Result<CsrfKey, ServicesError> {
         what: "[csrf] secret",
         detail,
     };
-    let text = match &config.csrf.file.secret_file {
-        Some(path) => Some(zeroize::Zeroizing::new(
-            crate::config::file::read_bounded(path, crate::config::file::MAX_SECRET_FILE).map_err(
-                |err| problem(format!("cannot read secret_file {}: {err}", path.display())),
-            )?,
-        )),
-        None => std::env::var_os(CSRF_SECRET_ENV)
-            .map(|v| zeroize::Zeroizing::new(v.into_encoded_bytes())),
-    };
+    if let Some(path) = &config.csrf.file.secret_file {
+        return csrf_key_from_file(path).map_err(problem);
+    }
+    let text =
+        std::env::var_os(CSRF_SECRET_ENV).map(|v| zeroize::Zeroizing::new(v.into_encoded_bytes()));
     match text {
         Some(text) => CsrfKey::from_text(&text).map_err(|err| problem(err.to_string())),
         None => {
@@ -121,6 +117,23 @@ fn csrf_key(config: &Config) -> Result<CsrfKey, ServicesError> {
             CsrfKey::generate().map_err(|err| problem(err.to_string()))
         }
     }
+}
+
+/// The CSRF key held in `path` (`[csrf] secret_file`), as serve and `palisade check` read
+/// it. The message names the file, never its contents.
+pub(crate) fn csrf_key_from_file(path: &std::path::Path) -> Result<CsrfKey, String> {
+    let text = crate::config::file::read_bounded(path, crate::config::file::MAX_SECRET_FILE)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|err| format!("cannot read secret_file {}: {err}", path.display()))?;
+    CsrfKey::from_text(&text).map_err(|err| err.to_string())
+}
+
+/// The public keys of the JWKS file `path` (`[identity.jwt] jwks_file`), as serve and
+/// `palisade check` read them.
+pub(crate) fn jwks_from_file(path: &std::path::Path) -> Result<KeySet, String> {
+    let json = crate::config::file::read_text(path)
+        .map_err(|err| format!("cannot read jwks_file {}: {err}", path.display()))?;
+    KeySet::from_jwks(&json).map_err(|err| err.to_string())
 }
 
 /// The JWT verification keys named by `[identity.jwt]`.
@@ -140,12 +153,7 @@ fn jwt_keys(source: &KeySource) -> Result<KeySet, ServicesError> {
                 })?;
             KeySet::hs256(&secret).map_err(|err| problem(err.to_string()))
         }
-        KeySource::JwksFile(path) => {
-            let json = crate::config::file::read_text(path).map_err(|err| {
-                problem(format!("cannot read jwks_file {}: {err}", path.display()))
-            })?;
-            KeySet::from_jwks(&json).map_err(|err| problem(err.to_string()))
-        }
+        KeySource::JwksFile(path) => jwks_from_file(path).map_err(problem),
     }
 }
 

@@ -39,6 +39,7 @@ pub use inspection::{
     FileReport, Passed, Refused, ScanOutcome, UploadError, UploadEvent, UploadInspection,
 };
 pub use quarantine::QuarantineNote;
+pub(crate) use shared::vet_existing_dir;
 pub use shared::{UploadShared, default_spool_dir};
 pub use spool::{
     DEFAULT_MAX_TOTAL, ForwardBody, RangeReader, Spool, SpoolBudget, SpoolFull, SpoolSettings,

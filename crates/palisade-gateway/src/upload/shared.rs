@@ -74,9 +74,14 @@ fn prepare_dir(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(annotate(dir, e)),
     }
-    // An existing directory must be ours and closed to others: in a shared /tmp, another
-    // user could otherwise create it first and watch or swap the files palisade spools.
     let meta = std::fs::symlink_metadata(dir).map_err(|e| annotate(dir, e))?;
+    vet_existing_dir(dir, &meta)
+}
+
+/// What start-up asks of a spool directory that already exists, as `palisade check` asks
+/// it too: ours, a real directory, closed to others. In a shared /tmp, another user could
+/// otherwise create it first and watch or swap the files palisade spools.
+pub(crate) fn vet_existing_dir(dir: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
     let refuse = |why: &str| {
         Err(io::Error::new(
             io::ErrorKind::PermissionDenied,

@@ -4,18 +4,21 @@
 //!
 //! The engine gets the head as received (raw path and query, every header), the address
 //! the connection arrived on, and the body prefix up to `[waf] body_limit` when the body is
-//! of a kind it reads as text (forms, multipart, JSON, XML, text, or undeclared). Bodies
-//! declared as media, archives or opaque bytes are not read here: their content is the
-//! upload checks' business, and reading them as text only produces noise.
+//! declared as text (forms, multipart, JSON, XML, text, or undeclared), or is declared as
+//! media, archives or opaque bytes on a path no `[[upload]]` rule inspects. The engine
+//! reads such a body only when its bytes are text (a form sent as `image/png`): real media
+//! are the upload checks' business, and reading them as text only produces noise.
 
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use palisade_policy::upload::UploadConfig;
 use palisade_waf::{Engine, Header, Request, Scores, Verdict};
 
 use crate::error::GatewayError;
 use crate::pipeline::GatewayRequest;
+use crate::pipeline::stages::upload::normalise as upload_path;
 
 /// What the engine inspects of one request, borrowed from the pipeline's request.
 #[derive(Debug, Clone, Copy)]
@@ -109,11 +112,23 @@ impl<'a> LazyVerdict<'a> {
 }
 
 /// Whether the request has a body the engine should read: one is on its way (whatever the
-/// framing: `Content-Length`, chunked, HTTP/2 DATA frames) and its declared type is not
-/// opaque media.
-pub fn reads_body(request: &GatewayRequest) -> bool {
+/// framing: `Content-Length`, chunked, HTTP/2 DATA frames), and it is declared as text or
+/// no `[[upload]]` rule inspects it. A body declared as media on an upload path is left
+/// to the upload checks, which judge its bytes while it streams (reading it here first
+/// would hold it in memory and answer `Expect: 100-continue` before they could refuse
+/// it); anywhere else the engine reads it, and inspects it when its bytes are text (a form
+/// sent as `image/png` to an application that parses bodies whatever their type).
+pub fn reads_body(request: &GatewayRequest, uploads: &UploadConfig) -> bool {
     let pending = !request.body.is_fully_buffered() || !request.body.buffered().is_empty();
-    pending && text_like(&request.head)
+    pending && (text_like(&request.head) || !is_upload(&request.head, uploads))
+}
+
+/// Whether an `[[upload]]` rule inspects this request.
+fn is_upload(head: &http::request::Parts, uploads: &UploadConfig) -> bool {
+    !uploads.rules.is_empty()
+        && uploads
+            .rule_for(head.method.as_str(), &upload_path(head.uri.path()))
+            .is_some()
 }
 
 /// Whether the declared type is one the engine reads as text (or none is declared).
@@ -121,7 +136,7 @@ fn text_like(head: &http::request::Parts) -> bool {
     !opaque_type(head.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()))
 }
 
-/// Media, archives and raw bytes: inspected by the upload checks, never as text.
+/// Media, archives and raw bytes: inspected by the upload checks on their paths.
 fn opaque_type(content_type: Option<&[u8]>) -> bool {
     let Some(value) = content_type else {
         return false;
@@ -178,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn text_bodies_are_read_and_media_bodies_are_not() {
+    fn text_bodies_are_read_and_media_bodies_only_off_upload_paths() {
         for text in [
             "application/x-www-form-urlencoded",
             "application/json",
@@ -190,11 +205,15 @@ mod tests {
         for media in ["image/png", "Application/Octet-Stream; x=1", "video/mp4"] {
             assert!(!text_like(&head(&[("content-type", media)])), "{media}");
         }
+        let section = palisade_policy::upload::UploadSection::with_path("/upload");
+        let uploads = UploadConfig::from_sections(&[section], None).expect("valid");
+        assert!(is_upload(&head(&[]), &uploads));
+        assert!(!is_upload(&head(&[]), &UploadConfig::default()));
         let empty = GatewayRequest {
             head: head(&[("content-type", "application/json")]),
             body: crate::body::RequestBody::empty(),
         };
-        assert!(!reads_body(&empty));
+        assert!(!reads_body(&empty, &UploadConfig::default()));
     }
 
     #[test]

@@ -76,6 +76,10 @@ impl Default for StateConfig {
     }
 }
 
+/// The most keys `memory_max_keys` and `blocked_cache_max_keys` may ask for: about a
+/// hundred times the default, a few GiB of counters.
+pub const MAX_KEYS: usize = 10_000_000;
+
 /// A `[state]` setting that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("state.{field}: {message}")]
@@ -125,6 +129,19 @@ impl StateConfig {
         }
         if self.memory_max_keys == 0 {
             return Err(error("memory_max_keys", "must be at least 1"));
+        }
+        // Each key holds its counters in memory: a cap far past any real need stops a typo
+        // from letting a flood of distinct clients take all of the host's memory.
+        for (field, keys) in [
+            ("memory_max_keys", self.memory_max_keys),
+            ("blocked_cache_max_keys", self.blocked_cache_max_keys),
+        ] {
+            if keys > MAX_KEYS {
+                return Err(error(
+                    field,
+                    &format!("must be at most {MAX_KEYS}, such as 100000 (found {keys})"),
+                ));
+            }
         }
         if self.key_prefix.contains(char::is_whitespace) {
             return Err(error("key_prefix", "must not contain spaces"));

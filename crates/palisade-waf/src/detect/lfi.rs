@@ -121,6 +121,29 @@ pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
     Some(Hit::new(score, reason, start, folded.len()))
 }
 
+/// A `..` segment of the path that was written with escapes (`..%2f`, `%2e%2e/`, `.%2e`,
+/// `..%5c`, `..%3b`): nobody spells a path that way but to walk past a filter. An upstream
+/// that decodes `%2F` resolves `/x/..%2fadmin` as `/admin`, while rules that keep encoded
+/// slashes, as RFC 3986 asks, see one segment named `..%2Fadmin`.
+pub fn encoded_climb(raw_path: &[u8]) -> Option<Hit> {
+    let mut offset = 0;
+    for segment in raw_path.split(|&b| b == b'/' || b == b'\\') {
+        let start = offset;
+        offset += segment.len() + 1;
+        if !segment.contains(&b'%') {
+            continue;
+        }
+        let decoded = crate::normalize::decode(segment, crate::normalize::Plus::Literal).0;
+        let climbs = decoded
+            .split(['/', '\\'])
+            .any(|part| part.split(';').next() == Some(".."));
+        if climbs {
+            return Some(Hit::new(10, "encoded path traversal", start, offset - 1));
+        }
+    }
+    None
+}
+
 static ANCHORS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
     let mut patterns: Vec<String> = SENSITIVE.iter().map(|p| p.replace('/', "")).collect();
     patterns.extend(SENSITIVE.iter().map(|p| p.to_string()));
@@ -198,6 +221,33 @@ mod tests {
         assert!(score("/etc/passwd").is_some_and(|s| s <= 10));
         assert!(score(".ssh/id_rsa").is_some_and(|s| s <= 10));
         assert!(score("/proc/self/environ").is_some_and(|s| s <= 10));
+    }
+
+    #[test]
+    fn a_climb_spelled_with_escapes_in_the_path_is_evasion() {
+        // `/x/..%2fadmin` is `/admin` to an upstream that decodes `%2F`; rules see one
+        // segment, and one climb alone scored too little to block.
+        for raw in [
+            "/x/..%2fadmin",
+            "/x%2F..%2Fadmin",
+            "/x/%2e%2e/admin",
+            "/a/.%2E;/b",
+            "/a/..%5cb",
+        ] {
+            assert!(
+                encoded_climb(raw.as_bytes()).is_some_and(|h| h.score <= 20),
+                "{raw}"
+            );
+        }
+        for raw in [
+            "/x/../admin",
+            "/files/a%2Fb",
+            "/100%25/x",
+            "/a%2e.txt",
+            "/%2e/x",
+        ] {
+            assert_eq!(encoded_climb(raw.as_bytes()), None, "{raw}");
+        }
     }
 
     #[test]

@@ -352,6 +352,9 @@ fn run_all(
     }
     if source == Source::Path {
         emit(DetectorKind::Scanner, protocol::scanner_path(folded));
+        if !hidden {
+            emit(DetectorKind::Traversal, lfi::encoded_climb(&input.raw));
+        }
     }
     emit(DetectorKind::Sqli, sqli::detect(text));
     if source == Source::Path {

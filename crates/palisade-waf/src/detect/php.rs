@@ -261,14 +261,21 @@ fn dollar(folded: &str) -> Option<Hit> {
                 );
             }
         }
+        // A run of `$` is one variable variable, read from its first `$`; the lookahead
+        // is bounded. Reading the rest of the text from every `$` (`${${${...`) was
+        // quadratic: 16 KB took seconds.
+        if at > 0 && b[at - 1] == b'$' {
+            continue;
+        }
+        let near = &rest[..char_floor(rest, LOOKAHEAD)];
         let mut i = at;
         while i < b.len() && b[i] == b'$' {
             i += 1;
         }
         let brace = b.get(i) == Some(&b'{')
-            || (b.get(i) == Some(&b' ') && rest.trim_start_matches(['$', ' ']).starts_with('{'));
+            || (b.get(i) == Some(&b' ') && near.trim_start_matches(['$', ' ']).starts_with('{'));
         if brace {
-            let inner = rest.trim_start_matches(['$', ' ', '{']).trim_start();
+            let inner = near.trim_start_matches(['$', ' ', '{']).trim_start();
             if inner.starts_with(['\'', '"', '$', '{']) {
                 best = Hit::better(
                     best,
@@ -292,24 +299,42 @@ fn dollar(folded: &str) -> Option<Hit> {
     best
 }
 
-/// Skips `[...]` and `{...}` accessors, spaces and comments after a variable name.
+/// Bytes read ahead of a `$` or an accessor: enough for any real accessor or comment,
+/// and it keeps a text full of `$` and `{` linear.
+const LOOKAHEAD: usize = 256;
+
+/// The largest character boundary of `s` at or below `at`.
+fn char_floor(s: &str, at: usize) -> usize {
+    let mut at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Skips `[...]` and `{...}` accessors, spaces and comments after a variable name (each
+/// at most [`LOOKAHEAD`] bytes long; a longer one is not an accessor).
 fn skip_accessors(b: &[u8], mut j: usize) -> usize {
+    let within = |j: usize, end: u8| {
+        let window = &b[j..(j + LOOKAHEAD).min(b.len())];
+        window.iter().position(|&c| c == end)
+    };
     for _ in 0..16 {
         match b.get(j) {
             Some(&open @ (b'[' | b'{')) => {
                 let close = if open == b'[' { b']' } else { b'}' };
-                j += b[j..]
-                    .iter()
-                    .position(|&c| c == close)
-                    .map_or(b.len() - j, |p| p + 1);
+                match within(j, close) {
+                    Some(p) => j += p + 1,
+                    None if b.len() - j <= LOOKAHEAD => j = b.len(),
+                    None => break,
+                }
             }
             Some(c) if c.is_ascii_whitespace() => j += 1,
-            Some(b'/') if b.get(j + 1) == Some(&b'/') => {
-                j += b[j..]
-                    .iter()
-                    .position(|&c| c == b'\n')
-                    .unwrap_or(b.len() - j);
-            }
+            Some(b'/') if b.get(j + 1) == Some(&b'/') => match within(j, b'\n') {
+                Some(p) => j += p,
+                None if b.len() - j <= LOOKAHEAD => j = b.len(),
+                None => break,
+            },
             _ => break,
         }
     }
@@ -388,6 +413,11 @@ fn paren_after(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
 fn callable_expression(folded: &str) -> Option<Hit> {
     let squeezed = strip_comments(folded);
     let b = squeezed.as_bytes();
+    // Only short texts are judged; deciding that first keeps a long text of `(` and `)`
+    // from being read once per parenthesis (quadratic: 8 KB of `()` took seconds).
+    if b.len() >= 400 {
+        return None;
+    }
     for (at, _) in squeezed.match_indices('(') {
         let before = squeezed[..at].trim_end();
         let Some(last) = before.bytes().last() else {
@@ -415,7 +445,6 @@ fn callable_expression(folded: &str) -> Option<Hit> {
             && arg_like
             && closes
             && (stringy || last == b')' && before.starts_with('('))
-            && b.len() < 400
         {
             return Some(Hit::new(12, "php callable expression", 0, folded.len()));
         }

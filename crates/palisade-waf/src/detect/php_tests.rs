@@ -61,3 +61,21 @@ fn ordinary_text_is_not_php() {
         assert!(!blocked(text), "{text}");
     }
 }
+
+#[test]
+fn a_text_full_of_dollars_and_braces_is_read_in_linear_time_and_still_judged() {
+    // Every `$` read the rest of the text (`${${${...`): 16 KB took seconds.
+    let noise = "${".repeat(8000);
+    assert!(score(&noise).is_none_or(|s| s > 10), "{:?}", score(&noise));
+    let attack = format!("{}$$x{{'a'}}('id')", "a ".repeat(3000));
+    assert!(score(&attack).is_some());
+    assert_eq!(dollar("$$x{'a'}('id')").map(|h| h.score), Some(10));
+}
+
+#[test]
+fn a_long_text_of_parentheses_is_not_read_once_per_parenthesis() {
+    // Every `(` searched the rest of the text before the length check: 8 KB of `()` took
+    // seconds. Short callable expressions are still found.
+    assert!(callable_expression(&"()".repeat(4000)).is_none());
+    assert!(callable_expression("(system)('id')").is_some());
+}

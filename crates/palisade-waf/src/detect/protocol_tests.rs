@@ -56,3 +56,14 @@ fn a_raw_percent_without_hex_digits_blocks_but_an_encoded_percent_does_not() {
     assert_eq!(score("100%25%20sure", Source::Form), None);
     assert_eq!(score("50%25+off", Source::Arg), None);
 }
+
+#[test]
+fn a_long_run_of_line_breaks_is_read_as_one_break() {
+    // Each break of a run used to read the whole rest of the run (quadratic time).
+    let run = "\r\n".repeat(6000);
+    assert_eq!(
+        score(&format!("a{run}Set-Cookie: x=1"), Source::Arg),
+        Some(6)
+    );
+    assert_eq!(score(&format!("a{run}b"), Source::Arg), None);
+}

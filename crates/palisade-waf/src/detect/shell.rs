@@ -601,7 +601,11 @@ fn new_command(word: WordOut, position: Position, end: usize) -> Command {
         text = text.rsplit('/').next().unwrap_or_default().to_string();
     }
     let mut evasion = word.evasion;
-    if word.glob && text.len() <= 24 {
+    // A glob names a program when it holds a letter of it or a directory (`c?t`,
+    // `/???/??t`); a bare `*` at the start of a line is a markdown bullet, not the first
+    // program a shell would find.
+    let spells_a_name = with_path || text.bytes().any(|c| c.is_ascii_alphanumeric());
+    if word.glob && spells_a_name && text.len() <= 24 {
         if let Some(name) = shell_words::glob_match(&text) {
             text = name.to_string();
             evasion = true;

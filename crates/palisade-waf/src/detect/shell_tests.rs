@@ -90,3 +90,13 @@ fn a_route_named_like_a_command_is_not_injection() {
     assert_eq!(detect("/api/whoami", Source::Path), None);
     assert!(detect("/cgi-bin/a.cgi;cat /etc/passwd", Source::Path).is_some_and(|h| h.score <= 20));
 }
+
+#[test]
+fn a_markdown_list_is_not_a_glob_command() {
+    // `* item one` at the start of a line matched the first command name a lone `*` can
+    // spell: every markdown bullet list was an attack.
+    assert_eq!(score("# Title\n\n* item one\n* item two"), None);
+    assert_eq!(score("- [ ] task\n* done"), None);
+    assert!(blocked(";/???/c?t /etc/passwd"));
+    assert!(blocked(";/bin/ca* /etc/passwd"));
+}

@@ -557,28 +557,69 @@ pub fn glob_match(pattern: &str) -> Option<&'static str> {
         .copied()
 }
 
-/// Shell glob matching with `?`, `*` and `[...]`.
+/// Shell glob matching with `?`, `*` and `[...]`, in at most `pattern × name` steps: a
+/// `*` that fails is retried only from the last `*` (the classic wildcard walk), never by
+/// trying every split for every `*`, which takes exponential time on `;**********Q`.
 pub fn glob(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.first() {
-        None => name.is_empty(),
-        Some(b'*') => (0..=name.len()).any(|skip| glob(&pattern[1..], &name[skip..])),
-        Some(b'?') => !name.is_empty() && glob(&pattern[1..], &name[1..]),
+    let (mut p, mut n) = (0, 0);
+    // After the last `*`: where the pattern resumes and the name position it stands for.
+    let mut last_star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match glob_step(pattern, p, name[n]) {
+            GlobStep::Star => {
+                last_star = Some((p + 1, n));
+                p += 1;
+            }
+            GlobStep::Matched(next) => {
+                p = next;
+                n += 1;
+            }
+            GlobStep::Failed => {
+                let Some((resume, at)) = last_star else {
+                    return false;
+                };
+                last_star = Some((resume, at + 1));
+                p = resume;
+                n = at + 1;
+            }
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|&b| b == b'*')
+}
+
+/// What the pattern element at `p` does with the name byte `c`.
+enum GlobStep {
+    Star,
+    Matched(usize),
+    Failed,
+}
+
+fn glob_step(pattern: &[u8], p: usize, c: u8) -> GlobStep {
+    match pattern.get(p) {
+        None => GlobStep::Failed,
+        Some(b'*') => GlobStep::Star,
+        Some(b'?') => GlobStep::Matched(p + 1),
         Some(b'[') => {
-            let Some(close) = pattern.iter().position(|&b| b == b']') else {
-                return !name.is_empty() && name[0] == b'[' && glob(&pattern[1..], &name[1..]);
+            let Some(close) = pattern[p..].iter().position(|&b| b == b']') else {
+                return if c == b'[' {
+                    GlobStep::Matched(p + 1)
+                } else {
+                    GlobStep::Failed
+                };
             };
-            let Some(&c) = name.first() else {
-                return false;
-            };
-            let class = &pattern[1..close];
+            let class = &pattern[p + 1..p + close];
             let (negate, class) = match class.first() {
                 Some(b'!' | b'^') => (true, &class[1..]),
                 _ => (false, class),
             };
-            let inside = class_contains(class, c);
-            inside != negate && glob(&pattern[close + 1..], &name[1..])
+            if class_contains(class, c) != negate {
+                GlobStep::Matched(p + close + 1)
+            } else {
+                GlobStep::Failed
+            }
         }
-        Some(&p) => name.first() == Some(&p) && glob(&pattern[1..], &name[1..]),
+        Some(&literal) if literal == c => GlobStep::Matched(p + 1),
+        Some(_) => GlobStep::Failed,
     }
 }
 
@@ -611,6 +652,20 @@ mod tests {
         assert!(glob(b"[!q]asswd", b"passwd"));
         assert!(glob(b"[m-z]asswd", b"passwd"));
         assert!(!glob(b"c?t", b"cart"));
+        assert!(glob(b"*", b""));
+        assert!(glob(b"c*t*", b"cat"));
+        assert!(glob(b"*[!x]sswd", b"passwd"));
+        assert!(!glob(b"[abc", b"a"));
+        assert!(glob(b"[abc", b"[abc"));
+    }
+
+    #[test]
+    fn many_stars_that_cannot_match_are_judged_without_trying_every_split() {
+        // Exponential backtracking never finished this (a request of 30 bytes held a
+        // worker thread for minutes).
+        let pattern = format!("{}Q", "*".repeat(40));
+        assert!(!glob(pattern.as_bytes(), b"abcdefghijklmnopqrstuvwxyz"));
+        assert_eq!(glob_match(&pattern), None);
     }
 
     #[test]

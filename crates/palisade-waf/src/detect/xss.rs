@@ -169,7 +169,10 @@ fn tags(s: &str) -> Option<Hit> {
         }
         let name = &s[name_start..i];
         let name = name.rsplit(':').next().unwrap_or(name);
-        let end = (i + 1024).min(b.len());
+        let mut end = (i + 1024).min(b.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
         let (score, reason) = judge_tag(name, &s[i..end]);
         if let Some(score) = score {
             let tag_end = memchr::memchr(b'>', &b[i..end]).map_or(end, |p| i + p + 1);

@@ -74,3 +74,13 @@ fn regression_fuzz_attribute_scan_on_replacement_characters() {
     let text = String::from_utf8_lossy(b"<e<tt='\xff\xff\xff*t='\xff\xff\xe8").into_owned();
     let _ = detect(&text, &crate::normalize::fold(&text));
 }
+
+#[test]
+fn a_tag_followed_by_a_kilobyte_of_wide_characters_does_not_panic() {
+    // The 1 KB window after a tag name ended inside a three-byte character: a panic, and a
+    // dropped connection, for `?q=<a` followed by 600 euro signs.
+    for tag in ["<a", "<ab", "<abc"] {
+        let text = format!("{tag}{}", "€".repeat(600));
+        assert!(!blocked(&text), "{text}");
+    }
+}

@@ -22,6 +22,9 @@ pub(super) fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
         return;
     }
     let content_type = req.header("content-type").unwrap_or_default();
+    if opaque_type(content_type) && !text_in_disguise(body) {
+        return;
+    }
     match kind_of(content_type, body) {
         BodyKind::Form => {
             for (name, value) in pairs(body, b'&') {
@@ -57,6 +60,50 @@ pub(crate) fn kind_of(content_type: &[u8], body: &[u8]) -> BodyKind {
         return BodyKind::Xml;
     }
     guess(body)
+}
+
+/// Media, archives and raw bytes: the upload checks' business when they are what they say.
+fn opaque_type(content_type: &[u8]) -> bool {
+    let lower = content_type.to_ascii_lowercase();
+    let mime = lower
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    const PREFIXES: [&[u8]; 4] = [b"image/", b"audio/", b"video/", b"font/"];
+    const TYPES: [&[u8]; 6] = [
+        b"application/octet-stream",
+        b"application/pdf",
+        b"application/zip",
+        b"application/gzip",
+        b"application/x-tar",
+        b"application/x-7z-compressed",
+    ];
+    PREFIXES.iter().any(|p| mime.starts_with(p)) || TYPES.contains(&mime)
+}
+
+/// A body declared as media or bytes that is text: a form or JSON document sent as
+/// `image/png` reaches an application that parses bodies whatever their declared type,
+/// so it is read like an undeclared body. A body whose bytes are a known binary format,
+/// or are not text, is not.
+fn text_in_disguise(body: &[u8]) -> bool {
+    // TODO: a form prefixed with binary junk (`\x89PNG...&q=<script>`) is not text here; an
+    // application that parses any body as a form whatever its bytes still receives it unread.
+    use palisade_policy::upload::FileType;
+    use palisade_policy::upload::sniff::{SNIFF_WINDOW, sniff};
+    let head = &body[..body.len().min(SNIFF_WINDOW)];
+    match sniff(head) {
+        Some(
+            FileType::Text
+            | FileType::Svg
+            | FileType::Xml
+            | FileType::Html
+            | FileType::Php
+            | FileType::Script,
+        ) => true,
+        Some(_) => false,
+        None => multipart::looks_textual(body),
+    }
 }
 
 fn guess(body: &[u8]) -> BodyKind {

@@ -13,8 +13,10 @@ mod xml;
 
 use std::fmt;
 
+use crate::class::DetectorKind;
 use crate::normalize::{self, DecodeFlags, HiddenPayload, Plus};
 use crate::request::Request;
+use crate::verdict::{Finding, MAX_FINDINGS};
 
 /// Bounds on the work done for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,11 +126,18 @@ pub struct Location {
 }
 
 impl Location {
-    /// The last segment of the name: what an exclusion's `args` is compared with.
+    /// What an exclusion's `args` is compared with: the whole name of a query, form,
+    /// multipart or cookie field (`a.html` is its own field, not `html`), and the last
+    /// key of a JSON or XML path (`post.html` is the key `html` inside `post`).
+    // TODO: a JSON key holding a dot (`{"a.html": ...}`) reads as the key after it; an
+    // args exclusion for `html` covers that key too.
     pub fn arg_name(&self) -> Option<&str> {
         match self.source {
             Source::Path | Source::Body | Source::Header | Source::Request => None,
-            _ => Some(self.name.rsplit('.').next().unwrap_or(&self.name)),
+            Source::Json | Source::JsonKey | Source::Xml => {
+                Some(self.name.rsplit('.').next().unwrap_or(&self.name))
+            }
+            _ => Some(&self.name),
         }
     }
 }
@@ -185,7 +194,17 @@ pub struct Collector<'r> {
     pub inputs: Vec<Input<'r>>,
     /// Why something was skipped (no duplicates).
     pub stops: Vec<StopReason>,
+    /// The findings of inputs past [`Limits::max_inputs`], most certain first, at most
+    /// [`MAX_FINDINGS`]: such inputs are inspected as they come and not kept, so that
+    /// hundreds of padding arguments cannot hide the one after them, while memory stays
+    /// bounded (the byte budget still bounds the work).
+    pub overflow_findings: Vec<Finding>,
+    /// Whether an exclusion switches a detector off for an input name (overflow only).
+    excluded: Option<Box<Excluded<'r>>>,
 }
+
+/// An exclusion test: detector and input name (see [`Location::arg_name`]).
+pub type Excluded<'a> = dyn Fn(DetectorKind, Option<&str>) -> bool + 'a;
 
 impl<'r> Collector<'r> {
     /// An empty collector.
@@ -195,6 +214,17 @@ impl<'r> Collector<'r> {
             used: 0,
             inputs: Vec::with_capacity(32),
             stops: Vec::new(),
+            overflow_findings: Vec::new(),
+            excluded: None,
+        }
+    }
+
+    /// An empty collector that inspects inputs past the input limit at once, dropping the
+    /// findings `excluded` covers.
+    pub fn with_exclusions(limits: Limits, excluded: Box<Excluded<'r>>) -> Self {
+        Self {
+            excluded: Some(excluded),
+            ..Self::new(limits)
         }
     }
 
@@ -210,12 +240,16 @@ impl<'r> Collector<'r> {
         }
     }
 
-    /// Whether another input would be refused.
+    /// Whether another input would be refused: the request's budget is spent.
     pub fn full(&self) -> bool {
-        self.inputs.len() >= self.limits.max_inputs || self.used >= self.limits.max_total
+        self.used >= self.limits.max_total
     }
 
-    /// Decodes and keeps one input; false once limits are reached.
+    /// Decodes and keeps one input; false once limits are reached. A value longer than
+    /// [`Limits::max_value_len`] is kept as several inputs, windows of that length that
+    /// overlap by [`WINDOW_OVERLAP`] bytes, until the request's budget is spent: padding a
+    /// value must not carry an attack past what is read, and no window costs more to
+    /// inspect than a value of the longest length.
     pub fn push(
         &mut self,
         source: Source,
@@ -223,10 +257,36 @@ impl<'r> Collector<'r> {
         raw: std::borrow::Cow<'r, [u8]>,
         plus: Plus,
     ) -> bool {
-        if self.inputs.len() >= self.limits.max_inputs {
-            self.stop(StopReason::TooManyInputs);
-            return false;
+        let len = self.limits.max_value_len.max(2 * WINDOW_OVERLAP);
+        if raw.len() <= len {
+            return self.push_piece(source, name, raw, plus);
         }
+        let mut start = 0;
+        loop {
+            let end = window_end(&raw, start, start + len);
+            let piece = match &raw {
+                std::borrow::Cow::Borrowed(all) => std::borrow::Cow::Borrowed(&all[start..end]),
+                std::borrow::Cow::Owned(all) => std::borrow::Cow::Owned(all[start..end].to_vec()),
+            };
+            if !self.push_piece(source, name, piece, plus) {
+                self.stop(StopReason::ValueTooLong);
+                return false;
+            }
+            if end == raw.len() {
+                return true;
+            }
+            start = window_end(&raw, start, end - WINDOW_OVERLAP);
+        }
+    }
+
+    /// Decodes and keeps one input of at most `max_value_len` bytes.
+    fn push_piece(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: std::borrow::Cow<'r, [u8]>,
+        plus: Plus,
+    ) -> bool {
         if self.used >= self.limits.max_total {
             self.stop(StopReason::TotalBudget);
             return false;
@@ -256,10 +316,6 @@ impl<'r> Collector<'r> {
         text: String,
         flags: DecodeFlags,
     ) -> bool {
-        if self.inputs.len() >= self.limits.max_inputs {
-            self.stop(StopReason::TooManyInputs);
-            return false;
-        }
         if self.used + raw.len() > self.limits.max_total {
             return self.push(source, name, raw, Plus::IsSpace);
         }
@@ -268,6 +324,7 @@ impl<'r> Collector<'r> {
         true
     }
 
+    /// Keeps an input, or past the input limit inspects it now and keeps its findings.
     fn keep(
         &mut self,
         source: Source,
@@ -276,6 +333,36 @@ impl<'r> Collector<'r> {
         text: String,
         flags: DecodeFlags,
     ) {
+        let input = build(source, name, raw, text, flags);
+        if self.inputs.len() < self.limits.max_inputs {
+            self.inputs.push(input);
+            return;
+        }
+        self.stop(StopReason::TooManyInputs);
+        let excluded = self.excluded.as_deref();
+        let arg = input.location.arg_name();
+        let findings = &mut self.overflow_findings;
+        crate::detect::inspect_input(&input, &mut |raised| {
+            if !excluded.is_some_and(|excluded| excluded(raised.detector, arg)) {
+                findings.push(crate::engine::finding(&input, raised));
+            }
+        });
+        if findings.len() > 4 * MAX_FINDINGS {
+            findings.sort_by_key(|f| f.score);
+            findings.truncate(MAX_FINDINGS);
+        }
+    }
+}
+
+/// One input with its derived views.
+fn build<'r>(
+    source: Source,
+    name: &str,
+    raw: std::borrow::Cow<'r, [u8]>,
+    text: String,
+    flags: DecodeFlags,
+) -> Input<'r> {
+    {
         let hidden = if maybe_encoded(&text) {
             normalize::hidden_payloads(&text)
         } else {
@@ -288,7 +375,7 @@ impl<'r> Collector<'r> {
         } else {
             normalize::fold(&text)
         };
-        self.inputs.push(Input {
+        Input {
             location: Location {
                 source,
                 name: capped_name(name),
@@ -299,8 +386,33 @@ impl<'r> Collector<'r> {
             flags,
             hidden,
             plain,
-        });
+        }
     }
+}
+
+/// Bytes the windows of a long value share, so that an attack of up to this length lies
+/// whole in one window wherever the cut falls.
+pub const WINDOW_OVERLAP: usize = 512;
+
+/// Where a window of `raw` that starts at `start` and wants to end at `want` ends: never
+/// inside an escape (`%XX`, `%uXXXX`, `&#x...;`, `\xNN`) or a UTF-8 character, whose
+/// halves would decode wrongly or look like broken encoding; always after `start`.
+fn window_end(raw: &[u8], start: usize, want: usize) -> usize {
+    if want >= raw.len() {
+        return raw.len();
+    }
+    let mut end = want;
+    let lookback = want.saturating_sub(9).max(start + 1);
+    if let Some(at) = raw[lookback..want]
+        .iter()
+        .rposition(|b| matches!(b, b'%' | b'&' | b'\\'))
+    {
+        end = lookback + at;
+    }
+    while end > start + 1 && raw[end] & 0b1100_0000 == 0b1000_0000 {
+        end -= 1;
+    }
+    end
 }
 
 /// A capital letter or digit inside a word: the mark of base64 or hex, absent from prose.
@@ -335,6 +447,8 @@ fn capped_name(name: &str) -> String {
 /// Headers that are framing, negotiation or browser metadata: structured values that no
 /// application echoes or parses as free text, checked by the request-level checks instead.
 /// Every other header (custom ones included) is inspected like an argument.
+// TODO: a skipped header carrying an injection (`Accept-Language: ' union select ...`) is not
+// inspected; an application that stores or echoes such a header is not protected by detection.
 pub const SKIPPED_HEADERS: &[&str] = &[
     "host",
     "accept",

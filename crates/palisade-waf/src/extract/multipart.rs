@@ -110,7 +110,7 @@ fn is_text(content_type: &[u8]) -> bool {
 }
 
 /// Files declared as binary but made of text (a PHP shell named `.jpg`) are inspected too.
-fn looks_textual(content: &[u8]) -> bool {
+pub(super) fn looks_textual(content: &[u8]) -> bool {
     let head = &content[..content.len().min(512)];
     let printable = head
         .iter()

@@ -125,3 +125,58 @@ fn a_truncated_body_is_reported() {
     };
     assert!(inputs(&req).stops.contains(&StopReason::BodyTruncated));
 }
+
+#[test]
+fn exclusion_names_are_whole_field_names_and_last_json_keys() {
+    let headers = [Header::new(b"Content-Type", b"application/json")];
+    let req = Request {
+        target: b"/p?a.html=1",
+        headers: &headers,
+        body: br#"{"post": {"html": "x"}}"#,
+        ..Request::default()
+    };
+    let c = inputs(&req);
+    let name_of = |location: &str| {
+        c.inputs
+            .iter()
+            .find(|i| i.location.to_string() == location)
+            .and_then(|i| i.location.arg_name())
+            .map(str::to_owned)
+    };
+    assert_eq!(name_of("args.a.html").as_deref(), Some("a.html"));
+    assert_eq!(name_of("body.json.post.html").as_deref(), Some("html"));
+}
+
+#[test]
+fn a_long_value_is_kept_in_overlapping_windows_cut_outside_escapes() {
+    let mut raw = "é".repeat(9000).into_bytes();
+    raw.extend_from_slice(b"%3Cscript%3E");
+    raw.extend(std::iter::repeat_n(b'a', 20_000));
+    let mut c = Collector::new(Limits::default());
+    assert!(c.push(Source::Arg, "q", raw.as_slice().into(), Plus::IsSpace));
+    assert!(c.inputs.len() >= 3, "{}", c.inputs.len());
+    assert!(c.stops.is_empty(), "{:?}", c.stops);
+    assert!(c.inputs.iter().any(|i| i.text.contains("<script>")));
+    for input in &c.inputs {
+        assert!(!input.text.contains('\u{FFFD}'), "a character was cut");
+        assert!(input.raw.len() <= Limits::default().max_value_len);
+    }
+}
+
+#[test]
+fn inputs_past_the_limit_are_inspected_as_they_come_not_dropped() {
+    let target = format!("/p?{}q=%3Cscript%3E", "a=1&".repeat(600));
+    let req = Request {
+        target: target.as_bytes(),
+        ..Request::default()
+    };
+    let c = inputs(&req);
+    assert_eq!(c.inputs.len(), Limits::default().max_inputs);
+    assert!(c.stops.contains(&StopReason::TooManyInputs));
+    let found = c
+        .overflow_findings
+        .first()
+        .expect("the last argument is inspected");
+    assert_eq!(found.location.to_string(), "args.q");
+    assert!(found.matched.contains("<script>"), "{}", found.matched);
+}

@@ -13,7 +13,7 @@ mod path;
 mod percent;
 
 pub use hidden::{HiddenPayload, MAX_HIDDEN, hidden_payloads};
-pub use path::normalize_path;
+pub use path::{exclusion_paths, normalize_path};
 
 /// Passes of (percent, entity, escape) decoding before giving up on reaching a fixed point.
 pub const MAX_ROUNDS: usize = 4;

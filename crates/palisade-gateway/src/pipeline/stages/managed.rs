@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use palisade_expr::Phase;
+use palisade_policy::upload::UploadConfig;
 use palisade_waf::{Action, Engine, Verdict};
 
 use crate::body::GatewayBody;
@@ -36,6 +37,8 @@ use crate::waf::report::ManagedEvent;
 pub struct ManagedDetection {
     engine: Arc<Engine>,
     body_limit: usize,
+    /// The `[[upload]]` rules: bodies declared as media on their paths are theirs.
+    uploads: Arc<UploadConfig>,
     metrics: Arc<Metrics>,
 }
 
@@ -46,6 +49,7 @@ impl ManagedDetection {
         Some(Self {
             engine,
             body_limit: usize::try_from(config.waf.body_limit.0).unwrap_or(usize::MAX),
+            uploads: Arc::new(config.uploads.clone()),
             metrics: Arc::clone(&services.metrics),
         })
     }
@@ -96,13 +100,13 @@ impl RequestStage for ManagedDetection {
 }
 
 impl ManagedDetection {
-    /// Reads the body prefix when the body is of a kind the engine reads, and inspects.
+    /// Reads the body prefix when there is a body, and inspects.
     async fn inspect(
         &self,
         request: &mut GatewayRequest,
         ctx: &RequestContext,
     ) -> Result<Verdict, GatewayError> {
-        let (len, body_truncated) = if reads_body(request) {
+        let (len, body_truncated) = if reads_body(request, &self.uploads) {
             read_body(request, self.body_limit).await?
         } else {
             (0, false)

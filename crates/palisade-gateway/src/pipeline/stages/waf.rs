@@ -25,6 +25,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use palisade_expr::{Action, FieldSet, LimitKey, Outcome, Rule, RuleSet, Scheme, Verdict};
 use palisade_policy::ratelimit::{Algorithm, Quota, RateLimitStore};
+use palisade_policy::upload::UploadConfig;
 use palisade_waf::Engine;
 use sha2::{Digest, Sha256};
 use tracing::warn;
@@ -53,6 +54,8 @@ pub struct Waf {
     engine: Option<Arc<Engine>>,
     geo: GeoDatabases,
     body_limit: usize,
+    /// The `[[upload]]` rules: bodies declared as media on their paths are theirs.
+    uploads: Arc<UploadConfig>,
     needs_body: bool,
     needs_headers: bool,
     /// Present when some rule challenges.
@@ -121,6 +124,7 @@ impl Waf {
             rules,
             geo: waf.compiled.geo.clone(),
             body_limit: usize::try_from(waf.body_limit.0).unwrap_or(usize::MAX),
+            uploads: Arc::new(config.uploads.clone()),
             challenge,
             limits: Arc::clone(&services.rate_limits),
             metrics: Arc::clone(&services.metrics),
@@ -180,8 +184,8 @@ impl RequestStage for Waf {
                 return self.answer(challenge, request, ctx).await;
             }
         }
-        // Scores inspect the body too, when it is of a kind managed detection reads.
-        let managed_body = self.engine.is_some() && reads_body(request);
+        // Scores inspect the body too, when there is one.
+        let managed_body = self.engine.is_some() && reads_body(request, &self.uploads);
         let body = if self.needs_body || managed_body {
             Some(inspect_body(request, self.body_limit).await?)
         } else {

@@ -112,3 +112,11 @@ fn prose_with_apostrophes_and_sql_words_is_not_blocked() {
     assert!(blocked("1; select * from users"));
     assert!(blocked(";update users"));
 }
+
+#[test]
+fn a_lone_keyword_in_odd_case_is_not_injection() {
+    assert!(!blocked("uNiOn"), "{:?}", score("uNiOn"));
+    assert!(!blocked("SeLeCt"), "{:?}", score("SeLeCt"));
+    assert!(blocked("uNiOn SeLeCt password FrOm users"));
+    assert!(blocked("1 oRdEr By 3"));
+}
