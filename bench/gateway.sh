@@ -21,6 +21,8 @@
 #   over nginx's master and workers, over all of palisade's threads) during the timed run,
 #   divided by the requests wrk completed.
 # Targets (issue 2): palisade / nginx throughput >= 1.0, CPU per request <= nginx's.
+# The tools, the upstream and the wrk measurement are shared with bench/gateway-state.sh
+# (bench/gateway-harness.sh).
 #
 # Usage: bench/gateway.sh [seconds per run, default 10] [connections, default 64]
 #                         [rounds, default 3]
@@ -36,45 +38,13 @@ MODES="${BENCH_MODES:-pinned shared}"
 UPSTREAM_PORT=18180 NGINX_PORT=18181 PALISADE_PORT=18182 ADMIN_PORT=18183
 CPUS="$(nproc)"
 
-need() { # command, Debian package
-  command -v "$1" >/dev/null && return
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null
-}
+# shellcheck source=bench/gateway-harness.sh
+. bench/gateway-harness.sh
 need nginx nginx
 need wrk wrk
 need taskset util-linux
 need curl curl
-
-PALISADE="${PALISADE_BIN:-}"
-if [ -z "$PALISADE" ]; then
-  cargo build --release -q
-  PALISADE=target/release/palisade
-fi
-WORK="$(mktemp -d)"
-PIDS=()
-stop_all() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
-trap 'stop_all; rm -rf "$WORK"' EXIT
-
-# One nginx instance per role, so each role's CPU is measured apart.
-nginx_conf() { # name, workers, server block
-  mkdir -p "$WORK/$1/logs"
-  cat >"$WORK/$1/nginx.conf" <<CONF
-daemon off;
-worker_processes $2;
-pid $WORK/$1/nginx.pid;
-error_log $WORK/$1/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  $3
-}
-CONF
-}
+palisade_binary
 
 cat >"$WORK/palisade.toml" <<CONF
 [[rate_limit]]
@@ -95,21 +65,9 @@ mode = "log"
 security = "$WORK/security.log"
 CONF
 
-wait_for() { # port
-  for _ in $(seq 100); do
-    curl -fs -o /dev/null "http://127.0.0.1:$1/" && return
-    sleep 0.1
-  done
-  echo "nothing answers on 127.0.0.1:$1" >&2
-  exit 1
-}
-
 # Starts the upstream and both proxies for one layout: workers, proxy CPUs, other CPUs.
 start_all() {
   local workers=$1 proxy_cpus=$2 other_cpus=$3
-  nginx_conf upstream 1 "server { listen 127.0.0.1:$UPSTREAM_PORT; keepalive_requests 1000000;
-    location / { default_type text/html;
-      return 200 '<!doctype html><p>hello from the upstream</p>\n'; } }"
   nginx_conf proxy "$workers" "upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
   server { listen 127.0.0.1:$NGINX_PORT; keepalive_requests 1000000;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection '';
@@ -118,8 +76,7 @@ start_all() {
   sed -i "/^\[server\]/,\$d" "$WORK/palisade.toml"
   printf '[server]\nworkers = %s\n' "$workers" >>"$WORK/palisade.toml"
 
-  taskset -c "$other_cpus" nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" &
-  PIDS+=($!)
+  start_upstream $UPSTREAM_PORT "$other_cpus"
   taskset -c "$proxy_cpus" nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" &
   PIDS+=($!)
   PALISADE_LOG=error taskset -c "$proxy_cpus" "$PALISADE" serve \
@@ -128,57 +85,6 @@ start_all() {
   PIDS+=($!)
   PALISADE_PID=$!
   for port in $UPSTREAM_PORT $NGINX_PORT $PALISADE_PORT; do wait_for "$port"; done
-}
-
-# CPU ticks (user + system) of processes, all threads included.
-ticks_of() { # pids...
-  local total=0
-  for pid in "$@"; do
-    [ -r "/proc/$pid/stat" ] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-  done
-  echo "$total"
-}
-nginx_pids() { # role
-  local master; master="$(cat "$WORK/$1/nginx.pid")"
-  echo "$master $(pgrep -P "$master" | tr '\n' ' ')"
-}
-to_us() { # wrk latency ("850.00us", "1.20ms", "1.01s") in microseconds
-  echo "$1" | awk '/us$/ {sub("us",""); print $1; next} /ms$/ {sub("ms",""); print $1*1000; next}
-                   /s$/ {sub("s",""); print $1*1e6}'
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-
-declare -A RPS P50 P99 CPU
-HZ="$(getconf CLK_TCK)"
-# One timed wrk run against a target: appends its figures to the target's lists.
-measure() { # name, port, wrk cpus, pids to charge CPU to...
-  local name=$1 port=$2 wrk_cpus=$3; shift 3
-  local url="http://127.0.0.1:$port/"
-  taskset -c "$wrk_cpus" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
-  local before; before="$(ticks_of "$@")"
-  local out
-  out="$(taskset -c "$wrk_cpus" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
-    --latency "$url")"
-  local after; after="$(ticks_of "$@")"
-  if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
-    echo "$name: wrk saw errors:" >&2
-    echo "$out" >&2
-    exit 1
-  fi
-  local requests rps p50 p99 cpu="-"
-  requests="$(echo "$out" | awk '/requests in/ {print $1}')"
-  rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
-  p50="$(to_us "$(echo "$out" | awk '$1 == "50%" {print $2}')")"
-  p99="$(to_us "$(echo "$out" | awk '$1 == "99%" {print $2}')")"
-  if [ "$#" -gt 0 ]; then
-    cpu="$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$requests" \
-      'BEGIN {printf "%.1f", t / hz / n * 1e6}')"
-  fi
-  RPS[$name]+="$rps " P50[$name]+="$p50 " P99[$name]+="$p99 " CPU[$name]+="$cpu "
-  printf '  %-9s %9.0f req/s  p50 %7.0f us  p99 %7.0f us  CPU %5s us/request\n' \
-    "$name" "$rps" "$p50" "$p99" "$cpu"
 }
 
 # Runs every round of one layout and prints its medians and ratios.
@@ -211,12 +117,7 @@ run_mode() { # mode
 
   echo " medians:"
   local name
-  for name in direct nginx palisade; do
-    # shellcheck disable=SC2086 # the lists are space-separated on purpose
-    printf '  %-9s %9.0f req/s  p50 %7.0f us  p99 %7.0f us  CPU %5s us/request\n' "$name" \
-      "$(median ${RPS[$name]})" "$(median ${P50[$name]})" "$(median ${P99[$name]})" \
-      "$(median ${CPU[$name]})"
-  done
+  for name in direct nginx palisade; do print_medians "$name"; done
   # shellcheck disable=SC2086
   local rps_n rps_p p50_n p50_p p99_n p99_p cpu_n cpu_p
   rps_n="$(median ${RPS[nginx]})" rps_p="$(median ${RPS[palisade]})"

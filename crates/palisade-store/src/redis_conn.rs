@@ -15,6 +15,9 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError};
 
+// TODO: the connection is driven by a task on the runtime that connected first, so each
+// decision of every other gateway worker crosses threads twice; one connection per worker
+// thread measured no faster on 2 cores (half the pipelining), see docs/gateway-benchmark.md.
 /// A lazily made, self-repairing multiplexed connection.
 pub struct SharedConnection {
     client: redis::Client,

@@ -159,6 +159,45 @@ async fn keys_expire_once_they_no_longer_matter() {
     assert!((10_000..=21_000).contains(&ttl), "ttl {ttl}");
 }
 
+async fn pttl(key: &str) -> i64 {
+    let redis::Value::Int(ttl) = redis_command(SHARED_REDIS, &["PTTL", key]).await else {
+        panic!("PTTL answers an integer");
+    };
+    ttl
+}
+
+#[tokio::test]
+async fn a_windows_expiry_is_set_when_the_window_is_new_and_left_alone_within_it() {
+    for (algorithm, code) in [
+        (Algorithm::SlidingWindow, "sw"),
+        (Algorithm::FixedWindow, "fw"),
+    ] {
+        let opts = options(SHARED_REDIS, "expiry-once");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let limiter = RedisRateLimiter::connect(&opts, clock.clone())
+            .await
+            .expect("valid url")
+            .dangerous_use_caller_time();
+        let per_ten_s = quota(algorithm, 100, 10_000);
+        let key = format!("{}rl:{code}:100:10000:k", opts.key_prefix);
+        limiter.check("k", &per_ten_s).await.expect("answers");
+        // Stretched by hand: another decision in the same window leaves the expiry alone.
+        redis_command(SHARED_REDIS, &["PEXPIRE", &key, "3600000"]).await;
+        clock.advance(1_000);
+        limiter.check("k", &per_ten_s).await.expect("answers");
+        assert!(
+            pttl(&key).await > 3_000_000,
+            "{code}: expiry reset within a window"
+        );
+        // The first decision of the next window sets it again (10 s for a fixed window,
+        // 20 s for a sliding one, plus 1 s slack, from the decision's time).
+        clock.advance(10_000);
+        limiter.check("k", &per_ten_s).await.expect("answers");
+        let ttl = pttl(&key).await;
+        assert!((5_000..=21_000).contains(&ttl), "{code}: ttl {ttl}");
+    }
+}
+
 #[tokio::test]
 async fn a_quota_outside_the_exact_range_is_refused_before_reaching_redis() {
     let limiter = shared_limiter("range").await;

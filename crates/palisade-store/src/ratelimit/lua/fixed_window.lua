@@ -27,5 +27,9 @@ if count >= limit then
   return {0, elapsed, count}
 end
 redis.call('HSET', KEYS[1], 'w', index, 'c', count + 1)
-redis.call('PEXPIRE', KEYS[1], (index + 1) * window - now + tonumber(ARGV[4]))
+-- Idle at the window's end, the same moment for every request of a window, and HSET keeps
+-- a key's expiry: set it when the key or its window is new.
+if w ~= index then
+  redis.call('PEXPIRE', KEYS[1], (index + 1) * window - now + tonumber(ARGV[4]))
+end
 return {1, elapsed, count}
