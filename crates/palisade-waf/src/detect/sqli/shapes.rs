@@ -423,6 +423,9 @@ impl<'a> Reader<'a> {
             Kind::Word(Word::Union | Word::Statement | Word::Clause) if self.mentioned(first) => {
                 None
             }
+            Kind::Word(Word::Statement) if !self.statement_follows(i) && self.prose_tail(i) => {
+                self.hit(36, "string break statement", i)
+            }
             Kind::Word(Word::Union | Word::Statement) => self.hit(6, "string break statement", i),
             Kind::Semi => {
                 let score = if self.kind(after).is_none() { 18 } else { 10 };
@@ -443,13 +446,34 @@ impl<'a> Reader<'a> {
                 self.hit(8, "string break expression", i)
             }
             Kind::Word(Word::Clause) if self.clause_break(first) => {
-                self.hit(10, "string break clause", i)
+                let score = if self.prose_tail(i) { 36 } else { 10 };
+                self.hit(score, "string break clause", i)
             }
             Kind::Call if self.is_compare(after) || closes > 0 => {
                 self.hit(12, "string break call", i)
             }
             _ => None,
         }
+    }
+
+    /// What follows the keyword at `i` is a sentence: words, numbers and sentence
+    /// punctuation only, three plain words or more (`1' into the box and got an error`).
+    /// SQL after a break needs operators, calls, strings or a comment to end it.
+    fn prose_tail(&self, i: usize) -> bool {
+        let tail = &self.toks[i + 1..];
+        self.comments == 0
+            && tail
+                .iter()
+                .filter(|t| t.kind == Kind::Word(Word::Plain))
+                .count()
+                >= 3
+            && tail.iter().all(|t| match t.kind {
+                Kind::Word(Word::Plain | Word::Logic) | Kind::Num | Kind::Comma | Kind::Dot => {
+                    !in_catalogue(self.text(*t))
+                }
+                Kind::Other => matches!(self.text(*t), "!" | "?" | ":"),
+                _ => false,
+            })
     }
 
     /// `' OR 1=1`, `' AND sleep(5)`, `' OR 'a'='a`, `' or true--`.
@@ -549,6 +573,17 @@ impl<'a> Reader<'a> {
             let mut w = v + 2;
             while self.kind(w) == Some(Kind::Open) {
                 w += 1;
+            }
+            // `IS` takes `NULL`, `TRUE`, `FALSE`, `UNKNOWN` or `NOT`; `so is "select"` is prose.
+            let is_word = self
+                .toks
+                .get(v + 1)
+                .is_some_and(|t| self.lower_is(*t, "is"));
+            if is_word
+                && !(self.kind(w) == Some(Kind::Word(Word::Literal))
+                    || self.toks.get(w).is_some_and(|t| self.lower_is(*t, "not")))
+            {
+                continue;
             }
             let cut_short = w > v + 2 && self.kind(w).is_none();
             if !self.is_value(w) && !cut_short {

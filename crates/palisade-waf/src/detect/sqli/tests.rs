@@ -140,6 +140,8 @@ fn prose_shaped_like_sql_is_not_blocked() {
         "the sleep(8) song",
         "I can't sleep(at all) lately",
         "case when it rains",
+        "I typed 1' into the box and got an error",
+        "\"union\" is a word, and so is \"select\"",
     ] {
         assert!(!blocked(text), "{text}: {:?}", detect(text));
     }
@@ -164,6 +166,10 @@ fn attacks_next_to_the_prose_look_alikes_stay_blocked() {
         "1 and case when 1=1 then 1 else 0 end",
         "case when condition1 then result1",
         "x' order by 1--",
+        "' into outfile '/var/www/x.php",
+        "1' or 1 is not null--",
+        "1 or x is null",
+        "x' from users where 1=1",
     ] {
         assert!(blocked(text), "{text}: {:?}", detect(text));
     }
