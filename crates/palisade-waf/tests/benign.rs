@@ -269,6 +269,8 @@ const PROSE_ABOUT_CODE: &[&str] = &[
     "<?xml version=\"1.0\"?>",
     "document.cookie is empty in Safari",
     "window.location not updating",
+    "1 = 1 is always true in math",
+    "the <?php tag is not closing",
 ];
 
 #[test]

@@ -456,9 +456,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// What follows the keyword at `i` is a sentence: words, numbers and sentence
-    /// punctuation only, three plain words or more (`1' into the box and got an error`).
-    /// SQL after a break needs operators, calls, strings or a comment to end it.
+    /// What follows the token at `i` is a sentence: words, numbers and sentence punctuation
+    /// only (`is`, `in` and `like` read as words), four words or more, two of them plain
+    /// (`1' into the box and got an error`, `1 = 1 is always true in math`). SQL there
+    /// needs operators, calls, strings or a comment to end it.
     fn prose_tail(&self, i: usize) -> bool {
         let tail = &self.toks[i + 1..];
         self.comments == 0
@@ -466,12 +467,21 @@ impl<'a> Reader<'a> {
                 .iter()
                 .filter(|t| t.kind == Kind::Word(Word::Plain))
                 .count()
-                >= 3
+                >= 2
+            && tail
+                .iter()
+                .filter(|t| matches!(t.kind, Kind::Word(_)))
+                .count()
+                >= 4
             && tail.iter().all(|t| match t.kind {
-                Kind::Word(Word::Plain | Word::Logic) | Kind::Num | Kind::Comma | Kind::Dot => {
-                    !in_catalogue(self.text(*t))
-                }
+                Kind::Word(Word::Plain | Word::Logic | Word::Literal)
+                | Kind::Num
+                | Kind::Comma
+                | Kind::Dot => !in_catalogue(self.text(*t)),
                 Kind::Other => matches!(self.text(*t), "!" | "?" | ":"),
+                Kind::Word(Word::Compare) => {
+                    ["is", "in", "like"].iter().any(|w| self.lower_is(*t, w))
+                }
                 _ => false,
             })
     }
@@ -746,7 +756,7 @@ impl<'a> Reader<'a> {
             };
             if literal_truth(self.literal(a), op_text, self.literal(b)) {
                 let start_of_value = i == 0 || self.kind(i - 1) == Some(Kind::Comma);
-                let score = if self.plain_word(i + 3) {
+                let score = if self.plain_word(i + 3) || self.prose_tail(i + 2) {
                     36
                 } else if start_of_value {
                     16
