@@ -127,10 +127,10 @@ pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
 /// beside it. No file is named that way, so a value like this cannot be opened as one;
 /// a command around the name (`cat /etc/passwd`) is the shell detector's to judge.
 fn in_sentence(path: &str, at: usize) -> bool {
-    let token_start = path[..at].rfind(char::is_whitespace).map_or(0, |i| i + 1);
-    let token_end = path[at..]
-        .find(char::is_whitespace)
-        .map_or(path.len(), |i| at + i);
+    // ASCII whitespace only: one byte, so `i + 1` stays on a character boundary.
+    let space = |c: char| c.is_ascii_whitespace();
+    let token_start = path[..at].rfind(space).map_or(0, |i| i + 1);
+    let token_end = path[at..].find(space).map_or(path.len(), |i| at + i);
     let words = |s: &str| {
         s.split_whitespace()
             .filter(|w| {
@@ -239,6 +239,7 @@ mod tests {
             "edit /etc/passwd safely",
             "what is /etc/shadow used for",
             "php.ini settings for upload size",
+            "the\u{3000}/etc/hosts\u{3000}file explained here",
         ] {
             assert!(
                 score(text).is_none_or(|s| s > 20),
