@@ -239,3 +239,76 @@ fn everyday_values_with_punctuation_pass() {
         assert_allowed("POST", "/api/v1/notes", &headers, &body);
     }
 }
+
+/// Search queries, reviews and support-ticket sentences that mention SQL, shell, HTML and
+/// Java words: a red-team pass found each of these blocked at the default level once.
+const PROSE_ABOUT_CODE: &[&str] = &[
+    "what's 'select'?",
+    "'select' is a keyword",
+    "what does 'union all' mean in sql",
+    "she said 'delete it' and left",
+    "O'Brien's \"union\" remarks",
+    "\"union\" is a word, and so is \"select\"",
+    "I typed 1' into the box and got an error",
+    "1=1 math",
+    "price < 100 and rating > 4",
+    "temperature < 20 and humidity > 80",
+    "a=1 and b=2",
+    "the sleep(8) song",
+    "I can't sleep(at all) lately",
+    "case when it rains",
+    "passwd reset",
+    "/etc/hosts file explained",
+    "edit /etc/passwd safely",
+    "php.ini settings for upload size",
+    "java.util.List vs ArrayList",
+    "is java.lang.String immutable in practice",
+    "Hello ${name}, your order shipped.",
+    "the ${HOME} variable",
+    "%TEMP% folder is full",
+    "<?xml version=\"1.0\"?>",
+    "document.cookie is empty in Safari",
+    "window.location not updating",
+    "1 = 1 is always true in math",
+    "the <?php tag is not closing",
+];
+
+#[test]
+fn sentences_about_code_pass_as_queries_and_json() {
+    for text in PROSE_ABOUT_CODE {
+        let query: String = text
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let target = format!("/search?q={query}");
+        assert_allowed("GET", &target, &browser_headers(CHROME_UA, &[]), "");
+        let body = format!("{{\"text\": {}}}", serde_json::Value::from(*text));
+        let headers = browser_headers(CHROME_UA, &[("Content-Type", "application/json")]);
+        assert_allowed("POST", "/api/v1/tickets", &headers, &body);
+    }
+}
+
+#[test]
+fn attacks_shaped_like_those_sentences_are_still_blocked() {
+    for attack in [
+        "%27%20or%201%3D1--",
+        "1%20and%20sleep(5)",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%24%7Bjndi%3Aldap%3A%2F%2Fx%7D",
+        "1%3D1",
+        "%24%7Bcmd%7D",
+        "java.lang.String",
+        "%2Fetc%2Fpasswd",
+        "%3C%3Fxml%20version%3D%221.0%22%3F%3E%3Csvg%20onload%3Dalert(1)%3E",
+    ] {
+        let target = format!("/search?q={attack}");
+        let v = verdict("GET", &target, &browser_headers(CHROME_UA, &[]), "");
+        assert_eq!(v.action, Action::Block, "{attack} passed");
+    }
+}

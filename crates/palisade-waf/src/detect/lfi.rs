@@ -106,6 +106,7 @@ pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
         (0, None) => return None,
         (n, Some(_)) if n >= 1 => 5,
         (0, Some(_)) if in_path => 14,
+        (0, Some(at)) if in_sentence(&path, at) => 36,
         (0, Some(_)) => 10,
         (n, None) if n >= 3 => 8,
         (2, None) if !in_path => 12,
@@ -119,6 +120,26 @@ pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
         "sensitive file"
     };
     Some(Hit::new(score, reason, start, folded.len()))
+}
+
+/// Whether the file name at `at` is mentioned in a sentence (`the /etc/hosts file
+/// explained`, `php.ini settings for upload size`): two or more words of letters stand
+/// beside it. No file is named that way, so a value like this cannot be opened as one;
+/// a command around the name (`cat /etc/passwd`) is the shell detector's to judge.
+fn in_sentence(path: &str, at: usize) -> bool {
+    // ASCII whitespace only: one byte, so `i + 1` stays on a character boundary.
+    let space = |c: char| c.is_ascii_whitespace();
+    let token_start = path[..at].rfind(space).map_or(0, |i| i + 1);
+    let token_end = path[at..].find(space).map_or(path.len(), |i| at + i);
+    let words = |s: &str| {
+        s.split_whitespace()
+            .filter(|w| {
+                let w = w.trim_end_matches(['.', ',', '?', '!']);
+                w.len() >= 2 && w.bytes().all(|c| c.is_ascii_alphabetic() || c == b'\'')
+            })
+            .count()
+    };
+    words(&path[..token_start]) + words(&path[token_end..]) >= 2
 }
 
 /// A `..` segment of the path that was written with escapes (`..%2f`, `%2e%2e/`, `.%2e`,
@@ -208,6 +229,42 @@ mod tests {
 
     fn score(s: &str) -> Option<u8> {
         detect(s, &s.to_lowercase(), Source::Arg).map(|h| h.score)
+    }
+
+    #[test]
+    fn file_names_mentioned_in_sentences_are_not_file_reads() {
+        for text in [
+            "/etc/hosts file explained",
+            "the file /etc/hosts maps names",
+            "edit /etc/passwd safely",
+            "what is /etc/shadow used for",
+            "php.ini settings for upload size",
+            "the\u{3000}/etc/hosts\u{3000}file explained here",
+        ] {
+            assert!(
+                score(text).is_none_or(|s| s > 20),
+                "{text}: {:?}",
+                score(text)
+            );
+        }
+    }
+
+    #[test]
+    fn sensitive_files_alone_or_climbed_to_stay_blocked() {
+        for text in [
+            "/etc/passwd",
+            "../../etc/passwd",
+            "../../etc/passwd is here",
+            "/etc/passwd%00.jpg",
+            "file=/etc/shadow",
+            "C:\\windows\\win.ini",
+        ] {
+            assert!(
+                score(text).is_some_and(|s| s <= 20),
+                "{text}: {:?}",
+                score(text)
+            );
+        }
     }
 
     #[test]

@@ -207,8 +207,17 @@ fn open_tag(folded: &str) -> Option<Hit> {
         if rest.starts_with('=') {
             return Some(Hit::new(8, "php echo tag", at, folded.len()));
         }
-        if rest.starts_with("php") {
-            let code = rest.len() > 4;
+        if let Some(after) = rest.strip_prefix("php") {
+            // `the <?php tag is not closing`: words only after the tag is a sentence about it.
+            let words = after.split_whitespace();
+            let sentence = after.starts_with(' ')
+                && words.clone().count() >= 3
+                && words.clone().all(|w| {
+                    w.trim_end_matches(['.', ',', '?', '!'])
+                        .bytes()
+                        .all(|c| c.is_ascii_alphabetic() || c == b'\'')
+                });
+            let code = rest.len() > 4 && !sentence;
             return Some(Hit::new(
                 if code { 5 } else { 30 },
                 "php open tag",

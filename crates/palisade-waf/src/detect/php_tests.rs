@@ -79,3 +79,15 @@ fn a_long_text_of_parentheses_is_not_read_once_per_parenthesis() {
     assert!(callable_expression(&"()".repeat(4000)).is_none());
     assert!(callable_expression("(system)('id')").is_some());
 }
+
+#[test]
+fn a_sentence_about_the_open_tag_is_not_code() {
+    assert!(!blocked("the <?php tag is not closing"));
+    for code in [
+        "<?php system($_GET['c']); ?>",
+        "<?php echo 'hi'; ?> example",
+        "<?php system ls -la",
+    ] {
+        assert!(blocked(code), "{code}: {:?}", score(code));
+    }
+}

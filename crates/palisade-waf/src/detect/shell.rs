@@ -146,14 +146,21 @@ pub(crate) fn starts_with_program(text: &str) -> bool {
 /// fork bombs.
 fn shapes(text: &str) -> Option<Hit> {
     if text.contains('$')
-        && let Some(at) = expansion(text)
+        && let Some((at, alone)) = expansion(text)
     {
-        return Some(Hit::new(14, "shell parameter expansion", at, text.len()));
+        let score = if alone { 40 } else { 14 };
+        return Some(Hit::new(score, "shell parameter expansion", at, text.len()));
     }
     if text.contains('%')
-        && let Some(at) = windows_variable(text)
+        && let Some((at, alone)) = windows_variable(text)
     {
-        return Some(Hit::new(12, "windows environment variable", at, text.len()));
+        let score = if alone { 40 } else { 12 };
+        return Some(Hit::new(
+            score,
+            "windows environment variable",
+            at,
+            text.len(),
+        ));
     }
     if let Some(at) = text.find("/dev/tcp/").or_else(|| text.find("/dev/udp/")) {
         return Some(Hit::new(6, "shell network redirection", at, text.len()));
@@ -178,13 +185,38 @@ fn shapes(text: &str) -> Option<Hit> {
     None
 }
 
-/// `${name}`, `${x#pattern}`, `$[2+2]`, `$((1+1))`, `${`id`}`: expansions only shells read.
-fn expansion(text: &str) -> Option<usize> {
+/// Whether the variable at `text[start..end]` is a word of a sentence: inside it (after a
+/// space, before a space, the end or sentence punctuation), or first and followed by a word
+/// of letters that names no program. A placeholder in a template or a sentence
+/// (`Hello ${name}!`, `%TEMP% folder is full`) reads so; a variable that builds or runs a
+/// command (`c${u}at`, `cat${IFS}/etc/passwd`, `${SHELL} -c ..`, `%COMSPEC%\..`) does not,
+/// nor does a value that is the variable and nothing else.
+// TODO: a value that is only `${name}` is still blocked at paranoia 1 (the CRS corpus calls
+// it an attack); forms that take template placeholders need an exclusion.
+fn in_sentence(text: &str, start: usize, end: usize) -> bool {
+    let b = text.as_bytes();
+    let after = b
+        .get(end)
+        .is_some_and(|c| c.is_ascii_whitespace() || b".,!?".contains(c));
+    if start > 0 {
+        return b[start - 1].is_ascii_whitespace() && (after || end == b.len());
+    }
+    let next = text[end..].split_ascii_whitespace().next().unwrap_or("");
+    after
+        && next.len() >= 3
+        && next.bytes().all(|c| c.is_ascii_alphabetic())
+        && !starts_with_program(next)
+}
+
+/// `${name}`, `${x#pattern}`, `$[2+2]`, `$((1+1))`, `${`id`}`: expansions only shells read,
+/// with whether the first is a bare `${name}` standing alone in a sentence ([`in_sentence`]; `${IFS}`, the
+/// field separator used in place of spaces, never counts as alone).
+fn expansion(text: &str) -> Option<(usize, bool)> {
     let b = text.as_bytes();
     for (at, _) in text.match_indices('$') {
         match b.get(at + 1) {
-            Some(b'[') => return Some(at),
-            Some(b'(') if b.get(at + 2) == Some(&b'(') => return Some(at),
+            Some(b'[') => return Some((at, false)),
+            Some(b'(') if b.get(at + 2) == Some(&b'(') => return Some((at, false)),
             Some(b'{') => {
                 let inner = &text[at + 2..];
                 let Some(end) = inner.find('}') else {
@@ -197,7 +229,10 @@ fn expansion(text: &str) -> Option<usize> {
                     .count();
                 let operator = body[name_len..].starts_with(['#', '%', ':', '/', '^', ',', '@']);
                 if body.starts_with('`') || name_len > 0 && (name_len == body.len() || operator) {
-                    return Some(at);
+                    let alone = name_len == body.len()
+                        && !body.eq_ignore_ascii_case("ifs")
+                        && in_sentence(text, at, at + 3 + end);
+                    return Some((at, alone));
                 }
             }
             _ => {}
@@ -206,8 +241,9 @@ fn expansion(text: &str) -> Option<usize> {
     None
 }
 
-/// `%SystemRoot%`, `%COMSPEC%`: variables `cmd.exe` expands to system paths.
-fn windows_variable(text: &str) -> Option<usize> {
+/// `%SystemRoot%`, `%COMSPEC%`: variables `cmd.exe` expands to system paths, with whether
+/// the first is a word of a sentence ([`in_sentence`]).
+fn windows_variable(text: &str) -> Option<(usize, bool)> {
     const VARS: &[&str] = &[
         "systemroot",
         "systemdrive",
@@ -231,7 +267,7 @@ fn windows_variable(text: &str) -> Option<usize> {
         if VARS.iter().any(|v| part.eq_ignore_ascii_case(v))
             && text[at + 1 + part.len()..].starts_with('%')
         {
-            return Some(at);
+            return Some((at, in_sentence(text, at, at + part.len() + 2)));
         }
         at += part.len() + 1;
     }
@@ -652,6 +688,19 @@ fn prose_args(args: &[String]) -> bool {
         >= 3
 }
 
+/// `passwd reset`, `whoami meaning`: a program's name then one or two lowercase words, the
+/// way a search box or a ticket title mentions it. Arguments a command takes are options,
+/// paths, numbers, addresses or names with digits and punctuation; these are words.
+fn words_after(args: &[String]) -> bool {
+    (1..=2).contains(&args.len())
+        && args.iter().all(|a| {
+            a.len() >= 3
+                && a.bytes().all(|c| c.is_ascii_lowercase())
+                && !shell_words::known(a)
+                && !["root", "admin", "administrator", "all"].contains(&a.as_str())
+        })
+}
+
 fn judge(cmd: &Command, source: Source) -> Option<Hit> {
     let name = cmd
         .name
@@ -714,6 +763,13 @@ fn judge(cmd: &Command, source: Source) -> Option<Hit> {
         },
         Position::Start => match (common, shell_args) {
             _ if prose_args(&cmd.args) && !name.contains('-') => 40,
+            _ if words_after(&cmd.args)
+                && !shell_args
+                && !cmd.evasion
+                && !shell_words::unmistakable(name) =>
+            {
+                30
+            }
             _ if shell_words::unmistakable(name)
                 && (shell_args || !http_client || cmd.args.is_empty()) =>
             {

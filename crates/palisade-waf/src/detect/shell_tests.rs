@@ -100,3 +100,36 @@ fn a_markdown_list_is_not_a_glob_command() {
     assert!(blocked(";/???/c?t /etc/passwd"));
     assert!(blocked(";/bin/ca* /etc/passwd"));
 }
+
+#[test]
+fn placeholders_and_program_names_in_sentences_are_not_commands() {
+    for text in [
+        "my cat's name is ${pet}",
+        "the ${HOME} variable",
+        "Hello ${name}, your order shipped.",
+        "%TEMP% folder is full",
+        "clear the %TEMP% folder",
+        "passwd reset",
+        "how to reset passwd on ubuntu",
+    ] {
+        assert!(!blocked(text), "{text}: {:?}", score(text));
+    }
+}
+
+#[test]
+fn variables_and_programs_that_build_commands_stay_blocked() {
+    for text in [
+        "${IFS}",
+        "${cmd}",
+        "cat${IFS}/etc/passwd",
+        "c${u}at /etc/passwd",
+        "${SHELL} -c \"echo hi\"",
+        "%COMSPEC% /c dir",
+        "type %SYSTEMROOT%\\win.ini",
+        "; passwd root",
+        "cscli alerts list",
+        "ansible-vault decrypt secret",
+    ] {
+        assert!(blocked(text), "{text}: {:?}", score(text));
+    }
+}

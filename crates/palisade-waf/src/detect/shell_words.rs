@@ -428,7 +428,6 @@ pub const UNMISTAKABLE: &[&str] = &[
     "tcpdump",
     "busybox",
     "mkfifo",
-    "passwd",
     "systemctl",
     "iptables",
     "chattr",

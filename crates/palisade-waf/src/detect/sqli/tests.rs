@@ -120,3 +120,58 @@ fn a_lone_keyword_in_odd_case_is_not_injection() {
     assert!(blocked("uNiOn SeLeCt password FrOm users"));
     assert!(blocked("1 oRdEr By 3"));
 }
+
+#[test]
+fn prose_shaped_like_sql_is_not_blocked() {
+    for text in [
+        "what's 'select'?",
+        "'select' is a keyword",
+        "is 'drop' a reserved word",
+        "what does 'union all' mean in sql",
+        "the word 'from' in a sentence",
+        "she said 'delete it' and left",
+        "O'Brien's \"union\" remarks",
+        "1=1 math",
+        "price < 100 and rating > 4",
+        "temperature < 20 and humidity > 80",
+        "price > 50 or rating < 3",
+        "a=1 and b=2",
+        "if a = 1 or b = 2 then ok",
+        "the sleep(8) song",
+        "I can't sleep(at all) lately",
+        "case when it rains",
+        "1 = 1 is always true in math",
+        "I typed 1' into the box and got an error",
+        "\"union\" is a word, and so is \"select\"",
+    ] {
+        assert!(!blocked(text), "{text}: {:?}", detect(text));
+    }
+}
+
+#[test]
+fn attacks_next_to_the_prose_look_alikes_stay_blocked() {
+    for text in [
+        "' or 1=1--",
+        "1=1",
+        "1 and 1=1",
+        "1 and rating > 4",
+        "x' union select 'a",
+        "x 'union select'1",
+        "admin' union all select null--",
+        "'; select 'a",
+        "' select * from users--",
+        "1 and sleep(5)",
+        "sleep(5)#",
+        "' or sleep(5)='",
+        "1) or sleep(5) or (1",
+        "1 and case when 1=1 then 1 else 0 end",
+        "case when condition1 then result1",
+        "x' order by 1--",
+        "' into outfile '/var/www/x.php",
+        "1' or 1 is not null--",
+        "1 or x is null",
+        "x' from users where 1=1",
+    ] {
+        assert!(blocked(text), "{text}: {:?}", detect(text));
+    }
+}
