@@ -107,9 +107,16 @@ fn load(config: &TlsConfig) -> Result<CertifiedKey, TlsError> {
     let signing_key =
         ring_provider::sign::any_supported_type(&key).map_err(|e| key_error(e.to_string()))?;
     let certified = CertifiedKey::new(chain, signing_key);
-    certified
-        .keys_match()
-        .map_err(|e| key_error(format!("does not match the certificate: {e}")))?;
+    certified.keys_match().map_err(|e| {
+        key_error(match e {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                "does not match the certificate: its public key is not the one in the first \
+                 certificate of the chain (the leaf)"
+                    .into()
+            }
+            other => format!("does not match the certificate: {other}"),
+        })
+    })?;
     Ok(certified)
 }
 

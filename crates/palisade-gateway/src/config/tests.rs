@@ -402,9 +402,10 @@ fn tls_files_must_hold_a_matching_pem_certificate_and_key() {
     );
     assert!(errors[0].contains(":3:1: server.tls.key: "), "{errors:?}");
     assert!(
-        errors[0].contains("does not match the certificate"),
+        errors[0].contains("does not match the certificate: its public key is not the one"),
         "{errors:?}"
     );
+    assert!(!errors[0].contains("KeyMismatch"), "{errors:?}");
     let files: &[(&str, &[u8])] = &[("cert.pem", cert.as_bytes()), ("key.pem", key.as_bytes())];
     load_in_dir(toml, files)
         .0
