@@ -103,7 +103,14 @@ fn load(config: &TlsConfig) -> Result<CertifiedKey, TlsError> {
     let key_pem = read_bounded(&config.key, MAX_TEXT_FILE)
         .map(zeroize::Zeroizing::new)
         .map_err(|e| key_error(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| key_error(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        key_error(match e {
+            rustls_pki_types::pem::Error::NoItemsFound => "no private key in the file (expected \
+                 a PEM block such as -----BEGIN PRIVATE KEY-----)"
+                .into(),
+            other => other.to_string(),
+        })
+    })?;
     let signing_key =
         ring_provider::sign::any_supported_type(&key).map_err(|e| key_error(e.to_string()))?;
     let certified = CertifiedKey::new(chain, signing_key);

@@ -392,6 +392,16 @@ fn tls_files_must_hold_a_matching_pem_certificate_and_key() {
         errors[0].contains(":2:1: server.tls.cert: cannot load TLS certificate"),
         "{errors:?}"
     );
+    let files: &[(&str, &[u8])] = &[("cert.pem", cert.as_bytes()), ("key.pem", b"not pem\n")];
+    let errors = errors_of(
+        load_in_dir(toml, files).0,
+        &tempfile::tempdir().expect("dir"),
+    );
+    assert!(
+        errors[0].contains(":3:1: server.tls.key: cannot load TLS private key from ")
+            && errors[0].contains(": no private key in the file (expected a PEM block"),
+        "{errors:?}"
+    );
     let files: &[(&str, &[u8])] = &[
         ("cert.pem", cert.as_bytes()),
         ("key.pem", other_key.as_bytes()),
