@@ -548,3 +548,24 @@ fn a_spool_directory_start_up_would_refuse_or_cannot_create_is_refused() {
     parse(&text).expect("a missing directory in a writable parent is created at start-up");
     assert!(!dir.path().join("new").exists(), "check creates nothing");
 }
+
+/// A configuration file that cannot be read says why in the words the keys' file checks
+/// use, not as the operating system's `No such file or directory (os error 2)`.
+#[test]
+fn an_unreadable_configuration_file_says_why_in_words() {
+    let dir = tempfile::tempdir().expect("dir");
+    for (path, why) in [
+        (dir.path().join("missing.toml"), "no such file or directory"),
+        (dir.path().to_path_buf(), "is a directory, expected a file"),
+    ] {
+        let err = Config::from_file(&path).expect_err("refused");
+        let message = err.diagnostics[0].to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}: cannot read the configuration file: {why}",
+                path.display()
+            )
+        );
+    }
+}
