@@ -61,6 +61,10 @@ pub struct Gateway {
     /// Worker threads running (read at start-up only): each reload's upstream pools are
     /// split between these, whatever the file now says.
     workers: usize,
+    /// The configuration the process started with: what the start-up-only keys still run
+    /// on, so a reload warns about a file that differs from them (and not about one that
+    /// puts back the running value after an earlier reload changed it).
+    started: Arc<Config>,
 }
 
 /// What the handler knows about the connection a request came on.
@@ -87,11 +91,13 @@ impl Gateway {
     ) -> Result<Arc<Self>, StartError> {
         let workers = crate::server::worker_count(config.server.workers);
         let runtime = build_runtime(config, &services, workers)?;
+        let started = Arc::clone(&runtime.config);
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             services,
             source,
             workers,
+            started,
         }))
     }
 
@@ -147,10 +153,10 @@ impl Gateway {
         }
     }
 
-    /// Settings read only at start-up: name each one a reload changes (never its value).
+    /// Settings read only at start-up: name each one the new file sets differently from the
+    /// value running since start-up (never the value itself).
     fn warn_restart_needed(&self, new: &Config) {
-        let runtime = self.runtime();
-        for key in crate::config::restart::changed_keys(&runtime.config, new) {
+        for key in crate::config::restart::changed_keys(&self.started, new) {
             warn!(
                 config.key = %key,
                 "{key} changed: it takes effect only after a restart; the running value stays"

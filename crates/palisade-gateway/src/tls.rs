@@ -103,13 +103,27 @@ fn load(config: &TlsConfig) -> Result<CertifiedKey, TlsError> {
     let key_pem = read_bounded(&config.key, MAX_TEXT_FILE)
         .map(zeroize::Zeroizing::new)
         .map_err(|e| key_error(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| key_error(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        key_error(match e {
+            rustls_pki_types::pem::Error::NoItemsFound => "no private key in the file (expected \
+                 a PEM block such as -----BEGIN PRIVATE KEY-----)"
+                .into(),
+            other => other.to_string(),
+        })
+    })?;
     let signing_key =
         ring_provider::sign::any_supported_type(&key).map_err(|e| key_error(e.to_string()))?;
     let certified = CertifiedKey::new(chain, signing_key);
-    certified
-        .keys_match()
-        .map_err(|e| key_error(format!("does not match the certificate: {e}")))?;
+    certified.keys_match().map_err(|e| {
+        key_error(match e {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                "does not match the certificate: its public key is not the one in the first \
+                 certificate of the chain (the leaf)"
+                    .into()
+            }
+            other => format!("does not match the certificate: {other}"),
+        })
+    })?;
     Ok(certified)
 }
 

@@ -59,7 +59,8 @@ fn tour(listen: SocketAddr, admin: SocketAddr, app: SocketAddr) -> String {
         "                                   # the app's cookie gets HttpOnly, SameSite".to_owned(),
         format!("  curl -i {items}   # JSON API, with RateLimit-* headers"),
         format!("  for i in $(seq 12); do curl -s -o /dev/null {limited}"),
-        "                                   # the 11th request in 10 s gets 429".to_owned(),
+        "                                   # 429 once 10 requests in 10 s are used up,".to_owned(),
+        "                                   # the commands above included".to_owned(),
         format!("  curl -i -H 'Accept: application/json' {items}   # 429 as JSON"),
         format!("  curl -s http://{admin}/metrics | grep palisade_   # Prometheus metrics"),
         String::new(),
@@ -96,6 +97,10 @@ mod tests {
             .position(|l| l.contains("seq 12"))
             .expect("a loop");
         assert!(login < counting, "{tour}");
+        // The loop's 429 comes sooner than its 11th request: the tour's earlier requests
+        // count in the same window, so the hint must not promise the 11th.
+        assert!(!tour.contains("11th"), "{tour}");
+        assert!(tour.contains("the commands above included"), "{tour}");
         assert!(tour.contains("http://127.0.0.1:9090/metrics"), "{tour}");
     }
 }

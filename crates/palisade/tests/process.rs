@@ -293,6 +293,14 @@ async fn sighup_names_a_restart_only_key_it_cannot_apply() {
         get(&format!("{}/", palisade.proxy), &[]).await.status,
         StatusCode::OK
     );
+
+    // Putting the running value back is no change: the warning compares with what runs
+    // since start-up, not with the file of the previous reload.
+    std::fs::write(&config, "[server]\nworkers = 1\n").expect("revert");
+    palisade.signal("HUP");
+    wait_until(|| palisade.log().matches("configuration reloaded").count() == 2).await;
+    let log = palisade.log();
+    assert_eq!(log.matches("server.workers changed").count(), 1, "{log}");
 }
 
 #[tokio::test]

@@ -123,7 +123,10 @@ impl Config {
         let text = file::read_text(path).map_err(|err| {
             ConfigError::single(Diagnostic::whole_file(
                 path,
-                format!("cannot read the configuration file: {err}"),
+                format!(
+                    "cannot read the configuration file: {}",
+                    paths::describe(&err)
+                ),
             ))
         })?;
         Self::from_toml(path, &text)

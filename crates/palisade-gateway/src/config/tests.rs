@@ -392,6 +392,16 @@ fn tls_files_must_hold_a_matching_pem_certificate_and_key() {
         errors[0].contains(":2:1: server.tls.cert: cannot load TLS certificate"),
         "{errors:?}"
     );
+    let files: &[(&str, &[u8])] = &[("cert.pem", cert.as_bytes()), ("key.pem", b"not pem\n")];
+    let errors = errors_of(
+        load_in_dir(toml, files).0,
+        &tempfile::tempdir().expect("dir"),
+    );
+    assert!(
+        errors[0].contains(":3:1: server.tls.key: cannot load TLS private key from ")
+            && errors[0].contains(": no private key in the file (expected a PEM block"),
+        "{errors:?}"
+    );
     let files: &[(&str, &[u8])] = &[
         ("cert.pem", cert.as_bytes()),
         ("key.pem", other_key.as_bytes()),
@@ -402,9 +412,10 @@ fn tls_files_must_hold_a_matching_pem_certificate_and_key() {
     );
     assert!(errors[0].contains(":3:1: server.tls.key: "), "{errors:?}");
     assert!(
-        errors[0].contains("does not match the certificate"),
+        errors[0].contains("does not match the certificate: its public key is not the one"),
         "{errors:?}"
     );
+    assert!(!errors[0].contains("KeyMismatch"), "{errors:?}");
     let files: &[(&str, &[u8])] = &[("cert.pem", cert.as_bytes()), ("key.pem", key.as_bytes())];
     load_in_dir(toml, files)
         .0
@@ -536,4 +547,25 @@ fn a_spool_directory_start_up_would_refuse_or_cannot_create_is_refused() {
     let text = format!("[spool]\ndir = \"{}\"\n", dir.path().join("new").display());
     parse(&text).expect("a missing directory in a writable parent is created at start-up");
     assert!(!dir.path().join("new").exists(), "check creates nothing");
+}
+
+/// A configuration file that cannot be read says why in the words the keys' file checks
+/// use, not as the operating system's `No such file or directory (os error 2)`.
+#[test]
+fn an_unreadable_configuration_file_says_why_in_words() {
+    let dir = tempfile::tempdir().expect("dir");
+    for (path, why) in [
+        (dir.path().join("missing.toml"), "no such file or directory"),
+        (dir.path().to_path_buf(), "is a directory, expected a file"),
+    ] {
+        let err = Config::from_file(&path).expect_err("refused");
+        let message = err.diagnostics[0].to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}: cannot read the configuration file: {why}",
+                path.display()
+            )
+        );
+    }
 }
