@@ -164,7 +164,26 @@ impl Summary {
             "palisade started"
         );
         if rules == 0 {
-            warn!("rate limiting is off (rate_limit = [])");
+            let waf_limits = runtime
+                .config
+                .waf
+                .compiled
+                .rules
+                .rules()
+                .iter()
+                .filter(|rule| {
+                    matches!(rule.action, palisade_expr::rules::Action::RateLimit { .. })
+                })
+                .count();
+            if waf_limits == 0 {
+                warn!("rate limiting is off (rate_limit = [])");
+            } else {
+                warn!(
+                    waf.rate_limit_rules = waf_limits,
+                    "no [[rate_limit]] tables (rate_limit = []): only the WAF rules with \
+                     action rate_limit limit requests"
+                );
+            }
         }
     }
 }

@@ -410,3 +410,33 @@ async fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
     }
     panic!("palisade did not exit within 10 s of SIGTERM");
 }
+
+/// With no `[[rate_limit]]` tables, the start-up warning says whether WAF rules still limit
+/// requests, instead of claiming that rate limiting is off.
+#[tokio::test]
+async fn the_start_up_warning_counts_waf_rate_limit_rules() {
+    let upstream = Upstream::start().await;
+    let config = config_file(
+        "rate_limit = []\n[[waf.rule]]\nname = \"api\"\n\
+         expression = 'starts_with(http.request.uri.path, \"/api/\")'\n\
+         action = \"rate_limit\"\nthreshold = \"100/minute\"\n",
+    );
+    let palisade = Process::start(&upstream.url(), &config).await;
+    wait_until(|| palisade.log().contains("palisade started")).await;
+    let log = palisade.log();
+    assert!(
+        log.contains("only the WAF rules with action rate_limit limit requests"),
+        "{log}"
+    );
+    assert!(!log.contains("rate limiting is off"), "{log}");
+    drop(palisade);
+
+    let config = config_file("rate_limit = []\n");
+    let palisade = Process::start(&upstream.url(), &config).await;
+    wait_until(|| palisade.log().contains("palisade started")).await;
+    assert!(
+        palisade.log().contains("rate limiting is off"),
+        "{}",
+        palisade.log()
+    );
+}
