@@ -193,7 +193,9 @@ impl Event {
             Self::StateRecovered { .. } => "state.recovered",
             Self::ConfigReloaded { .. } => "config.reloaded",
             Self::ConfigRejected { .. } => "config.rejected",
-            Self::TlsReloaded { .. } => "tls.reloaded",
+            Self::TlsReloaded { ok: true, .. } => "tls.reloaded",
+            // A failed reload is counted apart, as `config.rejected` is from `config.reloaded`.
+            Self::TlsReloaded { ok: false, .. } => "tls.rejected",
             Self::Session { name, .. } | Self::Identity { name, .. } => name,
             Self::SessionsRevoked { .. } => "session.revoked",
             Self::CsrfRefused { .. } => "csrf.refused",
@@ -527,6 +529,20 @@ mod tests {
             path: "/login".into(),
             user_id: None,
         }
+    }
+
+    #[test]
+    fn a_failed_tls_reload_is_named_apart_from_a_successful_one() {
+        let failed = Event::TlsReloaded {
+            ok: false,
+            detail: "no private key in the file".into(),
+        };
+        let done = Event::TlsReloaded {
+            ok: true,
+            detail: String::new(),
+        };
+        assert_eq!(failed.name(), "tls.rejected");
+        assert_eq!(done.name(), "tls.reloaded");
     }
 
     #[test]
