@@ -229,7 +229,26 @@ fn syntax_or_value_error(path: &Path, text: &str, err: &toml::de::Error) -> Diag
             message = message.replace(&terse, "expected a whole number, 0 or greater");
         }
     }
+    if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        if let Some(key) = err
+            .span()
+            .and_then(|span| key_of_value_at(text, span.start))
+        {
+            message = format!("{message} (key `{key}`)");
+        }
+    }
     Diagnostic::at(path, text, err.span(), message)
+}
+
+/// The key of the `key = value` line whose value starts at byte `at`, when the line is one;
+/// serde's type errors name the value, and a reader wants the key too.
+fn key_of_value_at(text: &str, at: usize) -> Option<&str> {
+    let at = at.min(text.len());
+    let line_start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let (key, _) = text.get(line_start..at)?.split_once('=')?;
+    let key = key.trim();
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    (!key.is_empty() && key.chars().all(plain)).then_some(key)
 }
 
 #[cfg(test)]

@@ -569,3 +569,13 @@ fn an_unreadable_configuration_file_says_why_in_words() {
         );
     }
 }
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key() {
+    let message = first_error("[server]\nmax_headers = \"many\"\n");
+    assert!(
+        message.starts_with("palisade.toml:2:15: invalid type"),
+        "{message}"
+    );
+    assert!(message.ends_with("(key `max_headers`)"), "{message}");
+}
