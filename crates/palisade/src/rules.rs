@@ -93,8 +93,10 @@ fn load(args: &EvalArgs) -> Result<(Arc<RuleSet>, GeoDatabases), String> {
         return Ok((compiled.rules, compiled.geo));
     }
     let path = args.rules.as_deref().unwrap_or(Path::new("waf.yaml"));
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("{}: cannot read the rules file: {err}", path.display()))?;
+    let text = palisade_gateway::config::file::read_text(path).map_err(|err| {
+        let why = palisade_gateway::config::file::describe(&err);
+        format!("{}: cannot read the rules file: {why}", path.display())
+    })?;
     let name = path.display().to_string();
     let rules = RuleSet::from_yaml(&name, &text, palisade_gateway::waf::scheme())
         .map_err(|err| err.to_string())?;

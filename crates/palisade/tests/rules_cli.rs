@@ -85,6 +85,40 @@ fn eval_without_rules_names_both_ways_to_give_them() {
     assert!(err.contains("cannot be used with"), "{err}");
 }
 
+/// A rules file that cannot be read is named with the wording `check` uses, and an endless
+/// one is refused instead of read until memory runs out.
+#[test]
+fn eval_names_an_unreadable_rules_file_and_refuses_an_endless_one() {
+    let (ok, _, err) = palisade(&[
+        "rules",
+        "eval",
+        "--rules",
+        "/nonexistent/waf.yaml",
+        "--request",
+        "GET /",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "/nonexistent/waf.yaml: cannot read the rules file: no such file or directory"
+        ),
+        "{err}"
+    );
+    let (ok, _, err) = palisade(&[
+        "rules",
+        "eval",
+        "--rules",
+        "/dev/zero",
+        "--request",
+        "GET /",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("/dev/zero: cannot read the rules file: larger than"),
+        "{err}"
+    );
+}
+
 #[test]
 fn eval_reads_headers_bodies_and_the_client_address() {
     let rules = r#"rules:

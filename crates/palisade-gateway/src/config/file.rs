@@ -37,6 +37,17 @@ pub fn read_text(path: &Path) -> io::Result<String> {
     })
 }
 
+/// Why `err` stops palisade from using a path, in the words an operator expects.
+pub fn describe(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::NotADirectory => "not a directory (a parent in the path is a file)".into(),
+        io::ErrorKind::IsADirectory => "is a directory, expected a file".into(),
+        _ => err.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

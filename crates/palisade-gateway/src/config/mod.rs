@@ -125,7 +125,7 @@ impl Config {
                 path,
                 format!(
                     "cannot read the configuration file: {}",
-                    paths::describe(&err)
+                    file::describe(&err)
                 ),
             ))
         })?;

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use palisade_policy::identity::KeySource;
 use palisade_policy::session::StoreKind;
 
+use super::file::describe;
 use super::server::LogTarget;
 use super::validate::locate;
 use super::{Config, Diagnostic, upload};
@@ -200,17 +201,6 @@ pub(super) fn unusable(key: &str, written: &Path, base: &Path, why: &str) -> Str
         ));
     }
     message
-}
-
-/// Why `err` stops palisade from using a path, in the words an operator expects.
-pub(super) fn describe(err: &io::Error) -> String {
-    match err.kind() {
-        io::ErrorKind::NotFound => "no such file or directory".into(),
-        io::ErrorKind::PermissionDenied => "permission denied".into(),
-        io::ErrorKind::NotADirectory => "not a directory (a parent in the path is a file)".into(),
-        io::ErrorKind::IsADirectory => "is a directory, expected a file".into(),
-        _ => err.to_string(),
-    }
 }
 
 /// A file that exists and can be opened for reading.

@@ -280,7 +280,7 @@ fn load_rules(
                 let (line, column) = at.map_or((0, 0), |at| super::line_and_column(text, at.start));
                 let why = format!(
                     "cannot read the rules file: {}",
-                    super::paths::describe(&err)
+                    super::file::describe(&err)
                 );
                 errors.push(rules::LoadError {
                     file: config_path.display().to_string(),
@@ -337,7 +337,7 @@ fn challenge_secret(
     let file = base.join(written);
     let read = super::file::read_bounded(&file, super::file::MAX_SECRET_FILE);
     let secret = zeroize::Zeroizing::new(read.map_err(|err| {
-        let why = super::paths::describe(&err);
+        let why = super::file::describe(&err);
         super::paths::unusable("waf.challenge.secret_file", written, base, &why)
     })?);
     ChallengeKey::from_secret(secret.trim_ascii())
