@@ -74,7 +74,14 @@ impl std::fmt::Debug for ProxyServer {
 }
 
 /// Binds `addr` with `SO_REUSEPORT`, so each worker can bind it again.
+///
+/// `SO_REUSEPORT` would also let a second palisade (same user) bind the port of a running
+/// one and silently take half of its connections, so the port is first bound without it:
+/// that fails with "address in use" while anything listens there.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr)?);
+    }
     let listener = reuseport_listener(addr)?;
     listener.into_std()
 }

@@ -440,3 +440,47 @@ async fn the_start_up_warning_counts_waf_rate_limit_rules() {
         palisade.log()
     );
 }
+
+/// A second palisade started on the port of a running one must fail to start, not share
+/// the port through `SO_REUSEPORT` and silently take part of the running one's traffic.
+#[tokio::test]
+async fn a_second_palisade_on_a_busy_port_fails_to_start() {
+    let upstream = Upstream::start().await;
+    let config = config_file("rate_limit = []\n");
+    let first = Process::start(&upstream.url(), &config).await;
+    let listen = first.proxy.trim_start_matches("http://").to_owned();
+    let stderr_file = config.with_extension("second.stderr");
+    let mut second = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["serve", "--upstream", &upstream.url(), "--listen", &listen])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).expect("stderr file"))
+        .spawn()
+        .expect("palisade serve runs");
+    let mut status = None;
+    for _ in 0..200 {
+        status = second.try_wait().expect("wait");
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if status.is_none() {
+        let _ = second.kill();
+        let _ = second.wait();
+    }
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "the second palisade kept running"
+    );
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
+    assert!(
+        stderr.contains(&format!("cannot listen on {listen}")),
+        "{stderr}"
+    );
+    let reply = get(&format!("{}/", first.proxy), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
