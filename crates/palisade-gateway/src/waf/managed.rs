@@ -133,30 +133,10 @@ fn is_upload(head: &http::request::Parts, uploads: &UploadConfig) -> bool {
 
 /// Whether the declared type is one the engine reads as text (or none is declared).
 fn text_like(head: &http::request::Parts) -> bool {
-    !opaque_type(head.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()))
-}
-
-/// Media, archives and raw bytes: inspected by the upload checks on their paths.
-fn opaque_type(content_type: Option<&[u8]>) -> bool {
-    let Some(value) = content_type else {
-        return false;
-    };
-    let lower = value.to_ascii_lowercase();
-    let mime = lower
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    const PREFIXES: [&[u8]; 4] = [b"image/", b"audio/", b"video/", b"font/"];
-    const TYPES: [&[u8]; 6] = [
-        b"application/octet-stream",
-        b"application/pdf",
-        b"application/zip",
-        b"application/gzip",
-        b"application/x-tar",
-        b"application/x-7z-compressed",
-    ];
-    PREFIXES.iter().any(|p| mime.starts_with(p)) || TYPES.contains(&mime)
+    !head
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| palisade_waf::extract::opaque_type(v.as_bytes()))
 }
 
 /// Reads up to `cap` bytes of the body into the request's prefix (the rest keeps streaming

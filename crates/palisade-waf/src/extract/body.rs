@@ -63,7 +63,8 @@ pub(crate) fn kind_of(content_type: &[u8], body: &[u8]) -> BodyKind {
 }
 
 /// Media, archives and raw bytes: the upload checks' business when they are what they say.
-fn opaque_type(content_type: &[u8]) -> bool {
+/// The gateway asks the same question to decide whether to read such a body at all.
+pub fn opaque_type(content_type: &[u8]) -> bool {
     let lower = content_type.to_ascii_lowercase();
     let mime = lower
         .split(|&b| b == b';')

@@ -7,6 +7,8 @@
 //! inspection stopped early. Nothing here copies more than the limits allow.
 
 mod body;
+
+pub use body::opaque_type;
 mod json;
 mod multipart;
 mod xml;
