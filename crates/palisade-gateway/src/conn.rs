@@ -286,31 +286,10 @@ mod tests {
     /// pinging every few seconds held a connection with no request for ever.
     #[tokio::test(start_paused = true)]
     async fn http2_frames_that_are_not_requests_do_not_keep_a_connection_alive() {
-        let (mut client, server) = tokio::io::duplex(1024);
-        let mut io = GuardedIo::new(server, None, ConnShared::new(), timeouts());
-        let mut buf = [0u8; 64];
-        let reading = async {
-            loop {
-                match io.read(&mut buf).await {
-                    Ok(0) => return None,
-                    Ok(_) => continue,
-                    Err(err) => return Some(err.kind()),
-                }
-            }
-        };
-        let pinging = async {
-            for _ in 0..100 {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
-                if client.write_all(&ping).await.is_err() {
-                    break;
-                }
-            }
-        };
-        let outcome = tokio::select! {
-            kind = reading => kind,
-            () = pinging => None,
-        };
+        let (client, server) = tokio::io::duplex(1024);
+        let io = GuardedIo::new(server, None, ConnShared::new(), timeouts());
+        let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let outcome = read_while_trickling(io, client, &ping).await;
         assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
     }
 
@@ -318,8 +297,18 @@ mod tests {
     /// first request, so `\r\n` every few seconds held a connection for ever.
     #[tokio::test(start_paused = true)]
     async fn empty_lines_sent_forever_time_out_like_a_slow_head() {
-        let (mut client, server) = tokio::io::duplex(1024);
-        let mut io = guarded(server);
+        let (client, server) = tokio::io::duplex(1024);
+        let outcome = read_while_trickling(guarded(server), client, b"\r\n").await;
+        assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
+    }
+
+    /// Reads `io` while the client sends `bytes` every 5 s (100 times); the error that ends
+    /// the reading, or `None` when the connection outlived the trickle or closed.
+    async fn read_while_trickling(
+        mut io: GuardedIo<tokio::io::DuplexStream>,
+        mut client: tokio::io::DuplexStream,
+        bytes: &[u8],
+    ) -> Option<io::ErrorKind> {
         let mut buf = [0u8; 64];
         let reading = async {
             loop {
@@ -333,16 +322,15 @@ mod tests {
         let trickling = async {
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                if client.write_all(b"\r\n").await.is_err() {
+                if client.write_all(bytes).await.is_err() {
                     break;
                 }
             }
         };
-        let outcome = tokio::select! {
+        tokio::select! {
             kind = reading => kind,
             () = trickling => None,
-        };
-        assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
+        }
     }
 
     #[tokio::test(start_paused = true)]
