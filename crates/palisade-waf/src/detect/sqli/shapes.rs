@@ -6,6 +6,17 @@ use super::lexer::{Kind, Token, Word};
 use super::words::{ATTACK_CALLS, CAST_TYPES, PROBE_CALLS, SQL_CALLS, in_catalogue};
 use crate::detect::Hit;
 
+/// What `drop`, `create`, `alter` and `truncate` act on in a statement.
+const SCHEMA_OBJECTS: [&str; 7] = [
+    "table",
+    "database",
+    "user",
+    "procedure",
+    "function",
+    "view",
+    "schema",
+];
+
 struct Reader<'a> {
     src: &'a str,
     all: &'a [Token],
@@ -281,18 +292,10 @@ impl<'a> Reader<'a> {
         let window = &self.toks[i + 1..self.toks.len().min(i + 14)];
         let next_is = |w: &str| window.first().is_some_and(|n| self.lower_is(*n, w));
         let has = |w: &str| window.iter().any(|n| self.lower_is(*n, w));
-        const OBJECTS: [&str; 8] = [
-            "table",
-            "database",
-            "user",
-            "procedure",
-            "function",
-            "view",
-            "schema",
-            "index",
-        ];
         match self.text(*word).to_ascii_lowercase().as_str() {
-            "drop" | "create" | "alter" | "truncate" => OBJECTS.iter().any(|o| next_is(o)),
+            "drop" | "create" | "alter" | "truncate" => {
+                SCHEMA_OBJECTS.iter().chain(&["index"]).any(|o| next_is(o))
+            }
             "delete" => next_is("from"),
             "insert" | "replace" => next_is("into"),
             "update" => has("set"),
@@ -670,17 +673,9 @@ impl<'a> Reader<'a> {
                 "insert" | "replace" => next_is("into"),
                 "delete" => next_is("from"),
                 "update" => window.get(1).is_some_and(|n| self.lower_is(*n, "set")),
-                "drop" | "create" | "alter" | "truncate" => [
-                    "table",
-                    "database",
-                    "user",
-                    "procedure",
-                    "function",
-                    "view",
-                    "schema",
-                ]
-                .iter()
-                .any(|w| next_is(w)),
+                "drop" | "create" | "alter" | "truncate" => {
+                    SCHEMA_OBJECTS.iter().any(|w| next_is(w))
+                }
                 "exec" | "execute" => window.first().is_some_and(|n| {
                     matches!(n.kind, Kind::Var)
                         || self.lower_is(*n, "master")
