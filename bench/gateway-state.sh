@@ -12,8 +12,8 @@
 #                  is over its limit after 10 requests, so the Redis limiter's blocked cache
 #                  answers almost every request without Redis.
 #     under-limit: the same rules with a limit of 1 000 000 per 10 s: every request is
-#                  allowed, so every request costs the Redis limiter one round trip (one
-#                  EVALSHA), as for a crowd of clients each under its limit.
+#                  allowed, so every decision goes to Redis (decisions that arrive together
+#                  share one EVALSHA), as for a crowd of clients each under its limit.
 # - Both instances use every CPU (one worker thread per CPU) and share them with wrk, the
 #   upstream and Redis: the throughput a user of this machine sees, Redis's own work
 #   included. Rounds alternate which backend goes first; the figures printed at the end are

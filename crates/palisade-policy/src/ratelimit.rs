@@ -191,7 +191,7 @@ fn narrow(value: u128) -> u64 {
 }
 
 /// Why a store could not decide. The gateway applies the operator's `on_error` policy.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The shared backend (Redis) could not be reached or timed out.
     #[error("state backend unavailable: {0}")]

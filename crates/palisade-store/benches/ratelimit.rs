@@ -209,9 +209,10 @@ fn redis(c: &mut Criterion) {
         })
     });
 
-    // The ceiling: the same script by EVALSHA straight on a multiplexed connection.
+    // The reference: the same script by EVALSHA straight on a multiplexed connection, one
+    // decision per call (the limiter batches decisions that arrive together).
     let script = Arc::new(redis::Script::new(include_str!(
-        "../src/ratelimit/lua/sliding_window.lua"
+        "../src/ratelimit/lua/batch.lua"
     )));
     let bare_keys: Arc<Vec<String>> =
         Arc::new(keys.iter().map(|k| format!("{prefix}bare:{k}")).collect());
@@ -224,7 +225,7 @@ fn redis(c: &mut Criterion) {
                 let (keys, script) = (keys.clone(), script.clone());
                 async move {
                     let mut call = script.key(&keys[n as usize % KEYS]);
-                    call.arg(1_000_000).arg(10_000).arg("").arg(1_000);
+                    call.arg(1_000).arg("sw").arg(1_000_000).arg(10_000).arg("");
                     let _: Vec<i64> = call.invoke_async(&mut connection).await.expect("evalsha");
                 }
             }))

@@ -2,13 +2,19 @@
 //! both (the Redis scripts get the same times through `dangerous_use_caller_time`) and every
 //! decision (allowed, remaining, reset, retry) must match, for every algorithm. The Redis
 //! side goes through its blocked cache too, so cached refusals are checked as well.
+//!
+//! The second test sends the same kind of timings as concurrent decisions, so they reach
+//! Redis together in one script call, and requires the decisions of taking them one by one.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use palisade_policy::clock::ManualClock;
-use palisade_policy::ratelimit::{Algorithm, Quota, RateLimitStore};
+use palisade_policy::ratelimit::{Algorithm, Decision, Quota, RateLimitStore, StoreError};
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
 use palisade_store::ratelimit::redis::{RedisOptions, RedisRateLimiter};
 use proptest::prelude::*;
@@ -80,6 +86,24 @@ fn scenario() -> impl Strategy<Value = (Quota, u64, Vec<Request>)> {
     )
 }
 
+fn redis_limiter(
+    runtime: &tokio::runtime::Runtime,
+    clock: &Arc<ManualClock>,
+    test: &str,
+) -> RedisRateLimiter {
+    let options = RedisOptions {
+        url: "redis://127.0.0.1:6379".to_owned(),
+        key_prefix: format!("palisade-test:{}:{test}:", std::process::id()),
+        connect_timeout: Duration::from_secs(1),
+        command_timeout: Duration::from_secs(1),
+        blocked_cache_max_keys: 10_000,
+    };
+    runtime
+        .block_on(RedisRateLimiter::connect(&options, clock.clone()))
+        .expect("valid url")
+        .dangerous_use_caller_time()
+}
+
 #[test]
 fn memory_and_redis_decide_identically_for_random_timings() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -88,17 +112,7 @@ fn memory_and_redis_decide_identically_for_random_timings() {
         .build()
         .expect("tokio runtime");
     let clock = Arc::new(ManualClock::new(0));
-    let options = RedisOptions {
-        url: "redis://127.0.0.1:6379".to_owned(),
-        key_prefix: format!("palisade-test:{}:equivalence:", std::process::id()),
-        connect_timeout: Duration::from_secs(1),
-        command_timeout: Duration::from_secs(1),
-        blocked_cache_max_keys: 10_000,
-    };
-    let redis = runtime
-        .block_on(RedisRateLimiter::connect(&options, clock.clone()))
-        .expect("valid url")
-        .dangerous_use_caller_time();
+    let redis = redis_limiter(&runtime, &clock, "equivalence");
     let case = AtomicU64::new(0);
 
     let mut runner = TestRunner::new(Config {
@@ -134,4 +148,82 @@ fn memory_and_redis_decide_identically_for_random_timings() {
     if let Err(failure) = result {
         panic!("{failure}");
     }
+}
+
+type Check<'a> = Pin<Box<dyn Future<Output = Result<Decision, StoreError>> + 'a>>;
+
+/// Polls every future in order until all are done. Each future reads the clock at its first
+/// poll, so the decisions are queued in this order, each at its own time, before any of them
+/// reaches Redis (the runtime is single-threaded: the batch sender runs only when this yields).
+async fn join_in_order<'a>(mut checks: Vec<Check<'a>>) -> Vec<Result<Decision, StoreError>> {
+    let mut results: Vec<Option<Result<Decision, StoreError>>> =
+        checks.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        for (check, result) in checks.iter_mut().zip(results.iter_mut()) {
+            if result.is_none() {
+                if let Poll::Ready(done) = check.as_mut().poll(cx) {
+                    *result = Some(done);
+                }
+            }
+        }
+        if results.iter().all(Option::is_some) {
+            Poll::Ready(results.iter_mut().filter_map(Option::take).collect())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+#[test]
+fn decisions_batched_into_one_script_call_match_taking_them_one_by_one() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let clock = Arc::new(ManualClock::new(0));
+    let redis = redis_limiter(&runtime, &clock, "batched");
+    let case = AtomicU64::new(0);
+    let decisions = AtomicU64::new(0);
+
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&scenario(), |(quota, start, requests)| {
+        let case = case.fetch_add(1, Ordering::Relaxed);
+        let nonce = start ^ u64::from(std::process::id()) << 20;
+        let memory = MemoryRateLimiter::new(clock.clone(), 1_000);
+        let mut now = start;
+        let mut expected = Vec::new();
+        let mut checks: Vec<Check<'_>> = Vec::new();
+        for request in &requests {
+            now = request.step.next(now, quota.window_ms());
+            let key = format!("{nonce}:{case}:k{}", request.key);
+            expected.push(memory.check_at(&key, &quota, now));
+            let (clock, redis) = (clock.clone(), &redis);
+            checks.push(Box::pin(async move {
+                clock.set(now);
+                redis.check(&key, &quota).await
+            }));
+        }
+        decisions.fetch_add(requests.len() as u64, Ordering::Relaxed);
+        let in_redis = runtime.block_on(join_in_order(checks));
+        for (i, (in_memory, in_redis)) in expected.into_iter().zip(in_redis).enumerate() {
+            let in_redis =
+                in_redis.map_err(|e| TestCaseError::fail(format!("redis failed: {e}")))?;
+            prop_assert_eq!(in_memory, in_redis, "request {} ({:?})", i, quota);
+        }
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+    // Batching happened: far fewer script calls than decisions.
+    let (sent, decided) = (redis.batches_sent(), decisions.load(Ordering::Relaxed));
+    assert!(
+        sent * 4 < decided,
+        "{sent} script calls for {decided} decisions"
+    );
 }

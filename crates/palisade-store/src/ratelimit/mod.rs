@@ -8,6 +8,7 @@
 //! it. Nothing here decides what to do with a refused request; that is the gateway's
 //! rate-limit stage.
 
+mod batch;
 mod coarse_clock;
 mod config;
 mod fallback;

@@ -1,11 +1,12 @@
 //! Rate limits shared by every palisade instance through one Redis.
 //!
-//! One decision is one round trip: an atomic Lua script per algorithm (sent by EVALSHA and
-//! loaded again when Redis answers NOSCRIPT) reads the key's counters, decides, counts and
-//! sets the key's expiry. The script reads the time with Redis `TIME`, so all instances share
-//! one clock and their own clocks' skew changes nothing. The script returns the counts it
-//! decided on and the [`Decision`] is then built by the same pure functions the memory limiter
-//! uses, so the two backends answer alike.
+//! A decision takes at most one round trip: an atomic Lua script (sent by EVALSHA and loaded
+//! again when Redis answers NOSCRIPT) reads the key's counters, decides, counts and sets the
+//! key's expiry. Decisions that arrive together share one script call ([`super::batch`]). The
+//! script reads the time with Redis `TIME`, so all instances share one clock and their own
+//! clocks' skew changes nothing. The script returns the counts it decided on and the
+//! [`Decision`] is then built by the same pure functions the memory limiter uses, so the two
+//! backends answer alike.
 //!
 //! A refused key cannot become allowed before its `retry_after` (refused requests are not
 //! counted, and other instances can only add counts), so refusals are remembered locally
@@ -23,14 +24,11 @@ use palisade_policy::ratelimit::{
     token_bucket,
 };
 
+use super::batch::{self, Ask, Batcher};
 use super::fallback::SharedStore;
 use super::key;
 use super::table::BoundedMap;
 use crate::redis_conn::{ConnectionError, SharedConnection};
-
-/// Extra lifetime given to Redis keys past the moment they go idle, so a key never expires
-/// while it still matters, whatever the round-trip time.
-const EXPIRY_SLACK_MS: u64 = 1_000;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Clone)]
@@ -86,17 +84,9 @@ impl Blocked {
     }
 }
 
-/// The three scripts, hashed once.
-struct Scripts {
-    sliding_window: redis::Script,
-    fixed_window: redis::Script,
-    token_bucket: redis::Script,
-}
-
 /// Rate limits kept in Redis.
 pub struct RedisRateLimiter {
-    connection: SharedConnection,
-    scripts: Scripts,
+    batcher: Arc<Batcher>,
     key_prefix: String,
     /// Local time, used for the blocked cache (and, in tests, sent to the scripts).
     clock: Arc<dyn Clock>,
@@ -118,13 +108,9 @@ impl RedisRateLimiter {
             options.command_timeout,
         )
         .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let batcher = Batcher::new(connection, options.connect_timeout, options.command_timeout);
         Ok(Self {
-            connection,
-            scripts: Scripts {
-                sliding_window: redis::Script::new(include_str!("lua/sliding_window.lua")),
-                fixed_window: redis::Script::new(include_str!("lua/fixed_window.lua")),
-                token_bucket: redis::Script::new(include_str!("lua/token_bucket.lua")),
-            },
+            batcher: Arc::new(batcher),
             key_prefix: options.key_prefix.clone(),
             clock,
             caller_time: false,
@@ -142,11 +128,11 @@ impl RedisRateLimiter {
 
     /// Checks that Redis answers, for readiness probes.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection.get().await.map_err(unavailable)?;
+        let mut connection = self.batcher.connection.get().await.map_err(unavailable)?;
         let command = redis::cmd("PING");
         match command.query_async::<String>(&mut connection).await {
             Ok(_) => Ok(()),
-            Err(err) => Err(self.failed(err)),
+            Err(err) => Err(self.batcher.failed(err)),
         }
     }
 
@@ -164,14 +150,10 @@ impl RedisRateLimiter {
         Ok(decision)
     }
 
-    /// Classifies a failed command, dropping the connection if it broke.
-    fn failed(&self, err: redis::RedisError) -> StoreError {
-        self.connection.report(&err);
-        if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() {
-            StoreError::Unavailable(err.to_string())
-        } else {
-            StoreError::Protocol(err.to_string())
-        }
+    /// Script calls sent to Redis so far: fewer than the decisions they carried when
+    /// decisions arrived together.
+    pub fn batches_sent(&self) -> u64 {
+        self.batcher.batches_sent()
     }
 
     /// How many keys are remembered as blocked.
@@ -183,14 +165,10 @@ impl RedisRateLimiter {
     /// changed limit starts from fresh counters, as in the memory limiter. Long keys are
     /// stored by digest ([`key::bounded`]).
     fn redis_key(&self, key: &str, quota: &Quota) -> String {
-        let algorithm = match quota.algorithm {
-            Algorithm::SlidingWindow => "sw",
-            Algorithm::FixedWindow => "fw",
-            Algorithm::TokenBucket => "tb",
-        };
         format!(
-            "{}rl:{algorithm}:{}:{}:{key}",
+            "{}rl:{}:{}:{}:{key}",
             self.key_prefix,
+            batch::algorithm_code(quota.algorithm),
             quota.limit,
             quota.window_ms(),
             key = key::bounded(key),
@@ -203,27 +181,14 @@ impl RedisRateLimiter {
         quota: &Quota,
         now: UnixMillis,
     ) -> Result<Decision, StoreError> {
-        let script = match quota.algorithm {
-            Algorithm::SlidingWindow => &self.scripts.sliding_window,
-            Algorithm::FixedWindow => &self.scripts.fixed_window,
-            Algorithm::TokenBucket => &self.scripts.token_bucket,
+        let ask = Ask {
+            key: redis_key.to_string(),
+            algorithm: quota.algorithm,
+            limit: quota.limit,
+            window_ms: quota.window_ms(),
+            now: self.caller_time.then_some(now),
         };
-        let caller_now = if self.caller_time {
-            now.to_string()
-        } else {
-            String::new()
-        };
-        let mut invocation = script.key(redis_key);
-        invocation
-            .arg(quota.limit)
-            .arg(quota.window_ms())
-            .arg(caller_now)
-            .arg(EXPIRY_SLACK_MS);
-        let mut connection = self.connection.get().await.map_err(unavailable)?;
-        let reply = invocation
-            .invoke_async::<Vec<i64>>(&mut connection)
-            .await
-            .map_err(|err| self.failed(err))?;
+        let reply = self.batcher.decide(ask).await?;
         decision_from_reply(quota, &reply)
     }
 
@@ -252,7 +217,12 @@ impl RedisRateLimiter {
 /// Builds the decision from a script's reply with the policy crate's functions, checking
 /// that the script decided as they do.
 fn decision_from_reply(quota: &Quota, reply: &[i64]) -> Result<Decision, StoreError> {
-    let values: Vec<u64> = reply
+    // Sliding window answers 4 integers, the others 3 (and a 0).
+    let width = match quota.algorithm {
+        Algorithm::SlidingWindow => batch::REPLY_WIDTH,
+        Algorithm::FixedWindow | Algorithm::TokenBucket => batch::REPLY_WIDTH - 1,
+    };
+    let values: Vec<u64> = reply[..width.min(reply.len())]
         .iter()
         .map(|&v| u64::try_from(v).unwrap_or(u64::MAX))
         .collect();
@@ -294,7 +264,7 @@ impl fmt::Debug for RedisRateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRateLimiter")
             .field("key_prefix", &self.key_prefix)
-            .field("connection", &self.connection)
+            .field("connection", &self.batcher.connection)
             .field("caller_time", &self.caller_time)
             .finish_non_exhaustive()
     }

@@ -1,0 +1,316 @@
+//! Rate-limit decisions sent to Redis together: one `EVALSHA` of `lua/batch.lua` takes every
+//! decision waiting when it leaves.
+//!
+//! A decision that finds fewer than [`MAX_IN_FLIGHT`] batches on their way leaves at once,
+//! alone, so nothing waits while Redis keeps up. Decisions that arrive while the batches are
+//! on their way wait for the next one and leave together. Under load one script call then
+//! carries many decisions: Redis pays its cost per call (reading the command, setting up the
+//! script, the reply) once for all of them, and reads and writes a key that appears several
+//! times in a batch once. The script takes the decisions in order with the results one call
+//! per decision would give, so batching changes no decision.
+//!
+//! Batches are sent by tasks of their own, never by a request's task: a request that goes
+//! away (its client disconnected) cannot strand the decisions queued behind it, and every
+//! waiting decision gives up after [`Batcher::wait_limit`] whatever happens.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use palisade_policy::clock::UnixMillis;
+use palisade_policy::ratelimit::{Algorithm, StoreError};
+use tokio::sync::oneshot;
+
+use crate::redis_conn::SharedConnection;
+
+/// Batches on their way to Redis at once. Two keep Redis busy while the next batch gathers.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// Most decisions in one script call (up to 5 arguments each).
+const MAX_BATCH: usize = 128;
+
+/// Extra lifetime given to Redis keys past the moment they go idle, so a key never expires
+/// while it still matters, whatever the round-trip time.
+const EXPIRY_SLACK_MS: u64 = 1_000;
+
+/// Integers the script returns per decision.
+pub(super) const REPLY_WIDTH: usize = 4;
+
+/// One decision for the script: the key (naming its algorithm and quota) and its arguments.
+#[derive(Debug)]
+pub(super) struct Ask {
+    pub key: String,
+    pub algorithm: Algorithm,
+    pub limit: u64,
+    pub window_ms: u64,
+    /// The caller's time (tests only); `None` lets the script read Redis `TIME`.
+    pub now: Option<UnixMillis>,
+}
+
+/// The script's integers for one decision (see `lua/batch.lua`).
+pub(super) type Reply = [i64; REPLY_WIDTH];
+
+struct Waiting {
+    ask: Ask,
+    reply: oneshot::Sender<Result<Reply, StoreError>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    in_flight: usize,
+}
+
+/// The queue of decisions for one Redis connection, and the tasks that send them.
+pub(super) struct Batcher {
+    pub connection: SharedConnection,
+    script: redis::Script,
+    queue: Mutex<Queue>,
+    /// Longest a decision waits for its batch's answer: one batch ahead of it and its own,
+    /// each allowed to connect and to run its command.
+    wait_limit: Duration,
+    batches_sent: AtomicU64,
+}
+
+impl Batcher {
+    pub fn new(
+        connection: SharedConnection,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Self {
+        Self {
+            connection,
+            script: redis::Script::new(include_str!("lua/batch.lua")),
+            queue: Mutex::new(Queue::default()),
+            wait_limit: 2 * (connect_timeout + command_timeout),
+            batches_sent: AtomicU64::new(0),
+        }
+    }
+
+    /// Script calls made so far.
+    pub fn batches_sent(&self) -> u64 {
+        self.batches_sent.load(Ordering::Relaxed)
+    }
+
+    /// Queues one decision and waits for its batch's answer. Must be called inside a tokio
+    /// runtime: a sender task may be spawned on it.
+    pub async fn decide(self: &Arc<Self>, ask: Ask) -> Result<Reply, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let start_sender = {
+            let mut queue = self.lock();
+            queue.waiting.push(Waiting { ask, reply });
+            let start = queue.in_flight < MAX_IN_FLIGHT;
+            if start {
+                queue.in_flight += 1;
+            }
+            start
+        };
+        if start_sender {
+            tokio::spawn(Arc::clone(self).send_batches());
+        }
+        match tokio::time::timeout(self.wait_limit, answer).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(StoreError::Unavailable(
+                "the batch carrying this decision was dropped (runtime shutting down)".into(),
+            )),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no decision from redis within {:?}",
+                self.wait_limit
+            ))),
+        }
+    }
+
+    /// Sends batches until the queue is empty.
+    async fn send_batches(self: Arc<Self>) {
+        let mut sender = SenderSlot(Some(&self));
+        loop {
+            let batch: Vec<Waiting> = {
+                let mut queue = self.lock();
+                if queue.waiting.is_empty() {
+                    queue.in_flight -= 1;
+                    sender.0 = None;
+                    return;
+                }
+                let take = queue.waiting.len().min(MAX_BATCH);
+                queue.waiting.drain(..take).collect()
+            };
+            let (asks, replies): (Vec<Ask>, Vec<_>) =
+                batch.into_iter().map(|w| (w.ask, w.reply)).unzip();
+            match self.run(&asks).await {
+                Ok(answers) => {
+                    for (reply, answer) in replies.into_iter().zip(answers) {
+                        // The request may have gone away; its decision is counted anyway.
+                        let _ = reply.send(Ok(answer));
+                    }
+                }
+                Err(err) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One script call deciding `asks` in order.
+    async fn run(&self, asks: &[Ask]) -> Result<Vec<Reply>, StoreError> {
+        let entries = Entries::of(asks);
+        let mut invocation = self.script.prepare_invoke();
+        invocation.arg(EXPIRY_SLACK_MS);
+        for entry in &entries.list {
+            let ask = &asks[entry.first];
+            let now = ask.now.map_or_else(String::new, |now| now.to_string());
+            invocation
+                .key(&ask.key)
+                .arg(algorithm_code(ask.algorithm))
+                .arg(ask.limit)
+                .arg(ask.window_ms)
+                .arg(now)
+                .arg(entry.count);
+        }
+        let mut connection = self
+            .connection
+            .get()
+            .await
+            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        self.batches_sent.fetch_add(1, Ordering::Relaxed);
+        let flat = invocation
+            .invoke_async::<Vec<i64>>(&mut connection)
+            .await
+            .map_err(|err| self.failed(err))?;
+        if flat.len() != asks.len() * REPLY_WIDTH {
+            return Err(StoreError::Protocol(format!(
+                "the batch script answered {} integers for {} decisions: the deployed script \
+                 is out of date",
+                flat.len(),
+                asks.len()
+            )));
+        }
+        let replies: Vec<Reply> = flat
+            .chunks_exact(REPLY_WIDTH)
+            .map(|chunk| [chunk[0], chunk[1], chunk[2], chunk[3]])
+            .collect();
+        Ok(entries.slots.iter().map(|&slot| replies[slot]).collect())
+    }
+
+    /// Classifies a failed command, dropping the connection if it broke.
+    pub fn failed(&self, err: redis::RedisError) -> StoreError {
+        self.connection.report(&err);
+        if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() {
+            StoreError::Unavailable(err.to_string())
+        } else {
+            StoreError::Protocol(err.to_string())
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Decisions of one key at one moment, in a row: one script entry.
+struct Entry {
+    /// The first of its decisions, in the batch.
+    first: usize,
+    count: usize,
+}
+
+/// A batch's decisions grouped into script entries. In production every decision reads Redis
+/// `TIME`, so all decisions of a key in a batch make one entry; with callers' times (tests) a
+/// key's decisions at different moments stay apart, in their order.
+struct Entries {
+    list: Vec<Entry>,
+    /// For each decision of the batch, where its reply is in the script's answer.
+    slots: Vec<usize>,
+}
+
+impl Entries {
+    fn of(asks: &[Ask]) -> Self {
+        let mut list: Vec<Entry> = Vec::new();
+        let mut last_of_key: HashMap<&str, usize> = HashMap::new();
+        let mut placed = Vec::with_capacity(asks.len());
+        for (i, ask) in asks.iter().enumerate() {
+            let same = last_of_key
+                .get(ask.key.as_str())
+                .copied()
+                .filter(|&e| asks[list[e].first].now == ask.now);
+            let entry = same.unwrap_or_else(|| {
+                list.push(Entry { first: i, count: 0 });
+                last_of_key.insert(&ask.key, list.len() - 1);
+                list.len() - 1
+            });
+            placed.push((entry, list[entry].count));
+            list[entry].count += 1;
+        }
+        // Replies come entry after entry, each entry's in its decisions' order.
+        let mut start = Vec::with_capacity(list.len());
+        let mut total = 0;
+        for entry in &list {
+            start.push(total);
+            total += entry.count;
+        }
+        let slots = placed.iter().map(|&(e, nth)| start[e] + nth).collect();
+        Self { list, slots }
+    }
+}
+
+/// A sender's place among the [`MAX_IN_FLIGHT`]: given back if its task ends early (a panic,
+/// or the runtime dropping it), so later decisions still start senders.
+struct SenderSlot<'a>(Option<&'a Batcher>);
+
+impl Drop for SenderSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(batcher) = self.0 {
+            batcher.lock().in_flight -= 1;
+        }
+    }
+}
+
+/// The algorithm's name in keys and in the script's arguments.
+pub(super) fn algorithm_code(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::SlidingWindow => "sw",
+        Algorithm::FixedWindow => "fw",
+        Algorithm::TokenBucket => "tb",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(key: &str, now: Option<UnixMillis>) -> Ask {
+        Ask {
+            key: key.to_owned(),
+            algorithm: Algorithm::SlidingWindow,
+            limit: 10,
+            window_ms: 1_000,
+            now,
+        }
+    }
+
+    #[test]
+    fn a_keys_decisions_at_one_moment_share_an_entry_and_keep_their_order() {
+        let asks = [
+            ask("a", None),
+            ask("b", None),
+            ask("a", None),
+            ask("a", None),
+        ];
+        let entries = Entries::of(&asks);
+        let counts: Vec<(usize, usize)> = entries.list.iter().map(|e| (e.first, e.count)).collect();
+        assert_eq!(counts, [(0, 3), (1, 1)]);
+        // Replies: a, a, a, b. Decision 1 (b) is the fourth reply; a's keep their order.
+        assert_eq!(entries.slots, [0, 3, 1, 2]);
+    }
+
+    #[test]
+    fn a_keys_decisions_at_different_moments_stay_apart_in_order() {
+        let asks = [ask("a", Some(5)), ask("a", Some(7)), ask("a", Some(7))];
+        let entries = Entries::of(&asks);
+        let counts: Vec<(usize, usize)> = entries.list.iter().map(|e| (e.first, e.count)).collect();
+        assert_eq!(counts, [(0, 1), (1, 2)]);
+        assert_eq!(entries.slots, [0, 1, 2]);
+    }
+}
