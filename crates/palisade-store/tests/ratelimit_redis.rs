@@ -411,6 +411,32 @@ async fn evalsha_reloads_scripts_after_redis_forgets_them() {
     assert_eq!(after.remaining, 3);
 }
 
+/// What Redis does to idle connections past its `timeout`: closes them (all but the caller's).
+const CLOSE_CLIENT_CONNECTIONS: [&str; 6] = ["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"];
+
+#[tokio::test]
+async fn a_connection_redis_closed_while_idle_is_replaced_without_a_failure() {
+    // Redis closes idle connections (its `timeout` setting) and every connection on restart;
+    // the limiter learns of it only when it next sends. That decision used to fail, and with
+    // on_error = "deny" answer 503 although Redis was up.
+    let redis = OwnRedis::start();
+    let clock = Arc::new(ManualClock::new(0));
+    let store = fallback(&redis, OnError::Deny, clock).await;
+    let three = quota(Algorithm::FixedWindow, 3, 3_600_000);
+    assert!(store.check("k", &three).await.expect("redis up").allowed);
+
+    redis_command(&redis.url(), &CLOSE_CLIENT_CONNECTIONS).await;
+    let after = store.check("k", &three).await.expect("a new connection");
+    assert!(after.allowed);
+    assert_eq!(after.remaining, 1, "counted once, and the first count kept");
+    let stats = store.stats();
+    assert_eq!((stats.errors, stats.degraded), (0, false));
+
+    // The readiness probe too: /readyz answering 503 would pull a healthy instance.
+    redis_command(&redis.url(), &CLOSE_CLIENT_CONNECTIONS).await;
+    store.primary().ping().await.expect("a new connection");
+}
+
 #[tokio::test]
 async fn a_state_backend_built_from_config_reports_readiness() {
     let redis = OwnRedis::start();

@@ -22,7 +22,7 @@ use palisade_policy::clock::UnixMillis;
 use palisade_policy::ratelimit::{Algorithm, StoreError};
 use tokio::sync::oneshot;
 
-use crate::redis_conn::SharedConnection;
+use crate::redis_conn::{ConnectionError, SharedConnection};
 
 /// Batches on their way to Redis at once. Two keep Redis busy while the next batch gathers.
 const MAX_IN_FLIGHT: usize = 2;
@@ -169,16 +169,25 @@ impl Batcher {
                 .arg(now)
                 .arg(entry.count);
         }
-        let mut connection = self
-            .connection
-            .get()
-            .await
-            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let mut connection = self.connection.get().await.map_err(unavailable)?;
         self.batches_sent.fetch_add(1, Ordering::Relaxed);
-        let flat = invocation
-            .invoke_async::<Vec<i64>>(&mut connection)
-            .await
-            .map_err(|err| self.failed(err))?;
+        let flat = match invocation.invoke_async::<Vec<i64>>(&mut connection).await {
+            Ok(flat) => flat,
+            // Redis closes connections left idle past its `timeout`, and all of them when it
+            // restarts; that shows only when one is next used. One more try, on a new one.
+            // TODO: a batch whose connection broke after Redis ran it is counted twice; the
+            // cost is up to one batch of extra counts, refusing early, in a rare race.
+            Err(err) if err.is_connection_dropped() => {
+                self.connection.report(&err);
+                let mut fresh = self.connection.get().await.map_err(unavailable)?;
+                self.batches_sent.fetch_add(1, Ordering::Relaxed);
+                invocation
+                    .invoke_async::<Vec<i64>>(&mut fresh)
+                    .await
+                    .map_err(|err| self.failed(err))?
+            }
+            Err(err) => return Err(self.failed(err)),
+        };
         if flat.len() != asks.len() * REPLY_WIDTH {
             return Err(StoreError::Protocol(format!(
                 "the batch script answered {} integers for {} decisions: the deployed script \
@@ -207,6 +216,11 @@ impl Batcher {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A connection that could not be had, as the store reports it.
+pub(super) fn unavailable(err: ConnectionError) -> StoreError {
+    StoreError::Unavailable(err.to_string())
 }
 
 /// Decisions of one key at one moment, in a row: one script entry.
