@@ -438,6 +438,49 @@ async fn a_connection_redis_closed_while_idle_is_replaced_without_a_failure() {
 }
 
 #[tokio::test]
+async fn a_decision_its_caller_stopped_waiting_for_is_not_sent_to_redis() {
+    // A caller gives up after `2 × (connect_timeout + command_timeout)` and takes on_error's
+    // answer (or its request went away). Sent later, its decision used to be counted anyway:
+    // after a 3 s stall, 208 of 600 clients answered 503 by on_error = "deny" were charged.
+    let redis = OwnRedis::start();
+    let patient = RedisOptions {
+        connect_timeout: Duration::from_secs(10),
+        command_timeout: Duration::from_secs(10),
+        ..options(&redis.url(), "stale")
+    };
+    let limiter = Arc::new(
+        RedisRateLimiter::connect(&patient, Arc::new(SystemClock))
+            .await
+            .expect("valid url"),
+    );
+    let five = quota(Algorithm::FixedWindow, 5, 3_600_000);
+    limiter.check("warm", &five).await.expect("redis up");
+
+    // Redis holds every command for a while: both batches in flight wait, the next queues.
+    redis_command(&redis.url(), &["CLIENT", "PAUSE", "1000", "ALL"]).await;
+    let mut in_flight = Vec::new();
+    for (key, batches) in [("a", 2), ("b", 3)] {
+        let sender = Arc::clone(&limiter);
+        in_flight.push(tokio::spawn(async move { sender.check(key, &five).await }));
+        for _ in 0..10_000 {
+            if limiter.batches_sent() == batches {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(limiter.batches_sent(), batches, "{key}'s batch on its way");
+    }
+    let gave_up = tokio::time::timeout(Duration::ZERO, limiter.check("c", &five)).await;
+    assert!(gave_up.is_err(), "queued behind the two batches");
+
+    for decision in in_flight {
+        assert!(decision.await.expect("task").expect("redis back").allowed);
+    }
+    let c = limiter.check("c", &five).await.expect("redis up");
+    assert_eq!(c.remaining, 4, "only this decision of key c was counted");
+}
+
+#[tokio::test]
 async fn a_state_backend_built_from_config_reports_readiness() {
     let redis = OwnRedis::start();
     let config: StateConfig = toml::from_str(&format!(

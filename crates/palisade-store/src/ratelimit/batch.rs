@@ -11,7 +11,8 @@
 //!
 //! Batches are sent by tasks of their own, never by a request's task: a request that goes
 //! away (its client disconnected) cannot strand the decisions queued behind it, and every
-//! waiting decision gives up after [`Batcher::wait_limit`] whatever happens.
+//! waiting decision gives up after [`Batcher::wait_limit`] whatever happens. A decision given
+//! up on before its batch left is never sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,6 +128,9 @@ impl Batcher {
         loop {
             let batch: Vec<Waiting> = {
                 let mut queue = self.lock();
+                // A caller that stopped waiting (past `wait_limit`, so on_error answered it,
+                // or its request went away) was not decided by Redis: Redis must not count it.
+                queue.waiting.retain(|waiting| !waiting.reply.is_closed());
                 if queue.waiting.is_empty() {
                     queue.in_flight -= 1;
                     sender.0 = None;
@@ -140,7 +144,7 @@ impl Batcher {
             match self.run(&asks).await {
                 Ok(answers) => {
                     for (reply, answer) in replies.into_iter().zip(answers) {
-                        // The request may have gone away; its decision is counted anyway.
+                        // The request may have gone away since its batch left; Redis counted it.
                         let _ = reply.send(Ok(answer));
                     }
                 }
