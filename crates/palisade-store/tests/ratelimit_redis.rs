@@ -273,6 +273,16 @@ impl OwnRedis {
         panic!("own redis-server did not start on port {}", self.port);
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`) to this test's redis-server.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -477,6 +487,29 @@ async fn a_decision_its_caller_stopped_waiting_for_is_not_sent_to_redis() {
         assert!(decision.await.expect("task").expect("redis back").allowed);
     }
     let c = limiter.check("c", &five).await.expect("redis up");
+    assert_eq!(c.remaining, 4, "only this decision of key c was counted");
+}
+
+#[tokio::test]
+async fn a_decision_given_up_on_while_its_connection_was_made_is_not_sent() {
+    let redis = OwnRedis::start();
+    let patient = RedisOptions {
+        connect_timeout: Duration::from_secs(10),
+        command_timeout: Duration::from_secs(10),
+        ..options(&redis.url(), "stale-connect")
+    };
+    let limiter = RedisRateLimiter::connect(&patient, Arc::new(SystemClock))
+        .await
+        .expect("valid url");
+    let five = quota(Algorithm::FixedWindow, 5, 3_600_000);
+
+    // No connection yet, and a stopped Redis: the connection waits for Redis's greeting.
+    redis.signal("-STOP");
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), limiter.check("c", &five));
+    assert!(gave_up.await.is_err(), "connecting outlasts the caller");
+    redis.signal("-CONT");
+
+    let c = limiter.check("c", &five).await.expect("redis back");
     assert_eq!(c.remaining, 4, "only this decision of key c was counted");
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use palisade_policy::clock::UnixMillis;
 use palisade_policy::ratelimit::{Algorithm, StoreError};
+use redis::aio::MultiplexedConnection;
 use tokio::sync::oneshot;
 
 use crate::redis_conn::{ConnectionError, SharedConnection};
@@ -139,9 +140,22 @@ impl Batcher {
                 let take = queue.waiting.len().min(MAX_BATCH);
                 queue.waiting.drain(..take).collect()
             };
-            let (asks, replies): (Vec<Ask>, Vec<_>) =
-                batch.into_iter().map(|w| (w.ask, w.reply)).unzip();
-            match self.run(&asks).await {
+            // Connecting can take up to `connect_timeout`, or wait for another sender's try;
+            // callers that gave up meanwhile are not sent either.
+            let connection = self.connection.get().await;
+            let (asks, replies): (Vec<Ask>, Vec<_>) = batch
+                .into_iter()
+                .filter(|waiting| !waiting.reply.is_closed())
+                .map(|waiting| (waiting.ask, waiting.reply))
+                .unzip();
+            if asks.is_empty() {
+                continue;
+            }
+            let answers = match connection {
+                Ok(connection) => self.run(&asks, connection).await,
+                Err(err) => Err(unavailable(err)),
+            };
+            match answers {
                 Ok(answers) => {
                     for (reply, answer) in replies.into_iter().zip(answers) {
                         // The request may have gone away since its batch left; Redis counted it.
@@ -158,7 +172,11 @@ impl Batcher {
     }
 
     /// One script call deciding `asks` in order.
-    async fn run(&self, asks: &[Ask]) -> Result<Vec<Reply>, StoreError> {
+    async fn run(
+        &self,
+        asks: &[Ask],
+        mut connection: MultiplexedConnection,
+    ) -> Result<Vec<Reply>, StoreError> {
         let entries = Entries::of(asks);
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(EXPIRY_SLACK_MS);
@@ -173,7 +191,6 @@ impl Batcher {
                 .arg(now)
                 .arg(entry.count);
         }
-        let mut connection = self.connection.get().await.map_err(unavailable)?;
         self.batches_sent.fetch_add(1, Ordering::Relaxed);
         let flat = match invocation.invoke_async::<Vec<i64>>(&mut connection).await {
             Ok(flat) => flat,
