@@ -273,6 +273,16 @@ impl OwnRedis {
         panic!("own redis-server did not start on port {}", self.port);
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`) to this test's redis-server.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -409,6 +419,98 @@ async fn evalsha_reloads_scripts_after_redis_forgets_them() {
     let after = limiter.check("k", &q).await.expect("reloaded on NOSCRIPT");
     assert!(after.allowed);
     assert_eq!(after.remaining, 3);
+}
+
+/// What Redis does to idle connections past its `timeout`: closes them (all but the caller's).
+const CLOSE_CLIENT_CONNECTIONS: [&str; 6] = ["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"];
+
+#[tokio::test]
+async fn a_connection_redis_closed_while_idle_is_replaced_without_a_failure() {
+    // Redis closes idle connections (its `timeout` setting) and every connection on restart;
+    // the limiter learns of it only when it next sends. That decision used to fail, and with
+    // on_error = "deny" answer 503 although Redis was up.
+    let redis = OwnRedis::start();
+    let clock = Arc::new(ManualClock::new(0));
+    let store = fallback(&redis, OnError::Deny, clock).await;
+    let three = quota(Algorithm::FixedWindow, 3, 3_600_000);
+    assert!(store.check("k", &three).await.expect("redis up").allowed);
+
+    redis_command(&redis.url(), &CLOSE_CLIENT_CONNECTIONS).await;
+    let after = store.check("k", &three).await.expect("a new connection");
+    assert!(after.allowed);
+    assert_eq!(after.remaining, 1, "counted once, and the first count kept");
+    let stats = store.stats();
+    assert_eq!((stats.errors, stats.degraded), (0, false));
+
+    // The readiness probe too: /readyz answering 503 would pull a healthy instance.
+    redis_command(&redis.url(), &CLOSE_CLIENT_CONNECTIONS).await;
+    store.primary().ping().await.expect("a new connection");
+}
+
+#[tokio::test]
+async fn a_decision_its_caller_stopped_waiting_for_is_not_sent_to_redis() {
+    // A caller gives up after `2 × (connect_timeout + command_timeout)` and takes on_error's
+    // answer (or its request went away). Sent later, its decision used to be counted anyway:
+    // after a 3 s stall, 208 of 600 clients answered 503 by on_error = "deny" were charged.
+    let redis = OwnRedis::start();
+    let patient = RedisOptions {
+        connect_timeout: Duration::from_secs(10),
+        command_timeout: Duration::from_secs(10),
+        ..options(&redis.url(), "stale")
+    };
+    let limiter = Arc::new(
+        RedisRateLimiter::connect(&patient, Arc::new(SystemClock))
+            .await
+            .expect("valid url"),
+    );
+    let five = quota(Algorithm::FixedWindow, 5, 3_600_000);
+    limiter.check("warm", &five).await.expect("redis up");
+
+    // Redis holds every command for a while: both batches in flight wait, the next queues.
+    redis_command(&redis.url(), &["CLIENT", "PAUSE", "1000", "ALL"]).await;
+    let mut in_flight = Vec::new();
+    for (key, batches) in [("a", 2), ("b", 3)] {
+        let sender = Arc::clone(&limiter);
+        in_flight.push(tokio::spawn(async move { sender.check(key, &five).await }));
+        for _ in 0..10_000 {
+            if limiter.batches_sent() == batches {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(limiter.batches_sent(), batches, "{key}'s batch on its way");
+    }
+    let gave_up = tokio::time::timeout(Duration::ZERO, limiter.check("c", &five)).await;
+    assert!(gave_up.is_err(), "queued behind the two batches");
+
+    for decision in in_flight {
+        assert!(decision.await.expect("task").expect("redis back").allowed);
+    }
+    let c = limiter.check("c", &five).await.expect("redis up");
+    assert_eq!(c.remaining, 4, "only this decision of key c was counted");
+}
+
+#[tokio::test]
+async fn a_decision_given_up_on_while_its_connection_was_made_is_not_sent() {
+    let redis = OwnRedis::start();
+    let patient = RedisOptions {
+        connect_timeout: Duration::from_secs(10),
+        command_timeout: Duration::from_secs(10),
+        ..options(&redis.url(), "stale-connect")
+    };
+    let limiter = RedisRateLimiter::connect(&patient, Arc::new(SystemClock))
+        .await
+        .expect("valid url");
+    let five = quota(Algorithm::FixedWindow, 5, 3_600_000);
+
+    // No connection yet, and a stopped Redis: the connection waits for Redis's greeting.
+    redis.signal("-STOP");
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), limiter.check("c", &five));
+    assert!(gave_up.await.is_err(), "connecting outlasts the caller");
+    redis.signal("-CONT");
+
+    let c = limiter.check("c", &five).await.expect("redis back");
+    assert_eq!(c.remaining, 4, "only this decision of key c was counted");
 }
 
 #[tokio::test]

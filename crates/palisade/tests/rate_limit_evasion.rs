@@ -75,3 +75,33 @@ async fn pages_dressed_as_static_assets_are_limited_like_pages() {
     assert_eq!(status_of(addr, "/static/app.css").await, 200);
     palisade.shutdown().await;
 }
+
+/// A WAF `rate_limit` rule keyed by `route` used to key on the path as sent, so each
+/// spelling of a limited route (`/api//items`, `/api/./items`, `/%61pi/items`,
+/// `/api/items;x`) started a fresh quota.
+#[tokio::test]
+async fn other_spellings_of_a_route_share_a_waf_route_limit() {
+    let upstream = Upstream::start().await;
+    let rule = format!(
+        "rate_limit = []\n{NO_MANAGED_WAF}[[waf.rule]]\nname = \"api\"\n\
+         expression = '(http.request.uri.path contains \"/api/\")'\n\
+         action = \"rate_limit\"\nthreshold = \"2/minute\"\nkey = \"route\"\n"
+    );
+    let palisade = start_palisade(&upstream.url(), &rule).await;
+    let addr = palisade.proxy_addr;
+    assert_eq!(status_of(addr, "/api/items").await, 200);
+    assert_eq!(status_of(addr, "/api/items").await, 200);
+    for spelling in [
+        "/api/items",
+        "/api//items",
+        "/api/./items",
+        "/x/../api/items",
+        "/%61pi/items",
+        "/api/items;x",
+    ] {
+        assert_eq!(status_of(addr, spelling).await, 429, "{spelling}");
+    }
+    assert_eq!(upstream.hits(), 2);
+    assert_eq!(status_of(addr, "/api/other").await, 200, "another route");
+    palisade.shutdown().await;
+}

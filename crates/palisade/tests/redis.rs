@@ -189,3 +189,22 @@ async fn readiness_reports_an_unreachable_redis() {
         palisade.shutdown().await;
     }
 }
+
+/// A Redis restart closes palisade's connection while it sits idle. The next request used to
+/// find it dead, fail, and take `on_error`'s answer (503 with "deny") although Redis was up.
+#[tokio::test]
+async fn a_redis_restart_between_requests_costs_no_request_its_answer() {
+    let upstream = Upstream::start().await;
+    let port = free_port();
+    let redis = OwnRedis::start(port).await;
+    let config = redis_config(port, &unique_prefix("restart"), "deny");
+    let palisade = start_palisade(&upstream.url(), &config).await;
+    assert_eq!(status_of(&palisade).await, StatusCode::OK);
+
+    redis.stop();
+    let _redis = OwnRedis::start(port).await;
+    assert_eq!(status_of(&palisade).await, StatusCode::OK);
+    let label = "palisade_state_backend_errors_total{backend=\"redis\"}";
+    assert_eq!(metric(&palisade, label).await, 0);
+    palisade.shutdown().await;
+}

@@ -11,7 +11,8 @@
 //!
 //! Batches are sent by tasks of their own, never by a request's task: a request that goes
 //! away (its client disconnected) cannot strand the decisions queued behind it, and every
-//! waiting decision gives up after [`Batcher::wait_limit`] whatever happens.
+//! waiting decision gives up after [`Batcher::wait_limit`] whatever happens. A decision given
+//! up on before its batch left is never sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +21,10 @@ use std::time::Duration;
 
 use palisade_policy::clock::UnixMillis;
 use palisade_policy::ratelimit::{Algorithm, StoreError};
+use redis::aio::MultiplexedConnection;
 use tokio::sync::oneshot;
 
-use crate::redis_conn::SharedConnection;
+use crate::redis_conn::{ConnectionError, SharedConnection};
 
 /// Batches on their way to Redis at once. Two keep Redis busy while the next batch gathers.
 const MAX_IN_FLIGHT: usize = 2;
@@ -127,6 +129,9 @@ impl Batcher {
         loop {
             let batch: Vec<Waiting> = {
                 let mut queue = self.lock();
+                // A caller that stopped waiting (past `wait_limit`, so on_error answered it,
+                // or its request went away) was not decided by Redis: Redis must not count it.
+                queue.waiting.retain(|waiting| !waiting.reply.is_closed());
                 if queue.waiting.is_empty() {
                     queue.in_flight -= 1;
                     sender.0 = None;
@@ -135,12 +140,25 @@ impl Batcher {
                 let take = queue.waiting.len().min(MAX_BATCH);
                 queue.waiting.drain(..take).collect()
             };
-            let (asks, replies): (Vec<Ask>, Vec<_>) =
-                batch.into_iter().map(|w| (w.ask, w.reply)).unzip();
-            match self.run(&asks).await {
+            // Connecting can take up to `connect_timeout`, or wait for another sender's try;
+            // callers that gave up meanwhile are not sent either.
+            let connection = self.connection.get().await;
+            let (asks, replies): (Vec<Ask>, Vec<_>) = batch
+                .into_iter()
+                .filter(|waiting| !waiting.reply.is_closed())
+                .map(|waiting| (waiting.ask, waiting.reply))
+                .unzip();
+            if asks.is_empty() {
+                continue;
+            }
+            let answers = match connection {
+                Ok(connection) => self.run(&asks, connection).await,
+                Err(err) => Err(unavailable(err)),
+            };
+            match answers {
                 Ok(answers) => {
                     for (reply, answer) in replies.into_iter().zip(answers) {
-                        // The request may have gone away; its decision is counted anyway.
+                        // The request may have gone away since its batch left; Redis counted it.
                         let _ = reply.send(Ok(answer));
                     }
                 }
@@ -154,7 +172,11 @@ impl Batcher {
     }
 
     /// One script call deciding `asks` in order.
-    async fn run(&self, asks: &[Ask]) -> Result<Vec<Reply>, StoreError> {
+    async fn run(
+        &self,
+        asks: &[Ask],
+        mut connection: MultiplexedConnection,
+    ) -> Result<Vec<Reply>, StoreError> {
         let entries = Entries::of(asks);
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(EXPIRY_SLACK_MS);
@@ -169,16 +191,24 @@ impl Batcher {
                 .arg(now)
                 .arg(entry.count);
         }
-        let mut connection = self
-            .connection
-            .get()
-            .await
-            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
         self.batches_sent.fetch_add(1, Ordering::Relaxed);
-        let flat = invocation
-            .invoke_async::<Vec<i64>>(&mut connection)
-            .await
-            .map_err(|err| self.failed(err))?;
+        let flat = match invocation.invoke_async::<Vec<i64>>(&mut connection).await {
+            Ok(flat) => flat,
+            // Redis closes connections left idle past its `timeout`, and all of them when it
+            // restarts; that shows only when one is next used. One more try, on a new one.
+            // TODO: a batch whose connection broke after Redis ran it is counted twice; the
+            // cost is up to one batch of extra counts, refusing early, in a rare race.
+            Err(err) if err.is_connection_dropped() => {
+                self.connection.report(&err);
+                let mut fresh = self.connection.get().await.map_err(unavailable)?;
+                self.batches_sent.fetch_add(1, Ordering::Relaxed);
+                invocation
+                    .invoke_async::<Vec<i64>>(&mut fresh)
+                    .await
+                    .map_err(|err| self.failed(err))?
+            }
+            Err(err) => return Err(self.failed(err)),
+        };
         if flat.len() != asks.len() * REPLY_WIDTH {
             return Err(StoreError::Protocol(format!(
                 "the batch script answered {} integers for {} decisions: the deployed script \
@@ -207,6 +237,11 @@ impl Batcher {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A connection that could not be had, as the store reports it.
+pub(super) fn unavailable(err: ConnectionError) -> StoreError {
+    StoreError::Unavailable(err.to_string())
 }
 
 /// Decisions of one key at one moment, in a row: one script entry.

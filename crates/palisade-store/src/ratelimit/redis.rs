@@ -24,11 +24,11 @@ use palisade_policy::ratelimit::{
     token_bucket,
 };
 
-use super::batch::{self, Ask, Batcher};
+use super::batch::{self, Ask, Batcher, unavailable};
 use super::fallback::SharedStore;
 use super::key;
 use super::table::BoundedMap;
-use crate::redis_conn::{ConnectionError, SharedConnection};
+use crate::redis_conn::SharedConnection;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Clone)]
@@ -128,10 +128,19 @@ impl RedisRateLimiter {
 
     /// Checks that Redis answers, for readiness probes.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.batcher.connection.get().await.map_err(unavailable)?;
         let command = redis::cmd("PING");
+        let mut connection = self.batcher.connection.get().await.map_err(unavailable)?;
         match command.query_async::<String>(&mut connection).await {
             Ok(_) => Ok(()),
+            // As for decisions: a connection Redis closed while idle is replaced once.
+            Err(err) if err.is_connection_dropped() => {
+                self.batcher.connection.report(&err);
+                let mut fresh = self.batcher.connection.get().await.map_err(unavailable)?;
+                match command.query_async::<String>(&mut fresh).await {
+                    Ok(_) => Ok(()),
+                    Err(err) => Err(self.batcher.failed(err)),
+                }
+            }
             Err(err) => Err(self.batcher.failed(err)),
         }
     }
@@ -254,10 +263,6 @@ fn decision_from_reply(quota: &Quota, reply: &[i64]) -> Result<Decision, StoreEr
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn unavailable(err: ConnectionError) -> StoreError {
-    StoreError::Unavailable(err.to_string())
 }
 
 impl fmt::Debug for RedisRateLimiter {

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 use tracing::warn;
 
 use super::rate_limit::{ip_key, retry_after_secs, too_many_requests};
+use super::upload::normalise;
 use crate::body::{self, GatewayBody};
 use crate::config::Config;
 use crate::error::{GatewayError, short_page};
@@ -488,7 +489,9 @@ fn limit_key(
     let by_ip = || format!("waf:{rule}:ip:{}", ip_key(ctx.client_ip));
     match key {
         LimitKey::Ip => by_ip(),
-        LimitKey::Route => format!("waf:{rule}:route:{}", head.uri.path()),
+        // The path as an upstream may read it: `/api//x`, `/api/./x`, `/%61pi/x` and
+        // `/api/x;a` are one route, not a fresh quota each.
+        LimitKey::Route => format!("waf:{rule}:route:{}", normalise(head.uri.path())),
         // Without identity (or the header) the request counts by IP: leaving it out must
         // not escape the limit.
         LimitKey::User => match &ctx.identity {
