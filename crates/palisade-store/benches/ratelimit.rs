@@ -225,7 +225,12 @@ fn redis(c: &mut Criterion) {
                 let (keys, script) = (keys.clone(), script.clone());
                 async move {
                     let mut call = script.key(&keys[n as usize % KEYS]);
-                    call.arg(1_000).arg("sw").arg(1_000_000).arg(10_000).arg("").arg(1);
+                    call.arg(1_000)
+                        .arg("sw")
+                        .arg(1_000_000)
+                        .arg(10_000)
+                        .arg("")
+                        .arg(1);
                     let _: Vec<i64> = call.invoke_async(&mut connection).await.expect("evalsha");
                 }
             }))

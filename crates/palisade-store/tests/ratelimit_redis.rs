@@ -514,6 +514,46 @@ async fn a_decision_given_up_on_while_its_connection_was_made_is_not_sent() {
 }
 
 #[tokio::test]
+async fn decisions_queued_behind_a_failed_connect_fail_with_it_instead_of_waiting_out_their_limit()
+{
+    let redis = OwnRedis::start();
+    let hasty = RedisOptions {
+        connect_timeout: Duration::from_millis(300),
+        command_timeout: Duration::from_millis(300),
+        ..options(&redis.url(), "failed-connect")
+    };
+    let limiter = Arc::new(
+        RedisRateLimiter::connect(&hasty, Arc::new(SystemClock))
+            .await
+            .expect("valid url"),
+    );
+    let five = quota(Algorithm::FixedWindow, 5, 3_600_000);
+
+    // A stopped Redis accepts the TCP connection but never greets: connecting times out.
+    redis.signal("-STOP");
+    let checks: Vec<_> = (0..1_000)
+        .map(|n| {
+            let limiter = Arc::clone(&limiter);
+            tokio::spawn(async move { limiter.check(&format!("k{n}"), &five).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for check in checks {
+        outcomes.push(check.await.expect("no panic"));
+    }
+    redis.signal("-CONT");
+
+    for outcome in outcomes {
+        let err = outcome.expect_err("redis cannot decide while stopped");
+        let message = err.to_string();
+        assert!(
+            message.contains("connection") && !message.contains("no decision from redis within"),
+            "failed with the connect error, not after waiting out its limit: {message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_state_backend_built_from_config_reports_readiness() {
     let redis = OwnRedis::start();
     let config: StateConfig = toml::from_str(&format!(

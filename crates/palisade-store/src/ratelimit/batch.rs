@@ -143,6 +143,16 @@ impl Batcher {
             // Connecting can take up to `connect_timeout`, or wait for another sender's try;
             // callers that gave up meanwhile are not sent either.
             let connection = self.connection.get().await;
+            let batch = match &connection {
+                Ok(_) => batch,
+                // Redis cannot be reached now: the decisions queued meanwhile would only wait
+                // for another try to fail, so they fail with this one (on_error answers them).
+                Err(_) => {
+                    let mut all = batch;
+                    all.append(&mut self.lock().waiting);
+                    all
+                }
+            };
             let (asks, replies): (Vec<Ask>, Vec<_>) = batch
                 .into_iter()
                 .filter(|waiting| !waiting.reply.is_closed())
