@@ -147,14 +147,24 @@ impl RedisRateLimiter {
 
     /// Decides one request in Redis, skipping the blocked cache.
     pub async fn check_in_redis(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError> {
+        let redis_key = self.redis_key(key, quota);
+        let now = self.clock.now_ms();
+        self.decide_in_redis(&redis_key, quota, now).await
+    }
+
+    /// Decides one request in Redis under its Redis key, remembering a refusal.
+    async fn decide_in_redis(
+        &self,
+        redis_key: &str,
+        quota: &Quota,
+        now: UnixMillis,
+    ) -> Result<Decision, StoreError> {
         quota
             .validate()
             .map_err(|err| StoreError::Protocol(format!("refusing to send quota: {err}")))?;
-        let redis_key = self.redis_key(key, quota);
-        let now = self.clock.now_ms();
-        let decision = self.run_script(&redis_key, quota, now).await?;
+        let decision = self.run_script(redis_key, quota, now).await?;
         if !decision.allowed {
-            self.remember_refusal(&redis_key, quota, now, &decision);
+            self.remember_refusal(redis_key, quota, now, &decision);
         }
         Ok(decision)
     }
@@ -283,7 +293,7 @@ impl RateLimitStore for RedisRateLimiter {
         if let Some(decision) = self.blocked.read(&redis_key, now, |b| b.decision(now)) {
             return Ok(decision);
         }
-        self.check_in_redis(key, quota).await
+        self.decide_in_redis(&redis_key, quota, now).await
     }
 
     fn backend(&self) -> &'static str {
