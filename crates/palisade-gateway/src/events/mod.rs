@@ -16,12 +16,13 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::metrics::Metrics;
+use crate::pipeline::RequestId;
 
 /// What identifies the request an event is about.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
-    /// The gateway's id for the request (also sent upstream as `x-request-id`).
-    pub id: String,
+    /// The gateway's id for the request.
+    pub id: RequestId,
     /// The resolved client address.
     pub client_ip: IpAddr,
     /// The request method.
@@ -357,8 +358,8 @@ impl RequestInfo {
 
     /// Everything but the user.
     fn write_place(&self, out: &mut JsonObject<'_>) {
-        out.str("request.id", &self.id);
-        out.display("client.ip", &self.client_ip);
+        out.request_id("request.id", self.id);
+        out.ip("client.ip", self.client_ip);
         out.str("http.method", &self.method);
         out.str("url.path", &self.path);
     }
@@ -403,6 +404,22 @@ impl<'a> JsonObject<'a> {
     /// A string field from anything printable.
     pub fn display(&mut self, key: &str, value: &impl std::fmt::Display) {
         self.str(key, &value.to_string());
+    }
+
+    /// A request id field.
+    pub fn request_id(&mut self, key: &str, id: RequestId) {
+        self.key(key);
+        self.out.push('"');
+        id.push_to(self.out);
+        self.out.push('"');
+    }
+
+    /// An address field (its text never needs escaping).
+    pub fn ip(&mut self, key: &str, ip: IpAddr) {
+        self.key(key);
+        self.out.push('"');
+        crate::client_ip::push_ip(self.out, ip);
+        self.out.push('"');
     }
 
     /// A number field.
@@ -523,7 +540,7 @@ mod tests {
 
     fn request() -> RequestInfo {
         RequestInfo {
-            id: "r1".into(),
+            id: RequestId::new(1, 1),
             client_ip: "192.0.2.1".parse().expect("ip"),
             method: "POST".into(),
             path: "/login".into(),

@@ -236,7 +236,7 @@ mod event_tests {
 
     fn request() -> RequestInfo {
         RequestInfo {
-            id: "r1".into(),
+            id: crate::pipeline::RequestId::new(1, 1),
             client_ip: "111.235.160.9".parse().expect("ip"),
             method: "GET".into(),
             path: "/account".into(),
