@@ -34,7 +34,12 @@ impl Engine {
 
     /// Inspects one request.
     pub fn inspect(&self, req: &Request<'_>) -> Verdict {
-        let paths = normalize::exclusion_paths(req.raw_path());
+        // Without exclusions nothing reads the path's spellings: skip decoding it twice.
+        let paths = if self.settings.exclusions.is_empty() {
+            Default::default()
+        } else {
+            normalize::exclusion_paths(req.raw_path())
+        };
         let excluded = |detector, arg: Option<&str>| self.excluded(detector, &paths, arg);
         let mut collector = Collector::with_exclusions(self.limits, Box::new(excluded));
         extract::collect(req, &mut collector);

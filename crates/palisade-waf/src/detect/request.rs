@@ -336,7 +336,7 @@ fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         host_is_address(req, host, out);
     }
     for h in req.headers {
-        let name = String::from_utf8_lossy(h.name).to_ascii_lowercase();
+        let name = crate::request::lower_case_name(h.name);
         if h.value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
             push(
                 out,
@@ -348,7 +348,7 @@ fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
                 h.value,
             );
         }
-        match name.as_str() {
+        match &*name {
             "proxy" => push(
                 out,
                 DetectorKind::Protocol,
