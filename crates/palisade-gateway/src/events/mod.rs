@@ -471,6 +471,11 @@ impl<'a> JsonObject<'a> {
 fn escape_into(out: &mut String, text: &str) {
     use std::fmt::Write as _;
     out.push('"');
+    if !needs_escape(text) {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     let mut plain_from = 0;
     for (at, byte) in text.bytes().enumerate() {
         let escaped = match byte {
@@ -493,6 +498,15 @@ fn escape_into(out: &mut String, text: &str) {
     }
     out.push_str(&text[plain_from..]);
     out.push('"');
+}
+
+/// Whether any byte of `text` needs an escape in a JSON string. Every byte is looked at
+/// without stopping early, which lets the compiler check many bytes per instruction: the
+/// answer is almost always no, and the loop in [`escape_into`] looks at one byte at a time.
+fn needs_escape(text: &str) -> bool {
+    text.bytes().fold(false, |found, b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 /// Something that consumes events. `accept` must return at once.
