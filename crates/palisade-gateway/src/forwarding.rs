@@ -11,7 +11,8 @@ use crate::pipeline::RequestContext;
 
 /// RFC 9110 §7.6.1: connection-specific fields a proxy must not forward, plus the
 /// pre-standard `Proxy-Connection` and `Keep-Alive`.
-/// `Connection` comes first: [`strip_hop_by_hop`] reads it by position.
+/// `Connection` comes first: [`strip_hop_by_hop`] reads it by position, and
+/// [`hop_by_hop_index`] names the same fields in the same order.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
@@ -33,9 +34,12 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let mut present = [false; 8];
     for name in headers.keys() {
-        if let Some(at) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+        if let Some(at) = hop_by_hop_index(name) {
             present[at] = true;
         }
+    }
+    if !keep_upgrade && !present.contains(&true) {
+        return;
     }
     if present[0] {
         remove_connection_options(headers, keep_upgrade);
@@ -51,29 +55,43 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// The position of `name` in [`HOP_BY_HOP`], compared as text: comparing with the array's
+/// names would build (and drop) a copy of the constant array per header.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "proxy-connection" => 1,
+        "keep-alive" => 2,
+        "te" => 3,
+        "trailer" => 4,
+        "transfer-encoding" => 5,
+        "upgrade" => 6,
+        "proxy-authorization" => 7,
+        _ => return None,
+    })
+}
+
 /// Removes the fields the `Connection` header names (RFC 9110 §7.6.1), except the identity
-/// headers and, with `keep_upgrade`, `Upgrade`. The values are shared, not copied, while
-/// the map is edited.
+/// headers and, with `keep_upgrade`, `Upgrade`. Options that name no field present (`close`,
+/// `keep-alive` without a `Keep-Alive` field: nearly always) cost a lookup and nothing more.
 fn remove_connection_options(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let values: Vec<HeaderValue> = headers
+    let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
-        .iter()
-        .cloned()
-        .collect();
-    let options = values
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(str::trim);
-    for option in options {
-        let identity = IDENTITY_HEADERS
-            .iter()
-            .any(|name| option.eq_ignore_ascii_case(name));
-        if identity || (keep_upgrade && option.eq_ignore_ascii_case("upgrade")) {
-            continue;
-        }
-        // A name that is not a valid field name matches no field.
-        headers.remove(option);
+        .map(str::trim)
+        .filter(|option| {
+            let identity = IDENTITY_HEADERS
+                .iter()
+                .any(|name| option.eq_ignore_ascii_case(name));
+            !identity && !(keep_upgrade && option.eq_ignore_ascii_case("upgrade"))
+        })
+        .filter(|option| headers.contains_key(*option))
+        .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
 }
 
@@ -307,6 +325,14 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-end-to-end"], "kept");
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_found_at_their_place_in_the_list() {
+        for (at, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(at), "{name}");
+        }
+        assert_eq!(hop_by_hop_index(&header::HOST), None);
     }
 
     #[test]
