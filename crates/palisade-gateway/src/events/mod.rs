@@ -25,8 +25,8 @@ pub struct RequestInfo {
     pub id: RequestId,
     /// The resolved client address.
     pub client_ip: IpAddr,
-    /// The request method.
-    pub method: String,
+    /// The request method (shared, not copied: a standard method is a tag).
+    pub method: http::Method,
     /// The path, without the query string (which may hold tokens).
     pub path: String,
     /// The authenticated user, once the identity stage has run.
@@ -360,7 +360,7 @@ impl RequestInfo {
     fn write_place(&self, out: &mut JsonObject<'_>) {
         out.request_id("request.id", self.id);
         out.ip("client.ip", self.client_ip);
-        out.str("http.method", &self.method);
+        out.str("http.method", self.method.as_str());
         out.str("url.path", &self.path);
     }
 }
@@ -556,7 +556,7 @@ mod tests {
         RequestInfo {
             id: RequestId::new(1, 1),
             client_ip: "192.0.2.1".parse().expect("ip"),
-            method: "POST".into(),
+            method: http::Method::POST,
             path: "/login".into(),
             user_id: None,
         }

@@ -197,7 +197,7 @@ impl RequestContext {
         RequestInfo {
             id: self.id,
             client_ip: self.client_ip,
-            method: head.method.as_str().to_owned(),
+            method: head.method.clone(),
             path: head.uri.path().to_string(),
             user_id: self.identity.as_ref().map(|i| i.user.clone()),
         }

@@ -177,7 +177,7 @@ fn session_events_carry_ids_and_reasons_but_no_secrets() {
     let request = crate::events::RequestInfo {
         id: crate::pipeline::RequestId::new(1, 1),
         client_ip: "192.0.2.1".parse().expect("ip"),
-        method: "GET".into(),
+        method: http::Method::GET,
         path: "/".into(),
         user_id: None,
     };

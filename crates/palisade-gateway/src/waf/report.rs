@@ -238,7 +238,7 @@ mod event_tests {
         RequestInfo {
             id: crate::pipeline::RequestId::new(1, 1),
             client_ip: "111.235.160.9".parse().expect("ip"),
-            method: "GET".into(),
+            method: http::Method::GET,
             path: "/account".into(),
             user_id: None,
         }

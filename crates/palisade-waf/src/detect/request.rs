@@ -567,7 +567,11 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         "sid",
     ];
     let query = req.raw_query().to_ascii_lowercase();
-    let path = req.raw_path().to_ascii_lowercase();
+    // Only a path with a `;` can hold `;jsessionid=`: lower-case a copy of no other.
+    let path = match memchr::memchr(b';', req.raw_path()) {
+        Some(_) => req.raw_path().to_ascii_lowercase(),
+        None => Vec::new(),
+    };
     let in_query = query.split(|&b| b == b'&').any(|p| {
         let name = p.split(|&b| b == b'=').next().unwrap_or_default();
         NAMES.iter().any(|n| {
