@@ -1,8 +1,6 @@
 //! Header rewriting between client and upstream: hop-by-hop removal, forwarding headers,
 //! and the response headers that would leak what runs behind palisade.
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use palisade_policy::identity::IDENTITY_HEADERS;
@@ -85,7 +83,8 @@ fn remove_connection_options(headers: &mut HeaderMap, keep_upgrade: bool) {
             let identity = IDENTITY_HEADERS
                 .iter()
                 .any(|name| option.eq_ignore_ascii_case(name));
-            !identity && !(keep_upgrade && option.eq_ignore_ascii_case("upgrade"))
+            let kept_upgrade = keep_upgrade && option.eq_ignore_ascii_case("upgrade");
+            !(identity || kept_upgrade)
         })
         .filter(|option| headers.contains_key(*option))
         .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
@@ -182,7 +181,9 @@ pub fn set_forwarding_headers(
             .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
     };
     if let Some(host) = host.filter(quotable) {
-        let _ = write!(forwarded, ";host=\"{host}\"");
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(host);
+        forwarded.push('"');
     }
     insert_text(headers, header::FORWARDED, forwarded);
 }
