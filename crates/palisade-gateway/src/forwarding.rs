@@ -1,9 +1,6 @@
 //! Header rewriting between client and upstream: hop-by-hop removal, forwarding headers,
 //! and the response headers that would leak what runs behind palisade.
 
-use std::fmt::Write as _;
-use std::net::IpAddr;
-
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use palisade_policy::identity::IDENTITY_HEADERS;
@@ -12,6 +9,8 @@ use crate::pipeline::RequestContext;
 
 /// RFC 9110 §7.6.1: connection-specific fields a proxy must not forward, plus the
 /// pre-standard `Proxy-Connection` and `Keep-Alive`.
+/// `Connection` comes first: [`strip_hop_by_hop`] reads it by position, and
+/// [`hop_by_hop_index`] names the same fields in the same order.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
@@ -27,22 +26,23 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// the identity headers palisade itself sets (`Palisade-User-Id`, ...): a client naming them
 /// in `Connection` must not strip the identity palisade vouches for. With `keep_upgrade`,
 /// `Connection: upgrade` and `Upgrade` stay (a WebSocket handshake).
+///
+/// One pass over the names finds the fields present; only those are removed. Removing each
+/// of the eight names blindly cost a hash and a probe apiece on every request and response.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .filter(|name| !IDENTITY_HEADERS.contains(&name.as_str()))
-        .collect();
-    for name in named {
-        if keep_upgrade && name == header::UPGRADE {
-            continue;
+    let mut present = [false; 8];
+    for name in headers.keys() {
+        if let Some(at) = hop_by_hop_index(name) {
+            present[at] = true;
         }
-        headers.remove(&name);
     }
-    for name in &HOP_BY_HOP {
+    if !keep_upgrade && !present.contains(&true) {
+        return;
+    }
+    if present[0] {
+        remove_connection_options(headers, keep_upgrade);
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, there)| *there) {
         if keep_upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
             continue;
         }
@@ -50,6 +50,47 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// The position of `name` in [`HOP_BY_HOP`], compared as text: comparing with the array's
+/// names would build (and drop) a copy of the constant array per header.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "proxy-connection" => 1,
+        "keep-alive" => 2,
+        "te" => 3,
+        "trailer" => 4,
+        "transfer-encoding" => 5,
+        "upgrade" => 6,
+        "proxy-authorization" => 7,
+        _ => return None,
+    })
+}
+
+/// Removes the fields the `Connection` header names (RFC 9110 §7.6.1), except the identity
+/// headers and, with `keep_upgrade`, `Upgrade`. Options that name no field present (`close`,
+/// `keep-alive` without a `Keep-Alive` field: nearly always) cost a lookup and nothing more.
+fn remove_connection_options(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|option| {
+            let identity = IDENTITY_HEADERS
+                .iter()
+                .any(|name| option.eq_ignore_ascii_case(name));
+            let kept_upgrade = keep_upgrade && option.eq_ignore_ascii_case("upgrade");
+            !(identity || kept_upgrade)
+        })
+        .filter(|option| headers.contains_key(*option))
+        .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
 }
 
@@ -90,16 +131,14 @@ pub fn set_forwarding_headers(
 ) {
     let peer = crate::client_ip::canonical(ctx.peer.ip());
     let proto = if ctx.tls { "https" } else { "http" };
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let xfp = HeaderName::from_static("x-forwarded-proto");
-    let xfh = HeaderName::from_static("x-forwarded-host");
+    let (xff, xfp, xfh) = (X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST);
 
     let mut xff_value = String::with_capacity(48);
     if let Some(prior) = ctx.peer_trusted.then(|| joined(headers, &xff)).flatten() {
         xff_value.push_str(&prior);
         xff_value.push_str(", ");
     }
-    let _ = write!(xff_value, "{peer}");
+    crate::client_ip::push_ip(&mut xff_value, peer);
     insert_text(headers, xff, xff_value);
 
     if !(ctx.peer_trusted && headers.contains_key(&xfp)) {
@@ -126,10 +165,15 @@ pub fn set_forwarding_headers(
         forwarded.push_str(", ");
     }
     // RFC 7239 §6: IPv6 nodes are bracketed and quoted.
-    let _ = match peer {
-        IpAddr::V4(v4) => write!(forwarded, "for={v4};proto={proto}"),
-        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\";proto={proto}"),
+    let (open, close) = if peer.is_ipv6() {
+        ("for=\"[", "]\";proto=")
+    } else {
+        ("for=", ";proto=")
     };
+    forwarded.push_str(open);
+    crate::client_ip::push_ip(&mut forwarded, peer);
+    forwarded.push_str(close);
+    forwarded.push_str(proto);
     let host = host.and_then(|h| h.to_str().ok());
     // A quote or backslash would end or escape the quoted-string (RFC 9110 §5.6.4).
     let quotable = |h: &&str| {
@@ -137,10 +181,16 @@ pub fn set_forwarding_headers(
             .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
     };
     if let Some(host) = host.filter(quotable) {
-        let _ = write!(forwarded, ";host=\"{host}\"");
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(host);
+        forwarded.push('"');
     }
     insert_text(headers, header::FORWARDED, forwarded);
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     let values: Vec<&str> = headers
@@ -206,8 +256,17 @@ pub fn strip_client_claims(
     );
     let methods: &[&'static str] = if safe { &METHOD_OVERRIDES } else { &[] };
     let claims: &[&'static str] = if peer_trusted { &[] } else { &PROXY_CLAIMS };
+    let refused = || PATH_OVERRIDES.iter().chain(methods).chain(claims);
+    // One pass over the names the request has (a few) instead of a lookup per refused name
+    // (eighteen): almost no request carries any of them.
+    if !headers
+        .keys()
+        .any(|name| refused().any(|refused| name == *refused))
+    {
+        return Vec::new();
+    }
     let mut removed = Vec::new();
-    for name in PATH_OVERRIDES.iter().chain(methods).chain(claims) {
+    for name in refused() {
         if headers.remove(*name).is_some() {
             removed.push(*name);
         }
@@ -217,11 +276,18 @@ pub fn strip_client_claims(
 
 /// Removes response headers that only tell attackers what software runs upstream.
 pub fn strip_revealing_response_headers(headers: &mut HeaderMap) {
-    headers.remove(header::SERVER);
-    headers.remove(HeaderName::from_static("x-powered-by"));
-    headers.remove(HeaderName::from_static("x-aspnet-version"));
-    headers.remove(HeaderName::from_static("x-aspnetmvc-version"));
+    for name in &REVEALING {
+        headers.remove(name);
+    }
 }
+
+/// Response headers naming the software upstream.
+const REVEALING: [HeaderName; 4] = [
+    header::SERVER,
+    HeaderName::from_static("x-powered-by"),
+    HeaderName::from_static("x-aspnet-version"),
+    HeaderName::from_static("x-aspnetmvc-version"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -260,6 +326,14 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-end-to-end"], "kept");
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_found_at_their_place_in_the_list() {
+        for (at, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(at), "{name}");
+        }
+        assert_eq!(hop_by_hop_index(&header::HOST), None);
     }
 
     #[test]

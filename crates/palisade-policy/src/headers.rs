@@ -230,6 +230,8 @@ impl HeaderPolicy {
             return;
         }
         let set = self.set_for(path);
+        // Room for every header at once: the map grows once, not once per doubling.
+        headers.reserve(set.headers.len());
         for managed in &set.headers {
             if managed.tls_only && !tls {
                 continue;

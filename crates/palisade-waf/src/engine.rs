@@ -34,9 +34,20 @@ impl Engine {
 
     /// Inspects one request.
     pub fn inspect(&self, req: &Request<'_>) -> Verdict {
-        let paths = normalize::exclusion_paths(req.raw_path());
+        // Without exclusions no finding is excluded: the path's spellings (decoded twice)
+        // and the collector's exclusion check would be work for nothing.
+        let exclusions = !self.settings.exclusions.is_empty();
+        let paths = if exclusions {
+            normalize::exclusion_paths(req.raw_path())
+        } else {
+            Default::default()
+        };
         let excluded = |detector, arg: Option<&str>| self.excluded(detector, &paths, arg);
-        let mut collector = Collector::with_exclusions(self.limits, Box::new(excluded));
+        let mut collector = if exclusions {
+            Collector::with_exclusions(self.limits, Box::new(excluded))
+        } else {
+            Collector::new(self.limits)
+        };
         extract::collect(req, &mut collector);
 
         let mut findings: Vec<Finding> = std::mem::take(&mut collector.overflow_findings);

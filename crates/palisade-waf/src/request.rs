@@ -1,5 +1,6 @@
 //! The request as the detectors see it: borrowed bytes, exactly as they arrived, independent
-//! of any HTTP library. The gateway fills it; nothing here parses sockets or allocates.
+//! of any HTTP library. The gateway fills it; nothing here parses sockets, and nothing
+//! allocates but the lower-case copy of a header name sent in upper case.
 
 /// One header line as received: the name in any case, the value untrimmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,16 @@ impl<'a> Header<'a> {
     /// A header from its name and value.
     pub fn new(name: &'a [u8], value: &'a [u8]) -> Self {
         Self { name, value }
+    }
+}
+
+/// `name` as lower-case text (invalid UTF-8 replaced), borrowed when it already is: header
+/// names almost always arrive lower case (HTTP/2 requires it, and the gateway's header map
+/// stores them so), and a copy per header of every request bought nothing.
+pub(crate) fn lower_case_name(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(name) {
+        Ok(text) if !text.bytes().any(|b| b.is_ascii_uppercase()) => text.into(),
+        _ => String::from_utf8_lossy(name).to_ascii_lowercase().into(),
     }
 }
 

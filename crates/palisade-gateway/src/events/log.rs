@@ -76,7 +76,8 @@ impl JsonLogSink {
 fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>) {
     const BUSY_PAUSE: Duration = Duration::from_millis(10);
     const IDLE_PAUSE: Duration = Duration::from_millis(100);
-    let mut writer = std::io::BufWriter::new(output);
+    // Room for a few hundred events: one write per batch rather than one per 8 KiB.
+    let mut writer = std::io::BufWriter::with_capacity(64 << 10, output);
     let mut line = String::with_capacity(512);
     let mut clock = TimestampCache::default();
     let mut pause = BUSY_PAUSE;

@@ -16,16 +16,17 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::metrics::Metrics;
+use crate::pipeline::RequestId;
 
 /// What identifies the request an event is about.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
-    /// The gateway's id for the request (also sent upstream as `x-request-id`).
-    pub id: String,
+    /// The gateway's id for the request.
+    pub id: RequestId,
     /// The resolved client address.
     pub client_ip: IpAddr,
-    /// The request method.
-    pub method: String,
+    /// The request method (shared, not copied: a standard method is a tag).
+    pub method: http::Method,
     /// The path, without the query string (which may hold tokens).
     pub path: String,
     /// The authenticated user, once the identity stage has run.
@@ -357,9 +358,9 @@ impl RequestInfo {
 
     /// Everything but the user.
     fn write_place(&self, out: &mut JsonObject<'_>) {
-        out.str("request.id", &self.id);
-        out.display("client.ip", &self.client_ip);
-        out.str("http.method", &self.method);
+        out.request_id("request.id", self.id);
+        out.ip("client.ip", self.client_ip);
+        out.str("http.method", self.method.as_str());
         out.str("url.path", &self.path);
     }
 }
@@ -403,6 +404,22 @@ impl<'a> JsonObject<'a> {
     /// A string field from anything printable.
     pub fn display(&mut self, key: &str, value: &impl std::fmt::Display) {
         self.str(key, &value.to_string());
+    }
+
+    /// A request id field.
+    pub fn request_id(&mut self, key: &str, id: RequestId) {
+        self.key(key);
+        self.out.push('"');
+        id.push_to(self.out);
+        self.out.push('"');
+    }
+
+    /// An address field (its text never needs escaping).
+    pub fn ip(&mut self, key: &str, ip: IpAddr) {
+        self.key(key);
+        self.out.push('"');
+        crate::client_ip::push_ip(self.out, ip);
+        self.out.push('"');
     }
 
     /// A number field.
@@ -454,6 +471,11 @@ impl<'a> JsonObject<'a> {
 fn escape_into(out: &mut String, text: &str) {
     use std::fmt::Write as _;
     out.push('"');
+    if !needs_escape(text) {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     let mut plain_from = 0;
     for (at, byte) in text.bytes().enumerate() {
         let escaped = match byte {
@@ -476,6 +498,15 @@ fn escape_into(out: &mut String, text: &str) {
     }
     out.push_str(&text[plain_from..]);
     out.push('"');
+}
+
+/// Whether any byte of `text` needs an escape in a JSON string. Every byte is looked at
+/// without stopping early, which lets the compiler check many bytes per instruction: the
+/// answer is almost always no, and the loop in [`escape_into`] looks at one byte at a time.
+fn needs_escape(text: &str) -> bool {
+    text.bytes().fold(false, |found, b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 /// Something that consumes events. `accept` must return at once.
@@ -523,9 +554,9 @@ mod tests {
 
     fn request() -> RequestInfo {
         RequestInfo {
-            id: "r1".into(),
+            id: RequestId::new(1, 1),
             client_ip: "192.0.2.1".parse().expect("ip"),
-            method: "POST".into(),
+            method: http::Method::POST,
             path: "/login".into(),
             user_id: None,
         }

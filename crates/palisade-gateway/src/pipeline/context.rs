@@ -62,7 +62,7 @@ impl Outcome {
 #[derive(Debug)]
 pub struct RequestContext {
     /// The gateway's id for this request.
-    pub id: String,
+    pub id: RequestId,
     /// The socket peer.
     pub peer: SocketAddr,
     /// The address the connection arrived on, when known.
@@ -104,12 +104,58 @@ fn process_id() -> u32 {
     *PID.get_or_init(std::process::id)
 }
 
+/// The gateway's id for a request: the process id and a sequence number, written as at
+/// least sixteen hex digits (`0000a1b20000002a`). Kept as numbers and written only when a
+/// log line or an event needs the text: most requests never do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId {
+    process: u32,
+    seq: u64,
+}
+
+impl RequestId {
+    /// The next id of this process.
+    pub fn next() -> Self {
+        Self {
+            process: process_id(),
+            seq: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The id with sequence number `seq` in process `process`.
+    pub fn new(process: u32, seq: u64) -> Self {
+        Self { process, seq }
+    }
+
+    /// Appends the id's text to `out`: what `Display` writes, without a formatter.
+    pub fn push_to(&self, out: &mut String) {
+        push_hex(out, u64::from(self.process));
+        push_hex(out, self.seq);
+    }
+}
+
+/// Appends `value` in lower-case hex, padded with zeros to eight digits (`{value:08x}`).
+fn push_hex(out: &mut String, value: u64) {
+    let digits = (16 - value.leading_zeros() as usize / 4).max(8);
+    for at in (0..digits).rev() {
+        let nibble = (value >> (at * 4)) as u8 & 0xf;
+        out.push(char::from(b"0123456789abcdef"[usize::from(nibble)]));
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::with_capacity(16);
+        self.push_to(&mut text);
+        f.write_str(&text)
+    }
+}
+
 impl RequestContext {
     /// A context for a request from `peer`.
     pub fn new(peer: SocketAddr, tls: bool, events: EventBus) -> Self {
-        let seq = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Self {
-            id: format!("{:08x}{seq:08x}", process_id()),
+            id: RequestId::next(),
             peer,
             local_addr: None,
             managed_verdict: None,
@@ -149,9 +195,9 @@ impl RequestContext {
     /// What identifies this request in events.
     pub fn request_info(&self, head: &http::request::Parts) -> RequestInfo {
         RequestInfo {
-            id: self.id.clone(),
+            id: self.id,
             client_ip: self.client_ip,
-            method: head.method.to_string(),
+            method: head.method.clone(),
             path: head.uri.path().to_string(),
             user_id: self.identity.as_ref().map(|i| i.user.clone()),
         }
@@ -160,5 +206,20 @@ impl RequestContext {
     /// The bus, for code that publishes outside a stage.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_read_as_process_then_sequence_in_hex() {
+        for (process, seq) in [(0, 0), (0xa1b2, 42), (u32::MAX, u64::from(u32::MAX) + 1)] {
+            let id = RequestId::new(process, seq);
+            assert_eq!(id.to_string(), format!("{process:08x}{seq:08x}"));
+        }
+        assert_eq!(RequestId::new(1, 0x2a).to_string(), "000000010000002a");
+        assert_ne!(RequestId::next(), RequestId::next());
     }
 }

@@ -175,9 +175,9 @@ fn session_events_carry_ids_and_reasons_but_no_secrets() {
     use palisade_policy::session::{PublicId, SessionEvent, SessionRefusal, UserId};
 
     let request = crate::events::RequestInfo {
-        id: "r1".into(),
+        id: crate::pipeline::RequestId::new(1, 1),
         client_ip: "192.0.2.1".parse().expect("ip"),
-        method: "GET".into(),
+        method: http::Method::GET,
         path: "/".into(),
         user_id: None,
     };

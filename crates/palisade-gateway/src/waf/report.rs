@@ -236,9 +236,9 @@ mod event_tests {
 
     fn request() -> RequestInfo {
         RequestInfo {
-            id: "r1".into(),
+            id: crate::pipeline::RequestId::new(1, 1),
             client_ip: "111.235.160.9".parse().expect("ip"),
-            method: "GET".into(),
+            method: http::Method::GET,
             path: "/account".into(),
             user_id: None,
         }

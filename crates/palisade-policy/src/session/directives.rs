@@ -82,11 +82,12 @@ impl Directives {
         let mut raw = Raw::default();
         let mut errors = Vec::new();
         for (name, value) in headers {
-            let slot = match name.to_ascii_lowercase() {
-                n if n == names.login => &mut raw.login,
-                n if n == names.roles => &mut raw.roles,
-                n if n == names.logout => &mut raw.logout,
-                n if n == names.rotate => &mut raw.rotate,
+            // Every response header passes here: compare without a lower-case copy of each.
+            let slot = match name {
+                n if lowers_to(n, &names.login) => &mut raw.login,
+                n if lowers_to(n, &names.roles) => &mut raw.roles,
+                n if lowers_to(n, &names.logout) => &mut raw.logout,
+                n if lowers_to(n, &names.rotate) => &mut raw.rotate,
                 _ => continue,
             };
             if slot.is_some_and(|prev| prev != value) {
@@ -149,6 +150,15 @@ fn login(user: &[u8], roles: Option<&[u8]>) -> Result<Login, DirectiveError> {
 fn is_true(value: &[u8]) -> bool {
     let value = value.trim_ascii();
     value == b"1" || value.eq_ignore_ascii_case(b"true")
+}
+
+/// Whether `name` lower-cased is `lower` (`name.to_ascii_lowercase() == lower`).
+fn lowers_to(name: &str, lower: &str) -> bool {
+    name.len() == lower.len()
+        && name
+            .bytes()
+            .zip(lower.bytes())
+            .all(|(n, l)| n.to_ascii_lowercase() == l)
 }
 
 #[cfg(test)]

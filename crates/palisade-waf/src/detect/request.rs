@@ -336,7 +336,7 @@ fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         host_is_address(req, host, out);
     }
     for h in req.headers {
-        let name = String::from_utf8_lossy(h.name).to_ascii_lowercase();
+        let name = crate::request::lower_case_name(h.name);
         if h.value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
             push(
                 out,
@@ -348,7 +348,7 @@ fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
                 h.value,
             );
         }
-        match name.as_str() {
+        match &*name {
             "proxy" => push(
                 out,
                 DetectorKind::Protocol,
@@ -567,7 +567,11 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         "sid",
     ];
     let query = req.raw_query().to_ascii_lowercase();
-    let path = req.raw_path().to_ascii_lowercase();
+    // Only a path with a `;` can hold `;jsessionid=`: lower-case a copy of no other.
+    let path = match memchr::memchr(b';', req.raw_path()) {
+        Some(_) => req.raw_path().to_ascii_lowercase(),
+        None => Vec::new(),
+    };
     let in_query = query.split(|&b| b == b'&').any(|p| {
         let name = p.split(|&b| b == b'=').next().unwrap_or_default();
         NAMES.iter().any(|n| {

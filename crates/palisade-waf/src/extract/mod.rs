@@ -510,8 +510,7 @@ pub fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
                 push_pair(out, Source::CookieName, Source::Cookie, name, value);
             }
         } else {
-            let name =
-                String::from_utf8_lossy(&h.name[..h.name.len().min(64)]).to_ascii_lowercase();
+            let name = crate::request::lower_case_name(&h.name[..h.name.len().min(64)]);
             if inspected_header(&name) {
                 out.push(Source::Header, &name, h.value.into(), Plus::Literal);
             }

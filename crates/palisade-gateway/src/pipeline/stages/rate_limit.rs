@@ -192,7 +192,13 @@ fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
 fn rate_limit_key(rule: &RateLimitRule, ctx: &RequestContext, headers: &HeaderMap) -> String {
     let name = &rule.name;
     match &rule.key {
-        KeySpec::Ip => format!("{name}:ip:{}", ip_key(ctx.client_ip)),
+        KeySpec::Ip => {
+            let mut key = String::with_capacity(name.len() + 24);
+            key.push_str(name);
+            key.push_str(":ip:");
+            push_ip_key(&mut key, ctx.client_ip);
+            key
+        }
         KeySpec::Route => format!("{name}:route:{}", rule.path),
         KeySpec::Global => format!("{name}:global"),
         // The identity stage (slot 3) ran before; anonymous requests count by IP, so
@@ -220,11 +226,19 @@ fn header_key(
 
 /// The client address as a key: IPv4 as is, IPv6 by its /64 network.
 pub fn ip_key(ip: IpAddr) -> String {
+    let mut key = String::with_capacity(24);
+    push_ip_key(&mut key, ip);
+    key
+}
+
+/// Appends [`ip_key`] of `ip` to `out`.
+fn push_ip_key(out: &mut String, ip: IpAddr) {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(_) => crate::client_ip::push_ip(out, ip),
         IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
             let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            let _ = write!(out, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
         }
     }
 }

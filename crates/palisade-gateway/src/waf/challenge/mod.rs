@@ -151,13 +151,14 @@ impl Challenge {
             self.clock.now_ms(),
             id,
         );
+        let request_id = ctx.id.to_string();
         let content = PageContent {
             token: &puzzle.token,
             difficulty: puzzle.difficulty,
             action: CHALLENGE_PATH,
             return_to,
             notice,
-            request_id: &ctx.id,
+            request_id: &request_id,
         };
         Ok(page::render(StatusCode::FORBIDDEN, &content))
     }
