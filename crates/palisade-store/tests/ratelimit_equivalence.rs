@@ -104,6 +104,21 @@ fn redis_limiter(
         .dangerous_use_caller_time()
 }
 
+fn runner(cases: u32) -> TestRunner {
+    TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+/// A prefix for one case's keys, unique to it, so earlier cases (and earlier runs) cannot
+/// interfere.
+fn case_nonce(counter: &AtomicU64, start: u64) -> String {
+    let case = counter.fetch_add(1, Ordering::Relaxed);
+    format!("{}:{case}", start ^ u64::from(std::process::id()) << 20)
+}
+
 #[test]
 fn memory_and_redis_decide_identically_for_random_timings() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -115,21 +130,14 @@ fn memory_and_redis_decide_identically_for_random_timings() {
     let redis = redis_limiter(&runtime, &clock, "equivalence");
     let case = AtomicU64::new(0);
 
-    let mut runner = TestRunner::new(Config {
-        cases: 128,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&scenario(), |(quota, start, requests)| {
-        // Keys unique to this case, so earlier cases (and earlier runs) cannot interfere.
-        let case = case.fetch_add(1, Ordering::Relaxed);
-        let nonce = start ^ u64::from(std::process::id()) << 20;
+    let result = runner(128).run(&scenario(), |(quota, start, requests)| {
+        let nonce = case_nonce(&case, start);
         let memory = MemoryRateLimiter::new(clock.clone(), 1_000);
         let mut now = start;
         for (i, request) in requests.iter().enumerate() {
             now = request.step.next(now, quota.window_ms());
             clock.set(now);
-            let key = format!("{nonce}:{case}:k{}", request.key);
+            let key = format!("{nonce}:k{}", request.key);
             let in_memory = memory.check_at(&key, &quota, now);
             let in_redis = runtime
                 .block_on(redis.check(&key, &quota))
@@ -186,21 +194,15 @@ fn decisions_batched_into_one_script_call_match_taking_them_one_by_one() {
     let case = AtomicU64::new(0);
     let decisions = AtomicU64::new(0);
 
-    let mut runner = TestRunner::new(Config {
-        cases: 64,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&scenario(), |(quota, start, requests)| {
-        let case = case.fetch_add(1, Ordering::Relaxed);
-        let nonce = start ^ u64::from(std::process::id()) << 20;
+    let result = runner(64).run(&scenario(), |(quota, start, requests)| {
+        let nonce = case_nonce(&case, start);
         let memory = MemoryRateLimiter::new(clock.clone(), 1_000);
         let mut now = start;
         let mut expected = Vec::new();
         let mut checks: Vec<Check<'_>> = Vec::new();
         for request in &requests {
             now = request.step.next(now, quota.window_ms());
-            let key = format!("{nonce}:{case}:k{}", request.key);
+            let key = format!("{nonce}:k{}", request.key);
             expected.push(memory.check_at(&key, &quota, now));
             let (clock, redis) = (clock.clone(), &redis);
             checks.push(Box::pin(async move {
