@@ -370,11 +370,19 @@ async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
     // load balancer must keep sending it traffic; only `"deny"` makes the outage unready.
     let fails_closed = gateway.runtime().config.state.on_error == OnError::Deny;
     let ready = upstream_ok && (state_ok || !fails_closed);
+    // Shown, never unready: without its session store an instance still serves every request
+    // that carries no session cookie, and taking every instance out would stop those too.
+    let sessions = &services.sessions.sessions;
+    let sessions_ok = matches!(
+        tokio::time::timeout(Duration::from_secs(2), sessions.store_reachable()).await,
+        Ok(true)
+    );
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let body = serde_json::json!({
         "ready": ready,
         "upstream": word(upstream_ok),
         "state": { "backend": backend, "status": word(state_ok) },
+        "sessions": { "store": sessions.backend(), "status": word(sessions_ok) },
     });
     let status = if ready {
         StatusCode::OK

@@ -208,3 +208,31 @@ async fn a_redis_restart_between_requests_costs_no_request_its_answer() {
     assert_eq!(metric(&palisade, label).await, 0);
     palisade.shutdown().await;
 }
+
+/// `/readyz` shows whether the session store answers, and stays ready without it: requests
+/// without a session cookie are still served.
+#[tokio::test]
+async fn readiness_shows_a_redis_session_store_going_away() {
+    let upstream = Upstream::start().await;
+    let port = free_port();
+    let redis = OwnRedis::start(port).await;
+    let prefix = unique_prefix("ready-sessions");
+    let config = format!(
+        "{}\n[session]\nstore = \"redis\"\nredis_prefix = \"{prefix}session:\"\n",
+        redis_config(port, &prefix, "local")
+    );
+    let palisade = start_palisade(&upstream.url(), &config).await;
+    let readyz = format!("http://{}/readyz", palisade.admin_addr);
+
+    let before = get(&readyz, &[]).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+    assert_eq!(before.json()["sessions"]["store"], "redis");
+    assert_eq!(before.json()["sessions"]["status"], "ok");
+
+    redis.stop();
+    let after = get(&readyz, &[]).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+    assert_eq!(after.json()["sessions"]["status"], "unreachable");
+    assert_eq!(after.json()["ready"], true);
+    palisade.shutdown().await;
+}

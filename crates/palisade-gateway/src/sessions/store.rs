@@ -13,8 +13,6 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::services::ServicesError;
 
-// TODO: `/readyz` does not probe the session store (the store trait has no ping); a Redis
-// session store outage shows only as 503s to requests that carry a session cookie.
 /// Opens the configured store. SQLite is opened on the blocking pool; Redis must answer.
 pub(super) async fn open(config: &Config) -> Result<Arc<dyn SessionStore>, ServicesError> {
     let file = &config.session.file;

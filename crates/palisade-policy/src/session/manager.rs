@@ -183,6 +183,11 @@ impl Sessions {
         self.store.backend()
     }
 
+    /// Whether the store answers, for readiness probes.
+    pub async fn store_reachable(&self) -> bool {
+        self.store.ping().await.is_ok()
+    }
+
     /// Request phase: finds the session of the request's `Cookie` headers, rotating or
     /// touching it as due.
     pub async fn resolve<'a>(

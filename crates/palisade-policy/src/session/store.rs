@@ -90,4 +90,10 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
     /// A short name for logs and metrics: `memory`, `sqlite`, `redis`.
     fn backend(&self) -> &'static str;
+
+    /// Checks that the store answers, for readiness probes. Stores in this process (memory,
+    /// a local SQLite file) always do.
+    async fn ping(&self) -> Result<(), SessionStoreError> {
+        Ok(())
+    }
 }

@@ -255,6 +255,15 @@ where
         call.invoke_async(&mut conn).await.map_err(unavailable)
     }
 
+    async fn ping(&self) -> Result<(), SessionStoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
     async fn sweep(&self, now: UnixMillis) -> Result<u64, SessionStoreError> {
         let mut total = 0;
         loop {
