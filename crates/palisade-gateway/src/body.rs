@@ -2,9 +2,11 @@
 //!
 //! Nothing here buffers a whole body. [`RequestBody`] lets pipeline stages read a bounded
 //! prefix (WAF inspection, upload sniffing) and then forwards that prefix followed by the
-//! rest of the stream, counting bytes against `max_body_size` as they pass, and waiting at
-//! most `body_read_timeout` for each next piece: a client that stops sending its body
-//! (a slow-body attack) cannot hold its connection, and an upstream connection, forever.
+//! rest of the stream, counting bytes against `max_body_size` as they pass, waiting at
+//! most `body_read_timeout` for each next piece, and, once that long has passed, requiring
+//! an average of `min_body_rate` bytes per second: a client that stops sending its body, or
+//! sends it a byte now and then (slow-body attacks), cannot hold its connection, and an
+//! upstream connection, for long.
 
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
@@ -14,7 +16,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::GatewayError;
 
@@ -52,6 +54,43 @@ pub struct BodyLimitExceeded(pub u64);
 #[error("request body stalled for more than {}s", .0.as_secs())]
 pub struct BodyStalled(pub Duration);
 
+/// The client's body fell below `min_body_rate` bytes per second on average.
+#[derive(Debug, thiserror::Error)]
+#[error("request body slower than {0} bytes per second")]
+pub struct BodyTooSlow(pub u64);
+
+/// How fast a client must send its body.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    /// The longest wait for the next frame.
+    pub stall: Duration,
+    /// Bytes per second the body must average once `stall` has passed since it began; 0
+    /// checks nothing.
+    pub min_rate: u64,
+}
+
+/// Why counting a frame ended the body.
+enum CountError {
+    TooLarge(BodyLimitExceeded),
+    TooSlow(BodyTooSlow),
+}
+
+impl CountError {
+    fn into_gateway(self) -> GatewayError {
+        match self {
+            Self::TooLarge(e) => GatewayError::BodyTooLarge { limit: e.0 },
+            Self::TooSlow(e) => GatewayError::BodyTooSlow(e.0),
+        }
+    }
+
+    fn into_boxed(self) -> BoxError {
+        match self {
+            Self::TooLarge(e) => Box::new(e),
+            Self::TooSlow(e) => Box::new(e),
+        }
+    }
+}
+
 /// The request body: a prefix already read by stages, then the unread stream; or a body a
 /// stage put in its place ([`RequestBody::replace`]).
 #[derive(Debug)]
@@ -61,8 +100,10 @@ pub struct RequestBody {
     trailers: Option<http::HeaderMap>,
     limit: u64,
     seen: u64,
-    /// The longest wait for the next frame of the client's body.
-    stall: Duration,
+    /// How fast the client must send.
+    pace: BodyPace,
+    /// When the body began: the pace is measured from here.
+    started: Instant,
     /// Running while the forwarder waits for a frame; reset by each frame.
     stall_timer: Option<Pin<Box<Sleep>>>,
     /// Stages hold `&GatewayRequest` across awaits, so the body must be `Sync`; the mutex
@@ -71,9 +112,9 @@ pub struct RequestBody {
 }
 
 impl RequestBody {
-    /// Wraps the client's body, refusing more than `limit` bytes and any wait of more than
-    /// `stall` for its next frame.
-    pub fn new(incoming: hyper::body::Incoming, limit: u64, stall: Duration) -> Self {
+    /// Wraps the client's body, refusing more than `limit` bytes and a body slower than
+    /// `pace`.
+    pub fn new(incoming: hyper::body::Incoming, limit: u64, pace: BodyPace) -> Self {
         let rest = (!incoming.is_end_stream()).then_some(incoming);
         Self {
             prefix: BytesMut::new(),
@@ -81,7 +122,8 @@ impl RequestBody {
             trailers: None,
             limit,
             seen: 0,
-            stall,
+            pace,
+            started: Instant::now(),
             stall_timer: None,
             replaced: None,
         }
@@ -95,7 +137,11 @@ impl RequestBody {
             trailers: None,
             limit: 0,
             seen: 0,
-            stall: Duration::MAX,
+            pace: BodyPace {
+                stall: Duration::MAX,
+                min_rate: 0,
+            },
+            started: Instant::now(),
             stall_timer: None,
             replaced: None,
         }
@@ -124,16 +170,15 @@ impl RequestBody {
             let Some(incoming) = self.rest.as_mut() else {
                 break;
             };
-            let Ok(frame) = tokio::time::timeout(self.stall, incoming.frame()).await else {
-                return Err(GatewayError::BodyTimeout(self.stall));
+            let Ok(frame) = tokio::time::timeout(self.pace.stall, incoming.frame()).await else {
+                return Err(GatewayError::BodyTimeout(self.pace.stall));
             };
             match frame {
                 None => self.rest = None,
                 Some(Err(err)) => return Err(GatewayError::BadBody(err.to_string())),
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
-                        self.count(data.len())
-                            .map_err(|e| GatewayError::BodyTooLarge { limit: e.0 })?;
+                        self.count(data.len()).map_err(CountError::into_gateway)?;
                         self.prefix.extend_from_slice(&data);
                     }
                     Err(frame) => {
@@ -162,10 +207,13 @@ impl RequestBody {
         self.rest.is_none()
     }
 
-    fn count(&mut self, len: usize) -> Result<(), BodyLimitExceeded> {
+    fn count(&mut self, len: usize) -> Result<(), CountError> {
         self.seen = self.seen.saturating_add(len as u64);
         if self.seen > self.limit {
-            return Err(BodyLimitExceeded(self.limit));
+            return Err(CountError::TooLarge(BodyLimitExceeded(self.limit)));
+        }
+        if self.pace.min_rate > 0 && behind_pace(self.seen, self.started.elapsed(), self.pace) {
+            return Err(CountError::TooSlow(BodyTooSlow(self.pace.min_rate)));
         }
         Ok(())
     }
@@ -192,7 +240,7 @@ impl Body for RequestBody {
         };
         let polled = Pin::new(incoming).poll_frame(cx);
         if polled.is_pending() {
-            let stall = this.stall;
+            let stall = this.pace.stall;
             let timer = this
                 .stall_timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
@@ -214,9 +262,9 @@ impl Body for RequestBody {
             Some(Ok(frame)) => frame,
         };
         if let Some(data) = frame.data_ref() {
-            if let Err(exceeded) = this.count(data.len()) {
+            if let Err(err) = this.count(data.len()) {
                 this.rest = None;
-                return Poll::Ready(Some(Err(Box::new(exceeded))));
+                return Poll::Ready(Some(Err(err.into_boxed())));
             }
         }
         Poll::Ready(Some(Ok(frame)))
@@ -255,6 +303,17 @@ impl Body for RequestBody {
     }
 }
 
+/// Whether `seen` bytes, `elapsed` after a body began, fall behind `pace`: the first
+/// `pace.stall` is free (a client may think before it sends), then every second asks for
+/// `pace.min_rate` more bytes.
+fn behind_pace(seen: u64, elapsed: Duration, pace: BodyPace) -> bool {
+    let Some(paced) = elapsed.checked_sub(pace.stall) else {
+        return false;
+    };
+    let owed = u128::from(pace.min_rate) * paced.as_millis() / 1_000;
+    u128::from(seen) < owed
+}
+
 /// Finds why a forwarded request failed on the client's side, if it did: a body error of
 /// ours somewhere in the error's source chain.
 pub fn client_fault(error: &(dyn std::error::Error + 'static)) -> Option<GatewayError> {
@@ -266,10 +325,38 @@ pub fn client_fault(error: &(dyn std::error::Error + 'static)) -> Option<Gateway
         if let Some(stalled) = err.downcast_ref::<BodyStalled>() {
             return Some(GatewayError::BodyTimeout(stalled.0));
         }
+        if let Some(slow) = err.downcast_ref::<BodyTooSlow>() {
+            return Some(GatewayError::BodyTooSlow(slow.0));
+        }
         if let Some(bad) = err.downcast_ref::<ClientBodyError>() {
             return Some(GatewayError::BadBody(bad.0.clone()));
         }
         cause = err.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACE: BodyPace = BodyPace {
+        stall: Duration::from_secs(10),
+        min_rate: 500,
+    };
+
+    #[test]
+    fn the_first_stall_is_free_then_every_second_owes_min_rate_bytes() {
+        assert!(!behind_pace(0, Duration::from_secs(10), PACE));
+        assert!(!behind_pace(500, Duration::from_secs(11), PACE));
+        assert!(behind_pace(499, Duration::from_secs(11), PACE));
+        assert!(behind_pace(4_999, Duration::from_secs(20), PACE));
+        assert!(!behind_pace(5_000, Duration::from_millis(20_000), PACE));
+        // The sum cannot overflow, however large the rate or long the wait.
+        let fast = BodyPace {
+            min_rate: u64::MAX,
+            ..PACE
+        };
+        assert!(behind_pace(u64::MAX, Duration::from_secs(1 << 40), fast));
+    }
 }

@@ -155,10 +155,8 @@ impl<T> GuardedIo<T> {
     }
 
     /// When the connection should be closed if nothing more arrives, or `None` while a
-    /// request is in flight (its body's pace is bounded by `body_read_timeout` in
-    /// [`crate::body::RequestBody`], which sees HTTP/2 streams too).
-    // TODO: a minimum body data rate; a client sending one byte every `body_read_timeout`
-    // still holds its connection (and an upstream connection) until `max_body_size`.
+    /// request is in flight (its body's pace is bounded by `body_read_timeout` and
+    /// `min_body_rate` in [`crate::body::RequestBody`], which sees HTTP/2 streams too).
     fn deadline(&self) -> Option<Instant> {
         if let Some(started) = self.head_started {
             return Some(started + self.timeouts.header_read);

@@ -80,6 +80,9 @@ pub enum GatewayError {
     /// (or an upload rule's `body_read_timeout`).
     #[error("request body stalled for more than {}s", .0.as_secs())]
     BodyTimeout(std::time::Duration),
+    /// The client's body fell below `[server] min_body_rate` bytes per second on average.
+    #[error("request body slower than {0} bytes per second")]
+    BodyTooSlow(u64),
     /// An upload could not be spooled (disk full, I/O error); nothing was forwarded.
     #[error("upload spool failed: {0}")]
     UploadSpool(String),
@@ -96,7 +99,8 @@ impl GatewayError {
             | Self::BadBody(_)
             | Self::UriTooLong { .. }
             | Self::BodyTooLarge { .. }
-            | Self::BodyTimeout(_) => ErrorSource::Client,
+            | Self::BodyTimeout(_)
+            | Self::BodyTooSlow(_) => ErrorSource::Client,
             Self::UploadRefused(refused) => upload::source(refused),
             Self::UpstreamConnect(_) | Self::UpstreamTimeout | Self::UpstreamProtocol(_) => {
                 ErrorSource::Upstream
@@ -122,6 +126,7 @@ impl GatewayError {
             Self::Internal(_) => "internal",
             Self::UploadRefused(_) => "upload_refused",
             Self::BodyTimeout(_) => "body_timeout",
+            Self::BodyTooSlow(_) => "body_too_slow",
             Self::UploadSpool(_) => "upload_spool",
             Self::UploadSpoolFull(_) => "upload_spool_full",
         }
@@ -138,7 +143,7 @@ impl GatewayError {
             Self::StateUnavailable | Self::UploadSpoolFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) | Self::UploadSpool(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UploadRefused(refused) => upload::status(refused),
-            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTimeout(_) | Self::BodyTooSlow(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -161,7 +166,9 @@ impl GatewayError {
             Self::Internal(_) | Self::UploadSpool(_) | Self::UploadRefused(_) => {
                 "Something went wrong on our side."
             }
-            Self::BodyTimeout(_) => "The request body did not arrive in time.",
+            Self::BodyTimeout(_) | Self::BodyTooSlow(_) => {
+                "The request body did not arrive in time."
+            }
             Self::UploadSpoolFull(_) => "Uploads are temporarily unavailable; try again later.",
         };
         let mut response = short_page(self.status(), sentence, request_headers);
@@ -174,7 +181,7 @@ impl GatewayError {
         // A stalled body leaves the connection mid-message (RFC 9110 §15.5.9: close it).
         if matches!(
             self,
-            Self::BadFraming(_) | Self::BadBody(_) | Self::BodyTimeout(_)
+            Self::BadFraming(_) | Self::BadBody(_) | Self::BodyTimeout(_) | Self::BodyTooSlow(_)
         ) {
             response
                 .headers_mut()

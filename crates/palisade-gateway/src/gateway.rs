@@ -14,7 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tracing::{debug, info, warn};
 
-use crate::body::{BoxError, GatewayBody, RequestBody};
+use crate::body::{BodyPace, BoxError, GatewayBody, RequestBody};
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::conn::{ConnShared, InFlight};
 use crate::error::{ErrorSource, GatewayError};
@@ -180,11 +180,14 @@ impl Gateway {
 
         let (head, incoming) = request.into_parts();
         let max_body = runtime.config.server.max_body_size.0;
-        let stall = runtime.config.server.body_read_timeout.0;
+        let pace = BodyPace {
+            stall: runtime.config.server.body_read_timeout.0,
+            min_rate: runtime.config.server.min_body_rate.0,
+        };
         let request_head = response_phase_head(&head);
         let mut request = GatewayRequest {
             head,
-            body: RequestBody::new(incoming, max_body, stall),
+            body: RequestBody::new(incoming, max_body, pace),
         };
         let (response, unread) = match runtime.pipeline.run_request(&mut request, &mut ctx).await {
             Ok(Some(answer)) => (Ok(answer), request.body.take_unread()),

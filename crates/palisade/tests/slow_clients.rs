@@ -1,6 +1,7 @@
 //! Clients that send their request body slowly or not at all, against a real palisade and
 //! a real upstream: each is answered 408 and closed once `body_read_timeout` passes without
-//! a byte, instead of holding a connection (and an upstream connection) for ever.
+//! a byte, or once the body falls behind `min_body_rate`, instead of holding a connection
+//! (and an upstream connection) for ever.
 
 mod common;
 
@@ -61,6 +62,36 @@ async fn a_form_body_read_for_its_csrf_field_is_bounded_too() {
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
     );
     let reply = stall_after(palisade.proxy_addr, &head, b"name=x").await;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    palisade.shutdown().await;
+}
+
+/// A byte every 200 ms never stalls for `body_read_timeout`, so only the minimum rate ends
+/// it: 100 bytes per second are owed once the first second has passed.
+#[tokio::test]
+async fn a_body_trickled_a_byte_at_a_time_falls_behind_the_minimum_rate_and_gets_408() {
+    let upstream = Upstream::start().await;
+    let config = format!("{CONFIG}min_body_rate = \"100B\"\n");
+    let palisade = start_palisade(&upstream.url(), &config).await;
+    let stream = TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n";
+    writer.write_all(head.as_bytes()).await.expect("head");
+    // Trickles until palisade closes the connection (or 20 s, which fails the test).
+    let trickle = tokio::spawn(async move {
+        for _ in 0..150 {
+            if writer.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut reply)).await;
+    trickle.abort();
+    let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     palisade.shutdown().await;
 }

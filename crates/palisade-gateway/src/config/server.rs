@@ -44,6 +44,11 @@ pub struct ServerConfig {
     /// answered 408 (or its forwarding is cut off) and the connection closed (stops slow-body
     /// attacks). Default `30s`.
     pub body_read_timeout: HumanDuration,
+    /// Bytes per second a request body must average once its first `body_read_timeout` has
+    /// passed: a body that falls behind is answered 408 (or its forwarding is cut off) and
+    /// the connection closed, so a client sending a byte now and then cannot hold a
+    /// connection until `max_body_size`. `0` turns it off. Default `500B`.
+    pub min_body_rate: ByteSize,
     /// Time an idle keep-alive connection stays open between requests. Default `60s`.
     pub idle_timeout: HumanDuration,
     /// On SIGTERM, how long in-flight requests may take to finish. Default `30s`.
@@ -66,6 +71,7 @@ impl Default for ServerConfig {
             workers: 0,
             header_read_timeout: secs(10),
             body_read_timeout: secs(30),
+            min_body_rate: ByteSize(500),
             idle_timeout: secs(60),
             shutdown_timeout: secs(30),
             tls: None,

@@ -18,6 +18,7 @@ fn every_variant() -> Vec<GatewayError> {
         GatewayError::Internal("pool poisoned at src/x.rs:12".into()),
         refused(Reason::Malware, "clamd found Secret.Sig at src/x.rs"),
         GatewayError::BodyTimeout(std::time::Duration::from_secs(10)),
+        GatewayError::BodyTooSlow(500),
         GatewayError::UploadSpool("no space left on /var/secret-internal-host".into()),
         GatewayError::UploadSpoolFull(crate::upload::SpoolFull { limit: 123_456_789 }),
     ]
@@ -48,7 +49,7 @@ fn expected(error: &GatewayError) -> (u16, ErrorSource) {
         GatewayError::StateUnavailable | GatewayError::UploadSpoolFull(_) => (503, Internal),
         GatewayError::Internal(_) | GatewayError::UploadSpool(_) => (500, Internal),
         GatewayError::UploadRefused(_) => (422, Client),
-        GatewayError::BodyTimeout(_) => (408, Client),
+        GatewayError::BodyTimeout(_) | GatewayError::BodyTooSlow(_) => (408, Client),
     }
 }
 

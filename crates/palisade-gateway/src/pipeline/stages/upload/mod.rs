@@ -243,8 +243,7 @@ where
             Ok(Some(Err(err))) => return Err(Failure::Error(client_error(&err))),
             Ok(Some(Ok(frame))) => frame,
         };
-        // TODO: a minimum data rate over the whole body; a client sending a byte every
-        // `body_read_timeout` holds its connection and spool until `max_body_size`.
+        // `body` is the request's `RequestBody`, which also holds it to `min_body_rate`.
         // Trailers are dropped: the forwarded body has a fixed length and no chunking.
         if let Some(data) = frame.data_ref() {
             inspection.feed(data).await?;
