@@ -303,6 +303,9 @@ impl Body for RequestBody {
     }
 }
 
+// TODO: the pace counts time palisade did not read because the upstream was slow to take
+// the body (backpressure) against the client; an upstream that reads a large body at under
+// `min_body_rate` gets its clients 408s. Counting only the time spent waiting would fix it.
 /// Whether `seen` bytes, `elapsed` after a body began, fall behind `pace`: the first
 /// `pace.stall` is free (a client may think before it sends), then every second asks for
 /// `pace.min_rate` more bytes.
