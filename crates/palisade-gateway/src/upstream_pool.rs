@@ -58,6 +58,8 @@ pub struct UpstreamPool {
     idle_timeout: Duration,
     max_idle: usize,
     idle: Mutex<Vec<Idle>>,
+    /// Whether the task closing expired idle connections has been started.
+    sweeping: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -96,6 +98,7 @@ impl UpstreamPool {
             idle_timeout,
             max_idle,
             idle: Mutex::new(Vec::new()),
+            sweeping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -134,9 +137,6 @@ impl UpstreamPool {
     }
 
     /// The most recently used open connection, dropping closed and expired ones on the way.
-    // TODO: close idle connections on a timer; until then `pool_idle_timeout` is applied
-    // when the pool is next used, and a pool left idle keeps up to `pool_max_idle` upstream
-    // sockets open until traffic resumes or the upstream closes them.
     fn check_out(&self) -> Option<SendRequest<RequestBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(entry) = idle.pop() {
@@ -166,8 +166,44 @@ impl UpstreamPool {
         idle.push(Idle { sender, since: now });
     }
 
+    /// Closes the idle connections that expired. A pool left alone (traffic stopped, or a
+    /// reload replaced it) would otherwise keep up to `pool_max_idle` upstream sockets open
+    /// until the upstream closed them.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|entry| {
+            !entry.sender.is_closed() && now.duration_since(entry.since) < self.idle_timeout
+        });
+    }
+
+    /// Starts, once per pool, a task on this worker's runtime that sweeps every
+    /// `pool_idle_timeout`; it ends with the pool.
+    fn start_sweeping(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.sweeping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        let period = self.idle_timeout;
+        if period.is_zero() {
+            return; // nothing is kept idle at all
+        }
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+            loop {
+                ticks.tick().await;
+                let Some(pool) = pool.upgrade() else {
+                    return;
+                };
+                pool.sweep();
+            }
+        });
+    }
+
     /// A new connection, driven by its own task on this worker's runtime.
-    async fn connect(&self) -> Result<SendRequest<RequestBody>, PoolError> {
+    async fn connect(self: &Arc<Self>) -> Result<SendRequest<RequestBody>, PoolError> {
+        self.start_sweeping();
         let connect = TcpStream::connect(self.address.as_str());
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
             Err(_) => return Err(PoolError::ConnectTimeout),

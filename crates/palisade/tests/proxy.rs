@@ -483,3 +483,31 @@ async fn clients_get_http_1_1_whatever_version_the_upstream_speaks() {
     assert!(reply.ends_with("ok"), "{reply}");
     palisade.shutdown().await;
 }
+
+/// An idle pooled connection is closed once `pool_idle_timeout` has passed, even when no
+/// request comes to notice it: the upstream reads the end of the stream.
+#[tokio::test]
+async fn an_idle_upstream_connection_is_closed_after_pool_idle_timeout_without_traffic() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = format!("{NO_LIMITS}[upstream]\npool_idle_timeout = \"1s\"\n");
+    let palisade = start_palisade(&format!("http://{addr}"), &config).await;
+    let url = format!("http://{}/", palisade.proxy_addr);
+    let client = tokio::spawn(async move { get(&url, &[]).await });
+
+    let (mut socket, _) = listener.accept().await.expect("palisade connects");
+    let mut buf = [0u8; 4096];
+    let _ = socket.read(&mut buf).await.expect("request");
+    let reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    socket.write_all(reply.as_bytes()).await.expect("reply");
+    assert_eq!(client.await.expect("client").status, StatusCode::OK);
+
+    // Kept alive in the pool, then closed by the sweep within twice the idle timeout; 20 s
+    // only bounds the test.
+    let end = tokio::time::timeout(Duration::from_secs(20), socket.read(&mut buf)).await;
+    assert!(matches!(end, Ok(Ok(0))), "connection still open: {end:?}");
+    palisade.shutdown().await;
+}
