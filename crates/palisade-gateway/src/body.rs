@@ -102,8 +102,8 @@ pub struct RequestBody {
     seen: u64,
     /// How fast the client must send.
     pace: BodyPace,
-    /// When the body began: the pace is measured from here.
-    started: Instant,
+    /// When the body began, for a request that has one: the pace is measured from here.
+    started: Option<Instant>,
     /// Running while the forwarder waits for a frame; reset by each frame.
     stall_timer: Option<Pin<Box<Sleep>>>,
     /// Stages hold `&GatewayRequest` across awaits, so the body must be `Sync`; the mutex
@@ -116,6 +116,8 @@ impl RequestBody {
     /// `pace`.
     pub fn new(incoming: hyper::body::Incoming, limit: u64, pace: BodyPace) -> Self {
         let rest = (!incoming.is_end_stream()).then_some(incoming);
+        // A clock read only for requests with a body: most have none.
+        let started = rest.is_some().then(Instant::now);
         Self {
             prefix: BytesMut::new(),
             rest,
@@ -123,7 +125,7 @@ impl RequestBody {
             limit,
             seen: 0,
             pace,
-            started: Instant::now(),
+            started,
             stall_timer: None,
             replaced: None,
         }
@@ -141,7 +143,7 @@ impl RequestBody {
                 stall: Duration::MAX,
                 min_rate: 0,
             },
-            started: Instant::now(),
+            started: None,
             stall_timer: None,
             replaced: None,
         }
@@ -212,7 +214,10 @@ impl RequestBody {
         if self.seen > self.limit {
             return Err(CountError::TooLarge(BodyLimitExceeded(self.limit)));
         }
-        if self.pace.min_rate > 0 && behind_pace(self.seen, self.started.elapsed(), self.pace) {
+        let Some(started) = self.started.filter(|_| self.pace.min_rate > 0) else {
+            return Ok(());
+        };
+        if behind_pace(self.seen, started.elapsed(), self.pace) {
             return Err(CountError::TooSlow(BodyTooSlow(self.pace.min_rate)));
         }
         Ok(())
