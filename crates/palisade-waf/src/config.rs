@@ -116,6 +116,16 @@ pub enum ExclusionTarget {
     Detector(DetectorKind),
 }
 
+/// Whether `path` is `prefix` or below it, a whole segment at a time: `/api/search` covers
+/// `/api/search` and `/api/search/x`, not `/api/searchx`. An exclusion switches inspection
+/// off, so it must not reach paths its author did not name.
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return false;
+    };
+    rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/')
+}
+
 impl Exclusion {
     /// Whether this exclusion silences a finding of `detector` in input `arg` under `path`.
     pub fn covers(&self, detector: DetectorKind, path: &str, arg: Option<&str>) -> bool {
@@ -126,7 +136,7 @@ impl Exclusion {
         let path_hit = self
             .path_prefix
             .as_deref()
-            .is_none_or(|prefix| path.starts_with(prefix));
+            .is_none_or(|prefix| under_prefix(path, prefix));
         let arg_hit = self.args.is_empty()
             || arg.is_some_and(|name| self.args.iter().any(|a| a.eq_ignore_ascii_case(name)));
         target_hit && path_hit && arg_hit
@@ -243,6 +253,17 @@ mod tests {
         assert!(ex.covers(DetectorKind::Shell, "/admin/run", Some("cmd")));
         assert!(!ex.covers(DetectorKind::Shell, "/public", Some("cmd")));
         assert!(!ex.covers(DetectorKind::Sqli, "/admin/run", Some("cmd")));
+    }
+
+    #[test]
+    fn an_exclusion_path_prefix_covers_whole_segments_only() {
+        assert!(under_prefix("/api/search", "/api/search"));
+        assert!(under_prefix("/api/search/deep", "/api/search"));
+        assert!(!under_prefix("/api/searchx", "/api/search"));
+        assert!(!under_prefix("/api/search-admin/run", "/api/search"));
+        assert!(under_prefix("/api/search/x", "/api/search/"));
+        assert!(!under_prefix("/api/search", "/api/search/"));
+        assert!(under_prefix("/anything", "/"));
     }
 
     #[test]
