@@ -138,13 +138,19 @@ impl UpstreamPool {
 
     /// The most recently used open connection, dropping closed and expired ones on the way.
     fn check_out(&self) -> Option<SendRequest<RequestBody>> {
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(entry) = idle.pop() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < self.idle_timeout {
+            if self.usable(&entry, now) {
                 return Some(entry.sender);
             }
         }
         None
+    }
+
+    /// Whether an idle connection is still open and not past `pool_idle_timeout`.
+    fn usable(&self, entry: &Idle, now: Instant) -> bool {
+        !entry.sender.is_closed() && now.duration_since(entry.since) < self.idle_timeout
     }
 
     fn check_in(&self, sender: SendRequest<RequestBody>) {
@@ -172,9 +178,7 @@ impl UpstreamPool {
     fn sweep(&self) {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|entry| {
-            !entry.sender.is_closed() && now.duration_since(entry.since) < self.idle_timeout
-        });
+        idle.retain(|entry| self.usable(entry, now));
     }
 
     /// Starts, once per pool, a task on this worker's runtime that sweeps every
