@@ -81,6 +81,16 @@ impl SharedConnection {
         Ok(connection)
     }
 
+    /// A new connection in place of one Redis closed while it sat idle (its `timeout`
+    /// setting, a restart), which shows only when the connection is next used.
+    pub async fn replace_dropped(
+        &self,
+        dropped: &RedisError,
+    ) -> Result<MultiplexedConnection, ConnectionError> {
+        self.report(dropped);
+        self.get().await
+    }
+
     /// Tells the connection a command failed; a broken connection is dropped so the next
     /// [`Self::get`] connects again.
     pub fn report(&self, error: &RedisError) {

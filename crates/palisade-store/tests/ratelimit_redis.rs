@@ -447,22 +447,25 @@ async fn a_connection_redis_closed_while_idle_is_replaced_without_a_failure() {
     store.primary().ping().await.expect("a new connection");
 }
 
+/// A limiter on the test's own Redis that waits `wait` to connect and for each command.
+async fn limiter_waiting(redis: &OwnRedis, test: &str, wait: Duration) -> RedisRateLimiter {
+    let options = RedisOptions {
+        connect_timeout: wait,
+        command_timeout: wait,
+        ..options(&redis.url(), test)
+    };
+    RedisRateLimiter::connect(&options, Arc::new(SystemClock))
+        .await
+        .expect("valid url")
+}
+
 #[tokio::test]
 async fn a_decision_its_caller_stopped_waiting_for_is_not_sent_to_redis() {
     // A caller gives up after `2 × (connect_timeout + command_timeout)` and takes on_error's
     // answer (or its request went away). Sent later, its decision used to be counted anyway:
     // after a 3 s stall, 208 of 600 clients answered 503 by on_error = "deny" were charged.
     let redis = OwnRedis::start();
-    let patient = RedisOptions {
-        connect_timeout: Duration::from_secs(10),
-        command_timeout: Duration::from_secs(10),
-        ..options(&redis.url(), "stale")
-    };
-    let limiter = Arc::new(
-        RedisRateLimiter::connect(&patient, Arc::new(SystemClock))
-            .await
-            .expect("valid url"),
-    );
+    let limiter = Arc::new(limiter_waiting(&redis, "stale", Duration::from_secs(10)).await);
     let five = quota(Algorithm::FixedWindow, 5, 3_600_000);
     limiter.check("warm", &five).await.expect("redis up");
 
@@ -493,14 +496,7 @@ async fn a_decision_its_caller_stopped_waiting_for_is_not_sent_to_redis() {
 #[tokio::test]
 async fn a_decision_given_up_on_while_its_connection_was_made_is_not_sent() {
     let redis = OwnRedis::start();
-    let patient = RedisOptions {
-        connect_timeout: Duration::from_secs(10),
-        command_timeout: Duration::from_secs(10),
-        ..options(&redis.url(), "stale-connect")
-    };
-    let limiter = RedisRateLimiter::connect(&patient, Arc::new(SystemClock))
-        .await
-        .expect("valid url");
+    let limiter = limiter_waiting(&redis, "stale-connect", Duration::from_secs(10)).await;
     let five = quota(Algorithm::FixedWindow, 5, 3_600_000);
 
     // No connection yet, and a stopped Redis: the connection waits for Redis's greeting.
@@ -517,16 +513,8 @@ async fn a_decision_given_up_on_while_its_connection_was_made_is_not_sent() {
 async fn decisions_queued_behind_a_failed_connect_fail_with_it_instead_of_waiting_out_their_limit()
 {
     let redis = OwnRedis::start();
-    let hasty = RedisOptions {
-        connect_timeout: Duration::from_millis(300),
-        command_timeout: Duration::from_millis(300),
-        ..options(&redis.url(), "failed-connect")
-    };
-    let limiter = Arc::new(
-        RedisRateLimiter::connect(&hasty, Arc::new(SystemClock))
-            .await
-            .expect("valid url"),
-    );
+    let limiter =
+        Arc::new(limiter_waiting(&redis, "failed-connect", Duration::from_millis(300)).await);
     let five = quota(Algorithm::FixedWindow, 5, 3_600_000);
 
     // A stopped Redis accepts the TCP connection but never greets: connecting times out.

@@ -209,8 +209,11 @@ impl Batcher {
             // TODO: a batch whose connection broke after Redis ran it is counted twice; the
             // cost is up to one batch of extra counts, refusing early, in a rare race.
             Err(err) if err.is_connection_dropped() => {
-                self.connection.report(&err);
-                let mut fresh = self.connection.get().await.map_err(unavailable)?;
+                let mut fresh = self
+                    .connection
+                    .replace_dropped(&err)
+                    .await
+                    .map_err(unavailable)?;
                 self.batches_sent.fetch_add(1, Ordering::Relaxed);
                 invocation
                     .invoke_async::<Vec<i64>>(&mut fresh)

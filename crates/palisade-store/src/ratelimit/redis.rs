@@ -134,8 +134,11 @@ impl RedisRateLimiter {
             Ok(_) => Ok(()),
             // As for decisions: a connection Redis closed while idle is replaced once.
             Err(err) if err.is_connection_dropped() => {
-                self.batcher.connection.report(&err);
-                let mut fresh = self.batcher.connection.get().await.map_err(unavailable)?;
+                let connection = &self.batcher.connection;
+                let mut fresh = connection
+                    .replace_dropped(&err)
+                    .await
+                    .map_err(unavailable)?;
                 match command.query_async::<String>(&mut fresh).await {
                     Ok(_) => Ok(()),
                     Err(err) => Err(self.batcher.failed(err)),
