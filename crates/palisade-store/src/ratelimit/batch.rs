@@ -126,20 +126,7 @@ impl Batcher {
     /// Sends batches until the queue is empty.
     async fn send_batches(self: Arc<Self>) {
         let mut sender = SenderSlot(Some(&self));
-        loop {
-            let batch: Vec<Waiting> = {
-                let mut queue = self.lock();
-                // A caller that stopped waiting (past `wait_limit`, so on_error answered it,
-                // or its request went away) was not decided by Redis: Redis must not count it.
-                queue.waiting.retain(|waiting| !waiting.reply.is_closed());
-                if queue.waiting.is_empty() {
-                    queue.in_flight -= 1;
-                    sender.0 = None;
-                    return;
-                }
-                let take = queue.waiting.len().min(MAX_BATCH);
-                queue.waiting.drain(..take).collect()
-            };
+        while let Some(batch) = self.next_batch() {
             // Connecting can take up to `connect_timeout`, or wait for another sender's try;
             // callers that gave up meanwhile are not sent either.
             let connection = self.connection.get().await;
@@ -165,20 +152,24 @@ impl Batcher {
                 Ok(connection) => self.run(&asks, connection).await,
                 Err(err) => Err(unavailable(err)),
             };
-            match answers {
-                Ok(answers) => {
-                    for (reply, answer) in replies.into_iter().zip(answers) {
-                        // The request may have gone away since its batch left; Redis counted it.
-                        let _ = reply.send(Ok(answer));
-                    }
-                }
-                Err(err) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                }
-            }
+            deliver(replies, answers);
         }
+        // `next_batch` gave the place back with the queue's lock held.
+        sender.0 = None;
+    }
+
+    /// Takes the next batch, or gives this sender's place back when nothing waits.
+    fn next_batch(&self) -> Option<Vec<Waiting>> {
+        let mut queue = self.lock();
+        // A caller that stopped waiting (past `wait_limit`, so on_error answered it, or its
+        // request went away) was not decided by Redis: Redis must not count it.
+        queue.waiting.retain(|waiting| !waiting.reply.is_closed());
+        if queue.waiting.is_empty() {
+            queue.in_flight -= 1;
+            return None;
+        }
+        let take = queue.waiting.len().min(MAX_BATCH);
+        Some(queue.waiting.drain(..take).collect())
     }
 
     /// One script call deciding `asks` in order.
@@ -249,6 +240,26 @@ impl Batcher {
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Hands each waiting caller its answer, or the batch's error.
+fn deliver(
+    replies: Vec<oneshot::Sender<Result<Reply, StoreError>>>,
+    answers: Result<Vec<Reply>, StoreError>,
+) {
+    match answers {
+        Ok(answers) => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                // The request may have gone away since its batch left; Redis counted it.
+                let _ = reply.send(Ok(answer));
+            }
+        }
+        Err(err) => {
+            for reply in replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
     }
 }
 
