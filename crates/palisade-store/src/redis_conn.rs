@@ -6,14 +6,23 @@
 //! `command_timeout`. After an I/O error the broken connection is dropped and the next
 //! caller connects again (one caller at a time, so an outage does not cause a stampede).
 //!
+//! `rediss://` URLs speak TLS (rustls) and always verify the server's certificate: against
+//! the public web roots, or against only the operator's CA when one is given ([`RedisCa`]).
+//! The redis crate's `#insecure` fragment, which switches verification off, is refused.
+//!
 //! Never logs or prints the URL, which may carry a password.
 
+use std::error::Error;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisError};
+use redis::{AsyncConnectionConfig, RedisError, TlsCertificates};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 // TODO: the connection is driven by a task on the runtime that connected first, so each
 // decision of every other gateway worker crosses threads twice; one connection per worker
@@ -32,24 +41,170 @@ pub struct SharedConnection {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     /// The URL could not be read. The URL itself is not repeated, as it may hold a password.
-    #[error("invalid redis_url: expected redis://[:password@]host:port[/db]")]
+    #[error(
+        "invalid redis_url: expected redis://[:password@]host:port[/db] or rediss://... for TLS"
+    )]
     InvalidUrl,
+    /// The URL asks for TLS without certificate verification (`#insecure`).
+    #[error("{UNVERIFIED_TLS}")]
+    UnverifiedTls,
+    /// The CA certificates given for `rediss://` could not be used.
+    #[error("redis_ca_file: {0}")]
+    InvalidCa(String),
     /// Connecting took longer than `connect_timeout`.
     #[error("redis did not accept a connection within {0:?}")]
     ConnectTimeout(Duration),
+    /// The TLS handshake with Redis failed: most often the server's certificate is not
+    /// signed by a trusted CA or does not name the host of the URL.
+    #[error("redis connection failed: {0}")]
+    Tls(String),
     /// Redis refused or broke the connection.
     #[error("redis connection failed: {0}")]
-    Redis(#[from] RedisError),
+    Redis(RedisError),
+}
+
+/// Why a URL asking to skip certificate checks is refused.
+pub const UNVERIFIED_TLS: &str = "rediss://...#insecure (TLS without certificate \
+    verification) is refused: palisade always verifies the Redis server's certificate; to \
+    trust a private CA, set [state] redis_ca_file";
+
+impl From<RedisError> for ConnectionError {
+    /// Names a failed TLS handshake as such, so a wrong CA or host name does not read as an
+    /// ordinary network error.
+    fn from(err: RedisError) -> Self {
+        let Some(tls) = tls_error(&err) else {
+            return Self::Redis(err);
+        };
+        let message = match tls {
+            rustls::Error::InvalidCertificate(_) => format!(
+                "TLS verification failed: {tls} (the server's certificate must be signed by \
+                 redis_ca_file's CA, or by a public CA when that is not set, and name the \
+                 host of redis_url)"
+            ),
+            _ => format!("TLS handshake failed: {tls} (does the server speak TLS on that port?)"),
+        };
+        Self::Tls(message)
+    }
+}
+
+/// The rustls error behind `err`, if the TLS handshake is what failed. The redis crate
+/// keeps the cause behind an `Arc`, and the cause is the rustls error itself or the
+/// `io::Error` tokio-rustls wraps it in.
+fn tls_error(err: &RedisError) -> Option<&rustls::Error> {
+    let mut source: &(dyn Error + 'static) = Error::source(err)?;
+    if let Some(shared) = source.downcast_ref::<Arc<dyn Error + Send + Sync>>() {
+        source = shared.as_ref();
+    }
+    if let Some(tls) = source.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let io = source.downcast_ref::<std::io::Error>()?;
+    io.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// Checks what palisade accepts of a Redis URL without parsing it: the scheme, and no
+/// fragment (`#insecure` would switch TLS verification off). The message never repeats the
+/// URL, which may carry a password.
+pub fn check_url(url: &str) -> Result<(), &'static str> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err("expected a URL starting with redis:// (or rediss:// for TLS)");
+    }
+    if url.ends_with("#insecure") {
+        return Err(UNVERIFIED_TLS);
+    }
+    if url.contains('#') {
+        return Err("a #fragment is not allowed (a # in a password is written %23)");
+    }
+    Ok(())
+}
+
+/// Whether `url` asks for TLS.
+pub fn is_tls(url: &str) -> bool {
+    url.starts_with("rediss://")
+}
+
+/// The largest CA file read: a bundle of a few hundred certificates fits.
+const MAX_CA_FILE: u64 = 1 << 20;
+
+/// The certificates (PEM) that `rediss://` connections trust instead of the public web
+/// roots: the operator's private CA.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisCa {
+    pem: Vec<u8>,
+}
+
+impl RedisCa {
+    /// Reads and checks a PEM file of one or more CA certificates. The error says what is
+    /// wrong with the file, without naming it (the caller knows the key and path).
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let file = std::fs::File::open(path).map_err(|err| err.to_string())?;
+        let mut pem = Vec::new();
+        file.take(MAX_CA_FILE + 1)
+            .read_to_end(&mut pem)
+            .map_err(|err| err.to_string())?;
+        if pem.len() as u64 > MAX_CA_FILE {
+            return Err(format!(
+                "larger than {MAX_CA_FILE} bytes, expected PEM certificates"
+            ));
+        }
+        Self::from_pem(pem)
+    }
+
+    /// Checks PEM text holding one or more CA certificates.
+    pub fn from_pem(pem: Vec<u8>) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|err| format!("not valid PEM: {err}"))?;
+            roots
+                .add(cert)
+                .map_err(|err| format!("not a usable CA certificate: {err}"))?;
+        }
+        if roots.is_empty() {
+            return Err("no certificate found (expected PEM: -----BEGIN CERTIFICATE-----)".into());
+        }
+        Ok(Self { pem })
+    }
+}
+
+impl fmt::Debug for RedisCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCa")
+            .field("bytes", &self.pem.len())
+            .finish()
+    }
+}
+
+/// A client for `url`. With `ca`, a `rediss://` URL trusts only that CA; without it, the
+/// public web roots. `ca` is not used by a plain `redis://` URL.
+pub fn client(url: &str, ca: Option<&RedisCa>) -> Result<redis::Client, ConnectionError> {
+    match check_url(url) {
+        Err(UNVERIFIED_TLS) => return Err(ConnectionError::UnverifiedTls),
+        Err(_) => return Err(ConnectionError::InvalidUrl),
+        Ok(()) => {}
+    }
+    let Some(ca) = ca.filter(|_| is_tls(url)) else {
+        return redis::Client::open(url).map_err(|_| ConnectionError::InvalidUrl);
+    };
+    let certificates = TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca.pem.clone()),
+    };
+    redis::Client::build_with_tls(url, certificates).map_err(|err| match err.kind() {
+        redis::ErrorKind::InvalidClientConfig => ConnectionError::InvalidUrl,
+        _ => ConnectionError::InvalidCa(err.to_string()),
+    })
 }
 
 impl SharedConnection {
-    /// Prepares a connection to `url`; nothing is connected until the first [`Self::get`].
+    /// Prepares a connection to `url` (`rediss://` trusting `ca`, or the public web roots
+    /// without it); nothing is connected until the first [`Self::get`].
     pub fn new(
         url: &str,
+        ca: Option<&RedisCa>,
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> Result<Self, ConnectionError> {
-        let client = redis::Client::open(url).map_err(|_| ConnectionError::InvalidUrl)?;
+        let client = client(url, ca)?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(command_timeout));
@@ -119,5 +274,39 @@ impl fmt::Debug for SharedConnection {
             .field("connect_timeout", &self.connect_timeout)
             .field("connected", &self.current().is_some())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_take_both_schemes_and_no_fragment() {
+        assert_eq!(check_url("redis://127.0.0.1:6379/2"), Ok(()));
+        assert_eq!(check_url("rediss://:pw@cache.example:6380"), Ok(()));
+        assert_eq!(check_url("rediss://db:6380/#insecure"), Err(UNVERIFIED_TLS));
+        assert!(check_url("rediss://db:6380/#other").is_err());
+        assert!(check_url("http://db:6379").is_err());
+        assert!(is_tls("rediss://db") && !is_tls("redis://db"));
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_at_least_one_pem_certificate() {
+        let made = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).expect("cert");
+        assert!(RedisCa::from_pem(made.cert.pem().into_bytes()).is_ok());
+        let empty = RedisCa::from_pem(b"just text\n".to_vec()).expect_err("no certificate");
+        assert!(empty.starts_with("no certificate found"), "{empty}");
+        let key = made.signing_key.serialize_pem().into_bytes();
+        assert!(RedisCa::from_pem(key).is_err(), "a key is no CA");
+        let torn = "-----BEGIN CERTIFICATE-----\nAAAA\n";
+        assert!(RedisCa::from_pem(torn.as_bytes().to_vec()).is_err());
+    }
+
+    #[test]
+    fn insecure_urls_get_no_client() {
+        let err = client("rediss://:hunter2@db:6380/#insecure", None).expect_err("refused");
+        assert!(matches!(err, ConnectionError::UnverifiedTls));
+        assert!(!err.to_string().contains("hunter2"));
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Every test uses its own key prefix and never flushes anything.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+#[path = "support/own_redis.rs"]
+mod own_redis;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,6 +15,8 @@ use palisade_policy::ratelimit::{Algorithm, Quota, RateLimitStore, StoreError};
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
 use palisade_store::ratelimit::redis::{RedisOptions, RedisRateLimiter};
 use palisade_store::ratelimit::{Fallback, OnError, StateBackend, StateConfig};
+
+use own_redis::OwnRedis;
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -31,6 +34,7 @@ fn unique_prefix(test: &str) -> String {
 fn options(url: &str, test: &str) -> RedisOptions {
     RedisOptions {
         url: url.to_owned(),
+        ca: None,
         key_prefix: unique_prefix(test),
         connect_timeout: Duration::from_millis(500),
         command_timeout: Duration::from_millis(500),
@@ -229,72 +233,6 @@ async fn instances_whose_clocks_disagree_by_years_still_share_one_limit() {
         );
     }
     assert_eq!(allowed, 4);
-}
-
-/// A redis-server of this test's own on a free loopback port, stopped by PID on drop.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = Self { port, child: None };
-        redis.restart();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server installed: run scripts/services up");
-        self.child = Some(child);
-        let client = redis::Client::open(self.url()).expect("valid url");
-        for _ in 0..100 {
-            if let Ok(mut c) = client.get_connection()
-                && redis::cmd("PING").query::<String>(&mut c).is_ok()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("own redis-server did not start on port {}", self.port);
-    }
-
-    /// Sends `signal` (`-STOP`, `-CONT`) to this test's redis-server.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 async fn fallback(

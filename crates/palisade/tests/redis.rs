@@ -1,9 +1,11 @@
 //! Palisade instances sharing rate limits through Redis: the machine's Redis on 6379 for
 //! the shared limit, and a redis-server this test spawns itself (and stops by PID) to play
-//! "Redis down". The machine's Redis is never stopped.
+//! "Redis down" (and, with certificates made by the test, a Redis that speaks only TLS).
+//! The machine's Redis is never stopped.
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,8 +59,26 @@ struct OwnRedis {
 
 impl OwnRedis {
     async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &port.to_string()]);
+        Self::launch(command, port).await
+    }
+
+    /// A redis-server that speaks only TLS on `port`, with the certificate of `pki`.
+    async fn start_tls(port: u16, pki: &Pki) -> Self {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--tls-auth-clients", "no", "--tls-cert-file"])
+            .arg(&pki.cert)
+            .arg("--tls-key-file")
+            .arg(&pki.key);
+        Self::launch(command, port).await
+    }
+
+    async fn launch(mut command: Command, port: u16) -> Self {
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -235,4 +255,89 @@ async fn readiness_shows_a_redis_session_store_going_away() {
     assert_eq!(after.json()["sessions"]["status"], "unreachable");
     assert_eq!(after.json()["ready"], true);
     palisade.shutdown().await;
+}
+
+/// A CA of the test's own and a server certificate it signed for 127.0.0.1, as PEM files.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Pki {
+    /// Writes the files into `dir`, named after `name`.
+    fn new(dir: &Path, name: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("ca key");
+        let ca_cert = ca.self_signed(&ca_key).expect("ca certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let server = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        let server_key = KeyPair::generate().expect("server key");
+        let server_cert = server.signed_by(&server_key, &issuer).expect("certificate");
+        let write = |suffix: &str, pem: String| {
+            let path = dir.join(format!("{name}-{suffix}.pem"));
+            std::fs::write(&path, pem).expect("write pem");
+            path
+        };
+        Self {
+            ca: write("ca", ca_cert.pem()),
+            cert: write("cert", server_cert.pem()),
+            key: write("key", server_key.serialize_pem()),
+        }
+    }
+}
+
+/// `redis_config` over TLS to `port`, trusting the CA in `ca_file`.
+fn rediss_config(port: u16, prefix: &str, on_error: &str, ca_file: &Path) -> String {
+    redis_config(port, prefix, on_error).replace(
+        "redis_url = \"redis://",
+        &format!(
+            "redis_ca_file = {:?}\nredis_url = \"rediss://",
+            ca_file.display().to_string()
+        ),
+    )
+}
+
+/// Rate limits and sessions through a Redis that speaks only TLS, trusting a private CA; an
+/// instance trusting another CA cannot reach it, and its `on_error` answers instead.
+#[tokio::test]
+async fn instances_share_limits_over_rediss_and_a_wrong_ca_fails_closed() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = Pki::new(dir.path(), "redis");
+    let stranger = Pki::new(dir.path(), "stranger");
+    let port = free_port();
+    let _redis = OwnRedis::start_tls(port, &pki).await;
+    let prefix = unique_prefix("rediss");
+    let sessions = format!("\n[session]\nstore = \"redis\"\nredis_prefix = \"{prefix}session:\"\n");
+    let shared = rediss_config(port, &prefix, "local", &pki.ca) + &sessions;
+    let a = start_palisade(&upstream.url(), &shared).await;
+    let b = start_palisade(&upstream.url(), &shared).await;
+    let wrong_ca = rediss_config(port, &prefix, "deny", &stranger.ca);
+    let closed = start_palisade(&upstream.url(), &wrong_ca).await;
+
+    for palisade in [&a, &b, &a, &b] {
+        assert_eq!(status_of(palisade).await, StatusCode::OK);
+    }
+    assert_eq!(status_of(&a).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status_of(&b).await, StatusCode::TOO_MANY_REQUESTS);
+    let ready = get(&format!("http://{}/readyz", a.admin_addr), &[]).await;
+    assert_eq!(ready.json()["state"]["status"], "ok", "{}", ready.body);
+    assert_eq!(ready.json()["sessions"]["status"], "ok", "{}", ready.body);
+
+    assert_eq!(status_of(&closed).await, StatusCode::SERVICE_UNAVAILABLE);
+    let ready = get(&format!("http://{}/readyz", closed.admin_addr), &[]).await;
+    assert_eq!(
+        ready.json()["state"]["status"],
+        "unreachable",
+        "{}",
+        ready.body
+    );
+    let label = "palisade_state_backend_errors_total{backend=\"redis\"}";
+    assert!(metric(&closed, label).await >= 1);
+    for palisade in [a, b, closed] {
+        palisade.shutdown().await;
+    }
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use palisade_policy::identity::KeySource;
 use palisade_policy::session::StoreKind;
+use palisade_store::redis_conn::RedisCa;
 
 use super::file::describe;
 use super::server::LogTarget;
@@ -35,6 +36,7 @@ pub(super) fn resolve(config: &mut Config, base: &Path) {
         resolve(file);
     }
     resolve(&mut config.session.file.sqlite_path);
+    config.state.redis_ca_file.as_mut().map(resolve);
     config.csrf.file.secret_file.as_mut().map(resolve);
     if let Some(KeySource::JwksFile(file)) = config.identity.jwt.as_mut().map(|j| &mut j.keys) {
         resolve(file);
@@ -70,6 +72,11 @@ pub(super) fn check(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic>
     }
     if let LogTarget::File(written) = &config.log.security {
         checks.key("log", "security", written, appendable_file);
+    }
+    if let Some(written) = &config.state.redis_ca_file {
+        checks.key("state", "redis_ca_file", written, |file| {
+            readable_file(file).and_then(|()| RedisCa::from_file(file).map(drop))
+        });
     }
     let session = &config.session.file;
     if session.store == StoreKind::Sqlite {

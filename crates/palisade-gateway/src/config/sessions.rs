@@ -37,9 +37,8 @@ impl TryFrom<SessionConfig> for SessionSection {
                     .into(),
             );
         }
-        if !url.starts_with("redis://") {
-            return Err("[session] redis_url: expected a URL starting with redis://".into());
-        }
+        palisade_store::redis_conn::check_url(url)
+            .map_err(|message| format!("[session] redis_url: {message}"))?;
         Ok(Self { file, settings })
     }
 }
@@ -165,6 +164,23 @@ mod tests {
         let error = first_error("[session]\nredis_url = \"redis://:hunter2@db:6379\"\n");
         assert!(error.contains("PALISADE_REDIS_URL"), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn the_session_section_takes_rediss_urls_but_not_unverified_tls() {
+        let config = parse("[session]\nredis_url = \"rediss://cache.example:6380/1\"\n");
+        assert!(config.is_ok(), "{:?}", config.err());
+        let error = first_error("[session]\nredis_url = \"rediss://db:6380#insecure\"\n");
+        assert!(
+            error.contains("[session] redis_url: rediss://...#insecure"),
+            "{error}"
+        );
+        assert!(error.contains("redis_ca_file"), "{error}");
+        let error = first_error("[session]\nredis_url = \"http://db:6379\"\n");
+        assert!(
+            error.contains("expected a URL starting with redis://"),
+            "{error}"
+        );
     }
 
     #[test]

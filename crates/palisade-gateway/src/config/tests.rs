@@ -261,7 +261,8 @@ fn every_relative_path_is_resolved_from_the_configuration_directory() {
                 [identity.jwt]\njwks_file = \"keys.json\"\n\
                 [waf]\nrules = \"waf.yaml\"\ngeoip_country_db = \"c.mmdb\"\n\
                 geoip_asn_db = \"a.mmdb\"\n[waf.challenge]\nsecret_file = \"ch.key\"\n\
-                [[upload]]\npath = \"/up\"\nquarantine_dir = \"q\"\n";
+                [[upload]]\npath = \"/up\"\nquarantine_dir = \"q\"\n\
+                [state]\nredis_ca_file = \"redis-ca.pem\"\n";
     let mut config: Config = toml::from_str(text).expect("valid");
     paths::resolve(&mut config, Path::new("/etc/palisade"));
     let etc = |name: &str| Some(Path::new("/etc/palisade").join(name));
@@ -282,6 +283,7 @@ fn every_relative_path_is_resolved_from_the_configuration_directory() {
     assert_eq!(config.waf.geoip_asn_db, etc("a.mmdb"));
     assert_eq!(config.waf.challenge.secret_file, etc("ch.key"));
     assert_eq!(config.upload[0].quarantine_dir, etc("q"));
+    assert_eq!(config.state.redis_ca_file, etc("redis-ca.pem"));
 }
 
 #[test]
@@ -578,4 +580,60 @@ fn a_value_of_the_wrong_type_names_its_key() {
         "{message}"
     );
     assert!(message.ends_with("(key `max_headers`)"), "{message}");
+}
+
+#[test]
+fn a_redis_ca_file_must_hold_pem_certificates() {
+    let (cert, _) = certificate();
+    let toml = "[state]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1:6380\"\n\
+                redis_ca_file = \"redis/ca.pem\"\n";
+    let files: &[(&str, &[u8])] = &[("redis/ca.pem", cert.as_bytes())];
+    let (result, dir) = load_in_dir(toml, files);
+    let config = result.expect("valid");
+    let resolved = config.state.redis_ca_file.expect("set");
+    assert_eq!(resolved, dir.path().join("redis/ca.pem"));
+
+    let (result, dir) = load_in_dir(toml, &[]);
+    let errors = errors_of(result, &dir);
+    assert_eq!(
+        errors,
+        [format!(
+            "palisade.toml:4:1: state.redis_ca_file: redis/ca.pem: no such file or directory (the relative path \"redis/ca.pem\" {RELATIVE})"
+        )]
+    );
+    let (result, dir) = load_in_dir(toml, &[("redis/ca.pem", b"not a certificate\n")]);
+    let errors = errors_of(result, &dir);
+    assert!(
+        errors[0].starts_with(
+            "palisade.toml:4:1: state.redis_ca_file: redis/ca.pem: no certificate found"
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn redis_tls_without_verification_is_refused_at_its_line() {
+    let message = first_error(
+        "[state]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1:6380/#insecure\"\n",
+    );
+    assert!(
+        message.starts_with("palisade.toml:3:1: state.redis_url:"),
+        "{message}"
+    );
+    assert!(message.contains("always verifies"), "{message}");
+}
+
+#[test]
+fn a_ca_for_a_plain_text_session_redis_is_refused() {
+    let (cert, _) = certificate();
+    let toml = "[state]\nredis_ca_file = \"ca.pem\"\n\
+                [session]\nstore = \"redis\"\nredis_url = \"redis://db:6379\"\n";
+    let (result, dir) = load_in_dir(toml, &[("ca.pem", cert.as_bytes())]);
+    let errors = errors_of(result, &dir);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("palisade.toml:2:1: state.redis_ca_file:"),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("write rediss://"), "{errors:?}");
 }

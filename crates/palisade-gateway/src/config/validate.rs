@@ -5,6 +5,9 @@
 use std::path::Path;
 
 use palisade_policy::headers::HeaderPolicy;
+use palisade_policy::session::StoreKind;
+use palisade_store::ratelimit::BackendKind;
+use palisade_store::redis_conn;
 
 use super::{Config, Diagnostic};
 
@@ -23,6 +26,7 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
             diagnostics.push(Diagnostic::at(path, text, offset, message.into()));
         }
     }
+    diagnostics.extend(plain_session_redis_with_ca(config, path, text));
     // A zero head timeout cuts every connection before its first request arrives.
     let server = &config.server;
     for (key, duration, example) in [
@@ -42,6 +46,30 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
         diagnostics.push(Diagnostic::at(path, text, offset, err.to_string()));
     }
     diagnostics
+}
+
+/// `[state] redis_ca_file` beside a plain-text Redis for sessions: TLS was meant and would
+/// not be in force. (With `backend = "redis"`, `StateConfig::validate` says so already.)
+fn plain_session_redis_with_ca(config: &Config, path: &Path, text: &str) -> Option<Diagnostic> {
+    let state = &config.state;
+    let session = &config.session.file;
+    if session.store != StoreKind::Redis
+        || state.backend == BackendKind::Redis
+        || state.redis_ca_file.is_none()
+    {
+        return None;
+    }
+    let url = state
+        .redis_url
+        .as_ref()
+        .map_or(&session.redis_url, |url| &url.0);
+    if redis_conn::is_tls(url) {
+        return None;
+    }
+    let message = "state.redis_ca_file: is set but the sessions' Redis URL is redis:// (plain \
+                   text): write rediss:// for TLS";
+    let offset = locate(text, "state", "redis_ca_file");
+    Some(Diagnostic::at(path, text, offset, message.into()))
 }
 
 /// Counts that size threads, queues or buffers at start-up, with their sane range: without

@@ -2,7 +2,8 @@
 //!
 //! Redis is the server of `[state]` when that section names one (`PALISADE_REDIS_URL` or
 //! `[state] redis_url`), so one Redis and one secret serve counters and sessions alike;
-//! otherwise `[session] redis_url`.
+//! otherwise `[session] redis_url`. Either way a `rediss://` URL trusts `[state] redis_ca_file`
+//! when it is set, as the rate limiter's connection does.
 
 use std::sync::Arc;
 
@@ -35,7 +36,11 @@ pub(super) async fn open(config: &Config) -> Result<Arc<dyn SessionStore>, Servi
         }
         StoreKind::Redis => {
             let url = redis_url(config);
-            let store = RedisSessionStore::connect(&url, &file.redis_prefix)
+            let ca = config
+                .state
+                .redis_ca()
+                .map_err(|err| failed("redis", err.to_string()))?;
+            let store = RedisSessionStore::connect_with_ca(&url, ca.as_ref(), &file.redis_prefix)
                 .await
                 .map_err(|err| failed("redis", err.to_string()))?;
             Ok(Arc::new(store))

@@ -57,7 +57,7 @@ pub struct SessionConfig {
     pub store: StoreKind,
     /// The SQLite database file, for `store = "sqlite"`.
     pub sqlite_path: PathBuf,
-    /// The Redis server, for `store = "redis"`.
+    /// The Redis server, for `store = "redis"`: `redis://` or `rediss://` (TLS).
     pub redis_url: String,
     /// Prefix of every Redis key holding session data, for `store = "redis"`.
     pub redis_prefix: String,

@@ -2,6 +2,7 @@
 //! when the shared backend is unreachable, and [`StateBackend`], the store built from it.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::fallback::{BackendStats, Fallback, OnError};
 use super::memory::MemoryRateLimiter;
 use super::redis::{RedisOptions, RedisRateLimiter};
+use crate::redis_conn::{self, RedisCa};
 
 /// Which store holds the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -42,8 +44,13 @@ impl fmt::Debug for RedisUrl {
 pub struct StateConfig {
     /// `memory` (default) or `redis`.
     pub backend: BackendKind,
-    /// Required with `backend = "redis"`, e.g. `redis://127.0.0.1:6379` (no TLS yet).
+    /// Required with `backend = "redis"`, e.g. `redis://127.0.0.1:6379`, or
+    /// `rediss://host:6380` for TLS.
     pub redis_url: Option<RedisUrl>,
+    /// A PEM file of the CA(s) that `rediss://` servers' certificates must be signed by,
+    /// for Redis servers with a private CA (default: none, the public web roots are
+    /// trusted). Used by every Redis connection palisade makes, sessions' too.
+    pub redis_ca_file: Option<PathBuf>,
     /// `allow`, `deny` or `local` (default): see [`OnError`].
     pub on_error: OnError,
     /// Longest wait for a connection to Redis (default `1s`).
@@ -65,6 +72,7 @@ impl Default for StateConfig {
         Self {
             backend: BackendKind::Memory,
             redis_url: None,
+            redis_ca_file: None,
             on_error: OnError::Local,
             connect_timeout: HumanDuration(Duration::from_secs(1)),
             command_timeout: HumanDuration(Duration::from_millis(250)),
@@ -105,16 +113,13 @@ impl StateConfig {
                     "missing: backend = \"redis\" needs redis_url = \"redis://host:port\"",
                 ));
             };
-            // TODO: rediss:// (TLS to Redis) needs the redis crate's rustls feature; until
-            // then Redis must be reached over loopback or a private network.
-            if url.0.starts_with("rediss://") {
+            redis_conn::check_url(&url.0).map_err(|message| error("redis_url", message))?;
+            // A CA beside a plain-text URL means TLS was meant and is not in force.
+            if self.redis_ca_file.is_some() && !redis_conn::is_tls(&url.0) {
                 return Err(error(
-                    "redis_url",
-                    "rediss:// (TLS) is not supported yet: expected redis://host:port",
+                    "redis_ca_file",
+                    "is set but redis_url is redis:// (plain text): write rediss:// for TLS",
                 ));
-            }
-            if !url.0.starts_with("redis://") {
-                return Err(error("redis_url", "expected a URL starting with redis://"));
             }
         }
         let durations = [
@@ -150,6 +155,18 @@ impl StateConfig {
     }
 }
 
+impl StateConfig {
+    /// Reads `redis_ca_file`, if set: the CA every `rediss://` connection trusts.
+    pub fn redis_ca(&self) -> Result<Option<RedisCa>, StoreError> {
+        let Some(path) = &self.redis_ca_file else {
+            return Ok(None);
+        };
+        RedisCa::from_file(path).map(Some).map_err(|why| {
+            StoreError::Unavailable(format!("state.redis_ca_file: {}: {why}", path.display()))
+        })
+    }
+}
+
 /// The rate-limit store the gateway uses: memory, or Redis behind the `on_error` policy.
 #[derive(Debug)]
 pub enum StateBackend {
@@ -170,8 +187,10 @@ impl StateBackend {
         let (BackendKind::Redis, Some(url)) = (config.backend, &config.redis_url) else {
             return Ok(Self::Memory(memory));
         };
+        let ca = config.redis_ca()?;
         let options = RedisOptions {
             url: url.0.clone(),
+            ca,
             key_prefix: config.key_prefix.clone(),
             connect_timeout: config.connect_timeout.0,
             command_timeout: config.command_timeout.0,
@@ -266,8 +285,31 @@ mod tests {
         assert!(err.starts_with("state.redis_url: missing"), "{err}");
         let err = parse("backend = \"redis\"\nredis_url = \"http://x\"").expect_err("bad scheme");
         assert!(err.contains("redis://"), "{err}");
-        let err = parse("backend = \"redis\"\nredis_url = \"rediss://x\"").expect_err("tls");
-        assert!(err.contains("not supported yet"), "{err}");
+    }
+
+    #[test]
+    fn rediss_urls_are_accepted_and_unverified_tls_is_refused() {
+        parse("backend = \"redis\"\nredis_url = \"rediss://cache.example:6380\"").expect("tls");
+        let ca = "redis_ca_file = \"ca.pem\"";
+        parse(&format!(
+            "backend = \"redis\"\nredis_url = \"rediss://db:6380/0\"\n{ca}"
+        ))
+        .expect("tls with a private CA");
+        let err = parse("backend = \"redis\"\nredis_url = \"rediss://:pw@db:6380/#insecure\"")
+            .expect_err("verification off");
+        assert!(
+            err.starts_with("state.redis_url: rediss://...#insecure"),
+            "{err}"
+        );
+        assert!(
+            err.contains("redis_ca_file") && !err.contains("pw@"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "backend = \"redis\"\nredis_url = \"redis://db:6379\"\n{ca}"
+        ))
+        .expect_err("a CA for plain text");
+        assert!(err.starts_with("state.redis_ca_file:"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
 use super::codec::StoredFields;
+use crate::redis_conn::{self, ConnectionError, RedisCa};
 
 /// The longest palisade waits for Redis to connect or to answer one script.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -85,7 +86,18 @@ impl RedisSessionStore<ConnectionManager> {
     /// Connecting and each answer are bounded by [`REDIS_TIMEOUT`], so a stalled Redis
     /// turns into `Unavailable` errors rather than hung requests.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, SessionStoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
+        Self::connect_with_ca(url, None, prefix).await
+    }
+
+    /// As [`Self::connect`], and a `rediss://` URL trusts only `ca` when it is given (the
+    /// public web roots otherwise).
+    pub async fn connect_with_ca(
+        url: &str,
+        ca: Option<&RedisCa>,
+        prefix: &str,
+    ) -> Result<Self, SessionStoreError> {
+        let client = redis_conn::client(url, ca)
+            .map_err(|err| SessionStoreError::Unavailable(err.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
@@ -112,8 +124,12 @@ where
     }
 }
 
+/// A Redis failure as the store's error; a failed TLS handshake says so.
 fn unavailable(e: RedisError) -> SessionStoreError {
-    SessionStoreError::Unavailable(format!("redis: {e}"))
+    match ConnectionError::from(e) {
+        ConnectionError::Redis(e) => SessionStoreError::Unavailable(format!("redis: {e}")),
+        tls => SessionStoreError::Unavailable(tls.to_string()),
+    }
 }
 
 /// A Redis TTL for something ending at `end`, seen from `now`: at least 1 ms, since

@@ -1,0 +1,174 @@
+//! A redis-server of a test's own on a free loopback port, plain or TLS, stopped by PID on
+//! drop; and the certificates a TLS one needs. Shared by the test binaries that stop,
+//! pause or re-certify Redis, which the machine's shared Redis must never be.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+/// A redis-server of this test's own on a free loopback port, stopped by PID on drop.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<Child>,
+    /// The server's certificate and key when it speaks only TLS.
+    tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl OwnRedis {
+    /// A plain-text redis-server.
+    pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A redis-server that speaks only TLS, with `pki`'s server certificate.
+    pub fn start_tls(pki: &TestPki) -> Self {
+        Self::start_with(Some((pki.cert_file.clone(), pki.key_file.clone())))
+    }
+
+    fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self {
+            port,
+            child: None,
+            tls,
+        };
+        redis.restart();
+        redis
+    }
+
+    /// `redis://127.0.0.1:PORT`, or `rediss://` for a TLS server.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    pub fn restart(&mut self) {
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some((cert, key)) => command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server installed: run scripts/services up");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if self.answers() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("own redis-server did not start on port {}", self.port);
+    }
+
+    /// Whether the server takes connections: a PING for plain text; for TLS, an accepted
+    /// TCP connection (the listener is opened once the server is ready).
+    fn answers(&self) -> bool {
+        if self.tls.is_some() {
+            return std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+        }
+        let client = redis::Client::open(self.url()).expect("valid url");
+        client
+            .get_connection()
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`) to this test's redis-server.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A CA of the test's own and a server certificate it signed, as PEM files in a
+/// temporary directory removed on drop.
+pub struct TestPki {
+    /// The CA's certificate, for `redis_ca_file`.
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    /// A new CA, and a server certificate for `names` (host names or IP addresses).
+    pub fn new(names: &[&str]) -> Self {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "palisade test CA");
+        let ca_key = KeyPair::generate().expect("ca key");
+        let ca_cert = ca.self_signed(&ca_key).expect("ca certificate");
+        let issuer = Issuer::new(ca, ca_key);
+
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let server = CertificateParams::new(names).expect("server params");
+        let server_key = KeyPair::generate().expect("server key");
+        let server_cert = server
+            .signed_by(&server_key, &issuer)
+            .expect("server certificate");
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, pem: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).expect("write pem");
+            path
+        };
+        Self {
+            ca_file: write("ca.pem", ca_cert.pem()),
+            cert_file: write("server.pem", server_cert.pem()),
+            key_file: write("server.key", server_key.serialize_pem()),
+            _dir: dir,
+        }
+    }
+
+    /// A CA and server certificate for this machine's loopback Redis.
+    pub fn loopback() -> Self {
+        Self::new(&["127.0.0.1", "localhost"])
+    }
+}
