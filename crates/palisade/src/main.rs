@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use palisade_gateway::config::{Config, ConfigSource, Overrides, UpstreamUrl};
+use palisade_gateway::config::{ConfigSource, Overrides, UpstreamUrl};
 
 mod demo;
 mod rules;
@@ -97,9 +97,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// `palisade check`: the same messages a refused reload logs.
+/// `palisade check`: the same messages a refused reload logs, for the file and the secrets
+/// `serve` would read with it from the environment (`PALISADE_REDIS_URL`).
 fn check(path: &std::path::Path) -> ExitCode {
-    match Config::from_file(path) {
+    let source = ConfigSource {
+        file: Some(path.to_path_buf()),
+        overrides: Overrides::default(),
+    };
+    match source.load() {
         Ok(_) => {
             println!("{}: ok", path.display());
             ExitCode::SUCCESS

@@ -123,6 +123,37 @@ fn check_prints_file_line_column_and_exits_1() {
     assert_eq!(output.status.code(), Some(0));
 }
 
+/// The Redis URL with its password comes from `PALISADE_REDIS_URL`, since the file may not
+/// hold credentials: a file naming the Redis backend without a URL is then complete, and
+/// `check` judges the URL the environment gives, as `serve` would.
+#[test]
+fn check_takes_the_redis_url_from_the_environment() {
+    let config = config_file("[state]\nbackend = \"redis\"\n");
+    let check = |url: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_palisade"));
+        command.args(["check", "--config"]).arg(&config);
+        command.env_remove("PALISADE_REDIS_URL");
+        if let Some(url) = url {
+            command.env("PALISADE_REDIS_URL", url);
+        }
+        command.output().expect("palisade check runs")
+    };
+    let without = check(None);
+    assert_eq!(without.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(stderr.contains("PALISADE_REDIS_URL"), "{stderr}");
+
+    let with = check(Some("redis://:hunter2@127.0.0.1:6379"));
+    let stderr = String::from_utf8_lossy(&with.stderr);
+    assert_eq!(with.status.code(), Some(0), "{stderr}");
+
+    let insecure = check(Some("rediss://:hunter2@127.0.0.1:6380/#insecure"));
+    let stderr = String::from_utf8_lossy(&insecure.stderr);
+    assert_eq!(insecure.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("#insecure"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+}
+
 /// A configuration (or rules file) path naming something endless must end in an error
 /// naming it, not in palisade reading until memory runs out.
 #[test]

@@ -15,8 +15,15 @@ use super::{Config, Diagnostic};
 pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     if let Err(err) = config.state.validate() {
-        let offset = locate(text, "state", err.field);
-        diagnostics.push(Diagnostic::at(path, text, offset, err.to_string()));
+        // A URL with a password can only come from the environment; it is checked once read
+        // (`Config::read_environment`), so a file without one is not wrong then.
+        let url_from_env = err.field == "redis_url"
+            && config.state.redis_url.is_none()
+            && std::env::var_os(super::REDIS_URL_ENV).is_some();
+        if !url_from_env {
+            let offset = locate(text, "state", err.field);
+            diagnostics.push(Diagnostic::at(path, text, offset, err.to_string()));
+        }
     }
     if let Some(url) = &config.state.redis_url {
         if url.0.contains('@') {

@@ -110,7 +110,8 @@ impl StateConfig {
             let Some(url) = &self.redis_url else {
                 return Err(error(
                     "redis_url",
-                    "missing: backend = \"redis\" needs redis_url = \"redis://host:port\"",
+                    "missing: backend = \"redis\" needs redis_url = \"redis://host:port\" (or \
+                     the PALISADE_REDIS_URL environment variable, which may carry a password)",
                 ));
             };
             redis_conn::check_url(&url.0).map_err(|message| error("redis_url", message))?;
