@@ -9,8 +9,8 @@
 //! upstream connection, for long.
 
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -64,8 +64,9 @@ pub struct BodyTooSlow(pub u64);
 pub struct BodyPace {
     /// The longest wait for the next frame.
     pub stall: Duration,
-    /// Bytes per second the body must average once `stall` has passed since it began; 0
-    /// checks nothing.
+    /// Bytes per second the body must average once palisade has waited `stall` for it in
+    /// all; 0 checks nothing. Only time spent waiting for the client counts, not time the
+    /// upstream took to accept what was already read (backpressure).
     pub min_rate: u64,
 }
 
@@ -102,8 +103,12 @@ pub struct RequestBody {
     seen: u64,
     /// How fast the client must send.
     pace: BodyPace,
-    /// When the body began, for a request that has one: the pace is measured from here.
-    started: Option<Instant>,
+    /// Time spent waiting for the client's frames that have arrived: the pace's clock.
+    waited: Duration,
+    /// When the wait for the next frame began, while it lasts.
+    waiting_since: Option<Instant>,
+    /// Notes when the client's next frame arrived, while the pace is checked.
+    arrival: Option<Arc<Arrival>>,
     /// Running while the forwarder waits for a frame; reset by each frame.
     stall_timer: Option<Pin<Box<Sleep>>>,
     /// Stages hold `&GatewayRequest` across awaits, so the body must be `Sync`; the mutex
@@ -116,8 +121,6 @@ impl RequestBody {
     /// `pace`.
     pub fn new(incoming: hyper::body::Incoming, limit: u64, pace: BodyPace) -> Self {
         let rest = (!incoming.is_end_stream()).then_some(incoming);
-        // A clock read only for requests with a body: most have none.
-        let started = rest.is_some().then(Instant::now);
         Self {
             prefix: BytesMut::new(),
             rest,
@@ -125,7 +128,9 @@ impl RequestBody {
             limit,
             seen: 0,
             pace,
-            started,
+            waited: Duration::ZERO,
+            waiting_since: None,
+            arrival: None,
             stall_timer: None,
             replaced: None,
         }
@@ -143,7 +148,9 @@ impl RequestBody {
                 stall: Duration::MAX,
                 min_rate: 0,
             },
-            started: None,
+            waited: Duration::ZERO,
+            waiting_since: None,
+            arrival: None,
             stall_timer: None,
             replaced: None,
         }
@@ -172,9 +179,11 @@ impl RequestBody {
             let Some(incoming) = self.rest.as_mut() else {
                 break;
             };
+            let asked = Instant::now();
             let Ok(frame) = tokio::time::timeout(self.pace.stall, incoming.frame()).await else {
                 return Err(GatewayError::BodyTimeout(self.pace.stall));
             };
+            self.waited += asked.elapsed();
             match frame {
                 None => self.rest = None,
                 Some(Err(err)) => return Err(GatewayError::BadBody(err.to_string())),
@@ -214,10 +223,7 @@ impl RequestBody {
         if self.seen > self.limit {
             return Err(CountError::TooLarge(BodyLimitExceeded(self.limit)));
         }
-        let Some(started) = self.started.filter(|_| self.pace.min_rate > 0) else {
-            return Ok(());
-        };
-        if behind_pace(self.seen, started.elapsed(), self.pace) {
+        if self.pace.min_rate > 0 && behind_pace(self.seen, self.waited, self.pace) {
             return Err(CountError::TooSlow(BodyTooSlow(self.pace.min_rate)));
         }
         Ok(())
@@ -243,8 +249,19 @@ impl Body for RequestBody {
         let Some(incoming) = this.rest.as_mut() else {
             return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
         };
-        let polled = Pin::new(incoming).poll_frame(cx);
+        let polled = if this.pace.min_rate > 0 {
+            let arrival = this.arrival.get_or_insert_with(Default::default);
+            if this.waiting_since.is_none() {
+                arrival.clear();
+            }
+            let waker = arrival.watch(cx.waker());
+            Pin::new(incoming).poll_frame(&mut Context::from_waker(&waker))
+        } else {
+            Pin::new(incoming).poll_frame(cx)
+        };
         if polled.is_pending() {
+            // The clock is read only when the client keeps palisade waiting.
+            this.waiting_since.get_or_insert_with(Instant::now);
             let stall = this.pace.stall;
             let timer = this
                 .stall_timer
@@ -255,6 +272,13 @@ impl Body for RequestBody {
             return Poll::Ready(Some(Err(Box::new(BodyStalled(stall)))));
         }
         this.stall_timer = None;
+        if let Some(since) = this.waiting_since.take() {
+            // Up to the frame's arrival: palisade may read it later (the upstream slow to
+            // take what came before), and that delay is not the client's.
+            let arrived = this.arrival.as_ref().and_then(|a| a.take());
+            let arrived = arrived.unwrap_or_else(Instant::now);
+            this.waited += arrived.saturating_duration_since(since);
+        }
         let frame = match ready!(polled) {
             None => {
                 this.rest = None;
@@ -308,14 +332,65 @@ impl Body for RequestBody {
     }
 }
 
-// TODO: the pace counts time palisade did not read because the upstream was slow to take
-// the body (backpressure) against the client; an upstream that reads a large body at under
-// `min_body_rate` gets its clients 408s. Counting only the time spent waiting would fix it.
-/// Whether `seen` bytes, `elapsed` after a body began, fall behind `pace`: the first
-/// `pace.stall` is free (a client may think before it sends), then every second asks for
-/// `pace.min_rate` more bytes.
-fn behind_pace(seen: u64, elapsed: Duration, pace: BodyPace) -> bool {
-    let Some(paced) = elapsed.checked_sub(pace.stall) else {
+/// The waker the client's body is polled with while its pace is checked: it notes when the
+/// body woke its reader (the next frame arrived) and passes the wake-up on.
+#[derive(Default)]
+struct Arrival {
+    at: Mutex<Option<Instant>>,
+    reader: Mutex<Option<Waker>>,
+}
+
+impl Arrival {
+    fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets the last arrival: a new wait begins.
+    fn clear(&self) {
+        *Self::lock(&self.at) = None;
+    }
+
+    /// When the awaited frame arrived, if it has.
+    fn take(&self) -> Option<Instant> {
+        Self::lock(&self.at).take()
+    }
+
+    /// A waker for the body that wakes `reader` after noting the time.
+    fn watch(self: &Arc<Self>, reader: &Waker) -> Waker {
+        let mut slot = Self::lock(&self.reader);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(reader)) {
+            *slot = Some(reader.clone());
+        }
+        drop(slot);
+        Waker::from(Arc::clone(self))
+    }
+}
+
+impl Wake for Arrival {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        Self::lock(&self.at).get_or_insert_with(Instant::now);
+        if let Some(reader) = Self::lock(&self.reader).as_ref() {
+            reader.wake_by_ref();
+        }
+    }
+}
+
+impl std::fmt::Debug for Arrival {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arrival").finish_non_exhaustive()
+    }
+}
+
+/// Whether `seen` bytes, after palisade `waited` for the body in all, fall behind `pace`: the
+/// first `pace.stall` of waiting is free (a client may think before it sends), then every
+/// second of it asks for `pace.min_rate` more bytes. Time palisade spent not reading (the
+/// upstream slow to take what it had, a stage at work) is not the client's.
+fn behind_pace(seen: u64, waited: Duration, pace: BodyPace) -> bool {
+    let Some(paced) = waited.checked_sub(pace.stall) else {
         return false;
     };
     let owed = u128::from(pace.min_rate) * paced.as_millis() / 1_000;

@@ -96,6 +96,76 @@ async fn a_body_trickled_a_byte_at_a_time_falls_behind_the_minimum_rate_and_gets
     palisade.shutdown().await;
 }
 
+/// An upstream that takes its time to read a body must not cost a fast client a 408: only
+/// the time palisade waits for the client counts against `min_body_rate`. This upstream
+/// reads the head, pauses 3 s with the body unread (palisade's buffers fill and it stops
+/// reading from the client), then reads the whole body and answers with its length.
+#[tokio::test]
+async fn an_upstream_slow_to_read_the_body_does_not_make_a_fast_client_too_slow() {
+    const BODY: usize = 16 << 20;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let upstream_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let upstream = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let head_end = loop {
+            let n = socket.read(&mut buf).await.expect("read head");
+            assert!(n > 0, "closed before the head ended");
+            seen.extend_from_slice(&buf[..n]);
+            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut body = seen.len() - head_end;
+        while body < BODY {
+            let n = socket.read(&mut buf).await.expect("read body");
+            assert!(n > 0, "closed after {body} body bytes");
+            body += n;
+        }
+        let text = body.to_string();
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        socket.write_all(answer.as_bytes()).await.expect("answer");
+    });
+    // 10 MB per second owed after 1 s: a wall clock would owe 20 MB by the time the upstream
+    // reads again, more than the whole body.
+    let config = "rate_limit = []\n[waf]\nmanaged = false\n[server]\nbody_read_timeout = \"1s\"\n\
+                  min_body_rate = \"10MB\"\nmax_body_size = \"64MB\"\n";
+    let palisade = start_palisade(&upstream_url, config).await;
+    let stream = TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST /sink HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {BODY}\r\nConnection: close\r\n\r\n"
+    );
+    // The writer is handed back, not dropped: a half-closed connection would read as a
+    // client that went away (hyper's default), which is not what this test is about.
+    let send = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        writer.write_all(&vec![b'x'; BODY]).await?;
+        Ok::<_, std::io::Error>(writer)
+    });
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    let sent = send.await.expect("sender").map(drop);
+    let upstream = upstream.await;
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "{reply} {sent:?} {upstream:?}"
+    );
+    assert!(reply.ends_with(&BODY.to_string()), "{reply}");
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_zero_body_read_timeout_is_a_config_error() {
     let file = config_file("[server]\nbody_read_timeout = \"0s\"\n");
