@@ -196,7 +196,11 @@ async fn watch_state(state: std::sync::Weak<StateBackend>, policy: &'static str,
             Event::StateDegraded {
                 backend,
                 policy,
-                detail: "the shared state backend does not answer".into(),
+                // The error itself says whether Redis is down or, say, its TLS certificate
+                // was refused; it never holds the URL.
+                detail: state
+                    .degraded_by()
+                    .unwrap_or_else(|| "the shared state backend does not answer".into()),
             }
         } else {
             Event::StateRecovered { backend }

@@ -119,6 +119,10 @@ async fn a_server_certificate_from_another_ca_fails_tls_verification_and_on_erro
         "on_error = deny fails closed: {decision:?}"
     );
     assert!(closed.stats().degraded);
+    // What the `state.degraded` event tells operators: why, not just that.
+    let reason = closed.degraded_by().expect("a reason while degraded");
+    assert!(reason.contains("TLS verification failed"), "{reason}");
+    assert!(!reason.contains("hunter2"), "{reason}");
     assert!(
         keys_under(&redis.url(), &ca_of(&pki), &prefix)
             .await

@@ -214,6 +214,14 @@ impl StateBackend {
         }
     }
 
+    /// Why the shared backend counts as down, while it does (`None` for memory).
+    pub fn degraded_by(&self) -> Option<String> {
+        match self {
+            Self::Memory(_) => None,
+            Self::Redis(fallback) => fallback.degraded_by(),
+        }
+    }
+
     /// Whether the backend answers, for `/readyz`.
     pub async fn ready(&self) -> bool {
         match self {

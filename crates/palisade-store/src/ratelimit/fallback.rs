@@ -77,6 +77,8 @@ pub struct Fallback<S> {
     retry_at: AtomicU64,
     errors: AtomicU64,
     fallbacks: AtomicU64,
+    /// Why the primary was last found down (the error that degraded it), for events.
+    degraded_by: std::sync::Mutex<Option<String>>,
 }
 
 impl<S: SharedStore> Fallback<S> {
@@ -98,6 +100,7 @@ impl<S: SharedStore> Fallback<S> {
             retry_at: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
+            degraded_by: std::sync::Mutex::new(None),
         }
     }
 
@@ -114,6 +117,18 @@ impl<S: SharedStore> Fallback<S> {
             degraded: self.degraded.load(Ordering::Relaxed),
             evicted_live: self.local.evicted_live(),
         }
+    }
+
+    /// The error that made the primary count as down, while it does. Store errors never
+    /// carry the Redis URL (nor its password).
+    pub fn degraded_by(&self) -> Option<String> {
+        if !self.degraded.load(Ordering::Relaxed) {
+            return None;
+        }
+        let reason = self.degraded_by.lock();
+        reason
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// How this request may use the primary: normally, as the one probe allowed per
@@ -141,6 +156,10 @@ impl<S: SharedStore> Fallback<S> {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let retry_at = self.clock.now_ms().saturating_add(self.retry_interval_ms);
         self.retry_at.store(retry_at, Ordering::Release);
+        // Failures are rare (the first, then one probe per retry_interval): the reason is
+        // kept before the state turns degraded, so whoever sees it degraded sees why.
+        let reason = self.degraded_by.lock();
+        *reason.unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
         if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 state.backend = self.primary.backend(),
