@@ -58,6 +58,33 @@ async fn sqlite_sessions_survive_a_restart() {
     }
 }
 
+/// The database says who is logged in and with which roles: other local users must not read
+/// it, whatever the process's umask, nor its write-ahead log.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_sqlite_database_and_its_wal_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = support::sqlite_path("private");
+    let store = SqliteSessionStore::open(&path).expect("open");
+    let sessions = Sessions::new(SessionSettings::defaults(), Arc::new(store));
+    login(&sessions, T0).await;
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    for file in [path.clone(), wal.into()] {
+        let mode = std::fs::metadata(&file)
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", file.display());
+    }
+    drop(sessions);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
+
 #[tokio::test]
 async fn sqlite_refuses_a_path_it_cannot_open_with_a_clear_error() {
     let path = std::path::Path::new("/nonexistent-dir/palisade/sessions.db");

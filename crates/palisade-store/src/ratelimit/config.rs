@@ -119,7 +119,8 @@ impl StateConfig {
             if self.redis_ca_file.is_some() && !redis_conn::is_tls(&url.0) {
                 return Err(error(
                     "redis_ca_file",
-                    "is set but redis_url is redis:// (plain text): write rediss:// for TLS",
+                    "is set but the Redis URL (redis_url or PALISADE_REDIS_URL) is redis:// \
+                     (plain text): write rediss:// for TLS",
                 ));
             }
         }

@@ -45,6 +45,9 @@ pub struct SqliteSessionStore {
 impl SqliteSessionStore {
     /// Opens (creating if needed) the database at `path`. Blocking: call at start-up.
     pub fn open(path: &Path) -> Result<Self, SessionStoreError> {
+        create_private(path).map_err(|e| {
+            SessionStoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
+        })?;
         let conn = Connection::open(path).map_err(|e| {
             SessionStoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
         })?;
@@ -73,6 +76,21 @@ impl SqliteSessionStore {
         })
         .await
         .map_err(|e| SessionStoreError::Unavailable(format!("sqlite task failed: {e}")))?
+    }
+}
+
+/// Creates the database file readable and writable by its owner only, if it does not exist:
+/// it says who is logged in, with which roles. SQLite gives its `-wal` and `-shm` files the
+/// database file's permissions. An existing file keeps the mode its operator gave it.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
     }
 }
 
