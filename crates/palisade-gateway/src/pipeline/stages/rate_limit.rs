@@ -251,6 +251,8 @@ fn hashed(bytes: &[u8]) -> String {
 /// Common static asset locations: framework build output and conventional folders.
 const ASSET_PREFIXES: &[&str] = &[
     "/_next/static/",
+    // Next.js's image optimiser: a page with a dozen `next/image` pictures fetches each here.
+    "/_next/image",
     "/_nuxt/",
     "/static/",
     "/assets/",
@@ -342,6 +344,8 @@ mod tests {
     #[test]
     fn static_assets_are_recognised_by_folder_and_extension() {
         assert!(is_static_asset(&Method::GET, "/_next/static/chunks/app.js"));
+        assert!(is_static_asset(&Method::GET, "/_next/image"));
+        assert!(!is_static_asset(&Method::POST, "/_next/image"));
         assert!(is_static_asset(&Method::HEAD, "/logo.PNG"));
         assert!(is_static_asset(&Method::GET, "/static/anything"));
         assert!(!is_static_asset(&Method::POST, "/static/upload.js"));
