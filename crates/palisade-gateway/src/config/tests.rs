@@ -637,3 +637,34 @@ fn a_ca_for_a_plain_text_session_redis_is_refused() {
     );
     assert!(errors[0].contains("write rediss://"), "{errors:?}");
 }
+
+/// Regression: a file key naming a FIFO (`redis_ca_file = "ca.pem"` where `ca.pem` is a
+/// named pipe) hung `palisade check`, and a reload, in `open` waiting for a writer.
+#[test]
+fn a_named_pipe_for_a_file_is_refused_without_waiting_for_a_writer() {
+    let toml = "[state]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1:6380\"\n\
+                redis_ca_file = \"ca.pem\"\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("ca.pem"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+    let path = dir.path().join("palisade.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(Config::from_file(&path));
+    });
+    let result = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the check ends without a writer on the pipe");
+    let errors = errors_of(result, &dir);
+    assert_eq!(
+        errors,
+        [format!(
+            "palisade.toml:4:1: state.redis_ca_file: ca.pem: is a named pipe (FIFO), expected a \
+             file (the relative path \"ca.pem\" {RELATIVE})"
+        )]
+    );
+}
