@@ -33,7 +33,7 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
             diagnostics.push(Diagnostic::at(path, text, offset, message.into()));
         }
     }
-    diagnostics.extend(plain_session_redis_with_ca(config, path, text));
+    diagnostics.extend(session_redis_at_its_line(config, path, text));
     // A zero head timeout cuts every connection before its first request arrives.
     let server = &config.server;
     for (key, duration, example) in [
@@ -55,28 +55,46 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
     diagnostics
 }
 
-/// `[state] redis_ca_file` beside a plain-text Redis for sessions: TLS was meant and would
-/// not be in force. (With `backend = "redis"`, `StateConfig::validate` says so already.)
-fn plain_session_redis_with_ca(config: &Config, path: &Path, text: &str) -> Option<Diagnostic> {
+/// The `[state]` Redis settings as the session store uses them ([`session_redis`]), placed
+/// at the key at fault. (With `backend = "redis"`, `StateConfig::validate` checks them.)
+fn session_redis_at_its_line(config: &Config, path: &Path, text: &str) -> Option<Diagnostic> {
+    let (key, message) = session_redis(config)?;
+    let offset = locate(text, "state", key);
+    Some(Diagnostic::at(
+        path,
+        text,
+        offset,
+        format!("state.{key}: {message}"),
+    ))
+}
+
+/// What `StateConfig::validate` checks of the `[state]` Redis URL, for the session store
+/// when only sessions use Redis (`backend = "memory"`): sessions then take `[state]`'s URL
+/// (the file's or `PALISADE_REDIS_URL`) when set, so it must be one palisade accepts, and
+/// `redis_ca_file` beside a plain-text URL would connect without the TLS the CA asks for.
+/// Returns the `[state]` key at fault and why.
+pub(super) fn session_redis(config: &Config) -> Option<(&'static str, &'static str)> {
     let state = &config.state;
     let session = &config.session.file;
-    if session.store != StoreKind::Redis
-        || state.backend == BackendKind::Redis
-        || state.redis_ca_file.is_none()
-    {
+    if session.store != StoreKind::Redis || state.backend == BackendKind::Redis {
         return None;
     }
-    let url = state
-        .redis_url
-        .as_ref()
-        .map_or(&session.redis_url, |url| &url.0);
-    if redis_conn::is_tls(url) {
+    let url = match &state.redis_url {
+        Some(url) => {
+            if let Err(message) = redis_conn::check_url(&url.0) {
+                return Some(("redis_url", message));
+            }
+            &url.0
+        }
+        None => &session.redis_url,
+    };
+    if state.redis_ca_file.is_none() || redis_conn::is_tls(url) {
         return None;
     }
-    let message = "state.redis_ca_file: is set but the sessions' Redis URL is redis:// (plain \
-                   text): write rediss:// for TLS";
-    let offset = locate(text, "state", "redis_ca_file");
-    Some(Diagnostic::at(path, text, offset, message.into()))
+    Some((
+        "redis_ca_file",
+        "is set but the sessions' Redis URL is redis:// (plain text): write rediss:// for TLS",
+    ))
 }
 
 /// Counts that size threads, queues or buffers at start-up, with their sane range: without
