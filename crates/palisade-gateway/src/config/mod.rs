@@ -203,10 +203,19 @@ impl Config {
 
     /// Reads secrets from the environment: `PALISADE_REDIS_URL` replaces `[state] redis_url`.
     fn read_environment(&mut self, file: Option<&Path>) -> Result<(), ConfigError> {
-        let Ok(url) = std::env::var(REDIS_URL_ENV) else {
+        // `var_os`, as the file's check sees the variable: one not UTF-8 read as unset
+        // would leave `backend = "redis"` without a URL, which serves from memory.
+        let Some(value) = std::env::var_os(REDIS_URL_ENV) else {
             return Ok(());
         };
-        self.use_redis_url(url).map_err(|message| {
+        let checked = match value.into_string() {
+            Ok(url) => self.use_redis_url(url),
+            Err(_) => Err(format!(
+                "{REDIS_URL_ENV}: not valid UTF-8 (write other bytes of a password \
+                 percent-encoded, as %XX)"
+            )),
+        };
+        checked.map_err(|message| {
             let origin = file.unwrap_or(Path::new(REDIS_URL_ENV));
             ConfigError::single(Diagnostic::whole_file(origin, message))
         })
