@@ -6,7 +6,7 @@ use std::path::Path;
 
 use palisade_policy::headers::HeaderPolicy;
 use palisade_policy::session::StoreKind;
-use palisade_store::ratelimit::BackendKind;
+use palisade_store::ratelimit::{BackendKind, RedisUrl, StateConfig};
 use palisade_store::redis_conn;
 
 use super::{Config, Diagnostic};
@@ -14,16 +14,9 @@ use super::{Config, Diagnostic};
 /// Every problem found in the sections' own validation, located in `text`.
 pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
-    if let Err(err) = config.state.validate() {
-        // A URL with a password can only come from the environment; it is checked once read
-        // (`Config::read_environment`), so a file without one is not wrong then.
-        let url_from_env = err.field == "redis_url"
-            && config.state.redis_url.is_none()
-            && std::env::var_os(super::REDIS_URL_ENV).is_some();
-        if !url_from_env {
-            let offset = locate(text, "state", err.field);
-            diagnostics.push(Diagnostic::at(path, text, offset, err.to_string()));
-        }
+    if let Err(err) = state_as_served(config).validate() {
+        let offset = locate(text, "state", err.field);
+        diagnostics.push(Diagnostic::at(path, text, offset, err.to_string()));
     }
     if let Some(url) = &config.state.redis_url {
         if url.0.contains('@') {
@@ -53,6 +46,22 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
         diagnostics.push(Diagnostic::at(path, text, offset, err.to_string()));
     }
     diagnostics
+}
+
+/// `[state]` as the file's checks see it. A URL with a password can only come from the
+/// environment, and is checked once read (`Config::read_environment`), so a file without
+/// one is not wrong when `PALISADE_REDIS_URL` is set: a stand-in URL lets the section's
+/// other keys be checked, and placed at their lines, all the same.
+fn state_as_served(config: &Config) -> std::borrow::Cow<'_, StateConfig> {
+    let state = &config.state;
+    if state.redis_url.is_some() || std::env::var_os(super::REDIS_URL_ENV).is_none() {
+        return std::borrow::Cow::Borrowed(state);
+    }
+    let stand_in = RedisUrl("rediss://palisade-redis-url.invalid".into());
+    std::borrow::Cow::Owned(StateConfig {
+        redis_url: Some(stand_in),
+        ..state.clone()
+    })
 }
 
 /// The `[state]` Redis settings as the session store uses them ([`session_redis`]), placed
