@@ -48,6 +48,12 @@ pub enum ConnectionError {
     /// The URL asks for TLS without certificate verification (`#insecure`).
     #[error("{UNVERIFIED_TLS}")]
     UnverifiedTls,
+    /// A CA was given beside a plain-text `redis://` URL: TLS was meant and would not be in
+    /// force, so no connection is made in the clear.
+    #[error(
+        "redis_ca_file is set but the Redis URL is redis:// (plain text): write rediss:// for TLS"
+    )]
+    PlainTextWithCa,
     /// The CA certificates given for `rediss://` could not be used.
     #[error("redis_ca_file: {0}")]
     InvalidCa(String),
@@ -175,16 +181,19 @@ impl fmt::Debug for RedisCa {
 }
 
 /// A client for `url`. With `ca`, a `rediss://` URL trusts only that CA; without it, the
-/// public web roots. `ca` is not used by a plain `redis://` URL.
+/// public web roots. A plain `redis://` URL with `ca` is refused: the CA says TLS was meant.
 pub fn client(url: &str, ca: Option<&RedisCa>) -> Result<redis::Client, ConnectionError> {
     match check_url(url) {
         Err(UNVERIFIED_TLS) => return Err(ConnectionError::UnverifiedTls),
         Err(_) => return Err(ConnectionError::InvalidUrl),
         Ok(()) => {}
     }
-    let Some(ca) = ca.filter(|_| is_tls(url)) else {
+    let Some(ca) = ca else {
         return redis::Client::open(url).map_err(|_| ConnectionError::InvalidUrl);
     };
+    if !is_tls(url) {
+        return Err(ConnectionError::PlainTextWithCa);
+    }
     let certificates = TlsCertificates {
         client_tls: None,
         root_cert: Some(ca.pem.clone()),
@@ -301,6 +310,19 @@ mod tests {
         assert!(RedisCa::from_pem(key).is_err(), "a key is no CA");
         let torn = "-----BEGIN CERTIFICATE-----\nAAAA\n";
         assert!(RedisCa::from_pem(torn.as_bytes().to_vec()).is_err());
+    }
+
+    /// Regression: `client` used to drop the CA for a plain `redis://` URL and connect in
+    /// the clear; the session store reached it with `PALISADE_REDIS_URL=redis://...`.
+    #[test]
+    fn a_ca_beside_a_plain_text_url_gets_no_client() {
+        let made = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).expect("cert");
+        let ca = RedisCa::from_pem(made.cert.pem().into_bytes()).expect("a CA");
+        let err = client("redis://:hunter2@db:6379", Some(&ca)).expect_err("plain text");
+        assert!(matches!(err, ConnectionError::PlainTextWithCa), "{err}");
+        assert!(!err.to_string().contains("hunter2"));
+        assert!(client("rediss://:hunter2@db:6380", Some(&ca)).is_ok());
+        assert!(client("redis://db:6379", None).is_ok());
     }
 
     #[test]

@@ -154,6 +154,49 @@ fn check_takes_the_redis_url_from_the_environment() {
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }
 
+/// Regression: a `PALISADE_REDIS_URL` that is not UTF-8 (a password typed in Latin-1) was
+/// taken as no variable by serve, yet as a variable by the file's check, which then let
+/// `backend = "redis"` without a URL pass: `check` said ok and serve kept its counters in
+/// memory, so instances stopped sharing limits without a word.
+#[test]
+fn check_refuses_a_redis_url_from_the_environment_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let config = config_file("[state]\nbackend = \"redis\"\n");
+    let url = std::ffi::OsStr::from_bytes(b"redis://:hunter2\xff@127.0.0.1:6379");
+    let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("PALISADE_REDIS_URL", url)
+        .output()
+        .expect("palisade check runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("PALISADE_REDIS_URL") && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+}
+
+/// With the Redis URL in `PALISADE_REDIS_URL`, the other `[state]` keys are still checked
+/// at their lines: the missing `redis_url` used to hide them from the file's check, and
+/// they came back from the environment's with no line.
+#[test]
+fn check_places_state_errors_at_their_line_when_the_url_is_in_the_environment() {
+    let config = config_file("[state]\nbackend = \"redis\"\nconnect_timeout = \"0s\"\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("PALISADE_REDIS_URL", "redis://:hunter2@127.0.0.1:6379")
+        .output()
+        .expect("palisade check runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let expected = format!("{}:3:1: state.connect_timeout:", config.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+}
+
 /// A configuration (or rules file) path naming something endless must end in an error
 /// naming it, not in palisade reading until memory runs out.
 #[test]

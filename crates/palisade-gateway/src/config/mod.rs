@@ -203,13 +203,44 @@ impl Config {
 
     /// Reads secrets from the environment: `PALISADE_REDIS_URL` replaces `[state] redis_url`.
     fn read_environment(&mut self, file: Option<&Path>) -> Result<(), ConfigError> {
-        let Ok(url) = std::env::var(REDIS_URL_ENV) else {
+        // `var_os`, as the file's check sees the variable: one not UTF-8 read as unset
+        // would leave `backend = "redis"` without a URL, which serves from memory.
+        let Some(value) = std::env::var_os(REDIS_URL_ENV) else {
             return Ok(());
         };
-        self.state.redis_url = Some(palisade_store::ratelimit::RedisUrl(url));
-        self.state.validate().map_err(|err| {
+        let checked = match value.into_string() {
+            Ok(url) => self.use_redis_url(url),
+            Err(_) => Err(format!(
+                "{REDIS_URL_ENV}: not valid UTF-8 (write other bytes of a password \
+                 percent-encoded, as %XX)"
+            )),
+        };
+        checked.map_err(|message| {
             let origin = file.unwrap_or(Path::new(REDIS_URL_ENV));
-            ConfigError::single(Diagnostic::whole_file(origin, err.to_string()))
+            ConfigError::single(Diagnostic::whole_file(origin, message))
+        })
+    }
+
+    /// Takes `url`, the value of `PALISADE_REDIS_URL`, as `[state] redis_url`, and checks it
+    /// for every store that reaches it: rate limits with `backend = "redis"`, sessions with
+    /// `store = "redis"` (which use it with any backend). A fault of the URL names the
+    /// variable, not the file's key, and never repeats the URL, which may hold a password.
+    fn use_redis_url(&mut self, url: String) -> Result<(), String> {
+        self.state.redis_url = Some(palisade_store::ratelimit::RedisUrl(url));
+        let (field, message) = match self.state.validate() {
+            Err(err) => (err.field, err.message),
+            Ok(()) => match validate::session_redis(self) {
+                Some((field, message)) => (field, message.to_owned()),
+                None => return Ok(()),
+            },
+        };
+        Err(match field {
+            "redis_url" => format!("{REDIS_URL_ENV}: {message}"),
+            "redis_ca_file" => format!(
+                "state.redis_ca_file: is set but {REDIS_URL_ENV} is redis:// (plain text): \
+                 write rediss:// for TLS"
+            ),
+            _ => format!("state.{field}: {message}"),
         })
     }
 }

@@ -13,6 +13,7 @@
 //! same functions serve reads it with, and is dropped at once; it never reaches a message.
 
 use std::io;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use palisade_policy::identity::KeySource;
@@ -212,6 +213,11 @@ pub(super) fn unusable(key: &str, written: &Path, base: &Path, why: &str) -> Str
 
 /// A file that exists and can be opened for reading.
 pub(super) fn readable_file(path: &Path) -> Result<(), String> {
+    // Opening a named pipe waits for a writer: `check` and a SIGHUP reload would hang, and
+    // what the check read from it would be gone when serve reads the file.
+    if std::fs::metadata(path).is_ok_and(|meta| meta.file_type().is_fifo()) {
+        return Err("is a named pipe (FIFO), expected a file".into());
+    }
     let file = std::fs::File::open(path).map_err(|err| describe(&err))?;
     match file.metadata() {
         Ok(meta) if meta.is_dir() => Err("is a directory, expected a file".into()),

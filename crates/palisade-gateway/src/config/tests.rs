@@ -637,3 +637,98 @@ fn a_ca_for_a_plain_text_session_redis_is_refused() {
     );
     assert!(errors[0].contains("write rediss://"), "{errors:?}");
 }
+
+/// Sessions take `[state]`'s Redis URL whatever the backend; with `backend = "memory"` it
+/// was not checked, so `#insecure` there passed `check` (and only failed at start-up).
+#[test]
+fn the_state_redis_url_sessions_use_is_checked_when_rate_limits_keep_to_memory() {
+    let message = first_error(
+        "[state]\nredis_url = \"rediss://db:6380/#insecure\"\n[session]\nstore = \"redis\"\n",
+    );
+    assert!(
+        message.starts_with("palisade.toml:2:1: state.redis_url: rediss://...#insecure"),
+        "{message}"
+    );
+}
+
+/// Regression: with rate limits in memory and sessions in Redis, a plain-text
+/// `PALISADE_REDIS_URL=redis://:pw@db:6379` beside `redis_ca_file` and a `rediss://`
+/// `[session] redis_url` was taken without a word: sessions (and their password) went over
+/// plain text and the CA was silently unused.
+#[test]
+fn a_plain_text_redis_url_from_the_environment_does_not_drop_the_sessions_tls() {
+    let (cert, _) = certificate();
+    let toml = "[state]\nredis_ca_file = \"ca.pem\"\n\
+                [session]\nstore = \"redis\"\nredis_url = \"rediss://db:6380\"\n";
+    let (result, _dir) = load_in_dir(toml, &[("ca.pem", cert.as_bytes())]);
+    let mut config = result.expect("the file alone is valid");
+    let error = config
+        .use_redis_url("redis://:hunter2@db:6379".into())
+        .expect_err("plain text beside a CA");
+    assert!(
+        error.starts_with("state.redis_ca_file:") && error.contains(REDIS_URL_ENV),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
+    config
+        .use_redis_url("rediss://:hunter2@db:6380".into())
+        .expect("TLS with the CA");
+}
+
+/// `PALISADE_REDIS_URL` set but empty (`PALISADE_REDIS_URL=${UNSET}` in a compose file),
+/// upper case or `#insecure`: refused for sessions as for rate limits, and the error names
+/// the variable rather than the file's `redis_url`, which may be fine.
+#[test]
+fn the_environments_redis_url_is_checked_for_sessions_and_named_in_errors() {
+    let mut config = parse("[session]\nstore = \"redis\"\n").expect("valid");
+    for (url, expected) in [
+        ("", "expected a URL starting with redis://"),
+        (
+            "REDISS://:hunter2@db:6380",
+            "expected a URL starting with redis://",
+        ),
+        ("rediss://:hunter2@db:6380/#insecure", "#insecure"),
+    ] {
+        let error = config.use_redis_url(url.into()).expect_err(url);
+        assert!(
+            error.starts_with("PALISADE_REDIS_URL: ") && error.contains(expected),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+    let toml = "[state]\nbackend = \"redis\"\nredis_url = \"redis://db:6379\"\n";
+    let mut config = parse(toml).expect("valid");
+    let error = config.use_redis_url(String::new()).expect_err("empty");
+    assert!(error.starts_with("PALISADE_REDIS_URL: expected"), "{error}");
+}
+
+/// Regression: a file key naming a FIFO (`redis_ca_file = "ca.pem"` where `ca.pem` is a
+/// named pipe) hung `palisade check`, and a reload, in `open` waiting for a writer.
+#[test]
+fn a_named_pipe_for_a_file_is_refused_without_waiting_for_a_writer() {
+    let toml = "[state]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1:6380\"\n\
+                redis_ca_file = \"ca.pem\"\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("ca.pem"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+    let path = dir.path().join("palisade.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(Config::from_file(&path));
+    });
+    let result = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the check ends without a writer on the pipe");
+    let errors = errors_of(result, &dir);
+    assert_eq!(
+        errors,
+        [format!(
+            "palisade.toml:4:1: state.redis_ca_file: ca.pem: is a named pipe (FIFO), expected a \
+             file (the relative path \"ca.pem\" {RELATIVE})"
+        )]
+    );
+}

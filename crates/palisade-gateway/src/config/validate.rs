@@ -6,7 +6,7 @@ use std::path::Path;
 
 use palisade_policy::headers::HeaderPolicy;
 use palisade_policy::session::StoreKind;
-use palisade_store::ratelimit::BackendKind;
+use palisade_store::ratelimit::{BackendKind, RedisUrl, StateConfig};
 use palisade_store::redis_conn;
 
 use super::{Config, Diagnostic};
@@ -14,16 +14,9 @@ use super::{Config, Diagnostic};
 /// Every problem found in the sections' own validation, located in `text`.
 pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
-    if let Err(err) = config.state.validate() {
-        // A URL with a password can only come from the environment; it is checked once read
-        // (`Config::read_environment`), so a file without one is not wrong then.
-        let url_from_env = err.field == "redis_url"
-            && config.state.redis_url.is_none()
-            && std::env::var_os(super::REDIS_URL_ENV).is_some();
-        if !url_from_env {
-            let offset = locate(text, "state", err.field);
-            diagnostics.push(Diagnostic::at(path, text, offset, err.to_string()));
-        }
+    if let Err(err) = state_as_served(config).validate() {
+        let offset = locate(text, "state", err.field);
+        diagnostics.push(Diagnostic::at(path, text, offset, err.to_string()));
     }
     if let Some(url) = &config.state.redis_url {
         if url.0.contains('@') {
@@ -33,7 +26,7 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
             diagnostics.push(Diagnostic::at(path, text, offset, message.into()));
         }
     }
-    diagnostics.extend(plain_session_redis_with_ca(config, path, text));
+    diagnostics.extend(session_redis_at_its_line(config, path, text));
     // A zero head timeout cuts every connection before its first request arrives.
     let server = &config.server;
     for (key, duration, example) in [
@@ -55,28 +48,62 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
     diagnostics
 }
 
-/// `[state] redis_ca_file` beside a plain-text Redis for sessions: TLS was meant and would
-/// not be in force. (With `backend = "redis"`, `StateConfig::validate` says so already.)
-fn plain_session_redis_with_ca(config: &Config, path: &Path, text: &str) -> Option<Diagnostic> {
+/// `[state]` as the file's checks see it. A URL with a password can only come from the
+/// environment, and is checked once read (`Config::read_environment`), so a file without
+/// one is not wrong when `PALISADE_REDIS_URL` is set: a stand-in URL lets the section's
+/// other keys be checked, and placed at their lines, all the same.
+fn state_as_served(config: &Config) -> std::borrow::Cow<'_, StateConfig> {
+    let state = &config.state;
+    if state.redis_url.is_some() || std::env::var_os(super::REDIS_URL_ENV).is_none() {
+        return std::borrow::Cow::Borrowed(state);
+    }
+    let stand_in = RedisUrl("rediss://palisade-redis-url.invalid".into());
+    std::borrow::Cow::Owned(StateConfig {
+        redis_url: Some(stand_in),
+        ..state.clone()
+    })
+}
+
+/// The `[state]` Redis settings as the session store uses them ([`session_redis`]), placed
+/// at the key at fault. (With `backend = "redis"`, `StateConfig::validate` checks them.)
+fn session_redis_at_its_line(config: &Config, path: &Path, text: &str) -> Option<Diagnostic> {
+    let (key, message) = session_redis(config)?;
+    let offset = locate(text, "state", key);
+    Some(Diagnostic::at(
+        path,
+        text,
+        offset,
+        format!("state.{key}: {message}"),
+    ))
+}
+
+/// What `StateConfig::validate` checks of the `[state]` Redis URL, for the session store
+/// when only sessions use Redis (`backend = "memory"`): sessions then take `[state]`'s URL
+/// (the file's or `PALISADE_REDIS_URL`) when set, so it must be one palisade accepts, and
+/// `redis_ca_file` beside a plain-text URL would connect without the TLS the CA asks for.
+/// Returns the `[state]` key at fault and why.
+pub(super) fn session_redis(config: &Config) -> Option<(&'static str, &'static str)> {
     let state = &config.state;
     let session = &config.session.file;
-    if session.store != StoreKind::Redis
-        || state.backend == BackendKind::Redis
-        || state.redis_ca_file.is_none()
-    {
+    if session.store != StoreKind::Redis || state.backend == BackendKind::Redis {
         return None;
     }
-    let url = state
-        .redis_url
-        .as_ref()
-        .map_or(&session.redis_url, |url| &url.0);
-    if redis_conn::is_tls(url) {
+    let url = match &state.redis_url {
+        Some(url) => {
+            if let Err(message) = redis_conn::check_url(&url.0) {
+                return Some(("redis_url", message));
+            }
+            &url.0
+        }
+        None => &session.redis_url,
+    };
+    if state.redis_ca_file.is_none() || redis_conn::is_tls(url) {
         return None;
     }
-    let message = "state.redis_ca_file: is set but the sessions' Redis URL is redis:// (plain \
-                   text): write rediss:// for TLS";
-    let offset = locate(text, "state", "redis_ca_file");
-    Some(Diagnostic::at(path, text, offset, message.into()))
+    Some((
+        "redis_ca_file",
+        "is set but the sessions' Redis URL is redis:// (plain text): write rediss:// for TLS",
+    ))
 }
 
 /// Counts that size threads, queues or buffers at start-up, with their sane range: without

@@ -186,8 +186,14 @@ impl StateBackend {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
         let memory = MemoryRateLimiter::new(clock.clone(), config.memory_max_keys);
-        let (BackendKind::Redis, Some(url)) = (config.backend, &config.redis_url) else {
+        if config.backend == BackendKind::Memory {
             return Ok(Self::Memory(memory));
+        }
+        // Never memory in its place: instances would stop sharing limits without a word.
+        let Some(url) = &config.redis_url else {
+            return Err(StoreError::Unavailable(
+                "backend = \"redis\" without a redis_url (or PALISADE_REDIS_URL)".into(),
+            ));
         };
         let ca = config.redis_ca()?;
         let options = RedisOptions {
@@ -257,6 +263,22 @@ mod tests {
         let config: StateConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
+    }
+
+    /// Regression: `backend = "redis"` that reached the builder without a URL (an unset
+    /// variable the checks took as set) was served from memory, so instances stopped
+    /// sharing limits without a word.
+    #[tokio::test]
+    async fn a_redis_backend_without_a_url_is_an_error_not_memory() {
+        let config = StateConfig {
+            backend: BackendKind::Redis,
+            ..StateConfig::default()
+        };
+        let clock = Arc::new(palisade_policy::clock::SystemClock);
+        let err = StateBackend::from_config(&config, clock)
+            .await
+            .expect_err("no URL, no backend");
+        assert!(err.to_string().contains("redis_url"), "{err}");
     }
 
     #[test]
