@@ -133,6 +133,8 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
 struct Summary {
     upstream: String,
     backend: &'static str,
+    /// Whether the shared state is reached over TLS (`rediss://`); never the URL itself.
+    backend_tls: bool,
     tls: bool,
 }
 
@@ -145,6 +147,12 @@ impl Summary {
                 .as_ref()
                 .map_or_else(String::new, |u| u.to_string()),
             backend: crate::services::backend_name(config.state.backend),
+            backend_tls: config.state.backend == palisade_store::ratelimit::BackendKind::Redis
+                && config
+                    .state
+                    .redis_url
+                    .as_ref()
+                    .is_some_and(|url| palisade_store::redis_conn::is_tls(&url.0)),
             tls: config.server.tls.is_some(),
         }
     }
@@ -159,6 +167,8 @@ impl Summary {
             admin = %admin,
             tls = self.tls,
             state.backend = self.backend,
+            state.tls = self.backend_tls,
+            pid = std::process::id(),
             rate_limit.rules = rules,
             protections = %protections,
             "palisade started"

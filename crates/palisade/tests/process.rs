@@ -513,6 +513,15 @@ async fn the_start_up_warning_counts_waf_rate_limit_rules() {
         "{}",
         palisade.log()
     );
+    // The line names the process to signal (`kill -HUP`), and whether Redis is spoken to
+    // over TLS (memory here).
+    let pid = format!("pid={}", palisade.child.id());
+    assert!(palisade.log().contains(&pid), "{}", palisade.log());
+    assert!(
+        palisade.log().contains("state.tls=false"),
+        "{}",
+        palisade.log()
+    );
 }
 
 /// A second palisade started on the port of a running one must fail to start, not share
