@@ -362,10 +362,11 @@ async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
     );
     let services = gateway.services();
     let backend = services.rate_limits.backend();
-    let state_ok = match &services.state {
-        Some(state) => state.ready().await,
-        None => true,
+    let state_error = match &services.state {
+        Some(state) => state.readiness().await.err(),
+        None => None,
     };
+    let state_ok = state_error.is_none();
     // With `on_error = "allow"` or `"local"` the instance serves through a state outage, so a
     // load balancer must keep sending it traffic; only `"deny"` makes the outage unready.
     let fails_closed = gateway.runtime().config.state.on_error == OnError::Deny;
@@ -378,10 +379,15 @@ async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
         Ok(true)
     );
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    let mut state = serde_json::json!({ "backend": backend, "status": word(state_ok) });
+    if let Some(err) = state_error {
+        // Why: Redis down, or refusing the password, or its TLS certificate not trusted.
+        state["detail"] = serde_json::Value::String(err.to_string());
+    }
     let body = serde_json::json!({
         "ready": ready,
         "upstream": word(upstream_ok),
-        "state": { "backend": backend, "status": word(state_ok) },
+        "state": state,
         "sessions": { "store": sessions.backend(), "status": word(sessions_ok) },
     });
     let status = if ready {

@@ -335,6 +335,8 @@ async fn instances_share_limits_over_rediss_and_a_wrong_ca_fails_closed() {
         "{}",
         ready.body
     );
+    let detail = ready.json()["state"]["detail"].to_string();
+    assert!(detail.contains("TLS verification failed"), "{}", ready.body);
     let label = "palisade_state_backend_errors_total{backend=\"redis\"}";
     assert!(metric(&closed, label).await >= 1);
     for palisade in [a, b, closed] {

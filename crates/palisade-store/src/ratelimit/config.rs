@@ -231,9 +231,15 @@ impl StateBackend {
 
     /// Whether the backend answers, for `/readyz`.
     pub async fn ready(&self) -> bool {
+        self.readiness().await.is_ok()
+    }
+
+    /// Whether the backend answers, and why not when it does not (the error never holds the
+    /// Redis URL).
+    pub async fn readiness(&self) -> Result<(), StoreError> {
         match self {
-            Self::Memory(_) => true,
-            Self::Redis(fallback) => fallback.primary().ping().await.is_ok(),
+            Self::Memory(_) => Ok(()),
+            Self::Redis(fallback) => fallback.primary().ping().await,
         }
     }
 }
