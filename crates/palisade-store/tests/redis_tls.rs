@@ -5,14 +5,14 @@
 
 #[path = "support/own_redis.rs"]
 mod own_redis;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use palisade_policy::clock::{ManualClock, SystemClock};
 use palisade_policy::ratelimit::{Algorithm, Quota, RateLimitStore, StoreError};
-use palisade_policy::session::directives::Login;
-use palisade_policy::session::{Directives, Resolved, Roles, SessionSettings, Sessions, UserId};
+use palisade_policy::session::{SessionSettings, Sessions};
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
 use palisade_store::ratelimit::redis::{RedisOptions, RedisRateLimiter};
 use palisade_store::ratelimit::{Fallback, OnError};
@@ -162,20 +162,7 @@ async fn sessions_are_saved_and_loaded_over_rediss() {
     let sessions = Sessions::new(SessionSettings::defaults(), Arc::new(store));
     let now = 1_700_000_000_000;
 
-    let login = Login {
-        user_id: UserId::parse("alice").expect("valid user"),
-        roles: Roles::none(),
-    };
-    let directives = Directives {
-        login: Some(login),
-        ..Default::default()
-    };
-    let done = sessions
-        .respond(Resolved::default(), directives, Vec::new(), now)
-        .await
-        .expect("session saved");
-    let set_cookie = done.set_cookie.expect("a session cookie");
-    let cookie = set_cookie.as_str().split(';').next().unwrap_or_default();
+    let cookie = support::login(&sessions, now).await;
     let resolved = sessions
         .resolve([cookie.as_bytes()], now + 1)
         .await

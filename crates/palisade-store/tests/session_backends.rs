@@ -5,34 +5,12 @@ mod support;
 
 use std::sync::Arc;
 
-use palisade_policy::session::directives::Login;
-use palisade_policy::session::{Directives, Resolved, Roles, SessionSettings, Sessions, UserId};
+use palisade_policy::session::{SessionSettings, Sessions};
 use palisade_store::session::SqliteSessionStore;
+use support::login;
 
 const T0: u64 = 1_700_000_000_000;
 const DAY: u64 = 86_400_000;
-
-async fn login(sessions: &Sessions, now: u64) -> String {
-    let user_id = UserId::parse("alice").expect("valid user");
-    let login = Login {
-        user_id,
-        roles: Roles::none(),
-    };
-    let directives = Directives {
-        login: Some(login),
-        ..Default::default()
-    };
-    let done = sessions
-        .respond(Resolved::default(), directives, Vec::new(), now)
-        .await;
-    let cookie = done.expect("login").set_cookie.expect("cookie");
-    cookie
-        .as_str()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 #[tokio::test]
 async fn sqlite_sessions_survive_a_restart() {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use palisade_policy::session::SessionStore;
+use palisade_policy::session::directives::Login;
+use palisade_policy::session::{Directives, Resolved, Roles, SessionStore, Sessions, UserId};
 use palisade_store::session::{MemorySessionStore, RedisSessionStore, SqliteSessionStore};
 
 /// Where the test Redis listens (`scripts/services up` starts it).
@@ -86,4 +87,26 @@ impl Harness {
             let _ = std::fs::remove_file(file);
         }
     }
+}
+
+/// Logs `alice` in at `now` and returns the session cookie as a browser sends it back.
+pub async fn login(sessions: &Sessions, now: u64) -> String {
+    let login = Login {
+        user_id: UserId::parse("alice").expect("valid user"),
+        roles: Roles::none(),
+    };
+    let directives = Directives {
+        login: Some(login),
+        ..Default::default()
+    };
+    let done = sessions
+        .respond(Resolved::default(), directives, Vec::new(), now)
+        .await;
+    let cookie = done.expect("login").set_cookie.expect("cookie");
+    cookie
+        .as_str()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
