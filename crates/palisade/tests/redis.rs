@@ -4,13 +4,15 @@
 //! The machine's Redis is never stopped.
 
 mod common;
+#[path = "../../palisade-store/tests/support/own_redis.rs"]
+mod own_redis;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use http::StatusCode;
+use own_redis::{OwnRedis, TestPki};
 
 fn unique_prefix(test: &str) -> String {
     let nanos = SystemTime::now()
@@ -52,65 +54,6 @@ async fn two_instances_share_one_limit() {
     b.shutdown().await;
 }
 
-/// A redis-server of our own, stopped by PID.
-struct OwnRedis {
-    child: Child,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Self {
-        let mut command = Command::new("redis-server");
-        command.args(["--port", &port.to_string()]);
-        Self::launch(command, port).await
-    }
-
-    /// A redis-server that speaks only TLS on `port`, with the certificate of `pki`.
-    async fn start_tls(port: u16, pki: &Pki) -> Self {
-        let mut command = Command::new("redis-server");
-        command
-            .args(["--port", "0", "--tls-port", &port.to_string()])
-            .args(["--tls-auth-clients", "no", "--tls-cert-file"])
-            .arg(&pki.cert)
-            .arg("--tls-key-file")
-            .arg(&pki.key);
-        Self::launch(command, port).await
-    }
-
-    async fn launch(mut command: Command, port: u16) -> Self {
-        let child = command
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/services up installs it)");
-        // Owned from here on: a panic below still stops it through `Drop`.
-        let redis = Self { child };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn metric(palisade: &palisade_gateway::serve::Running, line_start: &str) -> u64 {
     let metrics = get(&format!("http://{}/metrics", palisade.admin_addr), &[])
         .await
@@ -126,8 +69,8 @@ async fn metric(palisade: &palisade_gateway::serve::Running, line_start: &str) -
 #[tokio::test]
 async fn redis_down_applies_on_error_and_recovery_shares_limits_again() {
     let upstream = Upstream::start().await;
-    let port = free_port();
-    let redis = OwnRedis::start(port).await;
+    let mut redis = OwnRedis::start();
+    let port = redis.port;
     let prefix = unique_prefix("outage");
     let a = start_palisade(&upstream.url(), &redis_config(port, &prefix, "local")).await;
     let b = start_palisade(&upstream.url(), &redis_config(port, &prefix, "local")).await;
@@ -162,7 +105,7 @@ async fn redis_down_applies_on_error_and_recovery_shares_limits_again() {
     assert!(metric(&b, label).await >= 5);
 
     // Redis back (empty): limits are shared again once each instance has retried.
-    let _redis = OwnRedis::start(port).await;
+    redis.restart();
     for palisade in [&b, &closed] {
         let mut recovered = false;
         for _ in 0..100 {
@@ -215,14 +158,13 @@ async fn readiness_reports_an_unreachable_redis() {
 #[tokio::test]
 async fn a_redis_restart_between_requests_costs_no_request_its_answer() {
     let upstream = Upstream::start().await;
-    let port = free_port();
-    let redis = OwnRedis::start(port).await;
-    let config = redis_config(port, &unique_prefix("restart"), "deny");
+    let mut redis = OwnRedis::start();
+    let config = redis_config(redis.port, &unique_prefix("restart"), "deny");
     let palisade = start_palisade(&upstream.url(), &config).await;
     assert_eq!(status_of(&palisade).await, StatusCode::OK);
 
     redis.stop();
-    let _redis = OwnRedis::start(port).await;
+    redis.restart();
     assert_eq!(status_of(&palisade).await, StatusCode::OK);
     let label = "palisade_state_backend_errors_total{backend=\"redis\"}";
     assert_eq!(metric(&palisade, label).await, 0);
@@ -234,12 +176,11 @@ async fn a_redis_restart_between_requests_costs_no_request_its_answer() {
 #[tokio::test]
 async fn readiness_shows_a_redis_session_store_going_away() {
     let upstream = Upstream::start().await;
-    let port = free_port();
-    let redis = OwnRedis::start(port).await;
+    let mut redis = OwnRedis::start();
     let prefix = unique_prefix("ready-sessions");
     let config = format!(
         "{}\n[session]\nstore = \"redis\"\nredis_prefix = \"{prefix}session:\"\n",
-        redis_config(port, &prefix, "local")
+        redis_config(redis.port, &prefix, "local")
     );
     let palisade = start_palisade(&upstream.url(), &config).await;
     let readyz = format!("http://{}/readyz", palisade.admin_addr);
@@ -255,38 +196,6 @@ async fn readiness_shows_a_redis_session_store_going_away() {
     assert_eq!(after.json()["sessions"]["status"], "unreachable");
     assert_eq!(after.json()["ready"], true);
     palisade.shutdown().await;
-}
-
-/// A CA of the test's own and a server certificate it signed for 127.0.0.1, as PEM files.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Pki {
-    /// Writes the files into `dir`, named after `name`.
-    fn new(dir: &Path, name: &str) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_key = KeyPair::generate().expect("ca key");
-        let ca_cert = ca.self_signed(&ca_key).expect("ca certificate");
-        let issuer = Issuer::new(ca, ca_key);
-        let server = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
-        let server_key = KeyPair::generate().expect("server key");
-        let server_cert = server.signed_by(&server_key, &issuer).expect("certificate");
-        let write = |suffix: &str, pem: String| {
-            let path = dir.join(format!("{name}-{suffix}.pem"));
-            std::fs::write(&path, pem).expect("write pem");
-            path
-        };
-        Self {
-            ca: write("ca", ca_cert.pem()),
-            cert: write("cert", server_cert.pem()),
-            key: write("key", server_key.serialize_pem()),
-        }
-    }
 }
 
 /// `redis_config` over TLS to `port`, trusting the CA in `ca_file`.
@@ -305,17 +214,16 @@ fn rediss_config(port: u16, prefix: &str, on_error: &str, ca_file: &Path) -> Str
 #[tokio::test]
 async fn instances_share_limits_over_rediss_and_a_wrong_ca_fails_closed() {
     let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let pki = Pki::new(dir.path(), "redis");
-    let stranger = Pki::new(dir.path(), "stranger");
-    let port = free_port();
-    let _redis = OwnRedis::start_tls(port, &pki).await;
+    let pki = TestPki::loopback();
+    let stranger = TestPki::loopback();
+    let redis = OwnRedis::start_tls(&pki);
+    let port = redis.port;
     let prefix = unique_prefix("rediss");
     let sessions = format!("\n[session]\nstore = \"redis\"\nredis_prefix = \"{prefix}session:\"\n");
-    let shared = rediss_config(port, &prefix, "local", &pki.ca) + &sessions;
+    let shared = rediss_config(port, &prefix, "local", &pki.ca_file) + &sessions;
     let a = start_palisade(&upstream.url(), &shared).await;
     let b = start_palisade(&upstream.url(), &shared).await;
-    let wrong_ca = rediss_config(port, &prefix, "deny", &stranger.ca);
+    let wrong_ca = rediss_config(port, &prefix, "deny", &stranger.ca_file);
     let closed = start_palisade(&upstream.url(), &wrong_ca).await;
 
     for palisade in [&a, &b, &a, &b] {

@@ -1,6 +1,7 @@
 //! A redis-server of a test's own on a free loopback port, plain or TLS, stopped by PID on
 //! drop; and the certificates a TLS one needs. Shared by the test binaries that stop,
-//! pause or re-certify Redis, which the machine's shared Redis must never be.
+//! pause or re-certify Redis, which the machine's shared Redis must never be: this crate's
+//! and `crates/palisade/tests/redis.rs` (by path).
 #![allow(dead_code)]
 
 use std::net::TcpListener;
