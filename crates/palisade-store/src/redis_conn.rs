@@ -60,6 +60,14 @@ pub enum ConnectionError {
     /// Connecting took longer than `connect_timeout`.
     #[error("redis did not accept a connection within {0:?}")]
     ConnectTimeout(Duration),
+    /// A `rediss://` connection got no TLS answer within `connect_timeout`: a slow server,
+    /// or (most often) one that does not speak TLS on that port, as a plain-text Redis never
+    /// answers a TLS handshake.
+    #[error(
+        "redis did not complete the TLS handshake within {0:?}: is the server on that port a \
+         plain-text Redis? (then write redis://, or enable TLS on the server)"
+    )]
+    TlsHandshakeTimeout(Duration),
     /// The TLS handshake with Redis failed: most often the server's certificate is not
     /// signed by a trusted CA or does not name the host of the URL.
     #[error("redis connection failed: {0}")]
@@ -238,11 +246,28 @@ impl SharedConnection {
         let connect = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config);
-        let connection = tokio::time::timeout(self.connect_timeout, connect)
-            .await
-            .map_err(|_| ConnectionError::ConnectTimeout(self.connect_timeout))??;
+        let connection = match tokio::time::timeout(self.connect_timeout, connect).await {
+            // The redis crate's own connect timeout fires first, with a bare "timed out".
+            Err(_) => return Err(self.timed_out()),
+            Ok(Err(err)) if err.is_timeout() => return Err(self.timed_out()),
+            Ok(made) => made?,
+        };
         *self.slot() = Some(connection.clone());
         Ok(connection)
+    }
+
+    /// Why connecting gave up after `connect_timeout`: over TLS, the likeliest cause is a
+    /// server that does not speak it.
+    fn timed_out(&self) -> ConnectionError {
+        let tls = matches!(
+            self.client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        );
+        if tls {
+            ConnectionError::TlsHandshakeTimeout(self.connect_timeout)
+        } else {
+            ConnectionError::ConnectTimeout(self.connect_timeout)
+        }
     }
 
     /// A new connection in place of one Redis closed while it sat idle (its `timeout`

@@ -141,6 +141,30 @@ async fn a_server_certificate_for_another_host_fails_tls_verification() {
     assert!(message.contains("TLS verification failed"), "{message}");
 }
 
+/// A plain-text Redis never answers a TLS handshake: the error names the likely cause
+/// instead of a bare timeout.
+#[tokio::test]
+async fn rediss_to_a_plain_text_redis_says_it_may_not_speak_tls() {
+    let redis = OwnRedis::start();
+    let options = RedisOptions {
+        url: format!("rediss://:hunter2@127.0.0.1:{}", redis.port),
+        ca: Some(ca_of(&TestPki::loopback())),
+        key_prefix: unique_prefix("plain"),
+        connect_timeout: Duration::from_millis(500),
+        command_timeout: Duration::from_millis(500),
+        blocked_cache_max_keys: 1_000,
+    };
+    let limiter = RedisRateLimiter::connect(&options, Arc::new(SystemClock))
+        .await
+        .expect("a valid rediss:// url");
+    let Err(StoreError::Unavailable(message)) = limiter.ping().await else {
+        panic!("a plain-text Redis answered a TLS client");
+    };
+    assert!(message.contains("TLS handshake"), "{message}");
+    assert!(message.contains("plain-text Redis"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
 #[tokio::test]
 async fn unverified_tls_urls_are_refused_before_any_connection() {
     let ca = ca_of(&TestPki::loopback());
