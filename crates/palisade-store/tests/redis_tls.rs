@@ -163,6 +163,14 @@ async fn rediss_to_a_plain_text_redis_says_it_may_not_speak_tls() {
     assert!(message.contains("TLS handshake"), "{message}");
     assert!(message.contains("plain-text Redis"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
+
+    let url = format!("rediss://:hunter2@127.0.0.1:{}", redis.port);
+    let Err(err) = RedisSessionStore::connect_with_ca(&url, None, "unused:").await else {
+        panic!("the session store reached a plain-text Redis over TLS");
+    };
+    let message = err.to_string();
+    assert!(message.contains("plain-text Redis"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
 }
 
 #[tokio::test]

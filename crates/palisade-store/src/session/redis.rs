@@ -104,7 +104,14 @@ impl RedisSessionStore<ConnectionManager> {
             .set_number_of_retries(2);
         let conn = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(unavailable)?;
+            .map_err(|err| {
+                if err.is_timeout() && redis_conn::is_tls(url) {
+                    // A plain-text Redis never answers a TLS handshake: name the likely cause.
+                    let cause = ConnectionError::TlsHandshakeTimeout(REDIS_TIMEOUT);
+                    return SessionStoreError::Unavailable(cause.to_string());
+                }
+                unavailable(err)
+            })?;
         Ok(Self::with_connection(conn, prefix))
     }
 }
