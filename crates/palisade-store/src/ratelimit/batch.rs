@@ -198,7 +198,9 @@ impl Batcher {
             // Redis closes connections left idle past its `timeout`, and all of them when it
             // restarts; that shows only when one is next used. One more try, on a new one.
             // TODO: a batch whose connection broke after Redis ran it is counted twice; the
-            // cost is up to one batch of extra counts, refusing early, in a rare race.
+            // cost is up to one batch of extra counts, refusing early, in a rare race. A
+            // token per batch with each key's earlier state kept beside it fixes it but cost
+            // Redis 20 % more per call (docs/gateway-benchmark.md), so it was not kept.
             Err(err) if err.is_connection_dropped() => {
                 let mut fresh = self
                     .connection
