@@ -351,11 +351,13 @@ fn is_port(text: &str) -> bool {
 /// Ready when the upstream accepts a TCP connection and the state backend answers (or its
 /// outage is covered by an `on_error` fallback).
 async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
-    let authority = gateway.runtime().upstream.authority().to_string();
+    // A TCP connection, for `https://` upstreams too: a TLS handshake per probe would cost
+    // the upstream more than the probe tells.
+    let address = gateway.runtime().upstream.address().to_owned();
     let upstream_ok = matches!(
         tokio::time::timeout(
             Duration::from_secs(2),
-            tokio::net::TcpStream::connect(&authority)
+            tokio::net::TcpStream::connect(&address)
         )
         .await,
         Ok(Ok(_))

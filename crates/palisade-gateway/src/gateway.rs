@@ -41,9 +41,9 @@ pub enum StartError {
     /// its cause as `source` would print the cause twice in `error: {err:#}`.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// No upstream was given.
-    #[error("no upstream: pass --upstream http://host:port or set [upstream] url")]
-    NoUpstream,
+    /// No upstream was given, or its TLS client could not be made.
+    #[error(transparent)]
+    Upstream(#[from] crate::proxy::UpstreamError),
     /// A service failed to start.
     #[error(transparent)]
     Services(#[from] crate::services::ServicesError),
@@ -260,7 +260,7 @@ fn build_runtime(
     services: &Services,
     workers: usize,
 ) -> Result<Runtime, StartError> {
-    let upstream = Upstream::new(&config.upstream, workers).ok_or(StartError::NoUpstream)?;
+    let upstream = Upstream::new(&config.upstream, workers)?;
     let pipeline = Pipeline::build(&config, services);
     Ok(Runtime {
         config: Arc::new(config),

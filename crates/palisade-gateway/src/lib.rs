@@ -27,4 +27,5 @@ pub mod sessions;
 pub mod tls;
 pub mod upload;
 pub mod upstream_pool;
+pub mod upstream_tls;
 pub mod waf;

@@ -5,6 +5,7 @@
 //! A WebSocket (or any `Upgrade`) handshake that the upstream accepts with 101 becomes a
 //! byte tunnel between the two upgraded connections.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,18 +17,21 @@ use hyper_util::rt::TokioIo;
 use tracing::debug;
 
 use crate::body::{self, GatewayBody, RequestBody};
-use crate::config::UpstreamConfig;
+use crate::config::{UpstreamConfig, UpstreamUrl};
 use crate::error::GatewayError;
 use crate::forwarding;
 use crate::pipeline::{GatewayRequest, RequestContext};
 use crate::upstream_pool::{PoolError, PooledBody, UpstreamPool};
+use crate::upstream_tls::UpstreamTls;
+use palisade_store::ca::CaCertificates;
 
 /// The protected application and the connection pools to it, one per worker thread so a
 /// pooled connection is always driven by the thread that uses it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pools: Vec<Arc<UpstreamPool>>,
-    authority: http::uri::Authority,
+    /// `host:port` to connect to.
+    address: String,
     /// `authority` as a `Host` value, made once.
     authority_value: HeaderValue,
     response_timeout: Duration,
@@ -35,30 +39,39 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Pools for `config`, one per worker; `None` when no upstream URL is configured.
-    pub fn new(config: &UpstreamConfig, workers: usize) -> Option<Self> {
-        let url = config.url.as_ref()?;
+    /// Pools for `config`, one per worker, sharing one TLS client configuration for an
+    /// `https://` URL (its `ca_file` read now).
+    pub fn new(config: &UpstreamConfig, workers: usize) -> Result<Self, UpstreamError> {
+        let url = config.url.as_ref().ok_or(UpstreamError::NoUrl)?;
+        let tls = if url.tls {
+            Some(upstream_tls(url, config.ca_file.as_deref())?)
+        } else {
+            None
+        };
         let per_worker = (config.pool_max_idle / workers.max(1)).max(1);
         let pool = || {
             Arc::new(UpstreamPool::new(
-                url.authority.as_str().to_owned(),
+                url.connect_address(),
+                tls.clone(),
                 config.connect_timeout.0,
                 config.pool_idle_timeout.0,
                 per_worker,
             ))
         };
-        Some(Self {
+        let authority_value = HeaderValue::from_str(url.authority.as_str())
+            .expect("a parsed URL authority is visible ASCII");
+        Ok(Self {
             pools: (0..workers.max(1)).map(|_| pool()).collect(),
-            authority: url.authority.clone(),
-            authority_value: HeaderValue::from_str(url.authority.as_str()).ok()?,
+            address: url.connect_address(),
+            authority_value,
             response_timeout: config.response_timeout.0,
             preserve_host: config.preserve_host,
         })
     }
 
-    /// `host:port` of the upstream.
-    pub fn authority(&self) -> &http::uri::Authority {
-        &self.authority
+    /// `host:port` the upstream is connected to (the port always written).
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     /// Sends `request` upstream and returns the response with hop-by-hop and revealing
@@ -146,6 +159,29 @@ impl Upstream {
     }
 }
 
+/// Why the upstream could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No upstream URL was given.
+    #[error("no upstream: pass --upstream http://host:port or set [upstream] url")]
+    NoUrl,
+    /// The TLS client for an `https://` upstream could not be made.
+    #[error("{0}")]
+    Tls(String),
+}
+
+/// The TLS client for `url`, trusting `ca_file` (resolved) when given.
+fn upstream_tls(url: &UpstreamUrl, ca_file: Option<&Path>) -> Result<UpstreamTls, UpstreamError> {
+    let ca = ca_file
+        .map(|file| {
+            CaCertificates::from_file(file)
+                .map_err(|why| format!("upstream.ca_file: {}: {why}", file.display()))
+        })
+        .transpose()
+        .map_err(UpstreamError::Tls)?;
+    UpstreamTls::new(url, ca.as_ref()).map_err(UpstreamError::Tls)
+}
+
 /// The host the client asked for: `Host` (HTTP/1.1) or the URI authority (HTTP/2), as a
 /// header value (shared with the request, not copied) when it is visible ASCII.
 fn client_host(
@@ -159,14 +195,16 @@ fn client_host(
 }
 
 /// Turns a failed exchange into who caused it: our body errors are the client's, connect
-/// timeouts are 504, connect failures 502, anything else a broken upstream.
+/// (and TLS handshake) timeouts are 504, connect and TLS failures 502, anything else a
+/// broken upstream.
 fn classify(err: PoolError) -> GatewayError {
     match err {
         PoolError::ConnectTimeout => GatewayError::UpstreamTimeout,
         PoolError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
             GatewayError::UpstreamTimeout
         }
-        PoolError::Connect(_) | PoolError::Handshake(_) => {
+        PoolError::TlsTimeout => GatewayError::UpstreamTimeout,
+        PoolError::Connect(_) | PoolError::Handshake(_) | PoolError::Tls(_) => {
             GatewayError::UpstreamConnect(error_chain(&err))
         }
         PoolError::Send(ref hyper_err) => body::client_fault(hyper_err)
@@ -199,5 +237,42 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
     let mut upstream = TokioIo::new(upstream);
     if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         debug!(error = %err, "upgraded connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_tls_handshake_is_a_502_that_says_tls_and_a_stalled_one_a_504() {
+        let why = "TLS: the upstream's certificate is not trusted: invalid peer certificate";
+        let err = classify(PoolError::Tls(why.into()));
+        assert!(matches!(err, GatewayError::UpstreamConnect(_)), "{err:?}");
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        assert!(err.to_string().contains(why), "{err}");
+        let err = classify(PoolError::TlsTimeout);
+        assert!(matches!(err, GatewayError::UpstreamTimeout), "{err:?}");
+    }
+
+    #[test]
+    fn an_https_upstream_without_its_ca_file_does_not_start() {
+        let config = UpstreamConfig {
+            url: Some("https://127.0.0.1:8443".parse().expect("url")),
+            ca_file: Some("/nonexistent/palisade-ca.pem".into()),
+            ..UpstreamConfig::default()
+        };
+        let err = Upstream::new(&config, 2).expect_err("no CA file");
+        assert!(
+            err.to_string()
+                .starts_with("upstream.ca_file: /nonexistent/"),
+            "{err}"
+        );
+        let config = UpstreamConfig {
+            ca_file: None,
+            ..config
+        };
+        let upstream = Upstream::new(&config, 2).expect("public roots");
+        assert_eq!(upstream.address(), "127.0.0.1:8443");
     }
 }

@@ -7,6 +7,9 @@
 //! and each worker thread serves its own connections, so its pool is a stack of idle
 //! connections: a checkout pops one, and the response body pushes it back when it ends.
 //!
+//! An `https://` upstream's connections are TLS ([`crate::upstream_tls`]) under the same
+//! HTTP/1.1 handshake; the pool holds only the `SendRequest` handles, whatever the socket.
+//!
 //! A request sent on a reused connection that turned out to be closed (the upstream hung up
 //! while it sat idle) and that hyper did not start writing is retried on another
 //! connection, so keep-alive races never reach the client as a 502.
@@ -27,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::body::RequestBody;
+use crate::upstream_tls::UpstreamTls;
 
 /// Why a request could not be exchanged with the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,12 @@ pub enum PoolError {
     /// The TCP connection was refused or failed.
     #[error("connect to the upstream: {0}")]
     Connect(#[source] io::Error),
+    /// The TLS handshake did not finish within what was left of `connect_timeout`.
+    #[error("TLS handshake with the upstream timed out (does it speak TLS on that port?)")]
+    TlsTimeout,
+    /// The TLS handshake failed; the text says why (certificate not trusted, wrong name).
+    #[error("{0}")]
+    Tls(String),
     /// The HTTP/1 connection could not be set up.
     #[error("upstream connection set-up: {0}")]
     Handshake(#[source] hyper::Error),
@@ -54,6 +64,8 @@ struct Idle {
 /// The idle connections of one worker to the upstream.
 pub struct UpstreamPool {
     address: String,
+    /// TLS for an `https://` upstream; plain TCP when `None`.
+    tls: Option<UpstreamTls>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
@@ -66,6 +78,7 @@ impl std::fmt::Debug for UpstreamPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamPool")
             .field("address", &self.address)
+            .field("tls", &self.tls.is_some())
             .field("max_idle", &self.max_idle)
             .finish_non_exhaustive()
     }
@@ -85,15 +98,17 @@ impl Lease {
 }
 
 impl UpstreamPool {
-    /// A pool connecting to `address` (`host:port`).
+    /// A pool connecting to `address` (`host:port`), over `tls` when given.
     pub fn new(
         address: String,
+        tls: Option<UpstreamTls>,
         connect_timeout: Duration,
         idle_timeout: Duration,
         max_idle: usize,
     ) -> Self {
         Self {
             address,
+            tls,
             connect_timeout,
             idle_timeout,
             max_idle,
@@ -205,28 +220,46 @@ impl UpstreamPool {
         });
     }
 
-    /// A new connection, driven by its own task on this worker's runtime.
+    /// A new connection, driven by its own task on this worker's runtime. TCP connect and
+    /// TLS handshake share one `connect_timeout`.
     async fn connect(self: &Arc<Self>) -> Result<SendRequest<RequestBody>, PoolError> {
         self.start_sweeping();
+        let deadline = Instant::now() + self.connect_timeout;
         let connect = TcpStream::connect(self.address.as_str());
-        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
+        let stream = match tokio::time::timeout_at(deadline, connect).await {
             Err(_) => return Err(PoolError::ConnectTimeout),
             Ok(Err(err)) => return Err(PoolError::Connect(err)),
             Ok(Ok(stream)) => stream,
         };
         stream.set_nodelay(true).map_err(PoolError::Connect)?;
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(PoolError::Handshake)?;
-        // Upgrades stay possible: a 101 answer turns the connection into a tunnel.
-        tokio::spawn(async move {
-            if let Err(err) = connection.with_upgrades().await {
-                tracing::debug!(error = %err, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        let Some(tls) = &self.tls else {
+            return http1_handshake(TokioIo::new(stream)).await;
+        };
+        let stream = match tokio::time::timeout_at(deadline, tls.handshake(stream)).await {
+            Err(_) => return Err(PoolError::TlsTimeout),
+            Ok(Err(why)) => return Err(PoolError::Tls(why)),
+            Ok(Ok(stream)) => stream,
+        };
+        http1_handshake(TokioIo::new(stream)).await
     }
+}
+
+/// The HTTP/1.1 connection over `io`, driven by its own task.
+async fn http1_handshake<T>(io: T) -> Result<SendRequest<RequestBody>, PoolError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(PoolError::Handshake)?;
+    // Upgrades stay possible: a 101 answer turns the connection into a tunnel.
+    tokio::spawn(async move {
+        if let Err(err) = connection.with_upgrades().await {
+            tracing::debug!(error = %err, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
 }
 
 /// A response body from the upstream that gives its connection back to the pool when it
@@ -333,6 +366,7 @@ mod tests {
         let timeout = Duration::from_secs(5);
         Arc::new(UpstreamPool::new(
             address,
+            None,
             timeout,
             Duration::from_secs(60),
             4,

@@ -14,15 +14,11 @@
 
 use std::error::Error;
 use std::fmt;
-use std::io::Read;
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, TlsCertificates};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 // TODO: the connection is driven by a task on the runtime that connected first, so each
 // decision of every other gateway worker crosses threads twice; one connection per worker
@@ -137,56 +133,9 @@ pub fn is_tls(url: &str) -> bool {
     url.starts_with("rediss://")
 }
 
-/// The largest CA file read: a bundle of a few hundred certificates fits.
-const MAX_CA_FILE: u64 = 1 << 20;
-
 /// The certificates (PEM) that `rediss://` connections trust instead of the public web
 /// roots: the operator's private CA.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisCa {
-    pem: Vec<u8>,
-}
-
-impl RedisCa {
-    /// Reads and checks a PEM file of one or more CA certificates. The error says what is
-    /// wrong with the file, without naming it (the caller knows the key and path).
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let file = std::fs::File::open(path).map_err(|err| err.to_string())?;
-        let mut pem = Vec::new();
-        file.take(MAX_CA_FILE + 1)
-            .read_to_end(&mut pem)
-            .map_err(|err| err.to_string())?;
-        if pem.len() as u64 > MAX_CA_FILE {
-            return Err(format!(
-                "larger than {MAX_CA_FILE} bytes, expected PEM certificates"
-            ));
-        }
-        Self::from_pem(pem)
-    }
-
-    /// Checks PEM text holding one or more CA certificates.
-    pub fn from_pem(pem: Vec<u8>) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|err| format!("not valid PEM: {err}"))?;
-            roots
-                .add(cert)
-                .map_err(|err| format!("not a usable CA certificate: {err}"))?;
-        }
-        if roots.is_empty() {
-            return Err("no certificate found (expected PEM: -----BEGIN CERTIFICATE-----)".into());
-        }
-        Ok(Self { pem })
-    }
-}
-
-impl fmt::Debug for RedisCa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisCa")
-            .field("bytes", &self.pem.len())
-            .finish()
-    }
-}
+pub type RedisCa = crate::ca::CaCertificates;
 
 /// A client for `url`. With `ca`, a `rediss://` URL trusts only that CA; without it, the
 /// public web roots. A plain `redis://` URL with `ca` is refused: the CA says TLS was meant.
@@ -204,7 +153,7 @@ pub fn client(url: &str, ca: Option<&RedisCa>) -> Result<redis::Client, Connecti
     }
     let certificates = TlsCertificates {
         client_tls: None,
-        root_cert: Some(ca.pem.clone()),
+        root_cert: Some(ca.pem().to_vec()),
     };
     redis::Client::build_with_tls(url, certificates).map_err(|err| match err.kind() {
         redis::ErrorKind::InvalidClientConfig => ConnectionError::InvalidUrl,
@@ -323,18 +272,6 @@ mod tests {
         assert!(check_url("rediss://db:6380/#other").is_err());
         assert!(check_url("http://db:6379").is_err());
         assert!(is_tls("rediss://db") && !is_tls("redis://db"));
-    }
-
-    #[test]
-    fn a_ca_file_must_hold_at_least_one_pem_certificate() {
-        let made = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).expect("cert");
-        assert!(RedisCa::from_pem(made.cert.pem().into_bytes()).is_ok());
-        let empty = RedisCa::from_pem(b"just text\n".to_vec()).expect_err("no certificate");
-        assert!(empty.starts_with("no certificate found"), "{empty}");
-        let key = made.signing_key.serialize_pem().into_bytes();
-        assert!(RedisCa::from_pem(key).is_err(), "a key is no CA");
-        let torn = "-----BEGIN CERTIFICATE-----\nAAAA\n";
-        assert!(RedisCa::from_pem(torn.as_bytes().to_vec()).is_err());
     }
 
     /// Regression: `client` used to drop the CA for a plain `redis://` URL and connect in

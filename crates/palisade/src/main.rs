@@ -54,7 +54,8 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// The application to protect, e.g. http://127.0.0.1:3000 (overrides [upstream] url).
+    /// The application to protect, e.g. http://127.0.0.1:3000 or https://app.internal
+    /// (overrides [upstream] url).
     #[arg(long)]
     upstream: Option<UpstreamUrl>,
     /// Address to listen on (overrides [server] listen; default 0.0.0.0:8080).

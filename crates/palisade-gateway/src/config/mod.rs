@@ -112,6 +112,7 @@ impl ConfigSource {
             None => Config::default(),
         };
         config.apply(&self.overrides);
+        config.check_upstream_tls(self.file.as_deref())?;
         config.read_environment(self.file.as_deref())?;
         Ok(config)
     }
@@ -199,6 +200,17 @@ impl Config {
         if let Some(admin) = overrides.admin_listen {
             self.admin.listen = admin;
         }
+    }
+
+    /// Refuses `[upstream] ca_file` beside an `http://` URL given by `--upstream` (the file's
+    /// own URL is checked with the file).
+    fn check_upstream_tls(&self, file: Option<&Path>) -> Result<(), ConfigError> {
+        let Some(message) = self.upstream.ca_without_tls() else {
+            return Ok(());
+        };
+        let origin = file.unwrap_or(Path::new("--upstream"));
+        let message = format!("upstream.ca_file: {message}");
+        Err(ConfigError::single(Diagnostic::whole_file(origin, message)))
     }
 
     /// Reads secrets from the environment: `PALISADE_REDIS_URL` replaces `[state] redis_url`.

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use palisade_policy::identity::KeySource;
 use palisade_policy::session::StoreKind;
-use palisade_store::redis_conn::RedisCa;
+use palisade_store::ca::CaCertificates;
 
 use super::file::describe;
 use super::server::LogTarget;
@@ -38,6 +38,7 @@ pub(super) fn resolve(config: &mut Config, base: &Path) {
     }
     resolve(&mut config.session.file.sqlite_path);
     config.state.redis_ca_file.as_mut().map(resolve);
+    config.upstream.ca_file.as_mut().map(resolve);
     config.csrf.file.secret_file.as_mut().map(resolve);
     if let Some(KeySource::JwksFile(file)) = config.identity.jwt.as_mut().map(|j| &mut j.keys) {
         resolve(file);
@@ -75,9 +76,10 @@ pub(super) fn check(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic>
         checks.key("log", "security", written, appendable_file);
     }
     if let Some(written) = &config.state.redis_ca_file {
-        checks.key("state", "redis_ca_file", written, |file| {
-            readable_file(file).and_then(|()| RedisCa::from_file(file).map(drop))
-        });
+        checks.key("state", "redis_ca_file", written, ca_file);
+    }
+    if let Some(written) = &config.upstream.ca_file {
+        checks.key("upstream", "ca_file", written, ca_file);
     }
     let session = &config.session.file;
     if session.store == StoreKind::Sqlite {
@@ -224,6 +226,11 @@ pub(super) fn readable_file(path: &Path) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(err) => Err(describe(&err)),
     }
+}
+
+/// A readable file of PEM CA certificates, read as serve reads it.
+fn ca_file(path: &Path) -> Result<(), String> {
+    readable_file(path).and_then(|()| CaCertificates::from_file(path).map(drop))
 }
 
 /// A file palisade creates if missing and writes to: an existing one must open for

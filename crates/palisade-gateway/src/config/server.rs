@@ -100,9 +100,15 @@ fn tls_reload_default() -> HumanDuration {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
-    /// `http://host:port` of the application. Required, from here or `--upstream`.
+    /// `http://host:port` or `https://host[:port]` of the application. Required, from here
+    /// or `--upstream`.
     pub url: Option<UpstreamUrl>,
-    /// Time to open a TCP connection to the upstream. Default `5s`.
+    /// PEM file of the CA certificates an `https://` upstream's certificate must chain to,
+    /// instead of the public web roots (a private CA, or the app's self-signed
+    /// certificate). Only with `https://`.
+    pub ca_file: Option<PathBuf>,
+    /// Time to open a TCP connection to the upstream (and, for `https://`, to complete the
+    /// TLS handshake). Default `5s`.
     pub connect_timeout: HumanDuration,
     /// Time from sending the request to receiving the response head. Default `60s`.
     pub response_timeout: HumanDuration,
@@ -111,13 +117,27 @@ pub struct UpstreamConfig {
     /// Most idle pooled connections kept. Default 256.
     pub pool_max_idle: usize,
     /// Forward the client's `Host` header unchanged (default); otherwise the upstream's.
+    /// An upstream on another host (most `https://` ones) usually wants `false`.
     pub preserve_host: bool,
+}
+
+impl UpstreamConfig {
+    /// Why `ca_file` cannot be used with `url`: a CA beside an `http://` URL says TLS was
+    /// meant, and the request would go out in the clear. `None` when they fit.
+    pub fn ca_without_tls(&self) -> Option<&'static str> {
+        let plain = self.url.as_ref().is_some_and(|url| !url.tls);
+        (plain && self.ca_file.is_some()).then_some(
+            "is set but the upstream URL is http:// (plain text): write https:// for TLS, \
+             or remove ca_file",
+        )
+    }
 }
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
         Self {
             url: None,
+            ca_file: None,
             connect_timeout: secs(5),
             response_timeout: secs(60),
             pool_idle_timeout: secs(90),
@@ -224,33 +244,67 @@ impl<'de> Deserialize<'de> for Cidr {
     }
 }
 
-/// The upstream's base URL: `http://host:port`, nothing else.
+/// The upstream's base URL: `http://host[:port]` or `https://host[:port]`, nothing else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrl {
-    /// `host:port` (the port defaults to 80).
+    /// `host` or `host:port`, as written (the `Host` the upstream is sent when
+    /// `preserve_host` is off).
     pub authority: http::uri::Authority,
+    /// Whether the upstream is reached over TLS (`https://`).
+    pub tls: bool,
+}
+
+impl UpstreamUrl {
+    /// The host, without the brackets of an IPv6 address: the TLS server name (SNI) and
+    /// the name the upstream's certificate must carry.
+    pub fn host(&self) -> &str {
+        let host = self.authority.host();
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    }
+
+    /// The port, or the scheme's default (80, or 443 for `https://`).
+    pub fn port(&self) -> u16 {
+        let default = if self.tls { 443 } else { 80 };
+        self.authority.port_u16().unwrap_or(default)
+    }
+
+    /// `host:port` to open a TCP connection to, the port always written.
+    pub fn connect_address(&self) -> String {
+        format!("{}:{}", self.authority.host(), self.port())
+    }
 }
 
 impl FromStr for UpstreamUrl {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let expected = "(expected http://host:port, for example \"http://127.0.0.1:3000\")";
+        let expected = "(expected http://host:port or https://host[:port], for example \
+                        \"http://127.0.0.1:3000\" or \"https://app.internal\")";
         let uri: http::Uri = text
             .parse()
             .map_err(|_| format!("invalid upstream URL {text:?} {expected}"))?;
-        if uri.scheme_str() != Some("http") {
-            // TODO: https upstreams; an operator must keep palisade and the app on one host
-            // or a private network until then.
-            return Err(format!("upstream URL {text:?} must use http:// {expected}"));
-        }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(format!(
+                    "upstream URL {text:?} must use http:// or https:// {expected}"
+                ));
+            }
+        };
         let path_is_root = matches!(uri.path(), "" | "/") && uri.query().is_none();
         match uri.authority() {
-            Some(authority) if path_is_root => Ok(Self {
+            // A user name or password would reach the upstream in `Host` (with `preserve_host`
+            // off) and the start-up log: refuse it rather than pass it on.
+            Some(authority) if path_is_root && !authority.as_str().contains('@') => Ok(Self {
                 authority: authority.clone(),
+                tls,
             }),
             _ => Err(format!(
-                "upstream URL {text:?} must be a host and port without a path {expected}"
+                "upstream URL {text:?} must be a host and port without a path or user name \
+                 {expected}"
             )),
         }
     }
@@ -258,7 +312,8 @@ impl FromStr for UpstreamUrl {
 
 impl std::fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}", self.authority)
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.authority)
     }
 }
 

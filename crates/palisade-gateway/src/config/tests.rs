@@ -7,6 +7,8 @@ use tempfile::TempDir;
 use super::rate_limit::{AssetFilter, KeySpec, Mode};
 use super::*;
 
+mod upstream;
+
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml(Path::new("palisade.toml"), text)
 }
@@ -128,8 +130,12 @@ fn zero_limits_are_refused() {
 }
 
 #[test]
-fn upstream_urls_must_be_plain_http_host_and_port() {
-    assert!(first_error("[upstream]\nurl = \"ftp://x\"\n").contains("http://"));
+fn upstream_urls_must_be_http_or_https_host_and_port() {
+    let message = first_error("[upstream]\nurl = \"ftp://x\"\n");
+    assert!(
+        message.contains("must use http:// or https://"),
+        "{message}"
+    );
     assert!(first_error("[upstream]\nurl = \"http://x/app\"\n").contains("without a path"));
     let config = parse("[upstream]\nurl = \"http://127.0.0.1:3000\"\n").expect("valid");
     assert_eq!(

@@ -27,6 +27,11 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
         }
     }
     diagnostics.extend(session_redis_at_its_line(config, path, text));
+    if let Some(message) = config.upstream.ca_without_tls() {
+        let offset = locate(text, "upstream", "ca_file");
+        let message = format!("upstream.ca_file: {message}");
+        diagnostics.push(Diagnostic::at(path, text, offset, message));
+    }
     // A zero head timeout cuts every connection before its first request arrives.
     let server = &config.server;
     for (key, duration, example) in [

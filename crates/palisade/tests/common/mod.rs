@@ -45,6 +45,16 @@ impl Drop for Upstream {
 
 impl Upstream {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// The same application speaking only TLS, with `tls`'s certificate; a connection whose
+    /// handshake fails never reaches it (and is not counted in `hits`).
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
@@ -57,14 +67,16 @@ impl Upstream {
                     continue;
                 };
                 let counter = Arc::clone(&counter);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        async move { Ok::<_, Infallible>(answer(request).await) }
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        None => serve_upstream(stream, counter).await,
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve_upstream(stream, counter).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -75,9 +87,28 @@ impl Upstream {
         format!("http://{}", self.addr)
     }
 
+    /// `https://127.0.0.1:PORT`, for an upstream started with [`Upstream::start_tls`].
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
+}
+
+/// Serves the test application's routes on one connection, counting requests in `hits`.
+async fn serve_upstream<S>(stream: S, hits: Arc<AtomicUsize>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        hits.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, Infallible>(answer(request).await) }
+    });
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .await;
 }
 
 /// The upstream's routes. Any route adds the response headers asked for in

@@ -1,0 +1,124 @@
+//! `[upstream]`: `https://` URLs and `ca_file`, as `palisade check` reports them.
+
+use super::*;
+
+#[test]
+fn https_upstreams_default_to_port_443_and_print_their_scheme() {
+    let config = parse("[upstream]\nurl = \"https://app.example.com\"\n").expect("valid");
+    let url = config.upstream.url.expect("set");
+    assert!(url.tls);
+    assert_eq!(url.host(), "app.example.com");
+    assert_eq!(url.connect_address(), "app.example.com:443");
+    assert_eq!(url.to_string(), "https://app.example.com");
+
+    let plain: UpstreamUrl = "http://app.internal".parse().expect("valid");
+    assert!(!plain.tls);
+    assert_eq!(plain.connect_address(), "app.internal:80");
+    assert_eq!(plain.to_string(), "http://app.internal");
+
+    let v6: UpstreamUrl = "https://[::1]:8443".parse().expect("valid");
+    assert_eq!(v6.host(), "::1");
+    assert_eq!(v6.connect_address(), "[::1]:8443");
+}
+
+#[test]
+fn upstream_urls_with_a_path_or_user_name_are_refused_at_their_line() {
+    let message = first_error("[upstream]\nurl = \"https://app.example.com/v1\"\n");
+    assert!(message.starts_with("palisade.toml:2:7: "), "{message}");
+    assert!(message.contains("without a path"), "{message}");
+    let message = first_error("[upstream]\nurl = \"https://me:pw@app.example.com\"\n");
+    assert!(message.contains("user name"), "{message}");
+    let message = first_error("[upstream]\nurl = \"wss://app.example.com\"\n");
+    assert!(
+        message.contains("must use http:// or https://"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_upstream_ca_file_is_resolved_and_must_hold_pem_certificates() {
+    let (cert, _) = certificate();
+    let toml = "[upstream]\nurl = \"https://app.internal:8443\"\nca_file = \"tls/app-ca.pem\"\n";
+    let files: &[(&str, &[u8])] = &[("tls/app-ca.pem", cert.as_bytes())];
+    let (result, dir) = load_in_dir(toml, files);
+    let config = result.expect("valid");
+    assert_eq!(
+        config.upstream.ca_file,
+        Some(dir.path().join("tls/app-ca.pem"))
+    );
+
+    let (result, dir) = load_in_dir(toml, &[]);
+    assert_eq!(
+        errors_of(result, &dir),
+        [format!(
+            "palisade.toml:3:1: upstream.ca_file: tls/app-ca.pem: no such file or directory \
+             (the relative path \"tls/app-ca.pem\" {RELATIVE})"
+        )]
+    );
+    let (result, dir) = load_in_dir(toml, &[("tls/app-ca.pem", b"not a certificate\n")]);
+    let errors = errors_of(result, &dir);
+    assert!(
+        errors[0]
+            .starts_with("palisade.toml:3:1: upstream.ca_file: tls/app-ca.pem: no certificate"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn an_upstream_ca_file_named_pipe_is_refused_without_waiting_for_a_writer() {
+    let toml = "[upstream]\nurl = \"https://app.internal\"\nca_file = \"ca.pem\"\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("ca.pem"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+    let path = dir.path().join("palisade.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(Config::from_file(&path));
+    });
+    let result = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the check ends without a writer on the pipe");
+    let errors = errors_of(result, &dir);
+    assert!(
+        errors[0].starts_with("palisade.toml:3:1: upstream.ca_file: ca.pem: is a named pipe"),
+        "{errors:?}"
+    );
+}
+
+/// A CA says TLS was meant: beside `http://` the requests would go out in the clear.
+#[test]
+fn an_upstream_ca_file_beside_an_http_url_is_refused() {
+    let (cert, _) = certificate();
+    let toml = "[upstream]\nurl = \"http://app.internal\"\nca_file = \"ca.pem\"\n";
+    let (result, dir) = load_in_dir(toml, &[("ca.pem", cert.as_bytes())]);
+    let errors = errors_of(result, &dir);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(
+            "palisade.toml:3:1: upstream.ca_file: is set but the upstream URL \
+                               is http://"
+        ),
+        "{errors:?}"
+    );
+
+    // The same when the http:// URL comes from --upstream over a file written for https.
+    let toml = "[upstream]\nurl = \"https://app.internal\"\nca_file = \"ca.pem\"\n";
+    let (result, dir) = load_in_dir(toml, &[("ca.pem", cert.as_bytes())]);
+    result.expect("valid as written");
+    let source = ConfigSource {
+        file: Some(dir.path().join("palisade.toml")),
+        overrides: Overrides {
+            upstream: Some("http://127.0.0.1:3000".parse().expect("url")),
+            ..Overrides::default()
+        },
+    };
+    let message = source.load().expect_err("refused").to_string();
+    assert!(
+        message.contains("upstream.ca_file: is set but"),
+        "{message}"
+    );
+}

@@ -1,0 +1,108 @@
+//! TLS to an `https://` upstream: rustls (ring provider), HTTP/1.1 by ALPN, the server name
+//! of the URL, and certificate verification that cannot be switched off.
+//!
+//! The upstream's certificate must chain to `[upstream] ca_file`'s CAs when that is set (a
+//! private CA, or an internal app's self-signed certificate), and to the public web roots
+//! otherwise, and must name the URL's host (a DNS name, or an IP address in its subject
+//! alternative names). The client configuration is built once per configuration, not per
+//! connection.
+
+use std::io;
+use std::sync::Arc;
+
+/// The CA certificates `[upstream] ca_file` holds (shared with `[state] redis_ca_file`).
+pub use palisade_store::ca::CaCertificates;
+use rustls::crypto::ring as ring_provider;
+use rustls::{CertificateError, ClientConfig, RootCertStore};
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::config::UpstreamUrl;
+
+/// What every TLS connection to the upstream is made with.
+#[derive(Clone)]
+pub struct UpstreamTls {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamTls {
+    /// TLS for `url` (its host is the server name), trusting `ca` only when given, the
+    /// public web roots otherwise.
+    pub fn new(url: &UpstreamUrl, ca: Option<&CaCertificates>) -> Result<Self, String> {
+        let server_name = ServerName::try_from(url.host().to_owned()).map_err(|_| {
+            format!(
+                "upstream host {:?} is not a valid TLS server name",
+                url.host()
+            )
+        })?;
+        let roots = match ca {
+            Some(ca) => ca.root_store(),
+            None => RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+        };
+        let provider = Arc::new(ring_provider::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|err| format!("upstream TLS set-up: {err}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // The pool speaks HTTP/1.1 only; an upstream that picked h2 would not be understood.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            connector: TlsConnector::from(Arc::new(config)),
+            server_name,
+        })
+    }
+
+    /// Runs the TLS handshake on `tcp`. The error says, for the log, why it failed.
+    pub async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, String> {
+        let name = self.server_name.clone();
+        self.connector
+            .connect(name, tcp)
+            .await
+            .map_err(|err| self.explain(&err))
+    }
+
+    /// Why a handshake failed, in words an operator can act on.
+    fn explain(&self, err: &io::Error) -> String {
+        let host = self.server_name.to_str();
+        let Some(tls) = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        else {
+            return format!(
+                "TLS handshake failed: {err} (does the upstream speak TLS on that port?)"
+            );
+        };
+        match tls {
+            rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::BadSignature,
+            ) => format!(
+                "TLS: the upstream's certificate is not trusted: {tls} (it must be signed by \
+                 [upstream] ca_file's CA, or by a public CA when ca_file is not set)"
+            ),
+            rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => format!(
+                "TLS: the upstream's certificate is for another host name: {tls} (it must \
+                 name {host:?}, the host of the upstream URL)"
+            ),
+            rustls::Error::InvalidCertificate(_) => {
+                format!("TLS: the upstream's certificate was refused: {tls}")
+            }
+            _ => format!("TLS handshake failed: {tls}"),
+        }
+    }
+}

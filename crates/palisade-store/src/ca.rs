@@ -1,0 +1,107 @@
+//! CA certificates an operator gives palisade to trust instead of the public web roots
+//! (a private CA, or an internal service's self-signed certificate): for `rediss://`
+//! (`[state] redis_ca_file`) and for an `https://` upstream (`[upstream] ca_file`).
+//!
+//! Reading is bounded in size, and a file is accepted only when every PEM block in it is a
+//! certificate rustls can use as a trust anchor, so a wrong file fails at `palisade check`
+//! rather than at the first connection.
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+/// The largest CA file read: a bundle of a few hundred certificates fits.
+const MAX_CA_FILE: u64 = 1 << 20;
+
+/// One or more CA certificates (PEM), checked to be usable trust anchors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaCertificates {
+    pem: Vec<u8>,
+}
+
+impl CaCertificates {
+    /// Reads and checks a PEM file of one or more CA certificates. The error says what is
+    /// wrong with the file, without naming it (the caller knows the key and path).
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let file = std::fs::File::open(path).map_err(|err| err.to_string())?;
+        let mut pem = Vec::new();
+        file.take(MAX_CA_FILE + 1)
+            .read_to_end(&mut pem)
+            .map_err(|err| err.to_string())?;
+        if pem.len() as u64 > MAX_CA_FILE {
+            return Err(format!(
+                "larger than {MAX_CA_FILE} bytes, expected PEM certificates"
+            ));
+        }
+        Self::from_pem(pem)
+    }
+
+    /// Checks PEM text holding one or more CA certificates.
+    pub fn from_pem(pem: Vec<u8>) -> Result<Self, String> {
+        let roots = roots_of(&pem)?;
+        if roots.is_empty() {
+            return Err("no certificate found (expected PEM: -----BEGIN CERTIFICATE-----)".into());
+        }
+        Ok(Self { pem })
+    }
+
+    /// The PEM text, as read.
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
+
+    /// The certificates as rustls trust anchors.
+    pub fn root_store(&self) -> RootCertStore {
+        roots_of(&self.pem).expect("checked by from_pem when made")
+    }
+}
+
+/// Every certificate of `pem` as a trust anchor; an error for the first one that is not.
+fn roots_of(pem: &[u8]) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|err| format!("not valid PEM: {err}"))?;
+        roots
+            .add(cert)
+            .map_err(|err| format!("not a usable CA certificate: {err}"))?;
+    }
+    Ok(roots)
+}
+
+impl fmt::Debug for CaCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaCertificates")
+            .field("bytes", &self.pem.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_must_hold_at_least_one_pem_certificate() {
+        let made = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).expect("cert");
+        let ca = CaCertificates::from_pem(made.cert.pem().into_bytes()).expect("a CA");
+        assert_eq!(ca.root_store().len(), 1);
+        let empty = CaCertificates::from_pem(b"just text\n".to_vec()).expect_err("none");
+        assert!(empty.starts_with("no certificate found"), "{empty}");
+        let key = made.signing_key.serialize_pem().into_bytes();
+        assert!(CaCertificates::from_pem(key).is_err(), "a key is no CA");
+        let torn = "-----BEGIN CERTIFICATE-----\nAAAA\n";
+        assert!(CaCertificates::from_pem(torn.as_bytes().to_vec()).is_err());
+    }
+
+    #[test]
+    fn a_ca_file_larger_than_the_bound_is_refused_unread() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), vec![b'x'; (MAX_CA_FILE + 1) as usize]).expect("write");
+        let err = CaCertificates::from_file(file.path()).expect_err("too large");
+        assert!(err.starts_with("larger than"), "{err}");
+    }
+}

@@ -1,0 +1,221 @@
+//! `https://` upstreams end to end: a real TLS application on loopback with a test CA's
+//! certificate, a real palisade in front of it, real HTTP clients. The certificate must
+//! chain to `[upstream] ca_file` (or a public CA) and name the URL's host; anything else is
+//! a 502 and the application never sees the request.
+
+mod common;
+#[path = "../../palisade-store/tests/support/own_redis.rs"]
+mod own_redis;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use http::{Request, StatusCode};
+use own_redis::TestPki;
+use palisade_gateway::config::UpstreamUrl;
+use palisade_gateway::upstream_tls::{CaCertificates, UpstreamTls};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The rustls server configuration for `cert` and `key` (PEM files), speaking HTTP/1.1.
+fn server_tls(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .expect("cert file")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificates");
+    let key = PrivateKeyDer::from_pem_file(key).expect("key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// A TLS upstream presenting `pki`'s server certificate.
+async fn tls_upstream(pki: &TestPki) -> Upstream {
+    Upstream::start_tls(server_tls(&pki.cert_file, &pki.key_file)).await
+}
+
+/// `[upstream] ca_file` naming `ca` (and no rate limits in the way).
+fn trusting(ca: &Path) -> String {
+    format!(
+        "rate_limit = []\n[upstream]\nca_file = \"{}\"\n",
+        ca.display()
+    )
+}
+
+#[tokio::test]
+async fn requests_and_streamed_bodies_reach_an_https_upstream_intact() {
+    // Certificate for 127.0.0.1 (an IP address SAN): the URL's host is an IP.
+    let pki = TestPki::loopback();
+    let upstream = tls_upstream(&pki).await;
+    let palisade = start_palisade(&upstream.https_url(), &trusting(&pki.ca_file)).await;
+    let base = format!("http://{}", palisade.proxy_addr);
+
+    let request = Request::post(format!("{base}/submit?q=1"))
+        .header("host", "shop.example")
+        .body(full(r#"{"name":"ünïcode"}"#))
+        .expect("request");
+    let reply = send(request).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let echo = reply.json();
+    assert_eq!(echo["uri"], "/submit?q=1");
+    assert_eq!(echo["body"], r#"{"name":"ünïcode"}"#);
+    assert_eq!(echo["headers"]["host"], "shop.example");
+
+    // 3 MB up, streamed, and 3 MB down, streamed.
+    let size: u64 = 3 * 1024 * 1024;
+    let upload = Request::post(format!("{base}/sink"))
+        .body(streamed(size))
+        .expect("request");
+    let reply = send(upload).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, size.to_string());
+    let reply = get(&format!("{base}/big?bytes={size}"), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body.len() as u64, size);
+    assert!(reply.body.bytes().all(|b| b == b'x'));
+    assert_eq!(upstream.hits(), 3);
+    palisade.shutdown().await;
+}
+
+/// An internal app with a self-signed certificate: the certificate itself is `ca_file`.
+#[tokio::test]
+async fn a_self_signed_upstream_certificate_given_as_ca_file_is_trusted() {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (dir.path().join("app.pem"), dir.path().join("app.key"));
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    let upstream = Upstream::start_tls(server_tls(&cert, &key)).await;
+    let palisade = start_palisade(&upstream.https_url(), &trusting(&cert)).await;
+    let reply = get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(upstream.hits(), 1);
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_upstream_certificate_from_another_ca_gets_502_and_no_request_reaches_the_app() {
+    let pki = TestPki::loopback();
+    let stranger = TestPki::loopback();
+    let upstream = tls_upstream(&pki).await;
+    let palisade = start_palisade(&upstream.https_url(), &trusting(&stranger.ca_file)).await;
+    let reply = get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(upstream.hits(), 0);
+    palisade.shutdown().await;
+
+    // Without ca_file only the public web roots are trusted: a private CA is not.
+    let palisade = start_palisade(&upstream.https_url(), "rate_limit = []\n").await;
+    let reply = get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(upstream.hits(), 0);
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_upstream_certificate_for_another_host_name_gets_502() {
+    let pki = TestPki::new(&["app.example.com"]);
+    let upstream = tls_upstream(&pki).await;
+    let palisade = start_palisade(&upstream.https_url(), &trusting(&pki.ca_file)).await;
+    let reply = get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        !reply.body.contains("TLS"),
+        "no detail to the client: {}",
+        reply.body
+    );
+    assert_eq!(upstream.hits(), 0);
+    palisade.shutdown().await;
+}
+
+/// What the log is told when a handshake fails: TLS, and why, in words to act on.
+#[tokio::test]
+async fn a_failed_upstream_handshake_says_tls_and_why() {
+    let pki = TestPki::loopback();
+    let upstream = tls_upstream(&pki).await;
+    let url: UpstreamUrl = upstream.https_url().parse().expect("url");
+    let why = |ca: &TestPki, url: &UpstreamUrl| {
+        let ca = CaCertificates::from_file(&ca.ca_file).expect("ca");
+        let tls = UpstreamTls::new(url, Some(&ca)).expect("tls");
+        async move {
+            let tcp = tokio::net::TcpStream::connect(upstream.addr)
+                .await
+                .expect("tcp");
+            tls.handshake(tcp).await.map(drop)
+        }
+    };
+    assert_eq!(why(&pki, &url).await, Ok(()));
+
+    let untrusted = why(&TestPki::loopback(), &url).await.expect_err("other CA");
+    assert!(
+        untrusted.starts_with("TLS: the upstream's certificate is not trusted"),
+        "{untrusted}"
+    );
+    let named: UpstreamUrl = format!("https://localhost.localdomain:{}", upstream.addr.port())
+        .parse()
+        .expect("url");
+    let wrong_name = why(&pki, &named).await.expect_err("other name");
+    assert!(
+        wrong_name.starts_with("TLS: the upstream's certificate is for another host name"),
+        "{wrong_name}"
+    );
+    assert!(wrong_name.contains("localhost.localdomain"), "{wrong_name}");
+
+    let plain = Upstream::start().await;
+    let url: UpstreamUrl = format!("https://{}", plain.addr).parse().expect("url");
+    let ca = CaCertificates::from_file(&pki.ca_file).expect("ca");
+    let tls = UpstreamTls::new(&url, Some(&ca)).expect("tls");
+    let tcp = tokio::net::TcpStream::connect(plain.addr)
+        .await
+        .expect("tcp");
+    let not_tls = tls.handshake(tcp).await.map(drop).expect_err("plain HTTP");
+    assert!(not_tls.starts_with("TLS handshake failed"), "{not_tls}");
+}
+
+#[tokio::test]
+async fn websocket_upgrades_tunnel_through_a_tls_upstream() {
+    let pki = TestPki::loopback();
+    let upstream = tls_upstream(&pki).await;
+    let palisade = start_palisade(&upstream.https_url(), &trusting(&pki.ca_file)).await;
+    let mut stream = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    stream
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    let mut head = Vec::new();
+    let read_head = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.expect("response head");
+            head.push(byte[0]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_head)
+        .await
+        .expect("a response head in time");
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    // A masked text frame "hi"; the echo server returns the bytes unchanged.
+    let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+    stream.write_all(&frame).await.expect("frame");
+    let mut echoed = [0u8; 8];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut echoed))
+        .await
+        .expect("an echo in time")
+        .expect("echo");
+    assert_eq!(echoed, frame);
+    palisade.shutdown().await;
+}
