@@ -175,7 +175,7 @@ fn redis(c: &mut Criterion) {
     let prefix = format!("palisade-bench:{}:", std::process::id());
     let options = RedisOptions {
         url: REDIS_URL.to_owned(),
-        ca: None,
+        tls: Default::default(),
         key_prefix: prefix.clone(),
         connect_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(2),

@@ -14,8 +14,26 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-/// The largest CA file read: a bundle of a few hundred certificates fits.
-const MAX_CA_FILE: u64 = 1 << 20;
+/// The largest PEM file read (a CA bundle, a client certificate or its key): a bundle of a
+/// few hundred certificates fits.
+const MAX_PEM_FILE: u64 = 1 << 20;
+
+/// Reads a PEM file of at most [`MAX_PEM_FILE`] bytes. The error says what is wrong with the
+/// file, without naming it (the caller knows the key and path); `expected` says what the
+/// file should hold.
+pub(crate) fn read_pem(path: &Path, expected: &str) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|err| err.to_string())?;
+    let mut pem = Vec::new();
+    file.take(MAX_PEM_FILE + 1)
+        .read_to_end(&mut pem)
+        .map_err(|err| err.to_string())?;
+    if pem.len() as u64 > MAX_PEM_FILE {
+        return Err(format!(
+            "larger than {MAX_PEM_FILE} bytes, expected {expected}"
+        ));
+    }
+    Ok(pem)
+}
 
 /// One or more CA certificates (PEM), checked to be usable trust anchors.
 #[derive(Clone, PartialEq, Eq)]
@@ -27,17 +45,7 @@ impl CaCertificates {
     /// Reads and checks a PEM file of one or more CA certificates. The error says what is
     /// wrong with the file, without naming it (the caller knows the key and path).
     pub fn from_file(path: &Path) -> Result<Self, String> {
-        let file = std::fs::File::open(path).map_err(|err| err.to_string())?;
-        let mut pem = Vec::new();
-        file.take(MAX_CA_FILE + 1)
-            .read_to_end(&mut pem)
-            .map_err(|err| err.to_string())?;
-        if pem.len() as u64 > MAX_CA_FILE {
-            return Err(format!(
-                "larger than {MAX_CA_FILE} bytes, expected PEM certificates"
-            ));
-        }
-        Self::from_pem(pem)
+        Self::from_pem(read_pem(path, "PEM certificates")?)
     }
 
     /// Checks PEM text holding one or more CA certificates.
@@ -100,7 +108,7 @@ mod tests {
     #[test]
     fn a_ca_file_larger_than_the_bound_is_refused_unread() {
         let file = tempfile::NamedTempFile::new().expect("temp file");
-        std::fs::write(file.path(), vec![b'x'; (MAX_CA_FILE + 1) as usize]).expect("write");
+        std::fs::write(file.path(), vec![b'x'; (MAX_PEM_FILE + 1) as usize]).expect("write");
         let err = CaCertificates::from_file(file.path()).expect_err("too large");
         assert!(err.starts_with("larger than"), "{err}");
     }

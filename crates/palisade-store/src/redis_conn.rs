@@ -14,11 +14,17 @@
 
 use std::error::Error;
 use std::fmt;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisError, TlsCertificates};
+use redis::{AsyncConnectionConfig, ClientTlsConfig, RedisError, TlsCertificates};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::ca::read_pem;
 
 // TODO: the connection is driven by a task on the runtime that connected first, so each
 // decision of every other gateway worker crosses threads twice; one connection per worker
@@ -47,7 +53,8 @@ pub enum ConnectionError {
     /// A CA was given beside a plain-text `redis://` URL: TLS was meant and would not be in
     /// force, so no connection is made in the clear.
     #[error(
-        "redis_ca_file is set but the Redis URL is redis:// (plain text): write rediss:// for TLS"
+        "redis_ca_file or redis_client_cert is set but the Redis URL is redis:// (plain text): \
+         write rediss:// for TLS"
     )]
     PlainTextWithCa,
     /// The CA certificates given for `rediss://` could not be used.
@@ -86,6 +93,20 @@ impl From<RedisError> for ConnectionError {
             return Self::Redis(err);
         };
         let message = match tls {
+            rustls::Error::AlertReceived(
+                rustls::AlertDescription::CertificateRequired
+                | rustls::AlertDescription::BadCertificate
+                | rustls::AlertDescription::UnknownCA
+                | rustls::AlertDescription::CertificateUnknown
+                | rustls::AlertDescription::AccessDenied
+                // OpenSSL's answer to a certificate whose issuer's name it knows but whose
+                // signature does not verify against that issuer's key.
+                | rustls::AlertDescription::DecryptError,
+            ) => format!(
+                "TLS: Redis refused palisade's client certificate ({tls}): set [state] \
+                 redis_client_cert and redis_client_key to a certificate its tls-ca-cert-file \
+                 trusts"
+            ),
             rustls::Error::InvalidCertificate(_) => format!(
                 "TLS verification failed: {tls} (the server's certificate must be signed by \
                  redis_ca_file's CA, or by a public CA when that is not set, and name the \
@@ -137,23 +158,124 @@ pub fn is_tls(url: &str) -> bool {
 /// roots: the operator's private CA.
 pub type RedisCa = crate::ca::CaCertificates;
 
-/// A client for `url`. With `ca`, a `rediss://` URL trusts only that CA; without it, the
-/// public web roots. A plain `redis://` URL with `ca` is refused: the CA says TLS was meant.
-pub fn client(url: &str, ca: Option<&RedisCa>) -> Result<redis::Client, ConnectionError> {
+/// Which file of a client certificate pair a problem is with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertFile {
+    /// `redis_client_cert`.
+    Cert,
+    /// `redis_client_key`.
+    Key,
+}
+
+/// The certificate (chain, PEM) a `rediss://` connection presents to a Redis that checks
+/// its clients (`tls-auth-clients yes`), and the certificate's private key (PEM).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisClientCert {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl RedisClientCert {
+    /// Reads and checks a certificate file and its key file; the error says which file is
+    /// wrong and how, without naming it.
+    pub fn from_files(cert: &Path, key: &Path) -> Result<Self, (ClientCertFile, String)> {
+        let cert =
+            read_pem(cert, "a PEM certificate").map_err(|why| (ClientCertFile::Cert, why))?;
+        let key = read_pem(key, "a PEM private key").map_err(|why| (ClientCertFile::Key, why))?;
+        Self::from_pem(cert, key)
+    }
+
+    /// Checks a PEM certificate chain (the client's certificate first) and its private key:
+    /// both readable, and the key the one the certificate names.
+    pub fn from_pem(cert: Vec<u8>, key: Vec<u8>) -> Result<Self, (ClientCertFile, String)> {
+        let chain = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| (ClientCertFile::Cert, format!("not valid PEM: {err}")))?;
+        if chain.is_empty() {
+            return Err((
+                ClientCertFile::Cert,
+                "no certificate found (expected PEM: -----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+        let private = PrivateKeyDer::from_pem_slice(&key).map_err(|_| {
+            (
+                ClientCertFile::Key,
+                "no private key found (expected PEM: -----BEGIN PRIVATE KEY-----, or an RSA or \
+                 EC key)"
+                    .to_owned(),
+            )
+        })?;
+        let provider = rustls::crypto::ring::default_provider();
+        match CertifiedKey::from_der(chain, private, &provider) {
+            Ok(_) => Ok(Self { cert, key }),
+            Err(rustls::Error::InconsistentKeys(_)) => Err((
+                ClientCertFile::Key,
+                "is not the key of the certificate in redis_client_cert".into(),
+            )),
+            Err(err) => Err((
+                ClientCertFile::Key,
+                format!("not a usable private key: {err}"),
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for RedisClientCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisClientCert")
+            .field("cert_bytes", &self.cert.len())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What `rediss://` connections trust and present: the operator's CA (else the public web
+/// roots) and a client certificate (else none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// The only CA(s) the server's certificate may be signed by.
+    pub ca: Option<RedisCa>,
+    /// The certificate palisade presents, for servers that require one.
+    pub client_cert: Option<RedisClientCert>,
+}
+
+impl RedisTls {
+    /// Trusting only `ca`, presenting no certificate.
+    pub fn with_ca(ca: RedisCa) -> Self {
+        Self {
+            ca: Some(ca),
+            client_cert: None,
+        }
+    }
+
+    /// Neither a CA nor a client certificate: TLS, if the URL asks for it, with the public
+    /// web roots.
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.client_cert.is_none()
+    }
+}
+
+/// A client for `url`. With a CA in `tls`, a `rediss://` URL trusts only that CA; without
+/// it, the public web roots; with a client certificate, it presents it. A plain `redis://`
+/// URL with either is refused: they say TLS was meant.
+pub fn client(url: &str, tls: &RedisTls) -> Result<redis::Client, ConnectionError> {
     match check_url(url) {
         Err(UNVERIFIED_TLS) => return Err(ConnectionError::UnverifiedTls),
         Err(_) => return Err(ConnectionError::InvalidUrl),
         Ok(()) => {}
     }
-    let Some(ca) = ca else {
+    if tls.is_empty() {
         return redis::Client::open(url).map_err(|_| ConnectionError::InvalidUrl);
-    };
+    }
     if !is_tls(url) {
         return Err(ConnectionError::PlainTextWithCa);
     }
     let certificates = TlsCertificates {
-        client_tls: None,
-        root_cert: Some(ca.pem().to_vec()),
+        client_tls: tls.client_cert.as_ref().map(|id| ClientTlsConfig {
+            client_cert: id.cert.clone(),
+            client_key: id.key.clone(),
+        }),
+        root_cert: tls.ca.as_ref().map(|ca| ca.pem().to_vec()),
     };
     redis::Client::build_with_tls(url, certificates).map_err(|err| match err.kind() {
         redis::ErrorKind::InvalidClientConfig => ConnectionError::InvalidUrl,
@@ -162,15 +284,16 @@ pub fn client(url: &str, ca: Option<&RedisCa>) -> Result<redis::Client, Connecti
 }
 
 impl SharedConnection {
-    /// Prepares a connection to `url` (`rediss://` trusting `ca`, or the public web roots
-    /// without it); nothing is connected until the first [`Self::get`].
+    /// Prepares a connection to `url` (`rediss://` with `tls`'s CA and client certificate,
+    /// or the public web roots and none); nothing is connected until the first
+    /// [`Self::get`].
     pub fn new(
         url: &str,
-        ca: Option<&RedisCa>,
+        tls: &RedisTls,
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> Result<Self, ConnectionError> {
-        let client = client(url, ca)?;
+        let client = client(url, tls)?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(command_timeout));
@@ -280,16 +403,58 @@ mod tests {
     fn a_ca_beside_a_plain_text_url_gets_no_client() {
         let made = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).expect("cert");
         let ca = RedisCa::from_pem(made.cert.pem().into_bytes()).expect("a CA");
-        let err = client("redis://:hunter2@db:6379", Some(&ca)).expect_err("plain text");
+        let tls = RedisTls::with_ca(ca);
+        let err = client("redis://:hunter2@db:6379", &tls).expect_err("plain text");
         assert!(matches!(err, ConnectionError::PlainTextWithCa), "{err}");
         assert!(!err.to_string().contains("hunter2"));
-        assert!(client("rediss://:hunter2@db:6380", Some(&ca)).is_ok());
-        assert!(client("redis://db:6379", None).is_ok());
+        assert!(client("rediss://:hunter2@db:6380", &tls).is_ok());
+        assert!(client("redis://db:6379", &RedisTls::default()).is_ok());
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_own_key() {
+        let made = rcgen::generate_simple_self_signed(vec!["palisade".into()]).expect("cert");
+        let other = rcgen::generate_simple_self_signed(vec!["other".into()]).expect("cert");
+        let cert = made.cert.pem().into_bytes();
+        let key = made.signing_key.serialize_pem().into_bytes();
+        let pair = RedisClientCert::from_pem(cert.clone(), key.clone()).expect("a usable pair");
+        assert!(!format!("{pair:?}").contains("PRIVATE"), "{pair:?}");
+
+        let wrong_key = other.signing_key.serialize_pem().into_bytes();
+        let (file, why) = RedisClientCert::from_pem(cert.clone(), wrong_key).expect_err("mismatch");
+        assert_eq!(file, ClientCertFile::Key);
+        assert!(why.contains("not the key of the certificate"), "{why}");
+
+        let (file, why) = RedisClientCert::from_pem(cert.clone(), cert).expect_err("no key");
+        assert_eq!(file, ClientCertFile::Key);
+        assert!(why.starts_with("no private key found"), "{why}");
+
+        let (file, why) = RedisClientCert::from_pem(key.clone(), key).expect_err("no cert");
+        assert_eq!(file, ClientCertFile::Cert);
+        assert!(why.starts_with("no certificate found"), "{why}");
+    }
+
+    #[test]
+    fn a_client_certificate_beside_a_plain_text_url_gets_no_client() {
+        let made = rcgen::generate_simple_self_signed(vec!["palisade".into()]).expect("cert");
+        let pair = RedisClientCert::from_pem(
+            made.cert.pem().into_bytes(),
+            made.signing_key.serialize_pem().into_bytes(),
+        )
+        .expect("a usable pair");
+        let tls = RedisTls {
+            ca: None,
+            client_cert: Some(pair),
+        };
+        let err = client("redis://db:6379", &tls).expect_err("plain text");
+        assert!(matches!(err, ConnectionError::PlainTextWithCa), "{err}");
+        assert!(client("rediss://db:6380", &tls).is_ok());
     }
 
     #[test]
     fn insecure_urls_get_no_client() {
-        let err = client("rediss://:hunter2@db:6380/#insecure", None).expect_err("refused");
+        let err = client("rediss://:hunter2@db:6380/#insecure", &RedisTls::default())
+            .expect_err("refused");
         assert!(matches!(err, ConnectionError::UnverifiedTls));
         assert!(!err.to_string().contains("hunter2"));
     }

@@ -93,7 +93,7 @@ fn redis_limiter(
 ) -> RedisRateLimiter {
     let options = RedisOptions {
         url: "redis://127.0.0.1:6379".to_owned(),
-        ca: None,
+        tls: Default::default(),
         key_prefix: format!("palisade-test:{}:{test}:", std::process::id()),
         connect_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(1),

@@ -34,7 +34,7 @@ fn unique_prefix(test: &str) -> String {
 fn options(url: &str, test: &str) -> RedisOptions {
     RedisOptions {
         url: url.to_owned(),
-        ca: None,
+        tls: Default::default(),
         key_prefix: unique_prefix(test),
         connect_timeout: Duration::from_millis(500),
         command_timeout: Duration::from_millis(500),

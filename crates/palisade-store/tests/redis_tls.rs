@@ -16,7 +16,7 @@ use palisade_policy::session::{SessionSettings, Sessions};
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
 use palisade_store::ratelimit::redis::{RedisOptions, RedisRateLimiter};
 use palisade_store::ratelimit::{Fallback, OnError};
-use palisade_store::redis_conn::{self, RedisCa};
+use palisade_store::redis_conn::{self, RedisCa, RedisClientCert, RedisTls};
 use palisade_store::session::RedisSessionStore;
 
 use own_redis::{OwnRedis, TestPki};
@@ -36,7 +36,7 @@ fn ca_of(pki: &TestPki) -> RedisCa {
 async fn limiter(url: &str, ca: &RedisCa, prefix: &str) -> RedisRateLimiter {
     let options = RedisOptions {
         url: url.to_owned(),
-        ca: Some(ca.clone()),
+        tls: RedisTls::with_ca(ca.clone()),
         key_prefix: prefix.to_owned(),
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
@@ -58,7 +58,7 @@ fn four_an_hour() -> Quota {
 
 /// The keys under `prefix` in the TLS Redis at `url`, read over a connection of its own.
 async fn keys_under(url: &str, ca: &RedisCa, prefix: &str) -> Vec<String> {
-    let client = redis_conn::client(url, Some(ca)).expect("client");
+    let client = redis_conn::client(url, &RedisTls::with_ca(ca.clone())).expect("client");
     let mut connection = client
         .get_multiplexed_async_connection()
         .await
@@ -141,6 +141,66 @@ async fn a_server_certificate_for_another_host_fails_tls_verification() {
     assert!(message.contains("TLS verification failed"), "{message}");
 }
 
+fn client_cert_of(pki: &TestPki) -> RedisClientCert {
+    RedisClientCert::from_files(&pki.client_cert_file, &pki.client_key_file).expect("a pair")
+}
+
+/// A limiter for `url` with `tls`, and what its first decision says.
+async fn first_decision(url: &str, tls: RedisTls, test: &str) -> Result<bool, StoreError> {
+    let options = RedisOptions {
+        url: url.to_owned(),
+        tls,
+        key_prefix: unique_prefix(test),
+        connect_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2),
+        blocked_cache_max_keys: 1_000,
+    };
+    let limiter = RedisRateLimiter::connect(&options, Arc::new(SystemClock))
+        .await
+        .expect("a valid rediss:// url");
+    let decision = limiter
+        .check_in_redis("ip:192.0.2.1", &four_an_hour())
+        .await;
+    decision.map(|d| d.allowed)
+}
+
+/// A Redis that checks clients' certificates (`tls-auth-clients yes`) takes palisade's when
+/// it is signed by the CA it trusts, and refuses palisade without one, saying so.
+#[tokio::test]
+async fn a_redis_requiring_client_certificates_takes_redis_client_cert() {
+    let pki = TestPki::loopback();
+    let redis = OwnRedis::start_tls_requiring_client_certs(&pki);
+    let both = RedisTls {
+        ca: Some(ca_of(&pki)),
+        client_cert: Some(client_cert_of(&pki)),
+    };
+    let decided = first_decision(&redis.url(), both, "mtls").await;
+    assert!(
+        matches!(decided, Ok(true)),
+        "a trusted client certificate is let in: {decided:?}"
+    );
+
+    let Err(StoreError::Unavailable(message)) =
+        first_decision(&redis.url(), RedisTls::with_ca(ca_of(&pki)), "no-cert").await
+    else {
+        panic!("a Redis requiring client certificates let palisade in without one");
+    };
+    assert!(message.contains("client certificate"), "{message}");
+
+    // A certificate from a CA this Redis does not trust is refused too.
+    let stranger = TestPki::loopback();
+    let foreign = RedisTls {
+        ca: Some(ca_of(&pki)),
+        client_cert: Some(client_cert_of(&stranger)),
+    };
+    let Err(StoreError::Unavailable(message)) =
+        first_decision(&redis.url(), foreign, "foreign-cert").await
+    else {
+        panic!("a client certificate from another CA was accepted");
+    };
+    assert!(message.contains("client certificate"), "{message}");
+}
+
 /// A plain-text Redis never answers a TLS handshake: the error names the likely cause
 /// instead of a bare timeout.
 #[tokio::test]
@@ -148,7 +208,7 @@ async fn rediss_to_a_plain_text_redis_says_it_may_not_speak_tls() {
     let redis = OwnRedis::start();
     let options = RedisOptions {
         url: format!("rediss://:hunter2@127.0.0.1:{}", redis.port),
-        ca: Some(ca_of(&TestPki::loopback())),
+        tls: RedisTls::with_ca(ca_of(&TestPki::loopback())),
         key_prefix: unique_prefix("plain"),
         connect_timeout: Duration::from_millis(500),
         command_timeout: Duration::from_millis(500),
@@ -165,7 +225,8 @@ async fn rediss_to_a_plain_text_redis_says_it_may_not_speak_tls() {
     assert!(!message.contains("hunter2"), "{message}");
 
     let url = format!("rediss://:hunter2@127.0.0.1:{}", redis.port);
-    let Err(err) = RedisSessionStore::connect_with_ca(&url, None, "unused:").await else {
+    let no_tls = RedisTls::default();
+    let Err(err) = RedisSessionStore::connect_with_tls(&url, &no_tls, "unused:").await else {
         panic!("the session store reached a plain-text Redis over TLS");
     };
     let message = err.to_string();
@@ -177,7 +238,7 @@ async fn rediss_to_a_plain_text_redis_says_it_may_not_speak_tls() {
 async fn unverified_tls_urls_are_refused_before_any_connection() {
     let ca = ca_of(&TestPki::loopback());
     let url = "rediss://:hunter2@127.0.0.1:1/#insecure";
-    let err = redis_conn::client(url, Some(&ca)).expect_err("refused");
+    let err = redis_conn::client(url, &RedisTls::with_ca(ca)).expect_err("refused");
     let message = err.to_string();
     assert!(message.contains("always verifies"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
@@ -188,9 +249,10 @@ async fn sessions_are_saved_and_loaded_over_rediss() {
     let pki = TestPki::loopback();
     let redis = OwnRedis::start_tls(&pki);
     let prefix = unique_prefix("sessions");
-    let store = RedisSessionStore::connect_with_ca(&redis.url(), Some(&ca_of(&pki)), &prefix)
-        .await
-        .expect("sessions over TLS");
+    let store =
+        RedisSessionStore::connect_with_tls(&redis.url(), &RedisTls::with_ca(ca_of(&pki)), &prefix)
+            .await
+            .expect("sessions over TLS");
     let sessions = Sessions::new(SessionSettings::defaults(), Arc::new(store));
     let now = 1_700_000_000_000;
 
@@ -203,7 +265,9 @@ async fn sessions_are_saved_and_loaded_over_rediss() {
     assert_eq!(user, Some("alice".to_owned()));
 
     let stranger = ca_of(&TestPki::loopback());
-    let refused = RedisSessionStore::connect_with_ca(&redis.url(), Some(&stranger), &prefix).await;
+    let refused =
+        RedisSessionStore::connect_with_tls(&redis.url(), &RedisTls::with_ca(stranger), &prefix)
+            .await;
     let message = refused.expect_err("another CA").to_string();
     assert!(message.contains("TLS verification failed"), "{message}");
 }

@@ -251,3 +251,41 @@ async fn instances_share_limits_over_rediss_and_a_wrong_ca_fails_closed() {
         palisade.shutdown().await;
     }
 }
+
+/// Rate limits and sessions through a Redis that takes only clients presenting a
+/// certificate its CA signed (`tls-auth-clients yes`): palisade's `redis_client_cert` gets in,
+/// and an instance without one is refused, says why on `/readyz`, and fails closed.
+#[tokio::test]
+async fn a_redis_requiring_client_certificates_takes_redis_client_cert() {
+    let upstream = Upstream::start().await;
+    let pki = TestPki::loopback();
+    let redis = OwnRedis::start_tls_requiring_client_certs(&pki);
+    let prefix = unique_prefix("mtls");
+    let sessions = format!("\n[session]\nstore = \"redis\"\nredis_prefix = \"{prefix}session:\"\n");
+    let with_cert = rediss_config(redis.port, &prefix, "deny", &pki.ca_file).replace(
+        "[state]\n",
+        &format!(
+            "[state]\nredis_client_cert = {:?}\nredis_client_key = {:?}\n",
+            pki.client_cert_file.display().to_string(),
+            pki.client_key_file.display().to_string()
+        ),
+    ) + &sessions;
+    let a = start_palisade(&upstream.url(), &with_cert).await;
+    for _ in 0..4 {
+        assert_eq!(status_of(&a).await, StatusCode::OK);
+    }
+    assert_eq!(status_of(&a).await, StatusCode::TOO_MANY_REQUESTS);
+    let ready = get(&format!("http://{}/readyz", a.admin_addr), &[]).await;
+    assert_eq!(ready.json()["state"]["status"], "ok", "{}", ready.body);
+    assert_eq!(ready.json()["sessions"]["status"], "ok", "{}", ready.body);
+
+    let without = rediss_config(redis.port, &prefix, "deny", &pki.ca_file);
+    let refused = start_palisade(&upstream.url(), &without).await;
+    assert_eq!(status_of(&refused).await, StatusCode::SERVICE_UNAVAILABLE);
+    let ready = get(&format!("http://{}/readyz", refused.admin_addr), &[]).await;
+    let detail = ready.json()["state"]["detail"].to_string();
+    assert!(detail.contains("client certificate"), "{}", ready.body);
+    for palisade in [a, refused] {
+        palisade.shutdown().await;
+    }
+}

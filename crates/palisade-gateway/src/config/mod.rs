@@ -248,9 +248,9 @@ impl Config {
         };
         Err(match field {
             "redis_url" => format!("{REDIS_URL_ENV}: {message}"),
-            "redis_ca_file" => format!(
-                "state.redis_ca_file: is set but {REDIS_URL_ENV} is redis:// (plain text): \
-                 write rediss:// for TLS"
+            "redis_ca_file" | "redis_client_cert" => format!(
+                "state.{field}: is set but {REDIS_URL_ENV} is redis:// (plain text): write \
+                 rediss:// for TLS"
             ),
             _ => format!("state.{field}: {message}"),
         })

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use palisade_policy::identity::KeySource;
 use palisade_policy::session::StoreKind;
 use palisade_store::ca::CaCertificates;
+use palisade_store::redis_conn::{ClientCertFile, RedisClientCert};
 
 use super::file::describe;
 use super::server::LogTarget;
@@ -38,6 +39,8 @@ pub(super) fn resolve(config: &mut Config, base: &Path) {
     }
     resolve(&mut config.session.file.sqlite_path);
     config.state.redis_ca_file.as_mut().map(resolve);
+    config.state.redis_client_cert.as_mut().map(resolve);
+    config.state.redis_client_key.as_mut().map(resolve);
     config.upstream.ca_file.as_mut().map(resolve);
     config.csrf.file.secret_file.as_mut().map(resolve);
     if let Some(KeySource::JwksFile(file)) = config.identity.jwt.as_mut().map(|j| &mut j.keys) {
@@ -77,6 +80,24 @@ pub(super) fn check(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic>
     }
     if let Some(written) = &config.state.redis_ca_file {
         checks.key("state", "redis_ca_file", written, ca_file);
+    }
+    if let (Some(cert), Some(key)) = (
+        &config.state.redis_client_cert,
+        &config.state.redis_client_key,
+    ) {
+        let cert_readable = checks.key("state", "redis_client_cert", cert, readable_file);
+        let key_readable = checks.key("state", "redis_client_key", key, readable_file);
+        // The pair is checked together (the key must be the certificate's) once both read.
+        if cert_readable && key_readable {
+            let (cert_path, key_path) = (checks.base.join(cert), checks.base.join(key));
+            if let Err((file, why)) = RedisClientCert::from_files(&cert_path, &key_path) {
+                let (name, written) = match file {
+                    ClientCertFile::Cert => ("redis_client_cert", cert),
+                    ClientCertFile::Key => ("redis_client_key", key),
+                };
+                checks.key("state", name, written, |_| Err(why));
+            }
+        }
     }
     if let Some(written) = &config.upstream.ca_file {
         checks.key("upstream", "ca_file", written, ca_file);
@@ -125,20 +146,23 @@ struct Checks<'a> {
 }
 
 impl Checks<'_> {
-    /// Runs `usable` on `written` (resolved) and refuses `section.key` when it fails.
+    /// Runs `usable` on `written` (resolved) and refuses `section.key` when it fails;
+    /// whether it passed.
     fn key(
         &mut self,
         section: &str,
         key: &str,
         written: &Path,
         usable: impl FnOnce(&Path) -> Result<(), String>,
-    ) {
-        if let Err(why) = usable(&self.base.join(written)) {
-            let message = unusable(&format!("{section}.{key}"), written, self.base, &why);
-            let span = locate(self.text, section, key);
-            let diagnostic = Diagnostic::at(self.path, self.text, span, message);
-            self.found.push(diagnostic);
-        }
+    ) -> bool {
+        let Err(why) = usable(&self.base.join(written)) else {
+            return true;
+        };
+        let message = unusable(&format!("{section}.{key}"), written, self.base, &why);
+        let span = locate(self.text, section, key);
+        let diagnostic = Diagnostic::at(self.path, self.text, span, message);
+        self.found.push(diagnostic);
+        false
     }
 
     /// `quarantine_dir` of the `index`th `[[upload]]` table, refused at that table's key.

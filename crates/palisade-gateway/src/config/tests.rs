@@ -7,6 +7,7 @@ use tempfile::TempDir;
 use super::rate_limit::{AssetFilter, KeySpec, Mode};
 use super::*;
 
+mod redis_client_cert;
 mod upstream;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {

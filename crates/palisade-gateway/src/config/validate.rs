@@ -85,7 +85,8 @@ fn session_redis_at_its_line(config: &Config, path: &Path, text: &str) -> Option
 /// What `StateConfig::validate` checks of the `[state]` Redis URL, for the session store
 /// when only sessions use Redis (`backend = "memory"`): sessions then take `[state]`'s URL
 /// (the file's or `PALISADE_REDIS_URL`) when set, so it must be one palisade accepts, and
-/// `redis_ca_file` beside a plain-text URL would connect without the TLS the CA asks for.
+/// `redis_ca_file` or `redis_client_cert` beside a plain-text URL would connect without the
+/// TLS they ask for.
 /// Returns the `[state]` key at fault and why.
 pub(super) fn session_redis(config: &Config) -> Option<(&'static str, &'static str)> {
     let state = &config.state;
@@ -102,11 +103,12 @@ pub(super) fn session_redis(config: &Config) -> Option<(&'static str, &'static s
         }
         None => &session.redis_url,
     };
-    if state.redis_ca_file.is_none() || redis_conn::is_tls(url) {
+    let field = state.tls_key_set()?;
+    if redis_conn::is_tls(url) {
         return None;
     }
     Some((
-        "redis_ca_file",
+        field,
         "is set but the sessions' Redis URL is redis:// (plain text): write rediss:// for TLS",
     ))
 }

@@ -36,11 +36,11 @@ pub(super) async fn open(config: &Config) -> Result<Arc<dyn SessionStore>, Servi
         }
         StoreKind::Redis => {
             let url = redis_url(config);
-            let ca = config
+            let tls = config
                 .state
-                .redis_ca()
+                .redis_tls()
                 .map_err(|err| failed("redis", err.to_string()))?;
-            let store = RedisSessionStore::connect_with_ca(&url, ca.as_ref(), &file.redis_prefix)
+            let store = RedisSessionStore::connect_with_tls(&url, &tls, &file.redis_prefix)
                 .await
                 .map_err(|err| failed("redis", err.to_string()))?;
             Ok(Arc::new(store))

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::fallback::{BackendStats, Fallback, OnError};
 use super::memory::MemoryRateLimiter;
 use super::redis::{RedisOptions, RedisRateLimiter};
-use crate::redis_conn::{self, RedisCa};
+use crate::redis_conn::{self, ClientCertFile, RedisCa, RedisClientCert, RedisTls};
 
 /// Which store holds the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -51,6 +51,11 @@ pub struct StateConfig {
     /// for Redis servers with a private CA (default: none, the public web roots are
     /// trusted). Used by every Redis connection palisade makes, sessions' too.
     pub redis_ca_file: Option<PathBuf>,
+    /// A PEM certificate (chain) that `rediss://` connections present, for a Redis that
+    /// requires client certificates (`tls-auth-clients yes`); needs `redis_client_key`.
+    pub redis_client_cert: Option<PathBuf>,
+    /// The PEM private key of `redis_client_cert`.
+    pub redis_client_key: Option<PathBuf>,
     /// `allow`, `deny` or `local` (default): see [`OnError`].
     pub on_error: OnError,
     /// Longest wait for a connection to Redis (default `1s`).
@@ -73,6 +78,8 @@ impl Default for StateConfig {
             backend: BackendKind::Memory,
             redis_url: None,
             redis_ca_file: None,
+            redis_client_cert: None,
+            redis_client_key: None,
             on_error: OnError::Local,
             connect_timeout: HumanDuration(Duration::from_secs(1)),
             command_timeout: HumanDuration(Duration::from_millis(250)),
@@ -106,6 +113,22 @@ impl StateConfig {
             field,
             message: message.to_owned(),
         };
+        match (&self.redis_client_cert, &self.redis_client_key) {
+            (Some(_), None) => {
+                return Err(error(
+                    "redis_client_key",
+                    "missing: redis_client_cert needs the certificate's private key in \
+                     redis_client_key",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(error(
+                    "redis_client_cert",
+                    "missing: redis_client_key is set without the certificate it belongs to",
+                ));
+            }
+            _ => {}
+        }
         if self.backend == BackendKind::Redis {
             let Some(url) = &self.redis_url else {
                 return Err(error(
@@ -115,10 +138,12 @@ impl StateConfig {
                 ));
             };
             redis_conn::check_url(&url.0).map_err(|message| error("redis_url", message))?;
-            // A CA beside a plain-text URL means TLS was meant and is not in force.
-            if self.redis_ca_file.is_some() && !redis_conn::is_tls(&url.0) {
+            // TLS settings beside a plain-text URL mean TLS was meant and is not in force.
+            if let Some(field) = self.tls_key_set()
+                && !redis_conn::is_tls(&url.0)
+            {
                 return Err(error(
-                    "redis_ca_file",
+                    field,
                     "is set but the Redis URL (redis_url or PALISADE_REDIS_URL) is redis:// \
                      (plain text): write rediss:// for TLS",
                 ));
@@ -158,14 +183,39 @@ impl StateConfig {
 }
 
 impl StateConfig {
-    /// Reads `redis_ca_file`, if set: the CA every `rediss://` connection trusts.
-    pub fn redis_ca(&self) -> Result<Option<RedisCa>, StoreError> {
-        let Some(path) = &self.redis_ca_file else {
-            return Ok(None);
+    /// The first key set that only means something over TLS, if any.
+    pub fn tls_key_set(&self) -> Option<&'static str> {
+        if self.redis_ca_file.is_some() {
+            Some("redis_ca_file")
+        } else if self.redis_client_cert.is_some() {
+            Some("redis_client_cert")
+        } else {
+            None
+        }
+    }
+
+    /// Reads `redis_ca_file` and `redis_client_cert`/`redis_client_key`, if set: the CA every
+    /// `rediss://` connection trusts and the certificate it presents.
+    pub fn redis_tls(&self) -> Result<RedisTls, StoreError> {
+        let ca = match &self.redis_ca_file {
+            None => None,
+            Some(path) => Some(RedisCa::from_file(path).map_err(|why| {
+                StoreError::Unavailable(format!("state.redis_ca_file: {}: {why}", path.display()))
+            })?),
         };
-        RedisCa::from_file(path).map(Some).map_err(|why| {
-            StoreError::Unavailable(format!("state.redis_ca_file: {}: {why}", path.display()))
-        })
+        let client_cert = match (&self.redis_client_cert, &self.redis_client_key) {
+            (Some(cert), Some(key)) => Some(RedisClientCert::from_files(cert, key).map_err(
+                |(file, why)| {
+                    let (field, path) = match file {
+                        ClientCertFile::Cert => ("redis_client_cert", cert),
+                        ClientCertFile::Key => ("redis_client_key", key),
+                    };
+                    StoreError::Unavailable(format!("state.{field}: {}: {why}", path.display()))
+                },
+            )?),
+            _ => None,
+        };
+        Ok(RedisTls { ca, client_cert })
     }
 }
 
@@ -195,10 +245,9 @@ impl StateBackend {
                 "backend = \"redis\" without a redis_url (or PALISADE_REDIS_URL)".into(),
             ));
         };
-        let ca = config.redis_ca()?;
         let options = RedisOptions {
             url: url.0.clone(),
-            ca,
+            tls: config.redis_tls()?,
             key_prefix: config.key_prefix.clone(),
             connect_timeout: config.connect_timeout.0,
             command_timeout: config.command_timeout.0,

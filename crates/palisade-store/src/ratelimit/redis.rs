@@ -28,16 +28,16 @@ use super::batch::{self, Ask, Batcher, unavailable};
 use super::fallback::SharedStore;
 use super::key;
 use super::table::BoundedMap;
-use crate::redis_conn::{RedisCa, SharedConnection};
+use crate::redis_conn::{RedisTls, SharedConnection};
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Clone)]
 pub struct RedisOptions {
     /// `redis://[:password@]host:port[/db]`, or `rediss://...` for TLS.
     pub url: String,
-    /// The CA a `rediss://` server's certificate must be signed by; `None`: the public web
-    /// roots.
-    pub ca: Option<RedisCa>,
+    /// For `rediss://`: the CA the server's certificate must be signed by (else the public
+    /// web roots) and the client certificate to present (else none).
+    pub tls: RedisTls,
     /// Prepended to every key, so several deployments can share one Redis.
     pub key_prefix: String,
     /// Longest wait for a TCP (and TLS) connection.
@@ -52,7 +52,7 @@ impl fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisOptions")
             .field("url", &"<redacted>")
-            .field("ca", &self.ca)
+            .field("tls", &self.tls)
             .field("key_prefix", &self.key_prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
@@ -108,7 +108,7 @@ impl RedisRateLimiter {
     ) -> Result<Self, StoreError> {
         let connection = SharedConnection::new(
             &options.url,
-            options.ca.as_ref(),
+            &options.tls,
             options.connect_timeout,
             options.command_timeout,
         )

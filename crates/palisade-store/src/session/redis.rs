@@ -16,7 +16,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
 use super::codec::StoredFields;
-use crate::redis_conn::{self, ConnectionError, RedisCa};
+use crate::redis_conn::{self, ConnectionError, RedisTls};
 
 /// The longest palisade waits for Redis to connect or to answer one script.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -86,17 +86,17 @@ impl RedisSessionStore<ConnectionManager> {
     /// Connecting and each answer are bounded by [`REDIS_TIMEOUT`], so a stalled Redis
     /// turns into `Unavailable` errors rather than hung requests.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, SessionStoreError> {
-        Self::connect_with_ca(url, None, prefix).await
+        Self::connect_with_tls(url, &RedisTls::default(), prefix).await
     }
 
-    /// As [`Self::connect`], and a `rediss://` URL trusts only `ca` when it is given (the
-    /// public web roots otherwise).
-    pub async fn connect_with_ca(
+    /// As [`Self::connect`], and a `rediss://` URL trusts only `tls`'s CA when it has one
+    /// (the public web roots otherwise) and presents its client certificate if any.
+    pub async fn connect_with_tls(
         url: &str,
-        ca: Option<&RedisCa>,
+        tls: &RedisTls,
         prefix: &str,
     ) -> Result<Self, SessionStoreError> {
-        let client = redis_conn::client(url, ca)
+        let client = redis_conn::client(url, tls)
             .map_err(|err| SessionStoreError::Unavailable(err.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))

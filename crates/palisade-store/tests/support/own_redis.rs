@@ -17,20 +17,29 @@ pub struct OwnRedis {
     child: Option<Child>,
     /// The server's certificate and key when it speaks only TLS.
     tls: Option<(PathBuf, PathBuf)>,
+    /// The CA clients' certificates must be signed by, when it requires them.
+    client_ca: Option<PathBuf>,
 }
 
 impl OwnRedis {
     /// A plain-text redis-server.
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, None)
     }
 
     /// A redis-server that speaks only TLS, with `pki`'s server certificate.
     pub fn start_tls(pki: &TestPki) -> Self {
-        Self::start_with(Some((pki.cert_file.clone(), pki.key_file.clone())))
+        Self::start_with(Some((pki.cert_file.clone(), pki.key_file.clone())), None)
     }
 
-    fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Self {
+    /// A redis-server that speaks only TLS and accepts only clients presenting a
+    /// certificate signed by `pki`'s CA (`tls-auth-clients yes`).
+    pub fn start_tls_requiring_client_certs(pki: &TestPki) -> Self {
+        let server = (pki.cert_file.clone(), pki.key_file.clone());
+        Self::start_with(Some(server), Some(pki.ca_file.clone()))
+    }
+
+    fn start_with(tls: Option<(PathBuf, PathBuf)>, client_ca: Option<PathBuf>) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -39,6 +48,7 @@ impl OwnRedis {
             port,
             child: None,
             tls,
+            client_ca,
         };
         redis.restart();
         redis
@@ -57,21 +67,21 @@ impl OwnRedis {
     pub fn restart(&mut self) {
         let port = self.port.to_string();
         let mut command = Command::new("redis-server");
-        match &self.tls {
-            None => command.args(["--port", &port]),
-            Some((cert, key)) => command
-                .args([
-                    "--port",
-                    "0",
-                    "--tls-port",
-                    &port,
-                    "--tls-auth-clients",
-                    "no",
-                ])
-                .arg("--tls-cert-file")
-                .arg(cert)
-                .arg("--tls-key-file")
-                .arg(key),
+        match (&self.tls, &self.client_ca) {
+            (None, _) => command.args(["--port", &port]),
+            (Some((cert, key)), client_ca) => {
+                command
+                    .args(["--port", "0", "--tls-port", &port])
+                    .arg("--tls-cert-file")
+                    .arg(cert)
+                    .arg("--tls-key-file")
+                    .arg(key)
+                    .arg("--tls-auth-clients");
+                match client_ca {
+                    None => command.arg("no"),
+                    Some(ca) => command.arg("yes").arg("--tls-ca-cert-file").arg(ca),
+                }
+            }
         };
         let child = command
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -126,13 +136,16 @@ impl Drop for OwnRedis {
     }
 }
 
-/// A CA of the test's own and a server certificate it signed, as PEM files in a
-/// temporary directory removed on drop.
+/// A CA of the test's own, and a server certificate and a client certificate it signed,
+/// as PEM files in a temporary directory removed on drop.
 pub struct TestPki {
     /// The CA's certificate, for `redis_ca_file`.
     pub ca_file: PathBuf,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+    /// A client certificate (for `redis_client_cert`) and its key.
+    pub client_cert_file: PathBuf,
+    pub client_key_file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -153,6 +166,14 @@ impl TestPki {
         let server_cert = server
             .signed_by(&server_key, &issuer)
             .expect("server certificate");
+        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "palisade test client");
+        let client_key = KeyPair::generate().expect("client key");
+        let client_cert = client
+            .signed_by(&client_key, &issuer)
+            .expect("client certificate");
 
         let dir = tempfile::tempdir().expect("temp dir");
         let write = |name: &str, pem: String| {
@@ -164,6 +185,8 @@ impl TestPki {
             ca_file: write("ca.pem", ca_cert.pem()),
             cert_file: write("server.pem", server_cert.pem()),
             key_file: write("server.key", server_key.serialize_pem()),
+            client_cert_file: write("client.pem", client_cert.pem()),
+            client_key_file: write("client.key", client_key.serialize_pem()),
             _dir: dir,
         }
     }
