@@ -75,6 +75,16 @@ ticks_of() { # pids...
   done
   echo "$total"
 }
+# The system (kernel) part of those ticks: on loopback it holds the TCP work of both ends of
+# each write, so it shows how much of a proxy's cost is the bytes it moves.
+sys_ticks_of() { # pids...
+  local total=0
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$((total + $(awk '{print $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
 nginx_pids() { # role
   local master; master="$(cat "$WORK/$1/nginx.pid")"
   echo "$master $(pgrep -P "$master" | tr '\n' ' ')"
@@ -86,7 +96,7 @@ to_us() { # wrk latency ("850.00us", "1.20ms", "1.01s") in microseconds
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
-declare -A RPS P50 P99 CPU SIDE
+declare -A RPS P50 P99 CPU SYS SIDE
 HZ="$(getconf CLK_TCK)"
 # Extra per-request columns: "label:function" pairs; each function prints a running total
 # (microseconds of CPU, commands served...) and the column is its growth during the timed
@@ -104,17 +114,17 @@ measure() { # name, port, wrk cpus, pids to charge CPU to...
   local name=$1 port=$2 wrk_cpus=$3; shift 3
   local url="http://127.0.0.1:$port/"
   taskset -c "$wrk_cpus" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
-  local before side_before out after side_after
-  before="$(ticks_of "$@")" side_before="$(side_totals)"
+  local before sys_before side_before out after sys_after side_after
+  before="$(ticks_of "$@")" sys_before="$(sys_ticks_of "$@")" side_before="$(side_totals)"
   out="$(taskset -c "$wrk_cpus" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
     --latency "$url")"
-  after="$(ticks_of "$@")" side_after="$(side_totals)"
+  after="$(ticks_of "$@")" sys_after="$(sys_ticks_of "$@")" side_after="$(side_totals)"
   if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
     echo "$name: wrk saw errors:" >&2
     echo "$out" >&2
     exit 1
   fi
-  local requests rps p50 p99 cpu="-"
+  local requests rps p50 p99 cpu="-" sys="-"
   requests="$(echo "$out" | awk '/requests in/ {print $1}')"
   rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
   p50="$(to_us "$(echo "$out" | awk '$1 == "50%" {print $2}')")"
@@ -122,8 +132,11 @@ measure() { # name, port, wrk cpus, pids to charge CPU to...
   if [ "$#" -gt 0 ]; then
     cpu="$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$requests" \
       'BEGIN {printf "%.1f", t / hz / n * 1e6}')"
+    sys="$(awk -v t=$((sys_after - sys_before)) -v hz="$HZ" -v n="$requests" \
+      'BEGIN {printf "%.1f", t / hz / n * 1e6}')"
   fi
   RPS[$name]+="$rps " P50[$name]+="$p50 " P99[$name]+="$p99 " CPU[$name]+="$cpu "
+  SYS[$name]+="$sys "
   local i=0 counter per side=""
   read -ra side_before <<<"$side_before"
   read -ra side_after <<<"$side_after"
@@ -134,8 +147,8 @@ measure() { # name, port, wrk cpus, pids to charge CPU to...
     side+="  ${counter%%:*} $per"
     i=$((i + 1))
   done
-  printf '  %-9s %9.0f req/s  p50 %7.0f us  p99 %7.0f us  CPU %5s us/request%s\n' \
-    "$name" "$rps" "$p50" "$p99" "$cpu" "$side"
+  printf '  %-9s %9.0f req/s  p50 %7.0f us  p99 %7.0f us  CPU %5s us/request (system %4s)%s\n' \
+    "$name" "$rps" "$p50" "$p99" "$cpu" "$sys" "$side"
 }
 
 # The medians of one target's runs, in `measure`'s format.
@@ -146,7 +159,7 @@ print_medians() { # name
     side+="  ${counter%%:*} $(median ${SIDE[$name:${counter%%:*}]})"
   done
   # shellcheck disable=SC2086
-  printf '  %-9s %9.0f req/s  p50 %7.0f us  p99 %7.0f us  CPU %5s us/request%s\n' "$name" \
-    "$(median ${RPS[$name]})" "$(median ${P50[$name]})" "$(median ${P99[$name]})" \
-    "$(median ${CPU[$name]})" "$side"
+  printf '  %-9s %9.0f req/s  p50 %7.0f us  p99 %7.0f us  CPU %5s us/request (system %4s)%s\n' \
+    "$name" "$(median ${RPS[$name]})" "$(median ${P50[$name]})" "$(median ${P99[$name]})" \
+    "$(median ${CPU[$name]})" "$(median ${SYS[$name]})" "$side"
 }

@@ -19,7 +19,8 @@
 #   printed is the median over the rounds.
 # - CPU per request is the proxy's user + system time (`/proc/PID/stat` fields 14 and 15,
 #   over nginx's master and workers, over all of palisade's threads) during the timed run,
-#   divided by the requests wrk completed.
+#   divided by the requests wrk completed; "system" is its kernel part (field 15), which on
+#   loopback includes the TCP work of both ends of every write.
 # Targets (issue 2): palisade / nginx throughput >= 1.0, CPU per request <= nginx's.
 # The tools, the upstream and the wrk measurement are shared with bench/gateway-state.sh
 # (bench/gateway-harness.sh).
