@@ -212,13 +212,18 @@ fn classify(err: PoolError) -> GatewayError {
     }
 }
 
-/// The error and its causes on one line, for the log only.
+/// The error and its causes on one line, for the log only; a cause whose words an error
+/// already shows (`connect to the upstream: Connection refused` and its `io::Error`) is not
+/// repeated.
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
     while let Some(err) = cause {
-        text.push_str(": ");
-        text.push_str(&err.to_string());
+        let words = err.to_string();
+        if !text.contains(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
         cause = err.source();
     }
     text
@@ -243,6 +248,15 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let words = refused.to_string();
+        let text = error_chain(&PoolError::Connect(refused));
+        assert_eq!(text, format!("connect to the upstream: {words}"));
+        assert_eq!(text.matches(&words).count(), 1, "{text}");
+    }
 
     #[test]
     fn a_failed_tls_handshake_is_a_502_that_says_tls_and_a_stalled_one_a_504() {

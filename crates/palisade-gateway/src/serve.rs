@@ -135,6 +135,8 @@ struct Summary {
     backend: &'static str,
     /// Whether the shared state is reached over TLS (`rediss://`); never the URL itself.
     backend_tls: bool,
+    /// A Redis URL is set that nothing uses: `backend = "memory"` and sessions elsewhere.
+    unused_redis_url: bool,
     tls: bool,
 }
 
@@ -153,6 +155,10 @@ impl Summary {
                     .redis_url
                     .as_ref()
                     .is_some_and(|url| palisade_store::redis_conn::is_tls(&url.0)),
+            unused_redis_url: config.state.backend
+                == palisade_store::ratelimit::BackendKind::Memory
+                && config.state.redis_url.is_some()
+                && config.session.file.store != palisade_policy::session::StoreKind::Redis,
             tls: config.server.tls.is_some(),
         }
     }
@@ -173,6 +179,13 @@ impl Summary {
             protections = %protections,
             "palisade started"
         );
+        if self.unused_redis_url {
+            warn!(
+                "[state] names a Redis URL (redis_url or PALISADE_REDIS_URL) but backend = \
+                 \"memory\": rate limits are counted per instance, not shared; set backend = \
+                 \"redis\" in [state] to share them"
+            );
+        }
         if rules == 0 {
             let waf_limits = runtime
                 .config

@@ -524,6 +524,29 @@ async fn the_start_up_warning_counts_waf_rate_limit_rules() {
     );
 }
 
+/// A Redis URL with `backend = "memory"` shares nothing: the start-up says so instead of
+/// letting an operator believe two instances share limits.
+#[tokio::test]
+async fn a_redis_url_left_unused_by_a_memory_backend_is_warned_about() {
+    let upstream = Upstream::start().await;
+    let config = config_file("[state]\nredis_url = \"redis://127.0.0.1:6379\"\n");
+    let palisade = Process::start(&upstream.url(), &config).await;
+    wait_until(|| palisade.log().contains("palisade started")).await;
+    let log = palisade.log();
+    assert!(
+        log.contains("rate limits are counted per instance, not shared"),
+        "{log}"
+    );
+    drop(palisade);
+
+    let config =
+        config_file("[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\n");
+    let palisade = Process::start(&upstream.url(), &config).await;
+    wait_until(|| palisade.log().contains("palisade started")).await;
+    let log = palisade.log();
+    assert!(!log.contains("not shared"), "{log}");
+}
+
 /// A second palisade started on the port of a running one must fail to start, not share
 /// the port through `SO_REUSEPORT` and silently take part of the running one's traffic.
 #[tokio::test]
