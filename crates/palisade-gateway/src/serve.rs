@@ -57,7 +57,10 @@ pub async fn start(source: ConfigSource, routes: AdminRoutes) -> Result<Running,
     let proxy_listener = crate::server::bind(config.server.listen)
         .await
         .map_err(|err| {
-            StartError::Io(format!("cannot listen on {}: {err}", config.server.listen))
+            StartError::Io(format!(
+                "cannot listen on {} (the proxy listener, [server] listen or --listen): {err}",
+                config.server.listen
+            ))
         })?;
     let admin_listener = bind(config.admin.listen).await?;
     let server_config = config.server.clone();
@@ -113,10 +116,14 @@ pub async fn run_until_signalled(source: ConfigSource) -> Result<(), StartError>
     Ok(())
 }
 
+/// The admin listener's socket.
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|err| StartError::Io(format!("cannot listen on {addr}: {err}")))
+    TcpListener::bind(addr).await.map_err(|err| {
+        StartError::Io(format!(
+            "cannot listen on {addr} (the admin listener, [admin] listen or --admin-listen): \
+             {err}"
+        ))
+    })
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartError> {

@@ -59,10 +59,10 @@ struct ServeArgs {
     #[arg(long)]
     upstream: Option<UpstreamUrl>,
     /// Address to listen on (overrides [server] listen; default 0.0.0.0:8080).
-    #[arg(long)]
+    #[arg(long, value_parser = listen_address)]
     listen: Option<SocketAddr>,
     /// Admin listener for /healthz, /readyz, /metrics (default 127.0.0.1:9090).
-    #[arg(long)]
+    #[arg(long, value_parser = listen_address)]
     admin_listen: Option<SocketAddr>,
     /// The configuration file; without it, the safe defaults apply.
     #[arg(long)]
@@ -72,11 +72,20 @@ struct ServeArgs {
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// Address palisade listens on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
     listen: SocketAddr,
     /// Admin listener address.
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    #[arg(long, default_value = "127.0.0.1:9090", value_parser = listen_address)]
     admin_listen: SocketAddr,
+}
+
+/// A listen address from the command line: an IP and a port, as in the configuration file.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        "expected an IP address and a port, such as 0.0.0.0:8080, 127.0.0.1:9090 or \
+         [::]:8080 (host names and a bare :PORT are not accepted)"
+            .to_owned()
+    })
 }
 
 #[derive(Debug, Args)]

@@ -584,9 +584,54 @@ async fn a_second_palisade_on_a_busy_port_fails_to_start() {
     );
     let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
     assert!(
-        stderr.contains(&format!("cannot listen on {listen}")),
+        stderr.contains(&format!("cannot listen on {listen} (the proxy listener")),
         "{stderr}"
     );
     let reply = get(&format!("{}/", first.proxy), &[]).await;
     assert_eq!(reply.status, StatusCode::OK);
+
+    // A busy admin port is named as the admin listener's.
+    let admin = first.admin.trim_start_matches("http://").to_owned();
+    let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args([
+            "serve",
+            "--upstream",
+            &upstream.url(),
+            "--admin-listen",
+            &admin,
+        ])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("palisade serve runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {admin} (the admin listener")),
+        "{stderr}"
+    );
+}
+
+/// `--listen :8080` is refused with the form that works, as the file's `listen` is.
+#[test]
+fn a_listen_flag_without_an_ip_says_what_is_expected() {
+    for flag in ["--listen", "--admin-listen"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args([
+                "serve",
+                "--upstream",
+                "http://127.0.0.1:3000",
+                flag,
+                ":8080",
+            ])
+            .output()
+            .expect("palisade runs");
+        assert_eq!(output.status.code(), Some(2), "{flag}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("expected an IP address and a port"),
+            "{stderr}"
+        );
+    }
 }
