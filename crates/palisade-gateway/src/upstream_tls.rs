@@ -99,9 +99,23 @@ impl UpstreamTls {
                 "TLS: the upstream's certificate is for another host name: {tls} (it must \
                  name {host:?}, the host of the upstream URL)"
             ),
+            // `openssl req -x509` makes CA:TRUE certificates unless told otherwise.
+            rustls::Error::InvalidCertificate(CertificateError::Other(other))
+                if format!("{other:?}").contains("CaUsedAsEndEntity") =>
+            {
+                "TLS: the upstream's certificate is a CA certificate (CA:TRUE) used as its own \
+                 server certificate, which TLS refuses: make it with basicConstraints \
+                 CA:FALSE, or sign a server certificate with that CA (see [upstream] in \
+                 docs/config.md)"
+                    .to_owned()
+            }
             rustls::Error::InvalidCertificate(_) => {
                 format!("TLS: the upstream's certificate was refused: {tls}")
             }
+            rustls::Error::InvalidMessage(_) => format!(
+                "TLS handshake failed: the upstream answered with something that is not TLS \
+                 ({tls}): it does not speak TLS on that port (an http:// upstream?)"
+            ),
             _ => format!("TLS handshake failed: {tls}"),
         }
     }

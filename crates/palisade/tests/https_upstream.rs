@@ -179,6 +179,41 @@ async fn a_failed_upstream_handshake_says_tls_and_why() {
         .expect("tcp");
     let not_tls = tls.handshake(tcp).await.map(drop).expect_err("plain HTTP");
     assert!(not_tls.starts_with("TLS handshake failed"), "{not_tls}");
+    assert!(
+        not_tls.contains("does not speak TLS on that port"),
+        "{not_tls}"
+    );
+}
+
+/// `openssl req -x509` makes a CA:TRUE certificate unless told otherwise; TLS refuses it as
+/// a server's own certificate, and the log says what to make instead.
+#[tokio::test]
+async fn a_self_signed_ca_certificate_as_the_upstreams_own_is_explained() {
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params
+        .self_signed(&key)
+        .expect("self-signed CA certificate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert_file, key_file) = (dir.path().join("app.pem"), dir.path().join("app.key"));
+    std::fs::write(&cert_file, cert.pem()).expect("write cert");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+    let upstream = Upstream::start_tls(server_tls(&cert_file, &key_file)).await;
+
+    let url: UpstreamUrl = upstream.https_url().parse().expect("url");
+    let ca = CaCertificates::from_file(&cert_file).expect("a usable CA");
+    let tls = UpstreamTls::new(&url, Some(&ca)).expect("tls");
+    let tcp = tokio::net::TcpStream::connect(upstream.addr)
+        .await
+        .expect("tcp");
+    let refused = tls
+        .handshake(tcp)
+        .await
+        .map(drop)
+        .expect_err("CA as server");
+    assert!(refused.contains("CA:FALSE"), "{refused}");
+    assert_eq!(upstream.hits(), 0);
 }
 
 #[tokio::test]
