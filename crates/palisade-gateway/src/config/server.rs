@@ -298,16 +298,49 @@ impl FromStr for UpstreamUrl {
         match uri.authority() {
             // A user name or password would reach the upstream in `Host` (with `preserve_host`
             // off) and the start-up log: refuse it rather than pass it on.
-            Some(authority) if path_is_root && !authority.as_str().contains('@') => Ok(Self {
-                authority: authority.clone(),
-                tls,
-            }),
+            Some(authority) if path_is_root && !authority.as_str().contains('@') => {
+                if let Some(why) = host_or_port_problem(authority, tls) {
+                    return Err(format!("upstream URL {text:?} {why} {expected}"));
+                }
+                Ok(Self {
+                    authority: authority.clone(),
+                    tls,
+                })
+            }
             _ => Err(format!(
                 "upstream URL {text:?} must be a host and port without a path or user name \
                  {expected}"
             )),
         }
     }
+}
+
+/// Why `authority` (without a user name) cannot be connected to, if so. A port that is not a
+/// number from 1 to 65535 is refused here: `http` reads it as no port at all, and the URL
+/// would go to the scheme's default port, a service the operator never named. An `https://`
+/// host must also be usable as the TLS server name, so `palisade check` refuses what
+/// `serve` could not use.
+fn host_or_port_problem(authority: &http::uri::Authority, tls: bool) -> Option<String> {
+    let host = authority.host();
+    let after_host = authority.as_str().strip_prefix(host).unwrap_or_default();
+    if let Some(port) = after_host.strip_prefix(':') {
+        let valid = !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|port| port != 0);
+        if !valid {
+            return Some(format!(
+                "has port {port:?}, expected a port from 1 to 65535 (or none, for the \
+                 scheme's default)"
+            ));
+        }
+    }
+    let name = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let usable = !name.is_empty()
+        && (!tls || rustls_pki_types::ServerName::try_from(name.to_owned()).is_ok());
+    (!usable).then(|| format!("has host {name:?}, which is not a valid host name or IP address"))
 }
 
 impl std::fmt::Display for UpstreamUrl {
