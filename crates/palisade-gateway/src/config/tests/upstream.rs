@@ -121,6 +121,9 @@ fn an_upstream_ca_file_beside_an_http_url_is_refused() {
         message.contains("upstream.ca_file: is set but"),
         "{message}"
     );
+    // Regression: the message said "the upstream URL is http://" of a file that says
+    // https://, without naming the flag that replaced it.
+    assert!(message.contains("--upstream"), "{message}");
 }
 
 /// Regression: a port that is not a number from 1 to 65535 (`:99999`, `:65536`, `:+443`,
