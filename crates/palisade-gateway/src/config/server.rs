@@ -282,7 +282,10 @@ impl FromStr for UpstreamUrl {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let expected = "(expected http://host:port or https://host[:port], for example \
                         \"http://127.0.0.1:3000\" or \"https://app.internal\")";
-        let uri: http::Uri = text
+        let written = text;
+        // Errors repeat the URL; a password in it must not reach the log with them.
+        let text = &*without_user_info(written);
+        let uri: http::Uri = written
             .parse()
             .map_err(|_| format!("invalid upstream URL {text:?} {expected}"))?;
         let tls = match uri.scheme_str() {
@@ -294,7 +297,9 @@ impl FromStr for UpstreamUrl {
                 ));
             }
         };
-        let path_is_root = matches!(uri.path(), "" | "/") && uri.query().is_none();
+        // `http` drops a fragment without a word: refuse it like a path or query.
+        let path_is_root =
+            matches!(uri.path(), "" | "/") && uri.query().is_none() && !written.contains('#');
         match uri.authority() {
             // A user name or password would reach the upstream in `Host` (with `preserve_host`
             // off) and the start-up log: refuse it rather than pass it on.
@@ -308,10 +313,21 @@ impl FromStr for UpstreamUrl {
                 })
             }
             _ => Err(format!(
-                "upstream URL {text:?} must be a host and port without a path or user name \
-                 {expected}"
+                "upstream URL {text:?} must be a host and port without a path, query, \
+                 fragment or user name {expected}"
             )),
         }
+    }
+}
+
+/// `url` with everything between its scheme and its last `@` (a user name and password,
+/// even one holding an unencoded `/`) replaced by `***`, to be shown in an error. An upstream
+/// URL has no path, so an `@` is never anything else worth showing.
+fn without_user_info(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
     }
 }
 
@@ -328,10 +344,12 @@ fn host_or_port_problem(authority: &http::uri::Authority, tls: bool) -> Option<S
             && port.bytes().all(|b| b.is_ascii_digit())
             && port.parse::<u16>().is_ok_and(|port| port != 0);
         if !valid {
-            return Some(format!(
-                "has port {port:?}, expected a port from 1 to 65535 (or none, for the \
+            // Not repeated: in a mistyped URL it may be part of a password.
+            return Some(
+                "has an invalid port, expected a port from 1 to 65535 (or none, for the \
                  scheme's default)"
-            ));
+                    .into(),
+            );
         }
     }
     let name = host

@@ -28,6 +28,9 @@ fn upstream_urls_with_a_path_or_user_name_are_refused_at_their_line() {
     assert!(message.contains("without a path"), "{message}");
     let message = first_error("[upstream]\nurl = \"https://me:pw@app.example.com\"\n");
     assert!(message.contains("user name"), "{message}");
+    // Regression: a fragment was dropped without a word.
+    let message = first_error("[upstream]\nurl = \"https://app.example.com#v1\"\n");
+    assert!(message.contains("fragment"), "{message}");
     let message = first_error("[upstream]\nurl = \"wss://app.example.com\"\n");
     assert!(
         message.contains("must use http:// or https://"),
@@ -176,4 +179,28 @@ fn https_upstream_hosts_that_are_no_tls_server_name_are_refused_by_check() {
         message.contains("not a valid host name or IP address"),
         "{message}"
     );
+}
+
+/// Regression: an upstream URL with a password was refused, but the message repeated it
+/// (`palisade check`'s output, serve's start-up error in the service log).
+#[test]
+fn a_refused_upstream_url_never_repeats_its_password() {
+    for url in [
+        "https://me:hunter2@app.example.com",
+        "http://me:hunter2@app.example.com/v1",
+        "ftp://me:hunter2@app.example.com",
+        "https://me:hunter2@@app.example.com",
+        "https://me:hunter2@app.example.com:99999",
+        "https://me:hunter2@",
+        "https://me:hun/ter2@app.example.com",
+        "https://me:hunter2#@app.example.com",
+    ] {
+        let err = url.parse::<UpstreamUrl>().expect_err(url);
+        assert!(
+            !err.contains("hunter2") && !err.contains("ter2"),
+            "{url}: {err}"
+        );
+        let message = first_error(&format!("[upstream]\nurl = \"{url}\"\n"));
+        assert!(!message.contains("ter2"), "{url}: {message}");
+    }
 }
