@@ -197,7 +197,10 @@ impl RedisClientCert {
     pub fn from_pem(cert: Vec<u8>, key: Vec<u8>) -> Result<Self, (ClientCertFile, String)> {
         let chain = CertificateDer::pem_slice_iter(&cert)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| (ClientCertFile::Cert, format!("not valid PEM: {err}")))?;
+            .map_err(|err| {
+                let why = crate::ca::pem_error(&err);
+                (ClientCertFile::Cert, format!("not valid PEM: {why}"))
+            })?;
         if chain.is_empty() {
             return Err((
                 ClientCertFile::Cert,
