@@ -69,6 +69,9 @@ impl CaCertificates {
 }
 
 /// Every certificate of `pem` as a trust anchor; an error for the first one that is not.
+// TODO: an anchor's basicConstraints are not checked (webpki keeps only its name and key), so
+// a CA:FALSE leaf pinned here can sign other certificates that are then trusted; pinning a
+// leaf as exactly that end-entity needs a verifier of our own (OpenSSL refuses such chains).
 fn roots_of(pem: &[u8]) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
