@@ -69,15 +69,30 @@ impl CaCertificates {
 }
 
 /// Every certificate of `pem` as a trust anchor; an error for the first one that is not.
+// TODO: an anchor's basicConstraints are not checked (webpki keeps only its name and key), so
+// a CA:FALSE leaf pinned here can sign other certificates that are then trusted; pinning a
+// leaf as exactly that end-entity needs a verifier of our own (OpenSSL refuses such chains).
 fn roots_of(pem: &[u8]) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|err| format!("not valid PEM: {err}"))?;
+        let cert = cert.map_err(|err| format!("not valid PEM: {}", pem_error(&err)))?;
         roots
             .add(cert)
             .map_err(|err| format!("not a usable CA certificate: {err}"))?;
     }
     Ok(roots)
+}
+
+/// A PEM reading error in words: the end line a section lacks is written out as text, not
+/// as the list of byte values the error's own message prints.
+pub(crate) fn pem_error(err: &rustls_pki_types::pem::Error) -> String {
+    match err {
+        rustls_pki_types::pem::Error::MissingSectionEnd { end_marker } => format!(
+            "a section has no end line (expected -----END {}-----)",
+            String::from_utf8_lossy(end_marker)
+        ),
+        other => other.to_string(),
+    }
 }
 
 impl fmt::Debug for CaCertificates {
@@ -102,7 +117,12 @@ mod tests {
         let key = made.signing_key.serialize_pem().into_bytes();
         assert!(CaCertificates::from_pem(key).is_err(), "a key is no CA");
         let torn = "-----BEGIN CERTIFICATE-----\nAAAA\n";
-        assert!(CaCertificates::from_pem(torn.as_bytes().to_vec()).is_err());
+        let err = CaCertificates::from_pem(torn.as_bytes().to_vec()).expect_err("torn");
+        // Regression: the end line was printed as a list of byte values ([45, 45, ...]).
+        assert!(
+            err.contains("-----END CERTIFICATE-----") && !err.contains("[45"),
+            "{err}"
+        );
     }
 
     #[test]

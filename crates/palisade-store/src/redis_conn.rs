@@ -107,6 +107,13 @@ impl From<RedisError> for ConnectionError {
                  redis_client_cert and redis_client_key to a certificate its tls-ca-cert-file \
                  trusts"
             ),
+            rustls::Error::AlertReceived(
+                rustls::AlertDescription::CertificateExpired
+                | rustls::AlertDescription::CertificateRevoked,
+            ) => format!(
+                "TLS: Redis refused palisade's client certificate ({tls}): the certificate in \
+                 [state] redis_client_cert is expired, not yet valid or revoked; renew it"
+            ),
             rustls::Error::InvalidCertificate(_) => format!(
                 "TLS verification failed: {tls} (the server's certificate must be signed by \
                  redis_ca_file's CA, or by a public CA when that is not set, and name the \
@@ -190,11 +197,23 @@ impl RedisClientCert {
     pub fn from_pem(cert: Vec<u8>, key: Vec<u8>) -> Result<Self, (ClientCertFile, String)> {
         let chain = CertificateDer::pem_slice_iter(&cert)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| (ClientCertFile::Cert, format!("not valid PEM: {err}")))?;
+            .map_err(|err| {
+                let why = crate::ca::pem_error(&err);
+                (ClientCertFile::Cert, format!("not valid PEM: {why}"))
+            })?;
         if chain.is_empty() {
             return Err((
                 ClientCertFile::Cert,
                 "no certificate found (expected PEM: -----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+        if is_encrypted_key(&key) {
+            return Err((
+                ClientCertFile::Key,
+                "is encrypted, and palisade cannot ask for its passphrase: write it out \
+                 unencrypted (openssl pkey -in KEY -out KEY.plain) and keep that file \
+                 readable by palisade only"
+                    .into(),
             ));
         }
         let private = PrivateKeyDer::from_pem_slice(&key).map_err(|_| {
@@ -218,6 +237,14 @@ impl RedisClientCert {
             )),
         }
     }
+}
+
+/// Whether `pem` holds an encrypted private key (PKCS#8 or a legacy OpenSSL PEM header),
+/// which no PEM reader here can decrypt.
+fn is_encrypted_key(pem: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(pem);
+    text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
 }
 
 impl fmt::Debug for RedisClientCert {
@@ -409,6 +436,54 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"));
         assert!(client("rediss://:hunter2@db:6380", &tls).is_ok());
         assert!(client("redis://db:6379", &RedisTls::default()).is_ok());
+    }
+
+    /// Regression: an encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY`, or a legacy PEM
+    /// with `Proc-Type: 4,ENCRYPTED`) read "no private key found", which sent the operator
+    /// looking for a missing key rather than at the passphrase.
+    #[test]
+    fn an_encrypted_client_key_is_named_as_such() {
+        let made = rcgen::generate_simple_self_signed(vec!["palisade".into()]).expect("cert");
+        let cert = made.cert.pem().into_bytes();
+        for key in [
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBAA==\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n\
+             MIIBAA==\n-----END RSA PRIVATE KEY-----\n",
+        ] {
+            let (file, why) = RedisClientCert::from_pem(cert.clone(), key.as_bytes().to_vec())
+                .expect_err("encrypted");
+            assert_eq!(file, ClientCertFile::Key);
+            assert!(why.starts_with("is encrypted"), "{why}");
+        }
+    }
+
+    /// Regression: Redis refusing an expired client certificate (`certificate_expired`)
+    /// read "TLS handshake failed ... (does the server speak TLS on that port?)", a hint
+    /// that sends the operator to the port instead of to the certificate.
+    #[test]
+    fn an_expired_or_revoked_client_certificate_is_named_as_such() {
+        use rustls::AlertDescription;
+        let refused = |alert| {
+            let io = std::io::Error::other(rustls::Error::AlertReceived(alert));
+            ConnectionError::from(RedisError::from(io)).to_string()
+        };
+        let message = refused(AlertDescription::UnknownCA);
+        assert!(
+            message.contains("refused palisade's client certificate"),
+            "{message}"
+        );
+        for alert in [
+            AlertDescription::CertificateExpired,
+            AlertDescription::CertificateRevoked,
+        ] {
+            let message = refused(alert);
+            assert!(
+                message.contains("refused palisade's client certificate")
+                    && message.contains("expired, not yet valid or revoked")
+                    && !message.contains("speak TLS"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

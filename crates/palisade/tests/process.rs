@@ -635,3 +635,40 @@ fn a_listen_flag_without_an_ip_says_what_is_expected() {
         );
     }
 }
+
+/// Regression: with rate limits in memory, sessions in Redis and the `rediss://` URL in
+/// `PALISADE_REDIS_URL` (as the docs advise, the file holding no `redis_url`), the file's
+/// check judged `[session] redis_url`'s plain-text default instead and refused
+/// `redis_ca_file` (and `redis_client_cert`): `check` failed and serve would not start.
+#[test]
+fn check_takes_the_sessions_tls_redis_url_from_the_environment() {
+    let made = rcgen::generate_simple_self_signed(vec!["redis.internal".into()]).expect("cert");
+    let config = config_file(
+        "[state]\nredis_ca_file = \"ca.pem\"\nredis_client_cert = \"client.pem\"\n\
+         redis_client_key = \"client.key\"\n[session]\nstore = \"redis\"\n",
+    );
+    let dir = config.parent().expect("config dir");
+    std::fs::write(dir.join("ca.pem"), made.cert.pem()).expect("write CA");
+    std::fs::write(dir.join("client.pem"), made.cert.pem()).expect("write cert");
+    std::fs::write(dir.join("client.key"), made.signing_key.serialize_pem()).expect("key");
+    let check = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .env("PALISADE_REDIS_URL", url)
+            .output()
+            .expect("palisade check runs")
+    };
+    let tls = check("rediss://:hunter2@127.0.0.1:6380");
+    let stderr = String::from_utf8_lossy(&tls.stderr);
+    assert_eq!(tls.status.code(), Some(0), "{stderr}");
+
+    let plain = check("redis://:hunter2@127.0.0.1:6379");
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(plain.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("state.redis_ca_file") && stderr.contains("PALISADE_REDIS_URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+}

@@ -205,11 +205,14 @@ impl Config {
     /// Refuses `[upstream] ca_file` beside an `http://` URL given by `--upstream` (the file's
     /// own URL is checked with the file).
     fn check_upstream_tls(&self, file: Option<&Path>) -> Result<(), ConfigError> {
-        let Some(message) = self.upstream.ca_without_tls() else {
+        if self.upstream.ca_without_tls().is_none() {
             return Ok(());
-        };
+        }
         let origin = file.unwrap_or(Path::new("--upstream"));
-        let message = format!("upstream.ca_file: {message}");
+        // The file's own URL passed its check: the http:// one is the flag's.
+        let message = "upstream.ca_file: is set but --upstream (which replaces [upstream] url) \
+                       is http:// (plain text): write https:// for TLS, or remove ca_file"
+            .to_owned();
         Err(ConfigError::single(Diagnostic::whole_file(origin, message)))
     }
 

@@ -282,7 +282,10 @@ impl FromStr for UpstreamUrl {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let expected = "(expected http://host:port or https://host[:port], for example \
                         \"http://127.0.0.1:3000\" or \"https://app.internal\")";
-        let uri: http::Uri = text
+        let written = text;
+        // Errors repeat the URL; a password in it must not reach the log with them.
+        let text = &*without_user_info(written);
+        let uri: http::Uri = written
             .parse()
             .map_err(|_| format!("invalid upstream URL {text:?} {expected}"))?;
         let tls = match uri.scheme_str() {
@@ -294,20 +297,68 @@ impl FromStr for UpstreamUrl {
                 ));
             }
         };
-        let path_is_root = matches!(uri.path(), "" | "/") && uri.query().is_none();
+        // `http` drops a fragment without a word: refuse it like a path or query.
+        let path_is_root =
+            matches!(uri.path(), "" | "/") && uri.query().is_none() && !written.contains('#');
         match uri.authority() {
             // A user name or password would reach the upstream in `Host` (with `preserve_host`
             // off) and the start-up log: refuse it rather than pass it on.
-            Some(authority) if path_is_root && !authority.as_str().contains('@') => Ok(Self {
-                authority: authority.clone(),
-                tls,
-            }),
+            Some(authority) if path_is_root && !authority.as_str().contains('@') => {
+                if let Some(why) = host_or_port_problem(authority, tls) {
+                    return Err(format!("upstream URL {text:?} {why} {expected}"));
+                }
+                Ok(Self {
+                    authority: authority.clone(),
+                    tls,
+                })
+            }
             _ => Err(format!(
-                "upstream URL {text:?} must be a host and port without a path or user name \
-                 {expected}"
+                "upstream URL {text:?} must be a host and port without a path, query, \
+                 fragment or user name {expected}"
             )),
         }
     }
+}
+
+/// `url` with everything between its scheme and its last `@` (a user name and password,
+/// even one holding an unencoded `/`) replaced by `***`, to be shown in an error. An upstream
+/// URL has no path, so an `@` is never anything else worth showing.
+fn without_user_info(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
+/// Why `authority` (without a user name) cannot be connected to, if so. A port that is not a
+/// number from 1 to 65535 is refused here: `http` reads it as no port at all, and the URL
+/// would go to the scheme's default port, a service the operator never named. An `https://`
+/// host must also be usable as the TLS server name, so `palisade check` refuses what
+/// `serve` could not use.
+fn host_or_port_problem(authority: &http::uri::Authority, tls: bool) -> Option<String> {
+    let host = authority.host();
+    let after_host = authority.as_str().strip_prefix(host).unwrap_or_default();
+    if let Some(port) = after_host.strip_prefix(':') {
+        let valid = !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|port| port != 0);
+        if !valid {
+            // Not repeated: in a mistyped URL it may be part of a password.
+            return Some(
+                "has an invalid port, expected a port from 1 to 65535 (or none, for the \
+                 scheme's default)"
+                    .into(),
+            );
+        }
+    }
+    let name = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let usable = !name.is_empty()
+        && (!tls || rustls_pki_types::ServerName::try_from(name.to_owned()).is_ok());
+    (!usable).then(|| format!("has host {name:?}, which is not a valid host name or IP address"))
 }
 
 impl std::fmt::Display for UpstreamUrl {

@@ -72,6 +72,11 @@ fn state_as_served(config: &Config) -> std::borrow::Cow<'_, StateConfig> {
 /// The `[state]` Redis settings as the session store uses them ([`session_redis`]), placed
 /// at the key at fault. (With `backend = "redis"`, `StateConfig::validate` checks them.)
 fn session_redis_at_its_line(config: &Config, path: &Path, text: &str) -> Option<Diagnostic> {
+    // With the URL in `PALISADE_REDIS_URL` (checked once read, `Config::use_redis_url`),
+    // `[session] redis_url`'s default is not the one sessions use: nothing to judge here.
+    if config.state.redis_url.is_none() && std::env::var_os(super::REDIS_URL_ENV).is_some() {
+        return None;
+    }
     let (key, message) = session_redis(config)?;
     let offset = locate(text, "state", key);
     Some(Diagnostic::at(

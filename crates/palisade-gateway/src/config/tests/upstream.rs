@@ -28,6 +28,9 @@ fn upstream_urls_with_a_path_or_user_name_are_refused_at_their_line() {
     assert!(message.contains("without a path"), "{message}");
     let message = first_error("[upstream]\nurl = \"https://me:pw@app.example.com\"\n");
     assert!(message.contains("user name"), "{message}");
+    // Regression: a fragment was dropped without a word.
+    let message = first_error("[upstream]\nurl = \"https://app.example.com#v1\"\n");
+    assert!(message.contains("fragment"), "{message}");
     let message = first_error("[upstream]\nurl = \"wss://app.example.com\"\n");
     assert!(
         message.contains("must use http:// or https://"),
@@ -121,4 +124,83 @@ fn an_upstream_ca_file_beside_an_http_url_is_refused() {
         message.contains("upstream.ca_file: is set but"),
         "{message}"
     );
+    // Regression: the message said "the upstream URL is http://" of a file that says
+    // https://, without naming the flag that replaced it.
+    assert!(message.contains("--upstream"), "{message}");
+}
+
+/// Regression: a port that is not a number from 1 to 65535 (`:99999`, `:65536`, `:+443`,
+/// `:`) was accepted by `palisade check` and the URL then connected to the scheme's default
+/// port (443 or 80), a service the operator never named; port 0 passed and refused every
+/// connection.
+#[test]
+fn upstream_urls_with_a_port_that_is_not_1_to_65535_are_refused() {
+    for url in [
+        "https://127.0.0.1:99999",
+        "http://127.0.0.1:99999",
+        "https://app.internal:65536",
+        "https://127.0.0.1:+443",
+        "https://127.0.0.1:",
+        "https://[::1]:",
+        "http://127.0.0.1:0",
+        "https://127.0.0.1:00",
+    ] {
+        let err = url.parse::<UpstreamUrl>().expect_err(url);
+        assert!(err.contains("port from 1 to 65535"), "{url}: {err}");
+    }
+    for (url, port) in [
+        ("https://127.0.0.1:8443", 8443),
+        ("https://[::1]:65535", 65535),
+        ("http://app.internal:1", 1),
+    ] {
+        let parsed: UpstreamUrl = url.parse().expect(url);
+        assert_eq!(parsed.port(), port, "{url}");
+    }
+}
+
+/// Regression: an `https://` host that cannot be a TLS server name (empty, a label starting
+/// with `-`, an IPv6 zone) passed `palisade check` and only `serve` refused it.
+#[test]
+fn https_upstream_hosts_that_are_no_tls_server_name_are_refused_by_check() {
+    for url in [
+        "https://:443",
+        "https://-bad-.example",
+        "https://[fe80::1%25eth0]:8443",
+    ] {
+        let message = first_error(&format!("[upstream]\nurl = \"{url}\"\n"));
+        assert!(message.starts_with("palisade.toml:2:7: "), "{message}");
+        assert!(
+            message.contains("not a valid host name or IP address"),
+            "{message}"
+        );
+    }
+    let message = first_error("[upstream]\nurl = \"http://:8080\"\n");
+    assert!(
+        message.contains("not a valid host name or IP address"),
+        "{message}"
+    );
+}
+
+/// Regression: an upstream URL with a password was refused, but the message repeated it
+/// (`palisade check`'s output, serve's start-up error in the service log).
+#[test]
+fn a_refused_upstream_url_never_repeats_its_password() {
+    for url in [
+        "https://me:hunter2@app.example.com",
+        "http://me:hunter2@app.example.com/v1",
+        "ftp://me:hunter2@app.example.com",
+        "https://me:hunter2@@app.example.com",
+        "https://me:hunter2@app.example.com:99999",
+        "https://me:hunter2@",
+        "https://me:hun/ter2@app.example.com",
+        "https://me:hunter2#@app.example.com",
+    ] {
+        let err = url.parse::<UpstreamUrl>().expect_err(url);
+        assert!(
+            !err.contains("hunter2") && !err.contains("ter2"),
+            "{url}: {err}"
+        );
+        let message = first_error(&format!("[upstream]\nurl = \"{url}\"\n"));
+        assert!(!message.contains("ter2"), "{url}: {message}");
+    }
 }
