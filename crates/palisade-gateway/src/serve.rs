@@ -193,6 +193,15 @@ impl Summary {
                  \"redis\" in [state] to share them"
             );
         }
+        let tables = runtime.config.rate_limit_rules();
+        if !tables.is_empty() && !tables.iter().any(limits_every_request) {
+            warn!(
+                rate_limit.rules = tables.len(),
+                "no [[rate_limit]] table limits every request (path \"/\", every method, mode \
+                 \"enforce\"): requests outside the tables' paths are not limited, since \
+                 tables replace the built-in limits (docs/config.md shows them written out)"
+            );
+        }
         if rules == 0 {
             let waf_limits = runtime
                 .config
@@ -216,4 +225,14 @@ impl Summary {
             }
         }
     }
+}
+
+/// Whether `rule` counts every request but static assets: the role of the built-in
+/// `default` limit.
+fn limits_every_request(rule: &crate::config::RateLimitRule) -> bool {
+    use crate::config::rate_limit::{AssetFilter, Mode};
+    rule.path == "/"
+        && rule.methods.is_empty()
+        && rule.mode == Mode::Enforce
+        && rule.static_assets != AssetFilter::Only
 }

@@ -672,3 +672,29 @@ fn check_takes_the_sessions_tls_redis_url_from_the_environment() {
     );
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }
+
+/// `[[rate_limit]]` tables replace the built-in limits: a file with only a login limit
+/// leaves every other path unlimited, and the start-up says so.
+#[tokio::test]
+async fn tables_that_limit_only_some_paths_are_warned_about() {
+    let upstream = Upstream::start().await;
+    let login = "[[rate_limit]]\nname = \"login\"\npath = \"/login\"\nmethods = [\"POST\"]\n\
+                 limit = 5\nwindow = \"1m\"\n";
+    let palisade = Process::start(&upstream.url(), &config_file(login)).await;
+    wait_until(|| palisade.log().contains("palisade started")).await;
+    let log = palisade.log();
+    assert!(
+        log.contains("no [[rate_limit]] table limits every request"),
+        "{log}"
+    );
+    drop(palisade);
+
+    let general = format!(
+        "{login}[[rate_limit]]\nname = \"default\"\nstatic_assets = \"exclude\"\n\
+         limit = 10\nwindow = \"10s\"\n"
+    );
+    let palisade = Process::start(&upstream.url(), &config_file(&general)).await;
+    wait_until(|| palisade.log().contains("palisade started")).await;
+    let log = palisade.log();
+    assert!(!log.contains("limits every request"), "{log}");
+}
