@@ -48,11 +48,16 @@ impl CaCertificates {
         Self::from_pem(read_pem(path, "PEM certificates")?)
     }
 
-    /// Checks PEM text holding one or more CA certificates.
+    /// Checks PEM text holding one or more CA certificates: each a CA (`CA:TRUE`), or a
+    /// self-signed certificate pinned as the server's own.
     pub fn from_pem(pem: Vec<u8>) -> Result<Self, String> {
         let roots = roots_of(&pem)?;
         if roots.is_empty() {
             return Err("no certificate found (expected PEM: -----BEGIN CERTIFICATE-----)".into());
+        }
+        for (n, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+            let cert = cert.map_err(|err| format!("not valid PEM: {}", pem_error(&err)))?;
+            vouches(&cert).map_err(|why| format!("certificate {}: {why}", n + 1))?;
         }
         Ok(Self { pem })
     }
@@ -69,9 +74,9 @@ impl CaCertificates {
 }
 
 /// Every certificate of `pem` as a trust anchor; an error for the first one that is not.
-// TODO: an anchor's basicConstraints are not checked (webpki keeps only its name and key), so
-// a CA:FALSE leaf pinned here can sign other certificates that are then trusted; pinning a
-// leaf as exactly that end-entity needs a verifier of our own (OpenSSL refuses such chains).
+// TODO: a self-signed CA:FALSE certificate pinned here could still sign other certificates
+// that are then trusted (webpki keeps only an anchor's name and key); it takes the pinned
+// certificate's own private key, and pinning exactly that end-entity needs our own verifier.
 fn roots_of(pem: &[u8]) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
@@ -81,6 +86,30 @@ fn roots_of(pem: &[u8]) -> Result<RootCertStore, String> {
             .map_err(|err| format!("not a usable CA certificate: {err}"))?;
     }
     Ok(roots)
+}
+
+/// Whether `cert` may vouch for a server's certificate: a CA (`basicConstraints` with
+/// `CA:TRUE`), or a self-signed certificate, which can only be the server's own. rustls keeps
+/// only a trust anchor's name and key, so a leaf certificate of someone else's (`CA:FALSE`,
+/// issued by another CA) would otherwise let its key sign certificates that are trusted.
+fn vouches(cert: &CertificateDer<'_>) -> Result<(), String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|err| format!("not a valid X.509 certificate: {err}"))?;
+    let ca = parsed
+        .basic_constraints()
+        .map_err(|err| format!("unreadable basicConstraints: {err}"))?
+        .is_some_and(|constraints| constraints.value.ca);
+    // Self-signed: its own name as issuer, and its signature checks with its own key.
+    let self_signed = parsed.subject() == parsed.issuer() && parsed.verify_signature(None).is_ok();
+    if ca || self_signed {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is not a CA (no basicConstraints CA:TRUE) and not self-signed, so it cannot vouch \
+         for another certificate: give the certificate of the CA that issued it ({})",
+        parsed.subject(),
+        parsed.issuer()
+    ))
 }
 
 /// A PEM reading error in words: the end line a section lacks is written out as text, not
@@ -123,6 +152,27 @@ mod tests {
             err.contains("-----END CERTIFICATE-----") && !err.contains("[45"),
             "{err}"
         );
+    }
+
+    /// Regression: a leaf certificate issued by another CA was taken as a trust anchor, so
+    /// its key could sign server certificates that were then trusted.
+    #[test]
+    fn a_leaf_issued_by_another_ca_cannot_be_a_ca_file() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("key");
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        assert!(CaCertificates::from_pem(ca.pem().into_bytes()).is_ok());
+        let issuer = Issuer::new(ca_params, ca_key);
+        for is_ca in [IsCa::NoCa, IsCa::ExplicitNoCa] {
+            let mut leaf = CertificateParams::new(vec!["app.internal".into()]).expect("params");
+            leaf.is_ca = is_ca;
+            let leaf_key = KeyPair::generate().expect("key");
+            let leaf = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
+            let err = CaCertificates::from_pem(leaf.pem().into_bytes()).expect_err("a leaf");
+            assert!(err.contains("is not a CA"), "{err}");
+        }
     }
 
     #[test]

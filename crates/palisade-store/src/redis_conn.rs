@@ -207,6 +207,7 @@ impl RedisClientCert {
                 "no certificate found (expected PEM: -----BEGIN CERTIFICATE-----)".into(),
             ));
         }
+        in_validity(&chain[0]).map_err(|why| (ClientCertFile::Cert, why))?;
         if is_encrypted_key(&key) {
             return Err((
                 ClientCertFile::Key,
@@ -237,6 +238,25 @@ impl RedisClientCert {
             )),
         }
     }
+}
+
+/// Refuses a certificate outside its validity dates: Redis would refuse it at the first
+/// connection, and `palisade check` can say so first.
+fn in_validity(cert: &CertificateDer<'_>) -> Result<(), String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|err| format!("not a valid X.509 certificate: {err}"))?;
+    let validity = parsed.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if now > validity.not_after {
+        return Err(format!(
+            "expired on {} (renew the client certificate)",
+            validity.not_after
+        ));
+    }
+    if now < validity.not_before {
+        return Err(format!("not valid before {}", validity.not_before));
+    }
+    Ok(())
 }
 
 /// Whether `pem` holds an encrypted private key (PKCS#8 or a legacy OpenSSL PEM header),
@@ -507,6 +527,20 @@ mod tests {
         let (file, why) = RedisClientCert::from_pem(key.clone(), key).expect_err("no cert");
         assert_eq!(file, ClientCertFile::Cert);
         assert!(why.starts_with("no certificate found"), "{why}");
+    }
+
+    #[test]
+    fn an_expired_client_certificate_is_refused_before_any_connection() {
+        let mut params = rcgen::CertificateParams::new(vec!["palisade".into()]).expect("params");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("cert");
+        let (file, why) =
+            RedisClientCert::from_pem(cert.pem().into_bytes(), key.serialize_pem().into_bytes())
+                .expect_err("expired");
+        assert_eq!(file, ClientCertFile::Cert);
+        assert!(why.starts_with("expired on"), "{why}");
     }
 
     #[test]
