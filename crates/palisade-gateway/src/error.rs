@@ -60,6 +60,10 @@ pub enum GatewayError {
     /// The upstream could not be connected to.
     #[error("upstream connection failed: {0}")]
     UpstreamConnect(String),
+    /// The TLS handshake with an `https://` upstream failed (certificate not trusted, for
+    /// another name, not TLS on that port); the text says why.
+    #[error("upstream TLS failed: {0}")]
+    UpstreamTls(String),
     /// The upstream did not answer within `response_timeout` (or connect within
     /// `connect_timeout`).
     #[error("upstream timed out")]
@@ -102,9 +106,10 @@ impl GatewayError {
             | Self::BodyTimeout(_)
             | Self::BodyTooSlow(_) => ErrorSource::Client,
             Self::UploadRefused(refused) => upload::source(refused),
-            Self::UpstreamConnect(_) | Self::UpstreamTimeout | Self::UpstreamProtocol(_) => {
-                ErrorSource::Upstream
-            }
+            Self::UpstreamConnect(_)
+            | Self::UpstreamTls(_)
+            | Self::UpstreamTimeout
+            | Self::UpstreamProtocol(_) => ErrorSource::Upstream,
             Self::StateUnavailable
             | Self::Internal(_)
             | Self::UploadSpool(_)
@@ -120,6 +125,7 @@ impl GatewayError {
             Self::UriTooLong { .. } => "uri_too_long",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::UpstreamConnect(_) => "upstream_connect",
+            Self::UpstreamTls(_) => "upstream_tls",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamProtocol(_) => "upstream_protocol",
             Self::StateUnavailable => "state_unavailable",
@@ -138,7 +144,9 @@ impl GatewayError {
             Self::BadFraming(_) | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamConnect(_) | Self::UpstreamTls(_) | Self::UpstreamProtocol(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::StateUnavailable | Self::UploadSpoolFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) | Self::UploadSpool(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -158,7 +166,7 @@ impl GatewayError {
             Self::BadFraming(_) | Self::BadBody(_) => "The request is not valid HTTP.",
             Self::UriTooLong { .. } => "The request URL is too long.",
             Self::BodyTooLarge { .. } => "The request body is too large.",
-            Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => {
+            Self::UpstreamConnect(_) | Self::UpstreamTls(_) | Self::UpstreamProtocol(_) => {
                 "The application behind this gateway did not answer."
             }
             Self::UpstreamTimeout => "The application behind this gateway took too long to answer.",

@@ -204,7 +204,8 @@ fn classify(err: PoolError) -> GatewayError {
             GatewayError::UpstreamTimeout
         }
         PoolError::TlsTimeout => GatewayError::UpstreamTimeout,
-        PoolError::Connect(_) | PoolError::Handshake(_) | PoolError::Tls(_) => {
+        PoolError::Tls(why) => GatewayError::UpstreamTls(why),
+        PoolError::Connect(_) | PoolError::Handshake(_) => {
             GatewayError::UpstreamConnect(error_chain(&err))
         }
         PoolError::Send(ref hyper_err) => body::client_fault(hyper_err)
@@ -262,7 +263,8 @@ mod tests {
     fn a_failed_tls_handshake_is_a_502_that_says_tls_and_a_stalled_one_a_504() {
         let why = "TLS: the upstream's certificate is not trusted: invalid peer certificate";
         let err = classify(PoolError::Tls(why.into()));
-        assert!(matches!(err, GatewayError::UpstreamConnect(_)), "{err:?}");
+        assert!(matches!(err, GatewayError::UpstreamTls(_)), "{err:?}");
+        assert_eq!(err.kind(), "upstream_tls");
         assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
         assert!(err.to_string().contains(why), "{err}");
         let err = classify(PoolError::TlsTimeout);

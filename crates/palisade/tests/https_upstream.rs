@@ -111,6 +111,15 @@ async fn an_upstream_certificate_from_another_ca_gets_502_and_no_request_reaches
     let reply = get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(upstream.hits(), 0);
+    // Counted as a TLS failure, not as an upstream that refused the connection.
+    let metrics = get(&format!("http://{}/metrics", palisade.admin_addr), &[]).await;
+    assert!(
+        metrics
+            .body
+            .contains("palisade_upstream_errors_total{cause=\"upstream_tls\"} 1"),
+        "{}",
+        metrics.body
+    );
     palisade.shutdown().await;
 
     // Without ca_file only the public web roots are trusted: a private CA is not.

@@ -12,6 +12,7 @@ fn every_variant() -> Vec<GatewayError> {
         GatewayError::UriTooLong { limit: 10 },
         GatewayError::BodyTooLarge { limit: 10 },
         GatewayError::UpstreamConnect("connection refused to 10.1.2.3:3000".into()),
+        GatewayError::UpstreamTls("certificate of secret-internal-host not trusted".into()),
         GatewayError::UpstreamTimeout,
         GatewayError::UpstreamProtocol("secret-internal-host closed".into()),
         GatewayError::StateUnavailable,
@@ -44,7 +45,9 @@ fn expected(error: &GatewayError) -> (u16, ErrorSource) {
         GatewayError::BadFraming(_) | GatewayError::BadBody(_) => (400, Client),
         GatewayError::UriTooLong { .. } => (414, Client),
         GatewayError::BodyTooLarge { .. } => (413, Client),
-        GatewayError::UpstreamConnect(_) | GatewayError::UpstreamProtocol(_) => (502, Upstream),
+        GatewayError::UpstreamConnect(_)
+        | GatewayError::UpstreamTls(_)
+        | GatewayError::UpstreamProtocol(_) => (502, Upstream),
         GatewayError::UpstreamTimeout => (504, Upstream),
         GatewayError::StateUnavailable | GatewayError::UploadSpoolFull(_) => (503, Internal),
         GatewayError::Internal(_) | GatewayError::UploadSpool(_) => (500, Internal),
