@@ -66,25 +66,21 @@ wait_for() { # port
   exit 1
 }
 
-# CPU ticks (user + system) of processes, all threads included.
-ticks_of() { # pids...
-  local total=0
+# CPU ticks of processes, all threads included: `/proc/PID/stat` fields summed by an awk
+# expression ($14 user, $15 system).
+stat_ticks() { # awk expression, pids...
+  local expression=$1 total=0
+  shift
   for pid in "$@"; do
     [ -r "/proc/$pid/stat" ] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    total=$((total + $(awk "{print $expression}" "/proc/$pid/stat")))
   done
   echo "$total"
 }
-# The system (kernel) part of those ticks: on loopback it holds the TCP work of both ends of
-# each write, so it shows how much of a proxy's cost is the bytes it moves.
-sys_ticks_of() { # pids...
-  local total=0
-  for pid in "$@"; do
-    [ -r "/proc/$pid/stat" ] || continue
-    total=$((total + $(awk '{print $15}' "/proc/$pid/stat")))
-  done
-  echo "$total"
-}
+ticks_of() { stat_ticks '$14 + $15' "$@"; } # user + system
+# The system (kernel) part: on loopback it holds the TCP work of both ends of each write, so
+# it shows how much of a proxy's cost is the bytes it moves.
+sys_ticks_of() { stat_ticks '$15' "$@"; }
 nginx_pids() { # role
   local master; master="$(cat "$WORK/$1/nginx.pid")"
   echo "$master $(pgrep -P "$master" | tr '\n' ' ')"

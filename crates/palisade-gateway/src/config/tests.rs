@@ -709,15 +709,12 @@ fn the_environments_redis_url_is_checked_for_sessions_and_named_in_errors() {
     assert!(error.starts_with("PALISADE_REDIS_URL: expected"), "{error}");
 }
 
-/// Regression: a file key naming a FIFO (`redis_ca_file = "ca.pem"` where `ca.pem` is a
-/// named pipe) hung `palisade check`, and a reload, in `open` waiting for a writer.
-#[test]
-fn a_named_pipe_for_a_file_is_refused_without_waiting_for_a_writer() {
-    let toml = "[state]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1:6380\"\n\
-                redis_ca_file = \"ca.pem\"\n";
+/// The errors of loading `toml` from a directory in which `fifo` is a named pipe with no
+/// writer; fails if loading waits for one.
+fn errors_with_a_fifo(toml: &str, fifo: &str) -> Vec<String> {
     let dir = tempfile::tempdir().expect("temp dir");
     let status = std::process::Command::new("mkfifo")
-        .arg(dir.path().join("ca.pem"))
+        .arg(dir.path().join(fifo))
         .status()
         .expect("mkfifo runs");
     assert!(status.success());
@@ -730,7 +727,16 @@ fn a_named_pipe_for_a_file_is_refused_without_waiting_for_a_writer() {
     let result = receiver
         .recv_timeout(Duration::from_secs(10))
         .expect("the check ends without a writer on the pipe");
-    let errors = errors_of(result, &dir);
+    errors_of(result, &dir)
+}
+
+/// Regression: a file key naming a FIFO (`redis_ca_file = "ca.pem"` where `ca.pem` is a
+/// named pipe) hung `palisade check`, and a reload, in `open` waiting for a writer.
+#[test]
+fn a_named_pipe_for_a_file_is_refused_without_waiting_for_a_writer() {
+    let toml = "[state]\nbackend = \"redis\"\nredis_url = \"rediss://127.0.0.1:6380\"\n\
+                redis_ca_file = \"ca.pem\"\n";
+    let errors = errors_with_a_fifo(toml, "ca.pem");
     assert_eq!(
         errors,
         [format!(

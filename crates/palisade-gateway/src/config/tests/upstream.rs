@@ -70,22 +70,7 @@ fn an_upstream_ca_file_is_resolved_and_must_hold_pem_certificates() {
 #[test]
 fn an_upstream_ca_file_named_pipe_is_refused_without_waiting_for_a_writer() {
     let toml = "[upstream]\nurl = \"https://app.internal\"\nca_file = \"ca.pem\"\n";
-    let dir = tempfile::tempdir().expect("temp dir");
-    let status = std::process::Command::new("mkfifo")
-        .arg(dir.path().join("ca.pem"))
-        .status()
-        .expect("mkfifo runs");
-    assert!(status.success());
-    let path = dir.path().join("palisade.toml");
-    std::fs::write(&path, toml).expect("write config");
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(Config::from_file(&path));
-    });
-    let result = receiver
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the check ends without a writer on the pipe");
-    let errors = errors_of(result, &dir);
+    let errors = errors_with_a_fifo(toml, "ca.pem");
     assert!(
         errors[0].starts_with("palisade.toml:3:1: upstream.ca_file: ca.pem: is a named pipe"),
         "{errors:?}"
