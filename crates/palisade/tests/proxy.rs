@@ -321,6 +321,32 @@ async fn client_forged_override_and_proxy_headers_are_removed() {
     palisade.shutdown().await;
 }
 
+/// CGI-style servers (PHP-FPM, WSGI, Rack) read `X_Real_IP` as `X-Real-IP`, so a spelling
+/// with `_` for `-` is removed like the header it spells, and never reaches the upstream
+/// beside the forwarding headers palisade writes.
+#[tokio::test]
+async fn underscore_spellings_of_forged_headers_are_removed() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let forged = [
+        ("x_original_url", "/admin/delete"),
+        ("x-original_url", "/admin/delete"),
+        ("x_http_method_override", "DELETE"),
+        ("x_real_ip", "10.0.0.1"),
+        ("cf_connecting_ip", "10.0.0.3"),
+        ("x_forwarded_for", "6.6.6.6"),
+        ("x_forwarded_host", "evil.example"),
+        ("x_forwarded_proto", "https"),
+    ];
+    let reply = get(&format!("http://{}/echo", palisade.proxy_addr), &forged).await;
+    let seen = &reply.json()["headers"];
+    for (name, _) in forged {
+        assert!(seen[name].is_null(), "{name} reached the upstream: {seen}");
+    }
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn h2c_with_prior_knowledge_is_served() {
     let upstream = Upstream::start().await;
