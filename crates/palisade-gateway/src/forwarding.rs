@@ -208,6 +208,29 @@ fn insert_text(headers: &mut HeaderMap, name: HeaderName, value: String) {
     }
 }
 
+/// Joins the request's `Cookie` fields into one, separated by `; `. HTTP/2 clients send
+/// each cookie in its own field (browsers do, to compress them better), and RFC 9113
+/// §8.2.3 requires them joined this way before the request goes on over HTTP/1.1: an
+/// application reading only the first field, or joining them with `,` (as CGI-style
+/// servers join repeated fields), would see other cookies than the stages judged.
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    if values.nth(1).is_none() {
+        return;
+    }
+    let parts: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(|value| value.as_bytes().trim_ascii())
+        .filter(|value| !value.is_empty())
+        .collect();
+    let joined = parts.join(&b"; "[..]);
+    // Every part was a valid field value, so their join is one too.
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(joined)) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// Headers that tell an application which path to serve instead of the request line's
 /// (IIS URL Rewrite, some PHP frameworks). Palisade judged the request line's path (rules,
 /// limits, CSRF exemptions, upload rules), so the upstream must not serve another one.
@@ -457,6 +480,18 @@ mod tests {
         ] {
             assert!(!h.contains_key(gone), "{gone} kept");
         }
+    }
+
+    #[test]
+    fn cookie_fields_are_joined_into_one() {
+        let mut h = headers(&[("cookie", "a=1"), ("accept", "*/*"), ("cookie", " b=2 ")]);
+        join_cookies(&mut h);
+        let cookies: Vec<_> = h.get_all(header::COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; b=2"]);
+
+        let mut h = headers(&[("cookie", "a=1; b=2")]);
+        join_cookies(&mut h);
+        assert_eq!(h[header::COOKIE], "a=1; b=2");
     }
 
     #[test]

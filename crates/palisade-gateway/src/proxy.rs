@@ -128,7 +128,8 @@ impl Upstream {
     }
 
     /// The request as the upstream sees it: origin-form target, HTTP/1.1, hop-by-hop fields
-    /// removed, forwarding headers set, `Host` kept (or the upstream's).
+    /// removed, forwarding headers set, `Cookie` fields joined into one, `Host` kept (or the
+    /// upstream's).
     fn outgoing(
         &self,
         head: http::request::Parts,
@@ -144,6 +145,7 @@ impl Upstream {
         let upgrade = forwarding::wants_upgrade(&headers);
         forwarding::strip_hop_by_hop(&mut headers, upgrade);
         forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_ref());
+        forwarding::join_cookies(&mut headers);
         let host = match client_host {
             Some(host) if self.preserve_host => host,
             _ => self.authority_value.clone(),

@@ -365,6 +365,32 @@ async fn h2c_with_prior_knowledge_is_served() {
     palisade.shutdown().await;
 }
 
+/// An HTTP/2 client may send each cookie in its own field (browsers do); the upstream gets
+/// them in one `Cookie` field joined by `; ` (RFC 9113 §8.2.3), not as two fields an
+/// application may read only the first of, or join with `,`.
+#[tokio::test]
+async fn h2_cookie_fields_reach_the_upstream_as_one() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<TestBody>();
+    let request = Request::get(format!("http://{}/echo", palisade.proxy_addr))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(full(""))
+        .expect("request");
+    let response = client.request(request).await.expect("h2 response");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let seen: serde_json::Value = serde_json::from_slice(&body).expect("json body");
+    assert_eq!(seen["headers"]["cookie"], "a=1; b=2", "{seen}");
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn admin_serves_health_readiness_and_metrics() {
     let upstream = Upstream::start().await;
