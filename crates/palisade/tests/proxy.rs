@@ -391,6 +391,25 @@ async fn h2_cookie_fields_reach_the_upstream_as_one() {
     palisade.shutdown().await;
 }
 
+/// palisade answers `Expect: 100-continue` itself and forwards the body without waiting, so
+/// the expectation is not passed on: an upstream told to expect it may answer before the
+/// body and then read the body as a request of its own.
+#[tokio::test]
+async fn expect_100_continue_is_answered_here_and_not_forwarded() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let request = Request::post(format!("http://{}/echo", palisade.proxy_addr))
+        .header("expect", "100-continue")
+        .header("content-type", "text/plain")
+        .body(full("hello"))
+        .expect("request");
+    let reply = send(request).await;
+    let seen = reply.json();
+    assert!(seen["headers"]["expect"].is_null(), "{seen}");
+    assert_eq!(seen["body"], "hello", "{seen}");
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn admin_serves_health_readiness_and_metrics() {
     let upstream = Upstream::start().await;
