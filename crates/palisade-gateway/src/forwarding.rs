@@ -208,6 +208,29 @@ fn insert_text(headers: &mut HeaderMap, name: HeaderName, value: String) {
     }
 }
 
+/// Joins the request's `Cookie` fields into one, separated by `; `. HTTP/2 clients send
+/// each cookie in its own field (browsers do, to compress them better), and RFC 9113
+/// §8.2.3 requires them joined this way before the request goes on over HTTP/1.1: an
+/// application reading only the first field, or joining them with `,` (as CGI-style
+/// servers join repeated fields), would see other cookies than the stages judged.
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    if values.nth(1).is_none() {
+        return;
+    }
+    let parts: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(|value| value.as_bytes().trim_ascii())
+        .filter(|value| !value.is_empty())
+        .collect();
+    let joined = parts.join(&b"; "[..]);
+    // Every part was a valid field value, so their join is one too.
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(joined)) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// Headers that tell an application which path to serve instead of the request line's
 /// (IIS URL Rewrite, some PHP frameworks). Palisade judged the request line's path (rules,
 /// limits, CSRF exemptions, upload rules), so the upstream must not serve another one.
@@ -240,11 +263,29 @@ const PROXY_CLAIMS: [&str; 13] = [
     "front-end-https",
 ];
 
+/// The forwarding headers palisade writes itself (`set_forwarding_headers` replaces their
+/// `-` spellings). A spelling with `_` for `-` is a forgery: CGI-style servers (PHP-FPM,
+/// WSGI, Rack) read `X_Forwarded_For` and `X-Forwarded-For` as the same variable
+/// `HTTP_X_FORWARDED_FOR`, and may take the client's instead of palisade's.
+const OWN_FORWARDING: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+/// Whether the header `name` spells `wanted` (lower case, with `-`), in any case and with
+/// `_` for any `-`: the spellings a CGI-style server reads as one variable.
+fn spells(name: &str, wanted: &str) -> bool {
+    name.len() == wanted.len()
+        && name
+            .bytes()
+            .zip(wanted.bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+}
+
 /// Removes what a client may not tell the upstream: path overrides always, method
 /// overrides on safe methods (a GET the CSRF check and method-scoped limits passed must not
 /// become a DELETE upstream; the legitimate use, a POST tunnelling PUT or DELETE, is
-/// checked as the unsafe POST it is), and proxy claims unless `peer_trusted`. Returns the
-/// names removed, for the log.
+/// checked as the unsafe POST it is), and proxy claims unless `peer_trusted`. Each is
+/// removed in every spelling with `_` for `-` too, as are such spellings of the
+/// forwarding headers palisade sets ([`OWN_FORWARDING`]). Returns the names removed, for
+/// the log.
 pub fn strip_client_claims(
     headers: &mut HeaderMap,
     method: &http::Method,
@@ -256,19 +297,27 @@ pub fn strip_client_claims(
     );
     let methods: &[&'static str] = if safe { &METHOD_OVERRIDES } else { &[] };
     let claims: &[&'static str] = if peer_trusted { &[] } else { &PROXY_CLAIMS };
-    let refused = || PATH_OVERRIDES.iter().chain(methods).chain(claims);
-    // One pass over the names the request has (a few) instead of a lookup per refused name
-    // (eighteen): almost no request carries any of them.
-    if !headers
+    let refused = |name: &str| -> Option<&'static str> {
+        let underscored = name.contains('_');
+        PATH_OVERRIDES
+            .iter()
+            .chain(methods)
+            .chain(claims)
+            .chain(OWN_FORWARDING.iter().filter(|_| underscored))
+            .copied()
+            .find(|wanted| spells(name, wanted))
+    };
+    // One pass over the names the request has (a few), comparing lengths first: almost no
+    // request carries any of them.
+    let forged: Vec<(HeaderName, &'static str)> = headers
         .keys()
-        .any(|name| refused().any(|refused| name == *refused))
-    {
-        return Vec::new();
-    }
-    let mut removed = Vec::new();
-    for name in refused() {
-        if headers.remove(*name).is_some() {
-            removed.push(*name);
+        .filter_map(|name| refused(name.as_str()).map(|wanted| (name.clone(), wanted)))
+        .collect();
+    let mut removed = Vec::with_capacity(forged.len());
+    for (name, wanted) in forged {
+        headers.remove(&name);
+        if !removed.contains(&wanted) {
+            removed.push(wanted);
         }
     }
     removed
@@ -397,6 +446,52 @@ mod tests {
         assert!(!h.contains_key("x-original-url"));
         assert_eq!(h["x-http-method-override"], "DELETE");
         assert_eq!(h["x-real-ip"], "10.0.0.1");
+    }
+
+    #[test]
+    fn spellings_with_underscores_are_removed_too() {
+        let forged = [
+            ("x_original_url", "/admin"),
+            ("x-original_url", "/admin"),
+            ("x_real_ip", "10.0.0.1"),
+            ("x_http_method_override", "DELETE"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x_forwarded_host", "evil.example"),
+            ("x_forwarded_proto", "https"),
+            ("x_custom", "kept"),
+        ];
+        let mut h = headers(&forged);
+        let removed = strip_client_claims(&mut h, &http::Method::GET, false);
+        assert_eq!(removed.len(), 6, "{removed:?}");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x_custom"], "kept");
+
+        // A trusted proxy may send the claims, but never an underscore spelling of the
+        // headers palisade writes itself, nor a path override.
+        let mut h = headers(&forged);
+        strip_client_claims(&mut h, &http::Method::POST, true);
+        assert_eq!(h["x_real_ip"], "10.0.0.1");
+        assert_eq!(h["x_http_method_override"], "DELETE");
+        for gone in [
+            "x_original_url",
+            "x-original_url",
+            "x_forwarded_for",
+            "x_forwarded_host",
+        ] {
+            assert!(!h.contains_key(gone), "{gone} kept");
+        }
+    }
+
+    #[test]
+    fn cookie_fields_are_joined_into_one() {
+        let mut h = headers(&[("cookie", "a=1"), ("accept", "*/*"), ("cookie", " b=2 ")]);
+        join_cookies(&mut h);
+        let cookies: Vec<_> = h.get_all(header::COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; b=2"]);
+
+        let mut h = headers(&[("cookie", "a=1; b=2")]);
+        join_cookies(&mut h);
+        assert_eq!(h[header::COOKIE], "a=1; b=2");
     }
 
     #[test]

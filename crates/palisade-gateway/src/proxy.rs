@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HOST, HeaderValue};
+use http::header::{EXPECT, HOST, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
@@ -128,7 +128,8 @@ impl Upstream {
     }
 
     /// The request as the upstream sees it: origin-form target, HTTP/1.1, hop-by-hop fields
-    /// removed, forwarding headers set, `Host` kept (or the upstream's).
+    /// removed, forwarding headers set, `Cookie` fields joined into one, `Expect` removed, `Host` kept
+    /// (or the upstream's).
     fn outgoing(
         &self,
         head: http::request::Parts,
@@ -144,6 +145,13 @@ impl Upstream {
         let upgrade = forwarding::wants_upgrade(&headers);
         forwarding::strip_hop_by_hop(&mut headers, upgrade);
         forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_ref());
+        forwarding::join_cookies(&mut headers);
+        // The client's `Expect: 100-continue` is answered here (hyper sends the 100 when a
+        // stage or the forwarder first reads the body), and the body is forwarded without
+        // waiting for the upstream's 100. Passed on, the expectation lets the upstream answer
+        // before the body and, keeping the connection, read that body as a request of its
+        // own that no stage judged.
+        headers.remove(EXPECT);
         let host = match client_host {
             Some(host) if self.preserve_host => host,
             _ => self.authority_value.clone(),

@@ -321,6 +321,32 @@ async fn client_forged_override_and_proxy_headers_are_removed() {
     palisade.shutdown().await;
 }
 
+/// CGI-style servers (PHP-FPM, WSGI, Rack) read `X_Real_IP` as `X-Real-IP`, so a spelling
+/// with `_` for `-` is removed like the header it spells, and never reaches the upstream
+/// beside the forwarding headers palisade writes.
+#[tokio::test]
+async fn underscore_spellings_of_forged_headers_are_removed() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let forged = [
+        ("x_original_url", "/admin/delete"),
+        ("x-original_url", "/admin/delete"),
+        ("x_http_method_override", "DELETE"),
+        ("x_real_ip", "10.0.0.1"),
+        ("cf_connecting_ip", "10.0.0.3"),
+        ("x_forwarded_for", "6.6.6.6"),
+        ("x_forwarded_host", "evil.example"),
+        ("x_forwarded_proto", "https"),
+    ];
+    let reply = get(&format!("http://{}/echo", palisade.proxy_addr), &forged).await;
+    let seen = &reply.json()["headers"];
+    for (name, _) in forged {
+        assert!(seen[name].is_null(), "{name} reached the upstream: {seen}");
+    }
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn h2c_with_prior_knowledge_is_served() {
     let upstream = Upstream::start().await;
@@ -336,6 +362,51 @@ async fn h2c_with_prior_knowledge_is_served() {
     assert_eq!(response.version(), http::Version::HTTP_2);
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-frame-options"], "DENY");
+    palisade.shutdown().await;
+}
+
+/// An HTTP/2 client may send each cookie in its own field (browsers do); the upstream gets
+/// them in one `Cookie` field joined by `; ` (RFC 9113 §8.2.3), not as two fields an
+/// application may read only the first of, or join with `,`.
+#[tokio::test]
+async fn h2_cookie_fields_reach_the_upstream_as_one() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<TestBody>();
+    let request = Request::get(format!("http://{}/echo", palisade.proxy_addr))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(full(""))
+        .expect("request");
+    let response = client.request(request).await.expect("h2 response");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let seen: serde_json::Value = serde_json::from_slice(&body).expect("json body");
+    assert_eq!(seen["headers"]["cookie"], "a=1; b=2", "{seen}");
+    palisade.shutdown().await;
+}
+
+/// palisade answers `Expect: 100-continue` itself and forwards the body without waiting, so
+/// the expectation is not passed on: an upstream told to expect it may answer before the
+/// body and then read the body as a request of its own.
+#[tokio::test]
+async fn expect_100_continue_is_answered_here_and_not_forwarded() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
+    let request = Request::post(format!("http://{}/echo", palisade.proxy_addr))
+        .header("expect", "100-continue")
+        .header("content-type", "text/plain")
+        .body(full("hello"))
+        .expect("request");
+    let reply = send(request).await;
+    let seen = reply.json();
+    assert!(seen["headers"]["expect"].is_null(), "{seen}");
+    assert_eq!(seen["body"], "hello", "{seen}");
     palisade.shutdown().await;
 }
 

@@ -190,3 +190,29 @@ async fn connect_is_answered_405_and_never_forwarded() {
         refused("CONNECT internal.example:22 HTTP/1.1\r\nHost: internal.example:22\r\n\r\n").await;
     assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
 }
+
+/// An authority-form target on a `GET` reached the upstream as `GET /` while path rules
+/// and limits matched its empty path (a `path = "/"` limit did not count it), and `GET *`
+/// reached it as it was: both forms belong to other methods (RFC 9112 §3.2).
+#[tokio::test]
+async fn targets_in_a_form_their_method_may_not_use_are_refused() {
+    assert_400(&refused("GET a:80 HTTP/1.1\r\nHost: a:80\r\n\r\n").await);
+    assert_400(&refused("POST a:80 HTTP/1.1\r\nHost: a:80\r\nContent-Length: 0\r\n\r\n").await);
+    assert_400(&refused("GET * HTTP/1.1\r\nHost: a\r\n\r\n").await);
+}
+
+/// `OPTIONS *` asks about the server as a whole and is forwarded as it is.
+#[tokio::test]
+async fn options_asterisk_is_forwarded() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        b"OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(!reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert_eq!(upstream.hits(), 1, "{reply}");
+    palisade.shutdown().await;
+}

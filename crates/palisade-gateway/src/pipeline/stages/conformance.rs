@@ -7,7 +7,11 @@
 //! bodies, a malformed first chunk: the first frame is read before anything is forwarded so
 //! a bad chunk size is a 400 that never reaches the upstream.
 //!
-//! `CONNECT` is answered 405: a reverse proxy tunnels nothing.
+//! `CONNECT` is answered 405: a reverse proxy tunnels nothing. A request target in a form
+//! its method may not use is a 400: authority-form (`GET host:80`) belongs to `CONNECT` and
+//! asterisk-form (`*`) to `OPTIONS` (RFC 9112 §3.2.3, §3.2.4). Stages match an
+//! authority-form target's empty path against no path rule while the upstream gets `/`, and
+//! an application may route `GET *` to a catch-all that no path rule covers.
 //!
 //! It also refuses requests whose meaning depends on who reads them, since palisade's
 //! stages and the upstream must agree on it: a `Transfer-Encoding` other than a single
@@ -73,6 +77,9 @@ impl RequestStage for Conformance {
             );
             return Ok(Verdict::Respond(answer));
         }
+        if let Some(problem) = target_problem(&request.head) {
+            return Err(GatewayError::BadFraming(problem));
+        }
         let target_len = request
             .head
             .uri
@@ -109,6 +116,19 @@ impl RequestStage for Conformance {
         }
         Ok(Verdict::Continue)
     }
+}
+
+/// RFC 9112 §3.2: only `CONNECT` (refused before this) uses the authority-form and only
+/// `OPTIONS` the asterisk-form; any other method's target is origin-form or absolute-form.
+fn target_problem(head: &http::request::Parts) -> Option<&'static str> {
+    let uri = &head.uri;
+    if uri.scheme().is_none() && uri.authority().is_some() {
+        return Some("an authority-form request target is for CONNECT only");
+    }
+    if uri.path() == "*" && head.method != Method::OPTIONS {
+        return Some("an asterisk-form request target is for OPTIONS only");
+    }
+    None
 }
 
 /// RFC 9112 §6.1 and §7: palisade decodes only `chunked`, applied once. Any other coding
@@ -215,6 +235,27 @@ mod tests {
         assert_eq!(host_problem(&head(v11, "/", &["[::1]:8080"])), None);
         let userinfo = head(Version::HTTP_2, "http://good.example@evil.example/", &[]);
         assert!(host_problem(&userinfo).is_some());
+    }
+
+    #[test]
+    fn targets_take_the_form_their_method_allows() {
+        let target = |method: Method, target: &str| {
+            let head = http::Request::builder()
+                .method(method)
+                .uri(target)
+                .body(())
+                .expect("request")
+                .into_parts()
+                .0;
+            target_problem(&head)
+        };
+        assert_eq!(target(Method::GET, "/x?y"), None);
+        assert_eq!(target(Method::GET, "http://a:80/x"), None);
+        assert_eq!(target(Method::OPTIONS, "*"), None);
+        assert!(target(Method::GET, "a:80").is_some());
+        assert!(target(Method::POST, "a:80").is_some());
+        assert!(target(Method::GET, "*").is_some());
+        assert!(target(Method::POST, "*").is_some());
     }
 
     #[test]
