@@ -46,7 +46,7 @@ impl CookieHardening {
         if secure && !present("secure") {
             added.extend_from_slice(b"; Secure");
         }
-        if !present("samesite") {
+        if !same_site_set(bytes) {
             added.extend_from_slice(b"; SameSite=Lax");
         }
         if added.is_empty() {
@@ -62,6 +62,28 @@ impl CookieHardening {
         hardened.extend_from_slice(&added);
         HeaderValue::from_bytes(&hardened).ok()
     }
+}
+
+/// Whether the cookie's last `SameSite` attribute (the one browsers apply) has a value they
+/// know: `Strict`, `Lax` or `None`. A bare `SameSite` or an unknown value leaves the choice
+/// to the browser, and some then treat the cookie as `None`; an appended `SameSite=Lax`
+/// comes last and wins.
+fn same_site_set(cookie: &[u8]) -> bool {
+    let last = cookie
+        .split(|&b| b == b';')
+        .skip(1)
+        .filter_map(|part| {
+            let mut halves = part.splitn(2, |&b| b == b'=');
+            let name = halves.next().unwrap_or_default().trim_ascii();
+            name.eq_ignore_ascii_case(b"samesite")
+                .then(|| halves.next().unwrap_or_default().trim_ascii())
+        })
+        .last();
+    last.is_some_and(|value| {
+        [&b"strict"[..], b"lax", b"none"]
+            .iter()
+            .any(|known| value.eq_ignore_ascii_case(known))
+    })
 }
 
 #[cfg(test)]
@@ -99,6 +121,29 @@ mod tests {
     fn attributes_already_present_in_any_case_are_not_duplicated() {
         let cookie = "sid=abc; path=/; HTTPONLY; secure; samesite=Strict";
         assert_eq!(harden(cookie, true), cookie);
+    }
+
+    /// Regression: `SameSite` without a value counted as set, and Firefox and Safari then
+    /// send the cookie cross-site.
+    #[test]
+    fn a_samesite_without_a_known_value_gets_lax_after_it() {
+        assert_eq!(
+            harden("f=1; SameSite", false),
+            "f=1; SameSite; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            harden("f=1; HttpOnly; SameSite=Sometimes", false),
+            "f=1; HttpOnly; SameSite=Sometimes; SameSite=Lax"
+        );
+        // The last one is the one browsers apply.
+        assert_eq!(
+            harden("f=1; HttpOnly; SameSite=Strict; SameSite=", false),
+            "f=1; HttpOnly; SameSite=Strict; SameSite=; SameSite=Lax"
+        );
+        assert_eq!(
+            harden("f=1; HttpOnly; samesite=STRICT", false),
+            "f=1; HttpOnly; samesite=STRICT"
+        );
     }
 
     #[test]
