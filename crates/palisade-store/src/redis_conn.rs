@@ -85,6 +85,18 @@ pub const UNVERIFIED_TLS: &str = "rediss://...#insecure (TLS without certificate
     verification) is refused: palisade always verifies the Redis server's certificate; to \
     trust a private CA, set [state] redis_ca_file";
 
+impl ConnectionError {
+    /// Why connecting gave up after `after`: over TLS, the likeliest cause is a server that
+    /// does not speak it.
+    pub fn timed_out(tls: bool, after: Duration) -> Self {
+        if tls {
+            Self::TlsHandshakeTimeout(after)
+        } else {
+            Self::ConnectTimeout(after)
+        }
+    }
+}
+
 impl From<RedisError> for ConnectionError {
     /// Names a failed TLS handshake as such, so a wrong CA or host name does not read as an
     /// ordinary network error.
@@ -375,18 +387,12 @@ impl SharedConnection {
         Ok(connection)
     }
 
-    /// Why connecting gave up after `connect_timeout`: over TLS, the likeliest cause is a
-    /// server that does not speak it.
     fn timed_out(&self) -> ConnectionError {
         let tls = matches!(
             self.client.get_connection_info().addr(),
             redis::ConnectionAddr::TcpTls { .. }
         );
-        if tls {
-            ConnectionError::TlsHandshakeTimeout(self.connect_timeout)
-        } else {
-            ConnectionError::ConnectTimeout(self.connect_timeout)
-        }
+        ConnectionError::timed_out(tls, self.connect_timeout)
     }
 
     /// A new connection in place of one Redis closed while it sat idle (its `timeout`

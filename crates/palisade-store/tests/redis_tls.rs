@@ -34,12 +34,23 @@ fn ca_of(pki: &TestPki) -> RedisCa {
 }
 
 async fn limiter(url: &str, ca: &RedisCa, prefix: &str) -> RedisRateLimiter {
+    let tls = RedisTls::with_ca(ca.clone());
+    limiter_with(url, tls, prefix, Duration::from_secs(2)).await
+}
+
+/// A limiter for `url` with `tls`, connect and command timeouts of `timeout`.
+async fn limiter_with(
+    url: &str,
+    tls: RedisTls,
+    prefix: &str,
+    timeout: Duration,
+) -> RedisRateLimiter {
     let options = RedisOptions {
         url: url.to_owned(),
-        tls: RedisTls::with_ca(ca.clone()),
+        tls,
         key_prefix: prefix.to_owned(),
-        connect_timeout: Duration::from_secs(2),
-        command_timeout: Duration::from_secs(2),
+        connect_timeout: timeout,
+        command_timeout: timeout,
         blocked_cache_max_keys: 1_000,
     };
     RedisRateLimiter::connect(&options, Arc::new(SystemClock))
@@ -147,17 +158,7 @@ fn client_cert_of(pki: &TestPki) -> RedisClientCert {
 
 /// A limiter for `url` with `tls`, and what its first decision says.
 async fn first_decision(url: &str, tls: RedisTls, test: &str) -> Result<bool, StoreError> {
-    let options = RedisOptions {
-        url: url.to_owned(),
-        tls,
-        key_prefix: unique_prefix(test),
-        connect_timeout: Duration::from_secs(2),
-        command_timeout: Duration::from_secs(2),
-        blocked_cache_max_keys: 1_000,
-    };
-    let limiter = RedisRateLimiter::connect(&options, Arc::new(SystemClock))
-        .await
-        .expect("a valid rediss:// url");
+    let limiter = limiter_with(url, tls, &unique_prefix(test), Duration::from_secs(2)).await;
     let decision = limiter
         .check_in_redis("ip:192.0.2.1", &four_an_hour())
         .await;
@@ -206,17 +207,10 @@ async fn a_redis_requiring_client_certificates_takes_redis_client_cert() {
 #[tokio::test]
 async fn rediss_to_a_plain_text_redis_says_it_may_not_speak_tls() {
     let redis = OwnRedis::start();
-    let options = RedisOptions {
-        url: format!("rediss://:hunter2@127.0.0.1:{}", redis.port),
-        tls: RedisTls::with_ca(ca_of(&TestPki::loopback())),
-        key_prefix: unique_prefix("plain"),
-        connect_timeout: Duration::from_millis(500),
-        command_timeout: Duration::from_millis(500),
-        blocked_cache_max_keys: 1_000,
-    };
-    let limiter = RedisRateLimiter::connect(&options, Arc::new(SystemClock))
-        .await
-        .expect("a valid rediss:// url");
+    let url = format!("rediss://:hunter2@127.0.0.1:{}", redis.port);
+    let tls = RedisTls::with_ca(ca_of(&TestPki::loopback()));
+    let prefix = unique_prefix("plain");
+    let limiter = limiter_with(&url, tls, &prefix, Duration::from_millis(500)).await;
     let Err(StoreError::Unavailable(message)) = limiter.ping().await else {
         panic!("a plain-text Redis answered a TLS client");
     };
@@ -224,7 +218,6 @@ async fn rediss_to_a_plain_text_redis_says_it_may_not_speak_tls() {
     assert!(message.contains("plain-text Redis"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 
-    let url = format!("rediss://:hunter2@127.0.0.1:{}", redis.port);
     let no_tls = RedisTls::default();
     let Err(err) = RedisSessionStore::connect_with_tls(&url, &no_tls, "unused:").await else {
         panic!("the session store reached a plain-text Redis over TLS");

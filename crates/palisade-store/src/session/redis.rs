@@ -107,7 +107,7 @@ impl RedisSessionStore<ConnectionManager> {
             .map_err(|err| {
                 if err.is_timeout() && redis_conn::is_tls(url) {
                     // A plain-text Redis never answers a TLS handshake: name the likely cause.
-                    let cause = ConnectionError::TlsHandshakeTimeout(REDIS_TIMEOUT);
+                    let cause = ConnectionError::timed_out(true, REDIS_TIMEOUT);
                     return SessionStoreError::Unavailable(cause.to_string());
                 }
                 unavailable(err)
