@@ -7,7 +7,7 @@ mod common;
 #[path = "../../palisade-store/tests/support/own_redis.rs"]
 mod own_redis;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,26 @@ fn server_tls(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
 /// A TLS upstream presenting `pki`'s server certificate.
 async fn tls_upstream(pki: &TestPki) -> Upstream {
     Upstream::start_tls(server_tls(&pki.cert_file, &pki.key_file)).await
+}
+
+/// A self-signed app certificate and its key, written as `app.pem` and `app.key` in a
+/// temporary directory (removed when the returned handle drops).
+fn self_signed_app(cert: &str, key: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert_file, key_file) = (dir.path().join("app.pem"), dir.path().join("app.key"));
+    std::fs::write(&cert_file, cert).expect("write cert");
+    std::fs::write(&key_file, key).expect("write key");
+    (dir, cert_file, key_file)
+}
+
+/// The outcome of one TLS handshake with the server at `addr`, reached as `url` and
+/// trusting `ca_file`: what the log is told when it fails.
+async fn handshake(url: &str, addr: std::net::SocketAddr, ca_file: &Path) -> Result<(), String> {
+    let url: UpstreamUrl = url.parse().expect("url");
+    let ca = CaCertificates::from_file(ca_file).expect("a usable CA file");
+    let tls = UpstreamTls::new(&url, Some(&ca)).expect("tls");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("tcp");
+    tls.handshake(tcp).await.map(drop)
 }
 
 /// `[upstream] ca_file` naming `ca` (and no rate limits in the way).
@@ -90,10 +110,7 @@ async fn requests_and_streamed_bodies_reach_an_https_upstream_intact() {
 #[tokio::test]
 async fn a_self_signed_upstream_certificate_given_as_ca_file_is_trusted() {
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (cert, key) = (dir.path().join("app.pem"), dir.path().join("app.key"));
-    std::fs::write(&cert, made.cert.pem()).expect("write cert");
-    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    let (_dir, cert, key) = self_signed_app(&made.cert.pem(), &made.signing_key.serialize_pem());
     let upstream = Upstream::start_tls(server_tls(&cert, &key)).await;
     let palisade = start_palisade(&upstream.https_url(), &trusting(&cert)).await;
     let reply = get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
@@ -151,28 +168,21 @@ async fn an_upstream_certificate_for_another_host_name_gets_502() {
 async fn a_failed_upstream_handshake_says_tls_and_why() {
     let pki = TestPki::loopback();
     let upstream = tls_upstream(&pki).await;
-    let url: UpstreamUrl = upstream.https_url().parse().expect("url");
-    let why = |ca: &TestPki, url: &UpstreamUrl| {
-        let ca = CaCertificates::from_file(&ca.ca_file).expect("ca");
-        let tls = UpstreamTls::new(url, Some(&ca)).expect("tls");
-        async move {
-            let tcp = tokio::net::TcpStream::connect(upstream.addr)
-                .await
-                .expect("tcp");
-            tls.handshake(tcp).await.map(drop)
-        }
-    };
-    assert_eq!(why(&pki, &url).await, Ok(()));
+    let url = upstream.https_url();
+    assert_eq!(handshake(&url, upstream.addr, &pki.ca_file).await, Ok(()));
 
-    let untrusted = why(&TestPki::loopback(), &url).await.expect_err("other CA");
+    let stranger = TestPki::loopback();
+    let untrusted = handshake(&url, upstream.addr, &stranger.ca_file)
+        .await
+        .expect_err("other CA");
     assert!(
         untrusted.starts_with("TLS: the upstream's certificate is not trusted"),
         "{untrusted}"
     );
-    let named: UpstreamUrl = format!("https://localhost.localdomain:{}", upstream.addr.port())
-        .parse()
-        .expect("url");
-    let wrong_name = why(&pki, &named).await.expect_err("other name");
+    let named = format!("https://localhost.localdomain:{}", upstream.addr.port());
+    let wrong_name = handshake(&named, upstream.addr, &pki.ca_file)
+        .await
+        .expect_err("other name");
     assert!(
         wrong_name.starts_with("TLS: the upstream's certificate is for another host name"),
         "{wrong_name}"
@@ -180,13 +190,9 @@ async fn a_failed_upstream_handshake_says_tls_and_why() {
     assert!(wrong_name.contains("localhost.localdomain"), "{wrong_name}");
 
     let plain = Upstream::start().await;
-    let url: UpstreamUrl = format!("https://{}", plain.addr).parse().expect("url");
-    let ca = CaCertificates::from_file(&pki.ca_file).expect("ca");
-    let tls = UpstreamTls::new(&url, Some(&ca)).expect("tls");
-    let tcp = tokio::net::TcpStream::connect(plain.addr)
+    let not_tls = handshake(&format!("https://{}", plain.addr), plain.addr, &pki.ca_file)
         .await
-        .expect("tcp");
-    let not_tls = tls.handshake(tcp).await.map(drop).expect_err("plain HTTP");
+        .expect_err("plain HTTP");
     assert!(not_tls.starts_with("TLS handshake failed"), "{not_tls}");
     assert!(
         not_tls.contains("does not speak TLS on that port"),
@@ -204,22 +210,11 @@ async fn a_self_signed_ca_certificate_as_the_upstreams_own_is_explained() {
     let cert = params
         .self_signed(&key)
         .expect("self-signed CA certificate");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (cert_file, key_file) = (dir.path().join("app.pem"), dir.path().join("app.key"));
-    std::fs::write(&cert_file, cert.pem()).expect("write cert");
-    std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+    let (_dir, cert_file, key_file) = self_signed_app(&cert.pem(), &key.serialize_pem());
     let upstream = Upstream::start_tls(server_tls(&cert_file, &key_file)).await;
 
-    let url: UpstreamUrl = upstream.https_url().parse().expect("url");
-    let ca = CaCertificates::from_file(&cert_file).expect("a usable CA");
-    let tls = UpstreamTls::new(&url, Some(&ca)).expect("tls");
-    let tcp = tokio::net::TcpStream::connect(upstream.addr)
+    let refused = handshake(&upstream.https_url(), upstream.addr, &cert_file)
         .await
-        .expect("tcp");
-    let refused = tls
-        .handshake(tcp)
-        .await
-        .map(drop)
         .expect_err("CA as server");
     assert!(refused.contains("CA:FALSE"), "{refused}");
     assert_eq!(upstream.hits(), 0);
