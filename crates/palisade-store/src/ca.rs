@@ -55,10 +55,6 @@ impl CaCertificates {
         if roots.is_empty() {
             return Err("no certificate found (expected PEM: -----BEGIN CERTIFICATE-----)".into());
         }
-        for (n, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
-            let cert = cert.map_err(|err| format!("not valid PEM: {}", pem_error(&err)))?;
-            vouches(&cert).map_err(|why| format!("certificate {}: {why}", n + 1))?;
-        }
         Ok(Self { pem })
     }
 
@@ -73,17 +69,19 @@ impl CaCertificates {
     }
 }
 
-/// Every certificate of `pem` as a trust anchor; an error for the first one that is not.
+/// Every certificate of `pem` as a trust anchor; an error for the first one that is not,
+/// or that may not vouch for others ([`vouches`]).
 // TODO: a self-signed CA:FALSE certificate pinned here could still sign other certificates
 // that are then trusted (webpki keeps only an anchor's name and key); it takes the pinned
 // certificate's own private key, and pinning exactly that end-entity needs our own verifier.
 fn roots_of(pem: &[u8]) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
+    for (n, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
         let cert = cert.map_err(|err| format!("not valid PEM: {}", pem_error(&err)))?;
         roots
-            .add(cert)
+            .add(cert.clone())
             .map_err(|err| format!("not a usable CA certificate: {err}"))?;
+        vouches(&cert).map_err(|why| format!("certificate {}: {why}", n + 1))?;
     }
     Ok(roots)
 }
