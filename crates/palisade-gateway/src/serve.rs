@@ -173,7 +173,8 @@ impl Summary {
     fn log(&self, proxy: SocketAddr, admin: SocketAddr, gateway: &Gateway) {
         let runtime = gateway.runtime();
         let protections = runtime.pipeline.stage_names().join(",");
-        let rules = runtime.config.rate_limit_rules().len();
+        let tables = runtime.config.rate_limit_rules();
+        let rules = tables.len();
         info!(
             listen = %proxy,
             upstream = %self.upstream,
@@ -193,7 +194,6 @@ impl Summary {
                  \"redis\" in [state] to share them"
             );
         }
-        let tables = runtime.config.rate_limit_rules();
         if !tables.is_empty() && !tables.iter().any(limits_every_request) {
             warn!(
                 rate_limit.rules = tables.len(),
