@@ -53,6 +53,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// Whether the client's `TE` names `trailers`: it reads trailer fields (a gRPC client says
+/// so, and a gRPC server refuses a request without it).
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let name = coding.split(';').next().unwrap_or_default();
+            name.trim().eq_ignore_ascii_case("trailers")
+        })
+}
+
 /// The position of `name` in [`HOP_BY_HOP`], compared as text: comparing with the array's
 /// names would build (and drop) a copy of the constant array per header.
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {

@@ -1,7 +1,8 @@
 //! Step 8: forward the request to the upstream and bring its response back.
 //!
 //! One keep-alive pool of HTTP/1.1 connections per worker thread and configuration
-//! ([`crate::upstream_pool`]). Bodies stream both ways.
+//! ([`crate::upstream_pool`]), or with `[upstream] protocol = "http2"` one multiplexed
+//! HTTP/2 connection per worker. Bodies stream both ways.
 //! A WebSocket (or any `Upgrade`) handshake that the upstream accepts with 101 becomes a
 //! byte tunnel between the two upgraded connections.
 
@@ -9,15 +10,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{EXPECT, HOST, HeaderValue};
-use http::uri::PathAndQuery;
+use http::header::{EXPECT, HOST, HeaderValue, TE};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tracing::debug;
 
 use crate::body::{self, GatewayBody, RequestBody};
-use crate::config::{UpstreamConfig, UpstreamUrl};
+use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamUrl};
 use crate::error::GatewayError;
 use crate::forwarding;
 use crate::pipeline::{GatewayRequest, RequestContext};
@@ -36,6 +37,8 @@ pub struct Upstream {
     authority_value: HeaderValue,
     response_timeout: Duration,
     preserve_host: bool,
+    /// `Some(scheme)` when requests go out as HTTP/2 (absolute URIs need the scheme).
+    h2_scheme: Option<Scheme>,
 }
 
 impl Upstream {
@@ -53,6 +56,7 @@ impl Upstream {
             Arc::new(UpstreamPool::new(
                 url.connect_address(),
                 tls.clone(),
+                config.protocol,
                 config.connect_timeout.0,
                 config.pool_idle_timeout.0,
                 per_worker,
@@ -66,6 +70,11 @@ impl Upstream {
             authority_value,
             response_timeout: config.response_timeout.0,
             preserve_host: config.preserve_host,
+            h2_scheme: (config.protocol == UpstreamProtocol::Http2).then_some(if url.tls {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            }),
         })
     }
 
@@ -129,7 +138,9 @@ impl Upstream {
 
     /// The request as the upstream sees it: origin-form target, HTTP/1.1, hop-by-hop fields
     /// removed, forwarding headers set, `Cookie` fields joined into one, `Expect` removed, `Host` kept
-    /// (or the upstream's).
+    /// (or the upstream's). To an HTTP/2 upstream (not for upgrades): HTTP/2 with the host
+    /// as the URI's authority instead of `Host`, and `TE: trailers` kept when the client
+    /// sent it (gRPC needs it).
     fn outgoing(
         &self,
         head: http::request::Parts,
@@ -143,6 +154,8 @@ impl Upstream {
 
         let mut headers = head.headers;
         let upgrade = forwarding::wants_upgrade(&headers);
+        let h2_scheme = self.h2_scheme.as_ref().filter(|_| !upgrade);
+        let te_trailers = h2_scheme.is_some() && forwarding::accepts_trailers(&headers);
         forwarding::strip_hop_by_hop(&mut headers, upgrade);
         forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_ref());
         forwarding::join_cookies(&mut headers);
@@ -156,15 +169,42 @@ impl Upstream {
             Some(host) if self.preserve_host => host,
             _ => self.authority_value.clone(),
         };
-        headers.insert(HOST, host);
-
         let mut outgoing = Request::new(body);
         *outgoing.method_mut() = head.method;
-        *outgoing.uri_mut() = uri;
-        *outgoing.version_mut() = Version::HTTP_11;
+        if let Some(scheme) = h2_scheme {
+            // RFC 9113 §8.3.1: the host travels as `:authority`, and a `Host` beside it
+            // could only disagree.
+            headers.remove(HOST);
+            if te_trailers {
+                headers.insert(TE, HeaderValue::from_static("trailers"));
+            }
+            *outgoing.uri_mut() = absolute(scheme, &host, uri)?;
+            *outgoing.version_mut() = Version::HTTP_2;
+        } else {
+            headers.insert(HOST, host);
+            *outgoing.uri_mut() = uri;
+            *outgoing.version_mut() = Version::HTTP_11;
+        }
         *outgoing.headers_mut() = headers;
         Ok(outgoing)
     }
+}
+
+/// `scheme://host` + the origin-form `uri`: what an HTTP/2 request carries as its
+/// `:scheme`, `:authority` and `:path`. A `Host` that is no valid authority (spaces, a user
+/// name) is the client's error.
+fn absolute(scheme: &Scheme, host: &HeaderValue, uri: Uri) -> Result<Uri, GatewayError> {
+    let authority = Authority::try_from(host.as_bytes())
+        .ok()
+        .filter(|a| !a.as_str().contains('@'))
+        .ok_or(GatewayError::BadFraming(
+            "Host is not a valid host[:port] for an HTTP/2 upstream",
+        ))?;
+    let mut parts = uri.into_parts();
+    parts.scheme = Some(scheme.clone());
+    parts.authority = Some(authority);
+    Uri::from_parts(parts)
+        .map_err(|err| GatewayError::Internal(format!("upstream HTTP/2 request target: {err}")))
 }
 
 /// Why the upstream could not be set up.

@@ -139,6 +139,8 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
 /// What the start-up line reports.
 struct Summary {
     upstream: String,
+    /// `[upstream] protocol`: `http1` or `http2`.
+    upstream_protocol: &'static str,
     backend: &'static str,
     /// Whether the shared state is reached over TLS (`rediss://`); never the URL itself.
     backend_tls: bool,
@@ -155,6 +157,7 @@ impl Summary {
                 .url
                 .as_ref()
                 .map_or_else(String::new, |u| u.to_string()),
+            upstream_protocol: config.upstream.protocol.name(),
             backend: crate::services::backend_name(config.state.backend),
             backend_tls: config.state.backend == palisade_store::ratelimit::BackendKind::Redis
                 && config
@@ -178,6 +181,7 @@ impl Summary {
         info!(
             listen = %proxy,
             upstream = %self.upstream,
+            upstream.protocol = self.upstream_protocol,
             admin = %admin,
             tls = self.tls,
             state.backend = self.backend,

@@ -10,6 +10,12 @@
 //! An `https://` upstream's connections are TLS ([`crate::upstream_tls`]) under the same
 //! HTTP/1.1 handshake; the pool holds only the `SendRequest` handles, whatever the socket.
 //!
+//! With `[upstream] protocol = "http2"`, requests sent as HTTP/2 share one multiplexed
+//! connection per worker instead (h2c with prior knowledge, or ALPN `h2` over TLS), opened
+//! again when the upstream closes it or it sat unused past `pool_idle_timeout`. Upgrade
+//! requests still take HTTP/1.1 connections from the stack: an HTTP/1.1 `Upgrade` has no
+//! HTTP/2 form this pool speaks.
+//!
 //! A request sent on a reused connection that turned out to be closed (the upstream hung up
 //! while it sat idle) and that hyper did not start writing is retried on another
 //! connection, so keep-alive races never reach the client as a 502.
@@ -25,12 +31,23 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::body::RequestBody;
+use crate::config::UpstreamProtocol;
 use crate::upstream_tls::UpstreamTls;
+
+/// Per-stream receive window of an HTTP/2 upstream connection: how much of one response
+/// may wait in palisade for a client that reads slowly.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+/// Receive window of the whole HTTP/2 connection. Responses that clients do not read hold
+/// their part of it: 64 such streams at their full window stall the worker's connection.
+// TODO: a second connection when the first's window is held by stalled streams; until then
+// 64 clients that stop reading large responses slow every request of their worker.
+const H2_CONNECTION_WINDOW: u32 = 64 * H2_STREAM_WINDOW;
 
 /// Why a request could not be exchanged with the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +64,7 @@ pub enum PoolError {
     /// The TLS handshake failed; the text says why (certificate not trusted, wrong name).
     #[error("{0}")]
     Tls(String),
-    /// The HTTP/1 connection could not be set up.
+    /// The HTTP/1 or HTTP/2 connection could not be set up.
     #[error("upstream connection set-up: {0}")]
     Handshake(#[source] hyper::Error),
     /// Sending the request or reading the response head failed.
@@ -61,11 +78,21 @@ struct Idle {
     since: Instant,
 }
 
+/// The HTTP/2 connection of one worker and when it was last used.
+struct Shared {
+    sender: http2::SendRequest<RequestBody>,
+    since: Instant,
+}
+
 /// The idle connections of one worker to the upstream.
 pub struct UpstreamPool {
     address: String,
     /// TLS for an `https://` upstream; plain TCP when `None`.
     tls: Option<UpstreamTls>,
+    /// Whether requests sent as HTTP/2 may be sent at all (`[upstream] protocol`).
+    protocol: UpstreamProtocol,
+    /// The HTTP/2 connection requests share, with `protocol = "http2"`.
+    shared: Mutex<Option<Shared>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
@@ -79,29 +106,35 @@ impl std::fmt::Debug for UpstreamPool {
         f.debug_struct("UpstreamPool")
             .field("address", &self.address)
             .field("tls", &self.tls.is_some())
+            .field("protocol", &self.protocol)
             .field("max_idle", &self.max_idle)
             .finish_non_exhaustive()
     }
 }
 
-/// A connection lent to one exchange; back in the pool with [`Lease::release`].
+/// A connection lent to one exchange; back in the pool with [`Lease::release`]. An HTTP/2
+/// exchange borrows no connection of its own (its stream ends with its body).
 pub struct Lease {
-    sender: SendRequest<RequestBody>,
+    sender: Option<SendRequest<RequestBody>>,
     pool: Arc<UpstreamPool>,
 }
 
 impl Lease {
     /// Returns the connection to its pool for the next request.
     pub fn release(self) {
-        self.pool.check_in(self.sender);
+        if let Some(sender) = self.sender {
+            self.pool.check_in(sender);
+        }
     }
 }
 
 impl UpstreamPool {
-    /// A pool connecting to `address` (`host:port`), over `tls` when given.
+    /// A pool connecting to `address` (`host:port`), over `tls` when given, speaking
+    /// `protocol` to it.
     pub fn new(
         address: String,
         tls: Option<UpstreamTls>,
+        protocol: UpstreamProtocol,
         connect_timeout: Duration,
         idle_timeout: Duration,
         max_idle: usize,
@@ -109,6 +142,8 @@ impl UpstreamPool {
         Self {
             address,
             tls,
+            protocol,
+            shared: Mutex::new(None),
             connect_timeout,
             idle_timeout,
             max_idle,
@@ -119,10 +154,16 @@ impl UpstreamPool {
 
     /// Sends `request` on an idle connection (or a new one) and returns the response head
     /// with the connection, which the caller releases once the response body has ended.
+    /// A request whose version is HTTP/2 goes over the shared HTTP/2 connection (only with
+    /// `protocol = "http2"`; its URI must then be absolute).
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), PoolError> {
+        if request.version() == http::Version::HTTP_2 {
+            debug_assert_eq!(self.protocol, UpstreamProtocol::Http2);
+            return self.send_h2(request).await;
+        }
         loop {
             let (mut sender, reused) = match self.check_out() {
                 Some(sender) => (sender, true),
@@ -137,7 +178,7 @@ impl UpstreamPool {
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let lease = Lease {
-                        sender,
+                        sender: Some(sender),
                         pool: Arc::clone(self),
                     };
                     return Ok((response, lease));
@@ -149,6 +190,69 @@ impl UpstreamPool {
                 },
             }
         }
+    }
+
+    /// Sends `request` as a new stream on the shared HTTP/2 connection, opening it when
+    /// there is none. A request the upstream never saw (the connection was closing) is
+    /// sent again once, on a new connection.
+    async fn send_h2(
+        self: &Arc<Self>,
+        mut request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Lease), PoolError> {
+        let mut retried = false;
+        loop {
+            let (mut sender, reused) = match self.shared_h2() {
+                Some(sender) => (sender, true),
+                None => (self.connect_h2().await?, false),
+            };
+            let may_retry = reused && !retried;
+            if let Err(err) = sender.ready().await {
+                self.forget_h2();
+                if may_retry {
+                    retried = true;
+                    continue;
+                }
+                return Err(PoolError::Send(err));
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let lease = Lease {
+                        sender: None,
+                        pool: Arc::clone(self),
+                    };
+                    return Ok((response, lease));
+                }
+                Err(mut err) => match err.take_message() {
+                    Some(unsent) if may_retry => {
+                        self.forget_h2();
+                        retried = true;
+                        request = unsent;
+                    }
+                    _ => return Err(PoolError::Send(err.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The shared HTTP/2 connection when it is open and was used within
+    /// `pool_idle_timeout`; an expired or closed one is dropped.
+    fn shared_h2(&self) -> Option<http2::SendRequest<RequestBody>> {
+        let now = Instant::now();
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = shared.as_mut()?;
+        if entry.sender.is_closed() || now.duration_since(entry.since) >= self.idle_timeout {
+            *shared = None;
+            return None;
+        }
+        entry.since = now;
+        Some(entry.sender.clone())
+    }
+
+    /// Empties the slot after the shared connection failed a request: the next request
+    /// opens a new one. (A connection another request opened meanwhile goes with it, at
+    /// the cost of one more handshake.)
+    fn forget_h2(&self) {
+        *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// The most recently used open connection, dropping closed and expired ones on the way.
@@ -194,6 +298,13 @@ impl UpstreamPool {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         idle.retain(|entry| self.usable(entry, now));
+        drop(idle);
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if shared.as_ref().is_some_and(|entry| {
+            entry.sender.is_closed() || now.duration_since(entry.since) >= self.idle_timeout
+        }) {
+            *shared = None;
+        }
     }
 
     /// Starts, once per pool, a task on this worker's runtime that sweeps every
@@ -220,9 +331,9 @@ impl UpstreamPool {
         });
     }
 
-    /// A new connection, driven by its own task on this worker's runtime. TCP connect and
-    /// TLS handshake share one `connect_timeout`.
-    async fn connect(self: &Arc<Self>) -> Result<SendRequest<RequestBody>, PoolError> {
+    /// A TCP connection to the upstream within `connect_timeout`, and the deadline the TLS
+    /// handshake (if any) must also meet.
+    async fn open_tcp(self: &Arc<Self>) -> Result<(TcpStream, Instant), PoolError> {
         self.start_sweeping();
         let deadline = Instant::now() + self.connect_timeout;
         let connect = TcpStream::connect(self.address.as_str());
@@ -232,6 +343,40 @@ impl UpstreamPool {
             Ok(Ok(stream)) => stream,
         };
         stream.set_nodelay(true).map_err(PoolError::Connect)?;
+        Ok((stream, deadline))
+    }
+
+    /// A new HTTP/2 connection, driven by its own task on this worker's runtime, and kept
+    /// as the shared one unless another request opened one meanwhile (this one then serves
+    /// its one request and closes).
+    async fn connect_h2(self: &Arc<Self>) -> Result<http2::SendRequest<RequestBody>, PoolError> {
+        let (stream, deadline) = self.open_tcp().await?;
+        let sender = match &self.tls {
+            None => http2_handshake(TokioIo::new(stream)).await?,
+            Some(tls) => {
+                let stream = match tokio::time::timeout_at(deadline, tls.handshake_h2(stream)).await
+                {
+                    Err(_) => return Err(PoolError::TlsTimeout),
+                    Ok(Err(why)) => return Err(PoolError::Tls(why)),
+                    Ok(Ok(stream)) => stream,
+                };
+                http2_handshake(TokioIo::new(stream)).await?
+            }
+        };
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if shared.as_ref().is_none_or(|entry| entry.sender.is_closed()) {
+            *shared = Some(Shared {
+                sender: sender.clone(),
+                since: Instant::now(),
+            });
+        }
+        Ok(sender)
+    }
+
+    /// A new HTTP/1.1 connection, driven by its own task on this worker's runtime. TCP
+    /// connect and TLS handshake share one `connect_timeout`.
+    async fn connect(self: &Arc<Self>) -> Result<SendRequest<RequestBody>, PoolError> {
+        let (stream, deadline) = self.open_tcp().await?;
         let Some(tls) = &self.tls else {
             return http1_handshake(TokioIo::new(stream)).await;
         };
@@ -257,6 +402,26 @@ where
     tokio::spawn(async move {
         if let Err(err) = connection.with_upgrades().await {
             tracing::debug!(error = %err, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// The HTTP/2 connection over `io`, driven by its own task. Its receive windows bound what
+/// a slow client's responses can hold in palisade's memory.
+async fn http2_handshake<T>(io: T) -> Result<http2::SendRequest<RequestBody>, PoolError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .handshake(io)
+        .await
+        .map_err(PoolError::Handshake)?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "upstream HTTP/2 connection ended with an error");
         }
     });
     Ok(sender)
@@ -367,6 +532,7 @@ mod tests {
         Arc::new(UpstreamPool::new(
             address,
             None,
+            UpstreamProtocol::Http1,
             timeout,
             Duration::from_secs(60),
             4,
@@ -415,6 +581,119 @@ mod tests {
             "ok"
         );
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// An HTTP/2 upstream that ends every connection after its first answer with a GOAWAY
+    /// (as a server shutting down or recycling connections does). Returns its address and
+    /// the count of connections it accepted.
+    async fn h2_upstream_recycling_connections() -> (String, Arc<AtomicUsize>) {
+        use hyper::server::conn::http2 as server;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let answered = Arc::new(tokio::sync::Notify::new());
+                    let notify = Arc::clone(&answered);
+                    let service = hyper::service::service_fn(move |_req| {
+                        notify.notify_one();
+                        async {
+                            Ok::<_, std::convert::Infallible>(Response::new(
+                                http_body_util::Full::new(Bytes::from_static(b"ok")),
+                            ))
+                        }
+                    });
+                    let connection = server::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(socket), service);
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        _ = connection.as_mut() => return,
+                        () = answered.notified() => connection.as_mut().graceful_shutdown(),
+                    }
+                    let _ = connection.await;
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    async fn get_h2(pool: &Arc<UpstreamPool>, authority: &str) -> Result<Bytes, PoolError> {
+        let request = Request::builder()
+            .uri(format!("http://{authority}/"))
+            .version(http::Version::HTTP_2)
+            .body(RequestBody::empty())
+            .expect("request");
+        let (response, lease) = pool.send(request).await?;
+        let body = PooledBody::new(response.into_body(), lease);
+        Ok(body.collect().await.map_err(PoolError::Send)?.to_bytes())
+    }
+
+    #[tokio::test]
+    async fn an_http2_connection_the_upstream_closed_is_replaced() {
+        let (address, accepted) = h2_upstream_recycling_connections().await;
+        let pool = Arc::new(UpstreamPool::new(
+            address.clone(),
+            None,
+            UpstreamProtocol::Http2,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            4,
+        ));
+        assert_eq!(get_h2(&pool, &address).await.expect("first"), "ok");
+        // Wait (bounded) until hyper has seen the GOAWAY; a request racing it would be
+        // retried on a new connection all the same.
+        for _ in 0..5000 {
+            if pool.shared_h2().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(get_h2(&pool, &address).await.expect("second"), "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn http2_requests_share_one_connection() {
+        let (address, accepted) = upstream_h2_plain().await;
+        let pool = Arc::new(UpstreamPool::new(
+            address.clone(),
+            None,
+            UpstreamProtocol::Http2,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            4,
+        ));
+        for _ in 0..3 {
+            assert_eq!(get_h2(&pool, &address).await.expect("answered"), "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// An HTTP/2 upstream answering `ok` on connections it keeps open.
+    async fn upstream_h2_plain() -> (String, Arc<AtomicUsize>) {
+        use hyper::server::conn::http2 as server;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
+                        Bytes::from_static(b"ok"),
+                    )))
+                });
+                tokio::spawn(
+                    server::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(socket), service),
+                );
+            }
+        });
+        (address, accepted)
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
-//! TLS to an `https://` upstream: rustls (ring provider), HTTP/1.1 by ALPN, the server name
-//! of the URL, and certificate verification that cannot be switched off.
+//! TLS to an `https://` upstream: rustls (ring provider), HTTP/1.1 or HTTP/2 by ALPN, the
+//! server name of the URL, and certificate verification that cannot be switched off.
 //!
 //! The upstream's certificate must chain to `[upstream] ca_file`'s CAs when that is set (a
 //! private CA, or an internal app's self-signed certificate), and to the public web roots
@@ -24,7 +24,10 @@ use crate::config::UpstreamUrl;
 /// What every TLS connection to the upstream is made with.
 #[derive(Clone)]
 pub struct UpstreamTls {
+    /// Offers only `http/1.1` by ALPN.
     connector: TlsConnector,
+    /// Offers only `h2` by ALPN (`[upstream] protocol = "http2"`).
+    connector_h2: TlsConnector,
     server_name: ServerName<'static>,
 }
 
@@ -53,26 +56,52 @@ impl UpstreamTls {
             },
         };
         let provider = Arc::new(ring_provider::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
+        let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|err| format!("upstream TLS set-up: {err}"))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        // The pool speaks HTTP/1.1 only; an upstream that picked h2 would not be understood.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Each connection offers the one protocol its pool speaks: an upstream that picked
+        // another would not be understood.
+        let offering = |protocol: &[u8]| {
+            let mut config = config.clone();
+            config.alpn_protocols = vec![protocol.to_vec()];
+            TlsConnector::from(Arc::new(config))
+        };
         Ok(Self {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: offering(b"http/1.1"),
+            connector_h2: offering(b"h2"),
             server_name,
         })
     }
 
-    /// Runs the TLS handshake on `tcp`. The error says, for the log, why it failed.
+    /// Runs the TLS handshake on `tcp` for HTTP/1.1. The error says, for the log, why it
+    /// failed.
     pub async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, String> {
         let name = self.server_name.clone();
         self.connector
             .connect(name, tcp)
             .await
             .map_err(|err| self.explain(&err))
+    }
+
+    /// Runs the TLS handshake on `tcp` for HTTP/2: the upstream must choose `h2` by ALPN,
+    /// since HTTP/2 bytes sent to a server that expects HTTP/1.1 would be read as garbage.
+    pub async fn handshake_h2(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, String> {
+        let name = self.server_name.clone();
+        let stream = self
+            .connector_h2
+            .connect(name, tcp)
+            .await
+            .map_err(|err| self.explain(&err))?;
+        if stream.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
+            return Err(
+                "TLS: the upstream did not agree to HTTP/2 (ALPN h2): it speaks only \
+                        HTTP/1.1 over TLS; set [upstream] protocol = \"http1\""
+                    .to_owned(),
+            );
+        }
+        Ok(stream)
     }
 
     /// Why a handshake failed, in words an operator can act on.
@@ -111,6 +140,12 @@ impl UpstreamTls {
             }
             rustls::Error::InvalidCertificate(_) => {
                 format!("TLS: the upstream's certificate was refused: {tls}")
+            }
+            rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol) => {
+                "TLS: the upstream refused the HTTP version offered by ALPN (h2 with [upstream] \
+                 protocol = \"http2\", http/1.1 otherwise): set protocol to the version it \
+                 speaks"
+                    .to_owned()
             }
             rustls::Error::InvalidMessage(_) => format!(
                 "TLS handshake failed: the upstream answered with something that is not TLS \

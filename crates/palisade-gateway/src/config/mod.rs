@@ -34,7 +34,9 @@ pub use diagnostic::{ConfigError, Diagnostic, line_and_column};
 pub use palisade_policy::headers::HeadersConfig;
 pub use palisade_store::ratelimit::StateConfig;
 pub use rate_limit::RateLimitRule;
-pub use server::{AdminConfig, LogConfig, ServerConfig, UpstreamConfig, UpstreamUrl};
+pub use server::{
+    AdminConfig, LogConfig, ServerConfig, UpstreamConfig, UpstreamProtocol, UpstreamUrl,
+};
 pub use sessions::{CsrfSection, IdentitySection, SessionSection};
 pub use upload::SpoolConfig;
 pub use waf::WafConfig;

@@ -119,6 +119,31 @@ pub struct UpstreamConfig {
     /// Forward the client's `Host` header unchanged (default); otherwise the upstream's.
     /// An upstream on another host (most `https://` ones) usually wants `false`.
     pub preserve_host: bool,
+    /// HTTP version spoken to the upstream: `"http1"` (default) or `"http2"` (h2c with prior
+    /// knowledge for `http://`, ALPN `h2` for `https://`).
+    pub protocol: UpstreamProtocol,
+}
+
+/// `[upstream] protocol`: the HTTP version of the requests palisade sends the upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 over a keep-alive pool of connections (the default).
+    #[default]
+    Http1,
+    /// HTTP/2: one multiplexed connection per worker; upgrades (WebSocket) still go over
+    /// HTTP/1.1 connections of their own.
+    Http2,
+}
+
+impl UpstreamProtocol {
+    /// How the start-up line and logs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Http1 => "http1",
+            Self::Http2 => "http2",
+        }
+    }
 }
 
 impl UpstreamConfig {
@@ -143,6 +168,7 @@ impl Default for UpstreamConfig {
             pool_idle_timeout: secs(90),
             pool_max_idle: 256,
             preserve_host: true,
+            protocol: UpstreamProtocol::Http1,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     /// Requests that reached the upstream.
     pub hits: Arc<AtomicUsize>,
+    /// Connections the upstream accepted (TLS ones once their handshake succeeded).
+    pub connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -60,19 +62,26 @@ impl Upstream {
             .expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&hits);
+        let accepted = Arc::clone(&connections);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let counter = Arc::clone(&counter);
+                let accepted = Arc::clone(&accepted);
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     match tls {
-                        None => serve_upstream(stream, counter).await,
+                        None => {
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            serve_upstream(stream, counter).await;
+                        }
                         Some(tls) => {
                             if let Ok(stream) = tls.accept(stream).await {
+                                accepted.fetch_add(1, Ordering::SeqCst);
                                 serve_upstream(stream, counter).await;
                             }
                         }
@@ -80,7 +89,12 @@ impl Upstream {
                 });
             }
         });
-        Self { addr, hits, task }
+        Self {
+            addr,
+            hits,
+            connections,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -151,6 +165,7 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
             response
         }
         "/ws" => upgrade_echo(&mut request),
+        "/trailers" => with_trailers(request.headers()),
         p if p.starts_with("/upload") => mirror(request).await,
         _ => echo(request).await,
     };
@@ -234,6 +249,22 @@ async fn mirror(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
     response
 }
 
+/// `grpc` with the trailer `grpc-status: 0` after it, as a gRPC server answers, and the
+/// request's `TE` in `x-seen-te`.
+fn with_trailers(request: &HeaderMap) -> Response<TestBody> {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let frames = vec![
+        Frame::trailers(trailers),
+        Frame::data(Bytes::from_static(b"grpc")),
+    ];
+    let mut response = Response::new(BodyExt::boxed(Frames(frames)));
+    if let Some(te) = request.get(http::header::TE) {
+        response.headers_mut().insert("x-seen-te", te.clone());
+    }
+    response
+}
+
 /// Accepts any upgrade and echoes the bytes of the upgraded connection.
 fn upgrade_echo(request: &mut Request<hyper::body::Incoming>) -> Response<TestBody> {
     let on_upgrade = hyper::upgrade::on(request);
@@ -261,6 +292,21 @@ fn upgrade_echo(request: &mut Request<hyper::body::Incoming>) -> Response<TestBo
         http::HeaderValue::from_static("upgrade"),
     );
     response
+}
+
+/// A body of the frames given, last first (popped as polled).
+struct Frames(Vec<Frame<Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.pop().map(Ok))
+    }
 }
 
 /// A streamed body of `size` bytes in 64 KiB frames of one shared buffer.

@@ -189,3 +189,20 @@ fn a_refused_upstream_url_never_repeats_its_password() {
         assert!(!message.contains("ter2"), "{url}: {message}");
     }
 }
+
+#[test]
+fn the_upstream_protocol_is_http1_unless_http2_is_asked_for() {
+    let config = parse("[upstream]\nurl = \"http://app.internal\"\n").expect("valid");
+    assert_eq!(config.upstream.protocol, UpstreamProtocol::Http1);
+    let config =
+        parse("[upstream]\nurl = \"https://app.internal\"\nprotocol = \"http2\"\n").expect("valid");
+    assert_eq!(config.upstream.protocol, UpstreamProtocol::Http2);
+    assert_eq!(config.upstream.protocol.name(), "http2");
+
+    let message = first_error("[upstream]\nurl = \"http://app.internal\"\nprotocol = \"h2\"\n");
+    assert!(message.starts_with("palisade.toml:3:12: "), "{message}");
+    assert!(
+        message.contains("http1") && message.contains("http2"),
+        "{message}"
+    );
+}

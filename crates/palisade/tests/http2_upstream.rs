@@ -1,0 +1,301 @@
+//! `[upstream] protocol = "http2"` end to end: a real upstream speaking HTTP/2 (h2c with
+//! prior knowledge, or ALPN `h2` over TLS) behind a real palisade, real HTTP clients.
+//! Requests share one connection per worker, bodies stream both ways, trailers (gRPC)
+//! pass, WebSocket upgrades still work, and an upstream that cannot speak HTTP/2 is a 502.
+
+mod common;
+#[path = "../../palisade-store/tests/support/own_redis.rs"]
+mod own_redis;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use own_redis::TestPki;
+use palisade_gateway::config::UpstreamUrl;
+use palisade_gateway::upstream_tls::{CaCertificates, UpstreamTls};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One worker (so one shared upstream connection), no rate limits, HTTP/2 upstream.
+const HTTP2: &str = "rate_limit = []\n[server]\nworkers = 1\n[upstream]\nprotocol = \"http2\"\n";
+
+/// [`HTTP2`] trusting `ca` for an `https://` upstream.
+fn http2_trusting(ca: &Path) -> String {
+    format!("{HTTP2}ca_file = \"{}\"\n", ca.display())
+}
+
+/// The rustls server configuration for `pki`'s server certificate, offering `alpn`.
+fn server_tls(pki: &TestPki, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
+    let chain = CertificateDer::pem_file_iter(&pki.cert_file)
+        .expect("cert file")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificates");
+    let key = PrivateKeyDer::from_pem_file(&pki.key_file).expect("key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+#[tokio::test]
+async fn requests_reach_an_h2c_upstream_as_http2_over_one_connection() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), HTTP2).await;
+    let base = format!("http://{}", palisade.proxy_addr);
+
+    let request = Request::post(format!("{base}/submit?q=1"))
+        .header("host", "shop.example")
+        .header("x-forwarded-for", "6.6.6.6")
+        .body(full(r#"{"name":"ünïcode"}"#))
+        .expect("request");
+    let reply = send(request).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let echo = reply.json();
+    assert_eq!(echo["version"], "HTTP/2.0");
+    assert_eq!(echo["method"], "POST");
+    // The client's host is the request's :authority; no `Host` travels beside it.
+    assert_eq!(echo["uri"], "http://shop.example/submit?q=1");
+    assert!(echo["headers"].get("host").is_none(), "{echo}");
+    assert_eq!(echo["body"], r#"{"name":"ünïcode"}"#);
+    // Forwarding headers as for HTTP/1.1: the spoofed hop is not believed.
+    assert_eq!(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(echo["headers"]["x-forwarded-host"], "shop.example");
+    // Responses get the security headers and lose the revealing ones, as always.
+    assert_eq!(reply.header("x-content-type-options"), "nosniff");
+    assert!(reply.headers.get("server").is_none());
+
+    // Concurrent requests from separate client connections share the one upstream one.
+    let requests = (0..16).map(|n| {
+        let url = format!("{base}/concurrent/{n}");
+        async move { get(&url, &[]).await }
+    });
+    for reply in futures_join_all(requests).await {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.json()["version"], "HTTP/2.0");
+    }
+
+    // 3 MB up and 3 MB down, streamed.
+    let size: u64 = 3 * 1024 * 1024;
+    let upload = Request::post(format!("{base}/sink"))
+        .body(streamed(size))
+        .expect("request");
+    let reply = send(upload).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, size.to_string());
+    let reply = get(&format!("{base}/big?bytes={size}"), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body.len() as u64, size);
+    assert!(reply.body.bytes().all(|b| b == b'x'));
+
+    assert_eq!(upstream.hits(), 19);
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
+    palisade.shutdown().await;
+}
+
+/// Runs the futures at once (no extra crate for it) and returns their outputs in order.
+async fn futures_join_all<F: std::future::Future<Output = Reply> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<Reply> {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut replies = Vec::new();
+    for handle in handles {
+        replies.push(handle.await.expect("request task"));
+    }
+    replies
+}
+
+/// gRPC over palisade: the client's `TE: trailers` reaches the upstream, and the
+/// upstream's trailers (`grpc-status`) reach the client.
+#[tokio::test]
+async fn trailers_and_te_trailers_pass_between_http2_client_and_upstream() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), HTTP2).await;
+    let tcp = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("h2c prior knowledge");
+    tokio::spawn(connection);
+    let request = Request::post(format!("http://{}/trailers", palisade.proxy_addr))
+        .header("te", "trailers")
+        .header("content-type", "application/grpc")
+        .body(full("request"))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-seen-te"], "trailers");
+    let collected = response.into_body().collect().await.expect("body");
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("trailers reach the client");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(collected.to_bytes(), "grpc");
+    palisade.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_upgrades_go_over_http1_beside_an_http2_upstream() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), HTTP2).await;
+    let mut stream = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    stream
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.expect("response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+    stream.write_all(&frame).await.expect("frame");
+    let mut echoed = [0u8; 8];
+    stream.read_exact(&mut echoed).await.expect("echo");
+    assert_eq!(echoed, frame);
+    // A plain request beside it still goes as HTTP/2.
+    let reply = get(&format!("http://{}/echo", palisade.proxy_addr), &[]).await;
+    assert_eq!(reply.json()["version"], "HTTP/2.0");
+    palisade.shutdown().await;
+}
+
+/// An upstream that answers HTTP/2's connection preface as HTTP/1.1 (a 400 and a close).
+async fn http1_only_upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn an_upstream_that_cannot_speak_http2_is_a_502_with_no_detail() {
+    let (addr, task) = http1_only_upstream().await;
+    let palisade = start_palisade(&format!("http://{addr}"), HTTP2).await;
+    let reply = get(
+        &format!("http://{}/", palisade.proxy_addr),
+        &[("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+    assert!(!reply.body.contains("400"), "{}", reply.body);
+    palisade.shutdown().await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn an_https_upstream_speaks_http2_when_it_picks_h2_by_alpn() {
+    let pki = TestPki::loopback();
+    let upstream = Upstream::start_tls(server_tls(&pki, &[b"h2", b"http/1.1"])).await;
+    let palisade = start_palisade(&upstream.https_url(), &http2_trusting(&pki.ca_file)).await;
+    let base = format!("http://{}", palisade.proxy_addr);
+    for _ in 0..3 {
+        let reply = get(&format!("{base}/echo?x=1"), &[("host", "shop.example")]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let echo = reply.json();
+        assert_eq!(echo["version"], "HTTP/2.0");
+        assert_eq!(echo["uri"], "https://shop.example/echo?x=1");
+    }
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
+    palisade.shutdown().await;
+}
+
+/// An `https://` upstream offering only HTTP/1.1 refuses the `h2` offer: a 502 to the
+/// client, and a log line that says to set `protocol = "http1"`.
+#[tokio::test]
+async fn an_https_upstream_without_h2_is_a_502_that_names_the_protocol_setting() {
+    let pki = TestPki::loopback();
+    let upstream = Upstream::start_tls(server_tls(&pki, &[b"http/1.1"])).await;
+    let palisade = start_palisade(&upstream.https_url(), &http2_trusting(&pki.ca_file)).await;
+    let reply = get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+    assert_eq!(upstream.hits(), 0);
+    palisade.shutdown().await;
+
+    // What the log is told, from the same handshake.
+    let url: UpstreamUrl = upstream.https_url().parse().expect("url");
+    let ca = CaCertificates::from_file(&pki.ca_file).expect("a usable CA file");
+    let tls = UpstreamTls::new(&url, Some(&ca)).expect("tls");
+    let tcp = tokio::net::TcpStream::connect(upstream.addr)
+        .await
+        .expect("tcp");
+    let why = tls.handshake_h2(tcp).await.map(drop).expect_err("no h2");
+    assert!(why.contains("protocol"), "{why}");
+    assert!(why.contains("ALPN"), "{why}");
+    // An upstream ignoring ALPN altogether is caught as well.
+    let upstream = Upstream::start_tls(server_tls(&pki, &[])).await;
+    let tcp = tokio::net::TcpStream::connect(upstream.addr)
+        .await
+        .expect("tcp");
+    let why = tls.handshake_h2(tcp).await.map(drop).expect_err("no ALPN");
+    assert!(why.contains("did not agree to HTTP/2"), "{why}");
+    assert!(why.contains("protocol = \"http1\""), "{why}");
+}
+
+/// Targets and hosts with no plain HTTP/2 spelling: `OPTIONS *` goes up as `:path *`, an
+/// HTTP/1.0 request without `Host` with the upstream's own authority, a `Host` that is no
+/// `host[:port]` is the client's 400 and never reaches the upstream.
+#[tokio::test]
+async fn unusual_targets_and_hosts_map_onto_http2_or_are_refused() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), HTTP2).await;
+    let exchange = |raw: &'static str| async move {
+        let out = raw_exchange(palisade.proxy_addr, raw.as_bytes(), Duration::from_secs(5)).await;
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let status = head.split(' ').nth(1).unwrap_or_default().to_owned();
+        (status, body.to_owned())
+    };
+    let (status, body) =
+        exchange("OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status, "200", "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).expect("echo");
+    assert_eq!(echo["method"], "OPTIONS");
+    assert_eq!(echo["version"], "HTTP/2.0");
+
+    let (status, body) = exchange("GET / HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status, "200", "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).expect("echo");
+    assert_eq!(echo["uri"], format!("http://{}/", upstream.addr));
+    let before = upstream.hits();
+    for raw in [
+        "GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: user@evil.example\r\nConnection: close\r\n\r\n",
+    ] {
+        let (status, body) = exchange(raw).await;
+        assert_eq!(status, "400", "{raw:?}: {body}");
+    }
+    assert_eq!(upstream.hits(), before);
+    palisade.shutdown().await;
+}
