@@ -166,8 +166,13 @@ impl GatewayError {
             Self::BadFraming(_) | Self::BadBody(_) => "The request is not valid HTTP.",
             Self::UriTooLong { .. } => "The request URL is too long.",
             Self::BodyTooLarge { .. } => "The request body is too large.",
-            Self::UpstreamConnect(_) | Self::UpstreamTls(_) | Self::UpstreamProtocol(_) => {
-                "The application behind this gateway did not answer."
+            // Worded for the visitor: which of the two (no connection, TLS refused) is for
+            // the log alone.
+            Self::UpstreamConnect(_) | Self::UpstreamTls(_) => {
+                "The application behind this gateway could not be reached."
+            }
+            Self::UpstreamProtocol(_) => {
+                "The application behind this gateway did not send a valid answer."
             }
             Self::UpstreamTimeout => "The application behind this gateway took too long to answer.",
             Self::StateUnavailable => "The service is temporarily unavailable.",
