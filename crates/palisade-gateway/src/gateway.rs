@@ -184,21 +184,31 @@ impl Gateway {
             stall: runtime.config.server.body_read_timeout.0,
             min_rate: runtime.config.server.min_body_rate.0,
         };
-        let request_head = response_phase_head(&head);
+        let mut handling = Handling {
+            gateway: self,
+            head: response_phase_head(&head),
+            ctx,
+            answered: false,
+        };
+        let Handling {
+            head: request_head,
+            ctx,
+            ..
+        } = &mut handling;
+        let request_head = &*request_head;
         let mut request = GatewayRequest {
             head,
             body: RequestBody::new(incoming, max_body, pace),
         };
-        let (response, unread) = match runtime.pipeline.run_request(&mut request, &mut ctx).await {
+        let (response, unread) = match runtime.pipeline.run_request(&mut request, ctx).await {
             Ok(Some(answer)) => (Ok(answer), request.body.take_unread()),
             Ok(None) => (
-                runtime.upstream.forward(request, &ctx, conn.worker).await,
+                runtime.upstream.forward(request, ctx, conn.worker).await,
                 None,
             ),
             Err(err) => (Err(err), request.body.take_unread()),
         };
-        let response =
-            response.unwrap_or_else(|err| self.error_response(&err, &request_head, &mut ctx));
+        let response = response.unwrap_or_else(|err| self.error_response(&err, request_head, ctx));
 
         let (mut parts, body) = response.into_parts();
         for (name, value) in ctx
@@ -210,7 +220,7 @@ impl Gateway {
         }
         runtime
             .pipeline
-            .run_response(&request_head, &mut parts, &mut ctx)
+            .run_response(request_head, &mut parts, ctx)
             .await;
         if let Some(unread) = unread {
             linger(unread, &mut parts, request_head.version);
@@ -220,6 +230,7 @@ impl Gateway {
             ctx.outcome.as_str(),
             ctx.started.elapsed(),
         );
+        handling.answered = true;
         Response::from_parts(parts, TrackedBody::new(body, in_flight))
     }
 
@@ -252,6 +263,44 @@ impl Gateway {
             status: response.status().as_u16(),
         });
         response
+    }
+}
+
+/// The status recorded for a request whose client went away before palisade answered it
+/// (nginx's "client closed request"); it is never sent.
+const CLIENT_CLOSED: u16 = 499;
+
+/// A request being handled. hyper drops the handler when the client closes the connection
+/// (or resets its HTTP/2 stream) before the answer; dropped unanswered, the request is still
+/// counted in the request metrics (status 499, with the decision made so far) and reported as
+/// a `request.failed` event of the client's making, so cancelled requests do not vanish.
+struct Handling<'g> {
+    gateway: &'g Gateway,
+    /// The head the response phase and the events read.
+    head: http::request::Parts,
+    ctx: RequestContext,
+    answered: bool,
+}
+
+impl Drop for Handling<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let ctx = &self.ctx;
+        self.gateway.services.metrics.record_request(
+            CLIENT_CLOSED,
+            ctx.outcome.as_str(),
+            ctx.started.elapsed(),
+        );
+        // At debug, like other client faults: clients must not be able to flood the log.
+        debug!(request.id = %ctx.id, "client went away before the request was answered");
+        ctx.publish(Event::RequestFailed {
+            request: ctx.request_info(&self.head),
+            source: ErrorSource::Client.as_str(),
+            kind: "client_closed",
+            status: CLIENT_CLOSED,
+        });
     }
 }
 

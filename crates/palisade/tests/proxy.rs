@@ -582,3 +582,73 @@ async fn an_idle_upstream_connection_is_closed_after_pool_idle_timeout_without_t
     assert!(matches!(end, Ok(Ok(0))), "connection still open: {end:?}");
     palisade.shutdown().await;
 }
+
+/// Regression: a request whose client went away before the answer (a closed connection, a
+/// reset HTTP/2 stream, a gRPC deadline) left no trace: hyper dropped the handler before it
+/// counted anything. Now it is counted (status 499) and reported as the client's doing.
+#[tokio::test]
+async fn requests_the_client_abandons_are_counted_and_reported() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("events.log");
+    let toml = format!("rate_limit = []\n[log]\nsecurity = \"{}\"\n", log.display());
+    let file = config_file(&toml);
+    let palisade = start_palisade_at(&upstream.url(), file).await;
+
+    // HTTP/1.1: the connection closed while the upstream takes 1.5 s.
+    let mut stream = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+
+    // HTTP/2: the stream given up on (its future dropped resets it), the connection kept.
+    let tcp = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(
+        hyper_util::rt::TokioExecutor::new(),
+    )
+    .handshake(hyper_util::rt::TokioIo::new(tcp))
+    .await
+    .expect("h2c");
+    tokio::spawn(connection);
+    let request = Request::get(format!("http://{}/slow", palisade.proxy_addr))
+        .body(full(""))
+        .expect("request");
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(300), sender.send_request(request)).await;
+    assert!(abandoned.is_err(), "the upstream answers only after 1.5 s");
+
+    let admin = format!("http://{}/metrics", palisade.admin_addr);
+    let counted = "palisade_requests_total{class=\"4xx\",decision=\"allowed\"} 2";
+    let mut metrics = String::new();
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        metrics = get(&admin, &[]).await.body;
+        events = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "request.failed")
+            .collect();
+        if metrics.contains(counted) && events.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(metrics.contains(counted), "{metrics}");
+    assert_eq!(events.len(), 2, "{events:?}");
+    for event in &events {
+        assert_eq!(event["error.kind"], "client_closed", "{event}");
+        assert_eq!(event["error.source"], "client", "{event}");
+        assert_eq!(event["http.status"], 499, "{event}");
+        assert_eq!(event["url.path"], "/slow", "{event}");
+    }
+    palisade.shutdown().await;
+}
