@@ -114,6 +114,30 @@ pub struct RequestBody {
     /// Stages hold `&GatewayRequest` across awaits, so the body must be `Sync`; the mutex
     /// makes a `Send`-only body so, and costs nothing where it is polled (`get_mut`).
     replaced: Option<Mutex<GatewayBody>>,
+    /// Where a failure while forwarding is noted, once [`RequestBody::watch_faults`] asked.
+    fault: Option<BodyFault>,
+}
+
+/// Why a request body failed while it was being forwarded (too large, stalled, too slow,
+/// unreadable), noted by the body itself. The HTTP/2 client hides a body's error behind a
+/// stream reset ("stream error sent by user"), and an error after the upstream's answer
+/// began reaches nobody; this note lets the gateway tell the client's fault from the
+/// upstream's either way.
+#[derive(Debug, Clone, Default)]
+pub struct BodyFault(Arc<Mutex<Option<GatewayError>>>);
+
+impl BodyFault {
+    fn note(&self, err: &BoxError) {
+        if let Some(fault) = client_fault(err.as_ref()) {
+            let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.get_or_insert(fault);
+        }
+    }
+
+    /// The failure noted, if any (taken: it is reported once).
+    pub fn take(&self) -> Option<GatewayError> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
 }
 
 impl RequestBody {
@@ -133,6 +157,7 @@ impl RequestBody {
             arrival: None,
             stall_timer: None,
             replaced: None,
+            fault: None,
         }
     }
 
@@ -153,7 +178,13 @@ impl RequestBody {
             arrival: None,
             stall_timer: None,
             replaced: None,
+            fault: None,
         }
+    }
+
+    /// From now on, a failure of this body is also noted where the returned handle reads it.
+    pub fn watch_faults(&mut self) -> BodyFault {
+        self.fault.get_or_insert_with(BodyFault::default).clone()
     }
 
     /// Forwards `body` instead of the client's (whose unread rest is dropped). Upload
@@ -239,6 +270,32 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        let polled = this.poll_next(cx);
+        if let (Poll::Ready(Some(Err(err))), Some(fault)) = (&polled, &this.fault) {
+            fault.note(err);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        if let Some(replaced) = &self.replaced {
+            return replaced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_end_stream();
+        }
+        self.prefix.is_empty() && self.rest.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.hint()
+    }
+}
+
+impl RequestBody {
+    /// The next frame: what [`Body::poll_frame`] returns before a failure is noted.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self;
         if let Some(replaced) = this.replaced.as_mut() {
             let replaced = replaced.get_mut().unwrap_or_else(PoisonError::into_inner);
             return Pin::new(replaced).poll_frame(cx);
@@ -299,17 +356,7 @@ impl Body for RequestBody {
         Poll::Ready(Some(Ok(frame)))
     }
 
-    fn is_end_stream(&self) -> bool {
-        if let Some(replaced) = &self.replaced {
-            return replaced
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_end_stream();
-        }
-        self.prefix.is_empty() && self.rest.is_none() && self.trailers.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
+    fn hint(&self) -> SizeHint {
         if let Some(replaced) = &self.replaced {
             return replaced
                 .lock()

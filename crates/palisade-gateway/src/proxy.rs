@@ -17,13 +17,15 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tracing::debug;
 
-use crate::body::{self, GatewayBody, RequestBody};
+use crate::body::{self, BodyFault, GatewayBody, RequestBody};
 use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamUrl};
 use crate::error::GatewayError;
+use crate::events::{Event, EventBus, RequestInfo};
 use crate::forwarding;
 use crate::pipeline::{GatewayRequest, RequestContext};
 use crate::upstream_pool::{PoolError, PooledBody, UpstreamPool};
 use crate::upstream_tls::UpstreamTls;
+use http_body::Body;
 use palisade_store::ca::CaCertificates;
 
 /// The protected application and the connection pools to it, one per worker thread so a
@@ -91,18 +93,25 @@ impl Upstream {
         ctx: &RequestContext,
         worker: usize,
     ) -> Result<Response<GatewayBody>, GatewayError> {
-        let GatewayRequest { mut head, body } = request;
+        let GatewayRequest { mut head, mut body } = request;
         let upgrade = forwarding::wants_upgrade(&head.headers);
         let client_upgrade = upgrade
             .then(|| head.extensions.remove::<hyper::upgrade::OnUpgrade>())
             .flatten();
+        // A body still to stream may fail on the client's side while it is forwarded: the
+        // failure is then the client's, whatever the upstream exchange reports.
+        let streamed = (!body.is_end_stream()).then(|| {
+            let fault = body.watch_faults();
+            (fault, ctx.request_info(&head))
+        });
         let outgoing = self.outgoing(head, body, ctx)?;
 
         let pool = &self.pools[worker % self.pools.len()];
         let sent = tokio::time::timeout(self.response_timeout, pool.send(outgoing));
+        let client_fault = || streamed.as_ref().and_then(|(fault, _)| fault.take());
         let (mut response, lease) = match sent.await {
-            Err(_) => return Err(GatewayError::UpstreamTimeout),
-            Ok(Err(err)) => return Err(classify(err)),
+            Err(_) => return Err(client_fault().unwrap_or(GatewayError::UpstreamTimeout)),
+            Ok(Err(err)) => return Err(client_fault().unwrap_or_else(|| classify(err))),
             Ok(Ok(exchanged)) => exchanged,
         };
 
@@ -129,9 +138,19 @@ impl Upstream {
             drop(lease);
             incoming.map_err(body::BoxError::from).boxed_unsync()
         } else {
-            PooledBody::new(incoming, lease)
-                .map_err(body::BoxError::from)
-                .boxed_unsync()
+            let pooled = PooledBody::new(incoming, lease).map_err(body::BoxError::from);
+            match streamed {
+                // The upstream answered before the whole body had arrived (a streaming
+                // API, a bidirectional gRPC call): a body failure from now on ends the
+                // exchange mid-answer, and is reported when the answer ends.
+                Some((fault, request)) => LateFault {
+                    inner: pooled,
+                    fault,
+                    report: Some((ctx.events().clone(), request, parts.status.as_u16())),
+                }
+                .boxed_unsync(),
+                None => pooled.boxed_unsync(),
+            }
         };
         Ok(Response::from_parts(parts, body))
     }
@@ -187,6 +206,56 @@ impl Upstream {
         }
         *outgoing.headers_mut() = headers;
         Ok(outgoing)
+    }
+}
+
+/// A response body whose request body was still streaming when the answer began: if that
+/// request body fails afterwards (too large, stalled, too slow), the exchange breaks off
+/// and the failure, the client's, is published as a `request.failed` event when this body
+/// is dropped. Nothing else would report it: the request was already counted with the
+/// status it was answered with.
+struct LateFault<B> {
+    inner: B,
+    fault: BodyFault,
+    report: Option<(EventBus, RequestInfo, u16)>,
+}
+
+impl<B> Body for LateFault<B>
+where
+    B: Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for LateFault<B> {
+    fn drop(&mut self) {
+        let (Some(err), Some((events, request, status))) = (self.fault.take(), self.report.take())
+        else {
+            return;
+        };
+        debug!(request.id = %request.id, error = %err, "request body failed after the answer began");
+        events.publish(Event::RequestFailed {
+            request,
+            source: err.source().as_str(),
+            kind: err.kind(),
+            status,
+        });
     }
 }
 
@@ -256,6 +325,7 @@ fn classify(err: PoolError) -> GatewayError {
         PoolError::Connect(_) | PoolError::Handshake(_) => {
             GatewayError::UpstreamConnect(error_chain(&err))
         }
+        PoolError::NotHttp2(_) => GatewayError::UpstreamProtocol(error_chain(&err)),
         PoolError::Send(ref hyper_err) => body::client_fault(hyper_err)
             .unwrap_or_else(|| GatewayError::UpstreamProtocol(error_chain(&err))),
     }

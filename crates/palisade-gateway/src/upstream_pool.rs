@@ -70,6 +70,32 @@ pub enum PoolError {
     /// Sending the request or reading the response head failed.
     #[error("upstream exchange: {0}")]
     Send(#[source] hyper::Error),
+    /// A new HTTP/2 connection got an answer that is not HTTP/2 (an HTTP/1.1 server reading
+    /// the connection preface as a bad request).
+    #[error(
+        "the upstream does not speak HTTP/2 on that port ({0}): with protocol = \"http2\" an \
+         http:// upstream must take HTTP/2 without TLS (h2c, prior knowledge); set [upstream] \
+         protocol = \"http1\" for an HTTP/1.1 application"
+    )]
+    NotHttp2(#[source] hyper::Error),
+}
+
+/// Whether `err` is the HTTP/2 client giving up on a connection whose peer sent bytes that
+/// are no HTTP/2 frames (`HTTP/1.1 400 ...` read as a frame header has an impossible size).
+fn answered_without_http2(err: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        if let Some(h2) = inner.downcast_ref::<h2::Error>() {
+            return h2.is_go_away()
+                && h2.is_library()
+                && matches!(
+                    h2.reason(),
+                    Some(h2::Reason::FRAME_SIZE_ERROR | h2::Reason::PROTOCOL_ERROR)
+                );
+        }
+        cause = inner.source();
+    }
+    false
 }
 
 /// An idle connection and when it was last used.
@@ -206,13 +232,21 @@ impl UpstreamPool {
                 None => (self.connect_h2().await?, false),
             };
             let may_retry = reused && !retried;
+            // On a connection of its own, a refusal of HTTP/2 itself says what to change.
+            let failed = |err: hyper::Error| {
+                if !reused && answered_without_http2(&err) {
+                    PoolError::NotHttp2(err)
+                } else {
+                    PoolError::Send(err)
+                }
+            };
             if let Err(err) = sender.ready().await {
                 self.forget_h2();
                 if may_retry {
                     retried = true;
                     continue;
                 }
-                return Err(PoolError::Send(err));
+                return Err(failed(err));
             }
             match sender.try_send_request(request).await {
                 Ok(response) => {
@@ -228,7 +262,7 @@ impl UpstreamPool {
                         retried = true;
                         request = unsent;
                     }
-                    _ => return Err(PoolError::Send(err.into_error())),
+                    _ => return Err(failed(err.into_error())),
                 },
             }
         }
@@ -694,6 +728,39 @@ mod tests {
             }
         });
         (address, accepted)
+    }
+
+    /// An HTTP/1.1 server reads HTTP/2's connection preface as a bad request and says so in
+    /// HTTP/1.1: the error names the `protocol` setting.
+    #[tokio::test]
+    async fn an_http1_server_behind_protocol_http2_is_named_as_such() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    // Kept open: the error must come from the bytes, not from a close.
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                });
+            }
+        });
+        let pool = Arc::new(UpstreamPool::new(
+            address.clone(),
+            None,
+            UpstreamProtocol::Http2,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            4,
+        ));
+        let err = get_h2(&pool, &address).await.expect_err("not HTTP/2");
+        assert!(matches!(err, PoolError::NotHttp2(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("protocol = \"http1\""), "{text}");
     }
 
     #[tokio::test]

@@ -89,17 +89,21 @@ impl UpstreamTls {
     /// since HTTP/2 bytes sent to a server that expects HTTP/1.1 would be read as garbage.
     pub async fn handshake_h2(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, String> {
         let name = self.server_name.clone();
-        let stream = self
-            .connector_h2
-            .connect(name, tcp)
-            .await
-            .map_err(|err| self.explain(&err))?;
+        const NOT_H2: &str = "TLS: the upstream did not agree to HTTP/2 (ALPN h2): it speaks \
+                              only HTTP/1.1 over TLS; set [upstream] protocol = \"http1\"";
+        let stream =
+            self.connector_h2
+                .connect(name, tcp)
+                .await
+                .map_err(|err| match tls_error(&err) {
+                    // Refusing every protocol offered is how a server that has ALPN says it.
+                    Some(rustls::Error::AlertReceived(
+                        rustls::AlertDescription::NoApplicationProtocol,
+                    )) => NOT_H2.to_owned(),
+                    _ => self.explain(&err),
+                })?;
         if stream.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
-            return Err(
-                "TLS: the upstream did not agree to HTTP/2 (ALPN h2): it speaks only \
-                        HTTP/1.1 over TLS; set [upstream] protocol = \"http1\""
-                    .to_owned(),
-            );
+            return Err(NOT_H2.to_owned());
         }
         Ok(stream)
     }
@@ -107,10 +111,7 @@ impl UpstreamTls {
     /// Why a handshake failed, in words an operator can act on.
     fn explain(&self, err: &io::Error) -> String {
         let host = self.server_name.to_str();
-        let Some(tls) = err
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<rustls::Error>())
-        else {
+        let Some(tls) = tls_error(err) else {
             return format!(
                 "TLS handshake failed: {err} (does the upstream speak TLS on that port?)"
             );
@@ -142,9 +143,8 @@ impl UpstreamTls {
                 format!("TLS: the upstream's certificate was refused: {tls}")
             }
             rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol) => {
-                "TLS: the upstream refused the HTTP version offered by ALPN (h2 with [upstream] \
-                 protocol = \"http2\", http/1.1 otherwise): set protocol to the version it \
-                 speaks"
+                "TLS: the upstream refused HTTP/1.1 by ALPN (http/1.1): if it speaks only \
+                 HTTP/2, set [upstream] protocol = \"http2\""
                     .to_owned()
             }
             rustls::Error::InvalidMessage(_) => format!(
@@ -154,4 +154,10 @@ impl UpstreamTls {
             _ => format!("TLS handshake failed: {tls}"),
         }
     }
+}
+
+/// The rustls error inside a failed handshake's I/O error, if that is what it is.
+fn tls_error(err: &io::Error) -> Option<&rustls::Error> {
+    err.get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
 }

@@ -18,6 +18,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use own_redis::TestPki;
 use palisade_gateway::config::UpstreamUrl;
+use palisade_gateway::serve::Running;
 use palisade_gateway::upstream_tls::{CaCertificates, UpstreamTls};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -252,8 +253,8 @@ async fn an_https_upstream_without_h2_is_a_502_that_names_the_protocol_setting()
         .await
         .expect("tcp");
     let why = tls.handshake_h2(tcp).await.map(drop).expect_err("no h2");
-    assert!(why.contains("protocol"), "{why}");
-    assert!(why.contains("ALPN"), "{why}");
+    assert!(why.contains("did not agree to HTTP/2"), "{why}");
+    assert!(why.contains("protocol = \"http1\""), "{why}");
     // An upstream ignoring ALPN altogether is caught as well.
     let upstream = Upstream::start_tls(server_tls(&pki, &[])).await;
     let tcp = tokio::net::TcpStream::connect(upstream.addr)
@@ -298,4 +299,141 @@ async fn unusual_targets_and_hosts_map_onto_http2_or_are_refused() {
     }
     assert_eq!(upstream.hits(), before);
     palisade.shutdown().await;
+}
+
+/// Palisade over `protocol` with a 200 KB body limit and the security log in `dir`; managed
+/// detection off when `managed` is false (it reads the first 64 KB before forwarding).
+async fn limited(upstream: &Upstream, protocol: &str, managed: bool, dir: &Path) -> Running {
+    let toml = format!(
+        "rate_limit = []\n[server]\nworkers = 1\nmax_body_size = \"200KB\"\n\
+         [upstream]\nprotocol = \"{protocol}\"\n[waf]\nmanaged = {managed}\n\
+         [log]\nsecurity = \"{}\"\n",
+        dir.join("events.log").display()
+    );
+    let file = dir.join("palisade.toml");
+    std::fs::write(&file, toml).expect("config");
+    start_palisade_at(&upstream.url(), file).await
+}
+
+/// The `request.failed` events in `dir`'s log, waiting (bounded) for at least one.
+async fn failures(dir: &Path) -> Vec<serde_json::Value> {
+    let mut found = Vec::new();
+    for _ in 0..150 {
+        found = std::fs::read_to_string(dir.join("events.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "request.failed")
+            .collect();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    found
+}
+
+/// A POST of `target` whose chunked body (no length: checked only as it streams) the
+/// returned sender feeds, on a new HTTP/1.1 connection to palisade.
+async fn streaming_post(
+    palisade: std::net::SocketAddr,
+    target: &str,
+) -> (
+    tokio::sync::mpsc::Sender<bytes::Bytes>,
+    impl std::future::Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>>,
+) {
+    let tcp = tokio::net::TcpStream::connect(palisade)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let request = Request::post(target)
+        .header("host", "a")
+        .header("content-type", "application/octet-stream")
+        .body(ChannelBody(rx))
+        .expect("request");
+    (tx, sender.send_request(request))
+}
+
+/// Regression: a streamed body past `max_body_size` going to an HTTP/2 upstream was a 502
+/// blamed on the upstream (the HTTP/2 client reports only "stream error sent by user").
+#[tokio::test]
+async fn a_streamed_body_past_the_limit_is_the_clients_413_over_either_protocol() {
+    let upstream = Upstream::start().await;
+    for protocol in ["http1", "http2"] {
+        let dir = tempfile::tempdir().expect("dir");
+        let palisade = limited(&upstream, protocol, true, dir.path()).await;
+        let (tx, response) = streaming_post(palisade.proxy_addr, "/sink").await;
+        tokio::spawn(async move {
+            for _ in 0..8 {
+                if tx
+                    .send(bytes::Bytes::from(vec![b'a'; 64 * 1024]))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let response = response.await.expect("answered");
+        assert_eq!(
+            response.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{protocol}"
+        );
+        let events = failures(dir.path()).await;
+        assert_eq!(events.len(), 1, "{protocol}: {events:?}");
+        assert_eq!(events[0]["error.kind"], "body_too_large", "{protocol}");
+        assert_eq!(events[0]["error.source"], "client", "{protocol}");
+        palisade.shutdown().await;
+    }
+}
+
+/// A streaming exchange (the upstream answers at once and reads the body as it comes, as a
+/// bidirectional gRPC call does) whose body then passes the limit: the answer breaks off,
+/// and the failure is reported as the client's, with the status already sent. It was
+/// reported nowhere.
+#[tokio::test]
+async fn a_body_failing_after_the_answer_began_is_reported_as_the_clients() {
+    let upstream = Upstream::start().await;
+    for protocol in ["http1", "http2"] {
+        let dir = tempfile::tempdir().expect("dir");
+        let palisade = limited(&upstream, protocol, false, dir.path()).await;
+        let (tx, response) = streaming_post(palisade.proxy_addr, "/early").await;
+        let response = tokio::spawn(response);
+        tx.send(bytes::Bytes::from_static(b"hello"))
+            .await
+            .expect("first piece");
+        let response = response.await.expect("task").expect("answered early");
+        assert_eq!(response.status(), StatusCode::OK, "{protocol}");
+        let mut body = response.into_body();
+        let first = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(first.into_data().expect("data"), "got 5\n", "{protocol}");
+        // Now past the 200 KB limit.
+        for _ in 0..4 {
+            if tx
+                .send(bytes::Bytes::from(vec![b'a'; 64 * 1024]))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        // The answer ends (cut off), whatever the frames before.
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(_)) = body.frame().await {}
+        })
+        .await;
+        assert!(drained.is_ok(), "{protocol}: the answer never ended");
+        drop(body);
+        let events = failures(dir.path()).await;
+        assert_eq!(events.len(), 1, "{protocol}: {events:?}");
+        assert_eq!(events[0]["error.kind"], "body_too_large", "{protocol}");
+        assert_eq!(events[0]["error.source"], "client", "{protocol}");
+        assert_eq!(events[0]["http.status"], 200, "{protocol}");
+        palisade.shutdown().await;
+    }
 }

@@ -611,12 +611,11 @@ async fn requests_the_client_abandons_are_counted_and_reported() {
     let tcp = tokio::net::TcpStream::connect(palisade.proxy_addr)
         .await
         .expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .handshake(hyper_util::rt::TokioIo::new(tcp))
-    .await
-    .expect("h2c");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("h2c");
     tokio::spawn(connection);
     let request = Request::get(format!("http://{}/slow", palisade.proxy_addr))
         .body(full(""))

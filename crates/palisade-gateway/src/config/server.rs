@@ -125,8 +125,7 @@ pub struct UpstreamConfig {
 }
 
 /// `[upstream] protocol`: the HTTP version of the requests palisade sends the upstream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UpstreamProtocol {
     /// HTTP/1.1 over a keep-alive pool of connections (the default).
     #[default]
@@ -134,6 +133,20 @@ pub enum UpstreamProtocol {
     /// HTTP/2: one multiplexed connection per worker; upgrades (WebSocket) still go over
     /// HTTP/1.1 connections of their own.
     Http2,
+}
+
+impl<'de> Deserialize<'de> for UpstreamProtocol {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "http1" => Ok(Self::Http1),
+            "http2" => Ok(Self::Http2),
+            other => Err(serde::de::Error::custom(format!(
+                "upstream.protocol: expected \"http1\" (HTTP/1.1, the default) or \"http2\" \
+                 (h2c for http://, h2 for https://), found {other:?}"
+            ))),
+        }
+    }
 }
 
 impl UpstreamProtocol {

@@ -166,6 +166,7 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
         }
         "/ws" => upgrade_echo(&mut request),
         "/trailers" => with_trailers(request.headers()),
+        "/early" => early_answer(request),
         p if p.starts_with("/upload") => mirror(request).await,
         _ => echo(request).await,
     };
@@ -292,6 +293,40 @@ fn upgrade_echo(request: &mut Request<hyper::body::Incoming>) -> Response<TestBo
         http::HeaderValue::from_static("upgrade"),
     );
     response
+}
+
+/// Answers at once, before reading the request body, then writes `got N` for each body frame
+/// of N bytes as it arrives, and ends when the body ends or fails: a streaming API.
+fn early_answer(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut body = request.into_body();
+    tokio::spawn(async move {
+        while let Some(Ok(frame)) = body.frame().await {
+            let len = frame.data_ref().map_or(0, Bytes::len);
+            if tx.send(Bytes::from(format!("got {len}\n"))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::new(BodyExt::boxed(ChannelBody(rx)))
+}
+
+/// A body whose data frames come from a channel, ending when every sender is gone: a
+/// client (or server) that sends its body piece by piece, when the test says.
+pub struct ChannelBody(pub tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|data| data.map(|d| Ok(Frame::data(d))))
+    }
 }
 
 /// A body of the frames given, last first (popped as polled).
