@@ -316,18 +316,26 @@ fn client_host(
 /// broken upstream.
 fn classify(err: PoolError) -> GatewayError {
     match err {
+        PoolError::Shared(ref shared) => classify_ref(shared),
+        err => classify_ref(&err),
+    }
+}
+
+fn classify_ref(err: &PoolError) -> GatewayError {
+    match err {
         PoolError::ConnectTimeout => GatewayError::UpstreamTimeout,
         PoolError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
             GatewayError::UpstreamTimeout
         }
         PoolError::TlsTimeout => GatewayError::UpstreamTimeout,
-        PoolError::Tls(why) => GatewayError::UpstreamTls(why),
+        PoolError::Tls(why) => GatewayError::UpstreamTls(why.clone()),
         PoolError::Connect(_) | PoolError::Handshake(_) => {
-            GatewayError::UpstreamConnect(error_chain(&err))
+            GatewayError::UpstreamConnect(error_chain(err))
         }
-        PoolError::NotHttp2(_) => GatewayError::UpstreamProtocol(error_chain(&err)),
-        PoolError::Send(ref hyper_err) => body::client_fault(hyper_err)
-            .unwrap_or_else(|| GatewayError::UpstreamProtocol(error_chain(&err))),
+        PoolError::NotHttp2(_) => GatewayError::UpstreamProtocol(error_chain(err)),
+        PoolError::Send(hyper_err) => body::client_fault(hyper_err)
+            .unwrap_or_else(|| GatewayError::UpstreamProtocol(error_chain(err))),
+        PoolError::Shared(shared) => classify_ref(shared),
     }
 }
 

@@ -78,6 +78,10 @@ pub enum PoolError {
          protocol = \"http1\" for an HTTP/1.1 application"
     )]
     NotHttp2(#[source] hyper::Error),
+    /// The HTTP/2 connection this request waited for (another request was opening it)
+    /// could not be opened: that attempt's error.
+    #[error("{0}")]
+    Shared(Arc<PoolError>),
 }
 
 /// Whether `err` is the HTTP/2 client giving up on a connection whose peer sent bytes that
@@ -119,6 +123,12 @@ pub struct UpstreamPool {
     protocol: UpstreamProtocol,
     /// The HTTP/2 connection requests share, with `protocol = "http2"`.
     shared: Mutex<Option<Shared>>,
+    /// Held while a new HTTP/2 connection is opened: requests arriving meanwhile wait for it
+    /// instead of each opening one of their own (64 at once after every `GOAWAY`).
+    opening: tokio::sync::Mutex<()>,
+    /// When the last attempt to open the HTTP/2 connection failed, and why: the requests
+    /// that waited for it fail with it rather than each trying (and timing out) in turn.
+    last_failure: Mutex<Option<(Instant, Arc<PoolError>)>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
@@ -170,6 +180,8 @@ impl UpstreamPool {
             tls,
             protocol,
             shared: Mutex::new(None),
+            opening: tokio::sync::Mutex::new(()),
+            last_failure: Mutex::new(None),
             connect_timeout,
             idle_timeout,
             max_idle,
@@ -229,7 +241,7 @@ impl UpstreamPool {
         loop {
             let (mut sender, reused) = match self.shared_h2() {
                 Some(sender) => (sender, true),
-                None => (self.connect_h2().await?, false),
+                None => self.open_h2().await?,
             };
             let may_retry = reused && !retried;
             // On a connection of its own, a refusal of HTTP/2 itself says what to change.
@@ -266,6 +278,45 @@ impl UpstreamPool {
                 },
             }
         }
+    }
+
+    /// The shared HTTP/2 connection once some request has opened it: this one, or the one
+    /// a request already opening it makes (then `true`, as for a connection found open).
+    async fn open_h2(
+        self: &Arc<Self>,
+    ) -> Result<(http2::SendRequest<RequestBody>, bool), PoolError> {
+        let asked = Instant::now();
+        let _opening = self.opening.lock().await;
+        if let Some(sender) = self.shared_h2() {
+            return Ok((sender, true));
+        }
+        if let Some(err) = self.failed_since(asked) {
+            return Err(PoolError::Shared(err));
+        }
+        match self.connect_h2().await {
+            Ok(sender) => Ok((sender, false)),
+            Err(err) => {
+                let err = Arc::new(err);
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some((Instant::now(), Arc::clone(&err)));
+                Err(PoolError::Shared(err))
+            }
+        }
+    }
+
+    /// The error of an attempt to open the HTTP/2 connection that failed after `since`.
+    fn failed_since(&self, since: Instant) -> Option<Arc<PoolError>> {
+        let failed = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        failed
+            .as_ref()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, err)| Arc::clone(err))
     }
 
     /// The shared HTTP/2 connection when it is open and was used within
@@ -704,6 +755,53 @@ mod tests {
             assert_eq!(get_h2(&pool, &address).await.expect("answered"), "ok");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// Requests that find no connection open at once wait for the one being opened: one
+    /// connection, not one each. When that attempt fails, they fail with its error.
+    #[tokio::test]
+    async fn concurrent_http2_requests_open_one_connection_and_share_its_failure() {
+        let (address, accepted) = upstream_h2_plain().await;
+        let pool = Arc::new(UpstreamPool::new(
+            address.clone(),
+            None,
+            UpstreamProtocol::Http2,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            4,
+        ));
+        let requests: Vec<_> = (0..16)
+            .map(|_| {
+                let (pool, address) = (Arc::clone(&pool), address.clone());
+                tokio::spawn(async move { get_h2(&pool, &address).await })
+            })
+            .collect();
+        for request in requests {
+            assert_eq!(request.await.expect("task").expect("answered"), "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let pool = Arc::new(UpstreamPool::new(
+            closed.clone(),
+            None,
+            UpstreamProtocol::Http2,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            4,
+        ));
+        let requests: Vec<_> = (0..16)
+            .map(|_| {
+                let (pool, address) = (Arc::clone(&pool), closed.clone());
+                tokio::spawn(async move { get_h2(&pool, &address).await })
+            })
+            .collect();
+        for request in requests {
+            let err = request.await.expect("task").expect_err("nothing listens");
+            assert!(err.to_string().contains("connect to the upstream"), "{err}");
+        }
     }
 
     /// An HTTP/2 upstream answering `ok` on connections it keeps open.
