@@ -98,7 +98,6 @@ impl CountError {
 pub struct RequestBody {
     prefix: BytesMut,
     rest: Option<hyper::body::Incoming>,
-    trailers: Option<http::HeaderMap>,
     limit: u64,
     seen: u64,
     /// How fast the client must send.
@@ -148,7 +147,6 @@ impl RequestBody {
         Self {
             prefix: BytesMut::new(),
             rest,
-            trailers: None,
             limit,
             seen: 0,
             pace,
@@ -166,7 +164,6 @@ impl RequestBody {
         Self {
             prefix: BytesMut::new(),
             rest: None,
-            trailers: None,
             limit: 0,
             seen: 0,
             pace: BodyPace {
@@ -197,7 +194,6 @@ impl RequestBody {
     {
         self.prefix.clear();
         self.rest = None;
-        self.trailers = None;
         self.replaced = Some(Mutex::new(body.map_err(Into::into).boxed_unsync()));
     }
 
@@ -223,10 +219,8 @@ impl RequestBody {
                         self.count(data.len()).map_err(CountError::into_gateway)?;
                         self.prefix.extend_from_slice(&data);
                     }
-                    Err(frame) => {
-                        self.trailers = frame.into_trailers().ok();
-                        self.rest = None;
-                    }
+                    // Request trailers are never forwarded (see `poll_next`).
+                    Err(_trailers) => self.rest = None,
                 },
             }
         }
@@ -284,7 +278,7 @@ impl Body for RequestBody {
                 .unwrap_or_else(PoisonError::into_inner)
                 .is_end_stream();
         }
-        self.prefix.is_empty() && self.rest.is_none() && self.trailers.is_none()
+        self.prefix.is_empty() && self.rest.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -304,7 +298,7 @@ impl RequestBody {
             return Poll::Ready(Some(Ok(Frame::data(this.prefix.split().freeze()))));
         }
         let Some(incoming) = this.rest.as_mut() else {
-            return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            return Poll::Ready(None);
         };
         let polled = if this.pace.min_rate > 0 {
             let arrival = this.arrival.get_or_insert_with(Default::default);
@@ -344,6 +338,13 @@ impl RequestBody {
             Some(Err(err)) => {
                 this.rest = None;
                 return Poll::Ready(Some(Err(Box::new(ClientBodyError(err.to_string())))));
+            }
+            // Request trailers end the body here: no stage reads them (they could carry
+            // the identity, forwarding or override headers palisade strips from heads), and
+            // an HTTP/1.1 upstream never got them anyway.
+            Some(Ok(frame)) if frame.is_trailers() => {
+                this.rest = None;
+                return Poll::Ready(None);
             }
             Some(Ok(frame)) => frame,
         };

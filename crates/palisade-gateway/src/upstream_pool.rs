@@ -10,11 +10,15 @@
 //! An `https://` upstream's connections are TLS ([`crate::upstream_tls`]) under the same
 //! HTTP/1.1 handshake; the pool holds only the `SendRequest` handles, whatever the socket.
 //!
-//! With `[upstream] protocol = "http2"`, requests sent as HTTP/2 share one multiplexed
-//! connection per worker instead (h2c with prior knowledge, or ALPN `h2` over TLS), opened
-//! again when the upstream closes it or it sat unused past `pool_idle_timeout`. Upgrade
-//! requests still take HTTP/1.1 connections from the stack: an HTTP/1.1 `Upgrade` has no
-//! HTTP/2 form this pool speaks.
+//! With `[upstream] protocol = "http2"`, requests sent as HTTP/2 are streams on multiplexed
+//! connections instead (h2c with prior knowledge, or ALPN `h2` over TLS): each connection
+//! carries at most [`H2_STREAMS_PER_CONNECTION`] requests at once, and a worker opens another
+//! when all of its connections are that busy, so clients that hold their streams (slow
+//! bodies, unread answers) take connections of their own rather than the stream slots and
+//! flow-control window everyone else needs. A request with very large headers goes on a
+//! connection of its own: an upstream that refuses such a header block ends the whole
+//! connection. Upgrade requests still take HTTP/1.1 connections from the stack: an HTTP/1.1
+//! `Upgrade` has no HTTP/2 form this pool speaks.
 //!
 //! A request sent on a reused connection that turned out to be closed (the upstream hung up
 //! while it sat idle) and that hyper did not start writing is retried on another
@@ -22,6 +26,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -43,11 +48,19 @@ use crate::upstream_tls::UpstreamTls;
 /// Per-stream receive window of an HTTP/2 upstream connection: how much of one response
 /// may wait in palisade for a client that reads slowly.
 const H2_STREAM_WINDOW: u32 = 256 * 1024;
-/// Receive window of the whole HTTP/2 connection. Responses that clients do not read hold
-/// their part of it: 64 such streams at their full window stall the worker's connection.
-// TODO: a second connection when the first's window is held by stalled streams; until then
-// 64 clients that stop reading large responses slow every request of their worker.
-const H2_CONNECTION_WINDOW: u32 = 64 * H2_STREAM_WINDOW;
+/// Requests one HTTP/2 connection carries at once; more open another connection. Below the
+/// 100 concurrent streams most servers allow, so the upstream's own limit is rarely what
+/// queues a request.
+pub const H2_STREAMS_PER_CONNECTION: usize = 32;
+/// Receive window of a whole HTTP/2 connection: twice what its streams can hold, so
+/// responses that clients never read cannot starve the others on it.
+const H2_CONNECTION_WINDOW: u32 = 2 * H2_STREAMS_PER_CONNECTION as u32 * H2_STREAM_WINDOW;
+/// Header bytes (names and values) above which a request gets an HTTP/2 connection of its
+/// own, or one field above [`H2_LARGE_FIELD`]: servers refuse large header blocks by ending
+/// the connection (HPACK state is the connection's), which would cut off every other request
+/// on it.
+const H2_LARGE_HEADERS: usize = 8 * 1024;
+const H2_LARGE_FIELD: usize = 4 * 1024;
 
 /// Why a request could not be exchanged with the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +97,19 @@ pub enum PoolError {
     Shared(Arc<PoolError>),
 }
 
+/// Whether a request's header block is large enough to risk its connection.
+fn large_headers(headers: &http::HeaderMap) -> bool {
+    let mut total = 0;
+    for (name, value) in headers {
+        let field = name.as_str().len() + value.len();
+        total += field;
+        if field > H2_LARGE_FIELD || total > H2_LARGE_HEADERS {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether `err` is the HTTP/2 client giving up on a connection whose peer sent bytes that
 /// are no HTTP/2 frames (`HTTP/1.1 400 ...` read as a frame header has an impossible size).
 fn answered_without_http2(err: &hyper::Error) -> bool {
@@ -108,10 +134,30 @@ struct Idle {
     since: Instant,
 }
 
-/// The HTTP/2 connection of one worker and when it was last used.
+/// An HTTP/2 connection of one worker: when it was last used and how many requests it
+/// carries now.
 struct Shared {
+    id: u64,
     sender: http2::SendRequest<RequestBody>,
     since: Instant,
+    streams: Arc<AtomicUsize>,
+}
+
+/// One request's place on an HTTP/2 connection, given back when dropped (with the response
+/// body, or when the exchange fails).
+struct StreamSlot(Arc<AtomicUsize>);
+
+impl StreamSlot {
+    fn take(streams: &Arc<AtomicUsize>) -> Self {
+        streams.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(streams))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The idle connections of one worker to the upstream.
@@ -121,8 +167,10 @@ pub struct UpstreamPool {
     tls: Option<UpstreamTls>,
     /// Whether requests sent as HTTP/2 may be sent at all (`[upstream] protocol`).
     protocol: UpstreamProtocol,
-    /// The HTTP/2 connection requests share, with `protocol = "http2"`.
-    shared: Mutex<Option<Shared>>,
+    /// The HTTP/2 connections requests share, with `protocol = "http2"`.
+    shared: Mutex<Vec<Shared>>,
+    /// Numbers the HTTP/2 connections, so a failed one can be told from its successor.
+    next_id: AtomicU64,
     /// Held while a new HTTP/2 connection is opened: requests arriving meanwhile wait for it
     /// instead of each opening one of their own (64 at once after every `GOAWAY`).
     opening: tokio::sync::Mutex<()>,
@@ -134,7 +182,7 @@ pub struct UpstreamPool {
     max_idle: usize,
     idle: Mutex<Vec<Idle>>,
     /// Whether the task closing expired idle connections has been started.
-    sweeping: std::sync::atomic::AtomicBool,
+    sweeping: AtomicBool,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -149,9 +197,10 @@ impl std::fmt::Debug for UpstreamPool {
 }
 
 /// A connection lent to one exchange; back in the pool with [`Lease::release`]. An HTTP/2
-/// exchange borrows no connection of its own (its stream ends with its body).
+/// exchange holds its stream's place on its connection instead, until its body ends.
 pub struct Lease {
     sender: Option<SendRequest<RequestBody>>,
+    _slot: Option<StreamSlot>,
     pool: Arc<UpstreamPool>,
 }
 
@@ -179,14 +228,15 @@ impl UpstreamPool {
             address,
             tls,
             protocol,
-            shared: Mutex::new(None),
+            shared: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
             opening: tokio::sync::Mutex::new(()),
             last_failure: Mutex::new(None),
             connect_timeout,
             idle_timeout,
             max_idle,
             idle: Mutex::new(Vec::new()),
-            sweeping: std::sync::atomic::AtomicBool::new(false),
+            sweeping: AtomicBool::new(false),
         }
     }
 
@@ -217,6 +267,7 @@ impl UpstreamPool {
                 Ok(response) => {
                     let lease = Lease {
                         sender: Some(sender),
+                        _slot: None,
                         pool: Arc::clone(self),
                     };
                     return Ok((response, lease));
@@ -230,17 +281,21 @@ impl UpstreamPool {
         }
     }
 
-    /// Sends `request` as a new stream on the shared HTTP/2 connection, opening it when
-    /// there is none. A request the upstream never saw (the connection was closing) is
-    /// sent again once, on a new connection.
+    /// Sends `request` as a new stream on an HTTP/2 connection with room for it, opening one
+    /// when none has. A request the upstream never saw (the connection was closing) is sent
+    /// again once, on a new connection. A request with large headers goes alone on a new
+    /// connection (see [`H2_LARGE_HEADERS`]).
     async fn send_h2(
         self: &Arc<Self>,
         mut request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), PoolError> {
+        if large_headers(request.headers()) {
+            return self.send_h2_alone(request).await;
+        }
         let mut retried = false;
         loop {
-            let (mut sender, reused) = match self.shared_h2() {
-                Some(sender) => (sender, true),
+            let (id, mut sender, slot, reused) = match self.shared_h2() {
+                Some((id, sender, slot)) => (id, sender, slot, true),
                 None => self.open_h2().await?,
             };
             let may_retry = reused && !retried;
@@ -253,7 +308,7 @@ impl UpstreamPool {
                 }
             };
             if let Err(err) = sender.ready().await {
-                self.forget_h2();
+                self.forget_h2(id);
                 if may_retry {
                     retried = true;
                     continue;
@@ -264,13 +319,14 @@ impl UpstreamPool {
                 Ok(response) => {
                     let lease = Lease {
                         sender: None,
+                        _slot: Some(slot),
                         pool: Arc::clone(self),
                     };
                     return Ok((response, lease));
                 }
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if may_retry => {
-                        self.forget_h2();
+                        self.forget_h2(id);
                         retried = true;
                         request = unsent;
                     }
@@ -280,21 +336,61 @@ impl UpstreamPool {
         }
     }
 
-    /// The shared HTTP/2 connection once some request has opened it: this one, or the one
-    /// a request already opening it makes (then `true`, as for a connection found open).
+    /// Sends `request` on a new HTTP/2 connection used for it alone, closed when its
+    /// exchange ends.
+    async fn send_h2_alone(
+        self: &Arc<Self>,
+        request: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Lease), PoolError> {
+        let mut sender = self.connect_h2().await?;
+        let failed = |err: hyper::Error| {
+            if answered_without_http2(&err) {
+                PoolError::NotHttp2(err)
+            } else {
+                PoolError::Send(err)
+            }
+        };
+        sender.ready().await.map_err(failed)?;
+        let response = sender.send_request(request).await.map_err(failed)?;
+        // The connection's task ends once this sender is gone and the stream has ended.
+        let lease = Lease {
+            sender: None,
+            _slot: None,
+            pool: Arc::clone(self),
+        };
+        Ok((response, lease))
+    }
+
+    /// An HTTP/2 connection with room for one more request once some request has opened
+    /// it: this one (`false`), or one a request already opening it made (`true`, as for a
+    /// connection found open).
     async fn open_h2(
         self: &Arc<Self>,
-    ) -> Result<(http2::SendRequest<RequestBody>, bool), PoolError> {
+    ) -> Result<(u64, http2::SendRequest<RequestBody>, StreamSlot, bool), PoolError> {
         let asked = Instant::now();
         let _opening = self.opening.lock().await;
-        if let Some(sender) = self.shared_h2() {
-            return Ok((sender, true));
+        if let Some((id, sender, slot)) = self.shared_h2() {
+            return Ok((id, sender, slot, true));
         }
         if let Some(err) = self.failed_since(asked) {
             return Err(PoolError::Shared(err));
         }
         match self.connect_h2().await {
-            Ok(sender) => Ok((sender, false)),
+            Ok(sender) => {
+                let id = self
+                    .next_id
+                    .fetch_add(1, Ordering::Relaxed);
+                let streams = Arc::new(AtomicUsize::new(0));
+                let slot = StreamSlot::take(&streams);
+                let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+                shared.push(Shared {
+                    id,
+                    sender: sender.clone(),
+                    since: Instant::now(),
+                    streams,
+                });
+                Ok((id, sender, slot, false))
+            }
             Err(err) => {
                 let err = Arc::new(err);
                 *self
@@ -307,7 +403,7 @@ impl UpstreamPool {
         }
     }
 
-    /// The error of an attempt to open the HTTP/2 connection that failed after `since`.
+    /// The error of an attempt to open an HTTP/2 connection that failed after `since`.
     fn failed_since(&self, since: Instant) -> Option<Arc<PoolError>> {
         let failed = self
             .last_failure
@@ -319,25 +415,34 @@ impl UpstreamPool {
             .map(|(_, err)| Arc::clone(err))
     }
 
-    /// The shared HTTP/2 connection when it is open and was used within
-    /// `pool_idle_timeout`; an expired or closed one is dropped.
-    fn shared_h2(&self) -> Option<http2::SendRequest<RequestBody>> {
+    /// An open HTTP/2 connection with fewer than [`H2_STREAMS_PER_CONNECTION`] requests on
+    /// it, and a place on it taken; closed connections, and idle ones unused for
+    /// `pool_idle_timeout`, are dropped on the way.
+    fn shared_h2(&self) -> Option<(u64, http2::SendRequest<RequestBody>, StreamSlot)> {
         let now = Instant::now();
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = shared.as_mut()?;
-        if entry.sender.is_closed() || now.duration_since(entry.since) >= self.idle_timeout {
-            *shared = None;
-            return None;
-        }
+        shared.retain(|entry| self.h2_usable(entry, now));
+        let entry = shared
+            .iter_mut()
+            .find(|entry| entry.streams.load(Ordering::Relaxed) < H2_STREAMS_PER_CONNECTION)?;
         entry.since = now;
-        Some(entry.sender.clone())
+        Some((
+            entry.id,
+            entry.sender.clone(),
+            StreamSlot::take(&entry.streams),
+        ))
     }
 
-    /// Empties the slot after the shared connection failed a request: the next request
-    /// opens a new one. (A connection another request opened meanwhile goes with it, at
-    /// the cost of one more handshake.)
-    fn forget_h2(&self) {
-        *self.shared.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    /// Whether an HTTP/2 connection is open, and busy or used within `pool_idle_timeout`.
+    fn h2_usable(&self, entry: &Shared, now: Instant) -> bool {
+        let busy = entry.streams.load(Ordering::Relaxed) > 0;
+        !entry.sender.is_closed() && (busy || now.duration_since(entry.since) < self.idle_timeout)
+    }
+
+    /// Drops connection `id` after it failed a request: the next request opens a new one.
+    fn forget_h2(&self, id: u64) {
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.retain(|entry| entry.id != id);
     }
 
     /// The most recently used open connection, dropping closed and expired ones on the way.
@@ -385,17 +490,12 @@ impl UpstreamPool {
         idle.retain(|entry| self.usable(entry, now));
         drop(idle);
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        if shared.as_ref().is_some_and(|entry| {
-            entry.sender.is_closed() || now.duration_since(entry.since) >= self.idle_timeout
-        }) {
-            *shared = None;
-        }
+        shared.retain(|entry| self.h2_usable(entry, now));
     }
 
     /// Starts, once per pool, a task on this worker's runtime that sweeps every
     /// `pool_idle_timeout`; it ends with the pool.
     fn start_sweeping(self: &Arc<Self>) {
-        use std::sync::atomic::Ordering;
         if self.sweeping.swap(true, Ordering::Relaxed) {
             return;
         }
@@ -431,9 +531,7 @@ impl UpstreamPool {
         Ok((stream, deadline))
     }
 
-    /// A new HTTP/2 connection, driven by its own task on this worker's runtime, and kept
-    /// as the shared one unless another request opened one meanwhile (this one then serves
-    /// its one request and closes).
+    /// A new HTTP/2 connection, driven by its own task on this worker's runtime.
     async fn connect_h2(self: &Arc<Self>) -> Result<http2::SendRequest<RequestBody>, PoolError> {
         let (stream, deadline) = self.open_tcp().await?;
         let sender = match &self.tls {
@@ -448,14 +546,7 @@ impl UpstreamPool {
                 http2_handshake(TokioIo::new(stream)).await?
             }
         };
-        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        if shared.as_ref().is_none_or(|entry| entry.sender.is_closed()) {
-            *shared = Some(Shared {
-                sender: sender.clone(),
-                since: Instant::now(),
-            });
-        }
-        Ok(sender)
+Ok(sender)
     }
 
     /// A new HTTP/1.1 connection, driven by its own task on this worker's runtime. TCP
@@ -802,6 +893,52 @@ mod tests {
             let err = request.await.expect("task").expect_err("nothing listens");
             assert!(err.to_string().contains("connect to the upstream"), "{err}");
         }
+    }
+
+    /// Requests whose answers are not read yet hold their streams: past
+    /// [`H2_STREAMS_PER_CONNECTION`] of them, the next request gets a new connection instead
+    /// of waiting behind them. A request with a large header block gets one of its own.
+    #[tokio::test]
+    async fn busy_http2_connections_and_large_header_blocks_get_connections_of_their_own() {
+        let (address, accepted) = upstream_h2_plain().await;
+        let pool = Arc::new(UpstreamPool::new(
+            address.clone(),
+            None,
+            UpstreamProtocol::Http2,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            4,
+        ));
+        let request = || {
+            Request::builder()
+                .uri(format!("http://{address}/"))
+                .version(http::Version::HTTP_2)
+                .body(RequestBody::empty())
+                .expect("request")
+        };
+        let mut held = Vec::new();
+        for _ in 0..H2_STREAMS_PER_CONNECTION {
+            held.push(pool.send(request()).await.expect("answered"));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        held.push(pool.send(request()).await.expect("answered"));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // Answers read (or dropped): their places are free again.
+        drop(held);
+        assert_eq!(get_h2(&pool, &address).await.expect("answered"), "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+        let mut large = request();
+        large.headers_mut().insert(
+            "x-large",
+            http::HeaderValue::from_str(&"a".repeat(H2_LARGE_FIELD + 1)).expect("value"),
+        );
+        let (response, lease) = pool.send(large).await.expect("answered alone");
+        let body = PooledBody::new(response.into_body(), lease);
+        assert_eq!(body.collect().await.expect("body").to_bytes(), "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert_eq!(get_h2(&pool, &address).await.expect("answered"), "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     /// An HTTP/2 upstream answering `ok` on connections it keeps open.

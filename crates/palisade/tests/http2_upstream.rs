@@ -437,3 +437,38 @@ async fn a_body_failing_after_the_answer_began_is_reported_as_the_clients() {
         palisade.shutdown().await;
     }
 }
+
+/// Regression: request trailers reached an HTTP/2 upstream unfiltered (the identity,
+/// forwarding and override headers palisade strips from request heads), and one named
+/// like a connection field (`Connection`, `TE`) hung the request until the response
+/// timeout. Request trailers are never forwarded, whatever the protocol.
+#[tokio::test]
+async fn request_trailers_never_reach_the_upstream() {
+    let upstream = Upstream::start().await;
+    for protocol in ["http1", "http2"] {
+        let toml = format!("rate_limit = []\n[upstream]\nprotocol = \"{protocol}\"\n");
+        let palisade = start_palisade(&upstream.url(), &toml).await;
+        for trailer in [
+            "Palisade-User-Id: admin\r\nX-Forwarded-For: 10.0.0.1\r\nX-Original-URL: /admin",
+            "Connection: close",
+            "TE: gzip",
+        ] {
+            let raw = format!(
+                "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
+                 Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+                 5\r\nhello\r\n0\r\n{trailer}\r\n\r\n"
+            );
+            // A hung request (the regression) has no answer within the 10 s read.
+            let out = raw_exchange(palisade.proxy_addr, raw.as_bytes(), Duration::from_secs(10))
+                .await;
+            assert!(out.starts_with("HTTP/1.1 200"), "{protocol} {trailer:?}: {out}");
+            let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            let json = body.find('{').map_or("", |at| &body[at..]);
+            let json = &json[..=json.rfind('}').unwrap_or(0)];
+            let echo: serde_json::Value = serde_json::from_str(json).expect("echo");
+            assert_eq!(echo["body"], "hello", "{protocol}");
+            assert_eq!(echo["trailers"], serde_json::json!([]), "{protocol}: {echo}");
+        }
+        palisade.shutdown().await;
+    }
+}

@@ -198,11 +198,13 @@ fn asked_response_headers(request: &HeaderMap) -> Vec<(http::HeaderName, http::H
 /// Echoes the request as JSON: method, path, headers, body.
 async fn echo(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
     let (head, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
+    let collected = body.collect().await.ok();
+    let trailers: Vec<String> = collected
+        .as_ref()
+        .and_then(|c| c.trailers())
+        .map(|t| t.keys().map(|k| k.to_string()).collect())
         .unwrap_or_default();
+    let body = collected.map(|b| b.to_bytes()).unwrap_or_default();
     let headers: serde_json::Map<String, serde_json::Value> = head
         .headers
         .keys()
@@ -222,6 +224,7 @@ async fn echo(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
         "version": format!("{:?}", head.version),
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
+        "trailers": trailers,
     });
     let mut response = Response::new(full(json.to_string()));
     response.headers_mut().insert(
