@@ -344,6 +344,73 @@ pub fn strip_revealing_response_headers(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a request header carries a credential (`Authorization`, `Cookie`, API keys and
+/// tokens), to be sent HPACK-never-indexed on a shared HTTP/2 connection.
+pub fn is_credential(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    matches!(name, "authorization" | "cookie" | "proxy-authorization")
+        || name.contains("token")
+        || name.contains("api-key")
+        || name.contains("apikey")
+        || name.contains("secret")
+}
+
+/// Whether a response is a gRPC one (`Content-Type: application/grpc`, `+proto`, ...):
+/// the only kind whose trailers palisade passes on.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Keeps of a gRPC response's trailers what no response stage would have removed or set
+/// in its head: no cookies, no software names, no security headers (palisade sets those in
+/// the head), no connection or framing fields, nothing named `palisade-*` (directives to
+/// palisade), nothing named `proxy-*`. `grpc-status`, `grpc-message` and the service's own
+/// metadata pass.
+pub fn strip_trailer_fields(trailers: &mut HeaderMap) {
+    let refused: Vec<HeaderName> = trailers
+        .keys()
+        .filter(|name| !trailer_allowed(name.as_str()))
+        .cloned()
+        .collect();
+    for name in refused {
+        trailers.remove(name);
+    }
+}
+
+fn trailer_allowed(name: &str) -> bool {
+    const REFUSED: [&str; 17] = [
+        "set-cookie",
+        "set-cookie2",
+        "server",
+        "x-powered-by",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "host",
+        "strict-transport-security",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+    ];
+    const REFUSED_PREFIXES: [&str; 7] = [
+        "palisade-",
+        "proxy-",
+        "x-aspnet",
+        "content-security-policy",
+        "permissions-policy",
+        "cross-origin-",
+        "ratelimit",
+    ];
+    !REFUSED.contains(&name) && !REFUSED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// Response headers naming the software upstream.
 const REVEALING: [HeaderName; 4] = [
     header::SERVER,
@@ -356,6 +423,46 @@ const REVEALING: [HeaderName; 4] = [
 mod tests {
     use super::*;
     use crate::events::EventBus;
+
+    #[test]
+    fn credentials_are_told_from_other_headers() {
+        for name in [
+            "authorization",
+            "cookie",
+            "x-api-key",
+            "x-auth-token",
+            "x-client-secret",
+        ] {
+            assert!(is_credential(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in ["accept", "user-agent", "x-request-id", "content-type"] {
+            assert!(!is_credential(&HeaderName::from_static(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn grpc_trailers_keep_the_status_and_metadata_and_lose_what_the_head_would() {
+        let mut trailers = headers(&[
+            ("grpc-status", "0"),
+            ("grpc-message", "ok"),
+            ("x-request-cost", "3"),
+            ("trace-bin", "AAEC"),
+            ("set-cookie", "sid=trailer"),
+            ("server", "trailerleak"),
+            ("palisade-session-login", "42"),
+            ("strict-transport-security", "max-age=0"),
+            ("content-security-policy-report-only", "default-src *"),
+            ("content-length", "9"),
+            ("connection", "close"),
+            ("proxy-authenticate", "Basic"),
+        ]);
+        strip_trailer_fields(&mut trailers);
+        let kept: Vec<&str> = trailers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            kept,
+            ["grpc-status", "grpc-message", "x-request-cost", "trace-bin"]
+        );
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

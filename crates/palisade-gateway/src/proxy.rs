@@ -138,7 +138,11 @@ impl Upstream {
             drop(lease);
             incoming.map_err(body::BoxError::from).boxed_unsync()
         } else {
-            let pooled = PooledBody::new(incoming, lease).map_err(body::BoxError::from);
+            // Trailers skip the response stages: only a gRPC answer's pass, filtered.
+            let grpc = forwarding::is_grpc(&parts.headers);
+            let pooled = PooledBody::new(incoming, lease)
+                .map_err(body::BoxError::from)
+                .map_frame(move |frame| response_trailers(frame, grpc));
             match streamed {
                 // The upstream answered before the whole body had arrived (a streaming
                 // API, a bidirectional gRPC call): a body failure from now on ends the
@@ -194,6 +198,14 @@ impl Upstream {
             // RFC 9113 §8.3.1: the host travels as `:authority`, and a `Host` beside it
             // could only disagree.
             headers.remove(HOST);
+            // Credentials are never put in the connection's HPACK table: the connection is
+            // shared by clients, and a table entry lets one confirm a guess of another's
+            // token from the encoded sizes.
+            for (name, value) in headers.iter_mut() {
+                if forwarding::is_credential(name) {
+                    value.set_sensitive(true);
+                }
+            }
             if te_trailers {
                 headers.insert(TE, HeaderValue::from_static("trailers"));
             }
@@ -206,6 +218,25 @@ impl Upstream {
         }
         *outgoing.headers_mut() = headers;
         Ok(outgoing)
+    }
+}
+
+/// `frame` as the client may see it: a trailers frame loses every field unless the answer
+/// is gRPC's, and then the fields [`forwarding::strip_trailer_fields`] refuses.
+fn response_trailers(
+    frame: http_body::Frame<bytes::Bytes>,
+    grpc: bool,
+) -> http_body::Frame<bytes::Bytes> {
+    match frame.into_trailers() {
+        Ok(mut trailers) => {
+            if grpc {
+                forwarding::strip_trailer_fields(&mut trailers);
+            } else {
+                trailers.clear();
+            }
+            http_body::Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
     }
 }
 

@@ -377,9 +377,7 @@ impl UpstreamPool {
         }
         match self.connect_h2().await {
             Ok(sender) => {
-                let id = self
-                    .next_id
-                    .fetch_add(1, Ordering::Relaxed);
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let streams = Arc::new(AtomicUsize::new(0));
                 let slot = StreamSlot::take(&streams);
                 let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
@@ -546,7 +544,7 @@ impl UpstreamPool {
                 http2_handshake(TokioIo::new(stream)).await?
             }
         };
-Ok(sender)
+        Ok(sender)
     }
 
     /// A new HTTP/1.1 connection, driven by its own task on this worker's runtime. TCP

@@ -118,7 +118,10 @@ async fn futures_join_all<F: std::future::Future<Output = Reply> + Send + 'stati
 }
 
 /// gRPC over palisade: the client's `TE: trailers` reaches the upstream, and the
-/// upstream's trailers (`grpc-status`) reach the client.
+/// upstream's trailers (`grpc-status`, its own metadata) reach the client, without what the
+/// response stages remove from heads (cookies, software names, palisade's directives,
+/// security headers). A response that is not gRPC's loses its trailers: nothing would check
+/// them.
 #[tokio::test]
 async fn trailers_and_te_trailers_pass_between_http2_client_and_upstream() {
     let upstream = Upstream::start().await;
@@ -131,21 +134,34 @@ async fn trailers_and_te_trailers_pass_between_http2_client_and_upstream() {
         .await
         .expect("h2c prior knowledge");
     tokio::spawn(connection);
-    let request = Request::post(format!("http://{}/trailers", palisade.proxy_addr))
-        .header("te", "trailers")
-        .header("content-type", "application/grpc")
-        .body(full("request"))
-        .expect("request");
-    let response = sender.send_request(request).await.expect("response");
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["x-seen-te"], "trailers");
-    let collected = response.into_body().collect().await.expect("body");
-    let trailers = collected
-        .trailers()
-        .cloned()
-        .expect("trailers reach the client");
-    assert_eq!(trailers["grpc-status"], "0");
-    assert_eq!(collected.to_bytes(), "grpc");
+    for (target, grpc) in [("/trailers?grpc", true), ("/trailers", false)] {
+        let mut request = Request::post(format!("http://{}{target}", palisade.proxy_addr))
+            .header("te", "trailers")
+            .header("content-type", "application/grpc");
+        for extra in [
+            "x-request-cost: 3",
+            "set-cookie: sid=trailer",
+            "server: trailerleak",
+            "palisade-session-login: 42",
+            "strict-transport-security: max-age=0",
+        ] {
+            request = request.header("x-test-trailer", extra);
+        }
+        let request = request.body(full("request")).expect("request");
+        let response = sender.send_request(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-seen-te"], "trailers");
+        let collected = response.into_body().collect().await.expect("body");
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let names: Vec<&str> = trailers.keys().map(|n| n.as_str()).collect();
+        if grpc {
+            assert_eq!(names, ["grpc-status", "x-request-cost"], "{target}");
+            assert_eq!(trailers["grpc-status"], "0");
+        } else {
+            assert!(names.is_empty(), "{target}: {names:?}");
+        }
+        assert_eq!(collected.to_bytes(), "grpc");
+    }
     palisade.shutdown().await;
 }
 
@@ -459,16 +475,55 @@ async fn request_trailers_never_reach_the_upstream() {
                  5\r\nhello\r\n0\r\n{trailer}\r\n\r\n"
             );
             // A hung request (the regression) has no answer within the 10 s read.
-            let out = raw_exchange(palisade.proxy_addr, raw.as_bytes(), Duration::from_secs(10))
-                .await;
-            assert!(out.starts_with("HTTP/1.1 200"), "{protocol} {trailer:?}: {out}");
+            let out =
+                raw_exchange(palisade.proxy_addr, raw.as_bytes(), Duration::from_secs(10)).await;
+            assert!(
+                out.starts_with("HTTP/1.1 200"),
+                "{protocol} {trailer:?}: {out}"
+            );
             let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
             let json = body.find('{').map_or("", |at| &body[at..]);
             let json = &json[..=json.rfind('}').unwrap_or(0)];
             let echo: serde_json::Value = serde_json::from_str(json).expect("echo");
             assert_eq!(echo["body"], "hello", "{protocol}");
-            assert_eq!(echo["trailers"], serde_json::json!([]), "{protocol}: {echo}");
+            assert_eq!(
+                echo["trailers"],
+                serde_json::json!([]),
+                "{protocol}: {echo}"
+            );
         }
+        palisade.shutdown().await;
+    }
+}
+
+/// Regression: a client that closed its connection mid-body was logged (at `warn`) as an
+/// upstream failure with an HTTP/2 upstream; it is the client's doing, over either protocol.
+#[tokio::test]
+async fn a_client_closing_mid_body_is_never_the_upstreams_fault() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = Upstream::start().await;
+    for protocol in ["http1", "http2"] {
+        let dir = tempfile::tempdir().expect("dir");
+        let palisade = limited(&upstream, protocol, true, dir.path()).await;
+        let mut stream = tokio::net::TcpStream::connect(palisade.proxy_addr)
+            .await
+            .expect("connect");
+        stream
+            .write_all(
+                b"POST /sink HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
+                  Content-Length: 150000\r\n\r\n",
+            )
+            .await
+            .expect("head");
+        stream.write_all(&[b'a'; 70_000]).await.expect("part");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(stream);
+        let events = failures(dir.path()).await;
+        assert_eq!(events.len(), 1, "{protocol}: {events:?}");
+        assert_eq!(
+            events[0]["error.source"], "client",
+            "{protocol}: {events:?}"
+        );
         palisade.shutdown().await;
     }
 }

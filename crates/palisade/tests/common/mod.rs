@@ -165,7 +165,7 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
             response
         }
         "/ws" => upgrade_echo(&mut request),
-        "/trailers" => with_trailers(request.headers()),
+        "/trailers" => with_trailers(&request),
         "/early" => early_answer(request),
         p if p.starts_with("/upload") => mirror(request).await,
         _ => echo(request).await,
@@ -254,10 +254,25 @@ async fn mirror(request: Request<hyper::body::Incoming>) -> Response<TestBody> {
 }
 
 /// `grpc` with the trailer `grpc-status: 0` after it, as a gRPC server answers, and the
-/// request's `TE` in `x-seen-te`.
-fn with_trailers(request: &HeaderMap) -> Response<TestBody> {
+/// request's `TE` in `x-seen-te`. More trailers come from `x-test-trailer: name: value`
+/// request headers; `?grpc` makes it a gRPC answer (`Content-Type: application/grpc`).
+fn with_trailers(request: &Request<hyper::body::Incoming>) -> Response<TestBody> {
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    for value in request.headers().get_all("x-test-trailer") {
+        let Some((name, value)) = value.to_str().ok().and_then(|v| v.split_once(':')) else {
+            continue;
+        };
+        let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.trim().as_bytes()),
+            http::HeaderValue::from_str(value.trim()),
+        ) else {
+            continue;
+        };
+        trailers.append(name, value);
+    }
+    let grpc = request.uri().query() == Some("grpc");
+    let request = request.headers();
     let frames = vec![
         Frame::trailers(trailers),
         Frame::data(Bytes::from_static(b"grpc")),
@@ -265,6 +280,12 @@ fn with_trailers(request: &HeaderMap) -> Response<TestBody> {
     let mut response = Response::new(BodyExt::boxed(Frames(frames)));
     if let Some(te) = request.get(http::header::TE) {
         response.headers_mut().insert("x-seen-te", te.clone());
+    }
+    if grpc {
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
     }
     response
 }
