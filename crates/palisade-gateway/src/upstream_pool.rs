@@ -97,6 +97,44 @@ pub enum PoolError {
     Shared(Arc<PoolError>),
 }
 
+/// What it takes to send a bodiless request again.
+type Head = (http::Method, http::Uri, http::Version, http::HeaderMap);
+
+fn head_of(request: &Request<RequestBody>) -> Head {
+    (
+        request.method().clone(),
+        request.uri().clone(),
+        request.version(),
+        request.headers().clone(),
+    )
+}
+
+fn rebuild((method, uri, version, headers): Head) -> Request<RequestBody> {
+    let mut request = Request::new(RequestBody::empty());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    request
+}
+
+/// Whether the upstream said it did not process the request sent (RFC 9113 §8.7): its stream
+/// was above the last one a graceful `GOAWAY` (`NO_ERROR`) named, or was refused
+/// (`REFUSED_STREAM`). A `GOAWAY` with an error code also ends streams it may have processed.
+fn unprocessed(err: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        if let Some(h2) = inner.downcast_ref::<h2::Error>() {
+            let reason = h2.reason();
+            return h2.is_remote()
+                && ((h2.is_go_away() && reason == Some(h2::Reason::NO_ERROR))
+                    || reason == Some(h2::Reason::REFUSED_STREAM));
+        }
+        cause = inner.source();
+    }
+    false
+}
+
 /// Whether a request's header block is large enough to risk its connection.
 fn large_headers(headers: &http::HeaderMap) -> bool {
     let mut total = 0;
@@ -293,6 +331,11 @@ impl UpstreamPool {
             return self.send_h2_alone(request).await;
         }
         let mut retried = false;
+        // An idempotent request without a body can be sent again when the upstream says it
+        // never processed it (a graceful `GOAWAY` naming an earlier last stream,
+        // `REFUSED_STREAM`): keep its head for that.
+        let mut again = (request.body().is_end_stream() && request.method().is_idempotent())
+            .then(|| head_of(&request));
         loop {
             let (id, mut sender, slot, reused) = match self.shared_h2() {
                 Some((id, sender, slot)) => (id, sender, slot, true),
@@ -329,6 +372,11 @@ impl UpstreamPool {
                         self.forget_h2(id);
                         retried = true;
                         request = unsent;
+                    }
+                    None if !retried && unprocessed(err.error()) && again.is_some() => {
+                        self.forget_h2(id);
+                        retried = true;
+                        request = again.take().map(rebuild).expect("checked");
                     }
                     _ => return Err(failed(err.into_error())),
                 },
@@ -937,6 +985,77 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
         assert_eq!(get_h2(&pool, &address).await.expect("answered"), "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    /// An HTTP/2 upstream (the `h2` crate's server, to control frames) whose first
+    /// connection refuses its second request (`REFUSED_STREAM`: not processed) while the
+    /// first waits, then answers the first. Later connections answer everything. Returns
+    /// its address and the connections accepted.
+    async fn h2_upstream_refusing_a_stream() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(socket).await else {
+                        return;
+                    };
+                    let ok = |mut respond: h2::server::SendResponse<Bytes>| {
+                        if let Ok(mut body) = respond.send_response(Response::new(()), false) {
+                            let _ = body.send_data(Bytes::from_static(b"ok"), true);
+                        }
+                    };
+                    if first {
+                        let Some(Ok((_, waiting))) = conn.accept().await else {
+                            return;
+                        };
+                        let Some(Ok((_, mut refused))) = conn.accept().await else {
+                            return;
+                        };
+                        refused.send_reset(h2::Reason::REFUSED_STREAM);
+                        ok(waiting);
+                    }
+                    while let Some(Ok((_, respond))) = conn.accept().await {
+                        ok(respond);
+                    }
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    /// RFC 9113 §8.7: a request the upstream refused (or that was above the last stream of
+    /// a graceful `GOAWAY`) was not processed, and an idempotent one without a body is sent
+    /// again on a new connection.
+    #[tokio::test]
+    async fn a_request_the_upstream_did_not_process_is_sent_again() {
+        let (address, accepted) = h2_upstream_refusing_a_stream().await;
+        let pool = Arc::new(UpstreamPool::new(
+            address.clone(),
+            None,
+            UpstreamProtocol::Http2,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            4,
+        ));
+        let first = {
+            let (pool, address) = (Arc::clone(&pool), address.clone());
+            tokio::spawn(async move { get_h2(&pool, &address).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let both = async {
+            let second = get_h2(&pool, &address).await;
+            (second, first.await.expect("task"))
+        };
+        let (second, first) = tokio::time::timeout(Duration::from_secs(10), both)
+            .await
+            .expect("answered in time");
+        assert_eq!(second.expect("sent again"), "ok");
+        assert_eq!(first.expect("processed"), "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     /// An HTTP/2 upstream answering `ok` on connections it keeps open.
