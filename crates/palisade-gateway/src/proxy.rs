@@ -100,15 +100,13 @@ impl Upstream {
             .flatten();
         // A body still to stream may fail on the client's side while it is forwarded: the
         // failure is then the client's, whatever the upstream exchange reports.
-        let streamed = (!body.is_end_stream()).then(|| {
-            let fault = body.watch_faults();
-            (fault, ctx.request_info(&head))
-        });
+        let fault = (!body.is_end_stream()).then(|| body.watch_faults());
+        let who = Who::of(ctx, &head);
         let outgoing = self.outgoing(head, body, ctx)?;
 
         let pool = &self.pools[worker % self.pools.len()];
         let sent = tokio::time::timeout(self.response_timeout, pool.send(outgoing));
-        let client_fault = || streamed.as_ref().and_then(|(fault, _)| fault.take());
+        let client_fault = || fault.as_ref().and_then(BodyFault::take);
         let (mut response, lease) = match sent.await {
             Err(_) => return Err(client_fault().unwrap_or(GatewayError::UpstreamTimeout)),
             Ok(Err(err)) => return Err(client_fault().unwrap_or_else(|| classify(err))),
@@ -143,18 +141,12 @@ impl Upstream {
             let pooled = PooledBody::new(incoming, lease)
                 .map_err(body::BoxError::from)
                 .map_frame(move |frame| response_trailers(frame, grpc));
-            match streamed {
-                // The upstream answered before the whole body had arrived (a streaming
-                // API, a bidirectional gRPC call): a body failure from now on ends the
-                // exchange mid-answer, and is reported when the answer ends.
-                Some((fault, request)) => LateFault {
-                    inner: pooled,
-                    fault,
-                    report: Some((ctx.events().clone(), request, parts.status.as_u16())),
-                }
-                .boxed_unsync(),
-                None => pooled.boxed_unsync(),
+            Watched {
+                inner: pooled,
+                fault,
+                report: Some((ctx.events().clone(), who, parts.status.as_u16())),
             }
+            .boxed_unsync()
         };
         Ok(Response::from_parts(parts, body))
     }
@@ -240,20 +232,85 @@ fn response_trailers(
     }
 }
 
-/// A response body whose request body was still streaming when the answer began: if that
-/// request body fails afterwards (too large, stalled, too slow), the exchange breaks off
-/// and the failure, the client's, is published as a `request.failed` event when this body
-/// is dropped. Nothing else would report it: the request was already counted with the
-/// status it was answered with.
-struct LateFault<B> {
-    inner: B,
-    fault: BodyFault,
-    report: Option<(EventBus, RequestInfo, u16)>,
+/// Who a request was, kept cheaply (shared, not copied) in case its answer fails after it
+/// began: only then is the event's [`RequestInfo`] made.
+struct Who {
+    id: crate::pipeline::RequestId,
+    client_ip: std::net::IpAddr,
+    method: http::Method,
+    uri: Uri,
+    user_id: Option<String>,
 }
 
-impl<B> Body for LateFault<B>
+impl Who {
+    fn of(ctx: &RequestContext, head: &http::request::Parts) -> Self {
+        Self {
+            id: ctx.id,
+            client_ip: ctx.client_ip,
+            method: head.method.clone(),
+            uri: head.uri.clone(),
+            user_id: ctx.identity.as_ref().map(|i| i.user.clone()),
+        }
+    }
+
+    fn info(self) -> RequestInfo {
+        RequestInfo {
+            id: self.id,
+            client_ip: self.client_ip,
+            method: self.method,
+            path: self.uri.path().to_owned(),
+            user_id: self.user_id,
+        }
+    }
+}
+
+/// An upstream answer on its way to the client. Once its head has gone out, a failure has
+/// no error page to become, and used to go unreported: the answer breaking off (the
+/// upstream closed or reset it) is the upstream's fault, logged at `warn`; the request body
+/// failing meanwhile (too large, stalled, too slow: the upstream answered before the whole
+/// body had arrived, as streaming APIs and bidirectional gRPC calls do) is the client's.
+/// Either publishes a `request.failed` event with the status already sent.
+struct Watched<B> {
+    inner: B,
+    /// Where the request body notes its failure, when it was still streaming.
+    fault: Option<BodyFault>,
+    /// What to report with, until reported.
+    report: Option<(EventBus, Who, u16)>,
+}
+
+impl<B> Watched<B> {
+    /// Publishes the failure: the client's when its body noted one, else `upstream`'s.
+    fn failed(&mut self, upstream: Option<&dyn std::fmt::Display>) {
+        let client = self.fault.as_ref().and_then(BodyFault::take);
+        let err = match (client, upstream) {
+            (Some(err), _) => err,
+            (None, Some(why)) => GatewayError::UpstreamProtocol(format!(
+                "the answer broke off after its head was sent: {why}"
+            )),
+            (None, None) => return,
+        };
+        let Some((events, who, status)) = self.report.take() else {
+            return;
+        };
+        match err.source() {
+            crate::error::ErrorSource::Client => {
+                debug!(request.id = %who.id, error = %err, "request failed mid-answer");
+            }
+            _ => tracing::warn!(request.id = %who.id, error = %err, "upstream failed mid-answer"),
+        }
+        events.publish(Event::RequestFailed {
+            request: who.info(),
+            source: err.source().as_str(),
+            kind: err.kind(),
+            status,
+        });
+    }
+}
+
+impl<B> Body for Watched<B>
 where
     B: Body + Unpin,
+    B::Error: std::fmt::Display,
 {
     type Data = B::Data;
     type Error = B::Error;
@@ -262,7 +319,12 @@ where
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(err))) = &polled {
+            let why = err.to_string();
+            self.failed(Some(&why));
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -274,19 +336,12 @@ where
     }
 }
 
-impl<B> Drop for LateFault<B> {
+impl<B> Drop for Watched<B> {
     fn drop(&mut self) {
-        let (Some(err), Some((events, request, status))) = (self.fault.take(), self.report.take())
-        else {
-            return;
-        };
-        debug!(request.id = %request.id, error = %err, "request body failed after the answer began");
-        events.publish(Event::RequestFailed {
-            request,
-            source: err.source().as_str(),
-            kind: err.kind(),
-            status,
-        });
+        // A request body that failed while the answer was still streaming, unreported.
+        if self.fault.is_some() && self.report.is_some() {
+            self.failed(None);
+        }
     }
 }
 

@@ -527,3 +527,49 @@ async fn a_client_closing_mid_body_is_never_the_upstreams_fault() {
         palisade.shutdown().await;
     }
 }
+
+/// Regression: an answer that broke off after its head had gone out (the upstream closed
+/// mid-body, or ended the connection the answer was on) was cut short at the client with no
+/// log line or event. It is now the upstream's `request.failed` event, with the status sent.
+#[tokio::test]
+async fn an_answer_that_breaks_off_after_its_head_is_reported_as_the_upstreams() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nonly ten b")
+                    .await;
+                // Closed with 990 bytes owed.
+            });
+        }
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let toml = format!(
+        "rate_limit = []\n[log]\nsecurity = \"{}\"\n",
+        dir.path().join("events.log").display()
+    );
+    let file = dir.path().join("palisade.toml");
+    std::fs::write(&file, toml).expect("config");
+    let palisade = start_palisade_at(&format!("http://{addr}"), file).await;
+    let out = raw_exchange(
+        palisade.proxy_addr,
+        b"GET /file HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let events = failures(dir.path()).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["error.source"], "upstream", "{events:?}");
+    assert_eq!(events[0]["error.kind"], "upstream_protocol", "{events:?}");
+    assert_eq!(events[0]["http.status"], 200, "{events:?}");
+    assert_eq!(events[0]["url.path"], "/file", "{events:?}");
+    palisade.shutdown().await;
+    task.abort();
+}
