@@ -239,6 +239,8 @@ impl std::fmt::Debug for UpstreamPool {
 pub struct Lease {
     sender: Option<SendRequest<RequestBody>>,
     _slot: Option<StreamSlot>,
+    /// A connection opened for this exchange alone, kept until the answer has been read.
+    _alone: Option<http2::SendRequest<RequestBody>>,
     pool: Arc<UpstreamPool>,
 }
 
@@ -306,6 +308,7 @@ impl UpstreamPool {
                     let lease = Lease {
                         sender: Some(sender),
                         _slot: None,
+                        _alone: None,
                         pool: Arc::clone(self),
                     };
                     return Ok((response, lease));
@@ -363,6 +366,7 @@ impl UpstreamPool {
                     let lease = Lease {
                         sender: None,
                         _slot: Some(slot),
+                        _alone: None,
                         pool: Arc::clone(self),
                     };
                     return Ok((response, lease));
@@ -404,6 +408,7 @@ impl UpstreamPool {
         let lease = Lease {
             sender: None,
             _slot: None,
+            _alone: Some(sender),
             pool: Arc::clone(self),
         };
         Ok((response, lease))

@@ -573,3 +573,29 @@ async fn an_answer_that_breaks_off_after_its_head_is_reported_as_the_upstreams()
     palisade.shutdown().await;
     task.abort();
 }
+
+/// A request with a large header block goes on a connection of its own; its answer, however
+/// long, arrives whole, and the shared connection is left to the others.
+#[tokio::test]
+async fn a_large_header_block_gets_a_connection_of_its_own_and_its_whole_answer() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), HTTP2).await;
+    let base = format!("http://{}", palisade.proxy_addr);
+    assert_eq!(
+        get(&format!("{base}/echo"), &[]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
+    let size: u64 = 3 * 1024 * 1024;
+    let token = "t".repeat(5000);
+    let reply = get(&format!("{base}/big?bytes={size}"), &[("x-token", &token)]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body.len() as u64, size);
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        get(&format!("{base}/echo"), &[]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+    palisade.shutdown().await;
+}
