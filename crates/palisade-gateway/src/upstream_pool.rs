@@ -15,9 +15,9 @@
 //! carries at most [`H2_STREAMS_PER_CONNECTION`] requests at once, and a worker opens another
 //! when all of its connections are that busy, so clients that hold their streams (slow
 //! bodies, unread answers) take connections of their own rather than the stream slots and
-//! flow-control window everyone else needs. A request with very large headers goes on a
-//! connection of its own: an upstream that refuses such a header block ends the whole
-//! connection. Upgrade requests still take HTTP/1.1 connections from the stack: an HTTP/1.1
+//! flow-control window everyone else needs. Requests with very large headers share
+//! connections of their own: an upstream that refuses such a header block ends the whole
+//! connection, and only other such requests are on it. Upgrade requests still take HTTP/1.1 connections from the stack: an HTTP/1.1
 //! `Upgrade` has no HTTP/2 form this pool speaks.
 //!
 //! A request sent on a reused connection that turned out to be closed (the upstream hung up
@@ -55,10 +55,10 @@ pub const H2_STREAMS_PER_CONNECTION: usize = 32;
 /// Receive window of a whole HTTP/2 connection: twice what its streams can hold, so
 /// responses that clients never read cannot starve the others on it.
 const H2_CONNECTION_WINDOW: u32 = 2 * H2_STREAMS_PER_CONNECTION as u32 * H2_STREAM_WINDOW;
-/// Header bytes (names and values) above which a request gets an HTTP/2 connection of its
-/// own, or one field above [`H2_LARGE_FIELD`]: servers refuse large header blocks by ending
-/// the connection (HPACK state is the connection's), which would cut off every other request
-/// on it.
+/// Encoded header bytes (see [`encoded_len`]) above which a request is sent apart from the
+/// others, or one field (the path included) above [`H2_LARGE_FIELD`]: servers refuse large
+/// header blocks by ending the connection (HPACK state is the connection's), which would cut
+/// off every other request on it. nginx's limit is 8 KB for one encoded field.
 const H2_LARGE_HEADERS: usize = 8 * 1024;
 const H2_LARGE_FIELD: usize = 4 * 1024;
 
@@ -135,17 +135,67 @@ fn unprocessed(err: &hyper::Error) -> bool {
     false
 }
 
-/// Whether a request's header block is large enough to risk its connection.
-fn large_headers(headers: &http::HeaderMap) -> bool {
+/// The error of an attempt to open an HTTP/2 connection that failed after `since`.
+fn failed_since(set: &H2Set, since: Instant) -> Option<Arc<PoolError>> {
+    let failed = set
+        .last_failure
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    failed
+        .as_ref()
+        .filter(|(at, _)| *at >= since)
+        .map(|(_, err)| Arc::clone(err))
+}
+
+/// Whether a request's header block (its fields, and the `:path` and `:authority` it is
+/// sent with) may be large enough, once encoded, to risk its connection.
+fn large_headers(request: &Request<RequestBody>) -> bool {
+    let uri = request.uri();
+    let pseudo = [
+        uri.path_and_query()
+            .map_or(&b""[..], |p| p.as_str().as_bytes()),
+        uri.authority().map_or(&b""[..], |a| a.as_str().as_bytes()),
+    ];
     let mut total = 0;
-    for (name, value) in headers {
-        let field = name.as_str().len() + value.len();
+    let fields = request
+        .headers()
+        .iter()
+        .map(|(name, value)| encoded_len(name.as_str().as_bytes()) + encoded_len(value.as_bytes()));
+    for field in pseudo.iter().map(|p| encoded_len(p)).chain(fields) {
         total += field;
         if field > H2_LARGE_FIELD || total > H2_LARGE_HEADERS {
             return true;
         }
     }
     false
+}
+
+/// An upper bound on the bytes `text` takes once HPACK-Huffman-encoded, as the HTTP/2 client
+/// always encodes it: a byte whose code is at most 8 bits (letters, digits, `-._/:=%&*,;`
+/// and space: RFC 7541 Appendix B) counts 1, any other 4 (codes run to 30 bits: `\` is
+/// 19, bytes above 127 are 20 to 30), so a 3.9 KB value of backslashes counts as 15.6 KB,
+/// not 3.9.
+fn encoded_len(text: &[u8]) -> usize {
+    text.iter()
+        .map(|&b| {
+            let short = b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b' ' | b'-'
+                        | b'.'
+                        | b'_'
+                        | b'/'
+                        | b':'
+                        | b'='
+                        | b'%'
+                        | b'&'
+                        | b'*'
+                        | b','
+                        | b';'
+                );
+            if short { 1 } else { 4 }
+        })
+        .sum()
 }
 
 /// Whether `err` is the HTTP/2 client giving up on a connection whose peer sent bytes that
@@ -198,6 +248,18 @@ impl Drop for StreamSlot {
     }
 }
 
+/// A set of HTTP/2 connections requests share.
+#[derive(Default)]
+struct H2Set {
+    conns: Mutex<Vec<Shared>>,
+    /// Held while a new connection is opened: requests arriving meanwhile wait for it
+    /// instead of each opening one of their own (64 at once after every `GOAWAY`).
+    opening: tokio::sync::Mutex<()>,
+    /// When the last attempt to open a connection failed, and why: the requests that waited
+    /// for it fail with it rather than each trying (and timing out) in turn.
+    last_failure: Mutex<Option<(Instant, Arc<PoolError>)>>,
+}
+
 /// The idle connections of one worker to the upstream.
 pub struct UpstreamPool {
     address: String,
@@ -205,16 +267,13 @@ pub struct UpstreamPool {
     tls: Option<UpstreamTls>,
     /// Whether requests sent as HTTP/2 may be sent at all (`[upstream] protocol`).
     protocol: UpstreamProtocol,
-    /// The HTTP/2 connections requests share, with `protocol = "http2"`.
-    shared: Mutex<Vec<Shared>>,
+    /// The HTTP/2 connections requests share, with `protocol = "http2"`: the first set for
+    /// most requests, the second for requests with large header blocks, which an upstream
+    /// may refuse by ending the connection they are on (so only other such requests share
+    /// their fate, and they still share connections rather than each opening one).
+    h2: [H2Set; 2],
     /// Numbers the HTTP/2 connections, so a failed one can be told from its successor.
     next_id: AtomicU64,
-    /// Held while a new HTTP/2 connection is opened: requests arriving meanwhile wait for it
-    /// instead of each opening one of their own (64 at once after every `GOAWAY`).
-    opening: tokio::sync::Mutex<()>,
-    /// When the last attempt to open the HTTP/2 connection failed, and why: the requests
-    /// that waited for it fail with it rather than each trying (and timing out) in turn.
-    last_failure: Mutex<Option<(Instant, Arc<PoolError>)>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
@@ -239,8 +298,6 @@ impl std::fmt::Debug for UpstreamPool {
 pub struct Lease {
     sender: Option<SendRequest<RequestBody>>,
     _slot: Option<StreamSlot>,
-    /// A connection opened for this exchange alone, kept until the answer has been read.
-    _alone: Option<http2::SendRequest<RequestBody>>,
     pool: Arc<UpstreamPool>,
 }
 
@@ -268,10 +325,8 @@ impl UpstreamPool {
             address,
             tls,
             protocol,
-            shared: Mutex::new(Vec::new()),
+            h2: Default::default(),
             next_id: AtomicU64::new(0),
-            opening: tokio::sync::Mutex::new(()),
-            last_failure: Mutex::new(None),
             connect_timeout,
             idle_timeout,
             max_idle,
@@ -308,7 +363,6 @@ impl UpstreamPool {
                     let lease = Lease {
                         sender: Some(sender),
                         _slot: None,
-                        _alone: None,
                         pool: Arc::clone(self),
                     };
                     return Ok((response, lease));
@@ -324,15 +378,13 @@ impl UpstreamPool {
 
     /// Sends `request` as a new stream on an HTTP/2 connection with room for it, opening one
     /// when none has. A request the upstream never saw (the connection was closing) is sent
-    /// again once, on a new connection. A request with large headers goes alone on a new
-    /// connection (see [`H2_LARGE_HEADERS`]).
+    /// again once, on a new connection. Requests with large headers use connections apart
+    /// from the others' (see [`H2_LARGE_HEADERS`]).
     async fn send_h2(
         self: &Arc<Self>,
         mut request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), PoolError> {
-        if large_headers(request.headers()) {
-            return self.send_h2_alone(request).await;
-        }
+        let set = &self.h2[usize::from(large_headers(&request))];
         let mut retried = false;
         // An idempotent request without a body can be sent again when the upstream says it
         // never processed it (a graceful `GOAWAY` naming an earlier last stream,
@@ -340,9 +392,9 @@ impl UpstreamPool {
         let mut again = (request.body().is_end_stream() && request.method().is_idempotent())
             .then(|| head_of(&request));
         loop {
-            let (id, mut sender, slot, reused) = match self.shared_h2() {
+            let (id, mut sender, slot, reused) = match self.shared_h2(set) {
                 Some((id, sender, slot)) => (id, sender, slot, true),
-                None => self.open_h2().await?,
+                None => self.open_h2(set).await?,
             };
             let may_retry = reused && !retried;
             // On a connection of its own, a refusal of HTTP/2 itself says what to change.
@@ -354,7 +406,7 @@ impl UpstreamPool {
                 }
             };
             if let Err(err) = sender.ready().await {
-                self.forget_h2(id);
+                self.forget_h2(set, id);
                 if may_retry {
                     retried = true;
                     continue;
@@ -366,19 +418,18 @@ impl UpstreamPool {
                     let lease = Lease {
                         sender: None,
                         _slot: Some(slot),
-                        _alone: None,
                         pool: Arc::clone(self),
                     };
                     return Ok((response, lease));
                 }
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if may_retry => {
-                        self.forget_h2(id);
+                        self.forget_h2(set, id);
                         retried = true;
                         request = unsent;
                     }
                     None if !retried && unprocessed(err.error()) && again.is_some() => {
-                        self.forget_h2(id);
+                        self.forget_h2(set, id);
                         retried = true;
                         request = again.take().map(rebuild).expect("checked");
                     }
@@ -388,44 +439,19 @@ impl UpstreamPool {
         }
     }
 
-    /// Sends `request` on a new HTTP/2 connection used for it alone, closed when its
-    /// exchange ends.
-    async fn send_h2_alone(
-        self: &Arc<Self>,
-        request: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Lease), PoolError> {
-        let mut sender = self.connect_h2().await?;
-        let failed = |err: hyper::Error| {
-            if answered_without_http2(&err) {
-                PoolError::NotHttp2(err)
-            } else {
-                PoolError::Send(err)
-            }
-        };
-        sender.ready().await.map_err(failed)?;
-        let response = sender.send_request(request).await.map_err(failed)?;
-        // The connection's task ends once this sender is gone and the stream has ended.
-        let lease = Lease {
-            sender: None,
-            _slot: None,
-            _alone: Some(sender),
-            pool: Arc::clone(self),
-        };
-        Ok((response, lease))
-    }
-
     /// An HTTP/2 connection with room for one more request once some request has opened
     /// it: this one (`false`), or one a request already opening it made (`true`, as for a
     /// connection found open).
     async fn open_h2(
         self: &Arc<Self>,
+        set: &H2Set,
     ) -> Result<(u64, http2::SendRequest<RequestBody>, StreamSlot, bool), PoolError> {
         let asked = Instant::now();
-        let _opening = self.opening.lock().await;
-        if let Some((id, sender, slot)) = self.shared_h2() {
+        let _opening = set.opening.lock().await;
+        if let Some((id, sender, slot)) = self.shared_h2(set) {
             return Ok((id, sender, slot, true));
         }
-        if let Some(err) = self.failed_since(asked) {
+        if let Some(err) = failed_since(set, asked) {
             return Err(PoolError::Shared(err));
         }
         match self.connect_h2().await {
@@ -433,7 +459,7 @@ impl UpstreamPool {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let streams = Arc::new(AtomicUsize::new(0));
                 let slot = StreamSlot::take(&streams);
-                let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut shared = set.conns.lock().unwrap_or_else(PoisonError::into_inner);
                 shared.push(Shared {
                     id,
                     sender: sender.clone(),
@@ -444,8 +470,7 @@ impl UpstreamPool {
             }
             Err(err) => {
                 let err = Arc::new(err);
-                *self
-                    .last_failure
+                *set.last_failure
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) =
                     Some((Instant::now(), Arc::clone(&err)));
@@ -454,24 +479,12 @@ impl UpstreamPool {
         }
     }
 
-    /// The error of an attempt to open an HTTP/2 connection that failed after `since`.
-    fn failed_since(&self, since: Instant) -> Option<Arc<PoolError>> {
-        let failed = self
-            .last_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        failed
-            .as_ref()
-            .filter(|(at, _)| *at >= since)
-            .map(|(_, err)| Arc::clone(err))
-    }
-
     /// An open HTTP/2 connection with fewer than [`H2_STREAMS_PER_CONNECTION`] requests on
     /// it, and a place on it taken; closed connections, and idle ones unused for
     /// `pool_idle_timeout`, are dropped on the way.
-    fn shared_h2(&self) -> Option<(u64, http2::SendRequest<RequestBody>, StreamSlot)> {
+    fn shared_h2(&self, set: &H2Set) -> Option<(u64, http2::SendRequest<RequestBody>, StreamSlot)> {
         let now = Instant::now();
-        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut shared = set.conns.lock().unwrap_or_else(PoisonError::into_inner);
         shared.retain(|entry| self.h2_usable(entry, now));
         let entry = shared
             .iter_mut()
@@ -491,8 +504,8 @@ impl UpstreamPool {
     }
 
     /// Drops connection `id` after it failed a request: the next request opens a new one.
-    fn forget_h2(&self, id: u64) {
-        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+    fn forget_h2(&self, set: &H2Set, id: u64) {
+        let mut shared = set.conns.lock().unwrap_or_else(PoisonError::into_inner);
         shared.retain(|entry| entry.id != id);
     }
 
@@ -540,8 +553,10 @@ impl UpstreamPool {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         idle.retain(|entry| self.usable(entry, now));
         drop(idle);
-        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        shared.retain(|entry| self.h2_usable(entry, now));
+        for set in &self.h2 {
+            let mut shared = set.conns.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.retain(|entry| self.h2_usable(entry, now));
+        }
     }
 
     /// Starts, once per pool, a task on this worker's runtime that sweeps every
@@ -873,7 +888,7 @@ mod tests {
         // Wait (bounded) until hyper has seen the GOAWAY; a request racing it would be
         // retried on a new connection all the same.
         for _ in 0..5000 {
-            if pool.shared_h2().is_none() {
+            if pool.shared_h2(&pool.h2[0]).is_none() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -946,9 +961,48 @@ mod tests {
         }
     }
 
+    /// Regression: a 3.9 KB field of backslashes (19-bit codes), a 7 KB path, or 2.6 KB of
+    /// bytes above 127 passed as small and, encoded past nginx's 8 KB, ended the shared
+    /// connection.
+    #[test]
+    fn header_blocks_are_measured_as_encoded_with_the_path() {
+        let request = |uri: String, value: Vec<u8>| {
+            let mut request = Request::builder()
+                .uri(uri)
+                .body(RequestBody::empty())
+                .expect("request");
+            request.headers_mut().insert(
+                "x-data",
+                http::HeaderValue::from_bytes(&value).expect("value"),
+            );
+            request
+        };
+        let base = "http://app.test/";
+        assert!(!large_headers(&request(base.into(), vec![b'a'; 3900])));
+        assert!(large_headers(&request(base.into(), vec![b'\\'; 1100])));
+        assert!(large_headers(&request(base.into(), vec![0xff; 1100])));
+        let long_path = format!("{base}p?{}", "{".repeat(1100));
+        assert!(large_headers(&request(long_path, b"v".to_vec())));
+        let many = format!("{base}{}", "a".repeat(3000));
+        let mut split = request(many, vec![b'b'; 3000]);
+        split
+            .headers_mut()
+            .insert("x-more", http::HeaderValue::from_static("c"));
+        split.headers_mut().insert(
+            "x-other",
+            http::HeaderValue::from_bytes(&[b'd'; 3000]).expect("value"),
+        );
+        assert!(large_headers(&split), "over 8 KB together");
+    }
+
+    fn clone(request: &Request<RequestBody>) -> Request<RequestBody> {
+        rebuild(head_of(request))
+    }
+
     /// Requests whose answers are not read yet hold their streams: past
     /// [`H2_STREAMS_PER_CONNECTION`] of them, the next request gets a new connection instead
-    /// of waiting behind them. A request with a large header block gets one of its own.
+    /// of waiting behind them. Requests with large header blocks get connections apart from
+    /// the others', which they share among themselves.
     #[tokio::test]
     async fn busy_http2_connections_and_large_header_blocks_get_connections_of_their_own() {
         let (address, accepted) = upstream_h2_plain().await;
@@ -984,10 +1038,12 @@ mod tests {
             "x-large",
             http::HeaderValue::from_str(&"a".repeat(H2_LARGE_FIELD + 1)).expect("value"),
         );
-        let (response, lease) = pool.send(large).await.expect("answered alone");
-        let body = PooledBody::new(response.into_body(), lease);
-        assert_eq!(body.collect().await.expect("body").to_bytes(), "ok");
-        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        for _ in 0..3 {
+            let (response, lease) = pool.send(clone(&large)).await.expect("answered apart");
+            let body = PooledBody::new(response.into_body(), lease);
+            assert_eq!(body.collect().await.expect("body").to_bytes(), "ok");
+            assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        }
         assert_eq!(get_h2(&pool, &address).await.expect("answered"), "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }

@@ -574,10 +574,10 @@ async fn an_answer_that_breaks_off_after_its_head_is_reported_as_the_upstreams()
     task.abort();
 }
 
-/// A request with a large header block goes on a connection of its own; its answer, however
-/// long, arrives whole, and the shared connection is left to the others.
+/// A request with a large header block goes on a connection apart from the others'; its
+/// answer, however long, arrives whole, and the others' connection is left to them.
 #[tokio::test]
-async fn a_large_header_block_gets_a_connection_of_its_own_and_its_whole_answer() {
+async fn a_large_header_block_goes_apart_and_gets_its_whole_answer() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), HTTP2).await;
     let base = format!("http://{}", palisade.proxy_addr);
