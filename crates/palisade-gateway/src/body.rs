@@ -44,6 +44,48 @@ pub fn empty() -> GatewayBody {
 #[error("client body: {0}")]
 pub struct ClientBodyError(pub String);
 
+/// The client went away before its body ended (closed the connection, reset its HTTP/2
+/// stream): a cancelled request, not a malformed one.
+#[derive(Debug, thiserror::Error)]
+#[error("client went away mid-body: {0}")]
+pub struct ClientGone(pub String);
+
+/// A client body error, classified: the client leaving (the connection closed or reset, the
+/// stream reset by the client) or a body that is not valid HTTP (a bad chunk).
+fn client_body_error(err: &hyper::Error) -> BoxError {
+    if went_away(err) {
+        Box::new(ClientGone(err.to_string()))
+    } else {
+        Box::new(ClientBodyError(err.to_string()))
+    }
+}
+
+/// Whether reading the client's body failed because the client left: its connection ended
+/// early (end of file, reset, broken pipe) or it reset its HTTP/2 stream.
+fn went_away(err: &hyper::Error) -> bool {
+    if err.is_incomplete_message() || err.is_canceled() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            return matches!(
+                io.kind(),
+                ErrorKind::UnexpectedEof
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+            );
+        }
+        if let Some(h2) = inner.downcast_ref::<h2::Error>() {
+            return h2.is_io() || (h2.is_remote() && (h2.is_reset() || h2.is_go_away()));
+        }
+        cause = inner.source();
+    }
+    false
+}
+
 /// The client sent more than `max_body_size`.
 #[derive(Debug, thiserror::Error)]
 #[error("request body longer than {0} bytes")]
@@ -213,7 +255,10 @@ impl RequestBody {
             self.waited += asked.elapsed();
             match frame {
                 None => self.rest = None,
-                Some(Err(err)) => return Err(GatewayError::BadBody(err.to_string())),
+                Some(Err(err)) => {
+                    return Err(client_fault(client_body_error(&err).as_ref())
+                        .unwrap_or_else(|| GatewayError::BadBody(err.to_string())));
+                }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         self.count(data.len()).map_err(CountError::into_gateway)?;
@@ -337,7 +382,7 @@ impl RequestBody {
             }
             Some(Err(err)) => {
                 this.rest = None;
-                return Poll::Ready(Some(Err(Box::new(ClientBodyError(err.to_string())))));
+                return Poll::Ready(Some(Err(client_body_error(&err))));
             }
             // Request trailers end the body here: no stage reads them (they could carry
             // the identity, forwarding or override headers palisade strips from heads), and
@@ -458,6 +503,9 @@ pub fn client_fault(error: &(dyn std::error::Error + 'static)) -> Option<Gateway
         }
         if let Some(slow) = err.downcast_ref::<BodyTooSlow>() {
             return Some(GatewayError::BodyTooSlow(slow.0));
+        }
+        if err.downcast_ref::<ClientGone>().is_some() {
+            return Some(GatewayError::ClientClosed);
         }
         if let Some(bad) = err.downcast_ref::<ClientBodyError>() {
             return Some(GatewayError::BadBody(bad.0.clone()));

@@ -42,9 +42,13 @@ pub enum GatewayError {
     /// other than one `chunked`, or an ambiguous host (RFC 9112 §3.2, RFC 9113 §8.3.1).
     #[error("request framing refused: {0}")]
     BadFraming(&'static str),
-    /// The request body could not be read as HTTP (bad chunk size, early close).
+    /// The request body could not be read as HTTP (bad chunk size).
     #[error("request body unreadable: {0}")]
     BadBody(String),
+    /// The client went away before its request was answered: it closed the connection or
+    /// reset its HTTP/2 stream while sending the body. Counted as 499, never sent.
+    #[error("client went away before the answer")]
+    ClientClosed,
     /// The request target is longer than `max_uri_length`.
     #[error("request target longer than {limit} bytes")]
     UriTooLong {
@@ -101,6 +105,7 @@ impl GatewayError {
         match self {
             Self::BadFraming(_)
             | Self::BadBody(_)
+            | Self::ClientClosed
             | Self::UriTooLong { .. }
             | Self::BodyTooLarge { .. }
             | Self::BodyTimeout(_)
@@ -122,6 +127,7 @@ impl GatewayError {
         match self {
             Self::BadFraming(_) => "bad_framing",
             Self::BadBody(_) => "bad_body",
+            Self::ClientClosed => "client_closed",
             Self::UriTooLong { .. } => "uri_too_long",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::UpstreamConnect(_) => "upstream_connect",
@@ -142,6 +148,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadFraming(_) | Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::ClientClosed => CLIENT_CLOSED,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamConnect(_) | Self::UpstreamTls(_) | Self::UpstreamProtocol(_) => {
@@ -164,6 +171,7 @@ impl GatewayError {
         }
         let sentence = match self {
             Self::BadFraming(_) | Self::BadBody(_) => "The request is not valid HTTP.",
+            Self::ClientClosed => "The request was cancelled.",
             Self::UriTooLong { .. } => "The request URL is too long.",
             Self::BodyTooLarge { .. } => "The request body is too large.",
             // Worded for the visitor: which of the two (no connection, TLS refused) is for
@@ -194,7 +202,11 @@ impl GatewayError {
         // A stalled body leaves the connection mid-message (RFC 9110 §15.5.9: close it).
         if matches!(
             self,
-            Self::BadFraming(_) | Self::BadBody(_) | Self::BodyTimeout(_) | Self::BodyTooSlow(_)
+            Self::BadFraming(_)
+                | Self::BadBody(_)
+                | Self::BodyTimeout(_)
+                | Self::BodyTooSlow(_)
+                | Self::ClientClosed
         ) {
             response
                 .headers_mut()
@@ -203,6 +215,13 @@ impl GatewayError {
         response
     }
 }
+
+/// The status recorded for a request whose client went away before palisade answered it
+/// (nginx's "client closed request"); nobody is left to read it.
+pub const CLIENT_CLOSED: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => panic!("499 is a valid status code"),
+};
 
 /// Seconds a client is asked to wait when the upload spool is full: uploads in progress
 /// end within their body timeouts, giving their space back.

@@ -242,8 +242,10 @@ impl Gateway {
         ctx: &mut RequestContext,
     ) -> Response<GatewayBody> {
         let source = err.source();
-        ctx.outcome = match source {
-            ErrorSource::Client => Outcome::Blocked,
+        ctx.outcome = match (source, err) {
+            // A client that left was refused nothing: the decision so far stands.
+            (_, GatewayError::ClientClosed) => ctx.outcome,
+            (ErrorSource::Client, _) => Outcome::Blocked,
             _ => Outcome::Error,
         };
         match source {
@@ -266,10 +268,6 @@ impl Gateway {
     }
 }
 
-/// The status recorded for a request whose client went away before palisade answered it
-/// (nginx's "client closed request"); it is never sent.
-const CLIENT_CLOSED: u16 = 499;
-
 /// A request being handled. hyper drops the handler when the client closes the connection
 /// (or resets its HTTP/2 stream) before the answer; dropped unanswered, the request is still
 /// counted in the request metrics (status 499, with the decision made so far) and reported as
@@ -289,7 +287,7 @@ impl Drop for Handling<'_> {
         }
         let ctx = &self.ctx;
         self.gateway.services.metrics.record_request(
-            CLIENT_CLOSED,
+            crate::error::CLIENT_CLOSED.as_u16(),
             ctx.outcome.as_str(),
             ctx.started.elapsed(),
         );
@@ -298,8 +296,8 @@ impl Drop for Handling<'_> {
         ctx.publish(Event::RequestFailed {
             request: ctx.request_info(&self.head),
             source: ErrorSource::Client.as_str(),
-            kind: "client_closed",
-            status: CLIENT_CLOSED,
+            kind: GatewayError::ClientClosed.kind(),
+            status: crate::error::CLIENT_CLOSED.as_u16(),
         });
     }
 }

@@ -524,6 +524,18 @@ async fn a_client_closing_mid_body_is_never_the_upstreams_fault() {
             events[0]["error.source"], "client",
             "{protocol}: {events:?}"
         );
+        // A cancelled request, not a malformed one (it was `bad_body`, counted as blocked).
+        assert_eq!(
+            events[0]["error.kind"], "client_closed",
+            "{protocol}: {events:?}"
+        );
+        assert_eq!(events[0]["http.status"], 499, "{protocol}: {events:?}");
+        let metrics = get(&format!("http://{}/metrics", palisade.admin_addr), &[]).await;
+        assert!(
+            !metrics.body.contains("decision=\"blocked\""),
+            "{protocol}: {}",
+            metrics.body
+        );
         palisade.shutdown().await;
     }
 }
