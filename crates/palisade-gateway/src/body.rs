@@ -60,10 +60,12 @@ fn client_body_error(err: &hyper::Error) -> BoxError {
     }
 }
 
-/// Whether reading the client's body failed because the client left: its connection ended
-/// early (end of file, reset, broken pipe) or it reset its HTTP/2 stream.
+/// Whether reading the client's body failed because the client left: its connection was
+/// reset, or it reset its HTTP/2 stream. A body cut short by the end of the connection's
+/// input is not counted here: the client may have only half-closed and still read the 400
+/// a truncated body gets.
 fn went_away(err: &hyper::Error) -> bool {
-    if err.is_incomplete_message() || err.is_canceled() {
+    if err.is_canceled() {
         return true;
     }
     let mut cause = std::error::Error::source(err);
@@ -72,10 +74,7 @@ fn went_away(err: &hyper::Error) -> bool {
             use std::io::ErrorKind;
             return matches!(
                 io.kind(),
-                ErrorKind::UnexpectedEof
-                    | ErrorKind::ConnectionReset
-                    | ErrorKind::ConnectionAborted
-                    | ErrorKind::BrokenPipe
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
             );
         }
         if let Some(h2) = inner.downcast_ref::<h2::Error>() {

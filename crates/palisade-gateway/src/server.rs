@@ -121,7 +121,9 @@ impl ProxyServer {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(max_head as u32)
-            .max_concurrent_streams(256)
+            // As nginx: what one client connection can hold open at once (each stream up to
+            // an upstream answer's 256 KiB window that the client may never read).
+            .max_concurrent_streams(128)
             .keep_alive_interval(server.idle_timeout.0 / 2)
             .keep_alive_timeout(Duration::from_secs(20));
         Ok(Self {

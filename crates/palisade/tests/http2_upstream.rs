@@ -517,6 +517,9 @@ async fn a_client_closing_mid_body_is_never_the_upstreams_fault() {
             .expect("head");
         stream.write_all(&[b'a'; 70_000]).await.expect("part");
         tokio::time::sleep(Duration::from_millis(200)).await;
+        // Gone for good: the connection reset (SO_LINGER 0), not half-closed (a body cut
+        // short by a half-close is a truncated body: 400, `bad_body`).
+        stream.set_zero_linger().expect("linger");
         drop(stream);
         let events = failures(dir.path()).await;
         assert_eq!(events.len(), 1, "{protocol}: {events:?}");
