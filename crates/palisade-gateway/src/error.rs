@@ -46,7 +46,8 @@ pub enum GatewayError {
     #[error("request body unreadable: {0}")]
     BadBody(String),
     /// The client went away before its request was answered: it closed the connection or
-    /// reset its HTTP/2 stream while sending the body. Counted as 499, never sent.
+    /// reset its HTTP/2 stream while sending the body. Counted as 499; the answer is written
+    /// only if the connection still takes it, and nobody reads it.
     #[error("client went away before the answer")]
     ClientClosed,
     /// The request target is longer than `max_uri_length`.

@@ -286,6 +286,15 @@ impl Drop for Handling<'_> {
             return;
         }
         let ctx = &self.ctx;
+        if std::thread::panicking() {
+            // A bug of palisade's unwound through the handler: not the client's doing.
+            self.gateway.services.metrics.record_request(
+                http::StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
+                Outcome::Error.as_str(),
+                ctx.started.elapsed(),
+            );
+            return;
+        }
         self.gateway.services.metrics.record_request(
             crate::error::CLIENT_CLOSED.as_u16(),
             ctx.outcome.as_str(),

@@ -1,8 +1,8 @@
 //! Step 8: forward the request to the upstream and bring its response back.
 //!
 //! One keep-alive pool of HTTP/1.1 connections per worker thread and configuration
-//! ([`crate::upstream_pool`]), or with `[upstream] protocol = "http2"` one multiplexed
-//! HTTP/2 connection per worker. Bodies stream both ways.
+//! ([`crate::upstream_pool`]), or with `[upstream] protocol = "http2"` multiplexed HTTP/2
+//! connections of up to 32 streams each, per worker. Bodies stream both ways.
 //! A WebSocket (or any `Upgrade`) handshake that the upstream accepts with 101 becomes a
 //! byte tunnel between the two upgraded connections.
 
@@ -138,15 +138,21 @@ impl Upstream {
         } else {
             // Trailers skip the response stages: only a gRPC answer's pass, filtered.
             let grpc = forwarding::is_grpc(&parts.headers);
+            let empty = incoming.is_end_stream();
             let pooled = PooledBody::new(incoming, lease)
                 .map_err(body::BoxError::from)
                 .map_frame(move |frame| response_trailers(frame, grpc));
-            Watched {
-                inner: pooled,
-                fault,
-                report: Some((ctx.events().clone(), who, parts.status.as_u16())),
+            if empty && fault.is_none() {
+                // Nothing left that could fail (a 204, 304, or HEAD answer).
+                pooled.boxed_unsync()
+            } else {
+                Watched {
+                    inner: pooled,
+                    fault,
+                    report: Some((ctx.events().clone(), who, parts.status.as_u16())),
+                }
+                .boxed_unsync()
             }
-            .boxed_unsync()
         };
         Ok(Response::from_parts(parts, body))
     }
@@ -232,8 +238,9 @@ fn response_trailers(
     }
 }
 
-/// Who a request was, kept cheaply (shared, not copied) in case its answer fails after it
-/// began: only then is the event's [`RequestInfo`] made.
+/// Who a request was, kept in case its answer fails after it began (only then is the
+/// event's [`RequestInfo`] made): method and URI shared with the request, not copied; the
+/// user id, when there is one, copied.
 struct Who {
     id: crate::pipeline::RequestId,
     client_ip: std::net::IpAddr,
@@ -481,6 +488,45 @@ mod tests {
         assert!(err.to_string().contains(why), "{err}");
         let err = classify(PoolError::TlsTimeout);
         assert!(matches!(err, GatewayError::UpstreamTimeout), "{err:?}");
+    }
+
+    /// On a shared HTTP/2 connection credentials are never HPACK-indexed (one client must
+    /// not be able to probe another's token by compressed sizes); other fields may be.
+    #[test]
+    fn credentials_go_to_an_http2_upstream_never_indexed() {
+        let config = UpstreamConfig {
+            url: Some("http://127.0.0.1:50051".parse().expect("url")),
+            protocol: UpstreamProtocol::Http2,
+            ..UpstreamConfig::default()
+        };
+        let upstream = Upstream::new(&config, 1).expect("upstream");
+        let mut head = Request::get("/api")
+            .header(HOST, "app.test")
+            .header("authorization", "Bearer secret")
+            .header("cookie", "sid=1")
+            .header("x-api-key", "k")
+            .header("accept", "*/*")
+            .body(())
+            .expect("request")
+            .into_parts()
+            .0;
+        head.version = Version::HTTP_11;
+        let ctx = RequestContext::new(
+            "127.0.0.1:40000".parse().expect("peer"),
+            false,
+            crate::events::EventBus::new(Vec::new()),
+        );
+        let outgoing = upstream
+            .outgoing(head, RequestBody::empty(), &ctx)
+            .expect("outgoing");
+        assert_eq!(outgoing.version(), Version::HTTP_2);
+        let headers = outgoing.headers();
+        for name in ["authorization", "cookie", "x-api-key"] {
+            assert!(headers[name].is_sensitive(), "{name}");
+        }
+        assert!(!headers["accept"].is_sensitive());
+        assert!(headers.get(HOST).is_none());
+        assert_eq!(outgoing.uri().to_string(), "http://app.test/api");
     }
 
     #[test]

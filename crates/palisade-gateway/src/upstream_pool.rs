@@ -17,8 +17,8 @@
 //! bodies, unread answers) take connections of their own rather than the stream slots and
 //! flow-control window everyone else needs. Requests with very large headers share
 //! connections of their own: an upstream that refuses such a header block ends the whole
-//! connection, and only other such requests are on it. Upgrade requests still take HTTP/1.1 connections from the stack: an HTTP/1.1
-//! `Upgrade` has no HTTP/2 form this pool speaks.
+//! connection, and only other such requests are on it. Upgrade requests still take HTTP/1.1
+//! connections from the stack: an HTTP/1.1 `Upgrade` has no HTTP/2 form this pool speaks.
 //!
 //! A request sent on a reused connection that turned out to be closed (the upstream hung up
 //! while it sat idle) and that hyper did not start writing is retried on another
@@ -147,6 +147,18 @@ fn failed_since(set: &H2Set, since: Instant) -> Option<Arc<PoolError>> {
         .map(|(_, err)| Arc::clone(err))
 }
 
+/// Whether `err` comes from a `GOAWAY` the upstream sent: the connection is ending.
+fn going_away(err: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        if let Some(h2) = inner.downcast_ref::<h2::Error>() {
+            return h2.is_go_away();
+        }
+        cause = inner.source();
+    }
+    false
+}
+
 /// Whether a request's header block (its fields, and the `:path` and `:authority` it is
 /// sent with) may be large enough, once encoded, to risk its connection.
 fn large_headers(request: &Request<RequestBody>) -> bool {
@@ -229,6 +241,19 @@ struct Shared {
     sender: http2::SendRequest<RequestBody>,
     since: Instant,
     streams: Arc<AtomicUsize>,
+    /// Whether the connection has ever brought an answer back: until it has, a protocol
+    /// failure on it says the upstream may not speak HTTP/2 at all.
+    answered: Arc<AtomicBool>,
+}
+
+/// A place on an HTTP/2 connection, taken for one request.
+struct Picked {
+    id: u64,
+    sender: http2::SendRequest<RequestBody>,
+    slot: StreamSlot,
+    answered: Arc<AtomicBool>,
+    /// Whether the connection was already open (not opened for this request).
+    reused: bool,
 }
 
 /// One request's place on an HTTP/2 connection, given back when dropped (with the response
@@ -337,7 +362,7 @@ impl UpstreamPool {
 
     /// Sends `request` on an idle connection (or a new one) and returns the response head
     /// with the connection, which the caller releases once the response body has ended.
-    /// A request whose version is HTTP/2 goes over the shared HTTP/2 connection (only with
+    /// A request whose version is HTTP/2 goes over a shared HTTP/2 connection (only with
     /// `protocol = "http2"`; its URI must then be absolute).
     pub async fn send(
         self: &Arc<Self>,
@@ -378,7 +403,7 @@ impl UpstreamPool {
 
     /// Sends `request` as a new stream on an HTTP/2 connection with room for it, opening one
     /// when none has. A request the upstream never saw (the connection was closing) is sent
-    /// again once, on a new connection. Requests with large headers use connections apart
+    /// again once, on another connection. Requests with large headers use connections apart
     /// from the others' (see [`H2_LARGE_HEADERS`]).
     async fn send_h2(
         self: &Arc<Self>,
@@ -392,14 +417,22 @@ impl UpstreamPool {
         let mut again = (request.body().is_end_stream() && request.method().is_idempotent())
             .then(|| head_of(&request));
         loop {
-            let (id, mut sender, slot, reused) = match self.shared_h2(set) {
-                Some((id, sender, slot)) => (id, sender, slot, true),
+            let picked = match self.shared_h2(set) {
+                Some(picked) => picked,
                 None => self.open_h2(set).await?,
             };
+            let Picked {
+                id,
+                mut sender,
+                slot,
+                answered,
+                reused,
+            } = picked;
             let may_retry = reused && !retried;
-            // On a connection of its own, a refusal of HTTP/2 itself says what to change.
+            // On a connection that never answered, a refusal of HTTP/2 itself says what to
+            // change.
             let failed = |err: hyper::Error| {
-                if !reused && answered_without_http2(&err) {
+                if !answered.load(Ordering::Relaxed) && answered_without_http2(&err) {
                     PoolError::NotHttp2(err)
                 } else {
                     PoolError::Send(err)
@@ -415,6 +448,7 @@ impl UpstreamPool {
             }
             match sender.try_send_request(request).await {
                 Ok(response) => {
+                    answered.store(true, Ordering::Relaxed);
                     let lease = Lease {
                         sender: None,
                         _slot: Some(slot),
@@ -429,7 +463,10 @@ impl UpstreamPool {
                         request = unsent;
                     }
                     None if !retried && unprocessed(err.error()) && again.is_some() => {
-                        self.forget_h2(set, id);
+                        // A refused stream leaves its connection usable; a `GOAWAY` does not.
+                        if going_away(err.error()) {
+                            self.forget_h2(set, id);
+                        }
                         retried = true;
                         request = again.take().map(rebuild).expect("checked");
                     }
@@ -442,14 +479,11 @@ impl UpstreamPool {
     /// An HTTP/2 connection with room for one more request once some request has opened
     /// it: this one (`false`), or one a request already opening it made (`true`, as for a
     /// connection found open).
-    async fn open_h2(
-        self: &Arc<Self>,
-        set: &H2Set,
-    ) -> Result<(u64, http2::SendRequest<RequestBody>, StreamSlot, bool), PoolError> {
+    async fn open_h2(self: &Arc<Self>, set: &H2Set) -> Result<Picked, PoolError> {
         let asked = Instant::now();
         let _opening = set.opening.lock().await;
-        if let Some((id, sender, slot)) = self.shared_h2(set) {
-            return Ok((id, sender, slot, true));
+        if let Some(picked) = self.shared_h2(set) {
+            return Ok(picked);
         }
         if let Some(err) = failed_since(set, asked) {
             return Err(PoolError::Shared(err));
@@ -458,6 +492,7 @@ impl UpstreamPool {
             Ok(sender) => {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let streams = Arc::new(AtomicUsize::new(0));
+                let answered = Arc::new(AtomicBool::new(false));
                 let slot = StreamSlot::take(&streams);
                 let mut shared = set.conns.lock().unwrap_or_else(PoisonError::into_inner);
                 shared.push(Shared {
@@ -465,8 +500,15 @@ impl UpstreamPool {
                     sender: sender.clone(),
                     since: Instant::now(),
                     streams,
+                    answered: Arc::clone(&answered),
                 });
-                Ok((id, sender, slot, false))
+                Ok(Picked {
+                    id,
+                    sender,
+                    slot,
+                    answered,
+                    reused: false,
+                })
             }
             Err(err) => {
                 let err = Arc::new(err);
@@ -482,7 +524,7 @@ impl UpstreamPool {
     /// An open HTTP/2 connection with fewer than [`H2_STREAMS_PER_CONNECTION`] requests on
     /// it, and a place on it taken; closed connections, and idle ones unused for
     /// `pool_idle_timeout`, are dropped on the way.
-    fn shared_h2(&self, set: &H2Set) -> Option<(u64, http2::SendRequest<RequestBody>, StreamSlot)> {
+    fn shared_h2(&self, set: &H2Set) -> Option<Picked> {
         let now = Instant::now();
         let mut shared = set.conns.lock().unwrap_or_else(PoisonError::into_inner);
         shared.retain(|entry| self.h2_usable(entry, now));
@@ -490,11 +532,13 @@ impl UpstreamPool {
             .iter_mut()
             .find(|entry| entry.streams.load(Ordering::Relaxed) < H2_STREAMS_PER_CONNECTION)?;
         entry.since = now;
-        Some((
-            entry.id,
-            entry.sender.clone(),
-            StreamSlot::take(&entry.streams),
-        ))
+        Some(Picked {
+            id: entry.id,
+            sender: entry.sender.clone(),
+            slot: StreamSlot::take(&entry.streams),
+            answered: Arc::clone(&entry.answered),
+            reused: true,
+        })
     }
 
     /// Whether an HTTP/2 connection is open, and busy or used within `pool_idle_timeout`.
@@ -670,8 +714,9 @@ where
 }
 
 /// A response body from the upstream that gives its connection back to the pool when it
-/// ends. A body dropped before its end takes the connection with it: hyper closes it, since
-/// the rest of that response would still be in the way of the next one.
+/// ends. A body dropped before its end takes an HTTP/1.1 connection with it: hyper closes
+/// it, since the rest of that response would still be in the way of the next one (an
+/// HTTP/2 stream is reset instead, and its connection stays).
 pub struct PooledBody {
     inner: Incoming,
     lease: Option<Lease>,
@@ -938,27 +983,49 @@ mod tests {
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
+        // An upstream that takes TCP connections and never answers the TLS handshake: the
+        // first request's attempt times out, and the others, waiting, share its failure.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let closed = listener.local_addr().expect("addr").to_string();
-        drop(listener);
+        let silent = listener.local_addr().expect("addr").to_string();
+        let taken = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&taken);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        let url: crate::config::UpstreamUrl = format!("https://{silent}").parse().expect("url");
+        let tls = UpstreamTls::new(&url, None).expect("tls");
         let pool = Arc::new(UpstreamPool::new(
-            closed.clone(),
-            None,
+            silent.clone(),
+            Some(tls),
             UpstreamProtocol::Http2,
-            Duration::from_secs(5),
+            Duration::from_millis(300),
             Duration::from_secs(60),
             4,
         ));
         let requests: Vec<_> = (0..16)
             .map(|_| {
-                let (pool, address) = (Arc::clone(&pool), closed.clone());
+                let (pool, address) = (Arc::clone(&pool), silent.clone());
                 tokio::spawn(async move { get_h2(&pool, &address).await })
             })
             .collect();
+        let mut first: Option<Arc<PoolError>> = None;
         for request in requests {
-            let err = request.await.expect("task").expect_err("nothing listens");
-            assert!(err.to_string().contains("connect to the upstream"), "{err}");
+            let err = request.await.expect("task").expect_err("no handshake");
+            let PoolError::Shared(shared) = err else {
+                panic!("not the shared attempt's error: {err:?}");
+            };
+            assert!(matches!(*shared, PoolError::TlsTimeout), "{shared:?}");
+            let first = first.get_or_insert_with(|| Arc::clone(&shared));
+            assert!(
+                Arc::ptr_eq(first, &shared),
+                "each request made its own attempt"
+            );
         }
+        assert_eq!(taken.load(Ordering::SeqCst), 1);
     }
 
     /// Regression: a 3.9 KB field of backslashes (19-bit codes), a 7 KB path, or 2.6 KB of
@@ -1051,15 +1118,20 @@ mod tests {
     /// An HTTP/2 upstream (the `h2` crate's server, to control frames) whose first
     /// connection refuses its second request (`REFUSED_STREAM`: not processed) while the
     /// first waits, then answers the first. Later connections answer everything. Returns
-    /// its address and the connections accepted.
-    async fn h2_upstream_refusing_a_stream() -> (String, Arc<AtomicUsize>) {
+    /// its address, the connections accepted, and a signal given once it holds the first
+    /// request.
+    async fn h2_upstream_refusing_a_stream() -> (String, Arc<AtomicUsize>, Arc<tokio::sync::Notify>)
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("addr").to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let holding = Arc::new(tokio::sync::Notify::new());
         let counter = Arc::clone(&accepted);
+        let signal = Arc::clone(&holding);
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+                let signal = Arc::clone(&signal);
                 tokio::spawn(async move {
                     let Ok(mut conn) = h2::server::handshake(socket).await else {
                         return;
@@ -1073,6 +1145,7 @@ mod tests {
                         let Some(Ok((_, waiting))) = conn.accept().await else {
                             return;
                         };
+                        signal.notify_one();
                         let Some(Ok((_, mut refused))) = conn.accept().await else {
                             return;
                         };
@@ -1085,15 +1158,15 @@ mod tests {
                 });
             }
         });
-        (address, accepted)
+        (address, accepted, holding)
     }
 
     /// RFC 9113 §8.7: a request the upstream refused (or that was above the last stream of
     /// a graceful `GOAWAY`) was not processed, and an idempotent one without a body is sent
-    /// again on a new connection.
+    /// again. A refused stream leaves its connection in use: the retry may take it again.
     #[tokio::test]
     async fn a_request_the_upstream_did_not_process_is_sent_again() {
-        let (address, accepted) = h2_upstream_refusing_a_stream().await;
+        let (address, accepted, holding) = h2_upstream_refusing_a_stream().await;
         let pool = Arc::new(UpstreamPool::new(
             address.clone(),
             None,
@@ -1106,7 +1179,7 @@ mod tests {
             let (pool, address) = (Arc::clone(&pool), address.clone());
             tokio::spawn(async move { get_h2(&pool, &address).await })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        holding.notified().await;
         let both = async {
             let second = get_h2(&pool, &address).await;
             (second, first.await.expect("task"))
@@ -1116,7 +1189,7 @@ mod tests {
             .expect("answered in time");
         assert_eq!(second.expect("sent again"), "ok");
         assert_eq!(first.expect("processed"), "ok");
-        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
     /// An HTTP/2 upstream answering `ok` on connections it keeps open.

@@ -1,7 +1,8 @@
 //! `[upstream] protocol = "http2"` end to end: a real upstream speaking HTTP/2 (h2c with
 //! prior knowledge, or ALPN `h2` over TLS) behind a real palisade, real HTTP clients.
-//! Requests share one connection per worker, bodies stream both ways, trailers (gRPC)
-//! pass, WebSocket upgrades still work, and an upstream that cannot speak HTTP/2 is a 502.
+//! Requests share connections (up to 32 streams each, per worker), bodies stream both ways,
+//! trailers (gRPC) pass, WebSocket upgrades still work, and an upstream that cannot speak
+//! HTTP/2 is a 502.
 
 mod common;
 #[path = "../../palisade-store/tests/support/own_redis.rs"]
@@ -24,7 +25,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// One worker (so one shared upstream connection), no rate limits, HTTP/2 upstream.
+/// One worker (so, under 32 requests at once, one upstream connection), no rate limits,
+/// HTTP/2 upstream.
 const HTTP2: &str = "rate_limit = []\n[server]\nworkers = 1\n[upstream]\nprotocol = \"http2\"\n";
 
 /// [`HTTP2`] trusting `ca` for an `https://` upstream.

@@ -130,8 +130,8 @@ pub enum UpstreamProtocol {
     /// HTTP/1.1 over a keep-alive pool of connections (the default).
     #[default]
     Http1,
-    /// HTTP/2: one multiplexed connection per worker; upgrades (WebSocket) still go over
-    /// HTTP/1.1 connections of their own.
+    /// HTTP/2: multiplexed connections of up to 32 streams each, per worker; upgrades
+    /// (WebSocket) still go over HTTP/1.1 connections of their own.
     Http2,
 }
 
