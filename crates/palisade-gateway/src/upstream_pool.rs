@@ -11,7 +11,7 @@
 //! HTTP/1.1 handshake; the pool holds only the `SendRequest` handles, whatever the socket.
 //!
 //! With `[upstream] protocol = "http2"`, requests sent as HTTP/2 are streams on shared,
-//! multiplexed connections instead ([`h2_conns`]). Upgrade requests still take HTTP/1.1
+//! multiplexed connections instead (module `h2_conns`). Upgrade requests still take HTTP/1.1
 //! connections from the stack: an HTTP/1.1 `Upgrade` has no HTTP/2 form this pool speaks.
 //!
 //! A request sent on a reused connection that turned out to be closed (the upstream hung up
