@@ -21,8 +21,6 @@ use own_redis::TestPki;
 use palisade_gateway::config::UpstreamUrl;
 use palisade_gateway::serve::Running;
 use palisade_gateway::upstream_tls::{CaCertificates, UpstreamTls};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One worker (so, under 32 requests at once, one upstream connection), no rate limits,
@@ -36,20 +34,7 @@ fn http2_trusting(ca: &Path) -> String {
 
 /// The rustls server configuration for `pki`'s server certificate, offering `alpn`.
 fn server_tls(pki: &TestPki, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
-    let chain = CertificateDer::pem_file_iter(&pki.cert_file)
-        .expect("cert file")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("certificates");
-    let key = PrivateKeyDer::from_pem_file(&pki.key_file).expect("key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server config");
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
+    rustls_server(&pki.cert_file, &pki.key_file, alpn)
 }
 
 #[tokio::test]
@@ -89,18 +74,7 @@ async fn requests_reach_an_h2c_upstream_as_http2_over_one_connection() {
         assert_eq!(reply.json()["version"], "HTTP/2.0");
     }
 
-    // 3 MB up and 3 MB down, streamed.
-    let size: u64 = 3 * 1024 * 1024;
-    let upload = Request::post(format!("{base}/sink"))
-        .body(streamed(size))
-        .expect("request");
-    let reply = send(upload).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.body, size.to_string());
-    let reply = get(&format!("{base}/big?bytes={size}"), &[]).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.body.len() as u64, size);
-    assert!(reply.body.bytes().all(|b| b == b'x'));
+    streams_3mb_both_ways(&base).await;
 
     assert_eq!(upstream.hits(), 19);
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
@@ -171,28 +145,7 @@ async fn trailers_and_te_trailers_pass_between_http2_client_and_upstream() {
 async fn websocket_upgrades_go_over_http1_beside_an_http2_upstream() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), HTTP2).await;
-    let mut stream = tokio::net::TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
-    let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    stream
-        .write_all(handshake.as_bytes())
-        .await
-        .expect("handshake");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.expect("response head");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
-    stream.write_all(&frame).await.expect("frame");
-    let mut echoed = [0u8; 8];
-    stream.read_exact(&mut echoed).await.expect("echo");
-    assert_eq!(echoed, frame);
+    websocket_echo_round_trip(palisade.proxy_addr).await;
     // A plain request beside it still goes as HTTP/2.
     let reply = get(&format!("http://{}/echo", palisade.proxy_addr), &[]).await;
     assert_eq!(reply.json()["version"], "HTTP/2.0");
@@ -351,6 +304,17 @@ async fn failures(dir: &Path) -> Vec<serde_json::Value> {
     found
 }
 
+/// The one `request.failed` event in `dir`'s log, checked to be `source`'s with `kind`
+/// (`case` names the run in failure messages).
+async fn one_failure(dir: &Path, source: &str, kind: &str, case: &str) -> serde_json::Value {
+    let events = failures(dir).await;
+    assert_eq!(events.len(), 1, "{case}: {events:?}");
+    let event = events.into_iter().next().expect("one");
+    assert_eq!(event["error.source"], source, "{case}: {event}");
+    assert_eq!(event["error.kind"], kind, "{case}: {event}");
+    event
+}
+
 /// A POST of `target` whose chunked body (no length: checked only as it streams) the
 /// returned sender feeds, on a new HTTP/1.1 connection to palisade.
 async fn streaming_post(
@@ -402,10 +366,7 @@ async fn a_streamed_body_past_the_limit_is_the_clients_413_over_either_protocol(
             StatusCode::PAYLOAD_TOO_LARGE,
             "{protocol}"
         );
-        let events = failures(dir.path()).await;
-        assert_eq!(events.len(), 1, "{protocol}: {events:?}");
-        assert_eq!(events[0]["error.kind"], "body_too_large", "{protocol}");
-        assert_eq!(events[0]["error.source"], "client", "{protocol}");
+        one_failure(dir.path(), "client", "body_too_large", protocol).await;
         palisade.shutdown().await;
     }
 }
@@ -447,11 +408,8 @@ async fn a_body_failing_after_the_answer_began_is_reported_as_the_clients() {
         .await;
         assert!(drained.is_ok(), "{protocol}: the answer never ended");
         drop(body);
-        let events = failures(dir.path()).await;
-        assert_eq!(events.len(), 1, "{protocol}: {events:?}");
-        assert_eq!(events[0]["error.kind"], "body_too_large", "{protocol}");
-        assert_eq!(events[0]["error.source"], "client", "{protocol}");
-        assert_eq!(events[0]["http.status"], 200, "{protocol}");
+        let event = one_failure(dir.path(), "client", "body_too_large", protocol).await;
+        assert_eq!(event["http.status"], 200, "{protocol}");
         palisade.shutdown().await;
     }
 }
@@ -523,18 +481,9 @@ async fn a_client_closing_mid_body_is_never_the_upstreams_fault() {
         // short by a half-close is a truncated body: 400, `bad_body`).
         stream.set_zero_linger().expect("linger");
         drop(stream);
-        let events = failures(dir.path()).await;
-        assert_eq!(events.len(), 1, "{protocol}: {events:?}");
-        assert_eq!(
-            events[0]["error.source"], "client",
-            "{protocol}: {events:?}"
-        );
         // A cancelled request, not a malformed one (it was `bad_body`, counted as blocked).
-        assert_eq!(
-            events[0]["error.kind"], "client_closed",
-            "{protocol}: {events:?}"
-        );
-        assert_eq!(events[0]["http.status"], 499, "{protocol}: {events:?}");
+        let event = one_failure(dir.path(), "client", "client_closed", protocol).await;
+        assert_eq!(event["http.status"], 499, "{protocol}");
         let metrics = get(&format!("http://{}/metrics", palisade.admin_addr), &[]).await;
         assert!(
             !metrics.body.contains("decision=\"blocked\""),
@@ -581,12 +530,9 @@ async fn an_answer_that_breaks_off_after_its_head_is_reported_as_the_upstreams()
     )
     .await;
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    let events = failures(dir.path()).await;
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["error.source"], "upstream", "{events:?}");
-    assert_eq!(events[0]["error.kind"], "upstream_protocol", "{events:?}");
-    assert_eq!(events[0]["http.status"], 200, "{events:?}");
-    assert_eq!(events[0]["url.path"], "/file", "{events:?}");
+    let event = one_failure(dir.path(), "upstream", "upstream_protocol", "broken off").await;
+    assert_eq!(event["http.status"], 200, "{event}");
+    assert_eq!(event["url.path"], "/file", "{event}");
     palisade.shutdown().await;
     task.abort();
 }

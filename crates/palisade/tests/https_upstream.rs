@@ -16,26 +16,11 @@ use http::{Request, StatusCode};
 use own_redis::TestPki;
 use palisade_gateway::config::UpstreamUrl;
 use palisade_gateway::upstream_tls::{CaCertificates, UpstreamTls};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The rustls server configuration for `cert` and `key` (PEM files), speaking HTTP/1.1.
 fn server_tls(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .expect("cert file")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("certificates");
-    let key = PrivateKeyDer::from_pem_file(key).expect("key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server config");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    rustls_server(cert, key, &[b"http/1.1"])
 }
 
 /// A TLS upstream presenting `pki`'s server certificate.
@@ -90,18 +75,7 @@ async fn requests_and_streamed_bodies_reach_an_https_upstream_intact() {
     assert_eq!(echo["body"], r#"{"name":"ünïcode"}"#);
     assert_eq!(echo["headers"]["host"], "shop.example");
 
-    // 3 MB up, streamed, and 3 MB down, streamed.
-    let size: u64 = 3 * 1024 * 1024;
-    let upload = Request::post(format!("{base}/sink"))
-        .body(streamed(size))
-        .expect("request");
-    let reply = send(upload).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.body, size.to_string());
-    let reply = get(&format!("{base}/big?bytes={size}"), &[]).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.body.len() as u64, size);
-    assert!(reply.body.bytes().all(|b| b == b'x'));
+    streams_3mb_both_ways(&base).await;
     assert_eq!(upstream.hits(), 3);
     palisade.shutdown().await;
 }

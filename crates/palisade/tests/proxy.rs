@@ -221,33 +221,9 @@ async fn slow_headers_get_the_connection_closed() {
 
 #[tokio::test]
 async fn websocket_upgrades_tunnel_bytes_both_ways() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), NO_LIMITS).await;
-    let mut stream = tokio::net::TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
-    let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    stream
-        .write_all(handshake.as_bytes())
-        .await
-        .expect("handshake");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.expect("response head");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(head.contains("upgrade: websocket"), "{head}");
-    // A masked text frame "hi"; the echo server returns the bytes unchanged.
-    let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
-    stream.write_all(&frame).await.expect("frame");
-    let mut echoed = [0u8; 8];
-    stream.read_exact(&mut echoed).await.expect("echo");
-    assert_eq!(echoed, frame);
+    websocket_echo_round_trip(palisade.proxy_addr).await;
     palisade.shutdown().await;
 }
 

@@ -468,6 +468,18 @@ mod tests {
         (address, accepted)
     }
 
+    /// A pool speaking HTTP/2 to `address` (5 s to connect, 60 s idle).
+    fn h2_pool(address: &str) -> Arc<UpstreamPool> {
+        Arc::new(UpstreamPool::new(
+            address.to_owned(),
+            None,
+            UpstreamProtocol::Http2,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            4,
+        ))
+    }
+
     async fn get_h2(pool: &Arc<UpstreamPool>, authority: &str) -> Result<Bytes, PoolError> {
         let request = Request::builder()
             .uri(format!("http://{authority}/"))
@@ -482,14 +494,7 @@ mod tests {
     #[tokio::test]
     async fn an_http2_connection_the_upstream_closed_is_replaced() {
         let (address, accepted) = h2_upstream_recycling_connections().await;
-        let pool = Arc::new(UpstreamPool::new(
-            address.clone(),
-            None,
-            UpstreamProtocol::Http2,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-            4,
-        ));
+        let pool = h2_pool(&address);
         assert_eq!(get_h2(&pool, &address).await.expect("first"), "ok");
         // Wait (bounded) until hyper has seen the GOAWAY; a request racing it would be
         // retried on a new connection all the same.
@@ -506,14 +511,7 @@ mod tests {
     #[tokio::test]
     async fn http2_requests_share_one_connection() {
         let (address, accepted) = upstream_h2_plain().await;
-        let pool = Arc::new(UpstreamPool::new(
-            address.clone(),
-            None,
-            UpstreamProtocol::Http2,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-            4,
-        ));
+        let pool = h2_pool(&address);
         for _ in 0..3 {
             assert_eq!(get_h2(&pool, &address).await.expect("answered"), "ok");
         }
@@ -525,14 +523,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_http2_requests_open_one_connection_and_share_its_failure() {
         let (address, accepted) = upstream_h2_plain().await;
-        let pool = Arc::new(UpstreamPool::new(
-            address.clone(),
-            None,
-            UpstreamProtocol::Http2,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-            4,
-        ));
+        let pool = h2_pool(&address);
         let requests: Vec<_> = (0..16)
             .map(|_| {
                 let (pool, address) = (Arc::clone(&pool), address.clone());
@@ -634,14 +625,7 @@ mod tests {
     #[tokio::test]
     async fn busy_http2_connections_and_large_header_blocks_get_connections_of_their_own() {
         let (address, accepted) = upstream_h2_plain().await;
-        let pool = Arc::new(UpstreamPool::new(
-            address.clone(),
-            None,
-            UpstreamProtocol::Http2,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-            4,
-        ));
+        let pool = h2_pool(&address);
         let request = || {
             Request::builder()
                 .uri(format!("http://{address}/"))
@@ -728,14 +712,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_the_upstream_did_not_process_is_sent_again() {
         let (address, accepted, holding) = h2_upstream_refusing_a_stream().await;
-        let pool = Arc::new(UpstreamPool::new(
-            address.clone(),
-            None,
-            UpstreamProtocol::Http2,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-            4,
-        ));
+        let pool = h2_pool(&address);
         let first = {
             let (pool, address) = (Arc::clone(&pool), address.clone());
             tokio::spawn(async move { get_h2(&pool, &address).await })
@@ -796,14 +773,7 @@ mod tests {
                 });
             }
         });
-        let pool = Arc::new(UpstreamPool::new(
-            address.clone(),
-            None,
-            UpstreamProtocol::Http2,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-            4,
-        ));
+        let pool = h2_pool(&address);
         let err = get_h2(&pool, &address).await.expect_err("not HTTP/2");
         assert!(matches!(err, PoolError::NotHttp2(_)), "{err:?}");
         let text = err.to_string();

@@ -509,6 +509,73 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Str
     String::from_utf8_lossy(&out).to_string()
 }
 
+/// A rustls server configuration (ring) for the PEM `cert` chain and `key`, offering `alpn`.
+pub fn rustls_server(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .expect("cert file")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certificates");
+    let key = PrivateKeyDer::from_pem_file(key).expect("key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// A WebSocket handshake through the proxy at `addr` to the upstream's `/ws` echo: asserts
+/// the 101 and that a masked frame comes back unchanged.
+pub async fn websocket_echo_round_trip(addr: SocketAddr) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    stream
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.expect("response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    // A masked text frame "hi"; the echo server returns the bytes unchanged.
+    let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+    stream.write_all(&frame).await.expect("frame");
+    let mut echoed = [0u8; 8];
+    stream.read_exact(&mut echoed).await.expect("echo");
+    assert_eq!(echoed, frame);
+}
+
+/// 3 MB up to the upstream's `/sink` and 3 MB down from its `/big`, both streamed, through
+/// the proxy at `base` (`http://addr`): asserts both arrive whole. Two upstream requests.
+pub async fn streams_3mb_both_ways(base: &str) {
+    let size: u64 = 3 * 1024 * 1024;
+    let upload = Request::post(format!("{base}/sink"))
+        .body(streamed(size))
+        .expect("request");
+    let reply = send(upload).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, size.to_string());
+    let reply = get(&format!("{base}/big?bytes={size}"), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body.len() as u64, size);
+    assert!(reply.body.bytes().all(|b| b == b'x'));
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
