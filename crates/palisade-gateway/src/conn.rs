@@ -94,6 +94,8 @@ pub struct ConnTimeouts {
     pub header_read: Duration,
     /// Between requests on a kept-alive connection.
     pub idle: Duration,
+    /// Longest a write may wait for a client that does not read; zero for no limit.
+    pub send: Duration,
 }
 
 /// A client stream watched for framing violations and timeouts.
@@ -110,6 +112,8 @@ pub struct GuardedIo<T> {
     http2: bool,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Instant,
+    /// Running while a write waits for the client to read, from when it began waiting.
+    write_stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl<T> GuardedIo<T> {
@@ -133,6 +137,35 @@ impl<T> GuardedIo<T> {
             http2,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             timer_deadline: deadline,
+            write_stall: None,
+        }
+    }
+
+    /// Handles a write's outcome: a write that waits starts (or goes on with) the send
+    /// timer, and fails once the client has read nothing for `send_timeout`; progress
+    /// stops the timer.
+    fn watch_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if !polled.is_pending() {
+            self.write_stall = None;
+            return polled;
+        }
+        if self.timeouts.send.is_zero() {
+            return polled;
+        }
+        let send = self.timeouts.send;
+        let stall = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(send)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client stopped reading: send timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -224,7 +257,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -232,7 +266,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -240,7 +275,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch_write(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -257,6 +293,7 @@ mod tests {
         ConnTimeouts {
             header_read: Duration::from_secs(10),
             idle: Duration::from_secs(60),
+            send: Duration::from_secs(60),
         }
     }
 

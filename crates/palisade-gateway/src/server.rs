@@ -139,6 +139,7 @@ impl ProxyServer {
                 timeouts: ConnTimeouts {
                     header_read: server.header_read_timeout.0,
                     idle: server.idle_timeout.0,
+                    send: server.send_timeout.0,
                 },
                 shutdown: server.shutdown_timeout.0,
             },

@@ -173,3 +173,36 @@ async fn a_zero_body_read_timeout_is_a_config_error() {
     let text = err.to_string();
     assert!(text.contains(":2:1: server.body_read_timeout"), "{text}");
 }
+
+/// A client that asks for a large answer and stops reading it (a slow-read attack) held its
+/// connection, the upstream's, and palisade's buffers for as long as it liked. With
+/// `send_timeout`, a write that waits that long for the client to read closes the
+/// connection: the client, reading later, finds the answer cut off.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_after_send_timeout() {
+    let upstream = Upstream::start().await;
+    let toml = "rate_limit = []\n[server]\nsend_timeout = \"1s\"\n";
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    let size: u64 = 64 * 1024 * 1024;
+    let mut stream = TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let head = format!("GET /big?bytes={size} HTTP/1.1\r\nHost: a\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    // Not reading: the socket buffers fill within moments, then palisade's write waits.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    let drained = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the connection stayed open");
+    assert!(got < size, "the whole answer arrived: {got} bytes");
+    palisade.shutdown().await;
+}

@@ -34,6 +34,7 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
             a.header_read_timeout != b.header_read_timeout,
         ),
         ("server.idle_timeout", a.idle_timeout != b.idle_timeout),
+        ("server.send_timeout", a.send_timeout != b.send_timeout),
         (
             "server.shutdown_timeout",
             a.shutdown_timeout != b.shutdown_timeout,

@@ -51,6 +51,10 @@ pub struct ServerConfig {
     pub min_body_rate: ByteSize,
     /// Time an idle keep-alive connection stays open between requests. Default `60s`.
     pub idle_timeout: HumanDuration,
+    /// Longest a write to a client may wait because the client does not read (its socket
+    /// buffers are full); the connection is then closed (stops slow-read attacks). `0` turns
+    /// it off. Default `60s`.
+    pub send_timeout: HumanDuration,
     /// On SIGTERM, how long in-flight requests may take to finish. Default `30s`.
     pub shutdown_timeout: HumanDuration,
     /// TLS termination; plain HTTP (and h2c) when absent.
@@ -73,6 +77,7 @@ impl Default for ServerConfig {
             body_read_timeout: secs(30),
             min_body_rate: ByteSize(500),
             idle_timeout: secs(60),
+            send_timeout: secs(60),
             shutdown_timeout: secs(30),
             tls: None,
         }
