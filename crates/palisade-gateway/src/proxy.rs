@@ -158,8 +158,8 @@ impl Upstream {
     }
 
     /// The request as the upstream sees it: origin-form target, HTTP/1.1, hop-by-hop fields
-    /// removed, forwarding headers set, `Cookie` fields joined into one, `Expect` removed, `Host` kept
-    /// (or the upstream's). To an HTTP/2 upstream (not for upgrades): HTTP/2 with the host
+    /// removed, forwarding headers set, `Cookie` fields joined into one, `Expect` removed,
+    /// `Host` kept (or the upstream's). To an HTTP/2 upstream (not for upgrades): HTTP/2 with the host
     /// as the URI's authority instead of `Host`, and `TE: trailers` kept when the client
     /// sent it (gRPC needs it).
     fn outgoing(

@@ -9,14 +9,12 @@ mod own_redis;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
 use http::{Request, StatusCode};
 use own_redis::TestPki;
 use palisade_gateway::config::UpstreamUrl;
 use palisade_gateway::upstream_tls::{CaCertificates, UpstreamTls};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The rustls server configuration for `cert` and `key` (PEM files), speaking HTTP/1.1.
 fn server_tls(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
@@ -199,36 +197,6 @@ async fn websocket_upgrades_tunnel_through_a_tls_upstream() {
     let pki = TestPki::loopback();
     let upstream = tls_upstream(&pki).await;
     let palisade = start_palisade(&upstream.https_url(), &trusting(&pki.ca_file)).await;
-    let mut stream = tokio::net::TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
-    let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    stream
-        .write_all(handshake.as_bytes())
-        .await
-        .expect("handshake");
-    let mut head = Vec::new();
-    let read_head = async {
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            stream.read_exact(&mut byte).await.expect("response head");
-            head.push(byte[0]);
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read_head)
-        .await
-        .expect("a response head in time");
-    let head = String::from_utf8_lossy(&head).to_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    // A masked text frame "hi"; the echo server returns the bytes unchanged.
-    let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
-    stream.write_all(&frame).await.expect("frame");
-    let mut echoed = [0u8; 8];
-    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut echoed))
-        .await
-        .expect("an echo in time")
-        .expect("echo");
-    assert_eq!(echoed, frame);
+    websocket_echo_round_trip(palisade.proxy_addr).await;
     palisade.shutdown().await;
 }

@@ -534,21 +534,27 @@ pub fn rustls_server(
 }
 
 /// A WebSocket handshake through the proxy at `addr` to the upstream's `/ws` echo: asserts
-/// the 101 and that a masked frame comes back unchanged.
+/// the 101 and that a masked frame comes back unchanged, each within 10 s.
 pub async fn websocket_echo_round_trip(addr: SocketAddr) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n\
+                     Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     stream
         .write_all(handshake.as_bytes())
         .await
         .expect("handshake");
     let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.expect("response head");
-        head.push(byte[0]);
-    }
+    let read_head = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.expect("response head");
+            head.push(byte[0]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_head)
+        .await
+        .expect("a response head in time");
     let head = String::from_utf8_lossy(&head).to_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
@@ -556,7 +562,10 @@ pub async fn websocket_echo_round_trip(addr: SocketAddr) {
     let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
     stream.write_all(&frame).await.expect("frame");
     let mut echoed = [0u8; 8];
-    stream.read_exact(&mut echoed).await.expect("echo");
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut echoed))
+        .await
+        .expect("an echo in time")
+        .expect("echo");
     assert_eq!(echoed, frame);
 }
 
