@@ -388,33 +388,46 @@ mod tests {
     /// connection after its first answer without saying so. Returns its address and the
     /// count of connections it accepted.
     async fn upstream(close_after_one: bool) -> (String, Arc<AtomicUsize>) {
+        counted_upstream(move |mut socket, _| async move {
+            let mut buf = vec![0u8; 4096];
+            let mut seen = Vec::new();
+            loop {
+                let Ok(n) = socket.read(&mut buf).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    seen.drain(..end + 4);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if socket.write_all(answer).await.is_err() || close_after_one {
+                        return;
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// A loopback upstream that runs `serve` on each connection it accepts, with the
+    /// connection's number (from 0). Returns its address and the count of connections.
+    pub(in crate::upstream_pool) async fn counted_upstream<F, Fut>(
+        serve: F,
+    ) -> (String, Arc<AtomicUsize>)
+    where
+        F: Fn(TcpStream, usize) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("addr").to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&accepted);
         tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut seen = Vec::new();
-                    loop {
-                        let Ok(n) = socket.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                            seen.drain(..end + 4);
-                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            if socket.write_all(answer).await.is_err() || close_after_one {
-                                return;
-                            }
-                        }
-                    }
-                });
+            while let Ok((socket, _)) = listener.accept().await {
+                let number = counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(socket, number));
             }
         });
         (address, accepted)

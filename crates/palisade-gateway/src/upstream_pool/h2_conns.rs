@@ -424,48 +424,40 @@ mod tests {
     use super::*;
     use crate::config::UpstreamProtocol;
     use crate::upstream_pool::PooledBody;
+    use crate::upstream_pool::tests::counted_upstream;
     use crate::upstream_tls::UpstreamTls;
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
 
     /// An HTTP/2 upstream that ends every connection after its first answer with a GOAWAY
     /// (as a server shutting down or recycling connections does). Returns its address and
     /// the count of connections it accepted.
     async fn h2_upstream_recycling_connections() -> (String, Arc<AtomicUsize>) {
         use hyper::server::conn::http2 as server;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("addr").to_string();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let answered = Arc::new(tokio::sync::Notify::new());
-                    let notify = Arc::clone(&answered);
-                    let service = hyper::service::service_fn(move |_req| {
-                        notify.notify_one();
-                        async {
-                            Ok::<_, std::convert::Infallible>(Response::new(
-                                http_body_util::Full::new(Bytes::from_static(b"ok")),
-                            ))
-                        }
-                    });
-                    let connection = server::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(socket), service);
-                    tokio::pin!(connection);
-                    tokio::select! {
-                        _ = connection.as_mut() => return,
-                        () = answered.notified() => connection.as_mut().graceful_shutdown(),
-                    }
-                    let _ = connection.await;
-                });
+        counted_upstream(|socket, _| async move {
+            let answered = Arc::new(tokio::sync::Notify::new());
+            let notify = Arc::clone(&answered);
+            let service = hyper::service::service_fn(move |_req| {
+                notify.notify_one();
+                async { Ok::<_, std::convert::Infallible>(ok()) }
+            });
+            let connection = server::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(socket), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = answered.notified() => connection.as_mut().graceful_shutdown(),
             }
-        });
-        (address, accepted)
+            let _ = connection.await;
+        })
+        .await
+    }
+
+    /// An `ok` answer.
+    fn ok() -> Response<http_body_util::Full<Bytes>> {
+        Response::new(http_body_util::Full::new(Bytes::from_static(b"ok")))
     }
 
     /// A pool speaking HTTP/2 to `address` (5 s to connect, 60 s idle).
@@ -537,17 +529,11 @@ mod tests {
 
         // An upstream that takes TCP connections and never answers the TLS handshake: the
         // first request's attempt times out, and the others, waiting, share its failure.
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let silent = listener.local_addr().expect("addr").to_string();
-        let taken = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&taken);
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                held.push(socket);
-            }
-        });
+        let (silent, taken) = counted_upstream(|socket, _| async move {
+            let _held = socket;
+            std::future::pending::<()>().await;
+        })
+        .await;
         let url: crate::config::UpstreamUrl = format!("https://{silent}").parse().expect("url");
         let tls = UpstreamTls::new(&url, None).expect("tls");
         let pool = Arc::new(UpstreamPool::new(
@@ -667,42 +653,36 @@ mod tests {
     /// request.
     async fn h2_upstream_refusing_a_stream() -> (String, Arc<AtomicUsize>, Arc<tokio::sync::Notify>)
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("addr").to_string();
-        let accepted = Arc::new(AtomicUsize::new(0));
         let holding = Arc::new(tokio::sync::Notify::new());
-        let counter = Arc::clone(&accepted);
         let signal = Arc::clone(&holding);
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
-                let signal = Arc::clone(&signal);
-                tokio::spawn(async move {
-                    let Ok(mut conn) = h2::server::handshake(socket).await else {
+        let (address, accepted) = counted_upstream(move |socket, number| {
+            let signal = Arc::clone(&signal);
+            async move {
+                let Ok(mut conn) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                let ok = |mut respond: h2::server::SendResponse<Bytes>| {
+                    if let Ok(mut body) = respond.send_response(Response::new(()), false) {
+                        let _ = body.send_data(Bytes::from_static(b"ok"), true);
+                    }
+                };
+                if number == 0 {
+                    let Some(Ok((_, waiting))) = conn.accept().await else {
                         return;
                     };
-                    let ok = |mut respond: h2::server::SendResponse<Bytes>| {
-                        if let Ok(mut body) = respond.send_response(Response::new(()), false) {
-                            let _ = body.send_data(Bytes::from_static(b"ok"), true);
-                        }
+                    signal.notify_one();
+                    let Some(Ok((_, mut refused))) = conn.accept().await else {
+                        return;
                     };
-                    if first {
-                        let Some(Ok((_, waiting))) = conn.accept().await else {
-                            return;
-                        };
-                        signal.notify_one();
-                        let Some(Ok((_, mut refused))) = conn.accept().await else {
-                            return;
-                        };
-                        refused.send_reset(h2::Reason::REFUSED_STREAM);
-                        ok(waiting);
-                    }
-                    while let Some(Ok((_, respond))) = conn.accept().await {
-                        ok(respond);
-                    }
-                });
+                    refused.send_reset(h2::Reason::REFUSED_STREAM);
+                    ok(waiting);
+                }
+                while let Some(Ok((_, respond))) = conn.accept().await {
+                    ok(respond);
+                }
             }
-        });
+        })
+        .await;
         (address, accepted, holding)
     }
 
@@ -733,46 +713,31 @@ mod tests {
     /// An HTTP/2 upstream answering `ok` on connections it keeps open.
     async fn upstream_h2_plain() -> (String, Arc<AtomicUsize>) {
         use hyper::server::conn::http2 as server;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("addr").to_string();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
-                        Bytes::from_static(b"ok"),
-                    )))
-                });
-                tokio::spawn(
-                    server::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(socket), service),
-                );
-            }
-        });
-        (address, accepted)
+        counted_upstream(|socket, _| async move {
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, std::convert::Infallible>(ok())
+            });
+            let _ = server::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(socket), service)
+                .await;
+        })
+        .await
     }
 
     /// An HTTP/1.1 server reads HTTP/2's connection preface as a bad request and says so in
     /// HTTP/1.1: the error names the `protocol` setting.
     #[tokio::test]
     async fn an_http1_server_behind_protocol_http2_is_named_as_such() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("addr").to_string();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    let _ = socket.read(&mut buf).await;
-                    let _ = socket
-                        .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                    // Kept open: the error must come from the bytes, not from a close.
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                });
-            }
-        });
+        let (address, _) = counted_upstream(|mut socket, _| async move {
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            // Kept open: the error must come from the bytes, not from a close.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        })
+        .await;
         let pool = h2_pool(&address);
         let err = get_h2(&pool, &address).await.expect_err("not HTTP/2");
         assert!(matches!(err, PoolError::NotHttp2(_)), "{err:?}");
