@@ -7,6 +7,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -40,20 +41,22 @@ impl OwnRedis {
     }
 
     fn start_with(tls: Option<(PathBuf, PathBuf)>, client_ca: Option<PathBuf>) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let mut redis = Self {
-            port,
+            port: 0,
             child: None,
             tls,
             client_ca,
         };
-        redis.restart();
-        redis
+        // A server that could not bind its port (taken since it was found free) exits: the
+        // next port is tried.
+        for _ in 0..5 {
+            redis.port = unused_port();
+            if redis.try_start() {
+                return redis;
+            }
+        }
+        panic!("own redis-server did not start on any of five ports");
     }
-
     /// `redis://127.0.0.1:PORT`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() {
@@ -64,7 +67,18 @@ impl OwnRedis {
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
+    /// Starts the server again on its port, after `stop`.
     pub fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "own redis-server did not start again on port {}",
+            self.port
+        );
+    }
+
+    /// Starts redis-server on `self.port` and waits until it takes connections; false when
+    /// it exits first (its port was taken) or does not answer in 2 s.
+    fn try_start(&mut self) -> bool {
         let port = self.port.to_string();
         let mut command = Command::new("redis-server");
         match (&self.tls, &self.client_ca) {
@@ -91,12 +105,29 @@ impl OwnRedis {
             .expect("redis-server installed: run scripts/services up");
         self.child = Some(child);
         for _ in 0..100 {
+            if self.exited() {
+                self.stop();
+                return false;
+            }
             if self.answers() {
-                return;
+                // One more look: a server that lost the port exits right after binding fails,
+                // and what answered was then someone else's.
+                std::thread::sleep(Duration::from_millis(20));
+                if self.exited() {
+                    self.stop();
+                    return false;
+                }
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("own redis-server did not start on port {}", self.port);
+        self.stop();
+        false
+    }
+
+    fn exited(&mut self) -> bool {
+        let child = self.child.as_mut().expect("started");
+        !matches!(child.try_wait(), Ok(None))
     }
 
     /// Whether the server takes connections: a PING for plain text; for TLS, an accepted
@@ -128,6 +159,24 @@ impl OwnRedis {
             let _ = child.wait();
         }
     }
+}
+
+/// A loopback port below the kernel's ephemeral range (32768-60999 here), so that neither the
+/// port another test was given by `bind(0)` nor a client's own source port (a TCP
+/// self-connect that looks like a server answering) can be the same one. Each process
+/// starts at its own place and counts up, taking only ports found free. 21000-24999:
+/// `crates/palisade/tests/common`'s `free_port` keeps to 25000-29999.
+fn unused_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 400) * 10;
+    for _ in 0..4_000 {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 4_000;
+        let port = u16::try_from(21_000 + offset).expect("below 25000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 21000-24999");
 }
 
 impl Drop for OwnRedis {

@@ -585,10 +585,20 @@ pub async fn streams_3mb_both_ways(base: &str) {
     assert!(reply.body.bytes().all(|b| b == b'x'));
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port for a process a test starts, below the kernel's ephemeral range
+/// (32768-60999 here): a port from `bind(0)` could be handed to another test in between, or
+/// be a client's own source port, whose TCP self-connect looks like the process listening.
+/// Each test binary starts at its own place in 25000-29999 and counts up (own_redis keeps
+/// to 21000-24999).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let start = (std::process::id() as usize % 500) * 10;
+    for _ in 0..5_000 {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 5_000;
+        let port = u16::try_from(25_000 + offset).expect("below 30000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 25000-29999");
 }
