@@ -19,8 +19,10 @@ use crate::config::{Config, ConfigError, ConfigSource};
 use crate::conn::{ConnShared, InFlight};
 use crate::error::{ErrorSource, GatewayError};
 use crate::events::Event;
+use crate::events::{EventBus, RequestInfo};
 use crate::pipeline::{GatewayRequest, Outcome, Pipeline, RequestContext};
 use crate::proxy::Upstream;
+use crate::send_watch::SendWatch;
 use crate::services::Services;
 
 /// Everything derived from one configuration; replaced whole on reload.
@@ -178,7 +180,8 @@ impl Gateway {
             .local
             .map(|addr| crate::client_ip::canonical(addr.ip()));
 
-        let (head, incoming) = request.into_parts();
+        let (mut head, incoming) = request.into_parts();
+        let send_watch = head.extensions.remove::<Arc<SendWatch>>();
         let max_body = runtime.config.server.max_body_size.0;
         let pace = BodyPace {
             stall: runtime.config.server.body_read_timeout.0,
@@ -230,8 +233,16 @@ impl Gateway {
             ctx.outcome.as_str(),
             ctx.started.elapsed(),
         );
+        let send = send_watch.map(|watch| {
+            Box::new(SendReport {
+                watch,
+                events: ctx.events().clone(),
+                request: ctx.request_info(request_head),
+                status: parts.status.as_u16(),
+            })
+        });
         handling.answered = true;
-        Response::from_parts(parts, TrackedBody::new(body, in_flight))
+        Response::from_parts(parts, TrackedBody::new(body, in_flight, send))
     }
 
     /// The response for an error, with its event, metric and log line.
@@ -381,14 +392,55 @@ const RESPONSE_PHASE_HEADERS: [http::HeaderName; 2] = [http::header::ACCEPT, htt
 pub struct TrackedBody {
     inner: GatewayBody,
     _in_flight: InFlight,
+    /// An HTTP/2 answer's `send_timeout` watch, and what to report if it fires.
+    send: Option<Box<SendReport>>,
+}
+
+/// What an HTTP/2 answer reports when its stream is reset because the client took nothing
+/// of it for `send_timeout` ([`crate::send_watch`]).
+#[derive(Debug)]
+struct SendReport {
+    watch: Arc<SendWatch>,
+    events: EventBus,
+    request: RequestInfo,
+    status: u16,
 }
 
 impl TrackedBody {
-    fn new(inner: GatewayBody, in_flight: InFlight) -> Self {
+    fn new(inner: GatewayBody, in_flight: InFlight, send: Option<Box<SendReport>>) -> Self {
         Self {
             inner,
             _in_flight: in_flight,
+            send,
         }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        let Some(send) = self.send.take() else {
+            return;
+        };
+        if !send.watch.timed_out() {
+            return;
+        }
+        let SendReport {
+            events,
+            request,
+            status,
+            ..
+        } = *send;
+        // A client's doing: at debug, as every client fault.
+        debug!(
+            request.id = %request.id,
+            "the client took nothing of the answer for send_timeout: HTTP/2 stream reset"
+        );
+        events.publish(Event::RequestFailed {
+            request,
+            source: ErrorSource::Client.as_str(),
+            kind: "send_timeout",
+            status,
+        });
     }
 }
 
@@ -397,10 +449,22 @@ impl Body for TrackedBody {
     type Error = BoxError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let this = self.get_mut();
+        let Some(send) = &this.send else {
+            return Pin::new(&mut this.inner).poll_frame(cx);
+        };
+        // hyper asks for more only once what it was handed has window to go out in.
+        send.watch.asked();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if frame.data_ref().is_some_and(|data| !data.is_empty()) {
+                send.watch.handed();
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
+pub mod send_watch;
 pub mod serve;
 pub mod server;
 pub mod services;

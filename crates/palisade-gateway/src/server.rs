@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use http::{Request, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,6 +29,7 @@ use crate::config::ServerConfig;
 use crate::conn::{ConnShared, ConnTimeouts, GuardedIo};
 use crate::framing::FramingTracker;
 use crate::gateway::{ConnInfo, Gateway};
+use crate::send_watch::{self, StreamExecutor};
 
 /// The proxy listener, ready to serve.
 ///
@@ -39,7 +42,7 @@ pub struct ProxyServer {
     addr: SocketAddr,
     gateway: Arc<Gateway>,
     tls: Option<TlsAcceptor>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<auto::Builder<StreamExecutor>>,
     limits: Limits,
     workers: usize,
 }
@@ -58,7 +61,7 @@ struct Limits {
 struct Shared {
     gateway: Arc<Gateway>,
     tls: Option<TlsAcceptor>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<auto::Builder<StreamExecutor>>,
     limits: Limits,
     permits: Arc<Semaphore>,
 }
@@ -109,7 +112,7 @@ impl ProxyServer {
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let max_head = server.max_header_size.0 as usize;
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(StreamExecutor::new(server.send_timeout.0));
         builder
             .http1()
             // Header and idle timeouts are enforced by `GuardedIo`, which knows when a
@@ -338,7 +341,7 @@ fn connection(
 
 /// Serves HTTP on one guarded connection until it closes.
 async fn serve<T>(
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &auto::Builder<StreamExecutor>,
     io: GuardedIo<T>,
     gateway: &Arc<Gateway>,
     info: ConnInfo,
@@ -348,7 +351,13 @@ async fn serve<T>(
 {
     let gateway = Arc::clone(gateway);
     let peer = info.peer;
-    let service = service_fn(move |request| {
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        if request.version() == Version::HTTP_2 {
+            // hyper spawns the request's stream right after this call, through
+            // `StreamExecutor`, which bounds it by `send_timeout`.
+            let watch = send_watch::watch_next_stream();
+            request.extensions_mut().insert(watch);
+        }
         let gateway = Arc::clone(&gateway);
         let info = info.clone();
         async move { Ok::<_, std::convert::Infallible>(gateway.handle(request, &info).await) }

@@ -206,3 +206,92 @@ async fn a_client_that_stops_reading_is_cut_off_after_send_timeout() {
     assert!(got < size, "the whole answer arrived: {got} bytes");
     palisade.shutdown().await;
 }
+
+/// An HTTP/2 client can stop reading one answer without stalling its socket: it grants that
+/// stream no more flow-control window and goes on answering PINGs. `send_timeout` resets that
+/// stream, not the connection: the rest of the answer never comes, the connection's next
+/// request is served, and the security log says why.
+#[tokio::test]
+async fn an_http2_client_that_stops_reading_one_answer_has_that_stream_reset() {
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("events.log");
+    let toml = format!(
+        "rate_limit = []\n[server]\nsend_timeout = \"1s\"\n[log]\nsecurity = \"{}\"\n",
+        log.display()
+    );
+    let palisade = start_palisade_at(&upstream.url(), config_file(&toml)).await;
+    let tcp = TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    // hyper's client grants a stream more window only as its body is read.
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .adaptive_window(false)
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(16 * 1024 * 1024)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("h2c");
+    tokio::spawn(connection);
+    let base = format!("http://{}", palisade.proxy_addr);
+
+    let size: u64 = 8 * 1024 * 1024;
+    let request = Request::get(format!("{base}/big?bytes={size}"))
+        .body(full(""))
+        .expect("request");
+    let answer = sender
+        .send_request(request)
+        .await
+        .expect("the answer's head");
+    assert_eq!(answer.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut body = answer.into_body();
+    let mut got = 0u64;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => got += frame.data_ref().map_or(0, |d| d.len() as u64),
+                Err(err) => return Some(err.to_string()),
+            }
+        }
+        None
+    })
+    .await
+    .expect("the stream ended");
+    assert!(ended.is_some(), "the whole answer arrived: {got} bytes");
+    assert!(got < size, "{got} bytes");
+
+    let next = Request::get(format!("{base}/"))
+        .body(full(""))
+        .expect("request");
+    let next = sender
+        .send_request(next)
+        .await
+        .expect("the connection is still up");
+    assert_eq!(next.status(), StatusCode::OK);
+
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "request.failed")
+            .collect();
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["error.kind"], "send_timeout", "{event}");
+    assert_eq!(event["error.source"], "client", "{event}");
+    assert_eq!(event["http.status"], 200, "{event}");
+    assert_eq!(event["url.path"], "/big", "{event}");
+    palisade.shutdown().await;
+}
