@@ -20,6 +20,7 @@ use crate::conn::{ConnShared, InFlight};
 use crate::error::{ErrorSource, GatewayError};
 use crate::events::Event;
 use crate::events::{EventBus, RequestInfo};
+use crate::grpc;
 use crate::pipeline::{GatewayRequest, Outcome, Pipeline, RequestContext};
 use crate::proxy::Upstream;
 use crate::send_watch::SendWatch;
@@ -203,17 +204,19 @@ impl Gateway {
             head,
             body: RequestBody::new(incoming, max_body, pace),
         };
-        let (response, unread) = match runtime.pipeline.run_request(&mut request, ctx).await {
-            Ok(Some(answer)) => (Ok(answer), request.body.take_unread()),
-            Ok(None) => (
-                runtime.upstream.forward(request, ctx, conn.worker).await,
-                None,
-            ),
-            Err(err) => (Err(err), request.body.take_unread()),
+        let grpc = grpc::request_type(&request.head.headers);
+        let (response, unread, own) = match runtime.pipeline.run_request(&mut request, ctx).await {
+            Ok(Some(answer)) => (Ok(answer), request.body.take_unread(), true),
+            Ok(None) => {
+                let forwarded = runtime.upstream.forward(request, ctx, conn.worker).await;
+                let own = forwarded.is_err();
+                (forwarded, None, own)
+            }
+            Err(err) => (Err(err), request.body.take_unread(), true),
         };
         let response = response.unwrap_or_else(|err| self.error_response(&err, request_head, ctx));
 
-        let (mut parts, body) = response.into_parts();
+        let (mut parts, mut body) = response.into_parts();
         for (name, value) in ctx
             .response_headers
             .drain()
@@ -233,6 +236,10 @@ impl Gateway {
             ctx.outcome.as_str(),
             ctx.started.elapsed(),
         );
+        if let Some(content_type) = grpc.filter(|_| own) {
+            // Counted above with palisade's HTTP status; sent as the call's gRPC status.
+            body = grpc::refusal(&mut parts, body, content_type);
+        }
         let send = send_watch.map(|watch| {
             Box::new(SendReport {
                 watch,

@@ -17,6 +17,7 @@ pub mod events;
 pub mod forwarding;
 pub mod framing;
 pub mod gateway;
+pub mod grpc;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;

@@ -562,3 +562,110 @@ async fn a_large_header_block_goes_apart_and_gets_its_whole_answer() {
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
     palisade.shutdown().await;
 }
+
+/// A call through palisade to an HTTP/2 upstream, as a gRPC client makes it.
+async fn grpc_call(
+    sender: &mut hyper::client::conn::http2::SendRequest<TestBody>,
+    base: &str,
+    path: &str,
+) -> (http::response::Parts, bytes::Bytes, Option<http::HeaderMap>) {
+    let request = Request::post(format!("{base}{path}"))
+        .header("content-type", "application/grpc+proto")
+        .header("te", "trailers")
+        .body(full("\0\0\0\0\0"))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.expect("body");
+    let trailers = collected.trailers().cloned();
+    (parts, collected.to_bytes(), trailers)
+}
+
+/// Palisade's own refusals of a gRPC call (rate limited, blocked, the service unreachable)
+/// are gRPC answers a gRPC client reads: HTTP 200, `grpc-status` saying what happened,
+/// `grpc-message` naming palisade, its headers kept as metadata, no body. The service's own
+/// answers, errors included, pass unchanged.
+#[tokio::test]
+async fn palisade_refuses_grpc_calls_with_grpc_statuses_and_leaves_the_services_alone() {
+    let upstream = Upstream::start().await;
+    let toml = r#"
+[server]
+workers = 1
+[upstream]
+protocol = "http2"
+[[rate_limit]]
+name = "calls"
+path = "/trailers"
+limit = 2
+window = "60s"
+[[waf.rule]]
+name = "no admin calls"
+expression = 'starts_with(http.request.uri.path, "/demo.Admin/")'
+action = "block"
+"#;
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    let tcp = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("h2c");
+    tokio::spawn(connection);
+    let base = format!("http://{}", palisade.proxy_addr);
+
+    for _ in 0..2 {
+        let (head, body, trailers) = grpc_call(&mut sender, &base, "/trailers?grpc").await;
+        assert_eq!(head.status, StatusCode::OK);
+        assert!(head.headers.get("grpc-status").is_none());
+        assert_eq!(
+            trailers.expect("the service's trailers")["grpc-status"],
+            "0"
+        );
+        assert_eq!(body, "grpc");
+    }
+    let (head, body, trailers) = grpc_call(&mut sender, &base, "/trailers?grpc").await;
+    assert_eq!(head.status, StatusCode::OK, "{head:?}");
+    assert_eq!(head.headers["grpc-status"], "8", "RESOURCE_EXHAUSTED");
+    let message = head.headers["grpc-message"].to_str().expect("ascii");
+    assert!(message.starts_with("palisade: rate limited"), "{message}");
+    assert_eq!(head.headers["content-type"], "application/grpc+proto");
+    assert!(head.headers.contains_key("retry-after"));
+    assert_eq!(head.headers["palisade-mitigated"], "rate_limit");
+    assert!(body.is_empty() && trailers.is_none(), "Trailers-Only");
+
+    let (head, body, _) = grpc_call(&mut sender, &base, "/demo.Admin/Delete").await;
+    assert_eq!(
+        head.headers["grpc-status"], "7",
+        "PERMISSION_DENIED: {head:?}"
+    );
+    assert!(body.is_empty());
+
+    // The service's own error is its answer, not palisade's.
+    let (head, _, _) = grpc_call(&mut sender, &base, "/status/403").await;
+    assert_eq!(head.status, StatusCode::FORBIDDEN);
+    assert!(head.headers.get("grpc-status").is_none());
+
+    // Not a gRPC call: the usual page.
+    let reply = get(&format!("{base}/demo.Admin/Delete"), &[]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    palisade.shutdown().await;
+
+    // The service down: UNAVAILABLE.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let palisade = start_palisade(&dead, HTTP2).await;
+    let tcp = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("h2c");
+    tokio::spawn(connection);
+    let base = format!("http://{}", palisade.proxy_addr);
+    let (head, _, _) = grpc_call(&mut sender, &base, "/demo.Demo/Sum").await;
+    assert_eq!(head.headers["grpc-status"], "14", "UNAVAILABLE: {head:?}");
+    let message = head.headers["grpc-message"].to_str().expect("ascii");
+    assert!(message.contains("HTTP 502"), "{message}");
+    palisade.shutdown().await;
+}

@@ -168,6 +168,12 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
         "/trailers" => with_trailers(&request),
         "/early" => early_answer(request),
         p if p.starts_with("/upload") => mirror(request).await,
+        // `/status/NNN`: an empty answer with that status.
+        p if p.starts_with("/status/") => p["/status/".len()..]
+            .parse()
+            .ok()
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .map_or_else(|| status(StatusCode::BAD_REQUEST), status),
         _ => echo(request).await,
     };
     let headers = response.headers_mut();
