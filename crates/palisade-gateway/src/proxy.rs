@@ -6,7 +6,6 @@
 //! A WebSocket (or any `Upgrade`) handshake that the upstream accepts with 101 becomes a
 //! byte tunnel between the two upgraded connections.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use crate::events::{Event, EventBus, RequestInfo};
 use crate::forwarding;
 use crate::pipeline::{GatewayRequest, RequestContext};
 use crate::upstream_pool::{PoolError, PooledBody, UpstreamPool};
-use crate::upstream_tls::UpstreamTls;
+use crate::upstream_tls::{self, ClientCert, ClientCertFile, UpstreamTls};
 use http_body::Body;
 use palisade_store::ca::CaCertificates;
 
@@ -49,7 +48,7 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig, workers: usize) -> Result<Self, UpstreamError> {
         let url = config.url.as_ref().ok_or(UpstreamError::NoUrl)?;
         let tls = if url.tls {
-            Some(upstream_tls(url, config.ca_file.as_deref())?)
+            Some(upstream_tls(url, config)?)
         } else {
             None
         };
@@ -380,16 +379,31 @@ pub enum UpstreamError {
     Tls(String),
 }
 
-/// The TLS client for `url`, trusting `ca_file` (resolved) when given.
-fn upstream_tls(url: &UpstreamUrl, ca_file: Option<&Path>) -> Result<UpstreamTls, UpstreamError> {
-    let ca = ca_file
+/// The TLS client for `url`, trusting `ca_file` when given and presenting `client_cert`
+/// when given (paths resolved).
+fn upstream_tls(url: &UpstreamUrl, config: &UpstreamConfig) -> Result<UpstreamTls, UpstreamError> {
+    let ca = config
+        .ca_file
+        .as_deref()
         .map(|file| {
             CaCertificates::from_file(file)
                 .map_err(|why| format!("upstream.ca_file: {}: {why}", file.display()))
         })
         .transpose()
         .map_err(UpstreamError::Tls)?;
-    UpstreamTls::new(url, ca.as_ref()).map_err(UpstreamError::Tls)
+    let client = match (&config.client_cert, &config.client_key) {
+        (Some(cert), Some(key)) => {
+            Some(ClientCert::from_files(cert, key).map_err(|(file, why)| {
+                let (name, path) = match file {
+                    ClientCertFile::Cert => ("client_cert", cert),
+                    ClientCertFile::Key => ("client_key", key),
+                };
+                UpstreamError::Tls(format!("upstream.{name}: {}: {why}", path.display()))
+            })?)
+        }
+        _ => None,
+    };
+    UpstreamTls::new(url, ca.as_ref(), client.as_ref()).map_err(UpstreamError::Tls)
 }
 
 /// The host the client asked for: `Host` (HTTP/1.1) or the URI authority (HTTP/2), as a
@@ -415,6 +429,13 @@ fn classify(err: PoolError) -> GatewayError {
 }
 
 fn classify_ref(err: &PoolError) -> GatewayError {
+    // A TLS 1.3 upstream refuses a client certificate after the handshake: the alert comes
+    // with the HTTP exchange.
+    if let PoolError::Handshake(_) | PoolError::Send(_) | PoolError::NotHttp2(_) = err {
+        if let Some(why) = upstream_tls::client_cert_refusal(err) {
+            return GatewayError::UpstreamTls(why);
+        }
+    }
     match err {
         PoolError::ConnectTimeout => GatewayError::UpstreamTimeout,
         PoolError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {

@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 /// The CA certificates `[upstream] ca_file` holds (shared with `[state] redis_ca_file`).
 pub use palisade_store::ca::CaCertificates;
+/// The certificate `[upstream] client_cert` / `client_key` hold (as `[state]
+/// redis_client_cert`).
+pub use palisade_store::client_cert::{ClientCert, ClientCertFile};
 use rustls::crypto::ring as ring_provider;
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 use rustls_pki_types::ServerName;
@@ -41,8 +44,13 @@ impl std::fmt::Debug for UpstreamTls {
 
 impl UpstreamTls {
     /// TLS for `url` (its host is the server name), trusting `ca` only when given, the
-    /// public web roots otherwise.
-    pub fn new(url: &UpstreamUrl, ca: Option<&CaCertificates>) -> Result<Self, String> {
+    /// public web roots otherwise, presenting `client` to an upstream that asks for a
+    /// certificate.
+    pub fn new(
+        url: &UpstreamUrl,
+        ca: Option<&CaCertificates>,
+        client: Option<&ClientCert>,
+    ) -> Result<Self, String> {
         let server_name = ServerName::try_from(url.host().to_owned()).map_err(|_| {
             format!(
                 "upstream host {:?} is not a valid TLS server name",
@@ -56,11 +64,17 @@ impl UpstreamTls {
             },
         };
         let provider = Arc::new(ring_provider::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|err| format!("upstream TLS set-up: {err}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let config = match client.map(ClientCert::for_rustls) {
+            None => builder.with_no_client_auth(),
+            Some(Some((chain, key))) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|err| format!("upstream.client_cert: {err}"))?,
+            Some(None) => return Err("upstream.client_cert: not a usable PEM pair".into()),
+        };
         // Each connection offers the one protocol its pool speaks: an upstream that picked
         // another would not be understood.
         let offering = |protocol: &[u8]| {
@@ -142,6 +156,9 @@ impl UpstreamTls {
             rustls::Error::InvalidCertificate(_) => {
                 format!("TLS: the upstream's certificate was refused: {tls}")
             }
+            rustls::Error::AlertReceived(alert) if refuses_client_cert(*alert) => {
+                client_cert_refused(tls)
+            }
             rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol) => {
                 "TLS: the upstream refused HTTP/1.1 by ALPN (http/1.1): if it speaks only \
                  HTTP/2, set [upstream] protocol = \"http2\""
@@ -156,8 +173,90 @@ impl UpstreamTls {
     }
 }
 
+/// Whether a TLS alert is how servers refuse a client certificate: none was sent and one
+/// is required, or it is not signed by a CA they trust, expired or revoked.
+fn refuses_client_cert(alert: rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        alert,
+        A::CertificateRequired
+            | A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::AccessDenied
+            // OpenSSL's answer to a certificate whose signature does not verify against
+            // the issuer it names.
+            | A::DecryptError
+    )
+}
+
+fn client_cert_refused(tls: &rustls::Error) -> String {
+    format!(
+        "TLS: the upstream refused palisade's client certificate ({tls}): it requires one \
+         signed by a CA it trusts, in its dates: set [upstream] client_cert and client_key"
+    )
+}
+
+/// Under TLS 1.3 a server judges the client's certificate after the client has finished
+/// its handshake, so a refusal arrives as an alert on the first read, inside the HTTP
+/// client's error. The operator's explanation when `err` (or a cause) is such an alert.
+pub fn client_cert_refusal(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls @ rustls::Error::AlertReceived(alert)) = tls {
+            if refuses_client_cert(*alert) {
+                return Some(client_cert_refused(tls));
+            }
+        }
+        cause = err.source();
+    }
+    None
+}
+
 /// The rustls error inside a failed handshake's I/O error, if that is what it is.
 fn tls_error(err: &io::Error) -> Option<&rustls::Error> {
     err.get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TLS 1.3 server's refusal of the client certificate reaches palisade inside the HTTP
+    /// client's error after the handshake; a TLS 1.2 one during it. Both are named.
+    #[test]
+    fn a_refused_client_certificate_is_named_wherever_the_alert_arrives() {
+        use rustls::AlertDescription;
+        for alert in [
+            AlertDescription::CertificateRequired,
+            AlertDescription::UnknownCA,
+            AlertDescription::CertificateExpired,
+        ] {
+            let io = io::Error::other(rustls::Error::AlertReceived(alert));
+            let message = client_cert_refusal(&io).expect("named");
+            assert!(
+                message.contains("refused palisade's client certificate"),
+                "{message}"
+            );
+            assert!(message.contains("client_cert and client_key"), "{message}");
+
+            let url: UpstreamUrl = "https://127.0.0.1:8443".parse().expect("url");
+            let tls = UpstreamTls::new(&url, None, None).expect("tls");
+            assert_eq!(tls.explain(&io), message);
+        }
+        let other = io::Error::other(rustls::Error::AlertReceived(
+            AlertDescription::HandshakeFailure,
+        ));
+        assert!(client_cert_refusal(&other).is_none());
+        let plain = io::Error::new(io::ErrorKind::ConnectionReset, "reset");
+        assert!(client_cert_refusal(&plain).is_none());
+    }
 }

@@ -2,6 +2,7 @@
 //! default), Redis (shared state between instances) and PostgreSQL (audit, jobs).
 
 pub mod ca;
+pub mod client_cert;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod session;

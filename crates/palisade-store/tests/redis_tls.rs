@@ -16,7 +16,7 @@ use palisade_policy::session::{SessionSettings, Sessions};
 use palisade_store::ratelimit::memory::MemoryRateLimiter;
 use palisade_store::ratelimit::redis::{RedisOptions, RedisRateLimiter};
 use palisade_store::ratelimit::{Fallback, OnError};
-use palisade_store::redis_conn::{self, RedisCa, RedisClientCert, RedisTls};
+use palisade_store::redis_conn::{self, ClientCert, RedisCa, RedisTls};
 use palisade_store::session::RedisSessionStore;
 
 use own_redis::{OwnRedis, TestPki};
@@ -152,8 +152,8 @@ async fn a_server_certificate_for_another_host_fails_tls_verification() {
     assert!(message.contains("TLS verification failed"), "{message}");
 }
 
-fn client_cert_of(pki: &TestPki) -> RedisClientCert {
-    RedisClientCert::from_files(&pki.client_cert_file, &pki.client_key_file).expect("a pair")
+fn client_cert_of(pki: &TestPki) -> ClientCert {
+    ClientCert::from_files(&pki.client_cert_file, &pki.client_key_file).expect("a pair")
 }
 
 /// A limiter for `url` with `tls`, and what its first decision says.

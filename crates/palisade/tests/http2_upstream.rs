@@ -219,7 +219,7 @@ async fn an_https_upstream_without_h2_is_a_502_that_names_the_protocol_setting()
     // What the log is told, from the same handshake.
     let url: UpstreamUrl = upstream.https_url().parse().expect("url");
     let ca = CaCertificates::from_file(&pki.ca_file).expect("a usable CA file");
-    let tls = UpstreamTls::new(&url, Some(&ca)).expect("tls");
+    let tls = UpstreamTls::new(&url, Some(&ca), None).expect("tls");
     let tcp = tokio::net::TcpStream::connect(upstream.addr)
         .await
         .expect("tcp");
@@ -286,35 +286,6 @@ async fn limited(upstream: &Upstream, protocol: &str, managed: bool, dir: &Path)
     start_palisade_at(&upstream.url(), file).await
 }
 
-/// The `request.failed` events in `dir`'s log, waiting (bounded) for at least one.
-async fn failures(dir: &Path) -> Vec<serde_json::Value> {
-    let mut found = Vec::new();
-    for _ in 0..150 {
-        found = std::fs::read_to_string(dir.join("events.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "request.failed")
-            .collect();
-        if !found.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    found
-}
-
-/// The one `request.failed` event in `dir`'s log, checked to be `source`'s with `kind`
-/// (`case` names the run in failure messages).
-async fn one_failure(dir: &Path, source: &str, kind: &str, case: &str) -> serde_json::Value {
-    let events = failures(dir).await;
-    assert_eq!(events.len(), 1, "{case}: {events:?}");
-    let event = events.into_iter().next().expect("one");
-    assert_eq!(event["error.source"], source, "{case}: {event}");
-    assert_eq!(event["error.kind"], kind, "{case}: {event}");
-    event
-}
-
 /// A POST of `target` whose chunked body (no length: checked only as it streams) the
 /// returned sender feeds, on a new HTTP/1.1 connection to palisade.
 async fn streaming_post(
@@ -366,7 +337,13 @@ async fn a_streamed_body_past_the_limit_is_the_clients_413_over_either_protocol(
             StatusCode::PAYLOAD_TOO_LARGE,
             "{protocol}"
         );
-        one_failure(dir.path(), "client", "body_too_large", protocol).await;
+        one_request_failure(
+            &dir.path().join("events.log"),
+            "client",
+            "body_too_large",
+            protocol,
+        )
+        .await;
         palisade.shutdown().await;
     }
 }
@@ -408,7 +385,13 @@ async fn a_body_failing_after_the_answer_began_is_reported_as_the_clients() {
         .await;
         assert!(drained.is_ok(), "{protocol}: the answer never ended");
         drop(body);
-        let event = one_failure(dir.path(), "client", "body_too_large", protocol).await;
+        let event = one_request_failure(
+            &dir.path().join("events.log"),
+            "client",
+            "body_too_large",
+            protocol,
+        )
+        .await;
         assert_eq!(event["http.status"], 200, "{protocol}");
         palisade.shutdown().await;
     }
@@ -482,7 +465,13 @@ async fn a_client_closing_mid_body_is_never_the_upstreams_fault() {
         stream.set_zero_linger().expect("linger");
         drop(stream);
         // A cancelled request, not a malformed one (it was `bad_body`, counted as blocked).
-        let event = one_failure(dir.path(), "client", "client_closed", protocol).await;
+        let event = one_request_failure(
+            &dir.path().join("events.log"),
+            "client",
+            "client_closed",
+            protocol,
+        )
+        .await;
         assert_eq!(event["http.status"], 499, "{protocol}");
         let metrics = get(&format!("http://{}/metrics", palisade.admin_addr), &[]).await;
         assert!(
@@ -530,7 +519,13 @@ async fn an_answer_that_breaks_off_after_its_head_is_reported_as_the_upstreams()
     )
     .await;
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    let event = one_failure(dir.path(), "upstream", "upstream_protocol", "broken off").await;
+    let event = one_request_failure(
+        &dir.path().join("events.log"),
+        "upstream",
+        "upstream_protocol",
+        "broken off",
+    )
+    .await;
     assert_eq!(event["http.status"], 200, "{event}");
     assert_eq!(event["url.path"], "/file", "{event}");
     palisade.shutdown().await;

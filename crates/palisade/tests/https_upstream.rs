@@ -41,7 +41,7 @@ fn self_signed_app(cert: &str, key: &str) -> (tempfile::TempDir, PathBuf, PathBu
 async fn handshake(url: &str, addr: std::net::SocketAddr, ca_file: &Path) -> Result<(), String> {
     let url: UpstreamUrl = url.parse().expect("url");
     let ca = CaCertificates::from_file(ca_file).expect("a usable CA file");
-    let tls = UpstreamTls::new(&url, Some(&ca)).expect("tls");
+    let tls = UpstreamTls::new(&url, Some(&ca), None).expect("tls");
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("tcp");
     tls.handshake(tcp).await.map(drop)
 }
@@ -199,4 +199,57 @@ async fn websocket_upgrades_tunnel_through_a_tls_upstream() {
     let palisade = start_palisade(&upstream.https_url(), &trusting(&pki.ca_file)).await;
     websocket_echo_round_trip(palisade.proxy_addr).await;
     palisade.shutdown().await;
+}
+
+/// An upstream that requires client certificates (mutual TLS, so that nothing but palisade
+/// reaches the application) serves palisade when `[upstream] client_cert` and `client_key`
+/// hold a certificate its CA signed. Without one, or with one from another CA, the client
+/// gets a 502, the application sees nothing, and the failure is the upstream's TLS
+/// (`upstream_tls`), not an unexplained broken exchange.
+#[tokio::test]
+async fn an_upstream_requiring_client_certificates_takes_client_cert() {
+    let pki = TestPki::loopback();
+    let server = rustls_server_checking_clients(
+        &pki.cert_file,
+        &pki.key_file,
+        Some(&pki.ca_file),
+        &[b"http/1.1"],
+    );
+    let upstream = Upstream::start_tls(server).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stranger = TestPki::loopback();
+    for (case, client) in [
+        ("trusted", Some(&pki)),
+        ("none", None),
+        ("another CA's", Some(&stranger)),
+    ] {
+        let log = dir.path().join(format!("{}.log", case.replace(' ', "-")));
+        let mut toml = format!(
+            "{}[log]\nsecurity = \"{}\"\n",
+            trusting(&pki.ca_file),
+            log.display()
+        );
+        if let Some(client) = client {
+            let pair = format!(
+                "client_cert = \"{}\"\nclient_key = \"{}\"\n",
+                client.client_cert_file.display(),
+                client.client_key_file.display()
+            );
+            toml = toml.replace("[log]\n", &format!("{pair}[log]\n"));
+        }
+        let palisade = start_palisade_at(&upstream.https_url(), config_file(&toml)).await;
+        let reply = get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
+        if case == "trusted" {
+            assert_eq!(reply.status, StatusCode::OK, "{case}: {}", reply.body);
+        } else {
+            assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{case}");
+            one_request_failure(&log, "upstream", "upstream_tls", case).await;
+        }
+        palisade.shutdown().await;
+    }
+    assert_eq!(
+        upstream.hits(),
+        1,
+        "only the trusted certificate got through"
+    );
 }

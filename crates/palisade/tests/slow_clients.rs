@@ -274,23 +274,7 @@ async fn an_http2_client_that_stops_reading_one_answer_has_that_stream_reset() {
         .expect("the connection is still up");
     assert_eq!(next.status(), StatusCode::OK);
 
-    let mut events = Vec::new();
-    for _ in 0..100 {
-        events = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "request.failed")
-            .collect();
-        if !events.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(events.len(), 1, "{events:?}");
-    let event = &events[0];
-    assert_eq!(event["error.kind"], "send_timeout", "{event}");
-    assert_eq!(event["error.source"], "client", "{event}");
+    let event = one_request_failure(&log, "client", "send_timeout", "stalled stream").await;
     assert_eq!(event["http.status"], 200, "{event}");
     assert_eq!(event["url.path"], "/big", "{event}");
     palisade.shutdown().await;

@@ -204,17 +204,18 @@ impl Config {
         }
     }
 
-    /// Refuses `[upstream] ca_file` beside an `http://` URL given by `--upstream` (the file's
-    /// own URL is checked with the file).
+    /// Refuses `[upstream] ca_file` or a client certificate beside an `http://` URL given by
+    /// `--upstream` (the file's own URL is checked with the file).
     fn check_upstream_tls(&self, file: Option<&Path>) -> Result<(), ConfigError> {
-        if self.upstream.ca_without_tls().is_none() {
+        let Some(key) = self.upstream.tls_without_https() else {
             return Ok(());
-        }
+        };
         let origin = file.unwrap_or(Path::new("--upstream"));
         // The file's own URL passed its check: the http:// one is the flag's.
-        let message = "upstream.ca_file: is set but --upstream (which replaces [upstream] url) \
-                       is http:// (plain text): write https:// for TLS, or remove ca_file"
-            .to_owned();
+        let message = format!(
+            "upstream.{key}: is set but --upstream (which replaces [upstream] url) is http:// \
+             (plain text): write https:// for TLS, or remove {key}"
+        );
         Err(ConfigError::single(Diagnostic::whole_file(origin, message)))
     }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use palisade_policy::identity::KeySource;
 use palisade_policy::session::StoreKind;
 use palisade_store::ca::CaCertificates;
-use palisade_store::redis_conn::{ClientCertFile, RedisClientCert};
+use palisade_store::redis_conn::{ClientCert, ClientCertFile};
 
 use super::file::describe;
 use super::server::LogTarget;
@@ -42,6 +42,8 @@ pub(super) fn resolve(config: &mut Config, base: &Path) {
     config.state.redis_client_cert.as_mut().map(resolve);
     config.state.redis_client_key.as_mut().map(resolve);
     config.upstream.ca_file.as_mut().map(resolve);
+    config.upstream.client_cert.as_mut().map(resolve);
+    config.upstream.client_key.as_mut().map(resolve);
     config.csrf.file.secret_file.as_mut().map(resolve);
     if let Some(KeySource::JwksFile(file)) = config.identity.jwt.as_mut().map(|j| &mut j.keys) {
         resolve(file);
@@ -85,22 +87,17 @@ pub(super) fn check(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic>
         &config.state.redis_client_cert,
         &config.state.redis_client_key,
     ) {
-        let cert_readable = checks.key("state", "redis_client_cert", cert, readable_file);
-        let key_readable = checks.key("state", "redis_client_key", key, readable_file);
-        // The pair is checked together (the key must be the certificate's) once both read.
-        if cert_readable && key_readable {
-            let (cert_path, key_path) = (checks.base.join(cert), checks.base.join(key));
-            if let Err((file, why)) = RedisClientCert::from_files(&cert_path, &key_path) {
-                let (name, written) = match file {
-                    ClientCertFile::Cert => ("redis_client_cert", cert),
-                    ClientCertFile::Key => ("redis_client_key", key),
-                };
-                checks.key("state", name, written, |_| Err(why));
-            }
-        }
+        checks.client_pair(
+            "state",
+            ("redis_client_cert", cert),
+            ("redis_client_key", key),
+        );
     }
     if let Some(written) = &config.upstream.ca_file {
         checks.key("upstream", "ca_file", written, ca_file);
+    }
+    if let (Some(cert), Some(key)) = (&config.upstream.client_cert, &config.upstream.client_key) {
+        checks.client_pair("upstream", ("client_cert", cert), ("client_key", key));
     }
     let session = &config.session.file;
     if session.store == StoreKind::Sqlite {
@@ -163,6 +160,29 @@ impl Checks<'_> {
         let diagnostic = Diagnostic::at(self.path, self.text, span, message);
         self.found.push(diagnostic);
         false
+    }
+
+    /// A client certificate file and its key file, each readable, then checked together (the
+    /// key must be the certificate's, the certificate in its dates).
+    fn client_pair(
+        &mut self,
+        section: &str,
+        (cert_key, cert): (&str, &Path),
+        (key_key, key): (&str, &Path),
+    ) {
+        let cert_readable = self.key(section, cert_key, cert, readable_file);
+        let key_readable = self.key(section, key_key, key, readable_file);
+        if !(cert_readable && key_readable) {
+            return;
+        }
+        let (cert_path, key_path) = (self.base.join(cert), self.base.join(key));
+        if let Err((file, why)) = ClientCert::from_files(&cert_path, &key_path) {
+            let (name, written) = match file {
+                ClientCertFile::Cert => (cert_key, cert),
+                ClientCertFile::Key => (key_key, key),
+            };
+            self.key(section, name, written, |_| Err(why));
+        }
     }
 
     /// `quarantine_dir` of the `index`th `[[upload]]` table, refused at that table's key.

@@ -112,6 +112,12 @@ pub struct UpstreamConfig {
     /// instead of the public web roots (a private CA, or the app's self-signed
     /// certificate). Only with `https://`.
     pub ca_file: Option<PathBuf>,
+    /// PEM file of the certificate (its chain, the client's first) palisade presents to an
+    /// `https://` upstream that requires client certificates. Needs `client_key`; only with
+    /// `https://`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM file of `client_cert`'s private key, unencrypted.
+    pub client_key: Option<PathBuf>,
     /// Time to open a TCP connection to the upstream (and, for `https://`, to complete the
     /// TLS handshake). Default `5s`.
     pub connect_timeout: HumanDuration,
@@ -165,14 +171,35 @@ impl UpstreamProtocol {
 }
 
 impl UpstreamConfig {
-    /// Why `ca_file` cannot be used with `url`: a CA beside an `http://` URL says TLS was
-    /// meant, and the request would go out in the clear. `None` when they fit.
-    pub fn ca_without_tls(&self) -> Option<&'static str> {
+    /// The TLS key (`ca_file`, `client_cert`, `client_key`) set beside an `http://` URL, if
+    /// any: it says TLS was meant, and the request would go out in the clear.
+    pub fn tls_without_https(&self) -> Option<&'static str> {
         let plain = self.url.as_ref().is_some_and(|url| !url.tls);
-        (plain && self.ca_file.is_some()).then_some(
-            "is set but the upstream URL is http:// (plain text): write https:// for TLS, \
-             or remove ca_file",
-        )
+        if !plain {
+            return None;
+        }
+        [
+            ("ca_file", self.ca_file.is_some()),
+            ("client_cert", self.client_cert.is_some()),
+            ("client_key", self.client_key.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
+    }
+
+    /// The key of a client certificate pair written without the other one, and why.
+    pub fn half_client_pair(&self) -> Option<(&'static str, &'static str)> {
+        match (&self.client_cert, &self.client_key) {
+            (Some(_), None) => Some((
+                "client_key",
+                "missing: client_cert needs the certificate's private key in client_key",
+            )),
+            (None, Some(_)) => Some((
+                "client_cert",
+                "missing: client_key is set without the certificate it belongs to",
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -181,6 +208,8 @@ impl Default for UpstreamConfig {
         Self {
             url: None,
             ca_file: None,
+            client_cert: None,
+            client_key: None,
             connect_timeout: secs(5),
             response_timeout: secs(60),
             pool_idle_timeout: secs(90),

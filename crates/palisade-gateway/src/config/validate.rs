@@ -27,9 +27,22 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
         }
     }
     diagnostics.extend(session_redis_at_its_line(config, path, text));
-    if let Some(message) = config.upstream.ca_without_tls() {
-        let offset = locate(text, "upstream", "ca_file");
-        let message = format!("upstream.ca_file: {message}");
+    if let Some(key) = config.upstream.tls_without_https() {
+        let offset = locate(text, "upstream", key);
+        let message = format!(
+            "upstream.{key}: is set but the upstream URL is http:// (plain text): write \
+             https:// for TLS, or remove {key}"
+        );
+        diagnostics.push(Diagnostic::at(path, text, offset, message));
+    }
+    if let Some((key, message)) = config.upstream.half_client_pair() {
+        let other = if key == "client_key" {
+            "client_cert"
+        } else {
+            "client_key"
+        };
+        let offset = locate(text, "upstream", other);
+        let message = format!("upstream.{key}: {message}");
         diagnostics.push(Diagnostic::at(path, text, offset, message));
     }
     // A zero head timeout cuts every connection before its first request arrives.

@@ -535,7 +535,7 @@ mod tests {
         })
         .await;
         let url: crate::config::UpstreamUrl = format!("https://{silent}").parse().expect("url");
-        let tls = UpstreamTls::new(&url, None).expect("tls");
+        let tls = UpstreamTls::new(&url, None, None).expect("tls");
         let pool = Arc::new(UpstreamPool::new(
             silent.clone(),
             Some(tls),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::fallback::{BackendStats, Fallback, OnError};
 use super::memory::MemoryRateLimiter;
 use super::redis::{RedisOptions, RedisRateLimiter};
-use crate::redis_conn::{self, ClientCertFile, RedisCa, RedisClientCert, RedisTls};
+use crate::redis_conn::{self, ClientCert, ClientCertFile, RedisCa, RedisTls};
 
 /// Which store holds the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -204,15 +204,15 @@ impl StateConfig {
             })?),
         };
         let client_cert = match (&self.redis_client_cert, &self.redis_client_key) {
-            (Some(cert), Some(key)) => Some(RedisClientCert::from_files(cert, key).map_err(
-                |(file, why)| {
+            (Some(cert), Some(key)) => {
+                Some(ClientCert::from_files(cert, key).map_err(|(file, why)| {
                     let (field, path) = match file {
                         ClientCertFile::Cert => ("redis_client_cert", cert),
                         ClientCertFile::Key => ("redis_client_key", key),
                     };
                     StoreError::Unavailable(format!("state.{field}: {}: {why}", path.display()))
-                },
-            )?),
+                })?)
+            }
             _ => None,
         };
         Ok(RedisTls { ca, client_cert })

@@ -521,6 +521,17 @@ pub fn rustls_server(
     key: &std::path::Path,
     alpn: &[&[u8]],
 ) -> Arc<rustls::ServerConfig> {
+    rustls_server_checking_clients(cert, key, None, alpn)
+}
+
+/// [`rustls_server`] that, given `client_ca` (a PEM file), requires every client to present
+/// a certificate that CA signed (mutual TLS).
+pub fn rustls_server_checking_clients(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: Option<&std::path::Path>,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ServerConfig> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let chain = CertificateDer::pem_file_iter(cert)
@@ -529,12 +540,26 @@ pub fn rustls_server(
         .expect("certificates");
     let key = PrivateKeyDer::from_pem_file(key).expect("key");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server config");
+        .expect("versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_file_iter(ca).expect("client CA file") {
+                roots
+                    .add(ca.expect("client CA"))
+                    .expect("a usable client CA");
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).expect("server config");
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }
@@ -589,6 +614,41 @@ pub async fn streams_3mb_both_ways(base: &str) {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body.len() as u64, size);
     assert!(reply.body.bytes().all(|b| b == b'x'));
+}
+
+/// The `request.failed` events in the JSON-lines security log `log`, waiting (at most 3 s)
+/// for at least one.
+pub async fn request_failures(log: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut found = Vec::new();
+    for _ in 0..150 {
+        found = std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "request.failed")
+            .collect();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    found
+}
+
+/// The one `request.failed` event in `log`, checked to be `source`'s with `kind` (`case`
+/// names the run in failure messages).
+pub async fn one_request_failure(
+    log: &std::path::Path,
+    source: &str,
+    kind: &str,
+    case: &str,
+) -> serde_json::Value {
+    let events = request_failures(log).await;
+    assert_eq!(events.len(), 1, "{case}: {events:?}");
+    let event = events.into_iter().next().expect("one");
+    assert_eq!(event["error.source"], source, "{case}: {event}");
+    assert_eq!(event["error.kind"], kind, "{case}: {event}");
+    event
 }
 
 /// A free loopback port for a process a test starts, below the kernel's ephemeral range

@@ -40,7 +40,7 @@ fn a_client_certificate_and_its_key_are_resolved_and_checked_together() {
         "{errors:?}"
     );
     assert!(
-        errors[0].contains("not the key of the certificate"),
+        errors[0].contains("not the private key of the client certificate"),
         "{errors:?}"
     );
 

@@ -206,3 +206,66 @@ fn the_upstream_protocol_is_http1_unless_http2_is_asked_for() {
         "{message}"
     );
 }
+
+/// `[upstream] client_cert` and `client_key`: resolved, checked together (the key the
+/// certificate's), both or neither, and only with `https://`.
+#[test]
+fn an_upstream_client_certificate_is_checked_with_its_key_and_needs_https() {
+    let (cert, key) = certificate();
+    let toml = "[upstream]\nurl = \"https://app.internal\"\n\
+                client_cert = \"tls/client.pem\"\nclient_key = \"tls/client.key\"\n";
+    let files: &[(&str, &[u8])] = &[
+        ("tls/client.pem", cert.as_bytes()),
+        ("tls/client.key", key.as_bytes()),
+    ];
+    let (result, dir) = load_in_dir(toml, files);
+    let config = result.expect("valid");
+    assert_eq!(
+        config.upstream.client_cert,
+        Some(dir.path().join("tls/client.pem"))
+    );
+    assert_eq!(
+        config.upstream.client_key,
+        Some(dir.path().join("tls/client.key"))
+    );
+
+    let (_, stranger_key) = certificate();
+    let files: &[(&str, &[u8])] = &[
+        ("tls/client.pem", cert.as_bytes()),
+        ("tls/client.key", stranger_key.as_bytes()),
+    ];
+    let (result, dir) = load_in_dir(toml, files);
+    let errors = errors_of(result, &dir);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("palisade.toml:4:1: upstream.client_key: tls/client.key:")
+            && errors[0].contains("not the private key of the client certificate"),
+        "{errors:?}"
+    );
+
+    let message = first_error(
+        "[upstream]\nurl = \"https://app.internal\"\nclient_cert = \"tls/client.pem\"\n",
+    );
+    assert!(
+        message.starts_with("palisade.toml:3:1: upstream.client_key: missing"),
+        "{message}"
+    );
+    let message = first_error(
+        "[upstream]\nurl = \"https://app.internal\"\nclient_key = \"tls/client.key\"\n",
+    );
+    assert!(
+        message.contains("upstream.client_cert: missing"),
+        "{message}"
+    );
+
+    let plain = "[upstream]\nurl = \"http://app.internal\"\n\
+                 client_cert = \"tls/client.pem\"\nclient_key = \"tls/client.key\"\n";
+    let (result, dir) = load_in_dir(plain, files);
+    let errors = errors_of(result, &dir);
+    assert!(
+        errors.iter().any(|e| e.starts_with(
+            "palisade.toml:3:1: upstream.client_cert: is set but the upstream URL is http://"
+        )),
+        "{errors:?}"
+    );
+}
