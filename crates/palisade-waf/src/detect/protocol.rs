@@ -197,7 +197,8 @@ fn without_entities(text: &str) -> String {
 fn encodings(input: &Input<'_>, source: Source) -> Option<Hit> {
     let f = input.flags;
     let header = source == Source::Header;
-    if f.contains(DecodeFlags::NUL) && source != Source::Body {
+    // Binary bodies and protobuf fields (a zero varint inside a nested message) hold NULs.
+    if f.contains(DecodeFlags::NUL) && !matches!(source, Source::Body | Source::Protobuf) {
         return Some(Hit::new(12, "nul byte", 0, input.text.len()));
     }
     if f.contains(DecodeFlags::OVERLONG_UTF8) {
@@ -242,7 +243,7 @@ fn encodings(input: &Input<'_>, source: Source) -> Option<Hit> {
     if f.contains(DecodeFlags::CONTROL)
         && !matches!(
             source,
-            Source::Body | Source::Multipart | Source::Json | Source::Xml
+            Source::Body | Source::Multipart | Source::Json | Source::Xml | Source::Protobuf
         )
     {
         return Some(Hit::new(30, "control character", 0, input.text.len()));

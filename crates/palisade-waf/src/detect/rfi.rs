@@ -273,7 +273,7 @@ fn bare_internal_host(folded: &str, source: Source) -> Option<Hit> {
     ];
     if !matches!(
         source,
-        Source::Arg | Source::Form | Source::Json | Source::Xml | Source::Cookie
+        Source::Arg | Source::Form | Source::Json | Source::Xml | Source::Protobuf | Source::Cookie
     ) {
         return None;
     }

@@ -1,7 +1,7 @@
 //! Chooses how to read a body from its declared type, falling back to its first byte when the
 //! type is missing or unknown (attackers omit it to dodge parsers).
 
-use super::{Collector, Source, StopReason, json, multipart, pairs, push_pair, xml};
+use super::{Collector, Source, StopReason, grpc, json, multipart, pairs, push_pair, xml};
 use crate::normalize::Plus;
 use crate::request::Request;
 
@@ -23,6 +23,11 @@ pub(super) fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
     }
     let content_type = req.header("content-type").unwrap_or_default();
     if opaque_type(content_type) && !text_in_disguise(body) {
+        return;
+    }
+    let lower = String::from_utf8_lossy(content_type).to_ascii_lowercase();
+    if let Some(framing) = grpc::framing(lower.split(';').next().unwrap_or("").trim()) {
+        grpc::collect(body, framing, out);
         return;
     }
     match kind_of(content_type, body) {

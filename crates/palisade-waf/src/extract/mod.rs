@@ -9,6 +9,7 @@
 mod body;
 
 pub use body::opaque_type;
+mod grpc;
 mod json;
 mod multipart;
 mod xml;
@@ -106,6 +107,9 @@ pub enum Source {
     JsonKey,
     /// XML text or attribute value.
     Xml,
+    /// A length-delimited field of a gRPC or protobuf message (a string, bytes, or a
+    /// nested message's bytes), named by its field numbers.
+    Protobuf,
     /// A cookie value.
     Cookie,
     /// A cookie name.
@@ -159,6 +163,7 @@ impl fmt::Display for Location {
             Source::Json => "body.json",
             Source::JsonKey => "body.json_keys",
             Source::Xml => "body.xml",
+            Source::Protobuf => "body.grpc",
             Source::Cookie => "cookies",
             Source::CookieName => "cookies_names",
             Source::Header => "headers",
