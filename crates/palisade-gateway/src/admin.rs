@@ -348,20 +348,12 @@ fn is_port(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok()
 }
 
-/// Ready when the upstream accepts a TCP connection and the state backend answers (or its
-/// outage is covered by an `on_error` fallback).
+/// Ready when the upstream accepts a TCP connection (and, for `https://`, a TLS handshake
+/// that verifies) and the state backend answers (or its outage is covered by an `on_error`
+/// fallback).
 async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
-    // A TCP connection, for `https://` upstreams too: a TLS handshake per probe would cost
-    // the upstream more than the probe tells.
-    let address = gateway.runtime().upstream.address().to_owned();
-    let upstream_ok = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(&address)
-        )
-        .await,
-        Ok(Ok(_))
-    );
+    let upstream = gateway.runtime().upstream.probe().await;
+    let upstream_ok = upstream.is_ok();
     let services = gateway.services();
     let backend = services.rate_limits.backend();
     let state_error = match &services.state {
@@ -386,12 +378,16 @@ async fn readiness(gateway: Arc<Gateway>) -> Response<GatewayBody> {
         // Why: Redis down, or refusing the password, or its TLS certificate not trusted.
         state["detail"] = serde_json::Value::String(err.to_string());
     }
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "ready": ready,
         "upstream": word(upstream_ok),
         "state": state,
         "sessions": { "store": sessions.backend(), "status": word(sessions_ok) },
     });
+    if let Err(why) = upstream {
+        // Why: refused, timed out, or (https) its certificate not trusted or for another name.
+        body["upstream_detail"] = serde_json::Value::String(why);
+    }
     let status = if ready {
         StatusCode::OK
     } else {

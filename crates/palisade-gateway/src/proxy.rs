@@ -40,7 +40,18 @@ pub struct Upstream {
     preserve_host: bool,
     /// `Some(scheme)` when requests go out as HTTP/2 (absolute URIs need the scheme).
     h2_scheme: Option<Scheme>,
+    /// TLS for an `https://` upstream, for readiness probes.
+    tls: Option<UpstreamTls>,
+    /// The last TLS probe's outcome and when it was made ([`Upstream::probe`]).
+    probed: Arc<std::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>>,
 }
+
+/// How long a TLS readiness probe's outcome is reused: probes every few seconds from a
+/// load balancer then cost the upstream one handshake per this long.
+const TLS_PROBE_REUSE: Duration = Duration::from_secs(10);
+
+/// How long a readiness probe waits for the upstream.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Upstream {
     /// Pools for `config`, one per worker, sharing one TLS client configuration for an
@@ -67,6 +78,8 @@ impl Upstream {
             .expect("a parsed URL authority is visible ASCII");
         Ok(Self {
             pools: (0..workers.max(1)).map(|_| pool()).collect(),
+            tls: tls.clone(),
+            probed: Arc::default(),
             address: url.connect_address(),
             authority_value,
             response_timeout: config.response_timeout.0,
@@ -82,6 +95,49 @@ impl Upstream {
     /// `host:port` the upstream is connected to (the port always written).
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// Whether the upstream can be reached, for `/readyz`: a TCP connection, and for an
+    /// `https://` upstream a TLS handshake as requests make them (the certificate verified,
+    /// the protocol agreed), whose outcome is reused for [`TLS_PROBE_REUSE`]. The error says
+    /// why, in the words of the `upstream failed` log line.
+    pub async fn probe(&self) -> Result<(), String> {
+        let Some(tls) = &self.tls else {
+            return self.probe_tcp().await.map(drop);
+        };
+        if let Some((at, outcome)) = self.probed.lock().ok().and_then(|p| p.clone()) {
+            if at.elapsed() < TLS_PROBE_REUSE {
+                return outcome;
+            }
+        }
+        let outcome = async {
+            let tcp = self.probe_tcp().await?;
+            let handshake = async {
+                if self.h2_scheme.is_some() {
+                    tls.handshake_h2(tcp).await.map(drop)
+                } else {
+                    tls.handshake(tcp).await.map(drop)
+                }
+            };
+            tokio::time::timeout(PROBE_TIMEOUT, handshake)
+                .await
+                .unwrap_or_else(|_| Err("TLS handshake with the upstream timed out".into()))
+        }
+        .await;
+        if let Ok(mut probed) = self.probed.lock() {
+            *probed = Some((tokio::time::Instant::now(), outcome.clone()));
+        }
+        outcome
+    }
+
+    async fn probe_tcp(&self) -> Result<tokio::net::TcpStream, String> {
+        match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(&self.address))
+            .await
+        {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(err)) => Err(format!("connect to the upstream: {err}")),
+            Err(_) => Err("connect to the upstream timed out".into()),
+        }
     }
 
     /// Sends `request` upstream and returns the response with hop-by-hop and revealing
