@@ -43,8 +43,11 @@ pub struct Upstream {
     /// TLS for an `https://` upstream, for readiness probes.
     tls: Option<UpstreamTls>,
     /// The last TLS probe's outcome and when it was made ([`Upstream::probe`]).
-    probed: Arc<std::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>>,
+    probed: Arc<std::sync::Mutex<Option<Probed>>>,
 }
+
+/// A readiness probe's outcome and when it was made.
+type Probed = (tokio::time::Instant, Result<(), String>);
 
 /// How long a TLS readiness probe's outcome is reused: probes every few seconds from a
 /// load balancer then cost the upstream one handshake per this long.

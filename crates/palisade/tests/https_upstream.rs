@@ -111,7 +111,12 @@ async fn an_upstream_certificate_from_another_ca_gets_502_and_no_request_reaches
     );
     // Unready, and `/readyz` says why (its TLS probe verifies as requests do).
     let ready = get(&format!("http://{}/readyz", palisade.admin_addr), &[]).await;
-    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
     assert_eq!(ready.json()["upstream"], "unreachable", "{}", ready.body);
     let detail = ready.json()["upstream_detail"].to_string();
     assert!(detail.contains("not trusted"), "{detail}");
@@ -121,7 +126,11 @@ async fn an_upstream_certificate_from_another_ca_gets_502_and_no_request_reaches
     let palisade = start_palisade(&upstream.https_url(), &trusting(&pki.ca_file)).await;
     let ready = get(&format!("http://{}/readyz", palisade.admin_addr), &[]).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
-    assert!(ready.json().get("upstream_detail").is_none(), "{}", ready.body);
+    assert!(
+        ready.json().get("upstream_detail").is_none(),
+        "{}",
+        ready.body
+    );
     palisade.shutdown().await;
 
     // Without ca_file only the public web roots are trusted: a private CA is not.
