@@ -23,7 +23,7 @@ use crate::events::{Event, EventBus, RequestInfo};
 use crate::forwarding;
 use crate::pipeline::{GatewayRequest, RequestContext};
 use crate::upstream_pool::{PoolError, PooledBody, UpstreamPool};
-use crate::upstream_tls::{self, ClientCert, ClientCertFile, UpstreamTls};
+use crate::upstream_tls::{ClientCert, UpstreamTls, problems_message};
 use http_body::Body;
 use palisade_store::ca::CaCertificates;
 
@@ -43,7 +43,8 @@ pub struct Upstream {
     /// TLS for an `https://` upstream, for readiness probes.
     tls: Option<UpstreamTls>,
     /// The last TLS probe's outcome and when it was made ([`Upstream::probe`]).
-    probed: Arc<std::sync::Mutex<Option<Probed>>>,
+    /// Held while a probe runs, so probes that arrive together share one handshake.
+    probed: Arc<tokio::sync::Mutex<Option<Probed>>>,
 }
 
 /// A readiness probe's outcome and when it was made.
@@ -95,6 +96,12 @@ impl Upstream {
         })
     }
 
+    /// The client certificate presented to an `https://` upstream (subject and validity),
+    /// for the start-up line.
+    pub fn client_cert(&self) -> Option<&str> {
+        self.tls.as_ref().and_then(UpstreamTls::client_cert)
+    }
+
     /// `host:port` the upstream is connected to (the port always written).
     pub fn address(&self) -> &str {
         &self.address
@@ -108,28 +115,27 @@ impl Upstream {
         let Some(tls) = &self.tls else {
             return self.probe_tcp().await.map(drop);
         };
-        if let Some((at, outcome)) = self.probed.lock().ok().and_then(|p| p.clone()) {
+        let mut probed = self.probed.lock().await;
+        if let Some((at, outcome)) = probed.as_ref() {
             if at.elapsed() < TLS_PROBE_REUSE {
-                return outcome;
+                return outcome.clone();
             }
         }
         let outcome = async {
             let tcp = self.probe_tcp().await?;
-            let handshake = async {
-                if self.h2_scheme.is_some() {
-                    tls.handshake_h2(tcp).await.map(drop)
-                } else {
-                    tls.handshake(tcp).await.map(drop)
-                }
-            };
+            let handshake = tls.probe(tcp, self.h2_scheme.is_some());
             tokio::time::timeout(PROBE_TIMEOUT, handshake)
                 .await
-                .unwrap_or_else(|_| Err("TLS handshake with the upstream timed out".into()))
+                .unwrap_or_else(|_| {
+                    Err(
+                        "TLS handshake with the upstream did not finish within 2 s (the \
+                         readiness probe's limit)"
+                            .into(),
+                    )
+                })
         }
         .await;
-        if let Ok(mut probed) = self.probed.lock() {
-            *probed = Some((tokio::time::Instant::now(), outcome.clone()));
-        }
+        *probed = Some((tokio::time::Instant::now(), outcome.clone()));
         outcome
     }
 
@@ -139,7 +145,11 @@ impl Upstream {
         {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(err)) => Err(format!("connect to the upstream: {err}")),
-            Err(_) => Err("connect to the upstream timed out".into()),
+            Err(_) => Err(
+                "connect to the upstream did not finish within 2 s (the readiness \
+                           probe's limit)"
+                    .into(),
+            ),
         }
     }
 
@@ -167,7 +177,9 @@ impl Upstream {
         let client_fault = || fault.as_ref().and_then(BodyFault::take);
         let (mut response, lease) = match sent.await {
             Err(_) => return Err(client_fault().unwrap_or(GatewayError::UpstreamTimeout)),
-            Ok(Err(err)) => return Err(client_fault().unwrap_or_else(|| classify(err))),
+            Ok(Err(err)) => {
+                return Err(client_fault().unwrap_or_else(|| classify(err, self.tls.as_ref())));
+            }
             Ok(Ok(exchanged)) => exchanged,
         };
 
@@ -452,13 +464,18 @@ fn upstream_tls(url: &UpstreamUrl, config: &UpstreamConfig) -> Result<UpstreamTl
         .map_err(UpstreamError::Tls)?;
     let client = match (&config.client_cert, &config.client_key) {
         (Some(cert), Some(key)) => {
-            Some(ClientCert::from_files(cert, key).map_err(|(file, why)| {
-                let (name, path) = match file {
-                    ClientCertFile::Cert => ("client_cert", cert),
-                    ClientCertFile::Key => ("client_key", key),
-                };
-                UpstreamError::Tls(format!("upstream.{name}: {}: {why}", path.display()))
-            })?)
+            let pair = ClientCert::from_files(cert, key).map_err(|problems| {
+                UpstreamError::Tls(problems_message(
+                    &problems,
+                    ("upstream.client_cert", cert),
+                    ("upstream.client_key", key),
+                ))
+            })?;
+            let names = ("[upstream] client_cert", "[upstream] client_key");
+            for warning in pair.warnings(names.0, names.1, key) {
+                tracing::warn!("{warning}");
+            }
+            Some(pair)
         }
         _ => None,
     };
@@ -480,21 +497,37 @@ fn client_host(
 /// Turns a failed exchange into who caused it: our body errors are the client's, connect
 /// (and TLS handshake) timeouts are 504, connect and TLS failures 502, anything else a
 /// broken upstream.
-fn classify(err: PoolError) -> GatewayError {
+fn classify(err: PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
     match err {
-        PoolError::Shared(ref shared) => classify_ref(shared),
-        err => classify_ref(&err),
+        PoolError::Shared(ref shared) => classify_ref(shared, tls),
+        err => classify_ref(&err, tls),
     }
 }
 
-fn classify_ref(err: &PoolError) -> GatewayError {
-    // A TLS 1.3 upstream refuses a client certificate after the handshake: the alert comes
-    // with the HTTP exchange.
-    if let PoolError::Handshake(_) | PoolError::Send(_) | PoolError::NotHttp2(_) = err {
-        if let Some(why) = upstream_tls::client_cert_refusal(err) {
+fn classify_ref(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
+    let exchange = matches!(
+        err,
+        PoolError::Handshake(_) | PoolError::Send(_) | PoolError::NotHttp2(_)
+    );
+    if let Some(tls) = tls.filter(|_| exchange) {
+        // A TLS 1.3 upstream refuses a client certificate after the handshake: the alert
+        // comes with the HTTP exchange.
+        if let Some(why) = tls.client_cert_refusal(err) {
             return GatewayError::UpstreamTls(why);
         }
     }
+    let mut classified = classify_kind(err, tls);
+    if let (Some(hint), true) = (tls.and_then(UpstreamTls::closed_hint), exchange) {
+        if let GatewayError::UpstreamProtocol(text) | GatewayError::UpstreamConnect(text) =
+            &mut classified
+        {
+            text.push_str(hint);
+        }
+    }
+    classified
+}
+
+fn classify_kind(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
     match err {
         PoolError::ConnectTimeout => GatewayError::UpstreamTimeout,
         PoolError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
@@ -508,7 +541,7 @@ fn classify_ref(err: &PoolError) -> GatewayError {
         PoolError::NotHttp2(_) => GatewayError::UpstreamProtocol(error_chain(err)),
         PoolError::Send(hyper_err) => body::client_fault(hyper_err)
             .unwrap_or_else(|| GatewayError::UpstreamProtocol(error_chain(err))),
-        PoolError::Shared(shared) => classify_ref(shared),
+        PoolError::Shared(shared) => classify_ref(shared, tls),
     }
 }
 
@@ -561,12 +594,12 @@ mod tests {
     #[test]
     fn a_failed_tls_handshake_is_a_502_that_says_tls_and_a_stalled_one_a_504() {
         let why = "TLS: the upstream's certificate is not trusted: invalid peer certificate";
-        let err = classify(PoolError::Tls(why.into()));
+        let err = classify(PoolError::Tls(why.into()), None);
         assert!(matches!(err, GatewayError::UpstreamTls(_)), "{err:?}");
         assert_eq!(err.kind(), "upstream_tls");
         assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
         assert!(err.to_string().contains(why), "{err}");
-        let err = classify(PoolError::TlsTimeout);
+        let err = classify(PoolError::TlsTimeout, None);
         assert!(matches!(err, GatewayError::UpstreamTimeout), "{err:?}");
     }
 

@@ -182,6 +182,7 @@ impl Summary {
             listen = %proxy,
             upstream = %self.upstream,
             upstream.protocol = self.upstream_protocol,
+            upstream.client_cert = runtime.upstream.client_cert().unwrap_or("none"),
             admin = %admin,
             tls = self.tls,
             state.backend = self.backend,

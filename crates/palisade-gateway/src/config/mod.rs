@@ -207,16 +207,23 @@ impl Config {
     /// Refuses `[upstream] ca_file` or a client certificate beside an `http://` URL given by
     /// `--upstream` (the file's own URL is checked with the file).
     fn check_upstream_tls(&self, file: Option<&Path>) -> Result<(), ConfigError> {
-        let Some(key) = self.upstream.tls_without_https() else {
+        let keys = self.upstream.tls_without_https();
+        if keys.is_empty() {
             return Ok(());
-        };
+        }
         let origin = file.unwrap_or(Path::new("--upstream"));
         // The file's own URL passed its check: the http:// one is the flag's.
-        let message = format!(
-            "upstream.{key}: is set but --upstream (which replaces [upstream] url) is http:// \
-             (plain text): write https:// for TLS, or remove {key}"
-        );
-        Err(ConfigError::single(Diagnostic::whole_file(origin, message)))
+        let diagnostics = keys
+            .into_iter()
+            .map(|key| {
+                let message = format!(
+                    "upstream.{key}: is set but --upstream (which replaces [upstream] url) is \
+                     http:// (plain text): write https:// for TLS, or remove {key}"
+                );
+                Diagnostic::whole_file(origin, message)
+            })
+            .collect();
+        Err(ConfigError { diagnostics })
     }
 
     /// Reads secrets from the environment: `PALISADE_REDIS_URL` replaces `[state] redis_url`.

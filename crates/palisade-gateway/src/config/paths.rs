@@ -176,7 +176,10 @@ impl Checks<'_> {
             return;
         }
         let (cert_path, key_path) = (self.base.join(cert), self.base.join(key));
-        if let Err((file, why)) = ClientCert::from_files(&cert_path, &key_path) {
+        let Err(problems) = ClientCert::from_files(&cert_path, &key_path) else {
+            return;
+        };
+        for (file, why) in problems {
             let (name, written) = match file {
                 ClientCertFile::Cert => (cert_key, cert),
                 ClientCertFile::Key => (key_key, key),

@@ -171,12 +171,12 @@ impl UpstreamProtocol {
 }
 
 impl UpstreamConfig {
-    /// The TLS key (`ca_file`, `client_cert`, `client_key`) set beside an `http://` URL, if
-    /// any: it says TLS was meant, and the request would go out in the clear.
-    pub fn tls_without_https(&self) -> Option<&'static str> {
+    /// The TLS keys (`ca_file`, `client_cert`, `client_key`) set beside an `http://` URL:
+    /// they say TLS was meant, and the request would go out in the clear.
+    pub fn tls_without_https(&self) -> Vec<&'static str> {
         let plain = self.url.as_ref().is_some_and(|url| !url.tls);
         if !plain {
-            return None;
+            return Vec::new();
         }
         [
             ("ca_file", self.ca_file.is_some()),
@@ -184,7 +184,8 @@ impl UpstreamConfig {
             ("client_key", self.client_key.is_some()),
         ]
         .into_iter()
-        .find_map(|(key, set)| set.then_some(key))
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
     }
 
     /// The key of a client certificate pair written without the other one, and why.

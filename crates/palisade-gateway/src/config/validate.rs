@@ -27,7 +27,7 @@ pub(super) fn sections(config: &Config, path: &Path, text: &str) -> Vec<Diagnost
         }
     }
     diagnostics.extend(session_redis_at_its_line(config, path, text));
-    if let Some(key) = config.upstream.tls_without_https() {
+    for key in config.upstream.tls_without_https() {
         let offset = locate(text, "upstream", key);
         let message = format!(
             "upstream.{key}: is set but the upstream URL is http:// (plain text): write \

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::fallback::{BackendStats, Fallback, OnError};
 use super::memory::MemoryRateLimiter;
 use super::redis::{RedisOptions, RedisRateLimiter};
-use crate::redis_conn::{self, ClientCert, ClientCertFile, RedisCa, RedisTls};
+use crate::client_cert::problems_message;
+use crate::redis_conn::{self, ClientCert, RedisCa, RedisTls};
 
 /// Which store holds the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -205,13 +206,18 @@ impl StateConfig {
         };
         let client_cert = match (&self.redis_client_cert, &self.redis_client_key) {
             (Some(cert), Some(key)) => {
-                Some(ClientCert::from_files(cert, key).map_err(|(file, why)| {
-                    let (field, path) = match file {
-                        ClientCertFile::Cert => ("redis_client_cert", cert),
-                        ClientCertFile::Key => ("redis_client_key", key),
-                    };
-                    StoreError::Unavailable(format!("state.{field}: {}: {why}", path.display()))
-                })?)
+                let pair = ClientCert::from_files(cert, key).map_err(|problems| {
+                    StoreError::Unavailable(problems_message(
+                        &problems,
+                        ("state.redis_client_cert", cert),
+                        ("state.redis_client_key", key),
+                    ))
+                })?;
+                let names = ("[state] redis_client_cert", "[state] redis_client_key");
+                for warning in pair.warnings(names.0, names.1, key) {
+                    tracing::warn!("{warning}");
+                }
+                Some(pair)
             }
             _ => None,
         };

@@ -262,10 +262,13 @@ fn an_upstream_client_certificate_is_checked_with_its_key_and_needs_https() {
                  client_cert = \"tls/client.pem\"\nclient_key = \"tls/client.key\"\n";
     let (result, dir) = load_in_dir(plain, files);
     let errors = errors_of(result, &dir);
-    assert!(
-        errors.iter().any(|e| e.starts_with(
-            "palisade.toml:3:1: upstream.client_cert: is set but the upstream URL is http://"
-        )),
-        "{errors:?}"
-    );
+    for (line, key) in [(3, "client_cert"), (4, "client_key")] {
+        let expected = format!(
+            "palisade.toml:{line}:1: upstream.{key}: is set but the upstream URL is http://"
+        );
+        assert!(
+            errors.iter().any(|e| e.starts_with(&expected)),
+            "{errors:?}"
+        );
+    }
 }
