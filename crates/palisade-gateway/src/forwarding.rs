@@ -360,7 +360,7 @@ pub fn is_credential(name: &HeaderName) -> bool {
 pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        .is_some_and(|v| crate::grpc::is_grpc_type(v.as_bytes()))
 }
 
 /// Keeps of a gRPC response's trailers what no response stage would have removed or set

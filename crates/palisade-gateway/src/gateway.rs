@@ -246,6 +246,7 @@ impl Gateway {
                 events: ctx.events().clone(),
                 request: ctx.request_info(request_head),
                 status: parts.status.as_u16(),
+                rest: Bytes::new(),
             })
         });
         handling.answered = true;
@@ -411,7 +412,15 @@ struct SendReport {
     events: EventBus,
     request: RequestInfo,
     status: u16,
+    /// The rest of a piece of data handed over in parts.
+    rest: Bytes,
 }
+
+/// The most an HTTP/2 answer hands hyper at once, so that taking one piece is progress a
+/// slow but steady reader makes within `send_timeout` (hyper asks for the next piece once
+/// the last has gone out; a whole upstream read, up to hundreds of KiB, could take a slow
+/// reader longer than that to drain).
+const SEND_PIECE: usize = 16 * 1024;
 
 impl TrackedBody {
     fn new(inner: GatewayBody, in_flight: InFlight, send: Option<Box<SendReport>>) -> Self {
@@ -460,25 +469,81 @@ impl Body for TrackedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        let Some(send) = &this.send else {
+        let Some(send) = &mut this.send else {
             return Pin::new(&mut this.inner).poll_frame(cx);
         };
         // hyper asks for more only once what it was handed has window to go out in.
         send.watch.asked();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if frame.data_ref().is_some_and(|data| !data.is_empty()) {
-                send.watch.handed();
+        let mut data = if send.rest.is_empty() {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                },
+                other => return other,
             }
+        } else {
+            std::mem::take(&mut send.rest)
+        };
+        if data.len() > SEND_PIECE {
+            send.rest = data.split_off(SEND_PIECE);
         }
-        polled
+        if !data.is_empty() {
+            send.watch.handed();
+        }
+        Poll::Ready(Some(Ok(Frame::data(data))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.send.as_ref().is_none_or(|send| send.rest.is_empty()) && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let rest = self.send.as_ref().map_or(0, |send| send.rest.len() as u64);
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + rest);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An HTTP/2 answer goes to hyper in pieces of at most 16 KiB, each noted as handed over,
+    /// so a slow reader's progress is seen piece by piece rather than once per upstream read.
+    #[tokio::test]
+    async fn an_http2_answer_is_handed_over_in_pieces_each_watched() {
+        let big = Bytes::from(vec![b'x'; 40 * 1024]);
+        let inner = crate::body::full(big.clone());
+        let watch = crate::send_watch::watch_next_stream();
+        let send = Box::new(SendReport {
+            watch: Arc::clone(&watch),
+            events: EventBus::new(Vec::new()),
+            request: RequestInfo {
+                id: crate::pipeline::RequestId::next(),
+                client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+                method: http::Method::GET,
+                path: "/big".into(),
+                user_id: None,
+            },
+            status: 200,
+            rest: Bytes::new(),
+        });
+        let in_flight = ConnShared::new().start_request();
+        let mut body = TrackedBody::new(inner, in_flight, Some(send));
+        assert_eq!(body.size_hint().exact(), Some(big.len() as u64));
+        let mut pieces = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let data = frame.expect("data").into_data().expect("data");
+            pieces.push(data.len());
+            assert!(!body.is_end_stream() || pieces.iter().sum::<usize>() == big.len());
+        }
+        assert_eq!(pieces, [16 * 1024, 16 * 1024, 8 * 1024]);
+        assert!(body.is_end_stream());
     }
 }

@@ -19,8 +19,25 @@ use crate::body::{self, GatewayBody};
 pub fn request_type(headers: &HeaderMap) -> Option<HeaderValue> {
     headers
         .get(CONTENT_TYPE)
-        .filter(|v| v.as_bytes().starts_with(b"application/grpc"))
+        .filter(|v| is_grpc_type(v.as_bytes()))
         .cloned()
+}
+
+/// Whether a `Content-Type` value is gRPC's: `application/grpc`, alone or followed by
+/// `+format`, `-web...` or parameters, in any letter case (`application/grpcx` is not).
+pub fn is_grpc_type(value: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"application/grpc";
+    let Some(head) = value.get(..PREFIX.len()) else {
+        return false;
+    };
+    if !head.eq_ignore_ascii_case(PREFIX) {
+        return false;
+    }
+    let rest = &value[PREFIX.len()..];
+    matches!(rest.first(), None | Some(b'+' | b';' | b' ' | b'\t'))
+        || rest
+            .get(..4)
+            .is_some_and(|web| web.eq_ignore_ascii_case(b"-web"))
 }
 
 /// Makes palisade's own refusal `parts` / `body` of a gRPC call of `content_type` a
@@ -177,9 +194,15 @@ mod tests {
             "application/grpc",
             "application/grpc+json",
             "application/grpc-web-text",
+            "Application/gRPC",
+            "application/grpc; charset=utf-8",
         ] {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(grpc));
             assert_eq!(request_type(&headers).expect("grpc"), grpc);
+        }
+        for other in ["application/grpcx", "application/grp", "text/grpc"] {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(other));
+            assert!(request_type(&headers).is_none(), "{other}");
         }
     }
 

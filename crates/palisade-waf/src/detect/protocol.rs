@@ -201,7 +201,10 @@ fn encodings(input: &Input<'_>, source: Source) -> Option<Hit> {
     if f.contains(DecodeFlags::NUL) && !matches!(source, Source::Body | Source::Protobuf) {
         return Some(Hit::new(12, "nul byte", 0, input.text.len()));
     }
-    if f.contains(DecodeFlags::OVERLONG_UTF8) {
+    // A protobuf `bytes` field or packed numbers are any bytes at all: malformed UTF-8 there
+    // says nothing (a `string` field must be valid UTF-8 for the service to parse it).
+    let binary = source == Source::Protobuf;
+    if f.contains(DecodeFlags::OVERLONG_UTF8) && !binary {
         return Some(Hit::new(10, "overlong utf-8", 0, input.text.len()));
     }
     if f.contains(DecodeFlags::FULLWIDTH) && f.contains(DecodeFlags::UNICODE_PERCENT) {
@@ -222,6 +225,7 @@ fn encodings(input: &Input<'_>, source: Source) -> Option<Hit> {
     if f.contains(DecodeFlags::INVALID_UTF8)
         && raw.windows(1).any(|w| w[0] >= 0x80)
         && source != Source::Path
+        && !binary
     {
         return Some(Hit::new(30, "invalid utf-8", 0, input.text.len()));
     }

@@ -22,15 +22,23 @@ pub(super) fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
         return;
     }
     let content_type = req.header("content-type").unwrap_or_default();
+    let encoding = req.header("grpc-encoding").unwrap_or_default();
+    // gRPC servers do not all check the type: a call sent as bytes, or as nothing in
+    // particular, is still read as the messages it holds.
+    let framed = || grpc::looks_framed(body, req.body_truncated);
     if opaque_type(content_type) && !text_in_disguise(body) {
+        if framed() {
+            grpc::collect(body, grpc::Framing::Grpc, encoding, out);
+        }
         return;
     }
     let lower = String::from_utf8_lossy(content_type).to_ascii_lowercase();
     if let Some(framing) = grpc::framing(lower.split(';').next().unwrap_or("").trim()) {
-        grpc::collect(body, framing, out);
+        grpc::collect(body, framing, encoding, out);
         return;
     }
     match kind_of(content_type, body) {
+        BodyKind::Raw if framed() => grpc::collect(body, grpc::Framing::Grpc, encoding, out),
         BodyKind::Form => {
             for (name, value) in pairs(body, b'&') {
                 push_pair(out, Source::FormName, Source::Form, name, value);

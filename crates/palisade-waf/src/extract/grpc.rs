@@ -11,11 +11,16 @@
 //! Without the schema a length-delimited value that is valid UTF-8 may still be a nested
 //! message: it is then inspected both ways, as its text and as the fields it parses into, so
 //! that a value crafted to parse as a message cannot hide its text (a nested message's own
-//! framing can still run into its strings there; only the top level is certain). A message
-//! that does not parse, a compressed one (palisade does not inflate it) and anything after a
-//! malformed prefix are inspected as raw text, as bodies of no known type are.
+//! framing can still run into its strings there; only the top level is certain). Messages
+//! compressed with `gzip` or `deflate` (`grpc-encoding`) are inflated, up to the inspection
+//! budget; gRPC-Web's base64 form (`grpc-web-text`) is decoded first. A message that does not
+//! parse, one compressed otherwise, and anything after a malformed prefix are inspected as
+//! raw text, as bodies of no known type are.
 
-use super::{Collector, Source, StopReason, body};
+use std::borrow::Cow;
+use std::io::Read;
+
+use super::{Collector, Source, StopReason};
 use crate::normalize::Plus;
 
 /// How a body of one of these types is framed.
@@ -24,21 +29,30 @@ pub(crate) enum Framing {
     /// `application/grpc`, `+proto`, `application/grpc-web`, `+proto`: 5-byte prefixed
     /// messages.
     Grpc,
+    /// `application/grpc-web-text`, `+proto`: the same, base64-encoded.
+    GrpcWebText,
     /// `application/x-protobuf`, `application/protobuf`: one bare message.
     Bare,
 }
 
-/// Nested messages read at most this deep (a value deeper is inspected as text only).
-const MAX_DEPTH: usize = 8;
+/// Nested messages are read as fields this deep, as protobuf's own parsers do by default;
+/// a value deeper still is inspected as text and as its runs of printable bytes.
+const MAX_DEPTH: usize = 100;
+
+/// The most inflated bytes read from one request's compressed messages.
+const MAX_INFLATED: usize = 256 * 1024;
 
 /// The framing of a gRPC or protobuf `mime` type (lower case, no parameters); `None` for
-/// other types, and for gRPC's JSON and base64 (`grpc-web-text`) encodings.
+/// other types and for gRPC's JSON encoding (`+json`, read as JSON).
 pub(crate) fn framing(mime: &str) -> Option<Framing> {
     match mime {
         "application/grpc"
         | "application/grpc+proto"
         | "application/grpc-web"
         | "application/grpc-web+proto" => Some(Framing::Grpc),
+        "application/grpc-web-text" | "application/grpc-web-text+proto" => {
+            Some(Framing::GrpcWebText)
+        }
         "application/x-protobuf" | "application/protobuf" | "application/vnd.google.protobuf" => {
             Some(Framing::Bare)
         }
@@ -46,54 +60,116 @@ pub(crate) fn framing(mime: &str) -> Option<Framing> {
     }
 }
 
-/// Reads `body` framed as `framing` into `out`.
-pub(super) fn collect<'r>(body: &'r [u8], framing: Framing, out: &mut Collector<'r>) {
+/// Whether `body` is a series of gRPC messages from its first byte to its end (the last one
+/// may be cut when `truncated`): how a gRPC call sent under another content type is
+/// recognised, since gRPC servers do not all check the type.
+pub(crate) fn looks_framed(body: &[u8], truncated: bool) -> bool {
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (Some(&flag), Some(length)) = (rest.first(), rest.get(1..5)) else {
+            return false;
+        };
+        if flag > 1 {
+            return false;
+        }
+        let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]) as usize;
+        let after = &rest[5..];
+        if length > after.len() {
+            return truncated;
+        }
+        rest = &after[length..];
+    }
+    !body.is_empty()
+}
+
+/// Reads `body` framed as `framing` into `out`; `encoding` is the request's
+/// `grpc-encoding`.
+pub(super) fn collect(body: &[u8], framing: Framing, encoding: &[u8], out: &mut Collector<'_>) {
     match framing {
         Framing::Bare => top_level(body, out),
-        Framing::Grpc => {
-            let mut rest = body;
-            while !rest.is_empty() && !out.full() {
-                let Some((&flag, after_flag)) = rest.split_first() else {
-                    return;
-                };
-                let (Some(length), true) = (after_flag.first_chunk::<4>(), flag <= 1) else {
-                    // Not gRPC's framing, or cut inside a prefix.
-                    body::raw(rest, out, true);
-                    return;
-                };
-                let length = u32::from_be_bytes(*length) as usize;
-                let payload = &after_flag[4..];
-                // A message past the inspection cap is read as far as it arrived.
-                let message = &payload[..length.min(payload.len())];
-                if flag == 1 {
-                    body::raw(message, out, false);
-                } else {
-                    top_level(message, out);
-                }
-                rest = &payload[message.len()..];
-            }
+        Framing::Grpc => frames(body, encoding, out),
+        Framing::GrpcWebText => frames(&decode_base64(body), encoding, out),
+    }
+}
+
+/// Reads a series of 5-byte prefixed messages.
+fn frames(body: &[u8], encoding: &[u8], out: &mut Collector<'_>) {
+    let mut rest = body;
+    let mut inflated = 0;
+    while !rest.is_empty() && !out.full() {
+        let (Some(&flag), Some(length)) = (rest.first(), rest.get(1..5)) else {
+            // Cut inside a prefix.
+            raw(rest, out, true);
+            return;
+        };
+        if flag > 1 {
+            // Not gRPC's framing.
+            raw(rest, out, true);
+            return;
         }
+        let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]) as usize;
+        let payload = &rest[5..];
+        // A message past the inspection cap is read as far as it arrived.
+        let message = &payload[..length.min(payload.len())];
+        if flag == 1 {
+            match inflate(message, encoding, MAX_INFLATED.saturating_sub(inflated)) {
+                Some(plain) => {
+                    inflated += plain.len();
+                    top_level(&plain, out);
+                }
+                None => raw(message, out, false),
+            }
+        } else {
+            top_level(message, out);
+        }
+        rest = &payload[message.len()..];
+    }
+}
+
+/// `message` inflated by `encoding` (`gzip`, or `deflate` as zlib), at most `budget` bytes
+/// of it; `None` for another encoding, or bytes that do not inflate.
+fn inflate(message: &[u8], encoding: &[u8], budget: usize) -> Option<Vec<u8>> {
+    let mut plain = Vec::new();
+    let limit = u64::try_from(budget).unwrap_or(u64::MAX);
+    let read = if encoding.eq_ignore_ascii_case(b"gzip") {
+        flate2::read::GzDecoder::new(message)
+            .take(limit)
+            .read_to_end(&mut plain)
+    } else if encoding.eq_ignore_ascii_case(b"deflate") {
+        flate2::read::ZlibDecoder::new(message)
+            .take(limit)
+            .read_to_end(&mut plain)
+    } else {
+        return None;
+    };
+    // A stream cut at the inspection cap inflates as far as it goes.
+    match read {
+        Ok(_) => Some(plain),
+        Err(_) if !plain.is_empty() => Some(plain),
+        Err(_) => None,
     }
 }
 
 /// A message known to be one (a gRPC frame's, or a bare protobuf body): its fields, or raw
 /// text from where it stops parsing.
-fn top_level<'r>(message: &'r [u8], out: &mut Collector<'r>) {
+fn top_level(message: &[u8], out: &mut Collector<'_>) {
     if let Err(at) = fields(message, "", 0, out) {
-        out.stop(StopReason::MalformedBody);
-        body::raw(&message[at..], out, false);
+        raw(&message[at..], out, true);
     }
 }
 
+/// Inspects `bytes` as one raw text; `malformed` notes that the body did not parse.
+fn raw(bytes: &[u8], out: &mut Collector<'_>, malformed: bool) {
+    if malformed {
+        out.stop(StopReason::MalformedBody);
+    }
+    out.push(Source::Body, "", Cow::Owned(bytes.to_vec()), Plus::Literal);
+}
+
 /// Pushes the values of `message`'s fields under `path`. A length-delimited value cut
-/// short (the body reached the inspection cap) is read as far as it goes. The error is the
-/// offset where the bytes stopped being a message.
-fn fields<'r>(
-    message: &'r [u8],
-    path: &str,
-    depth: usize,
-    out: &mut Collector<'r>,
-) -> Result<(), usize> {
+/// short at the top level (the body reached the inspection cap) is read as far as it goes.
+/// The error is the offset where the bytes stopped being a message.
+fn fields(message: &[u8], path: &str, depth: usize, out: &mut Collector<'_>) -> Result<(), usize> {
     let mut pos = 0;
     while pos < message.len() {
         if out.full() {
@@ -109,16 +185,57 @@ fn fields<'r>(
         } else {
             format!("{path}.{number}")
         };
-        if depth < MAX_DEPTH && parses(value) {
+        let nested = parses(value);
+        let deep = depth >= MAX_DEPTH;
+        if nested && !deep {
             let _ = fields(value, &name, depth + 1, out);
-            if std::str::from_utf8(value).is_ok() {
-                out.push(Source::Protobuf, &name, value.into(), Plus::Literal);
+        }
+        let text = std::str::from_utf8(value).is_ok();
+        if text || deep || (!nested && mostly_printable(value)) {
+            push(out, &name, value);
+        } else if !nested {
+            // Bytes (an image, a digest, packed numbers): read as one text, their random
+            // bytes look like attack syntax now and then; only their longer runs of
+            // printable bytes can carry text an application might read.
+            for run in printable_runs(value, 16) {
+                push(out, &name, run);
             }
-        } else {
-            out.push(Source::Protobuf, &name, value.into(), Plus::Literal);
+        }
+        if nested && deep {
+            // Too deep to read as fields: the text between its framing bytes too.
+            for run in printable_runs(value, 4) {
+                push(out, &name, run);
+            }
         }
     }
     Ok(())
+}
+
+fn push(out: &mut Collector<'_>, name: &str, value: &[u8]) {
+    out.push(
+        Source::Protobuf,
+        name,
+        Cow::Owned(value.to_vec()),
+        Plus::Literal,
+    );
+}
+
+/// Whether `byte` is printable ASCII or whitespace.
+fn printable(byte: u8) -> bool {
+    matches!(byte, b'\t' | b'\n' | b'\r' | 0x20..=0x7e)
+}
+
+/// The runs of `min` or more printable bytes in `bytes`.
+fn printable_runs(bytes: &[u8], min: usize) -> impl Iterator<Item = &[u8]> {
+    bytes
+        .split(|&b| !printable(b))
+        .filter(move |run| run.len() >= min)
+}
+
+/// Whether three quarters of `bytes` are printable: text with a few stray bytes, read as
+/// text, rather than binary.
+fn mostly_printable(bytes: &[u8]) -> bool {
+    bytes.iter().filter(|&&b| printable(b)).count() * 4 >= bytes.len() * 3
 }
 
 /// Reads the field at `*pos`, moving past it: its number, and its bytes when it is
@@ -177,6 +294,35 @@ fn varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
+/// Decodes gRPC-Web text: base64 (standard or URL alphabet), possibly several padded
+/// chunks one after another (each message is encoded on its own), whitespace ignored.
+fn decode_base64(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in text {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            // Padding ends a chunk: the next one starts on a fresh alignment.
+            b'=' => {
+                (acc, bits) = (0, 0);
+                continue;
+            }
+            _ => continue,
+        };
+        acc = ((acc << 6) | u32::from(v)) & 0xff_ffff;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use crate::extract::{Collector, Limits, collect as collect_request};
@@ -217,11 +363,15 @@ mod tests {
     }
 
     fn verdict(content_type: &[u8], body: &[u8]) -> Action {
-        let headers = [
+        verdict_with(&[(b"Content-Type", content_type)], body)
+    }
+
+    fn verdict_with(extra: &[(&[u8], &[u8])], body: &[u8]) -> Action {
+        let mut headers = vec![
             Header::new(b"Host", b"api.example"),
             Header::new(b"User-Agent", b"grpc-go/1.62"),
-            Header::new(b"Content-Type", content_type),
         ];
+        headers.extend(extra.iter().map(|(name, value)| Header::new(name, value)));
         let req = Request {
             method: b"POST",
             target: b"/demo.Notes/Add",
@@ -270,9 +420,9 @@ mod tests {
     fn a_sentence_behind_a_quote_like_length_byte_is_not_script() {
         let body = frame(&string_field(1, SENTENCE));
         assert_eq!(
-            verdict(b"application/x-unknown", &body),
+            verdict(b"application/x-unknown", &body[5..]),
             Action::Block,
-            "read as one raw text"
+            "the message read as one raw text"
         );
         assert_eq!(verdict(b"application/grpc", &body), Action::Allow);
         assert_eq!(
@@ -306,6 +456,20 @@ mod tests {
             let nested = frame(&string_field(5, &string_field(1, attack)));
             assert_eq!(verdict(b"application/grpc-web", &nested), Action::Block);
         }
+        // Text made invalid UTF-8 by one stray byte is still read as text, and an attack
+        // inside binary bytes is found in its printable run.
+        let stray = [&b"\xff"[..], SQLI].concat();
+        assert_eq!(
+            verdict(b"application/grpc", &frame(&string_field(3, &stray))),
+            Action::Block
+        );
+        let mut binary = vec![0xffu8, 0x00, 0x81, 0x10, 0x9c, 0x02];
+        binary.extend_from_slice(SQLI);
+        binary.extend([0x00, 0xfe, 0x80]);
+        assert_eq!(
+            verdict(b"application/grpc", &frame(&string_field(3, &binary))),
+            Action::Block
+        );
         // A value crafted to parse as a message as well is read as its text too.
         let crafted = string_field(4, &[b"x".as_slice(), &string_field(1, xss)].concat());
         assert_eq!(
@@ -348,5 +512,141 @@ mod tests {
                 .any(|(at, text)| at == "body.grpc.1" && text.ends_with("<script>alert(1")),
             "{got:?}"
         );
+    }
+
+    const SQLI: &[u8] = b"' union select password from users where '1'='1";
+
+    fn base64(bytes: &[u8]) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = Vec::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
+                } else {
+                    out.push(b'=');
+                }
+            }
+        }
+        out
+    }
+
+    /// gRPC-Web's text form is base64 of the same frames, each message possibly encoded on
+    /// its own (padding in the middle).
+    #[test]
+    fn grpc_web_text_is_decoded_before_it_is_read() {
+        let first = base64(&frame(&string_field(1, b"hello")));
+        let second = base64(&frame(&string_field(2, SQLI)));
+        let body = [first, second].concat();
+        let got = located(b"application/grpc-web-text", &body);
+        assert!(
+            got.contains(&("body.grpc.1".into(), "hello".into())),
+            "{got:?}"
+        );
+        assert_eq!(verdict(b"application/grpc-web-text", &body), Action::Block);
+    }
+
+    /// Every gRPC server inflates `gzip`: so does palisade, for what it inspects.
+    #[test]
+    fn compressed_messages_are_inflated() {
+        use std::io::Write;
+        let message = string_field(2, SQLI);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(&message).expect("gzip");
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&message).expect("zlib");
+        for (encoding, compressed) in [
+            (&b"gzip"[..], gzip.finish().expect("gzip")),
+            (&b"deflate"[..], zlib.finish().expect("zlib")),
+        ] {
+            let mut body = frame(&compressed);
+            body[0] = 1;
+            let headers: [(&[u8], &[u8]); 2] = [
+                (b"Content-Type", b"application/grpc"),
+                (b"grpc-encoding", encoding),
+            ];
+            assert_eq!(verdict_with(&headers, &body), Action::Block, "{encoding:?}");
+        }
+    }
+
+    /// gRPC servers do not all check the content type: a call labelled as bytes, or as
+    /// nothing, is read as its messages all the same.
+    #[test]
+    fn a_grpc_call_under_another_type_is_read_as_one() {
+        let body = frame(&string_field(2, SQLI));
+        for content_type in [
+            &b"application/octet-stream"[..],
+            b"image/png",
+            b"text/plain",
+        ] {
+            assert_eq!(
+                verdict(content_type, &body),
+                Action::Block,
+                "{content_type:?}"
+            );
+        }
+        assert_eq!(verdict_with(&[], &body), Action::Block);
+        let got = located(
+            b"application/octet-stream",
+            &frame(&string_field(1, b"hello")),
+        );
+        assert!(
+            got.contains(&("body.grpc.1".into(), "hello".into())),
+            "{got:?}"
+        );
+        // Binary that merely starts with a zero byte is not taken for gRPC.
+        assert!(!super::looks_framed(b"\0\0\0\0\x09abc", false));
+        assert!(super::looks_framed(b"\0\0\0\0\x09abc", true));
+    }
+
+    #[test]
+    fn deep_nesting_hides_nothing() {
+        let mut message = string_field(1, SQLI);
+        for _ in 0..250 {
+            let mut wrapped = vec![0x0a];
+            let mut length = message.len();
+            while length >= 0x80 {
+                wrapped.push((length as u8 & 0x7f) | 0x80);
+                length >>= 7;
+            }
+            wrapped.push(length as u8);
+            wrapped.extend_from_slice(&message);
+            message = wrapped;
+        }
+        assert_eq!(
+            verdict(b"application/grpc", &frame(&message)),
+            Action::Block
+        );
+    }
+
+    /// Bytes fields and packed numbers hold any bytes at all: malformed UTF-8 there is no
+    /// attack.
+    #[test]
+    fn binary_fields_pass() {
+        let mut seed: u32 = 7;
+        let random: Vec<u8> = (0..1024)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (seed >> 16) as u8
+            })
+            .collect();
+        let mut message = string_field(1, b"avatar.png");
+        message.extend([0x12, 0x80, 0x08]); // field 2, 1024 bytes
+        message.extend_from_slice(&random);
+        assert_eq!(
+            verdict(b"application/grpc", &frame(&message)),
+            Action::Allow
+        );
+        // A packed repeated int32 of ten numbers.
+        let packed = [
+            0x3a, 0x1c, 0xae, 0x42, 0xc9, 0x95, 0x03, 0xd8, 0x81, 0x02, 0xed, 0xfb, 0x01, 0xc0,
+            0x87, 0x04, 0xf8, 0x9a, 0x04, 0xf7, 0xec, 0x01, 0x9d, 0x99, 0x05, 0xfa, 0x66, 0x80,
+            0x9d, 0x05,
+        ];
+        assert_eq!(verdict(b"application/grpc", &frame(&packed)), Action::Allow);
     }
 }
