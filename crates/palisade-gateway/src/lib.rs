@@ -7,6 +7,7 @@
 //! it. This crate never logs secrets (tokens, cookies, query strings, bodies).
 
 pub mod admin;
+pub mod advice;
 pub mod body;
 pub mod client_ip;
 pub mod config;

@@ -144,8 +144,6 @@ struct Summary {
     backend: &'static str,
     /// Whether the shared state is reached over TLS (`rediss://`); never the URL itself.
     backend_tls: bool,
-    /// A Redis URL is set that nothing uses: `backend = "memory"` and sessions elsewhere.
-    unused_redis_url: bool,
     tls: bool,
 }
 
@@ -165,10 +163,6 @@ impl Summary {
                     .redis_url
                     .as_ref()
                     .is_some_and(|url| palisade_store::redis_conn::is_tls(&url.0)),
-            unused_redis_url: config.state.backend
-                == palisade_store::ratelimit::BackendKind::Memory
-                && config.state.redis_url.is_some()
-                && config.session.file.store != palisade_policy::session::StoreKind::Redis,
             tls: config.server.tls.is_some(),
         }
     }
@@ -192,52 +186,8 @@ impl Summary {
             protections = %protections,
             "palisade started"
         );
-        if self.unused_redis_url {
-            warn!(
-                "[state] names a Redis URL (redis_url or PALISADE_REDIS_URL) but backend = \
-                 \"memory\": rate limits are counted per instance, not shared; set backend = \
-                 \"redis\" in [state] to share them"
-            );
-        }
-        if !tables.is_empty() && !tables.iter().any(limits_every_request) {
-            warn!(
-                rate_limit.rules = tables.len(),
-                "no [[rate_limit]] table limits every request (path \"/\", every method, mode \
-                 \"enforce\"): requests outside the tables' paths are not limited, since \
-                 tables replace the built-in limits (docs/config.md shows them written out)"
-            );
-        }
-        if rules == 0 {
-            let waf_limits = runtime
-                .config
-                .waf
-                .compiled
-                .rules
-                .rules()
-                .iter()
-                .filter(|rule| {
-                    matches!(rule.action, palisade_expr::rules::Action::RateLimit { .. })
-                })
-                .count();
-            if waf_limits == 0 {
-                warn!("rate limiting is off (rate_limit = [])");
-            } else {
-                warn!(
-                    waf.rate_limit_rules = waf_limits,
-                    "no [[rate_limit]] tables (rate_limit = []): only the WAF rules with \
-                     action rate_limit limit requests"
-                );
-            }
+        for warning in crate::advice::rate_limits(&runtime.config) {
+            warn!("{warning}");
         }
     }
-}
-
-/// Whether `rule` counts every request but static assets: the role of the built-in
-/// `default` limit.
-fn limits_every_request(rule: &crate::config::RateLimitRule) -> bool {
-    use crate::config::rate_limit::{AssetFilter, Mode};
-    rule.path == "/"
-        && rule.methods.is_empty()
-        && rule.mode == Mode::Enforce
-        && rule.static_assets != AssetFilter::Only
 }

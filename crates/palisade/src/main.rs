@@ -115,7 +115,14 @@ fn check(path: &std::path::Path) -> ExitCode {
         overrides: Overrides::default(),
     };
     match source.load() {
-        Ok(_) => {
+        Ok(config) => {
+            // Valid, yet probably not what was meant: what serve would warn about.
+            let advice = palisade_gateway::advice::rate_limits(&config)
+                .into_iter()
+                .chain(palisade_gateway::advice::waf_rules(&config));
+            for warning in advice {
+                eprintln!("{}: warning: {warning}", path.display());
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }

@@ -218,6 +218,16 @@ fn serving_geo_rules_without_a_database_warns_once_at_start() {
     let config =
         config_file("rate_limit = []\n[waf]\nrules = \"waf.yaml\"\n[log]\nsecurity = \"off\"\n");
     std::fs::write(config.with_file_name("waf.yaml"), REQUIREMENTS).expect("rules");
+    // `check` says so too, before anything is deployed, and still passes the file.
+    let (ok, out, err) = palisade(&["check", "--config", config.to_str().expect("path")]);
+    assert!(ok && out.ends_with(": ok\n"), "{out}");
+    for warning in [
+        "warning: a WAF rule reads ip.src.country",
+        "warning: no challenge secret",
+        "warning: no [[rate_limit]] tables (rate_limit = []): only the WAF rules with action",
+    ] {
+        assert!(err.contains(warning), "{warning}: {err}");
+    }
     let (proxy, admin) = (common::free_port(), common::free_port());
     let stderr = config.with_file_name("stderr");
     let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))

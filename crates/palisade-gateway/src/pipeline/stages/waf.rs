@@ -23,7 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
-use palisade_expr::{Action, FieldSet, LimitKey, Outcome, Rule, RuleSet, Scheme, Verdict};
+use palisade_expr::{Action, LimitKey, Outcome, Rule, RuleSet, Scheme, Verdict};
 use palisade_policy::ratelimit::{Algorithm, Quota, RateLimitStore};
 use palisade_policy::upload::UploadConfig;
 use palisade_waf::Engine;
@@ -94,16 +94,15 @@ impl Waf {
         if rules.rules().iter().all(|rule| !rule.enabled) {
             return None;
         }
-        warn_about_missing_geo(&rules, &waf.compiled.geo);
+        for warning in crate::advice::waf_rules(config) {
+            warn!("{warning}");
+        }
         let challenge = has_challenge(&rules).then(|| {
-            let key = waf.compiled.challenge_key.clone().unwrap_or_else(|| {
-                warn!(
-                    "no challenge secret (PALISADE_CHALLENGE_SECRET or [waf.challenge] \
-                     secret_file): using a random one, so clearances end when palisade \
-                     restarts and are not shared between instances"
-                );
-                services.challenge_key.clone()
-            });
+            let key = waf
+                .compiled
+                .challenge_key
+                .clone()
+                .unwrap_or_else(|| services.challenge_key.clone());
             Challenge::new(
                 &waf.challenge,
                 key,
@@ -146,25 +145,6 @@ fn has_challenge(rules: &RuleSet) -> bool {
         .rules()
         .iter()
         .any(|rule| rule.enabled && rule.action == Action::Challenge)
-}
-
-/// One warning per load for every geo field some rule reads without a database behind it.
-fn warn_about_missing_geo(rules: &RuleSet, geo: &GeoDatabases) {
-    let scheme: &Scheme = rules.scheme();
-    let fields: &FieldSet = rules.fields();
-    let reads = |names: &[&str]| names.iter().any(|n| fields.contains_name(scheme, n));
-    if reads(&["ip.src.country"]) && !geo.has_country() {
-        warn!(
-            "a WAF rule reads ip.src.country (ip.geoip.country) but [waf] geoip_country_db is \
-             not set: the field is empty for every request"
-        );
-    }
-    if reads(&["ip.src.asnum"]) && !geo.has_asn() {
-        warn!(
-            "a WAF rule reads ip.src.asnum (ip.geoip.asnum) but [waf] geoip_asn_db is not set: \
-             the field is 0 for every request"
-        );
-    }
 }
 
 #[async_trait::async_trait]
