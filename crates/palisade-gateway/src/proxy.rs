@@ -517,7 +517,11 @@ fn classify_ref(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
         }
     }
     let mut classified = classify_kind(err, tls);
-    if let (Some(hint), true) = (tls.and_then(UpstreamTls::closed_hint), exchange) {
+    let hint = match tls {
+        Some(tls) => tls.closed_hint(),
+        None => tls_spoken_hint(err),
+    };
+    if let (Some(hint), true) = (hint, exchange) {
         if let GatewayError::UpstreamProtocol(text) | GatewayError::UpstreamConnect(text) =
             &mut classified
         {
@@ -525,6 +529,24 @@ fn classify_ref(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
         }
     }
     classified
+}
+
+/// What to add when an `http://` upstream answered with bytes that are not HTTP, or reset
+/// the connection at the request: what a TLS server does with plain text.
+fn tls_spoken_hint(err: &PoolError) -> Option<&'static str> {
+    let PoolError::Send(hyper_err) = err else {
+        return None;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(hyper_err);
+    let mut reset = false;
+    while let Some(err) = cause {
+        reset |= err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset);
+        cause = err.source();
+    }
+    (hyper_err.is_parse() || reset)
+        .then_some(" (if the upstream speaks TLS on that port, its URL is https://, not http://)")
 }
 
 fn classify_kind(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
@@ -640,6 +662,50 @@ mod tests {
         assert!(!headers["accept"].is_sensitive());
         assert!(headers.get(HOST).is_none());
         assert_eq!(outgoing.uri().to_string(), "http://app.test/api");
+    }
+
+    /// A TLS server given plain text answers with a TLS alert (or resets): the log line for
+    /// an `http://` upstream says the URL may want `https://`.
+    #[tokio::test]
+    async fn an_http_url_for_a_tls_port_says_https_may_be_meant() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+            // A fatal `protocol_version` alert, as TLS servers send to plain text.
+            let _ = stream
+                .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46])
+                .await;
+        });
+        let config = UpstreamConfig {
+            url: Some(format!("http://{addr}").parse().expect("url")),
+            ..UpstreamConfig::default()
+        };
+        let upstream = Upstream::new(&config, 1).expect("upstream");
+        let head = Request::get("/")
+            .header(HOST, "app.test")
+            .body(())
+            .expect("request");
+        let request = GatewayRequest {
+            head: head.into_parts().0,
+            body: RequestBody::empty(),
+        };
+        let ctx = RequestContext::new(
+            "127.0.0.1:40000".parse().expect("peer"),
+            false,
+            crate::events::EventBus::new(Vec::new()),
+        );
+        let err = upstream
+            .forward(request, &ctx, 0)
+            .await
+            .expect_err("not HTTP");
+        assert!(matches!(err, GatewayError::UpstreamProtocol(_)), "{err:?}");
+        assert!(err.to_string().contains("its URL is https://"), "{err}");
     }
 
     #[test]
