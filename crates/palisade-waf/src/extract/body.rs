@@ -25,7 +25,7 @@ pub(super) fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
     let encoding = req.header("grpc-encoding").unwrap_or_default();
     // gRPC servers do not all check the type: a call sent as bytes, or as nothing in
     // particular, is still read as the messages it holds.
-    let framed = || grpc::looks_framed(body, req.body_truncated);
+    let framed = || grpc::looks_framed(body, req.body_truncated, encoding);
     if opaque_type(content_type) && !text_in_disguise(body) {
         if framed() {
             grpc::collect(body, grpc::Framing::Grpc, encoding, out);

@@ -39,8 +39,9 @@ pub(crate) enum Framing {
 /// a value deeper still is inspected as text and as its runs of printable bytes.
 const MAX_DEPTH: usize = 100;
 
-/// The most inflated bytes read from one request's compressed messages.
-const MAX_INFLATED: usize = 256 * 1024;
+/// The most inflated bytes read from one request's compressed messages (past them the
+/// inspection is incomplete, `total_budget`).
+const MAX_INFLATED: usize = 1024 * 1024;
 
 /// The framing of a gRPC or protobuf `mime` type (lower case, no parameters); `None` for
 /// other types and for gRPC's JSON encoding (`+json`, read as JSON).
@@ -60,26 +61,40 @@ pub(crate) fn framing(mime: &str) -> Option<Framing> {
     }
 }
 
-/// Whether `body` is a series of gRPC messages from its first byte to its end (the last one
-/// may be cut when `truncated`): how a gRPC call sent under another content type is
-/// recognised, since gRPC servers do not all check the type.
-pub(crate) fn looks_framed(body: &[u8], truncated: bool) -> bool {
+/// Whether `body` holds gRPC messages: gRPC frames from its first byte to its end (the last
+/// one may be cut when `truncated`), or frames from its first byte of which one holds a
+/// message that parses (inflated by `encoding` when compressed), whatever follows them. This
+/// is how a gRPC call sent under another content type is recognised, since gRPC servers do
+/// not all check the type, and some serve the messages before a stray tail.
+pub(crate) fn looks_framed(body: &[u8], truncated: bool, encoding: &[u8]) -> bool {
     let mut rest = body;
+    let mut whole = true;
+    let mut parsed = false;
     while !rest.is_empty() {
         let (Some(&flag), Some(length)) = (rest.first(), rest.get(1..5)) else {
-            return false;
+            whole = false;
+            break;
         };
         if flag > 1 {
-            return false;
+            whole = false;
+            break;
         }
         let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]) as usize;
         let after = &rest[5..];
         if length > after.len() {
-            return truncated;
+            whole &= truncated;
+            break;
         }
+        let message = &after[..length];
+        parsed = parsed
+            || if flag == 0 {
+                parses(message)
+            } else {
+                inflate(message, encoding, MAX_INFLATED).is_some_and(|plain| parses(&plain))
+            };
         rest = &after[length..];
     }
-    !body.is_empty()
+    !body.is_empty() && (whole || parsed)
 }
 
 /// Reads `body` framed as `framing` into `out`; `encoding` is the request's
@@ -88,6 +103,9 @@ pub(super) fn collect(body: &[u8], framing: Framing, encoding: &[u8], out: &mut 
     match framing {
         Framing::Bare => top_level(body, out),
         Framing::Grpc => frames(body, encoding, out),
+        // Base64 text holds no control byte below a tab: a body that does is frames as they
+        // are, which gRPC servers that ignore the type read as such.
+        Framing::GrpcWebText if body.iter().any(|&b| b < b'\t') => frames(body, encoding, out),
         Framing::GrpcWebText => frames(&decode_base64(body), encoding, out),
     }
 }
@@ -112,8 +130,12 @@ fn frames(body: &[u8], encoding: &[u8], out: &mut Collector<'_>) {
         // A message past the inspection cap is read as far as it arrived.
         let message = &payload[..length.min(payload.len())];
         if flag == 1 {
-            match inflate(message, encoding, MAX_INFLATED.saturating_sub(inflated)) {
+            let budget = MAX_INFLATED.saturating_sub(inflated);
+            match inflate(message, encoding, budget) {
                 Some(plain) => {
+                    if plain.len() >= budget {
+                        out.stop(StopReason::TotalBudget);
+                    }
                     inflated += plain.len();
                     top_level(&plain, out);
                 }
@@ -195,9 +217,12 @@ fn fields(message: &[u8], path: &str, depth: usize, out: &mut Collector<'_>) -> 
             push(out, &name, value);
         } else if !nested {
             // Bytes (an image, a digest, packed numbers): read as one text, their random
-            // bytes look like attack syntax now and then; only their longer runs of
-            // printable bytes can carry text an application might read.
-            for run in printable_runs(value, 16) {
+            // bytes look like attack syntax now and then; their longer runs of printable
+            // bytes, and their text if they are UTF-16, are what an application might read.
+            if let Some(text) = utf16(value) {
+                push(out, &name, text.as_bytes());
+            }
+            for run in printable_runs(value, MIN_RUN) {
                 push(out, &name, run);
             }
         }
@@ -220,9 +245,48 @@ fn push(out: &mut Collector<'_>, name: &str, value: &[u8]) {
     );
 }
 
+/// The shortest run of printable bytes read from binary bytes.
+const MIN_RUN: usize = 12;
+
 /// Whether `byte` is printable ASCII or whitespace.
 fn printable(byte: u8) -> bool {
-    matches!(byte, b'\t' | b'\n' | b'\r' | 0x20..=0x7e)
+    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0x20..=0x7e)
+}
+
+/// `bytes` decoded as UTF-16 text when they are: a byte-order mark, or a zero in nine of
+/// ten bytes on one side (ASCII text in UTF-16 without a mark).
+fn utf16(bytes: &[u8]) -> Option<String> {
+    if bytes.len() < 4 {
+        return None;
+    }
+    let zeros = |offset: usize| {
+        bytes
+            .iter()
+            .skip(offset)
+            .step_by(2)
+            .filter(|&&b| b == 0)
+            .count()
+    };
+    let half = bytes.len() / 2;
+    let little = match bytes {
+        [0xff, 0xfe, ..] => true,
+        [0xfe, 0xff, ..] => false,
+        _ if zeros(1) * 10 >= half * 9 => true,
+        _ if zeros(0) * 10 >= half * 9 => false,
+        _ => return None,
+    };
+    let units = bytes.chunks_exact(2).map(|pair| {
+        if little {
+            u16::from_le_bytes([pair[0], pair[1]])
+        } else {
+            u16::from_be_bytes([pair[0], pair[1]])
+        }
+    });
+    Some(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or('\u{fffd}'))
+            .collect(),
+    )
 }
 
 /// The runs of `min` or more printable bytes in `bytes`.
@@ -599,8 +663,38 @@ mod tests {
             "{got:?}"
         );
         // Binary that merely starts with a zero byte is not taken for gRPC.
-        assert!(!super::looks_framed(b"\0\0\0\0\x09abc", false));
-        assert!(super::looks_framed(b"\0\0\0\0\x09abc", true));
+        assert!(!super::looks_framed(b"\0\0\0\0\x09abc", false, b""));
+        assert!(super::looks_framed(b"\0\0\0\0\x09abc", true, b""));
+        // A stray tail after a message does not hide it.
+        for tail in [&b"\0"[..], b"xyz", b"\0\0\0\0\x0aab"] {
+            let body = [frame(&string_field(2, SQLI)), tail.to_vec()].concat();
+            assert_eq!(
+                verdict(b"application/octet-stream", &body),
+                Action::Block,
+                "{tail:?}"
+            );
+        }
+        // Frames labelled as base64 text are read as the frames they are.
+        assert_eq!(verdict(b"application/grpc-web-text", &body), Action::Block);
+    }
+
+    /// Text in a bytes field that is not UTF-8 is still read: UTF-16 (with or without a
+    /// byte-order mark), and printable runs split by form feeds or vertical tabs.
+    #[test]
+    fn text_in_bytes_fields_is_read_in_other_encodings() {
+        let xss = "<img src=x onerror=alert(1)>";
+        let mut le = vec![0xff, 0xfe];
+        le.extend(xss.encode_utf16().flat_map(u16::to_le_bytes));
+        let mut be = vec![0xfe, 0xff];
+        be.extend(xss.encode_utf16().flat_map(u16::to_be_bytes));
+        for utf16 in [le, be] {
+            let body = frame(&string_field(6, &utf16));
+            assert_eq!(verdict(b"application/grpc", &body), Action::Block);
+        }
+        let mut spaced = b"1'\x0cOR\x0c'1'='1'\x0b--\x0c".to_vec();
+        spaced.extend([0xff; 8]);
+        let body = frame(&string_field(6, &spaced));
+        assert_eq!(verdict(b"application/grpc", &body), Action::Block);
     }
 
     #[test]
