@@ -204,7 +204,6 @@ impl Gateway {
             head,
             body: RequestBody::new(incoming, max_body, pace),
         };
-        let grpc = grpc::request_type(&request.head.headers);
         let (response, unread, own) = match runtime.pipeline.run_request(&mut request, ctx).await {
             Ok(Some(answer)) => (Ok(answer), request.body.take_unread(), true),
             Ok(None) => {
@@ -236,7 +235,10 @@ impl Gateway {
             ctx.outcome.as_str(),
             ctx.started.elapsed(),
         );
-        if let Some(content_type) = grpc.filter(|_| own) {
+        // The response phase's copy of the head keeps `Content-Type` for this: a local
+        // holding it across the awaits above made every request's handler larger to move.
+        let grpc = own.then(|| grpc::request_type(&request_head.headers)).flatten();
+        if let Some(content_type) = grpc {
             // Counted above with palisade's HTTP status; sent as the call's gRPC status.
             body = grpc::refusal(&mut parts, body, content_type);
         }
@@ -392,8 +394,13 @@ fn response_phase_head(head: &http::request::Parts) -> http::request::Parts {
 
 /// The request headers kept for the response phase: `Accept` chooses between the HTML and
 /// JSON error pages, `Cookie` tells the session-cookie stage which CSRF cookie the browser
-/// holds. A response stage that reads another request header adds it here.
-const RESPONSE_PHASE_HEADERS: [http::HeaderName; 2] = [http::header::ACCEPT, http::header::COOKIE];
+/// holds, `Content-Type` says whether palisade's own refusal must be a gRPC answer. A
+/// response stage that reads another request header adds it here.
+const RESPONSE_PHASE_HEADERS: [http::HeaderName; 3] = [
+    http::header::ACCEPT,
+    http::header::COOKIE,
+    http::header::CONTENT_TYPE,
+];
 
 /// A response body that keeps its request counted as in flight until it is finished.
 #[derive(Debug)]
