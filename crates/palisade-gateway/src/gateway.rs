@@ -235,9 +235,10 @@ impl Gateway {
             ctx.outcome.as_str(),
             ctx.started.elapsed(),
         );
-        // The response phase's copy of the head keeps `Content-Type` for this: a local
-        // holding it across the awaits above made every request's handler larger to move.
-        let grpc = own.then(|| grpc::request_type(&request_head.headers)).flatten();
+        // The response phase's copy of the head keeps `Content-Type` for this.
+        let grpc = own
+            .then(|| grpc::request_type(&request_head.headers))
+            .flatten();
         if let Some(content_type) = grpc {
             // Counted above with palisade's HTTP status; sent as the call's gRPC status.
             body = grpc::refusal(&mut parts, body, content_type);
