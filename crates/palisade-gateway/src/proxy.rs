@@ -23,7 +23,7 @@ use crate::events::{Event, EventBus, RequestInfo};
 use crate::forwarding;
 use crate::pipeline::{GatewayRequest, RequestContext};
 use crate::upstream_pool::{PoolError, PooledBody, UpstreamPool};
-use crate::upstream_tls::{ClientCert, UpstreamTls, problems_message};
+use crate::upstream_tls::{ClientCert, UpstreamTls};
 use http_body::Body;
 use palisade_store::ca::CaCertificates;
 
@@ -463,20 +463,10 @@ fn upstream_tls(url: &UpstreamUrl, config: &UpstreamConfig) -> Result<UpstreamTl
         .transpose()
         .map_err(UpstreamError::Tls)?;
     let client = match (&config.client_cert, &config.client_key) {
-        (Some(cert), Some(key)) => {
-            let pair = ClientCert::from_files(cert, key).map_err(|problems| {
-                UpstreamError::Tls(problems_message(
-                    &problems,
-                    ("upstream.client_cert", cert),
-                    ("upstream.client_key", key),
-                ))
-            })?;
-            let names = ("[upstream] client_cert", "[upstream] client_key");
-            for warning in pair.warnings(names.0, names.1, key) {
-                tracing::warn!("{warning}");
-            }
-            Some(pair)
-        }
+        (Some(cert), Some(key)) => Some(
+            ClientCert::load("upstream", ("client_cert", "client_key"), cert, key)
+                .map_err(UpstreamError::Tls)?,
+        ),
         _ => None,
     };
     UpstreamTls::new(url, ca.as_ref(), client.as_ref()).map_err(UpstreamError::Tls)

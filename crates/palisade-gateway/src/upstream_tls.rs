@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use palisade_store::ca::CaCertificates;
 /// The certificate `[upstream] client_cert` / `client_key` hold (as `[state]
 /// redis_client_cert`).
-pub use palisade_store::client_cert::{ClientCert, ClientCertFile, problems_message};
+pub use palisade_store::client_cert::{ClientCert, ClientCertFile};
 use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::crypto::ring as ring_provider;
 use rustls::sign::CertifiedKey;

@@ -26,7 +26,7 @@ pub type ClientCertProblems = Vec<(ClientCertFile, String)>;
 
 /// The problems of a pair as one message, each named by its key and file (`keys` are the
 /// certificate's and the key's full config keys, e.g. `upstream.client_cert`).
-pub fn problems_message(
+fn problems_message(
     problems: &[(ClientCertFile, String)],
     (cert_key, cert): (&str, &Path),
     (key_key, key): (&str, &Path),
@@ -107,6 +107,31 @@ impl ClientCert {
     /// The certificate's subject and when it (or its chain) stops being valid, for logs.
     pub fn summary(&self) -> &str {
         &self.summary
+    }
+
+    /// Reads the pair configured in `[section]` under `keys` (the certificate's and the
+    /// key's), and logs its warnings; the error names each problem by its key and file.
+    pub fn load(
+        section: &str,
+        keys: (&str, &str),
+        cert: &Path,
+        key: &Path,
+    ) -> Result<Self, String> {
+        let pair = Self::from_files(cert, key).map_err(|problems| {
+            problems_message(
+                &problems,
+                (&format!("{section}.{}", keys.0), cert),
+                (&format!("{section}.{}", keys.1), key),
+            )
+        })?;
+        let (cert_name, key_name) = (
+            format!("[{section}] {}", keys.0),
+            format!("[{section}] {}", keys.1),
+        );
+        for warning in pair.warnings(&cert_name, &key_name, key) {
+            tracing::warn!("{warning}");
+        }
+        Ok(pair)
     }
 
     /// What an operator should hear about the pair at start-up and on each reload: a

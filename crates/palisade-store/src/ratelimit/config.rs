@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use super::fallback::{BackendStats, Fallback, OnError};
 use super::memory::MemoryRateLimiter;
 use super::redis::{RedisOptions, RedisRateLimiter};
-use crate::client_cert::problems_message;
 use crate::redis_conn::{self, ClientCert, RedisCa, RedisTls};
 
 /// Which store holds the counters.
@@ -205,20 +204,15 @@ impl StateConfig {
             })?),
         };
         let client_cert = match (&self.redis_client_cert, &self.redis_client_key) {
-            (Some(cert), Some(key)) => {
-                let pair = ClientCert::from_files(cert, key).map_err(|problems| {
-                    StoreError::Unavailable(problems_message(
-                        &problems,
-                        ("state.redis_client_cert", cert),
-                        ("state.redis_client_key", key),
-                    ))
-                })?;
-                let names = ("[state] redis_client_cert", "[state] redis_client_key");
-                for warning in pair.warnings(names.0, names.1, key) {
-                    tracing::warn!("{warning}");
-                }
-                Some(pair)
-            }
+            (Some(cert), Some(key)) => Some(
+                ClientCert::load(
+                    "state",
+                    ("redis_client_cert", "redis_client_key"),
+                    cert,
+                    key,
+                )
+                .map_err(StoreError::Unavailable)?,
+            ),
             _ => None,
         };
         Ok(RedisTls { ca, client_cert })

@@ -361,30 +361,10 @@ fn varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 /// Decodes gRPC-Web text: base64 (standard or URL alphabet), possibly several padded
 /// chunks one after another (each message is encoded on its own), whitespace ignored.
 fn decode_base64(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in text {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            // Padding ends a chunk: the next one starts on a fresh alignment.
-            b'=' => {
-                (acc, bits) = (0, 0);
-                continue;
-            }
-            _ => continue,
-        };
-        acc = ((acc << 6) | u32::from(v)) & 0xff_ffff;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
+    // Padding ends a chunk: the next one starts on a fresh alignment.
+    text.split(|&b| b == b'=')
+        .flat_map(|chunk| crate::normalize::hidden::decode_base64(chunk.iter()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -109,7 +109,9 @@ fn decode_base64_shifted(run: &[u8], pad: usize) -> Vec<u8> {
     bytes
 }
 
-fn decode_base64<'a>(run: impl Iterator<Item = &'a u8>) -> Vec<u8> {
+/// Base64 (standard or URL alphabet) of `run`, skipping every other byte (whitespace,
+/// padding).
+pub(crate) fn decode_base64<'a>(run: impl Iterator<Item = &'a u8>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut acc: u32 = 0;
     let mut bits = 0;

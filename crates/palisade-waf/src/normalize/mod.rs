@@ -8,7 +8,7 @@
 //! small multiple of the input.
 
 mod entity;
-mod hidden;
+pub(crate) mod hidden;
 mod path;
 mod percent;
 
