@@ -114,7 +114,8 @@ impl AdminRoutes {
         crate::sessions::admin::routes(routes)
     }
 
-    /// Adds a route (a `{name}` path segment matches any one segment). Later capabilities register theirs here (`/sessions`, ...).
+    /// Adds a route (a `{name}` path segment matches any one segment). Later capabilities
+    /// register theirs here (`/sessions`, ...).
     pub fn route(
         mut self,
         method: Method,

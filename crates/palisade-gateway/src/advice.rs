@@ -77,11 +77,7 @@ pub fn waf_rules(config: &Config) -> Vec<String> {
                 .to_owned(),
         );
     }
-    let challenges = rules
-        .rules()
-        .iter()
-        .any(|rule| rule.enabled && rule.action == Action::Challenge);
-    if challenges && waf.compiled.challenge_key.is_none() {
+    if crate::pipeline::stages::waf::has_challenge(rules) && waf.compiled.challenge_key.is_none() {
         warnings.push(
             "no challenge secret (PALISADE_CHALLENGE_SECRET or [waf.challenge] secret_file): \
              clearances are signed with a random key made at start-up (kept across reloads), \

@@ -18,10 +18,9 @@ use crate::body::{BodyPace, BoxError, GatewayBody, RequestBody};
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::conn::{ConnShared, InFlight};
 use crate::error::{ErrorSource, GatewayError};
-use crate::events::Event;
-use crate::events::{EventBus, RequestInfo};
+use crate::events::{Event, EventBus};
 use crate::grpc;
-use crate::pipeline::{GatewayRequest, Outcome, Pipeline, RequestContext};
+use crate::pipeline::{GatewayRequest, Outcome, Pipeline, RequestContext, Who};
 use crate::proxy::Upstream;
 use crate::send_watch::SendWatch;
 use crate::services::Services;
@@ -147,7 +146,11 @@ impl Gateway {
             Err(err) => {
                 self.services.metrics.config_reloads.inc(&["refused"]);
                 let errors: Vec<String> = err.diagnostics.iter().map(|d| d.to_string()).collect();
-                warn!(config.file = %file, errors = ?errors, "configuration refused; the previous one stays");
+                warn!(
+                    config.file = %file,
+                    errors = ?errors,
+                    "configuration refused; the previous one stays"
+                );
                 self.services
                     .events
                     .publish(Event::ConfigRejected { file, errors });
@@ -182,7 +185,10 @@ impl Gateway {
             .map(|addr| crate::client_ip::canonical(addr.ip()));
 
         let (mut head, incoming) = request.into_parts();
-        let send_watch = head.extensions.remove::<Arc<SendWatch>>();
+        // Only HTTP/2 requests carry one (`server::serve`).
+        let send_watch = (head.version == Version::HTTP_2)
+            .then(|| head.extensions.remove::<Arc<SendWatch>>())
+            .flatten();
         let max_body = runtime.config.server.max_body_size.0;
         let pace = BodyPace {
             stall: runtime.config.server.body_read_timeout.0,
@@ -247,7 +253,7 @@ impl Gateway {
             Box::new(SendReport {
                 watch,
                 events: ctx.events().clone(),
-                request: ctx.request_info(request_head),
+                who: ctx.who(request_head),
                 status: parts.status.as_u16(),
                 rest: Bytes::new(),
             })
@@ -418,7 +424,7 @@ pub struct TrackedBody {
 struct SendReport {
     watch: Arc<SendWatch>,
     events: EventBus,
-    request: RequestInfo,
+    who: Who,
     status: u16,
     /// The rest of a piece of data handed over in parts.
     rest: Bytes,
@@ -450,17 +456,17 @@ impl Drop for TrackedBody {
         }
         let SendReport {
             events,
-            request,
+            who,
             status,
             ..
         } = *send;
         // A client's doing: at debug, as every client fault.
         debug!(
-            request.id = %request.id,
+            request.id = %who.id,
             "the client took nothing of the answer for send_timeout: HTTP/2 stream reset"
         );
         events.publish(Event::RequestFailed {
-            request,
+            request: who.info(),
             source: ErrorSource::Client.as_str(),
             kind: "send_timeout",
             status,
@@ -507,7 +513,10 @@ impl Body for TrackedBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        let rest = self.send.as_ref().map_or(0, |send| send.rest.len() as u64);
+        let rest = match &self.send {
+            Some(send) if !send.rest.is_empty() => send.rest.len() as u64,
+            _ => return self.inner.size_hint(),
+        };
         let inner = self.inner.size_hint();
         let mut hint = SizeHint::new();
         hint.set_lower(inner.lower() + rest);
@@ -532,13 +541,18 @@ mod tests {
         let send = Box::new(SendReport {
             watch: Arc::clone(&watch),
             events: EventBus::new(Vec::new()),
-            request: RequestInfo {
-                id: crate::pipeline::RequestId::next(),
-                client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-                method: http::Method::GET,
-                path: "/big".into(),
-                user_id: None,
-            },
+            who: RequestContext::new(
+                "127.0.0.1:40000".parse().expect("peer"),
+                false,
+                EventBus::new(Vec::new()),
+            )
+            .who(
+                &http::Request::get("/big")
+                    .body(())
+                    .expect("request")
+                    .into_parts()
+                    .0,
+            ),
             status: 200,
             rest: Bytes::new(),
         });

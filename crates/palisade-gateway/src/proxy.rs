@@ -19,9 +19,9 @@ use tracing::debug;
 use crate::body::{self, BodyFault, GatewayBody, RequestBody};
 use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamUrl};
 use crate::error::GatewayError;
-use crate::events::{Event, EventBus, RequestInfo};
+use crate::events::{Event, EventBus};
 use crate::forwarding;
-use crate::pipeline::{GatewayRequest, RequestContext};
+use crate::pipeline::{GatewayRequest, RequestContext, Who};
 use crate::upstream_pool::{PoolError, PooledBody, UpstreamPool};
 use crate::upstream_tls::{ClientCert, UpstreamTls};
 use http_body::Body;
@@ -56,6 +56,14 @@ const TLS_PROBE_REUSE: Duration = Duration::from_secs(10);
 
 /// How long a readiness probe waits for the upstream.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A probe's `step` that ran out of [`PROBE_TIMEOUT`].
+fn probe_timed_out(step: &str) -> String {
+    format!(
+        "{step} did not finish within {} s (the readiness probe's limit)",
+        PROBE_TIMEOUT.as_secs()
+    )
+}
 
 impl Upstream {
     /// Pools for `config`, one per worker, sharing one TLS client configuration for an
@@ -126,13 +134,7 @@ impl Upstream {
             let handshake = tls.probe(tcp, self.h2_scheme.is_some());
             tokio::time::timeout(PROBE_TIMEOUT, handshake)
                 .await
-                .unwrap_or_else(|_| {
-                    Err(
-                        "TLS handshake with the upstream did not finish within 2 s (the \
-                         readiness probe's limit)"
-                            .into(),
-                    )
-                })
+                .unwrap_or_else(|_| Err(probe_timed_out("TLS handshake with the upstream")))
         }
         .await;
         *probed = Some((tokio::time::Instant::now(), outcome.clone()));
@@ -145,11 +147,7 @@ impl Upstream {
         {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(err)) => Err(format!("connect to the upstream: {err}")),
-            Err(_) => Err(
-                "connect to the upstream did not finish within 2 s (the readiness \
-                           probe's limit)"
-                    .into(),
-            ),
+            Err(_) => Err(probe_timed_out("connect to the upstream")),
         }
     }
 
@@ -169,7 +167,7 @@ impl Upstream {
         // A body still to stream may fail on the client's side while it is forwarded: the
         // failure is then the client's, whatever the upstream exchange reports.
         let fault = (!body.is_end_stream()).then(|| body.watch_faults());
-        let who = Who::of(ctx, &head);
+        let who = ctx.who(&head);
         let outgoing = self.outgoing(head, body, ctx)?;
 
         let pool = &self.pools[worker % self.pools.len()];
@@ -229,9 +227,9 @@ impl Upstream {
 
     /// The request as the upstream sees it: origin-form target, HTTP/1.1, hop-by-hop fields
     /// removed, forwarding headers set, `Cookie` fields joined into one, `Expect` removed,
-    /// `Host` kept (or the upstream's). To an HTTP/2 upstream (not for upgrades): HTTP/2 with the host
-    /// as the URI's authority instead of `Host`, and `TE: trailers` kept when the client
-    /// sent it (gRPC needs it).
+    /// `Host` kept (or the upstream's). To an HTTP/2 upstream (not for upgrades): HTTP/2
+    /// with the host as the URI's authority instead of `Host`, and `TE: trailers` kept when
+    /// the client sent it (gRPC needs it).
     fn outgoing(
         &self,
         head: http::request::Parts,
@@ -305,39 +303,6 @@ fn response_trailers(
             http_body::Frame::trailers(trailers)
         }
         Err(frame) => frame,
-    }
-}
-
-/// Who a request was, kept in case its answer fails after it began (only then is the
-/// event's [`RequestInfo`] made): method and URI shared with the request, not copied; the
-/// user id, when there is one, copied.
-struct Who {
-    id: crate::pipeline::RequestId,
-    client_ip: std::net::IpAddr,
-    method: http::Method,
-    uri: Uri,
-    user_id: Option<String>,
-}
-
-impl Who {
-    fn of(ctx: &RequestContext, head: &http::request::Parts) -> Self {
-        Self {
-            id: ctx.id,
-            client_ip: ctx.client_ip,
-            method: head.method.clone(),
-            uri: head.uri.clone(),
-            user_id: ctx.identity.as_ref().map(|i| i.user.clone()),
-        }
-    }
-
-    fn info(self) -> RequestInfo {
-        RequestInfo {
-            id: self.id,
-            client_ip: self.client_ip,
-            method: self.method,
-            path: self.uri.path().to_owned(),
-            user_id: self.user_id,
-        }
     }
 }
 

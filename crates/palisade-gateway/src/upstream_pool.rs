@@ -451,6 +451,14 @@ mod tests {
             .header(http::header::HOST, "upstream.test")
             .body(RequestBody::empty())
             .expect("request");
+        exchange(pool, request).await
+    }
+
+    /// Sends `request` through `pool` and reads the whole answer.
+    pub(in crate::upstream_pool) async fn exchange(
+        pool: &Arc<UpstreamPool>,
+        request: Request<RequestBody>,
+    ) -> Result<Bytes, PoolError> {
         let (response, lease) = pool.send(request).await?;
         let body = PooledBody::new(response.into_body(), lease);
         Ok(body.collect().await.map_err(PoolError::Send)?.to_bytes())

@@ -275,23 +275,22 @@ impl UpstreamTls {
         };
         let why = match alert {
             A::CertificateExpired => {
-                "it, or a certificate of its chain, is expired for the \
-                                      upstream (renew it, and check the upstream's clock)"
+                "it, or a certificate of its chain, is expired for the upstream (renew it, and \
+                 check the upstream's clock)"
             }
             A::CertificateRevoked => "the upstream holds it as revoked (issue a new one)",
             A::UnsupportedCertificate => {
-                "it is not one for client authentication: it needs \
-                                          extendedKeyUsage clientAuth (or no extendedKeyUsage)"
+                "it is not one for client authentication: it needs extendedKeyUsage \
+                 clientAuth (or no extendedKeyUsage)"
             }
             A::AccessDenied => "the upstream's own access rules deny it",
             A::HandshakeFailure => {
-                "the upstream ended the handshake after asking for it: is \
-                                    it signed by a CA the upstream trusts, valid, and for \
-                                    client authentication?"
+                "the upstream ended the handshake after asking for it: is it signed by a CA \
+                 the upstream trusts, valid, and for client authentication?"
             }
             _ => {
                 "it is not signed by a CA the upstream trusts (its tls CA list), or its chain \
-                  is incomplete (put the intermediate certificates after it in client_cert)"
+                 is incomplete (put the intermediate certificates after it in client_cert)"
             }
         };
         format!(

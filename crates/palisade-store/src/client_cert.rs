@@ -273,6 +273,10 @@ impl fmt::Debug for ClientCert {
 mod tests {
     use super::*;
 
+    /// An encrypted PKCS#8 key (its body is not a real key: only the label is read).
+    const ENCRYPTED_PKCS8: &str =
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBAA==\n-----END ENCRYPTED PRIVATE KEY-----\n";
+
     /// The one problem of a refused pair.
     fn one_problem(refused: Result<ClientCert, ClientCertProblems>) -> (ClientCertFile, String) {
         let problems = refused.expect_err("refused");
@@ -288,7 +292,7 @@ mod tests {
         let made = rcgen::generate_simple_self_signed(vec!["palisade".into()]).expect("cert");
         let cert = made.cert.pem().into_bytes();
         for key in [
-            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBAA==\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            ENCRYPTED_PKCS8,
             "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n\
              MIIBAA==\n-----END RSA PRIVATE KEY-----\n",
         ] {
@@ -348,7 +352,7 @@ mod tests {
         params.not_after = rcgen::date_time_ymd(2021, 1, 1);
         let key = rcgen::KeyPair::generate().expect("key");
         let expired = params.self_signed(&key).expect("cert");
-        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBAA==\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let encrypted = ENCRYPTED_PKCS8;
         let problems = ClientCert::from_pem(expired.pem().into_bytes(), encrypted.into())
             .expect_err("refused");
         let files: Vec<ClientCertFile> = problems.iter().map(|(file, _)| *file).collect();

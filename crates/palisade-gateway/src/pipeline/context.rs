@@ -203,9 +203,47 @@ impl RequestContext {
         }
     }
 
+    /// Who this request is, for an event that may or may not be published later (an answer
+    /// failing after it began): [`RequestContext::request_info`] made only when needed.
+    pub fn who(&self, head: &http::request::Parts) -> Who {
+        Who {
+            id: self.id,
+            client_ip: self.client_ip,
+            method: head.method.clone(),
+            uri: head.uri.clone(),
+            user_id: self.identity.as_ref().map(|i| i.user.clone()),
+        }
+    }
+
     /// The bus, for code that publishes outside a stage.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+}
+
+/// Who a request was, kept in case an event about it comes after the handler let go of its
+/// context: method and URI shared with the request, not copied; the user id, when there is
+/// one, copied. Its [`RequestInfo`] is made when the event is.
+#[derive(Debug)]
+pub struct Who {
+    /// The request's id, for log lines.
+    pub id: RequestId,
+    client_ip: IpAddr,
+    method: http::Method,
+    uri: http::Uri,
+    user_id: Option<String>,
+}
+
+impl Who {
+    /// What identifies the request in an event.
+    pub fn info(self) -> RequestInfo {
+        RequestInfo {
+            id: self.id,
+            client_ip: self.client_ip,
+            method: self.method,
+            path: self.uri.path().to_owned(),
+            user_id: self.user_id,
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use http::Response;
 
-pub use context::{GatewayRequest, Identity, Outcome, RequestContext, RequestId};
+pub use context::{GatewayRequest, Identity, Outcome, RequestContext, RequestId, Who};
 
 use crate::body::GatewayBody;
 use crate::config::Config;

@@ -424,7 +424,7 @@ mod tests {
     use super::*;
     use crate::config::UpstreamProtocol;
     use crate::upstream_pool::PooledBody;
-    use crate::upstream_pool::tests::counted_upstream;
+    use crate::upstream_pool::tests::{counted_upstream, exchange};
     use crate::upstream_tls::UpstreamTls;
     use bytes::Bytes;
     use http_body_util::BodyExt;
@@ -478,9 +478,7 @@ mod tests {
             .version(http::Version::HTTP_2)
             .body(RequestBody::empty())
             .expect("request");
-        let (response, lease) = pool.send(request).await?;
-        let body = PooledBody::new(response.into_body(), lease);
-        Ok(body.collect().await.map_err(PoolError::Send)?.to_bytes())
+        exchange(pool, request).await
     }
 
     #[tokio::test]

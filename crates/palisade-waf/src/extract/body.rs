@@ -33,11 +33,12 @@ pub(super) fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
         return;
     }
     let lower = String::from_utf8_lossy(content_type).to_ascii_lowercase();
-    if let Some(framing) = grpc::framing(lower.split(';').next().unwrap_or("").trim()) {
+    let mime = mime_of(&lower);
+    if let Some(framing) = grpc::framing(mime) {
         grpc::collect(body, framing, encoding, out);
         return;
     }
-    match kind_of(content_type, body) {
+    match kind_of_mime(mime, body) {
         BodyKind::Raw if framed() => grpc::collect(body, grpc::Framing::Grpc, encoding, out),
         BodyKind::Form => {
             for (name, value) in pairs(body, b'&') {
@@ -58,8 +59,17 @@ pub(super) fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
 
 /// The reading for a declared type, or a guess from the content when it says nothing useful.
 pub(crate) fn kind_of(content_type: &[u8], body: &[u8]) -> BodyKind {
-    let ct = String::from_utf8_lossy(content_type).to_ascii_lowercase();
-    let mime = ct.split(';').next().unwrap_or("").trim();
+    let lower = String::from_utf8_lossy(content_type).to_ascii_lowercase();
+    kind_of_mime(mime_of(&lower), body)
+}
+
+/// The media type of a lower-cased `Content-Type` value, without its parameters.
+fn mime_of(lower: &str) -> &str {
+    lower.split(';').next().unwrap_or("").trim()
+}
+
+/// [`kind_of`] for a media type already lower-cased and without parameters.
+fn kind_of_mime(mime: &str, body: &[u8]) -> BodyKind {
     if mime == "application/x-www-form-urlencoded" {
         return BodyKind::Form;
     }

@@ -140,7 +140,8 @@ fn reads_scores(rules: &RuleSet) -> bool {
         .any(|name| rules.fields().contains_name(scheme, name))
 }
 
-fn has_challenge(rules: &RuleSet) -> bool {
+/// Whether an enabled rule challenges.
+pub(crate) fn has_challenge(rules: &RuleSet) -> bool {
     rules
         .rules()
         .iter()
