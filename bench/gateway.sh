@@ -28,7 +28,10 @@
 # Usage: bench/gateway.sh [seconds per run, default 10] [connections, default 64]
 #                         [rounds, default 3]
 # Environment: BENCH_MODES="pinned shared" (either or both); PALISADE_BIN=path to measure a
-# given palisade binary instead of building this checkout.
+# given palisade binary instead of building this checkout; BENCH_FLOOR=1 also measures
+# "floor", a bare tokio proxy (crates/palisade-gateway/examples/floor_proxy.rs) that writes
+# palisade's extra response headers but does nothing else: the least a proxy built like
+# palisade costs here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +39,8 @@ DURATION="${1:-10}"
 CONNECTIONS="${2:-64}"
 ROUNDS="${3:-3}"
 MODES="${BENCH_MODES:-pinned shared}"
-UPSTREAM_PORT=18180 NGINX_PORT=18181 PALISADE_PORT=18182 ADMIN_PORT=18183
+UPSTREAM_PORT=18180 NGINX_PORT=18181 PALISADE_PORT=18182 ADMIN_PORT=18183 FLOOR_PORT=18184
+FLOOR="${BENCH_FLOOR:-0}"
 CPUS="$(nproc)"
 
 # shellcheck source=bench/gateway-harness.sh
@@ -46,6 +50,9 @@ need wrk wrk
 need taskset util-linux
 need curl curl
 palisade_binary
+if [ "$FLOOR" = 1 ]; then
+  cargo build --release -q -p palisade-gateway --example floor_proxy
+fi
 
 cat >"$WORK/palisade.toml" <<CONF
 [[rate_limit]]
@@ -86,6 +93,21 @@ start_all() {
   PIDS+=($!)
   PALISADE_PID=$!
   for port in $UPSTREAM_PORT $NGINX_PORT $PALISADE_PORT; do wait_for "$port"; done
+  if [ "$FLOOR" = 1 ]; then
+    # The header lines palisade adds to the upstream's answer (every name the upstream's own
+    # answer lacks), so the floor writes as many bytes per response.
+    local upstream_names
+    upstream_names="$(curl -sD - -o /dev/null "http://127.0.0.1:$UPSTREAM_PORT/" |
+      awk -F: 'NR > 1 && NF > 1 {print tolower($1)}')"
+    curl -sD - -o /dev/null "http://127.0.0.1:$PALISADE_PORT/" | tr -d '\r' |
+      awk -F: -v names="$upstream_names" 'BEGIN {split(names, n, "\n"); for (i in n) seen[n[i]]=1}
+        NR > 1 && NF > 1 && !(tolower($1) in seen)' >"$WORK/floor-headers"
+    taskset -c "$proxy_cpus" target/release/examples/floor_proxy "127.0.0.1:$FLOOR_PORT" \
+      "127.0.0.1:$UPSTREAM_PORT" "$workers" "$WORK/floor-headers" &
+    PIDS+=($!)
+    FLOOR_PID=$!
+    wait_for $FLOOR_PORT
+  fi
 }
 
 # Runs every round of one layout and prints its medians and ratios.
@@ -112,13 +134,16 @@ run_mode() { # mode
       measure palisade $PALISADE_PORT "$other_cpus" "$PALISADE_PID"
       measure nginx $NGINX_PORT "$other_cpus" $(nginx_pids proxy)
     fi
+    if [ "$FLOOR" = 1 ]; then measure floor $FLOOR_PORT "$other_cpus" "$FLOOR_PID"; fi
     measure direct $UPSTREAM_PORT "$other_cpus"
   done
   stop_all
 
   echo " medians:"
   local name
-  for name in direct nginx palisade; do print_medians "$name"; done
+  local names="direct nginx palisade"
+  [ "$FLOOR" = 1 ] && names+=" floor"
+  for name in $names; do print_medians "$name"; done
   # shellcheck disable=SC2086
   local rps_n rps_p p50_n p50_p p99_n p99_p cpu_n cpu_p
   rps_n="$(median ${RPS[nginx]})" rps_p="$(median ${RPS[palisade]})"
@@ -129,6 +154,11 @@ run_mode() { # mode
   echo "  palisade / nginx: throughput $(ratio "$rps_p" "$rps_n") (target >= 1.0)," \
     "p50 $(ratio "$p50_p" "$p50_n"), p99 $(ratio "$p99_p" "$p99_n")," \
     "CPU per request $(ratio "$cpu_p" "$cpu_n") (target <= 1.0)"
+  if [ "$FLOOR" = 1 ]; then
+    # shellcheck disable=SC2086
+    echo "  floor / nginx: throughput $(ratio "$(median ${RPS[floor]})" "$rps_n")," \
+      "CPU per request $(ratio "$(median ${CPU[floor]})" "$cpu_n")"
+  fi
 }
 
 echo "palisade $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CPUS CPUs," \
