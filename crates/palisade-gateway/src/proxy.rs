@@ -22,7 +22,7 @@ use crate::error::GatewayError;
 use crate::events::{Event, EventBus};
 use crate::forwarding;
 use crate::pipeline::{GatewayRequest, RequestContext, Who};
-use crate::upstream_pool::{PoolError, PooledBody, UpstreamPool};
+use crate::upstream_pool::{ExchangeError, PoolError, UpstreamPool};
 use crate::upstream_tls::{ClientCert, UpstreamTls};
 use http_body::Body;
 use palisade_store::ca::CaCertificates;
@@ -173,7 +173,7 @@ impl Upstream {
         let pool = &self.pools[worker % self.pools.len()];
         let sent = tokio::time::timeout(self.response_timeout, pool.send(outgoing));
         let client_fault = || fault.as_ref().and_then(BodyFault::take);
-        let (mut response, lease) = match sent.await {
+        let mut response = match sent.await {
             Err(_) => return Err(client_fault().unwrap_or(GatewayError::UpstreamTimeout)),
             Ok(Err(err)) => {
                 return Err(client_fault().unwrap_or_else(|| classify(err, self.tls.as_ref())));
@@ -193,7 +193,7 @@ impl Upstream {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
             tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
         }
-        let (mut parts, incoming) = response.into_parts();
+        let (mut parts, mut pooled) = response.into_parts();
         // A proxy answers in its own HTTP version (RFC 9112 §2.3): an HTTP/1.0 upstream must
         // not turn the client's connection into a 1.0 one without keep-alive.
         parts.version = http::Version::HTTP_11;
@@ -201,15 +201,13 @@ impl Upstream {
         forwarding::strip_revealing_response_headers(&mut parts.headers);
         let body = if switching {
             // The connection now belongs to the tunnel (or is spent): never pooled again.
-            drop(lease);
-            incoming.map_err(body::BoxError::from).boxed_unsync()
+            pooled.forget_connection();
+            pooled.boxed_unsync()
         } else {
             // Trailers skip the response stages: only a gRPC answer's pass, filtered.
             let grpc = forwarding::is_grpc(&parts.headers);
-            let empty = incoming.is_end_stream();
-            let pooled = PooledBody::new(incoming, lease)
-                .map_err(body::BoxError::from)
-                .map_frame(move |frame| response_trailers(frame, grpc));
+            let empty = pooled.is_end_stream();
+            let pooled = pooled.map_frame(move |frame| response_trailers(frame, grpc));
             if empty && fault.is_none() {
                 // Nothing left that could fail (a 204, 304, or HEAD answer).
                 pooled.boxed_unsync()
@@ -462,7 +460,10 @@ fn classify(err: PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
 fn classify_ref(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
     let exchange = matches!(
         err,
-        PoolError::Handshake(_) | PoolError::Send(_) | PoolError::NotHttp2(_)
+        PoolError::Handshake(_)
+            | PoolError::Send(_)
+            | PoolError::NotHttp2(_)
+            | PoolError::Exchange(_)
     );
     if let Some(tls) = tls.filter(|_| exchange) {
         // A TLS 1.3 upstream refuses a client certificate after the handshake: the alert
@@ -489,6 +490,12 @@ fn classify_ref(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
 /// What to add when an `http://` upstream answered with bytes that are not HTTP, or reset
 /// the connection at the request: what a TLS server does with plain text.
 fn tls_spoken_hint(err: &PoolError) -> Option<&'static str> {
+    const HINT: &str =
+        " (if the upstream speaks TLS on that port, its URL is https://, not http://)";
+    if let PoolError::Exchange(exchange) = err {
+        let not_http = matches!(exchange, ExchangeError::Head(_)) || exchange.is_reset();
+        return not_http.then_some(HINT);
+    }
     let PoolError::Send(hyper_err) = err else {
         return None;
     };
@@ -500,8 +507,7 @@ fn tls_spoken_hint(err: &PoolError) -> Option<&'static str> {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset);
         cause = err.source();
     }
-    (hyper_err.is_parse() || reset)
-        .then_some(" (if the upstream speaks TLS on that port, its URL is https://, not http://)")
+    (hyper_err.is_parse() || reset).then_some(HINT)
 }
 
 fn classify_kind(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
@@ -515,7 +521,9 @@ fn classify_kind(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
         PoolError::Connect(_) | PoolError::Handshake(_) => {
             GatewayError::UpstreamConnect(error_chain(err))
         }
-        PoolError::NotHttp2(_) => GatewayError::UpstreamProtocol(error_chain(err)),
+        PoolError::NotHttp2(_) | PoolError::Exchange(_) => {
+            GatewayError::UpstreamProtocol(error_chain(err))
+        }
         PoolError::Send(hyper_err) => body::client_fault(hyper_err)
             .unwrap_or_else(|| GatewayError::UpstreamProtocol(error_chain(err))),
         PoolError::Shared(shared) => classify_ref(shared, tls),

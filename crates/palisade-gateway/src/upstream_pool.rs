@@ -14,9 +14,14 @@
 //! multiplexed connections instead (module `h2_conns`). Upgrade requests still take HTTP/1.1
 //! connections from the stack: an HTTP/1.1 `Upgrade` has no HTTP/2 form this pool speaks.
 //!
+//! Requests without a body (nor an upgrade) to a plain `http://` upstream, most requests,
+//! skip hyper's client: palisade writes and reads them itself, inside the request's task
+//! (module `native`), on connections of a stack of their own.
+//!
 //! A request sent on a reused connection that turned out to be closed (the upstream hung up
-//! while it sat idle) and that hyper did not start writing is retried on another
-//! connection, so keep-alive races never reach the client as a 502.
+//! while it sat idle) and that was not yet written (or, without a body, is idempotent and
+//! got no answer at all) is retried on another connection, so keep-alive races never reach
+//! the client as a 502.
 
 use std::io;
 use std::pin::Pin;
@@ -34,11 +39,15 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::body::RequestBody;
+use crate::body::{BoxError, RequestBody};
 use crate::config::UpstreamProtocol;
 use crate::upstream_tls::UpstreamTls;
 
 mod h2_conns;
+mod native;
+
+pub use native::ExchangeError;
+use native::{NativeBody, NativeConn};
 
 pub use h2_conns::H2_STREAMS_PER_CONNECTION;
 use h2_conns::{H2Set, StreamSlot};
@@ -72,6 +81,10 @@ pub enum PoolError {
          protocol = \"http1\" for an HTTP/1.1 application"
     )]
     NotHttp2(#[source] hyper::Error),
+    /// Sending the request or reading the answer on a connection palisade drives itself
+    /// failed.
+    #[error("upstream exchange: {0}")]
+    Exchange(#[source] ExchangeError),
     /// The HTTP/2 connection this request waited for (another request was opening it)
     /// could not be opened: that attempt's error.
     #[error("{0}")]
@@ -102,6 +115,8 @@ pub struct UpstreamPool {
     idle_timeout: Duration,
     max_idle: usize,
     idle: Mutex<Vec<Idle>>,
+    /// Idle connections for the exchanges palisade drives itself, and when each was last used.
+    native_idle: Mutex<Vec<(NativeConn, Instant)>>,
     /// Whether the task closing expired idle connections has been started.
     sweeping: AtomicBool,
 }
@@ -155,22 +170,59 @@ impl UpstreamPool {
             idle_timeout,
             max_idle,
             idle: Mutex::new(Vec::new()),
+            native_idle: Mutex::new(Vec::new()),
             sweeping: AtomicBool::new(false),
         }
     }
 
-    /// Sends `request` on an idle connection (or a new one) and returns the response head
-    /// with the connection, which the caller releases once the response body has ended.
-    /// A request whose version is HTTP/2 goes over a shared HTTP/2 connection (only with
-    /// `protocol = "http2"`; its URI must then be absolute).
+    /// Sends `request` on an idle connection (or a new one) and returns the answer, whose
+    /// body gives its connection back to the pool when it ends. A request whose version is
+    /// HTTP/2 goes over a shared HTTP/2 connection (only with `protocol = "http2"`; its URI
+    /// must then be absolute).
     pub async fn send(
+        self: &Arc<Self>,
+        request: Request<RequestBody>,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        if request.version() == http::Version::HTTP_2 {
+            debug_assert_eq!(self.protocol, UpstreamProtocol::Http2);
+            let (response, lease) = self.send_h2(request).await?;
+            return Ok(response.map(|incoming| PooledBody::new(incoming, lease)));
+        }
+        let plain = self.tls.is_none()
+            && request.body().is_end_stream()
+            && !request.headers().contains_key(http::header::UPGRADE);
+        if plain {
+            let (head, _empty) = request.into_parts();
+            return self.send_native(head).await;
+        }
+        let (response, lease) = self.send_hyper(request).await?;
+        Ok(response.map(|incoming| PooledBody::new(incoming, lease)))
+    }
+
+    /// Sends a request without a body on a connection palisade drives itself.
+    async fn send_native(
+        self: &Arc<Self>,
+        head: http::request::Parts,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        loop {
+            let (conn, reused) = match self.check_out_native() {
+                Some(conn) => (conn, true),
+                None => (NativeConn::new(self.open_tcp().await?.0), false),
+            };
+            match native::exchange(conn, &head, self).await {
+                Ok(response) => return Ok(response.map(PooledBody::native)),
+                Err(failed) if reused && failed.retryable(&head.method) => continue,
+                Err(failed) => return Err(PoolError::Exchange(failed.error)),
+            }
+        }
+    }
+
+    /// Sends `request` through hyper's client and returns the response head with the
+    /// connection, which the caller releases once the response body has ended.
+    async fn send_hyper(
         self: &Arc<Self>,
         mut request: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease), PoolError> {
-        if request.version() == http::Version::HTTP_2 {
-            debug_assert_eq!(self.protocol, UpstreamProtocol::Http2);
-            return self.send_h2(request).await;
-        }
         loop {
             let (mut sender, reused) = match self.check_out() {
                 Some(sender) => (sender, true),
@@ -198,6 +250,40 @@ impl UpstreamPool {
                 },
             }
         }
+    }
+
+    /// The most recently used idle connection palisade drives itself that is still open.
+    fn check_out_native(&self) -> Option<NativeConn> {
+        let now = Instant::now();
+        let mut idle = self
+            .native_idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while let Some((conn, since)) = idle.pop() {
+            if now.duration_since(since) < self.idle_timeout && conn.reusable() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection whose exchange ended cleanly for the next request, within
+    /// `pool_max_idle` (the oldest closed first) and `pool_idle_timeout`.
+    fn check_in_native(&self, conn: NativeConn) {
+        let now = Instant::now();
+        let mut idle = self
+            .native_idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let expired = idle
+            .iter()
+            .take_while(|(_, since)| now.duration_since(*since) >= self.idle_timeout)
+            .count();
+        idle.drain(..expired);
+        if idle.len() >= self.max_idle {
+            idle.remove(0);
+        }
+        idle.push((conn, now));
     }
 
     /// The most recently used open connection, dropping closed and expired ones on the way.
@@ -244,6 +330,14 @@ impl UpstreamPool {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         idle.retain(|entry| self.usable(entry, now));
         drop(idle);
+        let mut native = self
+            .native_idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        native.retain(|(conn, since)| {
+            now.duration_since(*since) < self.idle_timeout && conn.reusable()
+        });
+        drop(native);
         self.sweep_h2(now);
     }
 
@@ -320,25 +414,44 @@ where
 }
 
 /// A response body from the upstream that gives its connection back to the pool when it
-/// ends. A body dropped before its end takes an HTTP/1.1 connection with it: hyper closes
-/// it, since the rest of that response would still be in the way of the next one (an
-/// HTTP/2 stream is reset instead, and its connection stays).
+/// ends. A body dropped before its end takes an HTTP/1.1 connection with it (the rest of
+/// that response would still be in the way of the next one); an HTTP/2 stream is reset
+/// instead, and its connection stays.
 pub struct PooledBody {
-    inner: Incoming,
+    inner: Inner,
     lease: Option<Lease>,
+}
+
+enum Inner {
+    /// Read by hyper's client; `lease` gives the connection back.
+    Hyper(Incoming),
+    /// Read by palisade, which gives the connection back itself.
+    Native(NativeBody),
 }
 
 impl PooledBody {
     /// Wraps `inner`, releasing `lease` at its end (at once when it is already empty).
     pub fn new(inner: Incoming, lease: Lease) -> Self {
         let mut body = Self {
-            inner,
+            inner: Inner::Hyper(inner),
             lease: Some(lease),
         };
-        if body.inner.is_end_stream() {
+        if body.is_end_stream() {
             body.release();
         }
         body
+    }
+
+    fn native(inner: NativeBody) -> Self {
+        Self {
+            inner: Inner::Native(inner),
+            lease: None,
+        }
+    }
+
+    /// Keeps the connection from ever going back to the pool (it was upgraded).
+    pub fn forget_connection(&mut self) {
+        self.lease = None;
     }
 
     fn release(&mut self) {
@@ -350,29 +463,41 @@ impl PooledBody {
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let inner = match &mut this.inner {
+            Inner::Native(inner) => {
+                return Pin::new(inner).poll_frame(cx).map_err(BoxError::from);
+            }
+            Inner::Hyper(inner) => inner,
+        };
+        let polled = Pin::new(&mut *inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => this.release(),
             Poll::Ready(Some(Err(_))) => this.lease = None,
             _ => {}
         }
-        polled
+        polled.map_err(BoxError::from)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Hyper(inner) => inner.is_end_stream(),
+            Inner::Native(inner) => inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Hyper(inner) => inner.size_hint(),
+            Inner::Native(inner) => inner.size_hint(),
+        }
     }
 }
 
@@ -459,9 +584,9 @@ mod tests {
         pool: &Arc<UpstreamPool>,
         request: Request<RequestBody>,
     ) -> Result<Bytes, PoolError> {
-        let (response, lease) = pool.send(request).await?;
-        let body = PooledBody::new(response.into_body(), lease);
-        Ok(body.collect().await.map_err(PoolError::Send)?.to_bytes())
+        let response = pool.send(request).await?;
+        let body = response.into_body().collect().await;
+        Ok(body.expect("the answer's body arrives whole").to_bytes())
     }
 
     #[tokio::test]

@@ -423,7 +423,6 @@ where
 mod tests {
     use super::*;
     use crate::config::UpstreamProtocol;
-    use crate::upstream_pool::PooledBody;
     use crate::upstream_pool::tests::{counted_upstream, exchange};
     use crate::upstream_tls::UpstreamTls;
     use bytes::Bytes;
@@ -635,8 +634,11 @@ mod tests {
             http::HeaderValue::from_str(&"a".repeat(H2_LARGE_FIELD + 1)).expect("value"),
         );
         for _ in 0..3 {
-            let (response, lease) = pool.send(clone(&large)).await.expect("answered apart");
-            let body = PooledBody::new(response.into_body(), lease);
+            let body = pool
+                .send(clone(&large))
+                .await
+                .expect("answered apart")
+                .into_body();
             assert_eq!(body.collect().await.expect("body").to_bytes(), "ok");
             assert_eq!(accepted.load(Ordering::SeqCst), 3);
         }

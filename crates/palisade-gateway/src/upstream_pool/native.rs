@@ -1,0 +1,949 @@
+//! HTTP/1.1 exchanges palisade writes and reads itself, inside the request's own task, for
+//! the most common request: one without a body (nor an upgrade) to a plain `http://`
+//! upstream.
+//!
+//! hyper's client drives each connection from a task of its own and hands the request and
+//! the answer across channels: per request, a few task wake-ups, channel sends and large
+//! future moves, which on this path cost more than the bytes. Here the request's head is
+//! written with one `write`, the answer's head is read and parsed (httparse) where it lies,
+//! its header values share the read buffer, and a body that came with the head is handed
+//! on at once, the connection back in the pool before the answer leaves for the client.
+//!
+//! Answers are framed as RFC 9112 §6.3 says: no body for a `HEAD` request or a 1xx, 204 or
+//! 304 status; `Transfer-Encoding` wins over `Content-Length` (which is then removed, and
+//! the connection not reused); differing `Content-Length` values are refused; otherwise
+//! the body runs until the upstream closes. Interim 1xx answers are skipped. A connection
+//! is reused only when its answer was framed, complete, and followed by nothing.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::UpstreamPool;
+
+/// Largest answer head read (status line and fields, interim answers included).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Most fields in one answer head.
+const MAX_FIELDS: usize = 128;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Longest chunk-size line (size and extensions) of a chunked body.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+/// Most bytes of trailer fields after a chunked body (read and dropped: only an HTTP/2
+/// upstream's gRPC trailers are passed on).
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// What went wrong in an exchange.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// Writing the request failed.
+    #[error("writing the request: {0}")]
+    Write(#[source] io::Error),
+    /// Reading the answer failed.
+    #[error("reading the answer: {0}")]
+    Read(#[source] io::Error),
+    /// The upstream closed the connection before any byte of an answer.
+    #[error("the upstream closed the connection before answering")]
+    ClosedBeforeAnswer,
+    /// The answer's head is not valid HTTP/1.x, or too large.
+    #[error("invalid answer head: {0}")]
+    Head(String),
+    /// The answer's body ended before its framing said it would.
+    #[error("the upstream closed the connection before the end of the answer's body")]
+    Truncated,
+    /// The chunked framing of the answer's body is invalid.
+    #[error("invalid chunked body from the upstream: {0}")]
+    Chunked(&'static str),
+}
+
+impl ExchangeError {
+    /// Whether the upstream reset the connection (what a TLS server does with plain text).
+    pub fn is_reset(&self) -> bool {
+        matches!(self, Self::Write(err) | Self::Read(err) if err.kind() == io::ErrorKind::ConnectionReset)
+    }
+}
+
+/// An exchange that failed, and whether the request can be sent again elsewhere.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: ExchangeError,
+    /// Nothing of an answer arrived: the upstream may have closed the connection while it
+    /// sat idle, just as the request went out.
+    pub unanswered: bool,
+    /// The request was not completely written, so the upstream cannot have acted on it.
+    pub unsent: bool,
+}
+
+impl Failed {
+    /// Whether the request may be sent again on another connection: never acted on, or
+    /// unanswered and idempotent (as nginx's `proxy_next_upstream` does).
+    pub fn retryable(&self, method: &Method) -> bool {
+        self.unsent || (self.unanswered && method.is_idempotent())
+    }
+}
+
+/// An HTTP/1.1 connection to the upstream, with its read buffer.
+#[derive(Debug)]
+pub struct NativeConn {
+    stream: TcpStream,
+    buf: BytesMut,
+    out: Vec<u8>,
+}
+
+impl NativeConn {
+    pub fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            out: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Whether an idle connection can take a request: open, with nothing unasked for on it.
+    /// Costs no system call unless the runtime saw the socket become readable.
+    pub fn reusable(&self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// Sends a request without a body on `conn` and reads the answer's head; the body is read
+/// as the returned response's body is polled, and gives the connection back to `pool` at
+/// its end when it can be reused.
+pub async fn exchange(
+    mut conn: NativeConn,
+    head: &http::request::Parts,
+    pool: &Arc<UpstreamPool>,
+) -> Result<Response<NativeBody>, Failed> {
+    write_head(&mut conn.out, head);
+    if let Err(err) = conn.stream.write_all(&conn.out).await {
+        return Err(Failed {
+            error: ExchangeError::Write(err),
+            unanswered: true,
+            unsent: true,
+        });
+    }
+    let mut answered = false;
+    let fail = |error, answered: bool| Failed {
+        error,
+        unanswered: !answered,
+        unsent: false,
+    };
+    loop {
+        if !conn.buf.is_empty() {
+            answered = true;
+            match parse_head(&mut conn.buf, &head.method) {
+                Ok(Some(Parsed::Interim)) => continue,
+                Ok(Some(Parsed::Final(response, framing, keep_alive))) => {
+                    let body = NativeBody::new(conn, framing, keep_alive, Arc::clone(pool));
+                    return Ok(response.map(|()| body));
+                }
+                Ok(None) => {}
+                Err(error) => return Err(fail(error, true)),
+            }
+            if conn.buf.len() >= MAX_HEAD {
+                let error = ExchangeError::Head(format!("larger than {} KiB", MAX_HEAD / 1024));
+                return Err(fail(error, true));
+            }
+        }
+        conn.buf.reserve(READ_CHUNK);
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) if answered => {
+                let error = ExchangeError::Head("the connection closed in its middle".into());
+                return Err(fail(error, true));
+            }
+            Ok(0) => return Err(fail(ExchangeError::ClosedBeforeAnswer, false)),
+            Ok(_) => {}
+            Err(err) => return Err(fail(ExchangeError::Read(err), answered)),
+        }
+    }
+}
+
+/// The request head as it goes on the wire: origin-form target, HTTP/1.1, the fields as
+/// they are (names lower case), and `Content-Length: 0` where a body is expected or was
+/// announced.
+fn write_head(out: &mut Vec<u8>, head: &http::request::Parts) {
+    out.clear();
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = head
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut length_zero = matches!(head.method, Method::POST | Method::PUT | Method::PATCH);
+    for (name, value) in &head.headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            length_zero = true;
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if length_zero {
+        out.extend_from_slice(b"content-length: 0\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How an answer's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+enum Parsed {
+    /// A 1xx answer other than 101, skipped.
+    Interim,
+    /// The answer's head, how its body is framed, and whether the connection may be reused.
+    Final(Response<()>, Framing, bool),
+}
+
+/// Parses an answer head at the start of `buf`, taking it off `buf` when complete.
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Parsed>, ExchangeError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let length = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ExchangeError::Head(format!(
+                "more than {MAX_FIELDS} fields"
+            )));
+        }
+        Err(err) => return Err(ExchangeError::Head(err.to_string())),
+    };
+    let code = parsed.code.unwrap_or(0);
+    if (100..200).contains(&code) && code != 101 {
+        buf.advance(length);
+        return Ok(Some(Parsed::Interim));
+    }
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| ExchangeError::Head(format!("invalid status code {code}")))?;
+    let version = if parsed.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    // Where each field lies in the head, so the values can share the buffer.
+    let base = buf.as_ptr() as usize;
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_FIELDS];
+    let count = parsed.headers.len();
+    for (span, field) in spans.iter_mut().zip(parsed.headers.iter()) {
+        let name = field.name.as_ptr() as usize - base;
+        let value = field.value.as_ptr() as usize - base;
+        *span = (
+            name as u32,
+            (name + field.name.len()) as u32,
+            value as u32,
+            (value + field.value.len()) as u32,
+        );
+    }
+    let head = buf.split_to(length).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(name_start, name_end, value_start, value_end) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
+            .map_err(|_| ExchangeError::Head("invalid field name".into()))?;
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(value_start as usize..value_end as usize))
+                .map_err(|_| ExchangeError::Head("invalid field value".into()))?;
+        headers.append(name, value);
+    }
+    let (framing, keep_alive) = framing(&mut headers, version, status, method)?;
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    Ok(Some(Parsed::Final(response, framing, keep_alive)))
+}
+
+/// The body's framing (RFC 9112 §6.3) and whether the connection may carry another request.
+fn framing(
+    headers: &mut HeaderMap,
+    version: Version,
+    status: StatusCode,
+    method: &Method,
+) -> Result<(Framing, bool), ExchangeError> {
+    let mut keep_alive = if version == Version::HTTP_11 {
+        !has_token(headers, CONNECTION, "close")
+    } else {
+        has_token(headers, CONNECTION, "keep-alive")
+    };
+    let bodiless = method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        keep_alive = false;
+    }
+    if bodiless {
+        return Ok((Framing::Empty, keep_alive));
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        // RFC 9112 §6.1: the length is the decoded one; a Content-Length beside it is wrong
+        // and the connection is not to be trusted with another request.
+        if headers.remove(CONTENT_LENGTH).is_some() {
+            keep_alive = false;
+        }
+        let last = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.rsplit(',').next())
+            .map(str::trim);
+        if last.is_some_and(|coding| coding.eq_ignore_ascii_case("chunked")) {
+            return Ok((Framing::Chunked, keep_alive));
+        }
+        return Ok((Framing::UntilClose, false));
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&byte| byte == b',') {
+            let item = item.trim_ascii();
+            let valid = !item.is_empty() && item.len() <= 19 && item.iter().all(u8::is_ascii_digit);
+            let parsed = std::str::from_utf8(item)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok());
+            match (valid, parsed, length) {
+                (true, Some(n), None) => length = Some(n),
+                (true, Some(n), Some(seen)) if n == seen => {}
+                _ => {
+                    return Err(ExchangeError::Head(
+                        "invalid or conflicting Content-Length".into(),
+                    ));
+                }
+            }
+        }
+    }
+    match length {
+        Some(0) => Ok((Framing::Empty, keep_alive)),
+        Some(n) => Ok((Framing::Length(n), keep_alive)),
+        None => Ok((Framing::UntilClose, false)),
+    }
+}
+
+/// Whether a comma-separated field holds `token` (case-insensitive).
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+/// Where a chunked body's reading stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Before a chunk-size line.
+    Size,
+    /// In a chunk's data, this much left.
+    Data(u64),
+    /// After a chunk's data, before its CRLF.
+    DataEnd,
+    /// After the last chunk, in the trailer section (bytes read so far).
+    Trailers(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Done,
+    Length(u64),
+    Chunked(Chunk),
+    UntilClose,
+}
+
+/// An answer's body read from its connection as it is polled.
+pub struct NativeBody {
+    conn: Option<NativeConn>,
+    state: State,
+    /// Data that came with the head, handed on first.
+    ready: Option<Bytes>,
+    /// A failure, reported at the next poll (see [`Self::fail`]).
+    failed: Option<ExchangeError>,
+    keep_alive: bool,
+    pool: Arc<UpstreamPool>,
+}
+
+impl std::fmt::Debug for NativeBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeBody")
+            .field("state", &self.state)
+            .field("keep_alive", &self.keep_alive)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NativeBody {
+    fn new(conn: NativeConn, framing: Framing, keep_alive: bool, pool: Arc<UpstreamPool>) -> Self {
+        let state = match framing {
+            Framing::Empty => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Chunked(Chunk::Size),
+            Framing::UntilClose => State::UntilClose,
+        };
+        let mut body = Self {
+            conn: Some(conn),
+            state,
+            ready: None,
+            failed: None,
+            keep_alive,
+            pool,
+        };
+        // The common case: the whole body came with the head.
+        if let (State::Length(n), Some(conn)) = (body.state, body.conn.as_mut()) {
+            if conn.buf.len() as u64 >= n {
+                body.ready = Some(conn.buf.split_to(n as usize).freeze());
+                body.state = State::Done;
+            }
+        }
+        if body.state == State::Done {
+            body.finish();
+        }
+        body
+    }
+
+    /// The body has ended: its connection goes back to the pool when nothing else came on
+    /// it and its answer allows it.
+    fn finish(&mut self) {
+        self.state = State::Done;
+        if let Some(conn) = self.conn.take() {
+            if self.keep_alive && conn.buf.is_empty() {
+                self.pool.check_in_native(conn);
+            }
+        }
+    }
+
+    /// Ends the body with `error`, reported at the next poll: hyper's server writes what it
+    /// holds of the answer only when the body waits, so an error reported in the same poll
+    /// as the data before it (both already read) would keep the head and that data from the
+    /// client, and the `request.failed` event would name a status never sent.
+    fn fail(
+        &mut self,
+        cx: &mut Context<'_>,
+        error: ExchangeError,
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
+        self.state = State::Done;
+        self.conn = None;
+        self.failed = Some(error);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Reads more from the connection into its buffer; `Ok(0)` at its end.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        loop {
+            ready!(conn.stream.poll_read_ready(cx))?;
+            conn.buf.reserve(READ_CHUNK);
+            match conn.stream.try_read_buf(&mut conn.buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                read => return Poll::Ready(read),
+            }
+        }
+    }
+
+    /// Takes up to `left` bytes of data from the buffer.
+    fn take(&mut self, left: u64) -> Bytes {
+        let buf = &mut self
+            .conn
+            .as_mut()
+            .expect("a body being read has its connection")
+            .buf;
+        let n = (buf.len() as u64).min(left) as usize;
+        buf.split_to(n).freeze()
+    }
+
+    fn buffered(&self) -> usize {
+        self.conn.as_ref().map_or(0, |conn| conn.buf.len())
+    }
+
+    /// The next line of a chunked body (without its CRLF), taken off the buffer, or `None`
+    /// while it has not all arrived.
+    fn line(&mut self, limit: usize) -> Result<Option<BytesMut>, ExchangeError> {
+        let buf = &mut self
+            .conn
+            .as_mut()
+            .expect("a body being read has its connection")
+            .buf;
+        let window = &buf[..buf.len().min(limit + 2)];
+        let Some(end) = window.windows(2).position(|pair| pair == b"\r\n") else {
+            if buf.len() > limit {
+                return Err(ExchangeError::Chunked("line too long"));
+            }
+            return Ok(None);
+        };
+        if end > limit {
+            return Err(ExchangeError::Chunked("line too long"));
+        }
+        let line = buf.split_to(end);
+        buf.advance(2);
+        Ok(Some(line))
+    }
+}
+
+/// The size of a chunk-size line: hexadecimal digits, then optional extensions.
+fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
+    let digits = line
+        .iter()
+        .take_while(|byte| byte.is_ascii_hexdigit())
+        .count();
+    let rest = &line[digits..];
+    let rest_valid = rest.is_empty() || matches!(rest[0], b';' | b' ' | b'\t');
+    if digits == 0 || digits > 16 || !rest_valid {
+        return Err(ExchangeError::Chunked("invalid chunk size"));
+    }
+    let text = std::str::from_utf8(&line[..digits])
+        .map_err(|_| ExchangeError::Chunked("invalid chunk size"))?;
+    u64::from_str_radix(text, 16).map_err(|_| ExchangeError::Chunked("invalid chunk size"))
+}
+
+impl Body for NativeBody {
+    type Data = Bytes;
+    type Error = ExchangeError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
+        let this = &mut *self;
+        if let Some(error) = this.failed.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        if let Some(data) = this.ready.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        loop {
+            let need_more = match this.state {
+                State::Done => return Poll::Ready(None),
+                State::Length(left) => {
+                    if this.buffered() > 0 {
+                        let data = this.take(left);
+                        let left = left - data.len() as u64;
+                        this.state = State::Length(left);
+                        if left == 0 {
+                            this.finish();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    true
+                }
+                State::UntilClose => {
+                    if this.buffered() > 0 {
+                        return Poll::Ready(Some(Ok(Frame::data(this.take(u64::MAX)))));
+                    }
+                    true
+                }
+                State::Chunked(Chunk::Size) => match this.line(MAX_CHUNK_LINE) {
+                    Err(error) => return this.fail(cx, error),
+                    Ok(None) => true,
+                    Ok(Some(line)) => {
+                        match chunk_size(&line) {
+                            Ok(0) => this.state = State::Chunked(Chunk::Trailers(0)),
+                            Ok(size) => this.state = State::Chunked(Chunk::Data(size)),
+                            Err(error) => return this.fail(cx, error),
+                        }
+                        false
+                    }
+                },
+                State::Chunked(Chunk::Data(left)) => {
+                    if this.buffered() > 0 {
+                        let data = this.take(left);
+                        let left = left - data.len() as u64;
+                        this.state = State::Chunked(if left == 0 {
+                            Chunk::DataEnd
+                        } else {
+                            Chunk::Data(left)
+                        });
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    true
+                }
+                State::Chunked(Chunk::DataEnd) => {
+                    if this.buffered() >= 2 {
+                        let conn = this
+                            .conn
+                            .as_mut()
+                            .expect("a body being read has its connection");
+                        if &conn.buf[..2] != b"\r\n" {
+                            return this
+                                .fail(cx, ExchangeError::Chunked("no CRLF after chunk data"));
+                        }
+                        conn.buf.advance(2);
+                        this.state = State::Chunked(Chunk::Size);
+                        false
+                    } else {
+                        true
+                    }
+                }
+                State::Chunked(Chunk::Trailers(seen)) => {
+                    let limit = MAX_TRAILERS.saturating_sub(seen);
+                    match this.line(limit) {
+                        Err(_) => {
+                            return this
+                                .fail(cx, ExchangeError::Chunked("trailer section too large"));
+                        }
+                        Ok(None) => true,
+                        Ok(Some(line)) if line.is_empty() => {
+                            this.finish();
+                            return Poll::Ready(None);
+                        }
+                        Ok(Some(line)) => {
+                            this.state = State::Chunked(Chunk::Trailers(seen + line.len() + 2));
+                            false
+                        }
+                    }
+                }
+            };
+            if need_more {
+                match ready!(this.poll_fill(cx)) {
+                    Ok(0) if this.state == State::UntilClose => {
+                        this.state = State::Done;
+                        this.conn = None;
+                        return Poll::Ready(None);
+                    }
+                    Ok(0) => return this.fail(cx, ExchangeError::Truncated),
+                    Ok(_) => {}
+                    Err(err) => return this.fail(cx, ExchangeError::Read(err)),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state == State::Done && self.ready.is_none() && self.failed.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let ready = self.ready.as_ref().map_or(0, |data| data.len() as u64);
+        match self.state {
+            State::Done => SizeHint::with_exact(ready),
+            State::Length(left) => SizeHint::with_exact(ready + left),
+            State::Chunked(_) | State::UntilClose => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::RequestBody;
+    use crate::config::UpstreamProtocol;
+    use crate::upstream_pool::PoolError;
+    use crate::upstream_pool::tests::counted_upstream;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// What the scripted upstream does with one request: the bytes to send back, then
+    /// whether to close the connection.
+    type Script = fn(connection: usize, request: usize, head: &str) -> (Vec<u8>, bool);
+
+    /// An upstream that answers each request head it reads as `script` says. Returns its
+    /// address and the count of connections it accepted.
+    async fn scripted(script: Script) -> (String, Arc<AtomicUsize>) {
+        counted_upstream(move |mut socket, connection| async move {
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            let mut request = 0;
+            loop {
+                let Ok(n) = socket.read(&mut buf).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&seen[..end + 4]).into_owned();
+                    seen.drain(..end + 4);
+                    let (answer, close) = script(connection, request, &head);
+                    request += 1;
+                    if socket.write_all(&answer).await.is_err() || close {
+                        return;
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    fn pool(address: String) -> Arc<UpstreamPool> {
+        Arc::new(UpstreamPool::new(
+            address,
+            None,
+            UpstreamProtocol::Http1,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            4,
+        ))
+    }
+
+    fn request(method: Method) -> Request<RequestBody> {
+        Request::builder()
+            .method(method)
+            .uri("/path?q=1")
+            .header(http::header::HOST, "upstream.test")
+            .body(RequestBody::empty())
+            .expect("request")
+    }
+
+    /// Sends a request and reads the whole answer: status, fields and body.
+    async fn fetch(
+        pool: &Arc<UpstreamPool>,
+        method: Method,
+    ) -> Result<(StatusCode, HeaderMap, Result<Bytes, String>), PoolError> {
+        let response = pool.send(request(method)).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await;
+        let body = body
+            .map(|all| all.to_bytes())
+            .map_err(|err| err.to_string());
+        Ok((parts.status, parts.headers, body))
+    }
+
+    fn answer(text: &str) -> (Vec<u8>, bool) {
+        (text.as_bytes().to_vec(), false)
+    }
+
+    #[tokio::test]
+    async fn the_request_head_is_written_in_origin_form_with_its_fields() {
+        let mut out = Vec::new();
+        let (head, _) = request(Method::GET).into_parts();
+        write_head(&mut out, &head);
+        assert_eq!(
+            out,
+            b"GET /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\n\r\n"
+        );
+        let (head, _) = request(Method::POST).into_parts();
+        write_head(&mut out, &head);
+        assert_eq!(
+            out,
+            b"POST /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn chunked_answers_are_decoded_and_their_connection_reused() {
+        let (address, accepted) = scripted(|_, _, _| {
+            answer(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                 5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nx-trailer: 1\r\n\r\n",
+            )
+        })
+        .await;
+        let pool = pool(address);
+        for _ in 0..3 {
+            let (status, _, body) = fetch(&pool, Method::GET).await.expect("answered");
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body.expect("body"), "hello, world");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn transfer_encoding_wins_over_content_length_and_the_connection_is_not_reused() {
+        let (address, accepted) = scripted(|_, _, _| {
+            answer(
+                "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n\
+                 5\r\nhello\r\n0\r\n\r\n",
+            )
+        })
+        .await;
+        let pool = pool(address);
+        for _ in 0..2 {
+            let (_, headers, body) = fetch(&pool, Method::GET).await.expect("answered");
+            assert_eq!(body.expect("body"), "hello");
+            assert!(!headers.contains_key(CONTENT_LENGTH));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn conflicting_lengths_and_invalid_heads_are_refused() {
+        // A refused answer takes its connection with it: each next one is a new connection's.
+        let (address, _) = scripted(|connection, _, _| match connection {
+            0 => answer("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd"),
+            1 => answer("HTTP/1.1 200 OK\r\ncontent-length: +3\r\n\r\nabc"),
+            2 => answer("HTTP/1.1 200 OK\r\nbad field\r\n\r\n"),
+            _ => answer("HTTP/1.1 099 Odd\r\ncontent-length: 0\r\n\r\n"),
+        })
+        .await;
+        let pool = pool(address);
+        for _ in 0..4 {
+            let err = fetch(&pool, Method::GET).await.expect_err("refused");
+            assert!(
+                matches!(err, PoolError::Exchange(ExchangeError::Head(_))),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn agreeing_repeated_lengths_are_taken() {
+        let (address, accepted) =
+            scripted(|_, _, _| answer("HTTP/1.1 200 OK\r\ncontent-length: 3, 3\r\n\r\nabc")).await;
+        let pool = pool(address);
+        for _ in 0..2 {
+            let (_, _, body) = fetch(&pool, Method::GET).await.expect("answered");
+            assert_eq!(body.expect("body"), "abc");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn invalid_chunks_and_cut_bodies_fail_the_body() {
+        let (address, _) = scripted(|connection, _, _| match connection {
+            0 => answer("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"),
+            1 => answer("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcX\r\n"),
+            2 => {
+                answer("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n11111111111111111\r\n")
+            }
+            _ => (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc".to_vec(),
+                true,
+            ),
+        })
+        .await;
+        let pool = pool(address);
+        let expected = [
+            "invalid chunk size",
+            "no CRLF",
+            "invalid chunk size",
+            "before the end",
+        ];
+        for want in expected {
+            let (_, _, body) = fetch(&pool, Method::GET).await.expect("head answered");
+            let err = body.expect_err("the body fails");
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unframed_body_runs_until_close_and_its_connection_is_not_reused() {
+        let (address, accepted) =
+            scripted(|_, _, _| (b"HTTP/1.1 200 OK\r\n\r\nuntil the end".to_vec(), true)).await;
+        let pool = pool(address);
+        for _ in 0..2 {
+            let (_, _, body) = fetch(&pool, Method::GET).await.expect("answered");
+            assert_eq!(body.expect("body"), "until the end");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn interim_answers_are_skipped() {
+        let (address, _) = scripted(|_, _, _| {
+            answer(
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n\
+                 HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok",
+            )
+        })
+        .await;
+        let (status, _, body) = fetch(&pool(address), Method::GET).await.expect("answered");
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(body.expect("body"), "ok");
+    }
+
+    #[tokio::test]
+    async fn bodiless_answers_read_no_body_whatever_their_length_says() {
+        let (address, accepted) = scripted(|_, _, head| {
+            if head.starts_with("HEAD") {
+                answer("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+            } else {
+                answer("HTTP/1.1 304 Not Modified\r\ncontent-length: 1000\r\n\r\n")
+            }
+        })
+        .await;
+        let pool = pool(address);
+        for method in [Method::HEAD, Method::GET, Method::HEAD] {
+            let (_, headers, body) = fetch(&pool, method).await.expect("answered");
+            assert_eq!(body.expect("body"), "");
+            assert_eq!(headers[CONTENT_LENGTH], "1000");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn bytes_after_an_answer_keep_its_connection_from_reuse() {
+        let (address, accepted) =
+            scripted(|_, _, _| answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA")).await;
+        let pool = pool(address);
+        for _ in 0..2 {
+            let (_, _, body) = fetch(&pool, Method::GET).await.expect("answered");
+            assert_eq!(body.expect("body"), "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_answer_head_past_the_limit_is_refused() {
+        let (address, _) = scripted(|_, _, _| {
+            let mut text = String::from("HTTP/1.1 200 OK\r\n");
+            for i in 0..2000 {
+                text.push_str(&format!("x-field-{i}: {}\r\n", "v".repeat(30)));
+            }
+            answer(&text)
+        })
+        .await;
+        let err = fetch(&pool(address), Method::GET)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, PoolError::Exchange(ExchangeError::Head(_))),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_request_on_a_reused_connection_is_retried_only_when_idempotent() {
+        // Every connection answers its first request and closes at its second, unanswered,
+        // as an upstream does when its keep-alive timeout meets a request.
+        let (address, accepted) = scripted(|_, request, _| {
+            if request == 0 {
+                answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            } else {
+                (Vec::new(), true)
+            }
+        })
+        .await;
+        let pool = pool(address);
+        let (_, _, body) = fetch(&pool, Method::GET).await.expect("answered");
+        assert_eq!(body.expect("body"), "ok");
+        let (_, _, body) = fetch(&pool, Method::GET)
+            .await
+            .expect("retried on a new connection");
+        assert_eq!(body.expect("body"), "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let err = fetch(&pool, Method::POST).await.expect_err("not retried");
+        assert!(
+            matches!(err, PoolError::Exchange(ExchangeError::ClosedBeforeAnswer)),
+            "{err:?}"
+        );
+    }
+}
