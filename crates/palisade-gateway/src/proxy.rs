@@ -493,7 +493,7 @@ fn tls_spoken_hint(err: &PoolError) -> Option<&'static str> {
     const HINT: &str =
         " (if the upstream speaks TLS on that port, its URL is https://, not http://)";
     if let PoolError::Exchange(exchange) = err {
-        let not_http = matches!(exchange, ExchangeError::Head(_)) || exchange.is_reset();
+        let not_http = matches!(exchange, ExchangeError::NotHttp) || exchange.is_reset();
         return not_http.then_some(HINT);
     }
     let PoolError::Send(hyper_err) = err else {

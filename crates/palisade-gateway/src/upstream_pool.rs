@@ -204,14 +204,22 @@ impl UpstreamPool {
         self: &Arc<Self>,
         head: http::request::Parts,
     ) -> Result<Response<PooledBody>, PoolError> {
+        // One more try at most, and on a new connection: a request that makes the upstream
+        // close connections must not be sent once per idle connection.
+        let mut retried = false;
         loop {
-            let (conn, reused) = match self.check_out_native() {
+            let idle = if retried {
+                None
+            } else {
+                self.check_out_native()
+            };
+            let (conn, reused) = match idle {
                 Some(conn) => (conn, true),
                 None => (NativeConn::new(self.open_tcp().await?.0), false),
             };
             match native::exchange(conn, &head, self).await {
                 Ok(response) => return Ok(response.map(PooledBody::native)),
-                Err(failed) if reused && failed.retryable(&head.method) => continue,
+                Err(failed) if reused && failed.retryable(&head.method) => retried = true,
                 Err(failed) => return Err(PoolError::Exchange(failed.error)),
             }
         }

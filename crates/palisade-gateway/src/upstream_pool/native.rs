@@ -10,10 +10,12 @@
 //! on at once, the connection back in the pool before the answer leaves for the client.
 //!
 //! Answers are framed as RFC 9112 §6.3 says: no body for a `HEAD` request or a 1xx, 204 or
-//! 304 status; `Transfer-Encoding` wins over `Content-Length` (which is then removed, and
-//! the connection not reused); differing `Content-Length` values are refused; otherwise
-//! the body runs until the upstream closes. Interim 1xx answers are skipped. A connection
-//! is reused only when its answer was framed, complete, and followed by nothing.
+//! 304 status; `Transfer-Encoding` (a single `chunked` only) wins over `Content-Length`
+//! (which is then removed, and the connection not reused); differing `Content-Length`
+//! values are refused; otherwise the body runs until the upstream closes. Interim 1xx
+//! answers are skipped. A connection is reused only when its answer was framed by its own
+//! bytes, complete, and followed by nothing: not after a bodiless answer that announces a
+//! body, which a careless upstream may still send, into the next request's answer.
 
 use std::io;
 use std::pin::Pin;
@@ -57,6 +59,9 @@ pub enum ExchangeError {
     /// The upstream closed the connection before any byte of an answer.
     #[error("the upstream closed the connection before answering")]
     ClosedBeforeAnswer,
+    /// The answer does not begin as HTTP/1.x does.
+    #[error("the answer is not HTTP/1.x")]
+    NotHttp,
     /// The answer's head is not valid HTTP/1.x, or too large.
     #[error("invalid answer head: {0}")]
     Head(String),
@@ -232,6 +237,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Parsed>, Exc
                 "more than {MAX_FIELDS} fields"
             )));
         }
+        Err(_) if !starts_as_http(buf) => return Err(ExchangeError::NotHttp),
         Err(err) => return Err(ExchangeError::Head(err.to_string())),
     };
     let code = parsed.code.unwrap_or(0);
@@ -278,6 +284,13 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Parsed>, Exc
     Ok(Some(Parsed::Final(response, framing, keep_alive)))
 }
 
+/// Whether `bytes` begin as an HTTP/1.x status line does (as far as they go).
+fn starts_as_http(bytes: &[u8]) -> bool {
+    let prefix = b"HTTP/1.";
+    let n = bytes.len().min(prefix.len());
+    bytes[..n] == prefix[..n]
+}
+
 /// The body's framing (RFC 9112 §6.3) and whether the connection may carry another request.
 fn framing(
     headers: &mut HeaderMap,
@@ -290,35 +303,70 @@ fn framing(
     } else {
         has_token(headers, CONNECTION, "keep-alive")
     };
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        keep_alive = false;
+    }
+    let chunked = headers.contains_key(TRANSFER_ENCODING);
+    if chunked {
+        // Only chunked is decoded here: passing a body still under another transfer coding
+        // on would hand the client bytes nothing tells it how to read.
+        if !only_chunked(headers) {
+            return Err(ExchangeError::Head(
+                "a transfer coding other than a single chunked".into(),
+            ));
+        }
+        // RFC 9112 §6.1: the length is the decoded one; a Content-Length beside it, or
+        // Transfer-Encoding in an HTTP/1.0 answer, means the framing cannot be trusted for
+        // another request on the connection.
+        if headers.remove(CONTENT_LENGTH).is_some() || version == Version::HTTP_10 {
+            keep_alive = false;
+        }
+    }
+    let length = if chunked {
+        None
+    } else {
+        content_length(headers)?
+    };
     let bodiless = method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        keep_alive = false;
-    }
     if bodiless {
-        return Ok((Framing::Empty, keep_alive));
-    }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        // RFC 9112 §6.1: the length is the decoded one; a Content-Length beside it is wrong
-        // and the connection is not to be trusted with another request.
-        if headers.remove(CONTENT_LENGTH).is_some() {
+        // Should the upstream send the body it announces anyway, in a later segment, it
+        // would be read as the answer to the connection's next request, someone else's.
+        // TODO: every HEAD answered with its GET's length opens a new upstream connection.
+        if chunked || length.is_some_and(|n| n > 0) {
             keep_alive = false;
         }
-        let last = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.rsplit(',').next())
-            .map(str::trim);
-        if last.is_some_and(|coding| coding.eq_ignore_ascii_case("chunked")) {
-            return Ok((Framing::Chunked, keep_alive));
-        }
-        return Ok((Framing::UntilClose, false));
+        return Ok((Framing::Empty, keep_alive));
     }
+    match (chunked, length) {
+        (true, _) => Ok((Framing::Chunked, keep_alive)),
+        (false, Some(0)) => Ok((Framing::Empty, keep_alive)),
+        (false, Some(n)) => Ok((Framing::Length(n), keep_alive)),
+        (false, None) => Ok((Framing::UntilClose, false)),
+    }
+}
+
+/// Whether the transfer codings, across every `Transfer-Encoding` field, are exactly one
+/// `chunked` (empty list elements aside).
+fn only_chunked(headers: &HeaderMap) -> bool {
+    let mut codings = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty());
+    let first = codings.next();
+    first.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked")) && codings.next().is_none()
+}
+
+/// The answer's `Content-Length`, when it has one: every value (fields and list items)
+/// must be the same decimal number, which is then left as the only value, as the client
+/// must read it.
+fn content_length(headers: &mut HeaderMap) -> Result<Option<u64>, ExchangeError> {
     let mut length = None;
+    let mut items = 0;
     for value in headers.get_all(CONTENT_LENGTH) {
         for item in value.as_bytes().split(|&byte| byte == b',') {
             let item = item.trim_ascii();
@@ -326,6 +374,7 @@ fn framing(
             let parsed = std::str::from_utf8(item)
                 .ok()
                 .and_then(|text| text.parse::<u64>().ok());
+            items += 1;
             match (valid, parsed, length) {
                 (true, Some(n), None) => length = Some(n),
                 (true, Some(n), Some(seen)) if n == seen => {}
@@ -337,11 +386,10 @@ fn framing(
             }
         }
     }
-    match length {
-        Some(0) => Ok((Framing::Empty, keep_alive)),
-        Some(n) => Ok((Framing::Length(n), keep_alive)),
-        None => Ok((Framing::UntilClose, false)),
+    if let (Some(n), true) = (length, items > 1) {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
+    Ok(length)
 }
 
 /// Whether a comma-separated field holds `token` (case-insensitive).
@@ -483,7 +531,8 @@ impl NativeBody {
     }
 
     /// The next line of a chunked body (without its CRLF), taken off the buffer, or `None`
-    /// while it has not all arrived.
+    /// while it has not all arrived. A line ended by a bare LF is refused: a reader that
+    /// accepts it would frame the body differently from one that does not.
     fn line(&mut self, limit: usize) -> Result<Option<BytesMut>, ExchangeError> {
         let buf = &mut self
             .conn
@@ -491,35 +540,39 @@ impl NativeBody {
             .expect("a body being read has its connection")
             .buf;
         let window = &buf[..buf.len().min(limit + 2)];
-        let Some(end) = window.windows(2).position(|pair| pair == b"\r\n") else {
+        let Some(end) = window.iter().position(|&byte| byte == b'\n') else {
             if buf.len() > limit {
                 return Err(ExchangeError::Chunked("line too long"));
             }
             return Ok(None);
         };
-        if end > limit {
+        if end == 0 || buf[end - 1] != b'\r' {
+            return Err(ExchangeError::Chunked("line ended by a bare LF"));
+        }
+        if end - 1 > limit {
             return Err(ExchangeError::Chunked("line too long"));
         }
-        let line = buf.split_to(end);
+        let line = buf.split_to(end - 1);
         buf.advance(2);
         Ok(Some(line))
     }
 }
 
-/// The size of a chunk-size line: hexadecimal digits, then optional extensions.
+/// The size of a chunk-size line: hexadecimal digits, then optional whitespace and
+/// extensions (RFC 9112 §7.1.1), which are ignored.
 fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
+    let invalid = ExchangeError::Chunked("invalid chunk size");
     let digits = line
         .iter()
         .take_while(|byte| byte.is_ascii_hexdigit())
         .count();
-    let rest = &line[digits..];
-    let rest_valid = rest.is_empty() || matches!(rest[0], b';' | b' ' | b'\t');
-    if digits == 0 || digits > 16 || !rest_valid {
-        return Err(ExchangeError::Chunked("invalid chunk size"));
+    let rest = line[digits..].trim_ascii_start();
+    if digits == 0 || digits > 16 || !(rest.is_empty() || rest[0] == b';') {
+        return Err(invalid);
     }
     let text = std::str::from_utf8(&line[..digits])
         .map_err(|_| ExchangeError::Chunked("invalid chunk size"))?;
-    u64::from_str_radix(text, 16).map_err(|_| ExchangeError::Chunked("invalid chunk size"))
+    u64::from_str_radix(text, 16).map_err(|_| invalid)
 }
 
 impl Body for NativeBody {
@@ -603,10 +656,7 @@ impl Body for NativeBody {
                 State::Chunked(Chunk::Trailers(seen)) => {
                     let limit = MAX_TRAILERS.saturating_sub(seen);
                     match this.line(limit) {
-                        Err(_) => {
-                            return this
-                                .fail(cx, ExchangeError::Chunked("trailer section too large"));
-                        }
+                        Err(error) => return this.fail(cx, error),
                         Ok(None) => true,
                         Ok(Some(line)) if line.is_empty() => {
                             this.finish();
@@ -791,11 +841,12 @@ mod tests {
             0 => answer("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd"),
             1 => answer("HTTP/1.1 200 OK\r\ncontent-length: +3\r\n\r\nabc"),
             2 => answer("HTTP/1.1 200 OK\r\nbad field\r\n\r\n"),
+            3 => answer("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
             _ => answer("HTTP/1.1 099 Odd\r\ncontent-length: 0\r\n\r\n"),
         })
         .await;
         let pool = pool(address);
-        for _ in 0..4 {
+        for _ in 0..5 {
             let err = fetch(&pool, Method::GET).await.expect_err("refused");
             assert!(
                 matches!(err, PoolError::Exchange(ExchangeError::Head(_))),
@@ -805,13 +856,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_that_is_not_http_is_named_so() {
+        let (address, _) =
+            scripted(|_, _, _| (b"\x15\x03\x03\x00\x02\x02\x50".to_vec(), true)).await;
+        let err = fetch(&pool(address), Method::GET)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, PoolError::Exchange(ExchangeError::NotHttp)),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn agreeing_repeated_lengths_are_taken() {
         let (address, accepted) =
             scripted(|_, _, _| answer("HTTP/1.1 200 OK\r\ncontent-length: 3, 3\r\n\r\nabc")).await;
         let pool = pool(address);
         for _ in 0..2 {
-            let (_, _, body) = fetch(&pool, Method::GET).await.expect("answered");
+            let (_, headers, body) = fetch(&pool, Method::GET).await.expect("answered");
             assert_eq!(body.expect("body"), "abc");
+            // One value, as the client must read it.
+            assert_eq!(
+                headers.get_all(CONTENT_LENGTH).iter().collect::<Vec<_>>(),
+                ["3"]
+            );
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
@@ -871,22 +940,74 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bodiless_answers_read_no_body_whatever_their_length_says() {
+    async fn bodiless_answers_read_no_body_and_one_announcing_a_body_ends_its_connection() {
         let (address, accepted) = scripted(|_, _, head| {
             if head.starts_with("HEAD") {
                 answer("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
             } else {
-                answer("HTTP/1.1 304 Not Modified\r\ncontent-length: 1000\r\n\r\n")
+                answer("HTTP/1.1 304 Not Modified\r\netag: \"a\"\r\n\r\n")
             }
         })
         .await;
         let pool = pool(address);
-        for method in [Method::HEAD, Method::GET, Method::HEAD] {
-            let (_, headers, body) = fetch(&pool, method).await.expect("answered");
+        // The HEAD's connection is not reused (the 1000 bytes could still come); the 304's is.
+        for method in [Method::HEAD, Method::GET, Method::GET] {
+            let (_, headers, body) = fetch(&pool, method.clone()).await.expect("answered");
             assert_eq!(body.expect("body"), "");
-            assert_eq!(headers[CONTENT_LENGTH], "1000");
+            if method == Method::HEAD {
+                assert_eq!(headers[CONTENT_LENGTH], "1000");
+            }
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn transfer_encoding_in_an_http_1_0_answer_ends_its_connection() {
+        let (address, accepted) = scripted(|_, _, _| {
+            answer(
+                "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n\
+                 2\r\nok\r\n0\r\n\r\n",
+            )
+        })
+        .await;
+        let pool = pool(address);
+        for _ in 0..2 {
+            let (_, _, body) = fetch(&pool, Method::GET).await.expect("answered");
+            assert_eq!(body.expect("body"), "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_makes_the_upstream_hang_up_is_sent_twice_at_most() {
+        static KILLS: AtomicUsize = AtomicUsize::new(0);
+        let (address, _) = scripted(|_, _, head| {
+            if head.starts_with("GET /kill") {
+                KILLS.fetch_add(1, Ordering::SeqCst);
+                (Vec::new(), true)
+            } else {
+                answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            }
+        })
+        .await;
+        let pool = pool(address.clone());
+        for _ in 0..3 {
+            let stream = TcpStream::connect(&address).await.expect("connect");
+            pool.check_in_native(NativeConn::new(stream));
+        }
+        let request = Request::builder()
+            .uri("/kill")
+            .header(http::header::HOST, "upstream.test")
+            .body(RequestBody::empty())
+            .expect("request");
+        let Err(err) = pool.send(request).await else {
+            panic!("answered, though the upstream never answers /kill");
+        };
+        assert!(
+            matches!(err, PoolError::Exchange(ExchangeError::ClosedBeforeAnswer)),
+            "{err:?}"
+        );
+        assert_eq!(KILLS.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
