@@ -195,7 +195,13 @@ impl UpstreamPool {
             let (head, _empty) = request.into_parts();
             return self.send_native(head).await;
         }
-        let (response, lease) = self.send_hyper(request).await?;
+        let (mut response, lease) = self.send_hyper(request).await?;
+        if response
+            .headers()
+            .contains_key(http::header::CONTENT_LENGTH)
+        {
+            native::content_length(response.headers_mut()).map_err(PoolError::Exchange)?;
+        }
         Ok(response.map(|incoming| PooledBody::new(incoming, lease)))
     }
 

@@ -363,8 +363,9 @@ fn only_chunked(headers: &HeaderMap) -> bool {
 
 /// The answer's `Content-Length`, when it has one: every value (fields and list items)
 /// must be the same decimal number, which is then left as the only value, as the client
-/// must read it.
-fn content_length(headers: &mut HeaderMap) -> Result<Option<u64>, ExchangeError> {
+/// must read it (hyper's server writes no other form: `3, 3` would end the client's
+/// connection with nothing sent).
+pub(super) fn content_length(headers: &mut HeaderMap) -> Result<Option<u64>, ExchangeError> {
     let mut length = None;
     let mut items = 0;
     for value in headers.get_all(CONTENT_LENGTH) {
@@ -883,6 +884,27 @@ mod tests {
             );
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn agreeing_repeated_lengths_are_made_one_through_hyper_too() {
+        let (address, _) =
+            scripted(|_, _, _| answer("HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\n\r\nok")).await;
+        // A request with a body goes through hyper's client.
+        let mut body = RequestBody::empty();
+        body.replace(http_body_util::Full::new(Bytes::from_static(b"x")));
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/")
+            .header(http::header::HOST, "upstream.test")
+            .header(CONTENT_LENGTH, "1")
+            .body(body)
+            .expect("request");
+        let Ok(response) = pool(address).send(request).await else {
+            panic!("answered");
+        };
+        let lengths: Vec<_> = response.headers().get_all(CONTENT_LENGTH).iter().collect();
+        assert_eq!(lengths, ["2"]);
     }
 
     #[tokio::test]
