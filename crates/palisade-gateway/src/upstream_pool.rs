@@ -91,6 +91,14 @@ pub enum PoolError {
     Shared(Arc<PoolError>),
 }
 
+/// An idle connection palisade drives itself, when it was last used, and from when it may
+/// be used again (later than that after an answer with no body by rule).
+struct NativeIdle {
+    conn: NativeConn,
+    since: Instant,
+    usable_from: Instant,
+}
+
 /// An idle connection and when it was last used.
 struct Idle {
     sender: SendRequest<RequestBody>,
@@ -115,8 +123,8 @@ pub struct UpstreamPool {
     idle_timeout: Duration,
     max_idle: usize,
     idle: Mutex<Vec<Idle>>,
-    /// Idle connections for the exchanges palisade drives itself, and when each was last used.
-    native_idle: Mutex<Vec<(NativeConn, Instant)>>,
+    /// Idle connections for the exchanges palisade drives itself, oldest first.
+    native_idle: Mutex<Vec<NativeIdle>>,
     /// Whether the task closing expired idle connections has been started.
     sweeping: AtomicBool,
 }
@@ -266,24 +274,34 @@ impl UpstreamPool {
         }
     }
 
-    /// The most recently used idle connection palisade drives itself that is still open.
+    /// The most recently used idle connection palisade drives itself that is still open,
+    /// with nothing unasked for on it, and not waiting out a grace period (those stay).
     fn check_out_native(&self) -> Option<NativeConn> {
         let now = Instant::now();
         let mut idle = self
             .native_idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        while let Some((conn, since)) = idle.pop() {
-            if now.duration_since(since) < self.idle_timeout && conn.reusable() {
-                return Some(conn);
+        let mut at = idle.len();
+        while at > 0 {
+            at -= 1;
+            let entry = &idle[at];
+            let expired = now.duration_since(entry.since) >= self.idle_timeout;
+            if !expired && entry.usable_from > now {
+                continue;
+            }
+            let entry = idle.remove(at);
+            if !expired && entry.conn.reusable() {
+                return Some(entry.conn);
             }
         }
         None
     }
 
-    /// Keeps a connection whose exchange ended cleanly for the next request, within
-    /// `pool_max_idle` (the oldest closed first) and `pool_idle_timeout`.
-    fn check_in_native(&self, conn: NativeConn) {
+    /// Keeps a connection whose exchange ended cleanly for the next request, usable after
+    /// `grace` when given, within `pool_max_idle` (the oldest closed first) and
+    /// `pool_idle_timeout`.
+    fn check_in_native(&self, conn: NativeConn, grace: Option<Duration>) {
         let now = Instant::now();
         let mut idle = self
             .native_idle
@@ -291,13 +309,18 @@ impl UpstreamPool {
             .unwrap_or_else(PoisonError::into_inner);
         let expired = idle
             .iter()
-            .take_while(|(_, since)| now.duration_since(*since) >= self.idle_timeout)
+            .take_while(|entry| now.duration_since(entry.since) >= self.idle_timeout)
             .count();
         idle.drain(..expired);
         if idle.len() >= self.max_idle {
             idle.remove(0);
         }
-        idle.push((conn, now));
+        let usable_from = grace.map_or(now, |grace| now + grace);
+        idle.push(NativeIdle {
+            conn,
+            since: now,
+            usable_from,
+        });
     }
 
     /// The most recently used open connection, dropping closed and expired ones on the way.
@@ -348,8 +371,8 @@ impl UpstreamPool {
             .native_idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        native.retain(|(conn, since)| {
-            now.duration_since(*since) < self.idle_timeout && conn.reusable()
+        native.retain(|entry| {
+            now.duration_since(entry.since) < self.idle_timeout && entry.conn.reusable()
         });
         drop(native);
         self.sweep_h2(now);

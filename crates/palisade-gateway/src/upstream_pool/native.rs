@@ -14,8 +14,9 @@
 //! (which is then removed, and the connection not reused); differing `Content-Length`
 //! values are refused; otherwise the body runs until the upstream closes. Interim 1xx
 //! answers are skipped. A connection is reused only when its answer was framed by its own
-//! bytes, complete, and followed by nothing: not after a bodiless answer that announces a
-//! body, which a careless upstream may still send, into the next request's answer.
+//! bytes, complete, and followed by nothing; after a `HEAD` answer, or a bodiless one that
+//! announces a body (which a careless upstream may still send, into the next request's
+//! answer), only once [`BODILESS_GRACE`] has passed with nothing arriving.
 
 use std::io;
 use std::pin::Pin;
@@ -33,6 +34,23 @@ use super::UpstreamPool;
 
 /// Largest answer head read (status line and fields, interim answers included).
 const MAX_HEAD: usize = 64 * 1024;
+
+/// How long a connection waits, after an answer that has no body by rule (to `HEAD`, 204,
+/// 304), before another request may use it, and is then used only if nothing arrived: a
+/// careless upstream may still send the body its answer announced, which would otherwise
+/// be read as the next request's answer.
+pub(super) const BODILESS_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether, and when, a connection may carry another request after its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reuse {
+    /// Closed after this answer.
+    No,
+    /// Back in the pool as soon as the answer ends.
+    Now,
+    /// Back in the pool, usable after [`BODILESS_GRACE`].
+    AfterGrace,
+}
 
 /// Most fields in one answer head.
 const MAX_FIELDS: usize = 128;
@@ -154,8 +172,8 @@ pub async fn exchange(
             answered = true;
             match parse_head(&mut conn.buf, &head.method) {
                 Ok(Some(Parsed::Interim)) => continue,
-                Ok(Some(Parsed::Final(response, framing, keep_alive))) => {
-                    let body = NativeBody::new(conn, framing, keep_alive, Arc::clone(pool));
+                Ok(Some(Parsed::Final(response, framing, reuse))) => {
+                    let body = NativeBody::new(conn, framing, reuse, Arc::clone(pool));
                     return Ok(response.map(|()| body));
                 }
                 Ok(None) => {}
@@ -222,7 +240,7 @@ enum Parsed {
     /// A 1xx answer other than 101, skipped.
     Interim,
     /// The answer's head, how its body is framed, and whether the connection may be reused.
-    Final(Response<()>, Framing, bool),
+    Final(Response<()>, Framing, Reuse),
 }
 
 /// Parses an answer head at the start of `buf`, taking it off `buf` when complete.
@@ -276,12 +294,12 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Parsed>, Exc
                 .map_err(|_| ExchangeError::Head("invalid field value".into()))?;
         headers.append(name, value);
     }
-    let (framing, keep_alive) = framing(&mut headers, version, status, method)?;
+    let (framing, reuse) = framing(&mut headers, version, status, method)?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
     *response.headers_mut() = headers;
-    Ok(Some(Parsed::Final(response, framing, keep_alive)))
+    Ok(Some(Parsed::Final(response, framing, reuse)))
 }
 
 /// Whether `bytes` begin as an HTTP/1.x status line does (as far as they go).
@@ -297,7 +315,7 @@ fn framing(
     version: Version,
     status: StatusCode,
     method: &Method,
-) -> Result<(Framing, bool), ExchangeError> {
+) -> Result<(Framing, Reuse), ExchangeError> {
     let mut keep_alive = if version == Version::HTTP_11 {
         !has_token(headers, CONNECTION, "close")
     } else {
@@ -331,20 +349,23 @@ fn framing(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
+    let reuse = if keep_alive { Reuse::Now } else { Reuse::No };
     if bodiless {
-        // Should the upstream send the body it announces anyway, in a later segment, it
-        // would be read as the answer to the connection's next request, someone else's.
-        // TODO: every HEAD answered with its GET's length opens a new upstream connection.
-        if chunked || length.is_some_and(|n| n > 0) {
-            keep_alive = false;
-        }
-        return Ok((Framing::Empty, keep_alive));
+        // Should the upstream send a body anyway (the one it announced, or a careless
+        // one), it would be read as the answer to the connection's next request, someone
+        // else's: the connection waits a little first, and is dropped if anything came.
+        let announced = chunked || length.is_some_and(|n| n > 0);
+        let careful = reuse == Reuse::Now && (announced || method == Method::HEAD);
+        return Ok((
+            Framing::Empty,
+            if careful { Reuse::AfterGrace } else { reuse },
+        ));
     }
     match (chunked, length) {
-        (true, _) => Ok((Framing::Chunked, keep_alive)),
-        (false, Some(0)) => Ok((Framing::Empty, keep_alive)),
-        (false, Some(n)) => Ok((Framing::Length(n), keep_alive)),
-        (false, None) => Ok((Framing::UntilClose, false)),
+        (true, _) => Ok((Framing::Chunked, reuse)),
+        (false, Some(0)) => Ok((Framing::Empty, reuse)),
+        (false, Some(n)) => Ok((Framing::Length(n), reuse)),
+        (false, None) => Ok((Framing::UntilClose, Reuse::No)),
     }
 }
 
@@ -432,7 +453,7 @@ pub struct NativeBody {
     ready: Option<Bytes>,
     /// A failure, reported at the next poll (see [`Self::fail`]).
     failed: Option<ExchangeError>,
-    keep_alive: bool,
+    reuse: Reuse,
     pool: Arc<UpstreamPool>,
 }
 
@@ -440,13 +461,13 @@ impl std::fmt::Debug for NativeBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NativeBody")
             .field("state", &self.state)
-            .field("keep_alive", &self.keep_alive)
+            .field("reuse", &self.reuse)
             .finish_non_exhaustive()
     }
 }
 
 impl NativeBody {
-    fn new(conn: NativeConn, framing: Framing, keep_alive: bool, pool: Arc<UpstreamPool>) -> Self {
+    fn new(conn: NativeConn, framing: Framing, reuse: Reuse, pool: Arc<UpstreamPool>) -> Self {
         let state = match framing {
             Framing::Empty => State::Done,
             Framing::Length(n) => State::Length(n),
@@ -458,7 +479,7 @@ impl NativeBody {
             state,
             ready: None,
             failed: None,
-            keep_alive,
+            reuse,
             pool,
         };
         // The common case: the whole body came with the head.
@@ -478,10 +499,16 @@ impl NativeBody {
     /// it and its answer allows it.
     fn finish(&mut self) {
         self.state = State::Done;
-        if let Some(conn) = self.conn.take() {
-            if self.keep_alive && conn.buf.is_empty() {
-                self.pool.check_in_native(conn);
-            }
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if !conn.buf.is_empty() {
+            return;
+        }
+        match self.reuse {
+            Reuse::No => {}
+            Reuse::Now => self.pool.check_in_native(conn, None),
+            Reuse::AfterGrace => self.pool.check_in_native(conn, Some(BODILESS_GRACE)),
         }
     }
 
@@ -972,7 +999,8 @@ mod tests {
         })
         .await;
         let pool = pool(address);
-        // The HEAD's connection is not reused (the 1000 bytes could still come); the 304's is.
+        // The HEAD's connection waits out its grace (the 1000 bytes could still come), so the
+        // next request takes a new one; the 304's is reused at once.
         for method in [Method::HEAD, Method::GET, Method::GET] {
             let (_, headers, body) = fetch(&pool, method.clone()).await.expect("answered");
             assert_eq!(body.expect("body"), "");
@@ -981,6 +1009,21 @@ mod tests {
             }
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_waiting_out_its_grace_is_left_for_later() {
+        let (address, _) = scripted(|_, _, _| answer("HTTP/1.1 200 OK\r\n\r\n")).await;
+        let pool = pool(address.clone());
+        let parked = TcpStream::connect(&address).await.expect("connect");
+        pool.check_in_native(NativeConn::new(parked), Some(BODILESS_GRACE));
+        assert!(pool.check_out_native().is_none(), "in its grace period");
+        assert_eq!(pool.native_idle.lock().expect("lock").len(), 1, "kept");
+        // One whose grace is over is taken; the one still waiting stays.
+        let ready = TcpStream::connect(&address).await.expect("connect");
+        pool.check_in_native(NativeConn::new(ready), Some(Duration::ZERO));
+        assert!(pool.check_out_native().is_some(), "its grace is over");
+        assert_eq!(pool.native_idle.lock().expect("lock").len(), 1, "kept");
     }
 
     #[tokio::test]
@@ -1015,7 +1058,7 @@ mod tests {
         let pool = pool(address.clone());
         for _ in 0..3 {
             let stream = TcpStream::connect(&address).await.expect("connect");
-            pool.check_in_native(NativeConn::new(stream));
+            pool.check_in_native(NativeConn::new(stream), None);
         }
         let request = Request::builder()
             .uri("/kill")
