@@ -521,9 +521,9 @@ fn classify_kind(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
         PoolError::Connect(_) | PoolError::Handshake(_) => {
             GatewayError::UpstreamConnect(error_chain(err))
         }
-        PoolError::NotHttp2(_) | PoolError::Exchange(_) => {
-            GatewayError::UpstreamProtocol(error_chain(err))
-        }
+        PoolError::NotHttp2(_) => GatewayError::UpstreamProtocol(error_chain(err)),
+        PoolError::Exchange(exchange) => body::client_fault(exchange)
+            .unwrap_or_else(|| GatewayError::UpstreamProtocol(error_chain(err))),
         PoolError::Send(hyper_err) => body::client_fault(hyper_err)
             .unwrap_or_else(|| GatewayError::UpstreamProtocol(error_chain(err))),
         PoolError::Shared(shared) => classify_ref(shared, tls),

@@ -14,9 +14,9 @@
 //! multiplexed connections instead (module `h2_conns`). Upgrade requests still take HTTP/1.1
 //! connections from the stack: an HTTP/1.1 `Upgrade` has no HTTP/2 form this pool speaks.
 //!
-//! Requests without a body (nor an upgrade) to a plain `http://` upstream, most requests,
-//! skip hyper's client: palisade writes and reads them itself, inside the request's task
-//! (module `native`), on connections of a stack of their own.
+//! Requests to a plain `http://` upstream (but upgrades) skip hyper's client: palisade
+//! writes and reads them itself, inside the request's task (module `native`), on
+//! connections of a stack of their own.
 //!
 //! A request sent on a reused connection that turned out to be closed (the upstream hung up
 //! while it sat idle) and that was not yet written (or, without a body, is idempotent and
@@ -196,12 +196,10 @@ impl UpstreamPool {
             let (response, lease) = self.send_h2(request).await?;
             return Ok(response.map(|incoming| PooledBody::new(incoming, lease)));
         }
-        let plain = self.tls.is_none()
-            && request.body().is_end_stream()
-            && !request.headers().contains_key(http::header::UPGRADE);
+        let plain = self.tls.is_none() && !request.headers().contains_key(http::header::UPGRADE);
         if plain {
-            let (head, _empty) = request.into_parts();
-            return self.send_native(head).await;
+            let (head, body) = request.into_parts();
+            return self.send_native(head, body).await;
         }
         let (mut response, lease) = self.send_hyper(request).await?;
         if response
@@ -213,10 +211,11 @@ impl UpstreamPool {
         Ok(response.map(|incoming| PooledBody::new(incoming, lease)))
     }
 
-    /// Sends a request without a body on a connection palisade drives itself.
+    /// Sends a request on a connection palisade drives itself.
     async fn send_native(
         self: &Arc<Self>,
         head: http::request::Parts,
+        mut body: RequestBody,
     ) -> Result<Response<PooledBody>, PoolError> {
         // One more try at most, and on a new connection: a request that makes the upstream
         // close connections must not be sent once per idle connection.
@@ -231,9 +230,15 @@ impl UpstreamPool {
                 Some(conn) => (conn, true),
                 None => (NativeConn::new(self.open_tcp().await?.0), false),
             };
-            match native::exchange(conn, &head, self).await {
+            match native::exchange(conn, &head, body, self).await {
                 Ok(response) => return Ok(response.map(PooledBody::native)),
-                Err(failed) if reused && failed.retryable(&head.method) => retried = true,
+                Err(mut failed) if reused && failed.retryable(&head.method) => {
+                    body = failed
+                        .body
+                        .take()
+                        .expect("a retryable failure returns the body");
+                    retried = true;
+                }
                 Err(failed) => return Err(PoolError::Exchange(failed.error)),
             }
         }

@@ -1,11 +1,11 @@
 //! HTTP/1.1 exchanges palisade writes and reads itself, inside the request's own task, for
-//! the most common request: one without a body (nor an upgrade) to a plain `http://`
-//! upstream.
+//! every request to a plain `http://` upstream but WebSocket handshakes.
 //!
 //! hyper's client drives each connection from a task of its own and hands the request and
 //! the answer across channels: per request, a few task wake-ups, channel sends and large
 //! future moves, which on this path cost more than the bytes. Here the request's head is
-//! written with one `write`, the answer's head is read and parsed (httparse) where it lies,
+//! written with one `write` (its body after it, a piece at a time, with the answer watched
+//! meanwhile: an upstream may answer before the body's end), the answer's head is read and parsed (httparse) where it lies,
 //! its header values share the read buffer, and a body that came with the head is handed
 //! on at once, the connection back in the pool before the answer leaves for the client.
 //!
@@ -27,10 +27,11 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::UpstreamPool;
+use crate::body::{BoxError, RequestBody};
 
 /// Largest answer head read (status line and fields, interim answers included).
 const MAX_HEAD: usize = 64 * 1024;
@@ -89,6 +90,9 @@ pub enum ExchangeError {
     /// The chunked framing of the answer's body is invalid.
     #[error("invalid chunked body from the upstream: {0}")]
     Chunked(&'static str),
+    /// The request's body failed while it was forwarded (the client's fault, or a stage's).
+    #[error("the request body failed: {0}")]
+    RequestBody(#[source] BoxError),
 }
 
 impl ExchangeError {
@@ -107,13 +111,15 @@ pub struct Failed {
     pub unanswered: bool,
     /// The request was not completely written, so the upstream cannot have acted on it.
     pub unsent: bool,
+    /// The request's body, when none of it was read yet (it can then be sent again).
+    pub body: Option<RequestBody>,
 }
 
 impl Failed {
-    /// Whether the request may be sent again on another connection: never acted on, or
-    /// unanswered and idempotent (as nginx's `proxy_next_upstream` does).
+    /// Whether the request may be sent again on another connection: its body untouched, and
+    /// never acted on, or unanswered and idempotent (as nginx's `proxy_next_upstream` does).
     pub fn retryable(&self, method: &Method) -> bool {
-        self.unsent || (self.unanswered && method.is_idempotent())
+        self.body.is_some() && (self.unsent || (self.unanswered && method.is_idempotent()))
     }
 }
 
@@ -145,62 +151,252 @@ impl NativeConn {
     }
 }
 
-/// Sends a request without a body on `conn` and reads the answer's head; the body is read
-/// as the returned response's body is polled, and gives the connection back to `pool` at
-/// its end when it can be reused.
+/// Sends a request on `conn` and reads the answer's head, forwarding the request's body
+/// meanwhile; the answer's body is read (and the rest of the request's body sent) as the
+/// returned response's body is polled, and gives the connection back to `pool` at its end
+/// when it can be reused.
 pub async fn exchange(
     mut conn: NativeConn,
     head: &http::request::Parts,
+    body: RequestBody,
     pool: &Arc<UpstreamPool>,
 ) -> Result<Response<NativeBody>, Failed> {
-    write_head(&mut conn.out, head);
+    let outgoing = if body.is_end_stream() {
+        Outgoing::None
+    } else {
+        body.size_hint()
+            .exact()
+            .map_or(Outgoing::Chunked, Outgoing::Length)
+    };
+    write_head(&mut conn.out, head, outgoing);
     if let Err(err) = conn.stream.write_all(&conn.out).await {
         return Err(Failed {
             error: ExchangeError::Write(err),
             unanswered: true,
             unsent: true,
+            body: Some(body),
         });
     }
-    let mut answered = false;
-    let fail = |error, answered: bool| Failed {
-        error,
-        unanswered: !answered,
-        unsent: false,
+    // A request without a body can be sent again as it is; one with a body cannot once any
+    // of it was read.
+    let (mut spare, mut sender) = match outgoing {
+        Outgoing::None => (Some(body), None),
+        _ => (None, Some(Box::new(Sender::new(body, outgoing)))),
     };
-    loop {
-        if !conn.buf.is_empty() {
-            answered = true;
-            match parse_head(&mut conn.buf, &head.method) {
-                Ok(Some(Parsed::Interim)) => continue,
-                Ok(Some(Parsed::Final(response, framing, reuse))) => {
-                    let body = NativeBody::new(conn, framing, reuse, Arc::clone(pool));
-                    return Ok(response.map(|()| body));
+    let mut answered = false;
+    let mut broken = false;
+    let method = &head.method;
+    let outcome = std::future::poll_fn(|cx| {
+        if let Some(sending) = sender.as_mut() {
+            match sending.poll_send(cx, &mut conn.stream) {
+                Poll::Ready(Ok(())) => sender = None,
+                Poll::Ready(Err(SendError::Body(err))) => {
+                    return Poll::Ready(Err((ExchangeError::RequestBody(err), answered)));
                 }
-                Ok(None) => {}
-                Err(error) => return Err(fail(error, true)),
-            }
-            if conn.buf.len() >= MAX_HEAD {
-                let error = ExchangeError::Head(format!("larger than {} KiB", MAX_HEAD / 1024));
-                return Err(fail(error, true));
+                // The upstream stopped reading: it may have answered already; read on.
+                Poll::Ready(Err(SendError::Write(err))) => {
+                    stopped_reading(&err);
+                    sender = None;
+                    broken = true;
+                }
+                Poll::Pending => {}
             }
         }
-        conn.buf.reserve(READ_CHUNK);
-        match conn.stream.read_buf(&mut conn.buf).await {
-            Ok(0) if answered => {
-                let error = ExchangeError::Head("the connection closed in its middle".into());
-                return Err(fail(error, true));
+        loop {
+            if !conn.buf.is_empty() {
+                answered = true;
+                match parse_head(&mut conn.buf, method) {
+                    Ok(Some(Parsed::Interim)) => continue,
+                    Ok(Some(Parsed::Final(response, framing, reuse))) => {
+                        return Poll::Ready(Ok((response, framing, reuse)));
+                    }
+                    Ok(None) => {}
+                    Err(error) => return Poll::Ready(Err((error, true))),
+                }
+                if conn.buf.len() >= MAX_HEAD {
+                    let error = ExchangeError::Head(format!("larger than {} KiB", MAX_HEAD / 1024));
+                    return Poll::Ready(Err((error, true)));
+                }
             }
-            Ok(0) => return Err(fail(ExchangeError::ClosedBeforeAnswer, false)),
-            Ok(_) => {}
-            Err(err) => return Err(fail(ExchangeError::Read(err), answered)),
+            match ready!(poll_fill(&conn.stream, &mut conn.buf, cx)) {
+                Ok(0) if answered => {
+                    let error = ExchangeError::Head("the connection closed in its middle".into());
+                    return Poll::Ready(Err((error, true)));
+                }
+                Ok(0) => return Poll::Ready(Err((ExchangeError::ClosedBeforeAnswer, false))),
+                Ok(_) => {}
+                Err(err) => return Poll::Ready(Err((ExchangeError::Read(err), answered))),
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok((response, framing, mut reuse)) => {
+            if broken {
+                reuse = Reuse::No;
+            }
+            let body = NativeBody::new(conn, framing, reuse, sender, Arc::clone(pool));
+            Ok(response.map(|()| body))
+        }
+        Err((error, answered)) => Err(Failed {
+            error,
+            unanswered: !answered,
+            unsent: false,
+            body: spare.take(),
+        }),
+    }
+}
+
+/// Notes an upstream that stopped taking the request's body (it answered early, or closed).
+fn stopped_reading(err: &io::Error) {
+    tracing::debug!(error = %err, "the upstream stopped reading the request body; its answer is still read");
+}
+
+/// Reads more from `stream` into `buf`; `Ok(0)` at its end.
+fn poll_fill(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(stream.poll_read_ready(cx))?;
+        buf.reserve(READ_CHUNK);
+        match stream.try_read_buf(buf) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            read => return Poll::Ready(read),
+        }
+    }
+}
+
+/// How the request's body is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outgoing {
+    /// No body.
+    None,
+    /// `Content-Length`, from the body's exact size.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, for a body of unknown size.
+    Chunked,
+}
+
+/// Why sending the request's body stopped.
+enum SendError {
+    /// The body itself failed.
+    Body(BoxError),
+    /// Writing to the upstream failed.
+    Write(io::Error),
+}
+
+/// The request's body on its way to the upstream, one frame at a time (nothing more is
+/// held, whatever its size).
+struct Sender {
+    body: RequestBody,
+    framing: Outgoing,
+    /// What is still to be written of the current frame: chunk size line, data, CRLF.
+    pending: std::collections::VecDeque<Bytes>,
+    sent: u64,
+    finished: bool,
+}
+
+impl Sender {
+    fn new(body: RequestBody, framing: Outgoing) -> Self {
+        Self {
+            body,
+            framing,
+            pending: std::collections::VecDeque::with_capacity(3),
+            sent: 0,
+            finished: false,
+        }
+    }
+
+    /// Writes what it can; ready once the whole body (and its last chunk) is written.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut TcpStream,
+    ) -> Poll<Result<(), SendError>> {
+        loop {
+            while !self.pending.is_empty() {
+                let mut slices = [io::IoSlice::new(&[]); 3];
+                for (slice, part) in slices.iter_mut().zip(&self.pending) {
+                    *slice = io::IoSlice::new(part);
+                }
+                let slices = &slices[..self.pending.len().min(3)];
+                let written = match ready!(Pin::new(&mut *stream).poll_write_vectored(cx, slices)) {
+                    Ok(0) => {
+                        return Poll::Ready(Err(SendError::Write(io::ErrorKind::WriteZero.into())));
+                    }
+                    Ok(n) => n,
+                    Err(err) => return Poll::Ready(Err(SendError::Write(err))),
+                };
+                self.advance(written);
+            }
+            if self.finished {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    // Trailers are never forwarded.
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    self.sent += data.len() as u64;
+                    match self.framing {
+                        Outgoing::Length(length) if self.sent > length => {
+                            let why = "the request body is longer than its Content-Length";
+                            return Poll::Ready(Err(SendError::Body(why.into())));
+                        }
+                        Outgoing::Chunked => {
+                            self.pending
+                                .push_back(Bytes::from(format!("{:x}\r\n", data.len())));
+                            self.pending.push_back(data);
+                            self.pending.push_back(Bytes::from_static(b"\r\n"));
+                        }
+                        _ => self.pending.push_back(data),
+                    }
+                }
+                Some(Err(err)) => return Poll::Ready(Err(SendError::Body(err))),
+                None => {
+                    match self.framing {
+                        Outgoing::Length(length) if self.sent != length => {
+                            let why = "the request body ended before its Content-Length";
+                            return Poll::Ready(Err(SendError::Body(why.into())));
+                        }
+                        Outgoing::Chunked => {
+                            self.pending.push_back(Bytes::from_static(b"0\r\n\r\n"))
+                        }
+                        _ => {}
+                    }
+                    self.finished = true;
+                }
+            }
+        }
+    }
+
+    /// Drops `written` bytes from the front of what is pending.
+    fn advance(&mut self, mut written: usize) {
+        while written > 0 {
+            let Some(front) = self.pending.front_mut() else {
+                return;
+            };
+            if written < front.len() {
+                front.advance(written);
+                return;
+            }
+            written -= front.len();
+            self.pending.pop_front();
         }
     }
 }
 
 /// The request head as it goes on the wire: origin-form target, HTTP/1.1, the fields as
-/// they are (names lower case), and `Content-Length: 0` where a body is expected or was
-/// announced.
-fn write_head(out: &mut Vec<u8>, head: &http::request::Parts) {
+/// they are (names lower case) but for the body's framing, which palisade writes:
+/// `Content-Length` or chunked for a body, `Content-Length: 0` without one where a body is
+/// expected or was announced.
+fn write_head(out: &mut Vec<u8>, head: &http::request::Parts, outgoing: Outgoing) {
     out.clear();
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
@@ -221,8 +417,13 @@ fn write_head(out: &mut Vec<u8>, head: &http::request::Parts) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if length_zero {
-        out.extend_from_slice(b"content-length: 0\r\n");
+    match outgoing {
+        Outgoing::None if length_zero => out.extend_from_slice(b"content-length: 0\r\n"),
+        Outgoing::None => {}
+        Outgoing::Length(length) => {
+            out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
+        }
+        Outgoing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -453,6 +654,8 @@ pub struct NativeBody {
     ready: Option<Bytes>,
     /// A failure, reported at the next poll (see [`Self::fail`]).
     failed: Option<ExchangeError>,
+    /// The rest of the request's body, when the answer came before all of it was sent.
+    sender: Option<Box<Sender>>,
     reuse: Reuse,
     pool: Arc<UpstreamPool>,
 }
@@ -467,7 +670,13 @@ impl std::fmt::Debug for NativeBody {
 }
 
 impl NativeBody {
-    fn new(conn: NativeConn, framing: Framing, reuse: Reuse, pool: Arc<UpstreamPool>) -> Self {
+    fn new(
+        conn: NativeConn,
+        framing: Framing,
+        reuse: Reuse,
+        sender: Option<Box<Sender>>,
+        pool: Arc<UpstreamPool>,
+    ) -> Self {
         let state = match framing {
             Framing::Empty => State::Done,
             Framing::Length(n) => State::Length(n),
@@ -479,6 +688,7 @@ impl NativeBody {
             state,
             ready: None,
             failed: None,
+            sender,
             reuse,
             pool,
         };
@@ -502,7 +712,8 @@ impl NativeBody {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        if !conn.buf.is_empty() {
+        // A request whose body was not all sent leaves the connection in its middle.
+        if !conn.buf.is_empty() || self.sender.take().is_some() {
             return;
         }
         match self.reuse {
@@ -523,6 +734,7 @@ impl NativeBody {
     ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
         self.state = State::Done;
         self.conn = None;
+        self.sender = None;
         self.failed = Some(error);
         cx.waker().wake_by_ref();
         Poll::Pending
@@ -533,12 +745,28 @@ impl NativeBody {
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Ready(Ok(0));
         };
-        loop {
-            ready!(conn.stream.poll_read_ready(cx))?;
-            conn.buf.reserve(READ_CHUNK);
-            match conn.stream.try_read_buf(&mut conn.buf) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                read => return Poll::Ready(read),
+        poll_fill(&conn.stream, &mut conn.buf, cx)
+    }
+
+    /// Sends more of the request's body, when some is left; a body that fails ends the
+    /// answer too (the client's fault), an upstream that stops reading only ends the
+    /// sending (its answer may still come whole).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Result<(), ExchangeError> {
+        let (Some(sender), Some(conn)) = (self.sender.as_mut(), self.conn.as_mut()) else {
+            return Ok(());
+        };
+        match sender.poll_send(cx, &mut conn.stream) {
+            Poll::Pending => Ok(()),
+            Poll::Ready(Ok(())) => {
+                self.sender = None;
+                Ok(())
+            }
+            Poll::Ready(Err(SendError::Body(err))) => Err(ExchangeError::RequestBody(err)),
+            Poll::Ready(Err(SendError::Write(err))) => {
+                stopped_reading(&err);
+                self.sender = None;
+                self.reuse = Reuse::No;
+                Ok(())
             }
         }
     }
@@ -617,6 +845,9 @@ impl Body for NativeBody {
         }
         if let Some(data) = this.ready.take() {
             return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Err(error) = this.poll_send(cx) {
+            return this.fail(cx, error);
         }
         loop {
             let need_more = match this.state {
@@ -729,7 +960,6 @@ impl Body for NativeBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::RequestBody;
     use crate::config::UpstreamProtocol;
     use crate::upstream_pool::PoolError;
     use crate::upstream_pool::tests::counted_upstream;
@@ -737,6 +967,7 @@ mod tests {
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+    use tokio::io::AsyncReadExt;
 
     /// What the scripted upstream does with one request: the bytes to send back, then
     /// whether to close the connection.
@@ -813,16 +1044,30 @@ mod tests {
     async fn the_request_head_is_written_in_origin_form_with_its_fields() {
         let mut out = Vec::new();
         let (head, _) = request(Method::GET).into_parts();
-        write_head(&mut out, &head);
+        write_head(&mut out, &head, Outgoing::None);
         assert_eq!(
             out,
             b"GET /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\n\r\n"
         );
         let (head, _) = request(Method::POST).into_parts();
-        write_head(&mut out, &head);
+        write_head(&mut out, &head, Outgoing::None);
         assert_eq!(
             out,
             b"POST /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\ncontent-length: 0\r\n\r\n"
+        );
+        let (mut head, _) = request(Method::POST).into_parts();
+        // The client's framing fields give way to the body's.
+        head.headers
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("99"));
+        write_head(&mut out, &head, Outgoing::Length(5));
+        assert_eq!(
+            out,
+            b"POST /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\ncontent-length: 5\r\n\r\n"
+        );
+        write_head(&mut out, &head, Outgoing::Chunked);
+        assert_eq!(
+            out,
+            b"POST /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\ntransfer-encoding: chunked\r\n\r\n"
         );
     }
 
@@ -1129,6 +1374,197 @@ mod tests {
         let err = fetch(&pool, Method::POST).await.expect_err("not retried");
         assert!(
             matches!(err, PoolError::Exchange(ExchangeError::ClosedBeforeAnswer)),
+            "{err:?}"
+        );
+    }
+
+    /// A body of unknown size, given in pieces.
+    struct Pieces(std::collections::VecDeque<Bytes>);
+
+    impl Body for Pieces {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(|piece| Ok(Frame::data(piece))))
+        }
+    }
+
+    fn with_body<B>(body: B) -> Request<RequestBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut request_body = RequestBody::empty();
+        request_body.replace(body);
+        Request::builder()
+            .method(Method::POST)
+            .uri("/upload")
+            .header(http::header::HOST, "upstream.test")
+            .body(request_body)
+            .expect("request")
+    }
+
+    /// An upstream that reads each request whole (by `Content-Length` or chunked, decoded
+    /// naively) and answers with what it read. Returns its address and connection count.
+    async fn echo_upstream() -> (String, Arc<AtomicUsize>) {
+        counted_upstream(|mut socket, _| async move {
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                seen.drain(..end + 4);
+                let body = if let Some(at) = head.find("content-length: ") {
+                    let length: usize = head[at + 16..]
+                        .split("\r\n")
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .expect("length");
+                    while seen.len() < length {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    seen.drain(..length).collect::<Vec<u8>>()
+                } else {
+                    while !seen.windows(5).any(|w| w == b"0\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let end = seen
+                        .windows(5)
+                        .position(|w| w == b"0\r\n\r\n")
+                        .expect("end");
+                    let raw: Vec<u8> = seen.drain(..end + 5).collect();
+                    // "size CRLF data CRLF" pieces, data kept.
+                    let text = String::from_utf8_lossy(&raw).into_owned();
+                    let parts: Vec<&str> = text.split("\r\n").collect();
+                    parts
+                        .iter()
+                        .skip(1)
+                        .step_by(2)
+                        .copied()
+                        .collect::<String>()
+                        .into_bytes()
+                };
+                let framing = if head.contains("transfer-encoding: chunked") {
+                    "chunked"
+                } else {
+                    "length"
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{framing}:",
+                    body.len() + framing.len() + 1
+                );
+                let mut out = answer.into_bytes();
+                out.extend_from_slice(&body);
+                if socket.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn bodies_of_known_size_go_with_their_length_and_the_connection_is_reused() {
+        let (address, accepted) = echo_upstream().await;
+        let pool = pool(address);
+        for _ in 0..3 {
+            let body = http_body_util::Full::new(Bytes::from_static(b"hello"));
+            let Ok(response) = pool.send(with_body(body)).await else {
+                panic!("answered");
+            };
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(body, "length:hello");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn bodies_of_unknown_size_go_chunked() {
+        let (address, accepted) = echo_upstream().await;
+        let pool = pool(address);
+        for _ in 0..2 {
+            let pieces =
+                ["abc", "", "defgh", "i"].map(|piece| Bytes::from_static(piece.as_bytes()));
+            let body = Pieces(pieces.into_iter().collect());
+            let Ok(response) = pool.send(with_body(body)).await else {
+                panic!("answered");
+            };
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(body, "chunked:abcdefghi");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_body_is_sent_is_taken_and_its_connection_dropped() {
+        // Answers at the head, reads nothing of the body, keeps the connection open.
+        let (address, accepted) = scripted(|_, _, _| {
+            answer("HTTP/1.1 413 Content Too Large\r\ncontent-length: 3\r\n\r\nbig")
+        })
+        .await;
+        let pool = pool(address);
+        for _ in 0..2 {
+            let body = http_body_util::Full::new(Bytes::from(vec![b'x'; 8 << 20]));
+            let Ok(response) = pool.send(with_body(body)).await else {
+                panic!("answered");
+            };
+            assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(body, "big");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failing_request_body_fails_the_exchange_as_the_bodys() {
+        struct Failing;
+        impl Body for Failing {
+            type Data = Bytes;
+            type Error = BoxError;
+            fn poll_frame(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+                Poll::Ready(Some(Err("the client went away".into())))
+            }
+        }
+        let (address, _) = echo_upstream().await;
+        let Err(err) = pool(address).send(with_body(Failing)).await else {
+            panic!("answered without the body");
+        };
+        assert!(
+            matches!(err, PoolError::Exchange(ExchangeError::RequestBody(_))),
             "{err:?}"
         );
     }
