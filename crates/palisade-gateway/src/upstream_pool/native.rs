@@ -5,9 +5,10 @@
 //! the answer across channels: per request, a few task wake-ups, channel sends and large
 //! future moves, which on this path cost more than the bytes. Here the request's head is
 //! written with one `write` (its body after it, a piece at a time, with the answer watched
-//! meanwhile: an upstream may answer before the body's end), the answer's head is read and parsed (httparse) where it lies,
-//! its header values share the read buffer, and a body that came with the head is handed
-//! on at once, the connection back in the pool before the answer leaves for the client.
+//! meanwhile: an upstream may answer before the body's end), the answer's head is read and
+//! parsed (httparse) where it lies, its header values share the read buffer, and a body
+//! that came with the head is handed on at once, the connection back in the pool before the
+//! answer leaves for the client.
 //!
 //! Answers are framed as RFC 9112 §6.3 says: no body for a `HEAD` request or a 1xx, 204 or
 //! 304 status; `Transfer-Encoding` (a single `chunked` only) wins over `Content-Length`
