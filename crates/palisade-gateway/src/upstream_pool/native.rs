@@ -162,12 +162,18 @@ pub async fn exchange(
     body: RequestBody,
     pool: &Arc<UpstreamPool>,
 ) -> Result<Response<NativeBody>, Failed> {
+    // The body's own size, else the length a stage wrote for a body it put in place of the
+    // client's (upload inspection's spooled copy), else chunked.
+    let declared = || {
+        let value = head.headers.get(CONTENT_LENGTH)?.to_str().ok()?;
+        value.parse::<u64>().ok()
+    };
     let outgoing = if body.is_end_stream() {
         Outgoing::None
+    } else if let Some(length) = body.size_hint().exact().or_else(declared) {
+        Outgoing::Length(length)
     } else {
-        body.size_hint()
-            .exact()
-            .map_or(Outgoing::Chunked, Outgoing::Length)
+        Outgoing::Chunked
     };
     write_head(&mut conn.out, head, outgoing);
     if let Err(err) = conn.stream.write_all(&conn.out).await {
@@ -1520,6 +1526,31 @@ mod tests {
             assert_eq!(body, "chunked:abcdefghi");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_put_in_place_goes_with_the_length_its_stage_wrote() {
+        let (address, _) = echo_upstream().await;
+        let pool = pool(address);
+        for (declared, expected) in [("9", Ok("length:abcdefghi")), ("5", Err(()))] {
+            let pieces = ["abc", "defgh", "i"].map(|piece| Bytes::from_static(piece.as_bytes()));
+            let mut request = with_body(Pieces(pieces.into_iter().collect()));
+            request
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static(declared));
+            match (pool.send(request).await, expected) {
+                (Ok(response), Ok(want)) => {
+                    let body = response.into_body().collect().await.expect("body");
+                    assert_eq!(body.to_bytes(), want);
+                }
+                (Err(err), Err(())) => assert!(
+                    matches!(err, PoolError::Exchange(ExchangeError::RequestBody(_))),
+                    "{err:?}"
+                ),
+                (Ok(_), Err(())) => panic!("a body longer than its length was sent"),
+                (Err(err), Ok(_)) => panic!("{err:?}"),
+            }
+        }
     }
 
     #[tokio::test]
