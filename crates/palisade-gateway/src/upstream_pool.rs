@@ -14,8 +14,8 @@
 //! multiplexed connections instead (module `h2_conns`). Upgrade requests still take HTTP/1.1
 //! connections from the stack: an HTTP/1.1 `Upgrade` has no HTTP/2 form this pool speaks.
 //!
-//! Requests to a plain `http://` upstream (but upgrades) skip hyper's client: palisade
-//! writes and reads them itself, inside the request's task (module `native`), on
+//! HTTP/1.1 requests but WebSocket handshakes skip hyper's client: palisade writes and
+//! reads them itself, inside the request's task (module `native`), over TCP or TLS, on
 //! connections of a stack of their own.
 //!
 //! A request sent on a reused connection that turned out to be closed (the upstream hung up
@@ -196,8 +196,7 @@ impl UpstreamPool {
             let (response, lease) = self.send_h2(request).await?;
             return Ok(response.map(|incoming| PooledBody::new(incoming, lease)));
         }
-        let plain = self.tls.is_none() && !request.headers().contains_key(http::header::UPGRADE);
-        if plain {
+        if !request.headers().contains_key(http::header::UPGRADE) {
             let (head, body) = request.into_parts();
             return self.send_native(head, body).await;
         }
@@ -228,7 +227,7 @@ impl UpstreamPool {
             };
             let (conn, reused) = match idle {
                 Some(conn) => (conn, true),
-                None => (NativeConn::new(self.open_tcp().await?.0), false),
+                None => (self.open_native().await?, false),
             };
             match native::exchange(conn, &head, body, self).await {
                 Ok(response) => return Ok(response.map(PooledBody::native)),
@@ -295,7 +294,7 @@ impl UpstreamPool {
             if !expired && entry.usable_from > now {
                 continue;
             }
-            let entry = idle.remove(at);
+            let mut entry = idle.remove(at);
             if !expired && entry.conn.reusable() {
                 return Some(entry.conn);
             }
@@ -376,7 +375,7 @@ impl UpstreamPool {
             .native_idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        native.retain(|entry| {
+        native.retain_mut(|entry| {
             now.duration_since(entry.since) < self.idle_timeout && entry.conn.reusable()
         });
         drop(native);
@@ -428,12 +427,31 @@ impl UpstreamPool {
         let Some(tls) = &self.tls else {
             return http1_handshake(TokioIo::new(stream)).await;
         };
-        let stream = match tokio::time::timeout_at(deadline, tls.handshake(stream)).await {
-            Err(_) => return Err(PoolError::TlsTimeout),
-            Ok(Err(why)) => return Err(PoolError::Tls(why)),
-            Ok(Ok(stream)) => stream,
+        http1_handshake(TokioIo::new(tls_handshake(tls, stream, deadline).await?)).await
+    }
+
+    /// A new connection for the exchanges palisade drives itself, over TLS for an
+    /// `https://` upstream (TCP connect and handshake within one `connect_timeout`).
+    async fn open_native(self: &Arc<Self>) -> Result<NativeConn, PoolError> {
+        let (stream, deadline) = self.open_tcp().await?;
+        let stream = match &self.tls {
+            None => native::Stream::Plain(stream),
+            Some(tls) => native::Stream::Tls(Box::new(tls_handshake(tls, stream, deadline).await?)),
         };
-        http1_handshake(TokioIo::new(stream)).await
+        Ok(NativeConn::new(stream))
+    }
+}
+
+/// `stream` under TLS for `tls`, the handshake done by `deadline`.
+async fn tls_handshake(
+    tls: &UpstreamTls,
+    stream: TcpStream,
+    deadline: Instant,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, PoolError> {
+    match tokio::time::timeout_at(deadline, tls.handshake(stream)).await {
+        Err(_) => Err(PoolError::TlsTimeout),
+        Ok(Err(why)) => Err(PoolError::Tls(why)),
+        Ok(Ok(stream)) => Ok(stream),
     }
 }
 

@@ -1,5 +1,6 @@
 //! HTTP/1.1 exchanges palisade writes and reads itself, inside the request's own task, for
-//! every request to a plain `http://` upstream but WebSocket handshakes.
+//! every request to an HTTP/1.1 upstream (`http://`, or `https://` over TLS) but WebSocket
+//! handshakes.
 //!
 //! hyper's client drives each connection from a task of its own and hands the request and
 //! the answer across channels: per request, a few task wake-ups, channel sends and large
@@ -28,8 +29,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use super::UpstreamPool;
 use crate::body::{BoxError, RequestBody};
@@ -124,16 +126,68 @@ impl Failed {
     }
 }
 
+/// The socket under an upstream connection: plain TCP, or TLS for an `https://` upstream.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::Tls(tls) => Pin::new(&mut **tls).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Stream::Tls(tls) => Pin::new(&mut **tls).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(tcp) => tcp.is_write_vectored(),
+            Stream::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Stream::Tls(tls) => Pin::new(&mut **tls).poll_shutdown(cx),
+        }
+    }
+}
+
 /// An HTTP/1.1 connection to the upstream, with its read buffer.
 #[derive(Debug)]
 pub struct NativeConn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     out: Vec<u8>,
 }
 
 impl NativeConn {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: Stream) -> Self {
         Self {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -142,13 +196,27 @@ impl NativeConn {
     }
 
     /// Whether an idle connection can take a request: open, with nothing unasked for on it.
-    /// Costs no system call unless the runtime saw the socket become readable.
-    pub fn reusable(&self) -> bool {
+    /// Over plain TCP this costs no system call unless the runtime saw the socket become
+    /// readable.
+    pub fn reusable(&mut self) -> bool {
         if !self.buf.is_empty() {
             return false;
         }
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+        match &mut self.stream {
+            Stream::Plain(tcp) => {
+                let mut probe = [0u8; 1];
+                matches!(tcp.try_read(&mut probe), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+            }
+            // Nothing to read (no record, no close_notify) is the only good answer.
+            Stream::Tls(tls) => {
+                let mut probe = [0u8; 1];
+                let mut probe = ReadBuf::new(&mut probe);
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                Pin::new(&mut **tls)
+                    .poll_read(&mut cx, &mut probe)
+                    .is_pending()
+            }
+        }
     }
 }
 
@@ -176,7 +244,11 @@ pub async fn exchange(
         Outgoing::Chunked
     };
     write_head(&mut conn.out, head, outgoing);
-    if let Err(err) = conn.stream.write_all(&conn.out).await {
+    let written = async {
+        conn.stream.write_all(&conn.out).await?;
+        conn.stream.flush().await
+    };
+    if let Err(err) = written.await {
         return Err(Failed {
             error: ExchangeError::Write(err),
             unanswered: true,
@@ -225,7 +297,7 @@ pub async fn exchange(
                     return Poll::Ready(Err((error, true)));
                 }
             }
-            match ready!(poll_fill(&conn.stream, &mut conn.buf, cx)) {
+            match ready!(poll_fill(&mut conn.stream, &mut conn.buf, cx)) {
                 Ok(0) if answered => {
                     let error = ExchangeError::Head("the connection closed in its middle".into());
                     return Poll::Ready(Err((error, true)));
@@ -261,16 +333,25 @@ fn stopped_reading(err: &io::Error) {
 
 /// Reads more from `stream` into `buf`; `Ok(0)` at its end.
 fn poll_fill(
-    stream: &TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(stream.poll_read_ready(cx))?;
-        buf.reserve(READ_CHUNK);
-        match stream.try_read_buf(buf) {
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-            read => return Poll::Ready(read),
+    match stream {
+        Stream::Plain(tcp) => loop {
+            ready!(tcp.poll_read_ready(cx))?;
+            buf.reserve(READ_CHUNK);
+            match tcp.try_read_buf(buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                read => return Poll::Ready(read),
+            }
+        },
+        Stream::Tls(tls) => {
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut read = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut **tls).poll_read(cx, &mut read))?;
+            buf.extend_from_slice(read.filled());
+            Poll::Ready(Ok(read.filled().len()))
         }
     }
 }
@@ -320,7 +401,7 @@ impl Sender {
     fn poll_send(
         &mut self,
         cx: &mut Context<'_>,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
     ) -> Poll<Result<(), SendError>> {
         loop {
             while !self.pending.is_empty() {
@@ -337,6 +418,11 @@ impl Sender {
                     Err(err) => return Poll::Ready(Err(SendError::Write(err))),
                 };
                 self.advance(written);
+            }
+            // TLS may hold written bytes back until flushed; they must not wait there while
+            // the body waits for its client.
+            if let Err(err) = ready!(Pin::new(&mut *stream).poll_flush(cx)) {
+                return Poll::Ready(Err(SendError::Write(err)));
             }
             if self.finished {
                 return Poll::Ready(Ok(()));
@@ -752,7 +838,7 @@ impl NativeBody {
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Ready(Ok(0));
         };
-        poll_fill(&conn.stream, &mut conn.buf, cx)
+        poll_fill(&mut conn.stream, &mut conn.buf, cx)
     }
 
     /// Sends more of the request's body, when some is left; a body that fails ends the
@@ -1268,12 +1354,12 @@ mod tests {
         let (address, _) = scripted(|_, _, _| answer("HTTP/1.1 200 OK\r\n\r\n")).await;
         let pool = pool(address.clone());
         let parked = TcpStream::connect(&address).await.expect("connect");
-        pool.check_in_native(NativeConn::new(parked), Some(BODILESS_GRACE));
+        pool.check_in_native(NativeConn::new(Stream::Plain(parked)), Some(BODILESS_GRACE));
         assert!(pool.check_out_native().is_none(), "in its grace period");
         assert_eq!(pool.native_idle.lock().expect("lock").len(), 1, "kept");
         // One whose grace is over is taken; the one still waiting stays.
         let ready = TcpStream::connect(&address).await.expect("connect");
-        pool.check_in_native(NativeConn::new(ready), Some(Duration::ZERO));
+        pool.check_in_native(NativeConn::new(Stream::Plain(ready)), Some(Duration::ZERO));
         assert!(pool.check_out_native().is_some(), "its grace is over");
         assert_eq!(pool.native_idle.lock().expect("lock").len(), 1, "kept");
     }
@@ -1310,7 +1396,7 @@ mod tests {
         let pool = pool(address.clone());
         for _ in 0..3 {
             let stream = TcpStream::connect(&address).await.expect("connect");
-            pool.check_in_native(NativeConn::new(stream), None);
+            pool.check_in_native(NativeConn::new(Stream::Plain(stream)), None);
         }
         let request = Request::builder()
             .uri("/kill")
