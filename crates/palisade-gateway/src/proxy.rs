@@ -171,14 +171,13 @@ impl Upstream {
         let outgoing = self.outgoing(head, body, ctx)?;
 
         let pool = &self.pools[worker % self.pools.len()];
-        let sent = tokio::time::timeout(self.response_timeout, pool.send(outgoing));
+        let sent = pool.send_timed(outgoing, Some(self.response_timeout));
         let client_fault = || fault.as_ref().and_then(BodyFault::take);
         let mut response = match sent.await {
-            Err(_) => return Err(client_fault().unwrap_or(GatewayError::UpstreamTimeout)),
-            Ok(Err(err)) => {
+            Err(err) => {
                 return Err(client_fault().unwrap_or_else(|| classify(err, self.tls.as_ref())));
             }
-            Ok(Ok(exchanged)) => exchanged,
+            Ok(exchanged) => exchanged,
         };
 
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -512,7 +511,7 @@ fn tls_spoken_hint(err: &PoolError) -> Option<&'static str> {
 
 fn classify_kind(err: &PoolError, tls: Option<&UpstreamTls>) -> GatewayError {
     match err {
-        PoolError::ConnectTimeout => GatewayError::UpstreamTimeout,
+        PoolError::ConnectTimeout | PoolError::ResponseTimeout => GatewayError::UpstreamTimeout,
         PoolError::Connect(io) if io.kind() == std::io::ErrorKind::TimedOut => {
             GatewayError::UpstreamTimeout
         }

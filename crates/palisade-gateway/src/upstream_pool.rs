@@ -81,6 +81,10 @@ pub enum PoolError {
          protocol = \"http1\" for an HTTP/1.1 application"
     )]
     NotHttp2(#[source] hyper::Error),
+    /// No answer's head within `response_timeout` (on palisade's own connections: of the
+    /// request's end, or with the upstream taking none of the body for that long).
+    #[error("no answer from the upstream within response_timeout")]
+    ResponseTimeout,
     /// Sending the request or reading the answer on a connection palisade drives itself
     /// failed.
     #[error("upstream exchange: {0}")]
@@ -183,24 +187,35 @@ impl UpstreamPool {
         }
     }
 
-    /// Sends `request` on an idle connection (or a new one) and returns the answer, whose
-    /// body gives its connection back to the pool when it ends. A request whose version is
-    /// HTTP/2 goes over a shared HTTP/2 connection (only with `protocol = "http2"`; its URI
-    /// must then be absolute).
+    /// [`Self::send_timed`] without a response timeout.
     pub async fn send(
         self: &Arc<Self>,
         request: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, PoolError> {
+        self.send_timed(request, None).await
+    }
+
+    /// Sends `request` on an idle connection (or a new one) and returns the answer, whose
+    /// body gives its connection back to the pool when it ends. A request whose version is
+    /// HTTP/2 goes over a shared HTTP/2 connection (only with `protocol = "http2"`; its URI
+    /// must then be absolute). `response_timeout` bounds the wait for the answer's head (on
+    /// palisade's own HTTP/1.1 connections from the request's end: an upload's time is not
+    /// counted, only time when the upstream takes none of it).
+    pub async fn send_timed(
+        self: &Arc<Self>,
+        request: Request<RequestBody>,
+        response_timeout: Option<Duration>,
+    ) -> Result<Response<PooledBody>, PoolError> {
         if request.version() == http::Version::HTTP_2 {
             debug_assert_eq!(self.protocol, UpstreamProtocol::Http2);
-            let (response, lease) = self.send_h2(request).await?;
+            let (response, lease) = within(response_timeout, self.send_h2(request)).await?;
             return Ok(response.map(|incoming| PooledBody::new(incoming, lease)));
         }
         if !request.headers().contains_key(http::header::UPGRADE) {
             let (head, body) = request.into_parts();
-            return self.send_native(head, body).await;
+            return self.send_native(head, body, response_timeout).await;
         }
-        let (mut response, lease) = self.send_hyper(request).await?;
+        let (mut response, lease) = within(response_timeout, self.send_hyper(request)).await?;
         if response
             .headers()
             .contains_key(http::header::CONTENT_LENGTH)
@@ -215,6 +230,7 @@ impl UpstreamPool {
         self: &Arc<Self>,
         head: http::request::Parts,
         mut body: RequestBody,
+        response_timeout: Option<Duration>,
     ) -> Result<Response<PooledBody>, PoolError> {
         // One more try at most, and on a new connection: a request that makes the upstream
         // close connections must not be sent once per idle connection.
@@ -229,8 +245,11 @@ impl UpstreamPool {
                 Some(conn) => (conn, true),
                 None => (self.open_native().await?, false),
             };
-            match native::exchange(conn, &head, body, self).await {
+            match native::exchange(conn, &head, body, response_timeout, self).await {
                 Ok(response) => return Ok(response.map(PooledBody::native)),
+                Err(failed) if matches!(failed.error, ExchangeError::TimedOut) => {
+                    return Err(PoolError::ResponseTimeout);
+                }
                 Err(mut failed) if reused && failed.retryable(&head.method) => {
                     body = failed
                         .body
@@ -439,6 +458,19 @@ impl UpstreamPool {
             Some(tls) => native::Stream::Tls(Box::new(tls_handshake(tls, stream, deadline).await?)),
         };
         Ok(NativeConn::new(stream))
+    }
+}
+
+/// `exchange`, given up with [`PoolError::ResponseTimeout`] after `limit` when there is one.
+async fn within<T>(
+    limit: Option<Duration>,
+    exchange: impl std::future::Future<Output = Result<T, PoolError>>,
+) -> Result<T, PoolError> {
+    match limit {
+        None => exchange.await,
+        Some(limit) => tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or(Err(PoolError::ResponseTimeout)),
     }
 }
 

@@ -45,6 +45,11 @@ const MAX_HEAD: usize = 64 * 1024;
 /// be read as the next request's answer.
 pub(super) const BODILESS_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Longest palisade goes on sending a request body whose answer, a success, has already
+/// ended (the client's pace is bounded by the body's own timeouts; this bounds an upstream
+/// that stops reading).
+const EARLY_ANSWER_UPLOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Whether, and when, a connection may carry another request after its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Reuse {
@@ -78,6 +83,10 @@ pub enum ExchangeError {
     /// Reading the answer failed.
     #[error("reading the answer: {0}")]
     Read(#[source] io::Error),
+    /// Reading the answer failed after some of the request's body was sent (an upstream
+    /// that closes with part of a body unread resets the connection).
+    #[error("reading the answer, after part of the request body: {0}")]
+    ReadAfterBody(#[source] io::Error),
     /// The upstream closed the connection before any byte of an answer.
     #[error("the upstream closed the connection before answering")]
     ClosedBeforeAnswer,
@@ -93,6 +102,10 @@ pub enum ExchangeError {
     /// The chunked framing of the answer's body is invalid.
     #[error("invalid chunked body from the upstream: {0}")]
     Chunked(&'static str),
+    /// No answer's head within `response_timeout` of the request's end, or the upstream
+    /// took none of the body for that long.
+    #[error("no answer from the upstream within response_timeout")]
+    TimedOut,
     /// The request's body failed while it was forwarded (the client's fault, or a stage's).
     #[error("the request body failed: {0}")]
     RequestBody(#[source] BoxError),
@@ -224,10 +237,15 @@ impl NativeConn {
 /// meanwhile; the answer's body is read (and the rest of the request's body sent) as the
 /// returned response's body is polled, and gives the connection back to `pool` at its end
 /// when it can be reused.
+///
+/// `response_timeout` bounds the wait for the answer's head from the request's last byte,
+/// and while the body is sent, how long the upstream may take none of it; time spent
+/// waiting for the client's body does not count.
 pub async fn exchange(
     mut conn: NativeConn,
     head: &http::request::Parts,
     body: RequestBody,
+    response_timeout: Option<std::time::Duration>,
     pool: &Arc<UpstreamPool>,
 ) -> Result<Response<NativeBody>, Failed> {
     // The body's own size, else the length a stage wrote for a body it put in place of the
@@ -265,9 +283,14 @@ pub async fn exchange(
     let mut answered = false;
     let mut broken = false;
     let method = &head.method;
+    let mut deadline = std::pin::pin!(response_timeout.map(tokio::time::sleep));
     let outcome = std::future::poll_fn(|cx| {
+        let mut restart = false;
         if let Some(sending) = sender.as_mut() {
-            match sending.poll_send(cx, &mut conn.stream) {
+            let polled = sending.poll_send(cx, &mut conn.stream);
+            // The clock runs only while the upstream is what the exchange waits for.
+            restart = sending.wrote || sending.waiting_for_client;
+            match polled {
                 Poll::Ready(Ok(())) => sender = None,
                 Poll::Ready(Err(SendError::Body(err))) => {
                     return Poll::Ready(Err((ExchangeError::RequestBody(err), answered)));
@@ -279,6 +302,14 @@ pub async fn exchange(
                     broken = true;
                 }
                 Poll::Pending => {}
+            }
+        }
+        if let (Some(mut sleep), Some(limit)) = (deadline.as_mut().as_pin_mut(), response_timeout) {
+            if restart {
+                sleep.as_mut().reset(tokio::time::Instant::now() + limit);
+            }
+            if sleep.poll(cx).is_ready() {
+                return Poll::Ready(Err((ExchangeError::TimedOut, answered)));
             }
         }
         loop {
@@ -304,6 +335,9 @@ pub async fn exchange(
                 }
                 Ok(0) => return Poll::Ready(Err((ExchangeError::ClosedBeforeAnswer, false))),
                 Ok(_) => {}
+                Err(err) if outgoing != Outgoing::None => {
+                    return Poll::Ready(Err((ExchangeError::ReadAfterBody(err), answered)));
+                }
                 Err(err) => return Poll::Ready(Err((ExchangeError::Read(err), answered))),
             }
         }
@@ -311,6 +345,13 @@ pub async fn exchange(
     .await;
     match outcome {
         Ok((response, framing, mut reuse)) => {
+            // An error answer before the whole body refuses the rest of it (RFC 9112 §9.5):
+            // it is not sent, and the connection, left in the middle of the request, is not
+            // reused.
+            if sender.is_some() && response.status().as_u16() >= 400 {
+                sender = None;
+                reuse = Reuse::No;
+            }
             if broken {
                 reuse = Reuse::No;
             }
@@ -323,6 +364,43 @@ pub async fn exchange(
             unsent: false,
             body: spare.take(),
         }),
+    }
+}
+
+/// Puts a connection whose exchange is over back in the pool, as its answer allows.
+fn give_back(conn: NativeConn, reuse: Reuse, pool: &UpstreamPool) {
+    match reuse {
+        Reuse::No => {}
+        Reuse::Now => pool.check_in_native(conn, None),
+        Reuse::AfterGrace => pool.check_in_native(conn, Some(BODILESS_GRACE)),
+    }
+}
+
+/// Sends the rest of a request body whose answer (a success, which did not refuse it) has
+/// already ended, within [`EARLY_ANSWER_UPLOAD_LIMIT`]; the connection is reused after if
+/// nothing came on it meanwhile.
+async fn finish_upload(
+    mut conn: NativeConn,
+    mut sender: Box<Sender>,
+    reuse: Reuse,
+    pool: Arc<UpstreamPool>,
+) {
+    let upload = std::future::poll_fn(|cx| sender.poll_send(cx, &mut conn.stream));
+    match tokio::time::timeout(EARLY_ANSWER_UPLOAD_LIMIT, upload).await {
+        Ok(Ok(())) => {
+            if conn.reusable() {
+                give_back(conn, reuse, &pool);
+            }
+        }
+        Ok(Err(SendError::Write(err))) => stopped_reading(&err),
+        Ok(Err(SendError::Body(err))) => tracing::debug!(
+            error = %err,
+            "the request body failed after the upstream's answer had ended"
+        ),
+        Err(_) => tracing::debug!(
+            limit = ?EARLY_ANSWER_UPLOAD_LIMIT,
+            "gave up sending a request body whose answer had ended"
+        ),
     }
 }
 
@@ -384,6 +462,10 @@ struct Sender {
     pending: std::collections::VecDeque<Bytes>,
     sent: u64,
     finished: bool,
+    /// Whether the last [`Self::poll_send`] wrote anything.
+    wrote: bool,
+    /// Whether the last [`Self::poll_send`] waits for the client's next piece of body.
+    waiting_for_client: bool,
 }
 
 impl Sender {
@@ -394,6 +476,8 @@ impl Sender {
             pending: std::collections::VecDeque::with_capacity(3),
             sent: 0,
             finished: false,
+            wrote: false,
+            waiting_for_client: false,
         }
     }
 
@@ -403,6 +487,8 @@ impl Sender {
         cx: &mut Context<'_>,
         stream: &mut Stream,
     ) -> Poll<Result<(), SendError>> {
+        self.wrote = false;
+        self.waiting_for_client = false;
         loop {
             while !self.pending.is_empty() {
                 let mut slices = [io::IoSlice::new(&[]); 3];
@@ -418,6 +504,7 @@ impl Sender {
                     Err(err) => return Poll::Ready(Err(SendError::Write(err))),
                 };
                 self.advance(written);
+                self.wrote = true;
             }
             // TLS may hold written bytes back until flushed; they must not wait there while
             // the body waits for its client.
@@ -427,7 +514,11 @@ impl Sender {
             if self.finished {
                 return Poll::Ready(Ok(()));
             }
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) else {
+                self.waiting_for_client = true;
+                return Poll::Pending;
+            };
+            match frame {
                 Some(Ok(frame)) => {
                     // Trailers are never forwarded.
                     let Ok(data) = frame.into_data() else {
@@ -559,6 +650,11 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Parsed>, Exc
     }
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::Head(format!("invalid status code {code}")))?;
+    // The upstream's own reason phrase, where it is not the usual one.
+    let reason = parsed.reason.unwrap_or("");
+    let reason = (status.canonical_reason() != Some(reason))
+        .then(|| hyper::ext::ReasonPhrase::try_from(reason.as_bytes()).ok())
+        .flatten();
     let version = if parsed.version == Some(0) {
         Version::HTTP_10
     } else {
@@ -592,6 +688,9 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Parsed>, Exc
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
+    if let Some(reason) = reason {
+        response.extensions_mut().insert(reason);
+    }
     *response.headers_mut() = headers;
     Ok(Some(Parsed::Final(response, framing, reuse)))
 }
@@ -805,15 +904,22 @@ impl NativeBody {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        // A request whose body was not all sent leaves the connection in its middle.
-        if !conn.buf.is_empty() || self.sender.take().is_some() {
+        if !conn.buf.is_empty() {
             return;
         }
-        match self.reuse {
-            Reuse::No => {}
-            Reuse::Now => self.pool.check_in_native(conn, None),
-            Reuse::AfterGrace => self.pool.check_in_native(conn, Some(BODILESS_GRACE)),
+        // The answer came, and ended, before the whole request body was sent, and did not
+        // refuse it (that sender is dropped at the head): the upload goes on, apart, as the
+        // upstream may act on all of it.
+        if let Some(sender) = self.sender.take() {
+            tokio::spawn(finish_upload(
+                conn,
+                sender,
+                self.reuse,
+                Arc::clone(&self.pool),
+            ));
+            return;
         }
+        give_back(conn, self.reuse, &self.pool);
     }
 
     /// Ends the body with `error`, reported at the next poll: hyper's server writes what it
@@ -1662,6 +1768,147 @@ mod tests {
             assert_eq!(body, "big");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// A request body the test feeds piece by piece.
+    struct Fed(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+    impl Body for Fed {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|piece| piece.map(|piece| Ok(Frame::data(piece))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_success_answered_before_the_body_ends_lets_the_upload_finish() {
+        static RECEIVED: AtomicUsize = AtomicUsize::new(0);
+        // Answers 202 as soon as it has a head, then reads the body its length announces.
+        let (address, accepted) = counted_upstream(|mut socket, _| async move {
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                seen.drain(..end + 4);
+                let answer = b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n";
+                if socket.write_all(answer).await.is_err() {
+                    return;
+                }
+                let length: usize = head
+                    .split("content-length: ")
+                    .nth(1)
+                    .and_then(|rest| rest.split("\r\n").next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                while seen.len() < length {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.drain(..length);
+                RECEIVED.fetch_add(length, Ordering::SeqCst);
+            }
+        })
+        .await;
+        let pool = pool(address);
+        let (feed, fed) = tokio::sync::mpsc::unbounded_channel();
+        feed.send(Bytes::from(vec![b'a'; 1000])).expect("feed");
+        let mut request = with_body(Fed(fed));
+        request
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("300000"));
+        let Ok(response) = pool.send(request).await else {
+            panic!("answered");
+        };
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes(),
+            ""
+        );
+        // The answer is over; the rest of the body still goes.
+        feed.send(Bytes::from(vec![b'b'; 299_000])).expect("feed");
+        drop(feed);
+        // Waits (bounded) for the upload to end and its connection to be back.
+        for _ in 0..5000 {
+            let back = pool.native_idle.lock().expect("lock").len() == 1;
+            if RECEIVED.load(Ordering::SeqCst) == 300_000 && back {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(RECEIVED.load(Ordering::SeqCst), 300_000);
+        // And the connection, its request complete, serves the next one.
+        let (status, _, _) = fetch(&pool, Method::GET).await.expect("answered");
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_response_timeout_does_not_count_the_clients_upload() {
+        let (address, _) = echo_upstream().await;
+        let pool = pool(address);
+        let limit = Some(Duration::from_millis(1000));
+        let (feed, fed) = tokio::sync::mpsc::unbounded_channel();
+        let mut request = with_body(Fed(fed));
+        request
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("4"));
+        let sent = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move { pool.send_timed(request, limit).await.map(|_| ()) }
+        });
+        // The client takes 1.6 s over its 4 bytes, longer than the timeout.
+        for piece in ["a", "b", "c", "d"] {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            feed.send(Bytes::from_static(piece.as_bytes()))
+                .expect("feed");
+        }
+        let outcome = sent.await.expect("joined");
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_never_answers_times_out() {
+        let (address, _) = scripted(|_, _, _| (Vec::new(), false)).await;
+        let limit = Some(Duration::from_millis(200));
+        let Err(err) = pool(address).send_timed(request(Method::GET), limit).await else {
+            panic!("answered");
+        };
+        assert!(matches!(err, PoolError::ResponseTimeout), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unusual_reason_phrase_is_kept() {
+        let (address, _) =
+            scripted(|_, _, _| answer("HTTP/1.1 413 Too Much\r\ncontent-length: 0\r\n\r\n")).await;
+        let Ok(response) = pool(address).send(request(Method::GET)).await else {
+            panic!("answered");
+        };
+        let reason = response.extensions().get::<hyper::ext::ReasonPhrase>();
+        assert_eq!(
+            reason.map(|reason| reason.as_bytes()),
+            Some(&b"Too Much"[..])
+        );
     }
 
     #[tokio::test]
