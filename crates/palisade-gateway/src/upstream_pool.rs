@@ -330,20 +330,27 @@ impl UpstreamPool {
             .native_idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let usable_from = grace.map_or(now, |grace| now + grace);
+        let entry = NativeIdle {
+            conn,
+            since: now,
+            usable_from,
+        };
+        self.push_idle(&mut idle, entry, |entry| entry.since, now);
+    }
+
+    /// Pushes `entry` on an idle stack, whose oldest connections sit at the bottom: the
+    /// expired ones are closed first, and the oldest when the stack is full.
+    fn push_idle<T>(&self, idle: &mut Vec<T>, entry: T, since: fn(&T) -> Instant, now: Instant) {
         let expired = idle
             .iter()
-            .take_while(|entry| now.duration_since(entry.since) >= self.idle_timeout)
+            .take_while(|entry| now.duration_since(since(entry)) >= self.idle_timeout)
             .count();
         idle.drain(..expired);
         if idle.len() >= self.max_idle {
             idle.remove(0);
         }
-        let usable_from = grace.map_or(now, |grace| now + grace);
-        idle.push(NativeIdle {
-            conn,
-            since: now,
-            usable_from,
-        });
+        idle.push(entry);
     }
 
     /// The most recently used open connection, dropping closed and expired ones on the way.
@@ -369,17 +376,12 @@ impl UpstreamPool {
         }
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        // The oldest connections sit at the bottom of the stack: close the expired ones,
-        // and the oldest when the pool is full.
-        let expired = idle
-            .iter()
-            .take_while(|entry| now.duration_since(entry.since) >= self.idle_timeout)
-            .count();
-        idle.drain(..expired);
-        if idle.len() >= self.max_idle {
-            idle.remove(0);
-        }
-        idle.push(Idle { sender, since: now });
+        self.push_idle(
+            &mut idle,
+            Idle { sender, since: now },
+            |entry| entry.since,
+            now,
+        );
     }
 
     /// Closes the idle connections that expired. A pool left alone (traffic stopped, or a
