@@ -110,6 +110,16 @@ fn dropped(name: &str) -> bool {
     DROPPED.iter().any(|d| d.eq_ignore_ascii_case(name))
 }
 
+/// Writes the fields a proxy passes on, as `name: value` lines.
+fn copy_fields(out: &mut Vec<u8>, fields: &[httparse::Header<'_>]) {
+    for field in fields.iter().filter(|field| !dropped(field.name)) {
+        out.extend_from_slice(field.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(field.value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 fn content_length(headers: &[httparse::Header<'_>]) -> Option<usize> {
     let mut length = 0;
     for header in headers {
@@ -152,14 +162,7 @@ async fn serve(
                     out.push(b' ');
                     out.extend_from_slice(request.path.unwrap_or("/").as_bytes());
                     out.extend_from_slice(b" HTTP/1.1\r\n");
-                    for field in request.headers.iter() {
-                        if !dropped(field.name) {
-                            out.extend_from_slice(field.name.as_bytes());
-                            out.extend_from_slice(b": ");
-                            out.extend_from_slice(field.value);
-                            out.extend_from_slice(b"\r\n");
-                        }
-                    }
+                    copy_fields(&mut out, request.headers);
                     out.extend_from_slice(b"x-forwarded-for: ");
                     out.extend_from_slice(peer.as_bytes());
                     if body > 0 {
@@ -208,14 +211,7 @@ async fn serve(
                     out.push(b' ');
                     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
                     out.extend_from_slice(b"\r\n");
-                    for field in response.headers.iter() {
-                        if !dropped(field.name) {
-                            out.extend_from_slice(field.name.as_bytes());
-                            out.extend_from_slice(b": ");
-                            out.extend_from_slice(field.value);
-                            out.extend_from_slice(b"\r\n");
-                        }
-                    }
+                    copy_fields(&mut out, response.headers);
                     out.extend_from_slice(extra);
                     out.extend_from_slice(format!("content-length: {body}\r\n\r\n").as_bytes());
                     break (head, body);

@@ -607,9 +607,26 @@ mod tests {
     /// connection after its first answer without saying so. Returns its address and the
     /// count of connections it accepted.
     async fn upstream(close_after_one: bool) -> (String, Arc<AtomicUsize>) {
-        counted_upstream(move |mut socket, _| async move {
-            let mut buf = vec![0u8; 4096];
+        const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        if close_after_one {
+            scripted(|_, _, _| (OK.to_vec(), true)).await
+        } else {
+            scripted(|_, _, _| (OK.to_vec(), false)).await
+        }
+    }
+
+    /// What the scripted upstream does with one request: the bytes to send back, then
+    /// whether to close the connection.
+    pub(in crate::upstream_pool) type Script =
+        fn(connection: usize, request: usize, head: &str) -> (Vec<u8>, bool);
+
+    /// An upstream that answers each request head it reads as `script` says. Returns its
+    /// address and the count of connections it accepted.
+    pub(in crate::upstream_pool) async fn scripted(script: Script) -> (String, Arc<AtomicUsize>) {
+        counted_upstream(move |mut socket, connection| async move {
             let mut seen = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            let mut request = 0;
             loop {
                 let Ok(n) = socket.read(&mut buf).await else {
                     return;
@@ -619,9 +636,11 @@ mod tests {
                 }
                 seen.extend_from_slice(&buf[..n]);
                 while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&seen[..end + 4]).into_owned();
                     seen.drain(..end + 4);
-                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if socket.write_all(answer).await.is_err() || close_after_one {
+                    let (answer, close) = script(connection, request, &head);
+                    request += 1;
+                    if socket.write_all(&answer).await.is_err() || close {
                         return;
                     }
                 }

@@ -1,45 +1,12 @@
 use super::*;
 use crate::config::UpstreamProtocol;
 use crate::upstream_pool::PoolError;
-use crate::upstream_pool::tests::counted_upstream;
+use crate::upstream_pool::tests::{counted_upstream, scripted};
 use http::Request;
 use http_body_util::BodyExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-
-/// What the scripted upstream does with one request: the bytes to send back, then
-/// whether to close the connection.
-type Script = fn(connection: usize, request: usize, head: &str) -> (Vec<u8>, bool);
-
-/// An upstream that answers each request head it reads as `script` says. Returns its
-/// address and the count of connections it accepted.
-async fn scripted(script: Script) -> (String, Arc<AtomicUsize>) {
-    counted_upstream(move |mut socket, connection| async move {
-        let mut seen = Vec::new();
-        let mut buf = vec![0u8; 4096];
-        let mut request = 0;
-        loop {
-            let Ok(n) = socket.read(&mut buf).await else {
-                return;
-            };
-            if n == 0 {
-                return;
-            }
-            seen.extend_from_slice(&buf[..n]);
-            while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&seen[..end + 4]).into_owned();
-                seen.drain(..end + 4);
-                let (answer, close) = script(connection, request, &head);
-                request += 1;
-                if socket.write_all(&answer).await.is_err() || close {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-}
 
 fn pool(address: String) -> Arc<UpstreamPool> {
     Arc::new(UpstreamPool::new(
@@ -429,6 +396,19 @@ impl Body for Pieces {
     }
 }
 
+/// Sends `request` through `pool` and reads its whole answer's body.
+async fn posted(pool: &Arc<UpstreamPool>, request: Request<RequestBody>) -> Bytes {
+    let Ok(response) = pool.send(request).await else {
+        panic!("answered");
+    };
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+}
+
 fn with_body<B>(body: B) -> Request<RequestBody>
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -529,15 +509,7 @@ async fn bodies_of_known_size_go_with_their_length_and_the_connection_is_reused(
     let pool = pool(address);
     for _ in 0..3 {
         let body = http_body_util::Full::new(Bytes::from_static(b"hello"));
-        let Ok(response) = pool.send(with_body(body)).await else {
-            panic!("answered");
-        };
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let body = posted(&pool, with_body(body)).await;
         assert_eq!(body, "length:hello");
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -550,15 +522,7 @@ async fn bodies_of_unknown_size_go_chunked() {
     for _ in 0..2 {
         let pieces = ["abc", "", "defgh", "i"].map(|piece| Bytes::from_static(piece.as_bytes()));
         let body = Pieces(pieces.into_iter().collect());
-        let Ok(response) = pool.send(with_body(body)).await else {
-            panic!("answered");
-        };
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
+        let body = posted(&pool, with_body(body)).await;
         assert_eq!(body, "chunked:abcdefghi");
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
