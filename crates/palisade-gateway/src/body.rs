@@ -181,10 +181,10 @@ impl BodyFault {
 }
 
 impl RequestBody {
-    /// Wraps the client's body, refusing more than `limit` bytes and a body slower than
-    /// `pace`.
-    pub fn new(incoming: hyper::body::Incoming, limit: u64, pace: BodyPace) -> Self {
-        let rest = (!incoming.is_end_stream()).then_some(incoming);
+    /// Wraps the client's body (`None`: the request has none), refusing more than `limit`
+    /// bytes and a body slower than `pace`.
+    pub fn new(incoming: Option<hyper::body::Incoming>, limit: u64, pace: BodyPace) -> Self {
+        let rest = incoming.filter(|incoming| !incoming.is_end_stream());
         Self {
             prefix: BytesMut::new(),
             rest,

@@ -10,6 +10,11 @@
 //!
 //! It never closes a connection while a request is in flight: a slow upstream is bounded by
 //! the upstream timeouts instead.
+//!
+//! A plain HTTP/1.1 connection starts in palisade's own loop ([`crate::http1`]), which
+//! parses its heads itself and tells the guard when one is in progress; the framing watch
+//! starts only if the loop hands the connection to hyper, with the bytes it read put back in
+//! front ([`Prefixed`]).
 
 use std::io;
 use std::pin::Pin;
@@ -18,6 +23,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -141,6 +147,24 @@ impl<T> GuardedIo<T> {
         }
     }
 
+    /// Guards a plain HTTP/1.1 connection served by palisade's own loop, which reports
+    /// heads in progress itself ([`Self::head_in_progress`]) instead of a framing watch.
+    pub fn own_http1(inner: T, shared: Arc<ConnShared>, timeouts: ConnTimeouts) -> Self {
+        let mut io = Self::new(inner, None, shared, timeouts);
+        io.http2 = false;
+        io
+    }
+
+    /// Whether part of a request head has arrived but not all of it, as the connection's own
+    /// loop sees it: the header read timeout runs from the moment this turns true.
+    pub fn head_in_progress(&mut self, in_progress: bool) {
+        self.head_started = match (in_progress, self.head_started) {
+            (true, None) => Some(Instant::now()),
+            (true, started) => started,
+            (false, _) => None,
+        };
+    }
+
     /// Handles a write's outcome: a write that waits starts (or goes on with) the send
     /// timer, and fails once the client has read nothing for `send_timeout`; progress
     /// stops the timer.
@@ -221,6 +245,80 @@ impl<T> GuardedIo<T> {
             self.timer_deadline = deadline;
         }
         self.timer.as_mut().poll(cx)
+    }
+}
+
+impl<T> GuardedIo<Prefixed<T>> {
+    /// Hands the connection to hyper: `read` (the bytes the own loop read and did not use,
+    /// from a head's first byte) is read again first, and the framing watch follows the
+    /// connection from there.
+    pub fn hand_over(&mut self, read: Bytes, tracker: FramingTracker) {
+        self.inner.prefix = read;
+        self.tracker = Some(tracker);
+        self.head_started = None;
+    }
+}
+
+/// A stream with bytes already read from it put back in front.
+#[derive(Debug)]
+pub struct Prefixed<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    /// `inner` with nothing put back yet.
+    pub fn new(inner: T) -> Self {
+        Self {
+            prefix: Bytes::new(),
+            inner,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix[..n]);
+        self.prefix.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -170,10 +170,13 @@ impl Gateway {
         }
     }
 
-    /// Serves one request: pipeline, upstream, response phase, metrics.
+    /// Serves one request: pipeline, upstream, response phase, metrics. `incoming` is the
+    /// client's body as hyper reads it; `None` for a request without one read by palisade's
+    /// own HTTP/1.1 loop ([`crate::http1`]).
     pub async fn handle(
         &self,
-        request: Request<hyper::body::Incoming>,
+        mut head: http::request::Parts,
+        incoming: Option<hyper::body::Incoming>,
         conn: &ConnInfo,
     ) -> Response<TrackedBody> {
         let in_flight = conn.shared.start_request();
@@ -184,7 +187,6 @@ impl Gateway {
             .local
             .map(|addr| crate::client_ip::canonical(addr.ip()));
 
-        let (mut head, incoming) = request.into_parts();
         // Only HTTP/2 requests carry one (`server::serve`).
         let send_watch = (head.version == Version::HTTP_2)
             .then(|| head.extensions.remove::<Arc<SendWatch>>())

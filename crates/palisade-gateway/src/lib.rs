@@ -19,6 +19,7 @@ pub mod forwarding;
 pub mod framing;
 pub mod gateway;
 pub mod grpc;
+pub mod http1;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;

@@ -1,6 +1,7 @@
 //! The public listener: accepts connections (up to `max_connections`), terminates TLS,
-//! guards each connection ([`crate::conn`]) and serves HTTP/1.1, h2 over TLS (ALPN) and h2c
-//! with prior knowledge through hyper.
+//! guards each connection ([`crate::conn`]) and serves it: plain HTTP/1.1 requests in
+//! palisade's own loop ([`crate::http1`]), everything else (requests with bodies, upgrades,
+//! h2 over TLS by ALPN, h2c with prior knowledge) through hyper.
 //!
 //! Each worker thread runs its own single-threaded runtime (see [`ProxyServer`]).
 //! On shutdown it stops accepting, lets in-flight requests finish for up to
@@ -26,9 +27,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::config::ServerConfig;
-use crate::conn::{ConnShared, ConnTimeouts, GuardedIo};
-use crate::framing::FramingTracker;
+use crate::conn::{ConnShared, ConnTimeouts, GuardedIo, Prefixed};
 use crate::gateway::{ConnInfo, Gateway};
+use crate::http1::{self, HeadLimits};
 use crate::send_watch::{self, StreamExecutor};
 
 /// The proxy listener, ready to serve.
@@ -233,6 +234,7 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    let stopping = stop.clone();
     let shutdown = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
@@ -257,7 +259,7 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let connection = connection(worker, &shared, stream, peer, &graceful);
+        let connection = connection(worker, &shared, stream, peer, &graceful, &stopping);
         tokio::spawn(async move {
             connection.await;
             drop(permit);
@@ -289,6 +291,7 @@ fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     graceful: &GracefulShutdown,
+    stop: &watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let Shared {
         gateway,
@@ -298,6 +301,11 @@ fn connection(
         ..
     } = shared.clone();
     let watcher = graceful.watcher();
+    let mut stop = stop.clone();
+    let head_limits = HeadLimits {
+        max_head: limits.max_head,
+        max_headers: limits.max_headers,
+    };
     async move {
         let metrics = &gateway.services().metrics;
         metrics.open_connections.fetch_add(1, Ordering::Relaxed);
@@ -312,9 +320,12 @@ fn connection(
         };
         match tls {
             None => {
-                let tracker = FramingTracker::new(limits.max_head, limits.max_headers);
-                let io = GuardedIo::new(stream, Some(tracker), Arc::clone(&conn), limits.timeouts);
-                serve(&builder, io, &gateway, info(false), watcher).await;
+                let io =
+                    GuardedIo::own_http1(Prefixed::new(stream), Arc::clone(&conn), limits.timeouts);
+                let info = info(false);
+                if let Some(io) = http1::serve(io, &gateway, &info, head_limits, &mut stop).await {
+                    serve(&builder, io, &gateway, info, watcher).await;
+                }
             }
             Some(acceptor) => {
                 let handshake =
@@ -322,11 +333,20 @@ fn connection(
                 match handshake.await {
                     Ok(Ok(stream)) => {
                         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        let tracker =
-                            (!h2).then(|| FramingTracker::new(limits.max_head, limits.max_headers));
-                        let io =
-                            GuardedIo::new(stream, tracker, Arc::clone(&conn), limits.timeouts);
-                        serve(&builder, io, &gateway, info(true), watcher).await;
+                        let stream = Prefixed::new(stream);
+                        let shared = Arc::clone(&conn);
+                        let info = info(true);
+                        if h2 {
+                            let io = GuardedIo::new(stream, None, shared, limits.timeouts);
+                            serve(&builder, io, &gateway, info, watcher).await;
+                        } else {
+                            let io = GuardedIo::own_http1(stream, shared, limits.timeouts);
+                            if let Some(io) =
+                                http1::serve(io, &gateway, &info, head_limits, &mut stop).await
+                            {
+                                serve(&builder, io, &gateway, info, watcher).await;
+                            }
+                        }
                     }
                     Ok(Err(err)) => {
                         debug!(client.peer = %peer, error = %err, "TLS handshake failed")
@@ -342,7 +362,7 @@ fn connection(
 /// Serves HTTP on one guarded connection until it closes.
 async fn serve<T>(
     builder: &auto::Builder<StreamExecutor>,
-    io: GuardedIo<T>,
+    io: GuardedIo<Prefixed<T>>,
     gateway: &Arc<Gateway>,
     info: ConnInfo,
     watcher: hyper_util::server::graceful::Watcher,
@@ -351,16 +371,20 @@ async fn serve<T>(
 {
     let gateway = Arc::clone(gateway);
     let peer = info.peer;
-    let service = service_fn(move |mut request: Request<Incoming>| {
-        if request.version() == Version::HTTP_2 {
+    let service = service_fn(move |request: Request<Incoming>| {
+        let (mut head, body) = request.into_parts();
+        if head.version == Version::HTTP_2 {
             // hyper spawns the request's stream right after this call, through
             // `StreamExecutor`, which bounds it by `send_timeout`.
             let watch = send_watch::watch_next_stream();
-            request.extensions_mut().insert(watch);
+            head.extensions.insert(watch);
         }
         let gateway = Arc::clone(&gateway);
         let info = info.clone();
-        async move { Ok::<_, std::convert::Infallible>(gateway.handle(request, &info).await) }
+        async move {
+            let answer = gateway.handle(head, Some(body), &info).await;
+            Ok::<_, std::convert::Infallible>(answer)
+        }
     });
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
