@@ -54,6 +54,7 @@ impl ConnShared {
         match self.finding.load(Ordering::Acquire) {
             1 => Some(Finding::ConflictingLengths),
             2 => Some(Finding::InvalidChunkSize),
+            3 => Some(Finding::HeadTooLarge),
             _ => None,
         }
     }
@@ -62,6 +63,7 @@ impl ConnShared {
         let code = match finding {
             Finding::ConflictingLengths => 1,
             Finding::InvalidChunkSize => 2,
+            Finding::HeadTooLarge => 3,
         };
         self.finding.store(code, Ordering::Release);
     }
@@ -432,6 +434,19 @@ mod tests {
     async fn empty_lines_sent_forever_time_out_like_a_slow_head() {
         let (client, server) = tokio::io::duplex(1024);
         let outcome = read_while_trickling(guarded(server), client, b"\r\n").await;
+        assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
+    }
+
+    /// Regression: a head past `max_header_size` but under hyper's own buffer, trickled a
+    /// byte at a time, held its connection for as long as the bytes came.
+    #[tokio::test(start_paused = true)]
+    async fn a_head_over_the_limit_trickled_in_times_out() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let tracker = Some(FramingTracker::new(64, 100));
+        let io = GuardedIo::new(server, tracker, ConnShared::new(), timeouts());
+        let start = format!("GET / HTTP/1.1\r\nX-Pad: {}", "a".repeat(100));
+        client.write_all(start.as_bytes()).await.expect("write");
+        let outcome = read_while_trickling(io, client, b"a").await;
         assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
     }
 

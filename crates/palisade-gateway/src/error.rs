@@ -50,6 +50,10 @@ pub enum GatewayError {
     /// only if the connection still takes it, and nobody reads it.
     #[error("client went away before the answer")]
     ClientClosed,
+    /// The request head is longer than `max_header_size` (seen by the framing watch; hyper
+    /// answers longer heads than its own buffer with 431 before palisade sees them).
+    #[error("request head longer than max_header_size")]
+    HeadTooLarge,
     /// The request target is longer than `max_uri_length`.
     #[error("request target longer than {limit} bytes")]
     UriTooLong {
@@ -107,6 +111,7 @@ impl GatewayError {
             Self::BadFraming(_)
             | Self::BadBody(_)
             | Self::ClientClosed
+            | Self::HeadTooLarge
             | Self::UriTooLong { .. }
             | Self::BodyTooLarge { .. }
             | Self::BodyTimeout(_)
@@ -129,6 +134,7 @@ impl GatewayError {
             Self::BadFraming(_) => "bad_framing",
             Self::BadBody(_) => "bad_body",
             Self::ClientClosed => "client_closed",
+            Self::HeadTooLarge => "head_too_large",
             Self::UriTooLong { .. } => "uri_too_long",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::UpstreamConnect(_) => "upstream_connect",
@@ -150,6 +156,7 @@ impl GatewayError {
         match self {
             Self::BadFraming(_) | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::ClientClosed => CLIENT_CLOSED,
+            Self::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamConnect(_) | Self::UpstreamTls(_) | Self::UpstreamProtocol(_) => {
@@ -173,6 +180,7 @@ impl GatewayError {
         let sentence = match self {
             Self::BadFraming(_) | Self::BadBody(_) => "The request is not valid HTTP.",
             Self::ClientClosed => "The request was cancelled.",
+            Self::HeadTooLarge => "The request headers are too large.",
             Self::UriTooLong { .. } => "The request URL is too long.",
             Self::BodyTooLarge { .. } => "The request body is too large.",
             // Worded for the visitor: which of the two (no connection, TLS refused) is for
@@ -205,6 +213,7 @@ impl GatewayError {
             self,
             Self::BadFraming(_)
                 | Self::BadBody(_)
+                | Self::HeadTooLarge
                 | Self::BodyTimeout(_)
                 | Self::BodyTooSlow(_)
                 | Self::ClientClosed

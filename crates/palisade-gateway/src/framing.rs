@@ -22,6 +22,9 @@ pub enum Finding {
     ConflictingLengths,
     /// A chunk-size line that is not hexadecimal digits (with optional extensions).
     InvalidChunkSize,
+    /// A request head longer than `max_header_size`. hyper refuses one only past its own
+    /// buffer (at least 8 KiB), so a smaller limit is kept here.
+    HeadTooLarge,
 }
 
 impl Finding {
@@ -30,6 +33,7 @@ impl Finding {
         match self {
             Self::ConflictingLengths => "both content-length and transfer-encoding",
             Self::InvalidChunkSize => "invalid chunk size",
+            Self::HeadTooLarge => "request head over max_header_size",
         }
     }
 }
@@ -46,6 +50,9 @@ enum State {
     ChunkData(u64),
     /// Reading trailer lines after the last chunk.
     Trailers,
+    /// Past a head over the size limit: everything after is taken as more of that head, so
+    /// the header read timeout keeps running from its first byte.
+    Oversized,
     /// No longer following the connection.
     Off,
 }
@@ -88,7 +95,11 @@ impl FramingTracker {
     /// Whether part of a request head has arrived but not all of it (empty lines before the
     /// request line count as part of it).
     pub fn head_in_progress(&self) -> bool {
-        matches!(self.state, State::Head) && (self.blank_lines || !self.line.is_empty())
+        match self.state {
+            State::Head => self.blank_lines || !self.line.is_empty(),
+            State::Oversized => true,
+            _ => false,
+        }
     }
 
     /// Feeds bytes read from the client; returns a violation when one is seen, after which
@@ -96,7 +107,7 @@ impl FramingTracker {
     pub fn feed(&mut self, mut bytes: &[u8]) -> Option<Finding> {
         while !bytes.is_empty() {
             let step = match self.state {
-                State::Off => return None,
+                State::Off | State::Oversized => return None,
                 State::Head => self.feed_head(bytes),
                 State::Fixed(left) => Ok(self.skip_fixed(bytes, left)),
                 State::ChunkSize => self.feed_chunk_size(bytes),
@@ -106,7 +117,11 @@ impl FramingTracker {
             match step {
                 Ok(used) => bytes = &bytes[used..],
                 Err(finding) => {
-                    self.state = State::Off;
+                    self.state = match finding {
+                        Some(Finding::HeadTooLarge) => State::Oversized,
+                        _ => State::Off,
+                    };
+                    self.line = Vec::new();
                     return finding;
                 }
             }
@@ -128,6 +143,9 @@ impl FramingTracker {
             }
             // The usual case, a whole head in one read, is parsed where it lies.
             if let Some(end) = find_head_end(bytes) {
+                if end > self.max_head {
+                    return Err(Some(Finding::HeadTooLarge));
+                }
                 self.head_complete(bytes.starts_with(HTTP2_PREFACE));
                 self.state = self.after_head(&bytes[..end])?;
                 return Ok(end);
@@ -138,10 +156,13 @@ impl FramingTracker {
         self.line.extend_from_slice(bytes);
         let Some(end) = find_head_end(&self.line[search_from..]).map(|e| e + search_from) else {
             if self.line.len() > self.max_head {
-                return Err(None); // hyper answers 431 itself
+                return Err(Some(Finding::HeadTooLarge));
             }
             return Ok(take);
         };
+        if end > self.max_head {
+            return Err(Some(Finding::HeadTooLarge));
+        }
         let used = take - (self.line.len() - end);
         self.head_complete(self.line.starts_with(HTTP2_PREFACE));
         let next = self.after_head(&self.line[..end]);
@@ -322,6 +343,27 @@ mod tests {
                       Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
         assert_eq!(feed_all(input), Some(Finding::ConflictingLengths));
         assert_eq!(feed_byte_by_byte(input), Some(Finding::ConflictingLengths));
+    }
+
+    /// Regression: hyper refuses a head only past its own buffer (8 KiB at least), so with a
+    /// smaller `max_header_size` a longer head was forwarded, and one trickled in a byte at a
+    /// time was never timed out (the watch had stopped following the connection).
+    #[test]
+    fn a_head_over_the_limit_is_a_finding_and_stays_in_progress() {
+        let head = format!("GET / HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "a".repeat(200));
+        let mut whole = FramingTracker::new(100, 100);
+        assert_eq!(whole.feed(head.as_bytes()), Some(Finding::HeadTooLarge));
+        let mut trickled = FramingTracker::new(100, 100);
+        let found = head
+            .as_bytes()
+            .iter()
+            .find_map(|b| trickled.feed(std::slice::from_ref(b)));
+        assert_eq!(found, Some(Finding::HeadTooLarge));
+        for tracker in [&mut whole, &mut trickled] {
+            assert_eq!(tracker.feed(b"more bytes, never a new head\r\n\r\n"), None);
+            assert!(tracker.head_in_progress(), "the header timer keeps running");
+        }
+        assert_eq!(FramingTracker::new(8192, 100).feed(head.as_bytes()), None);
     }
 
     #[test]

@@ -64,18 +64,24 @@ pub struct HeadLimits {
 
 /// Serves plain requests on `io` until the connection ends (`None`: closed by either side,
 /// timed out, or shut down) or a request this loop does not serve arrives (`Some`: hyper
-/// serves the connection from here). `stop` turns true when palisade shuts down: an idle
+/// serves the connection from here, with the bytes read and not used put back in front).
+/// hyper would take an HTTP/2 preface for h2 with prior knowledge; that preface is valid
+/// only at a connection's start (RFC 9113 §3.4), and not at all where `http2` is false (a
+/// TLS connection that agreed on `http/1.1`), so the loop refuses it with 400 itself once a
+/// request was answered, or where `http2` is false. `stop` turns true when palisade shuts down: an idle
 /// connection closes at once, a busy one after its answer.
 pub async fn serve<T>(
     mut io: GuardedIo<Prefixed<T>>,
     gateway: &Arc<Gateway>,
     info: &ConnInfo,
     limits: HeadLimits,
+    http2: bool,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<GuardedIo<Prefixed<T>>>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut served = false;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut fields = Vec::new();
@@ -100,6 +106,12 @@ where
                         return None;
                     }
                 }
+            }
+            Parsed::Hyper if (served || !http2) && is_http2_preface(&buf) => {
+                debug!(client.peer = %info.peer, "HTTP/2 preface refused on an HTTP/1.1 connection");
+                let _ = io.write_all(PREFACE_REFUSED).await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, io.shutdown()).await;
+                return None;
             }
             Parsed::Hyper => return hand_over(io, buf.freeze(), limits),
             Parsed::Plain {
@@ -132,6 +144,7 @@ where
         // A client gone before its answer: dropping the handler counts the request as
         // cancelled (see `gateway::Handling`).
         let response = response?;
+        served = true;
         match write_response(&mut io, &mut out, response, head_request).await {
             Ok(true) if !*stop.borrow() => {}
             Ok(_) => {
@@ -156,6 +169,20 @@ fn hand_over<T>(
         FramingTracker::new(limits.max_head, limits.max_headers),
     );
     Some(io)
+}
+
+/// How an HTTP/2 connection with prior knowledge starts (RFC 9113 §3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The answer to an HTTP/2 preface where it is not allowed, as hyper answers a head it
+/// cannot parse.
+const PREFACE_REFUSED: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// Whether `buf` starts with the HTTP/2 preface, or with as much of it as has arrived.
+fn is_http2_preface(buf: &[u8]) -> bool {
+    let n = buf.len().min(HTTP2_PREFACE.len());
+    n > 0 && buf[..n] == HTTP2_PREFACE[..n]
 }
 
 /// Reads more of the connection into `buf`.

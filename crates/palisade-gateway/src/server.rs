@@ -323,7 +323,8 @@ fn connection(
                 let io =
                     GuardedIo::own_http1(Prefixed::new(stream), Arc::clone(&conn), limits.timeouts);
                 let info = info(false);
-                if let Some(io) = http1::serve(io, &gateway, &info, head_limits, &mut stop).await {
+                let served = http1::serve(io, &gateway, &info, head_limits, true, &mut stop).await;
+                if let Some(io) = served {
                     serve(&builder, io, &gateway, info, watcher).await;
                 }
             }
@@ -332,7 +333,8 @@ fn connection(
                     tokio::time::timeout(limits.timeouts.header_read, acceptor.accept(stream));
                 match handshake.await {
                     Ok(Ok(stream)) => {
-                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let alpn = stream.get_ref().1.alpn_protocol();
+                        let (h2, h1) = (alpn == Some(b"h2"), alpn == Some(b"http/1.1"));
                         let stream = Prefixed::new(stream);
                         let shared = Arc::clone(&conn);
                         let info = info(true);
@@ -341,9 +343,12 @@ fn connection(
                             serve(&builder, io, &gateway, info, watcher).await;
                         } else {
                             let io = GuardedIo::own_http1(stream, shared, limits.timeouts);
-                            if let Some(io) =
-                                http1::serve(io, &gateway, &info, head_limits, &mut stop).await
-                            {
+                            // ALPN agreed on HTTP/1.1: no HTTP/2 preface is taken.
+                            let http2 = !h1;
+                            let served =
+                                http1::serve(io, &gateway, &info, head_limits, http2, &mut stop)
+                                    .await;
+                            if let Some(io) = served {
                                 serve(&builder, io, &gateway, info, watcher).await;
                             }
                         }

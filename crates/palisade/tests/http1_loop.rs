@@ -300,3 +300,64 @@ async fn a_request_arriving_during_another_is_answered_after_it() {
     assert_eq!(echoed_uri(&answers[1]), "/after");
     palisade.shutdown().await;
 }
+
+/// Regression (red team): once the own loop had answered a request, an HTTP/2 preface that
+/// followed was handed to hyper's protocol detection and the connection turned HTTP/2 in
+/// its middle; the preface is valid only at a connection's start (RFC 9113 §3.4).
+#[tokio::test]
+async fn an_http2_preface_after_http1_requests_does_not_switch_protocols() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
+    let mut stream = TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("write");
+    let first = read_answers(&mut stream, &[false]).await;
+    assert_eq!(echoed_uri(&first[0]), "/first");
+    // The preface, an empty SETTINGS frame, and HEADERS for `GET /via-h2` (HPACK).
+    let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+    h2.extend_from_slice(b"\0\0\x0e\x01\x05\0\0\0\x01\x82\x86\x44\x07/via-h2\x41\x01x");
+    stream.write_all(&h2).await.expect("write");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(
+        rest.starts_with(b"HTTP/1.1 400 "),
+        "answered as HTTP/2: {rest:?}"
+    );
+    assert_eq!(
+        upstream.hits(),
+        1,
+        "the HTTP/2 request reached the upstream"
+    );
+    palisade.shutdown().await;
+}
+
+/// Regression (red team): hyper refuses a head only past its own buffer (8 KiB at least),
+/// so with a smaller `max_header_size` a longer head went through, first on a connection or
+/// after a plain request.
+#[tokio::test]
+async fn a_head_over_a_small_max_header_size_gets_431() {
+    let upstream = Upstream::start().await;
+    let toml = "rate_limit = []\n[server]\nmax_header_size = \"1KB\"\n";
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    let big = format!(
+        "GET /big HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(2000)
+    );
+    let reply = raw_exchange(palisade.proxy_addr, big.as_bytes(), Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+
+    let mut stream = TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let both = format!("GET /small HTTP/1.1\r\nHost: a\r\n\r\n{big}");
+    stream.write_all(both.as_bytes()).await.expect("write");
+    let answers = read_answers(&mut stream, &[false, false]).await;
+    assert_eq!(echoed_uri(&answers[0]), "/small");
+    assert_eq!(answers[1].status(), "431", "{:?}", answers[1]);
+    assert_eq!(upstream.hits(), 1);
+    palisade.shutdown().await;
+}

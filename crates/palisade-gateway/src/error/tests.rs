@@ -10,6 +10,7 @@ fn every_variant() -> Vec<GatewayError> {
         GatewayError::BadFraming("content-length and transfer-encoding"),
         GatewayError::BadBody("invalid chunk size".into()),
         GatewayError::ClientClosed,
+        GatewayError::HeadTooLarge,
         GatewayError::UriTooLong { limit: 10 },
         GatewayError::BodyTooLarge { limit: 10 },
         GatewayError::UpstreamConnect("connection refused to 10.1.2.3:3000".into()),
@@ -45,6 +46,7 @@ fn expected(error: &GatewayError) -> (u16, ErrorSource) {
     match error {
         GatewayError::BadFraming(_) | GatewayError::BadBody(_) => (400, Client),
         GatewayError::ClientClosed => (499, Client),
+        GatewayError::HeadTooLarge => (431, Client),
         GatewayError::UriTooLong { .. } => (414, Client),
         GatewayError::BodyTooLarge { .. } => (413, Client),
         GatewayError::UpstreamConnect(_)

@@ -29,6 +29,7 @@ use http::{HeaderMap, Method, StatusCode, Version};
 
 use crate::config::ServerConfig;
 use crate::error::{GatewayError, short_page};
+use crate::framing::Finding;
 use crate::pipeline::{GatewayRequest, Outcome, RequestContext, RequestStage, Verdict};
 
 /// The conformance stage.
@@ -60,7 +61,10 @@ impl RequestStage for Conformance {
         ctx: &mut RequestContext,
     ) -> Result<Verdict, GatewayError> {
         if let Some(finding) = ctx.framing {
-            return Err(GatewayError::BadFraming(finding.reason()));
+            return Err(match finding {
+                Finding::HeadTooLarge => GatewayError::HeadTooLarge,
+                finding => GatewayError::BadFraming(finding.reason()),
+            });
         }
         // A reverse proxy tunnels nothing: forwarded, CONNECT would ask the upstream to open
         // a connection of the client's choosing, out of every stage's sight.
