@@ -158,6 +158,25 @@ pub struct RequestBody {
     fault: Option<BodyFault>,
 }
 
+/// The rest of a client's body that an upstream refused by answering early with an error
+/// (RFC 9112 §9.5), carried on the upstream's answer to the gateway, which drains it as it
+/// drains a body palisade itself refused (`gateway::linger`): the client learns the
+/// connection ends (`Connection: close`) and reads the answer instead of a reset.
+#[derive(Debug, Clone)]
+pub struct UnreadBody(Arc<Mutex<Option<hyper::body::Incoming>>>);
+
+impl UnreadBody {
+    /// Carries `unread`.
+    pub fn new(unread: hyper::body::Incoming) -> Self {
+        Self(Arc::new(Mutex::new(Some(unread))))
+    }
+
+    /// The body, once.
+    pub fn take(&self) -> Option<hyper::body::Incoming> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
 /// Why a request body failed while it was being forwarded (too large, stalled, too slow,
 /// unreadable), noted by the body itself. The HTTP/2 client hides a body's error behind a
 /// stream reset ("stream error sent by user"), and an error after the upstream's answer
@@ -274,6 +293,12 @@ impl RequestBody {
     /// Takes the client's stream that no stage read and nothing will forward, so the
     /// connection can drain it after a local answer (see `gateway::linger`).
     pub fn take_unread(&mut self) -> Option<hyper::body::Incoming> {
+        self.rest.take()
+    }
+
+    /// Takes the client's stream that nothing will forward any more, for the connection to
+    /// drain after an upstream's early answer refused it (see [`UnreadBody`]).
+    pub fn into_unread(mut self) -> Option<hyper::body::Incoming> {
         self.rest.take()
     }
 

@@ -14,7 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tracing::{debug, info, warn};
 
-use crate::body::{BodyPace, BoxError, GatewayBody, RequestBody};
+use crate::body::{BodyPace, BoxError, GatewayBody, RequestBody, UnreadBody};
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::conn::{ConnShared, InFlight};
 use crate::error::{ErrorSource, GatewayError};
@@ -215,9 +215,15 @@ impl Gateway {
         let (response, unread, own) = match runtime.pipeline.run_request(&mut request, ctx).await {
             Ok(Some(answer)) => (Ok(answer), request.body.take_unread(), true),
             Ok(None) => {
-                let forwarded = runtime.upstream.forward(request, ctx, conn.worker).await;
+                let mut forwarded = runtime.upstream.forward(request, ctx, conn.worker).await;
                 let own = forwarded.is_err();
-                (forwarded, None, own)
+                // The rest of a body the upstream refused by answering early.
+                let unread = forwarded
+                    .as_mut()
+                    .ok()
+                    .and_then(|answer| answer.extensions_mut().remove::<UnreadBody>())
+                    .and_then(|unread| unread.take());
+                (forwarded, unread, own)
             }
             Err(err) => (Err(err), request.body.take_unread(), true),
         };

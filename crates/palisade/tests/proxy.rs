@@ -627,3 +627,61 @@ async fn requests_the_client_abandons_are_counted_and_reported() {
     }
     palisade.shutdown().await;
 }
+
+/// Regression: an upstream refusing an upload by answering before it has all of it (413
+/// here, RFC 9112 §9.5) got its answer to the client without `Connection: close`, and the
+/// client's unread rest was dropped, so a client still sending could meet a reset instead.
+/// Now the connection says it ends and drains the rest while the client finishes sending.
+#[tokio::test]
+async fn an_early_refusal_of_an_upload_closes_the_client_connection_cleanly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let upstream = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before the head");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let answer = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nnope";
+        stream.write_all(answer).await.expect("answer");
+        // Keep reading whatever palisade still sends, until it closes.
+        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    let palisade = start_palisade(&url, "rate_limit = []\n").await;
+    let mut client = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    let total = 4 * 1024 * 1024;
+    let head = format!(
+        "POST /up HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: {total}\r\n\r\n"
+    );
+    client.write_all(head.as_bytes()).await.expect("head");
+    let piece = vec![b'x'; 128 * 1024];
+    client.write_all(&piece).await.expect("first piece");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.ends_with(b"nope") {
+        let read = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf)).await;
+        let n = read.expect("answer in time").expect("read");
+        assert!(n > 0, "closed before the answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 413"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+    // The rest of the upload is taken (drained), not refused with a reset.
+    for _ in 0..8 {
+        client.write_all(&piece).await.expect("the rest is drained");
+    }
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "closed after the answer: {closed:?}");
+    palisade.shutdown().await;
+    upstream.abort();
+}

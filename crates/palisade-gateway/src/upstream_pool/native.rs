@@ -34,7 +34,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::UpstreamPool;
-use crate::body::{BoxError, RequestBody};
+use crate::body::{BoxError, RequestBody, UnreadBody};
 
 /// Largest answer head read (status line and fields, interim answers included).
 const MAX_HEAD: usize = 64 * 1024;
@@ -348,13 +348,17 @@ pub async fn exchange(
     })
     .await;
     match outcome {
-        Ok((response, framing, mut reuse)) => {
+        Ok((mut response, framing, mut reuse)) => {
             // An error answer before the whole body refuses the rest of it (RFC 9112 §9.5):
             // it is not sent, and the connection, left in the middle of the request, is not
-            // reused.
-            if sender.is_some() && response.status().as_u16() >= 400 {
-                sender = None;
+            // reused. The client's rest goes with the answer, for its connection to drain.
+            if response.status().as_u16() >= 400
+                && let Some(refused) = sender.take()
+            {
                 reuse = Reuse::No;
+                if let Some(unread) = refused.into_unread() {
+                    response.extensions_mut().insert(UnreadBody::new(unread));
+                }
             }
             if broken {
                 reuse = Reuse::No;
