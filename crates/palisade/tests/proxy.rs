@@ -681,7 +681,10 @@ async fn an_early_refusal_of_an_upload_closes_the_client_connection_cleanly() {
     }
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest)).await;
-    assert!(matches!(closed, Ok(Ok(0))), "closed after the answer: {closed:?}");
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "closed after the answer: {closed:?}"
+    );
     palisade.shutdown().await;
     upstream.abort();
 }
