@@ -253,11 +253,15 @@ impl<T> GuardedIo<T> {
 impl<T> GuardedIo<Prefixed<T>> {
     /// Hands the connection to hyper: `read` (the bytes the own loop read and did not use,
     /// from a head's first byte) is read again first, and the framing watch follows the
-    /// connection from there.
+    /// connection from there. A head already in progress keeps the time of its first byte.
     pub fn hand_over(&mut self, read: Bytes, tracker: FramingTracker) {
-        self.inner.prefix = read;
+        self.put_back(read);
         self.tracker = Some(tracker);
-        self.head_started = None;
+    }
+
+    /// Puts `read` back in front of what is read next.
+    pub fn put_back(&mut self, read: Bytes) {
+        self.inner.prefix = read;
     }
 }
 
@@ -450,10 +454,37 @@ mod tests {
         assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
     }
 
+    /// Regression (red team): a partial head handed from the own HTTP/1.1 loop to hyper had
+    /// its header timer started again when hyper read it back, so a slow head got up to
+    /// twice `header_read_timeout`.
+    #[tokio::test(start_paused = true)]
+    async fn a_head_handed_over_keeps_the_time_of_its_first_byte() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let mut io = GuardedIo::own_http1(Prefixed::new(server), ConnShared::new(), timeouts());
+        let start = Instant::now();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nX-A: b")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.expect("read");
+        io.head_in_progress(true);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let read = Bytes::copy_from_slice(&buf[..n]);
+        io.hand_over(read, FramingTracker::new(8192, 100));
+        let outcome = read_while_trickling(io, client, b"c").await;
+        assert_eq!(outcome, Some(io::ErrorKind::TimedOut));
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(12),
+            "timed out after {elapsed:?}"
+        );
+    }
+
     /// Reads `io` while the client sends `bytes` every 5 s (100 times); the error that ends
     /// the reading, or `None` when the connection outlived the trickle or closed.
-    async fn read_while_trickling(
-        mut io: GuardedIo<tokio::io::DuplexStream>,
+    async fn read_while_trickling<T: AsyncRead + Unpin>(
+        mut io: GuardedIo<T>,
         mut client: tokio::io::DuplexStream,
         bytes: &[u8],
     ) -> Option<io::ErrorKind> {

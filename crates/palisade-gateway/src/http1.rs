@@ -171,8 +171,8 @@ fn hand_over<T>(
     Some(io)
 }
 
-/// How an HTTP/2 connection with prior knowledge starts (RFC 9113 §3.4).
-const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// How an HTTP/2 connection starts (RFC 9113 §3.4, §3.5).
+pub(crate) const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The answer to an HTTP/2 preface where it is not allowed, as hyper answers a head it
 /// cannot parse.
@@ -180,7 +180,7 @@ const PREFACE_REFUSED: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 /// Whether `buf` starts with the HTTP/2 preface, or with as much of it as has arrived.
-fn is_http2_preface(buf: &[u8]) -> bool {
+pub(crate) fn is_http2_preface(buf: &[u8]) -> bool {
     let n = buf.len().min(HTTP2_PREFACE.len());
     n > 0 && buf[..n] == HTTP2_PREFACE[..n]
 }

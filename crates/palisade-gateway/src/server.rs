@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::sync::watch;
@@ -340,7 +340,9 @@ fn connection(
                         let info = info(true);
                         if h2 {
                             let io = GuardedIo::new(stream, None, shared, limits.timeouts);
-                            serve(&builder, io, &gateway, info, watcher).await;
+                            if let Some(io) = http2_preface(io, peer).await {
+                                serve(&builder, io, &gateway, info, watcher).await;
+                            }
                         } else {
                             let io = GuardedIo::own_http1(stream, shared, limits.timeouts);
                             // ALPN agreed on HTTP/1.1: no HTTP/2 preface is taken.
@@ -362,6 +364,32 @@ fn connection(
         }
         metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Reads a TLS connection that agreed on `h2` by ALPN up to the end of the HTTP/2 preface
+/// it must start with (RFC 9113 §3.3), within `header_read_timeout`, and puts the bytes back
+/// for hyper; `None`, the connection closed, when the client speaks anything else. hyper
+/// would otherwise serve HTTP/1.1 on it, out of the framing watch's sight.
+async fn http2_preface<T>(
+    mut io: GuardedIo<Prefixed<T>>,
+    peer: SocketAddr,
+) -> Option<GuardedIo<Prefixed<T>>>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut read = bytes::BytesMut::with_capacity(1024);
+    while read.len() < http1::HTTP2_PREFACE.len() {
+        match io.read_buf(&mut read).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) if http1::is_http2_preface(&read) => {}
+            Ok(_) => {
+                debug!(client.peer = %peer, "not HTTP/2 after ALPN agreed on h2; closed");
+                return None;
+            }
+        }
+    }
+    io.put_back(read.freeze());
+    Some(io)
 }
 
 /// Serves HTTP on one guarded connection until it closes.

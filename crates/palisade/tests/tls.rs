@@ -30,6 +30,15 @@ async fn connect(
     addr: std::net::SocketAddr,
     trusted: &CertificateDer<'static>,
 ) -> Option<(Tls, CertificateDer<'static>)> {
+    connect_offering(addr, trusted, &[b"h2", b"http/1.1"]).await
+}
+
+/// [`connect`] offering the ALPN protocols `alpn`.
+async fn connect_offering(
+    addr: std::net::SocketAddr,
+    trusted: &CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> Option<(Tls, CertificateDer<'static>)> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trusted.clone()).expect("root");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -38,7 +47,7 @@ async fn connect(
         .expect("versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("tcp");
     let name = ServerName::try_from("localhost").expect("name");
@@ -100,5 +109,48 @@ async fn tls_serves_h2_with_hsts_and_secure_cookies_and_reloads_the_certificate(
         }
     }
     assert!(reloaded, "the new certificate was never presented");
+    palisade.shutdown().await;
+}
+
+/// Regression (red team): a client that agreed on `h2` by ALPN and then spoke HTTP/1.1 was
+/// served by hyper's HTTP/1.1 without the framing watch (no smuggling checks, no header
+/// size limit below hyper's buffer, the HTTP/2 idle rule for slow heads). Each protocol is
+/// now held to what ALPN agreed: HTTP/1.1 after `h2` is closed unanswered, and the HTTP/2
+/// preface after `http/1.1` gets 400.
+#[tokio::test]
+async fn a_client_must_speak_the_protocol_alpn_agreed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let dir = config_file("").parent().expect("dir").to_path_buf();
+    let trusted = write_certificate(&dir);
+    let toml = format!(
+        "rate_limit = []\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        dir.join("cert.pem").display(),
+        dir.join("key.pem").display()
+    );
+    let palisade = start_palisade(&upstream.url(), &toml).await;
+    let exchange = |alpn: &'static [u8], bytes: &'static [u8]| {
+        let trusted = trusted.clone();
+        async move {
+            let (mut tls, _) = connect_offering(palisade.proxy_addr, &trusted, &[alpn])
+                .await
+                .expect("handshake");
+            assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+            tls.write_all(bytes).await.expect("write");
+            let mut answer = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).to_string()
+        }
+    };
+    let get = b"GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let answer = exchange(b"h2", get).await;
+    assert!(answer.is_empty(), "HTTP/1.1 served after ALPN h2: {answer}");
+    assert_eq!(upstream.hits(), 0);
+    let answer = exchange(b"http/1.1", get).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = exchange(b"http/1.1", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
