@@ -36,6 +36,11 @@ pub struct ConnShared {
     in_flight: AtomicUsize,
     last_done_ms: AtomicU64,
     finding: AtomicU8,
+    /// The request the finding is about (requests counted from 0 on the connection); it and
+    /// every later one are refused, the ones before it served.
+    finding_at: AtomicU64,
+    /// Requests started on the connection.
+    started: AtomicU64,
 }
 
 impl ConnShared {
@@ -46,7 +51,17 @@ impl ConnShared {
             in_flight: AtomicUsize::new(0),
             last_done_ms: AtomicU64::new(0),
             finding: AtomicU8::new(0),
+            finding_at: AtomicU64::new(0),
+            started: AtomicU64::new(0),
         })
+    }
+
+    /// The framing violation that concerns `request`: one seen in its own message or an
+    /// earlier one on this connection (a later one is not its doing, and what follows it
+    /// cannot be trusted).
+    pub fn finding_for(&self, request: &InFlight) -> Option<Finding> {
+        let finding = self.finding()?;
+        (request.index >= self.finding_at.load(Ordering::Acquire)).then_some(finding)
     }
 
     /// The framing violation seen on this connection, if any.
@@ -59,7 +74,8 @@ impl ConnShared {
         }
     }
 
-    fn record(&self, finding: Finding) {
+    fn record(&self, finding: Finding, at: u64) {
+        self.finding_at.store(at, Ordering::Release);
         let code = match finding {
             Finding::ConflictingLengths => 1,
             Finding::InvalidChunkSize => 2,
@@ -71,7 +87,10 @@ impl ConnShared {
     /// Marks a request in flight until the returned guard drops (its response ended).
     pub fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(self))
+        InFlight {
+            shared: Arc::clone(self),
+            index: self.started.fetch_add(1, Ordering::AcqRel),
+        }
     }
 
     fn last_done(&self) -> Option<Instant> {
@@ -84,11 +103,15 @@ impl ConnShared {
 
 /// A request in flight on a connection; dropped when its response body is finished.
 #[derive(Debug)]
-pub struct InFlight(Arc<ConnShared>);
+pub struct InFlight {
+    shared: Arc<ConnShared>,
+    /// The request's place on its connection, from 0.
+    index: u64,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let shared = &self.0;
+        let shared = &self.shared;
         let ms = shared.epoch.elapsed().as_millis().max(1) as u64;
         shared.last_done_ms.store(ms, Ordering::Release);
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -120,6 +143,9 @@ pub struct GuardedIo<T> {
     http2: bool,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Instant,
+    /// Requests served before the framing watch began (by the own HTTP/1.1 loop): its
+    /// message count starts there.
+    watched_from: u64,
     /// Running while a write waits for the client to read, from when it began waiting.
     write_stall: Option<Pin<Box<Sleep>>>,
 }
@@ -145,6 +171,7 @@ impl<T> GuardedIo<T> {
             http2,
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             timer_deadline: deadline,
+            watched_from: 0,
             write_stall: None,
         }
     }
@@ -203,7 +230,8 @@ impl<T> GuardedIo<T> {
             return;
         };
         if let Some(finding) = tracker.feed(bytes) {
-            self.shared.record(finding);
+            let at = self.watched_from + tracker.finding_at();
+            self.shared.record(finding, at);
         }
         self.http2 |= tracker.is_http2();
         self.head_started = match (tracker.head_in_progress(), self.head_started) {
@@ -257,6 +285,7 @@ impl<T> GuardedIo<Prefixed<T>> {
     pub fn hand_over(&mut self, read: Bytes, tracker: FramingTracker) {
         self.put_back(read);
         self.tracker = Some(tracker);
+        self.watched_from = self.shared.started.load(Ordering::Acquire);
     }
 
     /// Puts `read` back in front of what is read next.
@@ -548,5 +577,10 @@ mod tests {
         let n = io.read(&mut buf).await.expect("head");
         assert!(n > 0);
         assert_eq!(io.shared.finding(), Some(Finding::ConflictingLengths));
+        let request = io.shared.start_request();
+        assert_eq!(
+            io.shared.finding_for(&request),
+            Some(Finding::ConflictingLengths)
+        );
     }
 }

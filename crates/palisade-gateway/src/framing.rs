@@ -70,6 +70,10 @@ pub struct FramingTracker {
     blank_lines: bool,
     max_head: usize,
     max_headers: usize,
+    /// Heads read to their end so far.
+    heads: u64,
+    /// Which message (counted from 0 on this tracker) the finding is about.
+    finding_at: u64,
 }
 
 const MAX_CHUNK_LINE: usize = 4096;
@@ -84,7 +88,17 @@ impl FramingTracker {
             http2: false,
             max_head,
             max_headers,
+            heads: 0,
+            finding_at: 0,
         }
+    }
+
+    /// Which message, counted from 0 on this tracker, the finding [`Self::feed`] returned is
+    /// about: a head's own (or a head over the limit: the head being read), or, in a body
+    /// (an invalid chunk size), the message the body belongs to. The requests before it
+    /// were framed soundly and may be served.
+    pub fn finding_at(&self) -> u64 {
+        self.finding_at
     }
 
     /// Whether the client opened with the HTTP/2 connection preface (RFC 9113 §3.4).
@@ -117,6 +131,10 @@ impl FramingTracker {
             match step {
                 Ok(used) => bytes = &bytes[used..],
                 Err(finding) => {
+                    self.finding_at = match self.state {
+                        State::Head => self.heads,
+                        _ => self.heads.saturating_sub(1),
+                    };
                     self.state = match finding {
                         Some(Finding::HeadTooLarge) => State::Oversized,
                         _ => State::Off,
@@ -148,6 +166,7 @@ impl FramingTracker {
                 }
                 self.head_complete(bytes.starts_with(HTTP2_PREFACE));
                 self.state = self.after_head(&bytes[..end])?;
+                self.heads += 1;
                 return Ok(end);
             }
         }
@@ -169,6 +188,7 @@ impl FramingTracker {
         // Cleared, not dropped: the next head on this connection reuses the buffer.
         self.line.clear();
         self.state = next?;
+        self.heads += 1;
         Ok(used)
     }
 
@@ -364,6 +384,39 @@ mod tests {
             assert!(tracker.head_in_progress(), "the header timer keeps running");
         }
         assert_eq!(FramingTracker::new(8192, 100).feed(head.as_bytes()), None);
+    }
+
+    #[test]
+    fn findings_name_the_message_they_are_about() {
+        let sound = "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n";
+        let conflicting = format!(
+            "{sound}POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        let mut tracker = FramingTracker::new(8192, 100);
+        assert_eq!(
+            tracker.feed(conflicting.as_bytes()),
+            Some(Finding::ConflictingLengths)
+        );
+        assert_eq!(tracker.finding_at(), 2);
+        let bad_chunk =
+            format!("{sound}POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+        let mut tracker = FramingTracker::new(8192, 100);
+        assert_eq!(
+            tracker.feed(bad_chunk.as_bytes()),
+            Some(Finding::InvalidChunkSize)
+        );
+        assert_eq!(
+            tracker.finding_at(),
+            2,
+            "the chunk belongs to the third message"
+        );
+        let mut tracker = FramingTracker::new(64, 100);
+        let long = format!(
+            "GET / HTTP/1.1\r\n\r\nGET /{} HTTP/1.1\r\n",
+            "a".repeat(100)
+        );
+        assert_eq!(tracker.feed(long.as_bytes()), Some(Finding::HeadTooLarge));
+        assert_eq!(tracker.finding_at(), 1);
     }
 
     #[test]

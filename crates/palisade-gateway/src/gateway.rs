@@ -182,7 +182,7 @@ impl Gateway {
         let in_flight = conn.shared.start_request();
         let runtime = self.runtime();
         let mut ctx = RequestContext::new(conn.peer, conn.tls, self.services.events.clone());
-        ctx.framing = conn.shared.finding();
+        ctx.framing = conn.shared.finding_for(&in_flight);
         ctx.local_addr = conn
             .local
             .map(|addr| crate::client_ip::canonical(addr.ip()));

@@ -124,6 +124,35 @@ async fn a_smuggled_request_hidden_in_a_body_is_forwarded_only_as_body() {
     palisade.shutdown().await;
 }
 
+/// A sound request pipelined before a smuggling shape is served; the shape and what
+/// follows it are refused. (The framing watch's finding used to count for the whole
+/// connection, refusing the sound request too.)
+#[tokio::test]
+async fn a_sound_request_before_a_smuggling_shape_is_served_alone() {
+    let upstream = Upstream::start().await;
+    let config = "rate_limit = []\n[waf]\nmanaged = false\n";
+    let palisade = start_palisade(&upstream.url(), config).await;
+    let request = "POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc\
+                   POST /second HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\
+                   Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        request.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let second = reply.find("HTTP/1.1 400").expect("the shape refused");
+    assert!(second > 0, "{reply}");
+    assert_eq!(reply.matches("HTTP/1.1 ").count(), 2, "{reply}");
+    assert_eq!(
+        upstream.hits(),
+        1,
+        "only the sound request reached the upstream"
+    );
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn codings_other_than_a_single_chunked_are_refused() {
     for coding in [
