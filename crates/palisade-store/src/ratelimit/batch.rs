@@ -9,13 +9,18 @@
 //! times in a batch once. The script takes the decisions in order with the results one call
 //! per decision would give, so batching changes no decision.
 //!
+//! Each thread that decides (each gateway worker) has a queue of its own, whose batches are
+//! sent, and answers handed out, by tasks on that thread: one shared queue had a worker's
+//! sender wake the other worker for about half the decisions, a cross-thread wake-up (a
+//! futex call and a scheduler pass) per request.
+//!
 //! Batches are sent by tasks of their own, never by a request's task: a request that goes
 //! away (its client disconnected) cannot strand the decisions queued behind it, and every
 //! waiting decision gives up after [`Batcher::wait_limit`] whatever happens. A decision given
 //! up on before its batch left is never sent.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -28,6 +33,18 @@ use crate::redis_conn::{ConnectionError, SharedConnection};
 
 /// Batches on their way to Redis at once. Two keep Redis busy while the next batch gathers.
 const MAX_IN_FLIGHT: usize = 2;
+
+/// Queues per batcher: threads beyond this many share them (still correct, only slower).
+const QUEUES: usize = 8;
+
+/// The queue the current thread uses.
+fn queue_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % QUEUES;
+    }
+    SLOT.with(|slot| *slot)
+}
 
 /// Most decisions in one script call (up to 5 arguments each).
 const MAX_BATCH: usize = 128;
@@ -68,7 +85,7 @@ struct Queue {
 pub(super) struct Batcher {
     pub connection: SharedConnection,
     script: redis::Script,
-    queue: Mutex<Queue>,
+    queues: Box<[Mutex<Queue>]>,
     /// Longest a decision waits for its batch's answer: one batch ahead of it and its own,
     /// each allowed to connect and to run its command.
     wait_limit: Duration,
@@ -84,7 +101,7 @@ impl Batcher {
         Self {
             connection,
             script: redis::Script::new(include_str!("lua/batch.lua")),
-            queue: Mutex::new(Queue::default()),
+            queues: (0..QUEUES).map(|_| Mutex::default()).collect(),
             wait_limit: 2 * (connect_timeout + command_timeout),
             batches_sent: AtomicU64::new(0),
         }
@@ -99,8 +116,9 @@ impl Batcher {
     /// runtime: a sender task may be spawned on it.
     pub async fn decide(self: &Arc<Self>, ask: Ask) -> Result<Reply, StoreError> {
         let (reply, answer) = oneshot::channel();
+        let slot = queue_slot();
         let start_sender = {
-            let mut queue = self.lock();
+            let mut queue = self.lock(slot);
             queue.waiting.push(Waiting { ask, reply });
             let start = queue.in_flight < MAX_IN_FLIGHT;
             if start {
@@ -109,7 +127,7 @@ impl Batcher {
             start
         };
         if start_sender {
-            tokio::spawn(Arc::clone(self).send_batches());
+            tokio::spawn(Arc::clone(self).send_batches(slot));
         }
         match tokio::time::timeout(self.wait_limit, answer).await {
             Ok(Ok(reply)) => reply,
@@ -123,10 +141,10 @@ impl Batcher {
         }
     }
 
-    /// Sends batches until the queue is empty.
-    async fn send_batches(self: Arc<Self>) {
-        let mut sender = SenderSlot(Some(&self));
-        while let Some(batch) = self.next_batch() {
+    /// Sends batches until the queue `slot` is empty.
+    async fn send_batches(self: Arc<Self>, slot: usize) {
+        let mut sender = SenderSlot(Some((&self, slot)));
+        while let Some(batch) = self.next_batch(slot) {
             // Connecting can take up to `connect_timeout`, or wait for another sender's try;
             // callers that gave up meanwhile are not sent either.
             let connection = self.connection.get().await;
@@ -136,7 +154,7 @@ impl Batcher {
                 // for another try to fail, so they fail with this one (on_error answers them).
                 Err(_) => {
                     let mut all = batch;
-                    all.append(&mut self.lock().waiting);
+                    all.append(&mut self.lock(slot).waiting);
                     all
                 }
             };
@@ -159,8 +177,8 @@ impl Batcher {
     }
 
     /// Takes the next batch, or gives this sender's place back when nothing waits.
-    fn next_batch(&self) -> Option<Vec<Waiting>> {
-        let mut queue = self.lock();
+    fn next_batch(&self, slot: usize) -> Option<Vec<Waiting>> {
+        let mut queue = self.lock(slot);
         // A caller that stopped waiting (past `wait_limit`, so on_error answered it, or its
         // request went away) was not decided by Redis: Redis must not count it.
         queue.waiting.retain(|waiting| !waiting.reply.is_closed());
@@ -240,8 +258,10 @@ impl Batcher {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self, slot: usize) -> MutexGuard<'_, Queue> {
+        self.queues[slot]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -318,12 +338,12 @@ impl Entries {
 
 /// A sender's place among the [`MAX_IN_FLIGHT`]: given back if its task ends early (a panic,
 /// or the runtime dropping it), so later decisions still start senders.
-struct SenderSlot<'a>(Option<&'a Batcher>);
+struct SenderSlot<'a>(Option<(&'a Batcher, usize)>);
 
 impl Drop for SenderSlot<'_> {
     fn drop(&mut self) {
-        if let Some(batcher) = self.0 {
-            batcher.lock().in_flight -= 1;
+        if let Some((batcher, slot)) = self.0 {
+            batcher.lock(slot).in_flight -= 1;
         }
     }
 }
