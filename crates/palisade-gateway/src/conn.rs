@@ -41,6 +41,9 @@ pub struct ConnShared {
     finding_at: AtomicU64,
     /// Requests started on the connection.
     started: AtomicU64,
+    /// The request from which the framing watch no longer follows the connection (a
+    /// `CONNECT`, an `Upgrade`): it must end after that answer unless it switched protocols.
+    unwatched_from: AtomicU64,
 }
 
 impl ConnShared {
@@ -53,6 +56,7 @@ impl ConnShared {
             finding: AtomicU8::new(0),
             finding_at: AtomicU64::new(0),
             started: AtomicU64::new(0),
+            unwatched_from: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -62,6 +66,13 @@ impl ConnShared {
     pub fn finding_for(&self, request: &InFlight) -> Option<Finding> {
         let finding = self.finding()?;
         (request.index >= self.finding_at.load(Ordering::Acquire)).then_some(finding)
+    }
+
+    /// Whether the framing watch stopped following the connection at `request` or before:
+    /// unless its answer switches protocols, the connection must end after it, or what a
+    /// client sends next would reach hyper unwatched.
+    pub fn unwatched(&self, request: &InFlight) -> bool {
+        request.index >= self.unwatched_from.load(Ordering::Acquire)
     }
 
     /// The framing violation seen on this connection, if any.
@@ -232,6 +243,10 @@ impl<T> GuardedIo<T> {
         if let Some(finding) = tracker.feed(bytes) {
             let at = self.watched_from + tracker.finding_at();
             self.shared.record(finding, at);
+        }
+        if let Some(stopped) = tracker.stopped_at() {
+            let at = self.watched_from + stopped;
+            self.shared.unwatched_from.fetch_min(at, Ordering::AcqRel);
         }
         self.http2 |= tracker.is_http2();
         self.head_started = match (tracker.head_in_progress(), self.head_started) {

@@ -72,8 +72,11 @@ pub struct FramingTracker {
     max_headers: usize,
     /// Heads read to their end so far.
     heads: u64,
-    /// Which message (counted from 0 on this tracker) the finding is about.
+    /// Which message (counted from 0 on this tracker) the finding is about, or where the
+    /// watch stopped.
     finding_at: u64,
+    /// A finding was returned (the watch stopped because of it).
+    found: bool,
 }
 
 const MAX_CHUNK_LINE: usize = 4096;
@@ -90,6 +93,7 @@ impl FramingTracker {
             max_headers,
             heads: 0,
             finding_at: 0,
+            found: false,
         }
     }
 
@@ -99,6 +103,13 @@ impl FramingTracker {
     /// were framed soundly and may be served.
     pub fn finding_at(&self) -> u64 {
         self.finding_at
+    }
+
+    /// The message at which the watch stopped without a finding (a `CONNECT`, an `Upgrade`,
+    /// a head hyper refuses anyway), counted as [`Self::finding_at`] counts; `None` while it
+    /// follows the connection, or when the connection turned out to be HTTP/2.
+    pub fn stopped_at(&self) -> Option<u64> {
+        (matches!(self.state, State::Off) && !self.http2 && !self.found).then_some(self.finding_at)
     }
 
     /// Whether the client opened with the HTTP/2 connection preface (RFC 9113 §3.4).
@@ -135,6 +146,7 @@ impl FramingTracker {
                         State::Head => self.heads,
                         _ => self.heads.saturating_sub(1),
                     };
+                    self.found = finding.is_some();
                     self.state = match finding {
                         Some(Finding::HeadTooLarge) => State::Oversized,
                         _ => State::Off,
@@ -219,32 +231,37 @@ impl FramingTracker {
             Ok(httparse::Status::Complete(_)) => {}
             _ => return Err(None), // not HTTP/1 (h2 preface) or refused by hyper as well
         }
-        if request.method == Some("CONNECT") {
-            return Err(None);
-        }
         let mut length = None;
+        let mut has_length = false;
         let mut chunked = false;
         let mut has_te = false;
+        let mut upgrade = false;
         for header in request.headers.iter() {
             if header.name.eq_ignore_ascii_case("content-length") {
+                has_length = true;
                 length = std::str::from_utf8(header.value)
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok());
-                if length.is_none() {
-                    return Err(None); // hyper refuses it
-                }
             } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
                 has_te = true;
                 chunked = header.value.to_ascii_lowercase().ends_with(b"chunked");
             } else if header.name.eq_ignore_ascii_case("upgrade") {
-                // TODO: keep following after an upgrade the upstream refused; until then a
-                // later smuggling-shaped request on that connection gets hyper's handling
-                // (chunked wins, connection closed after it) instead of a 400.
-                return Err(None); // what follows may be another protocol
+                upgrade = true;
             }
         }
-        if has_te && length.is_some() {
+        // Both, whatever the length says: hyper ignores a `Content-Length` after
+        // `Transfer-Encoding` without reading it, so an unreadable one must count too.
+        if has_te && has_length {
             return Err(Some(Finding::ConflictingLengths));
+        }
+        // What follows may be another protocol (a tunnel, an upgrade): the watch stops here,
+        // and the gateway ends the connection after this answer unless it switched protocols
+        // (`ConnShared::unwatched`).
+        if upgrade || request.method == Some("CONNECT") {
+            return Err(None);
+        }
+        if has_length && length.is_none() {
+            return Err(None); // hyper refuses it
         }
         Ok(match (chunked, length) {
             (true, _) => State::ChunkSize,
@@ -338,8 +355,14 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(text, 16).ok()
 }
 
+/// The end of a head: its empty line, ended by CRLF or by a bare LF as httparse (and so
+/// hyper) accepts either.
 fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    memchr::memmem::find(bytes, b"\r\n\r\n").map(|at| at + 4)
+    memchr::memchr_iter(b'\n', bytes).find_map(|at| match bytes.get(at + 1) {
+        Some(b'\n') => Some(at + 2),
+        Some(b'\r') if bytes.get(at + 2) == Some(&b'\n') => Some(at + 3),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -417,6 +440,50 @@ mod tests {
         );
         assert_eq!(tracker.feed(long.as_bytes()), Some(Finding::HeadTooLarge));
         assert_eq!(tracker.finding_at(), 1);
+    }
+
+    /// Regression (red team): heads ended by bare LFs (which httparse and hyper accept)
+    /// were read as one with the next head, which then went unexamined.
+    #[test]
+    fn heads_ended_by_bare_line_feeds_are_followed() {
+        let input = "POST /a HTTP/1.1\nHost: x\nContent-Length: 3\n\nabc\
+                     POST /s HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut tracker = FramingTracker::new(8192, 100);
+        assert_eq!(
+            tracker.feed(input.as_bytes()),
+            Some(Finding::ConflictingLengths)
+        );
+        assert_eq!(tracker.finding_at(), 1);
+        let byte_by_byte = feed_byte_by_byte(input.as_bytes());
+        assert_eq!(byte_by_byte, Some(Finding::ConflictingLengths));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\n\r\nrest"), Some(23));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
+    }
+
+    /// Regression (red team): `Transfer-Encoding` with an unreadable `Content-Length`
+    /// stopped the watch instead of counting as both lengths (hyper ignores that length).
+    #[test]
+    fn both_lengths_count_whatever_the_length_says() {
+        let input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: abc\r\n\r\n";
+        assert_eq!(feed_all(input), Some(Finding::ConflictingLengths));
+    }
+
+    /// A `CONNECT` or an `Upgrade` stops the watch (a tunnel may follow); where it stopped
+    /// is known, for the gateway to end the connection unless it switched protocols.
+    #[test]
+    fn tunnels_and_upgrades_stop_the_watch_at_their_message() {
+        for head in [
+            "CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        ] {
+            let mut tracker = FramingTracker::new(8192, 100);
+            let input = format!("GET / HTTP/1.1\r\n\r\n{head}POST / HTTP/1.1\r\n");
+            assert_eq!(tracker.feed(input.as_bytes()), None);
+            assert_eq!(tracker.stopped_at(), Some(1), "{head}");
+        }
+        let mut tracker = FramingTracker::new(8192, 100);
+        assert_eq!(tracker.feed(b"GET / HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(tracker.stopped_at(), None);
     }
 
     #[test]

@@ -244,6 +244,17 @@ impl Gateway {
         if let Some(unread) = unread {
             linger(unread, &mut parts, request_head.version);
         }
+        // The framing watch stopped at this request (a `CONNECT`, an `Upgrade`): unless the
+        // connection becomes a tunnel now, it ends here, so nothing sent after it is served
+        // unwatched.
+        if request_head.version < Version::HTTP_2
+            && parts.status != http::StatusCode::SWITCHING_PROTOCOLS
+            && conn.shared.unwatched(&in_flight)
+        {
+            parts
+                .headers
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         self.services.metrics.record_request(
             parts.status.as_u16(),
             ctx.outcome.as_str(),

@@ -245,3 +245,69 @@ async fn options_asterisk_is_forwarded() {
     assert_eq!(upstream.hits(), 1, "{reply}");
     palisade.shutdown().await;
 }
+
+/// Regression (red team): after a `CONNECT` (405) or an `Upgrade` palisade does not tunnel,
+/// the framing watch stops (a tunnel could follow), yet the connection went on serving
+/// requests: a smuggling shape sent next reached the upstream. Such an answer now ends the
+/// connection.
+#[tokio::test]
+async fn nothing_after_an_untunnelled_connect_or_upgrade_is_served() {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
+    let smuggled = "POST /smug HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n";
+    let connect = format!("CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\n\r\n{smuggled}");
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        connect.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
+    assert!(
+        reply.to_lowercase().contains("connection: close"),
+        "{reply}"
+    );
+    assert_eq!(reply.matches("HTTP/1.1 ").count(), 1, "{reply}");
+    assert_eq!(upstream.hits(), 0);
+
+    let upgrade = format!(
+        "GET /up HTTP/1.1\r\nHost: a\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n{smuggled}"
+    );
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        upgrade.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(reply.matches("HTTP/1.1 ").count(), 1, "{reply}");
+    assert_eq!(
+        upstream.hits(),
+        1,
+        "only the upgrade request, as a plain one"
+    );
+    palisade.shutdown().await;
+}
+
+/// Regression (red team): a sound request with bare-LF line ends made the framing watch
+/// read it and the next head as one, so a smuggling shape behind it went through.
+#[tokio::test]
+async fn a_smuggling_shape_behind_a_bare_lf_head_is_refused() {
+    let upstream = Upstream::start().await;
+    let palisade =
+        start_palisade(&upstream.url(), "rate_limit = []\n[waf]\nmanaged = false\n").await;
+    let request = "POST /a HTTP/1.1\nHost: x\nContent-Length: 3\n\nabc\
+                   POST /smug HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\
+                   Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let reply = raw_exchange(
+        palisade.proxy_addr,
+        request.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("HTTP/1.1 400"), "{reply}");
+    assert_eq!(upstream.hits(), 1);
+    palisade.shutdown().await;
+}
