@@ -68,8 +68,8 @@ pub struct HeadLimits {
 /// hyper would take an HTTP/2 preface for h2 with prior knowledge; that preface is valid
 /// only at a connection's start (RFC 9113 §3.4), and not at all where `http2` is false (a
 /// TLS connection that agreed on `http/1.1`), so the loop refuses it with 400 itself once a
-/// request was answered, or where `http2` is false. `stop` turns true when palisade shuts down: an idle
-/// connection closes at once, a busy one after its answer.
+/// request was answered, or where `http2` is false. `stop` turns true when palisade shuts
+/// down: an idle connection closes at once, a busy one after its answer.
 pub async fn serve<T>(
     mut io: GuardedIo<Prefixed<T>>,
     gateway: &Arc<Gateway>,
@@ -108,7 +108,8 @@ where
                 }
             }
             Parsed::Hyper if (served || !http2) && is_http2_preface(&buf) => {
-                debug!(client.peer = %info.peer, "HTTP/2 preface refused on an HTTP/1.1 connection");
+                let peer = info.peer;
+                debug!(client.peer = %peer, "HTTP/2 preface refused on an HTTP/1.1 connection");
                 let _ = io.write_all(PREFACE_REFUSED).await;
                 let _ = tokio::time::timeout(CLOSE_WAIT, io.shutdown()).await;
                 return None;
@@ -324,7 +325,7 @@ where
     } else {
         body.size_hint().exact()
     };
-    let (framing, keep_alive) = write_head(out, &parts, Sized { empty, exact }, head_request);
+    let (framing, keep_alive) = write_head(out, &parts, BodySize { empty, exact }, head_request);
     let mut left = match framing {
         Framing::Length(0) => {
             drop(body);
@@ -410,7 +411,7 @@ fn poll_now(body: &mut TrackedBody) -> Poll<Option<Result<Frame<Bytes>, BoxError
 
 /// What an answer's body says of its size.
 #[derive(Debug, Clone, Copy)]
-struct Sized {
+struct BodySize {
     /// It has ended already: nothing to send.
     empty: bool,
     /// Its exact length, when known.
@@ -422,7 +423,7 @@ struct Sized {
 fn write_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
-    body: Sized,
+    body: BodySize,
     head_request: bool,
 ) -> (Framing, bool) {
     let status = parts.status;
@@ -438,7 +439,7 @@ fn write_head(
     let no_length = status.is_informational()
         || matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
     let no_body = head_request || no_length;
-    let Sized { empty, exact } = body;
+    let BodySize { empty, exact } = body;
     let mut framing = None;
     let mut keep_alive = true;
     let mut dated = false;

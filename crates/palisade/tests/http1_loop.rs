@@ -94,6 +94,19 @@ async fn read_answers(stream: &mut TcpStream, expect: &[bool]) -> Vec<Answer> {
     answers
 }
 
+/// A raw connection to palisade.
+async fn connect(palisade: &palisade_gateway::serve::Running) -> TcpStream {
+    TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect")
+}
+
+/// Writes `bytes` on `stream` and reads the answers `expect` describes ([`read_answers`]).
+async fn exchange(stream: &mut TcpStream, bytes: &[u8], expect: &[bool]) -> Vec<Answer> {
+    stream.write_all(bytes).await.expect("write");
+    read_answers(stream, expect).await
+}
+
 fn echoed_uri(answer: &Answer) -> String {
     let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("echo json");
     json["uri"].as_str().expect("uri").to_string()
@@ -103,17 +116,14 @@ fn echoed_uri(answer: &Answer) -> String {
 async fn pipelined_plain_requests_are_answered_in_order() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
-    let mut stream = TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
-    stream
-        .write_all(
-            b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nHEAD /two HTTP/1.1\r\nHost: a\r\n\r\n\
+    let mut stream = connect(&palisade).await;
+    let answers = exchange(
+        &mut stream,
+        b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nHEAD /two HTTP/1.1\r\nHost: a\r\n\r\n\
               GET /three?x=1 HTTP/1.1\r\nHost: a\r\nX-Real-IP: 6.6.6.6\r\n\r\n",
-        )
-        .await
-        .expect("write");
-    let answers = read_answers(&mut stream, &[false, true, false]).await;
+        &[false, true, false],
+    )
+    .await;
     assert_eq!(echoed_uri(&answers[0]), "/one");
     assert_eq!(echoed_uri(&answers[2]), "/three?x=1");
     for answer in &answers {
@@ -143,24 +153,22 @@ async fn pipelined_plain_requests_are_answered_in_order() {
 async fn a_request_with_a_body_hands_the_connection_over_intact() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
-    let mut stream = TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
-    stream
-        .write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .expect("write");
-    let first = read_answers(&mut stream, &[false]).await;
+    let mut stream = connect(&palisade).await;
+    let first = exchange(
+        &mut stream,
+        b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[false],
+    )
+    .await;
     assert_eq!(echoed_uri(&first[0]), "/first");
-    stream
-        .write_all(
-            b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
+    let answers = exchange(
+        &mut stream,
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
               Content-Length: 11\r\n\r\nhello worldGET /last HTTP/1.1\r\nHost: a\r\n\
               Connection: close\r\n\r\n",
-        )
-        .await
-        .expect("write");
-    let answers = read_answers(&mut stream, &[false, false]).await;
+        &[false, false],
+    )
+    .await;
     assert_eq!(answers[0].status(), "200", "{:?}", answers[0]);
     assert_eq!(answers[0].body, b"hello world");
     assert_eq!(echoed_uri(&answers[1]), "/last");
@@ -215,9 +223,7 @@ async fn chunking_upstream() -> (String, tokio::task::JoinHandle<()>) {
 async fn answers_of_unknown_length_are_chunked_and_known_lengths_kept() {
     let (url, task) = chunking_upstream().await;
     let palisade = start_palisade(&url, "rate_limit = []\n").await;
-    let mut stream = TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
+    let mut stream = connect(&palisade).await;
     for _ in 0..2 {
         stream
             .write_all(b"GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -237,14 +243,14 @@ async fn answers_of_unknown_length_are_chunked_and_known_lengths_kept() {
     // A body larger than what is gathered behind the head, of a known length.
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
-    let mut stream = TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
-    stream
-        .write_all(b"GET /big?bytes=300000 HTTP/1.1\r\nHost: a\r\n\r\nGET /big?bytes=7 HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .expect("write");
-    let answers = read_answers(&mut stream, &[false, false]).await;
+    let mut stream = connect(&palisade).await;
+    let answers = exchange(
+        &mut stream,
+        b"GET /big?bytes=300000 HTTP/1.1\r\nHost: a\r\n\r\n\
+              GET /big?bytes=7 HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[false, false],
+    )
+    .await;
     assert_eq!(answers[0].field("content-length"), Some("300000"));
     assert_eq!(answers[0].body.len(), 300_000);
     assert!(answers[0].body.iter().all(|&b| b == b'x'));
@@ -260,9 +266,7 @@ async fn own_answers_keep_the_connection() {
     let url = format!("http://{}", closed.local_addr().expect("addr"));
     drop(closed);
     let palisade = start_palisade(&url, "rate_limit = []\n").await;
-    let mut stream = TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
+    let mut stream = connect(&palisade).await;
     for _ in 0..2 {
         stream
             .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nAccept: application/json\r\n\r\n")
@@ -283,19 +287,14 @@ async fn own_answers_keep_the_connection() {
 async fn a_request_arriving_during_another_is_answered_after_it() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
-    let mut stream = TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
+    let mut stream = connect(&palisade).await;
     stream
         .write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
         .await
         .expect("write");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stream
-        .write_all(b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .expect("write");
-    let answers = read_answers(&mut stream, &[false, false]).await;
+    let after = b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n";
+    let answers = exchange(&mut stream, after, &[false, false]).await;
     assert_eq!(answers[0].body, b"slow done");
     assert_eq!(echoed_uri(&answers[1]), "/after");
     palisade.shutdown().await;
@@ -308,14 +307,13 @@ async fn a_request_arriving_during_another_is_answered_after_it() {
 async fn an_http2_preface_after_http1_requests_does_not_switch_protocols() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
-    let mut stream = TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
-    stream
-        .write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .expect("write");
-    let first = read_answers(&mut stream, &[false]).await;
+    let mut stream = connect(&palisade).await;
+    let first = exchange(
+        &mut stream,
+        b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[false],
+    )
+    .await;
     assert_eq!(echoed_uri(&first[0]), "/first");
     // The preface, an empty SETTINGS frame, and HEADERS for `GET /via-h2` (HPACK).
     let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
@@ -350,9 +348,7 @@ async fn a_head_over_a_small_max_header_size_gets_431() {
     let reply = raw_exchange(palisade.proxy_addr, big.as_bytes(), Duration::from_secs(5)).await;
     assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
 
-    let mut stream = TcpStream::connect(palisade.proxy_addr)
-        .await
-        .expect("connect");
+    let mut stream = connect(&palisade).await;
     let both = format!("GET /small HTTP/1.1\r\nHost: a\r\n\r\n{big}");
     stream.write_all(both.as_bytes()).await.expect("write");
     let answers = read_answers(&mut stream, &[false, false]).await;

@@ -659,7 +659,8 @@ async fn an_early_refusal_of_an_upload_closes_the_client_connection_cleanly() {
         .expect("connect");
     let total = 4 * 1024 * 1024;
     let head = format!(
-        "POST /up HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: {total}\r\n\r\n"
+        "POST /up HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
+         Content-Length: {total}\r\n\r\n"
     );
     client.write_all(head.as_bytes()).await.expect("head");
     let piece = vec![b'x'; 128 * 1024];

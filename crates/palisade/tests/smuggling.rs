@@ -134,7 +134,8 @@ async fn a_sound_request_before_a_smuggling_shape_is_served_alone() {
     let palisade = start_palisade(&upstream.url(), config).await;
     let request = "POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc\
                    POST /second HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\
-                   Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
+                   Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
+                   GET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
     let reply = raw_exchange(
         palisade.proxy_addr,
         request.as_bytes(),
@@ -255,7 +256,8 @@ async fn nothing_after_an_untunnelled_connect_or_upgrade_is_served() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
     let smuggled = "POST /smug HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\
-                    Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n";
+                    Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
+                    GET /after HTTP/1.1\r\nHost: a\r\n\r\n";
     let connect = format!("CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\n\r\n{smuggled}");
     let reply = raw_exchange(
         palisade.proxy_addr,

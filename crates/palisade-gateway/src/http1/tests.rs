@@ -106,7 +106,7 @@ fn heads_past_the_limits_go_to_hyper() {
 fn head_of(
     status: u16,
     fields: &[(&str, &str)],
-    body: Sized,
+    body: BodySize,
     head_request: bool,
 ) -> (String, Framing, bool) {
     let mut response = Response::new(());
@@ -123,17 +123,17 @@ fn head_of(
     (String::from_utf8(out).expect("text"), framing, keep)
 }
 
-const EMPTY: Sized = Sized {
+const EMPTY: BodySize = BodySize {
     empty: true,
     exact: Some(0),
 };
-const UNKNOWN: Sized = Sized {
+const UNKNOWN: BodySize = BodySize {
     empty: false,
     exact: None,
 };
 
-fn exact(n: u64) -> Sized {
-    Sized {
+fn exact(n: u64) -> BodySize {
+    BodySize {
         empty: false,
         exact: Some(n),
     }
