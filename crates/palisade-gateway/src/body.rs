@@ -291,14 +291,9 @@ impl RequestBody {
     }
 
     /// Takes the client's stream that no stage read and nothing will forward, so the
-    /// connection can drain it after a local answer (see `gateway::linger`).
+    /// connection can drain it after a local answer or an upstream's early refusal (see
+    /// `gateway::linger`, [`UnreadBody`]).
     pub fn take_unread(&mut self) -> Option<hyper::body::Incoming> {
-        self.rest.take()
-    }
-
-    /// Takes the client's stream that nothing will forward any more, for the connection to
-    /// drain after an upstream's early answer refused it (see [`UnreadBody`]).
-    pub fn into_unread(mut self) -> Option<hyper::body::Incoming> {
         self.rest.take()
     }
 

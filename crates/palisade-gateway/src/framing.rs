@@ -12,8 +12,17 @@
 //!
 //! It never changes bytes and never buffers more than one head or one chunk-size line.
 
-/// How an HTTP/2 prior-knowledge connection starts (RFC 9113 §3.4).
-const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+/// How an HTTP/2 connection starts (RFC 9113 §3.4, §3.5).
+pub const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The preface's first line: read as a request head, it is where the preface shows.
+const HTTP2_PREFACE_LINE: &[u8] = HTTP2_PREFACE.split_at(16).0;
+
+/// Whether `buf` starts with the HTTP/2 preface, or with as much of it as has arrived.
+pub fn is_http2_preface(buf: &[u8]) -> bool {
+    let n = buf.len().min(HTTP2_PREFACE.len());
+    n > 0 && buf[..n] == HTTP2_PREFACE[..n]
+}
 
 /// A framing violation seen on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +86,8 @@ pub struct FramingTracker {
     finding_at: u64,
     /// A finding was returned (the watch stopped because of it).
     found: bool,
+    /// [`Self::stopped_at`] has reported the stop.
+    stop_reported: bool,
 }
 
 const MAX_CHUNK_LINE: usize = 4096;
@@ -94,6 +105,7 @@ impl FramingTracker {
             heads: 0,
             finding_at: 0,
             found: false,
+            stop_reported: false,
         }
     }
 
@@ -108,8 +120,14 @@ impl FramingTracker {
     /// The message at which the watch stopped without a finding (a `CONNECT`, an `Upgrade`,
     /// a head hyper refuses anyway), counted as [`Self::finding_at`] counts; `None` while it
     /// follows the connection, or when the connection turned out to be HTTP/2.
-    pub fn stopped_at(&self) -> Option<u64> {
-        (matches!(self.state, State::Off) && !self.http2 && !self.found).then_some(self.finding_at)
+    /// Reported once: later calls return `None`.
+    pub fn stopped_at(&mut self) -> Option<u64> {
+        let stopped = matches!(self.state, State::Off) && !self.http2 && !self.found;
+        if !stopped || self.stop_reported {
+            return None;
+        }
+        self.stop_reported = true;
+        Some(self.finding_at)
     }
 
     /// Whether the client opened with the HTTP/2 connection preface (RFC 9113 §3.4).
@@ -176,7 +194,7 @@ impl FramingTracker {
                 if end > self.max_head {
                     return Err(Some(Finding::HeadTooLarge));
                 }
-                self.head_complete(bytes.starts_with(HTTP2_PREFACE));
+                self.head_complete(bytes.starts_with(HTTP2_PREFACE_LINE));
                 self.state = self.after_head(&bytes[..end])?;
                 self.heads += 1;
                 return Ok(end);
@@ -195,7 +213,7 @@ impl FramingTracker {
             return Err(Some(Finding::HeadTooLarge));
         }
         let used = take - (self.line.len() - end);
-        self.head_complete(self.line.starts_with(HTTP2_PREFACE));
+        self.head_complete(self.line.starts_with(HTTP2_PREFACE_LINE));
         let next = self.after_head(&self.line[..end]);
         // Cleared, not dropped: the next head on this connection reuses the buffer.
         self.line.clear();
@@ -480,10 +498,20 @@ mod tests {
             let input = format!("GET / HTTP/1.1\r\n\r\n{head}POST / HTTP/1.1\r\n");
             assert_eq!(tracker.feed(input.as_bytes()), None);
             assert_eq!(tracker.stopped_at(), Some(1), "{head}");
+            assert_eq!(tracker.stopped_at(), None, "reported once");
         }
         let mut tracker = FramingTracker::new(8192, 100);
         assert_eq!(tracker.feed(b"GET / HTTP/1.1\r\n\r\n"), None);
         assert_eq!(tracker.stopped_at(), None);
+    }
+
+    #[test]
+    fn the_http2_preface_is_known_from_its_first_bytes() {
+        assert!(is_http2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0"));
+        assert!(is_http2_preface(b"PRI * HTTP/2"));
+        assert!(!is_http2_preface(b"PRI * HTTP/2.1\r\n\r\n"));
+        assert!(!is_http2_preface(b"GET / HTTP/2.0\r\n\r\n"));
+        assert!(!is_http2_preface(b""));
     }
 
     #[test]

@@ -247,13 +247,10 @@ impl Gateway {
         // The framing watch stopped at this request (a `CONNECT`, an `Upgrade`): unless the
         // connection becomes a tunnel now, it ends here, so nothing sent after it is served
         // unwatched.
-        if request_head.version < Version::HTTP_2
-            && parts.status != http::StatusCode::SWITCHING_PROTOCOLS
+        if parts.status != http::StatusCode::SWITCHING_PROTOCOLS
             && conn.shared.unwatched(&in_flight)
         {
-            parts
-                .headers
-                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            end_connection(&mut parts, request_head.version);
         }
         self.services.metrics.record_request(
             parts.status.as_u16(),
@@ -381,11 +378,7 @@ const LINGER_BYTES: usize = 16 << 20;
 /// Drains `unread` in the background, bounded by [`LINGER_TIME`] and [`LINGER_BYTES`], and
 /// ends an HTTP/1 connection after this answer: its body cannot be reused.
 fn linger(mut unread: hyper::body::Incoming, parts: &mut http::response::Parts, v: Version) {
-    if v < Version::HTTP_2 {
-        parts
-            .headers
-            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    end_connection(parts, v);
     tokio::spawn(async move {
         let mut left = LINGER_BYTES;
         let drain = async {
@@ -399,6 +392,16 @@ fn linger(mut unread: hyper::body::Incoming, parts: &mut http::response::Parts, 
         // Running out of time only ends the draining; the answer has already been sent.
         let _ = tokio::time::timeout(LINGER_TIME, drain).await;
     });
+}
+
+/// Ends an HTTP/1 connection after this answer (`Connection: close`); HTTP/2 has no such
+/// field.
+fn end_connection(parts: &mut http::response::Parts, version: Version) {
+    if version < Version::HTTP_2 {
+        parts
+            .headers
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 /// The request head the response phase and error pages see: method, URI, version, and only

@@ -39,7 +39,7 @@ use tracing::debug;
 
 use crate::body::BoxError;
 use crate::conn::{GuardedIo, Prefixed};
-use crate::framing::FramingTracker;
+use crate::framing::{FramingTracker, is_http2_preface};
 use crate::gateway::{ConnInfo, Gateway, TrackedBody};
 
 /// The most header fields a head parsed here may have (fewer when `max_headers` is lower);
@@ -172,19 +172,10 @@ fn hand_over<T>(
     Some(io)
 }
 
-/// How an HTTP/2 connection starts (RFC 9113 §3.4, §3.5).
-pub(crate) const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// The answer to an HTTP/2 preface where it is not allowed, as hyper answers a head it
 /// cannot parse.
 const PREFACE_REFUSED: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-
-/// Whether `buf` starts with the HTTP/2 preface, or with as much of it as has arrived.
-pub(crate) fn is_http2_preface(buf: &[u8]) -> bool {
-    let n = buf.len().min(HTTP2_PREFACE.len());
-    n > 0 && buf[..n] == HTTP2_PREFACE[..n]
-}
 
 /// Reads more of the connection into `buf`.
 async fn read_more<T>(io: &mut GuardedIo<Prefixed<T>>, buf: &mut BytesMut) -> io::Result<usize>

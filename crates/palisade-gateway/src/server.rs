@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ServerConfig;
 use crate::conn::{ConnShared, ConnTimeouts, GuardedIo, Prefixed};
+use crate::framing::{HTTP2_PREFACE, is_http2_preface};
 use crate::gateway::{ConnInfo, Gateway};
 use crate::http1::{self, HeadLimits};
 use crate::send_watch::{self, StreamExecutor};
@@ -322,11 +323,13 @@ fn connection(
             None => {
                 let io =
                     GuardedIo::own_http1(Prefixed::new(stream), Arc::clone(&conn), limits.timeouts);
-                let info = info(false);
-                let served = http1::serve(io, &gateway, &info, head_limits, true, &mut stop).await;
-                if let Some(io) = served {
-                    serve(&builder, io, &gateway, info, watcher).await;
-                }
+                let served = Http1 {
+                    builder: &builder,
+                    gateway: &gateway,
+                    limits: head_limits,
+                    stop: &mut stop,
+                };
+                served.serve(io, info(false), true, watcher).await;
             }
             Some(acceptor) => {
                 let handshake =
@@ -345,14 +348,14 @@ fn connection(
                             }
                         } else {
                             let io = GuardedIo::own_http1(stream, shared, limits.timeouts);
+                            let served = Http1 {
+                                builder: &builder,
+                                gateway: &gateway,
+                                limits: head_limits,
+                                stop: &mut stop,
+                            };
                             // ALPN agreed on HTTP/1.1: no HTTP/2 preface is taken.
-                            let http2 = !h1;
-                            let served =
-                                http1::serve(io, &gateway, &info, head_limits, http2, &mut stop)
-                                    .await;
-                            if let Some(io) = served {
-                                serve(&builder, io, &gateway, info, watcher).await;
-                            }
+                            served.serve(io, info, !h1, watcher).await;
                         }
                     }
                     Ok(Err(err)) => {
@@ -363,6 +366,33 @@ fn connection(
             }
         }
         metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What serving an HTTP/1.1 connection needs besides the connection.
+struct Http1<'a> {
+    builder: &'a auto::Builder<StreamExecutor>,
+    gateway: &'a Arc<Gateway>,
+    limits: HeadLimits,
+    stop: &'a mut watch::Receiver<bool>,
+}
+
+impl Http1<'_> {
+    /// Serves `io` in palisade's own loop, then through hyper if the loop hands it over
+    /// (`http2`: whether an HTTP/2 preface may still start the connection).
+    async fn serve<T>(
+        self,
+        io: GuardedIo<Prefixed<T>>,
+        info: ConnInfo,
+        http2: bool,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let handed = http1::serve(io, self.gateway, &info, self.limits, http2, self.stop).await;
+        if let Some(io) = handed {
+            serve(self.builder, io, self.gateway, info, watcher).await;
+        }
     }
 }
 
@@ -378,10 +408,10 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let mut read = bytes::BytesMut::with_capacity(1024);
-    while read.len() < http1::HTTP2_PREFACE.len() {
+    while read.len() < HTTP2_PREFACE.len() {
         match io.read_buf(&mut read).await {
             Ok(0) | Err(_) => return None,
-            Ok(_) if http1::is_http2_preface(&read) => {}
+            Ok(_) if is_http2_preface(&read) => {}
             Ok(_) => {
                 debug!(client.peer = %peer, "not HTTP/2 after ALPN agreed on h2; closed");
                 return None;

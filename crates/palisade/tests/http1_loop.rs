@@ -107,6 +107,12 @@ async fn exchange(stream: &mut TcpStream, bytes: &[u8], expect: &[bool]) -> Vec<
     read_answers(stream, expect).await
 }
 
+/// Sends `GET /first` on `stream` and checks it was answered by the upstream.
+async fn get_first(stream: &mut TcpStream) {
+    let first = exchange(stream, b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n", &[false]).await;
+    assert_eq!(echoed_uri(&first[0]), "/first");
+}
+
 fn echoed_uri(answer: &Answer) -> String {
     let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("echo json");
     json["uri"].as_str().expect("uri").to_string()
@@ -154,13 +160,7 @@ async fn a_request_with_a_body_hands_the_connection_over_intact() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
     let mut stream = connect(&palisade).await;
-    let first = exchange(
-        &mut stream,
-        b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n",
-        &[false],
-    )
-    .await;
-    assert_eq!(echoed_uri(&first[0]), "/first");
+    get_first(&mut stream).await;
     let answers = exchange(
         &mut stream,
         b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\
@@ -308,13 +308,7 @@ async fn an_http2_preface_after_http1_requests_does_not_switch_protocols() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
     let mut stream = connect(&palisade).await;
-    let first = exchange(
-        &mut stream,
-        b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n",
-        &[false],
-    )
-    .await;
-    assert_eq!(echoed_uri(&first[0]), "/first");
+    get_first(&mut stream).await;
     // The preface, an empty SETTINGS frame, and HEADERS for `GET /via-h2` (HPACK).
     let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
     h2.extend_from_slice(b"\0\0\x0e\x01\x05\0\0\0\x01\x82\x86\x44\x07/via-h2\x41\x01x");

@@ -6,16 +6,22 @@ use std::time::Duration;
 
 use common::*;
 
-/// Sends `request` and returns palisade's answer, asserting the upstream saw nothing.
-async fn refused(request: &str) -> String {
-    let upstream = Upstream::start().await;
-    let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
-    let reply = raw_exchange(
+/// What palisade answers on a new connection that sends `request` (read until it closes,
+/// 5 s at most).
+async fn reply_to(palisade: &palisade_gateway::serve::Running, request: &str) -> String {
+    raw_exchange(
         palisade.proxy_addr,
         request.as_bytes(),
         Duration::from_secs(5),
     )
-    .await;
+    .await
+}
+
+/// Sends `request` and returns palisade's answer, asserting the upstream saw nothing.
+async fn refused(request: &str) -> String {
+    let upstream = Upstream::start().await;
+    let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
+    let reply = reply_to(&palisade, request).await;
     assert_eq!(
         upstream.hits(),
         0,
@@ -113,12 +119,7 @@ async fn a_smuggled_request_hidden_in_a_body_is_forwarded_only_as_body() {
         "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{hidden}",
         hidden.len()
     );
-    let reply = raw_exchange(
-        palisade.proxy_addr,
-        request.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let reply = reply_to(&palisade, &request).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
@@ -136,12 +137,7 @@ async fn a_sound_request_before_a_smuggling_shape_is_served_alone() {
                    POST /second HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\
                    Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
                    GET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
-    let reply = raw_exchange(
-        palisade.proxy_addr,
-        request.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let reply = reply_to(&palisade, request).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let second = reply.find("HTTP/1.1 400").expect("the shape refused");
     assert!(second > 0, "{reply}");
@@ -236,12 +232,8 @@ async fn targets_in_a_form_their_method_may_not_use_are_refused() {
 async fn options_asterisk_is_forwarded() {
     let upstream = Upstream::start().await;
     let palisade = start_palisade(&upstream.url(), "rate_limit = []\n").await;
-    let reply = raw_exchange(
-        palisade.proxy_addr,
-        b"OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        Duration::from_secs(5),
-    )
-    .await;
+    let request = "OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let reply = reply_to(&palisade, request).await;
     assert!(!reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert_eq!(upstream.hits(), 1, "{reply}");
     palisade.shutdown().await;
@@ -259,12 +251,7 @@ async fn nothing_after_an_untunnelled_connect_or_upgrade_is_served() {
                     Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
                     GET /after HTTP/1.1\r\nHost: a\r\n\r\n";
     let connect = format!("CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\n\r\n{smuggled}");
-    let reply = raw_exchange(
-        palisade.proxy_addr,
-        connect.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let reply = reply_to(&palisade, &connect).await;
     assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
     assert!(
         reply.to_lowercase().contains("connection: close"),
@@ -276,12 +263,7 @@ async fn nothing_after_an_untunnelled_connect_or_upgrade_is_served() {
     let upgrade = format!(
         "GET /up HTTP/1.1\r\nHost: a\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n{smuggled}"
     );
-    let reply = raw_exchange(
-        palisade.proxy_addr,
-        upgrade.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let reply = reply_to(&palisade, &upgrade).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert_eq!(reply.matches("HTTP/1.1 ").count(), 1, "{reply}");
     assert_eq!(
@@ -302,12 +284,7 @@ async fn a_smuggling_shape_behind_a_bare_lf_head_is_refused() {
     let request = "POST /a HTTP/1.1\nHost: x\nContent-Length: 3\n\nabc\
                    POST /smug HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\
                    Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-    let reply = raw_exchange(
-        palisade.proxy_addr,
-        request.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let reply = reply_to(&palisade, request).await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("HTTP/1.1 400"), "{reply}");
     assert_eq!(upstream.hits(), 1);

@@ -228,12 +228,3 @@ fn an_upstream_reason_phrase_is_kept() {
     write_head(&mut out, &parts, EMPTY, false);
     assert!(out.starts_with(b"HTTP/1.1 299 Fine Thanks\r\n"));
 }
-
-#[test]
-fn the_http2_preface_is_known_from_its_first_bytes() {
-    assert!(is_http2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0"));
-    assert!(is_http2_preface(b"PRI * HTTP/2"));
-    assert!(!is_http2_preface(b"PRI * HTTP/2.1\r\n\r\n"));
-    assert!(!is_http2_preface(b"GET / HTTP/2.0\r\n\r\n"));
-    assert!(!is_http2_preface(b""));
-}

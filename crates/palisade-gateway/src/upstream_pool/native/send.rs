@@ -53,8 +53,8 @@ impl Sender {
     }
 
     /// The client's body that was not sent, if it came from the client.
-    pub(super) fn into_unread(self) -> Option<hyper::body::Incoming> {
-        self.body.into_unread()
+    pub(super) fn into_unread(mut self) -> Option<hyper::body::Incoming> {
+        self.body.take_unread()
     }
 
     /// Writes what it can; ready once the whole body (and its last chunk) is written.
