@@ -54,6 +54,11 @@ impl ShardedCount {
 /// The series of one family: label values and their count, in the order first seen.
 type Series = Vec<(Box<[String]>, Arc<ShardedCount>)>;
 
+/// One series of a [`LabeledCounter`], kept where it is counted
+/// ([`LabeledCounter::inc_cached`]).
+#[derive(Debug, Default)]
+pub struct SeriesCache(std::sync::OnceLock<Arc<ShardedCount>>);
+
 /// A counter family with fixed label names.
 #[derive(Debug)]
 pub struct LabeledCounter {
@@ -90,6 +95,20 @@ impl LabeledCounter {
             return;
         }
         self.insert(values).add(n);
+    }
+
+    /// Adds one to the series with `values`, found through `cache`: the first call finds
+    /// (or adds) the series, later ones count with one atomic addition, skipping the
+    /// lookup [`Self::inc`] makes. For call sites whose label values never change; a cache
+    /// belongs to one family and one set of values.
+    pub fn inc_cached(&self, cache: &SeriesCache, values: &[&str]) {
+        cache
+            .0
+            .get_or_init(|| match find(&self.series.load(), values) {
+                Some(count) => Arc::clone(count),
+                None => self.insert(values),
+            })
+            .add(1);
     }
 
     /// The series for `values`, added if no other thread added it meanwhile.
@@ -205,6 +224,9 @@ pub type Collector = Box<dyn Fn(&mut String) + Send + Sync>;
 pub struct Metrics {
     /// `palisade_requests_total{class, decision}`.
     pub requests: LabeledCounter,
+    /// Its series for `decision="allowed"` and `"logged"`, by status class.
+    requests_allowed: [SeriesCache; 5],
+    requests_logged: [SeriesCache; 5],
     /// `palisade_request_duration_seconds`.
     pub request_duration: Histogram,
     /// `palisade_upstream_errors_total{cause}`.
@@ -250,6 +272,8 @@ impl Default for Metrics {
                 "Requests answered, by status class and gateway decision.",
                 &["class", "decision"],
             ),
+            requests_allowed: Default::default(),
+            requests_logged: Default::default(),
             request_duration: Histogram::default(),
             upstream_errors: LabeledCounter::new(
                 "palisade_upstream_errors_total",
@@ -332,14 +356,23 @@ impl Metrics {
 
     /// Records one answered request.
     pub fn record_request(&self, status: u16, decision: &str, elapsed: Duration) {
-        let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+        let (index, class) = match status {
+            100..=199 => (0, "1xx"),
+            200..=299 => (1, "2xx"),
+            300..=399 => (2, "3xx"),
+            400..=499 => (3, "4xx"),
+            _ => (4, "5xx"),
         };
-        self.requests.inc(&[class, decision]);
+        // The common pairs (a forwarded 2xx) counted through a cache, the rest looked up.
+        match decision {
+            "allowed" => self
+                .requests
+                .inc_cached(&self.requests_allowed[index], &[class, decision]),
+            "logged" => self
+                .requests
+                .inc_cached(&self.requests_logged[index], &[class, decision]),
+            _ => self.requests.inc(&[class, decision]),
+        }
         self.request_duration.observe(elapsed);
     }
 
@@ -416,6 +449,43 @@ mod tests {
         );
         assert!(text.contains("palisade_request_duration_seconds_bucket{le=\"0.001\"} 2"));
         assert!(text.contains("palisade_request_duration_seconds_count 3"));
+    }
+
+    /// A cached series is the family's series for its values: counts through the cache and
+    /// through a lookup add up in one line, whichever came first, and a cache keeps to the
+    /// values it was first used with.
+    #[test]
+    fn cached_series_count_into_the_same_line_as_lookups() {
+        let counter = LabeledCounter::new("x_total", "x", &["outcome"]);
+        counter.inc(&["allowed"]);
+        let allowed = SeriesCache::default();
+        counter.inc_cached(&allowed, &["allowed"]);
+        counter.inc_cached(&allowed, &["allowed"]);
+        let logged = SeriesCache::default();
+        counter.inc_cached(&logged, &["logged"]);
+        counter.inc(&["logged"]);
+        assert_eq!(counter.value(&["allowed"]), 3);
+        assert_eq!(counter.value(&["logged"]), 2);
+        let mut out = String::new();
+        counter.render(&mut out);
+        assert_eq!(
+            out.matches("x_total{outcome=\"allowed\"}").count(),
+            1,
+            "{out}"
+        );
+
+        // Request counts by decision: cached for the common ones, looked up for the rest.
+        let metrics = Metrics::default();
+        for (status, decision) in [(200, "allowed"), (204, "allowed"), (200, "logged")] {
+            metrics.record_request(status, decision, Duration::from_millis(1));
+        }
+        metrics.record_request(503, "allowed", Duration::from_millis(1));
+        metrics.record_request(403, "blocked", Duration::from_millis(1));
+        let requests = &metrics.requests;
+        assert_eq!(requests.value(&["2xx", "allowed"]), 2);
+        assert_eq!(requests.value(&["2xx", "logged"]), 1);
+        assert_eq!(requests.value(&["5xx", "allowed"]), 1);
+        assert_eq!(requests.value(&["4xx", "blocked"]), 1);
     }
 
     #[test]

@@ -206,16 +206,21 @@ impl UpstreamPool {
         request: Request<RequestBody>,
         response_timeout: Option<Duration>,
     ) -> Result<Response<PooledBody>, PoolError> {
+        // The HTTP/2 and hyper paths' futures are boxed: inline, the largest (HTTP/2, about
+        // 14 KiB) set the size of this future and of every future holding it, which each
+        // request then paid in copies, whichever path it took.
         if request.version() == http::Version::HTTP_2 {
             debug_assert_eq!(self.protocol, UpstreamProtocol::Http2);
-            let (response, lease) = within(response_timeout, self.send_h2(request)).await?;
+            let sent = within(response_timeout, Box::pin(self.send_h2(request)));
+            let (response, lease) = sent.await?;
             return Ok(response.map(|incoming| PooledBody::new(incoming, lease)));
         }
         if !request.headers().contains_key(http::header::UPGRADE) {
             let (head, body) = request.into_parts();
             return self.send_native(head, body, response_timeout).await;
         }
-        let (mut response, lease) = within(response_timeout, self.send_hyper(request)).await?;
+        let sent = within(response_timeout, Box::pin(self.send_hyper(request)));
+        let (mut response, lease) = sent.await?;
         if response
             .headers()
             .contains_key(http::header::CONTENT_LENGTH)
@@ -243,7 +248,10 @@ impl UpstreamPool {
             };
             let (conn, reused) = match idle {
                 Some(conn) => (conn, true),
-                None => (self.open_native().await?, false),
+                // Boxed: a new connection (its TLS handshake's state inline) is rare next
+                // to the pooled one every other request takes, and would triple this
+                // future's size.
+                None => (Box::pin(self.open_native()).await?, false),
             };
             match native::exchange(conn, &head, body, response_timeout, self).await {
                 Ok(response) => return Ok(response.map(PooledBody::native)),

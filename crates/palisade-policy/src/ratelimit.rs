@@ -210,6 +210,14 @@ pub trait RateLimitStore: Send + Sync + std::fmt::Debug {
     /// Checks and counts one request for `key` under `quota`.
     async fn check(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError>;
 
+    /// [`RateLimitStore::check`] for a store that decides without waiting (memory): the
+    /// decision, counted as `check` counts it; `None` from a store that must wait (Redis),
+    /// which is then asked with `check`. Spares the memory store's callers the boxed future
+    /// of an `async` trait call on every request.
+    fn check_ready(&self, _key: &str, _quota: &Quota) -> Option<Decision> {
+        None
+    }
+
     /// A short name for logs and metrics: `memory`, `redis`.
     fn backend(&self) -> &'static str;
 }

@@ -494,10 +494,19 @@ async fn a_state_backend_built_from_config_reports_readiness() {
         .expect("built");
     assert!(backend.ready().await);
     assert_eq!(backend.backend(), "redis");
+    // A Redis backend never decides at once (that would be this instance's count alone);
+    // memory does.
+    let quota = Quota {
+        algorithm: Algorithm::SlidingWindow,
+        limit: 10,
+        window: Duration::from_secs(10),
+    };
+    assert!(backend.check_ready("ip:192.0.2.1", &quota).is_none());
     let memory = StateBackend::from_config(&StateConfig::default(), Arc::new(SystemClock))
         .await
         .expect("built");
     assert_eq!(memory.backend(), "memory");
+    assert!(memory.check_ready("ip:192.0.2.1", &quota).is_some());
     drop(redis);
     assert!(!backend.ready().await);
 }

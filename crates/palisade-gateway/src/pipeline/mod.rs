@@ -13,8 +13,6 @@
 mod context;
 pub mod stages;
 
-use std::sync::Arc;
-
 use http::Response;
 
 pub use context::{GatewayRequest, Identity, Outcome, RequestContext, RequestId, Who};
@@ -34,39 +32,145 @@ pub enum Verdict {
 }
 
 /// A step of the request phase.
-#[async_trait::async_trait]
+///
+/// Stages are called through [`AnyRequestStage`], an enum of every stage type, rather than
+/// as trait objects: a trait object's `async fn` needs its future boxed, an allocation per
+/// stage per request, where the enum's future holds the stage's future inline.
 pub trait RequestStage: Send + Sync + std::fmt::Debug {
     /// A short stable name for logs and events (`rate_limit`).
     fn name(&self) -> &'static str;
 
     /// Looks at (and may edit) the request and context, and decides.
-    async fn on_request(
+    fn on_request(
         &self,
         request: &mut GatewayRequest,
         ctx: &mut RequestContext,
-    ) -> Result<Verdict, GatewayError>;
+    ) -> impl Future<Output = Result<Verdict, GatewayError>> + Send;
 }
 
 /// A step of the response phase: edits the response head before it goes to the client.
-#[async_trait::async_trait]
 pub trait ResponseStage: Send + Sync + std::fmt::Debug {
     /// A short stable name for logs.
     fn name(&self) -> &'static str;
 
     /// Edits the response head; `request` is the request's head as the upstream saw it.
+    fn on_response(
+        &self,
+        request: &http::request::Parts,
+        response: &mut http::response::Parts,
+        ctx: &mut RequestContext,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// Declares an enum of stage types, one variant each, with `From` each stage type (what
+/// [`Pipeline::build`] pushes).
+macro_rules! stage_enum {
+    ($(#[$doc:meta])* $enum:ident { $($variant:ident($stage:ty),)* }) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        #[allow(missing_docs)]
+        // A handful of stages per configuration, built once: their size is no matter, and
+        // a box would cost a pointer chase per request.
+        #[allow(clippy::large_enum_variant)]
+        pub enum $enum {
+            $($variant($stage),)*
+        }
+
+        $(
+            impl From<$stage> for $enum {
+                fn from(stage: $stage) -> Self {
+                    Self::$variant(stage)
+                }
+            }
+        )*
+    };
+}
+
+stage_enum!(
+    /// Every request-phase stage type.
+    AnyRequestStage {
+        Conformance(stages::conformance::Conformance),
+        ClientIp(stages::client_ip::ClientIp),
+        Identity(stages::identity::IdentityStage),
+        Waf(stages::waf::Waf),
+        Managed(stages::managed::ManagedDetection),
+        RateLimit(stages::rate_limit::RateLimit),
+        Csrf(stages::csrf::CsrfStage),
+        Upload(stages::upload::Upload),
+    }
+);
+
+stage_enum!(
+    /// Every response-phase stage type.
+    AnyResponseStage {
+        SessionCookies(stages::session_cookies::SessionCookies),
+        SecurityHeaders(stages::security_headers::SecurityHeaders),
+    }
+);
+
+impl AnyRequestStage {
+    /// The stage's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Conformance(stage) => stage.name(),
+            Self::ClientIp(stage) => stage.name(),
+            Self::Identity(stage) => stage.name(),
+            Self::Waf(stage) => stage.name(),
+            Self::Managed(stage) => stage.name(),
+            Self::RateLimit(stage) => stage.name(),
+            Self::Csrf(stage) => stage.name(),
+            Self::Upload(stage) => stage.name(),
+        }
+    }
+
+    async fn on_request(
+        &self,
+        request: &mut GatewayRequest,
+        ctx: &mut RequestContext,
+    ) -> Result<Verdict, GatewayError> {
+        match self {
+            Self::Conformance(stage) => stage.on_request(request, ctx).await,
+            Self::ClientIp(stage) => stage.on_request(request, ctx).await,
+            Self::Identity(stage) => stage.on_request(request, ctx).await,
+            Self::Waf(stage) => stage.on_request(request, ctx).await,
+            Self::Managed(stage) => stage.on_request(request, ctx).await,
+            Self::RateLimit(stage) => stage.on_request(request, ctx).await,
+            Self::Csrf(stage) => stage.on_request(request, ctx).await,
+            // Boxed: its future (spooling, scanning) is far larger than the others', and
+            // would set the size of every request's future; it runs only where an
+            // `[[upload]]` rule is configured.
+            Self::Upload(stage) => Box::pin(stage.on_request(request, ctx)).await,
+        }
+    }
+}
+
+impl AnyResponseStage {
+    /// The stage's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SessionCookies(stage) => stage.name(),
+            Self::SecurityHeaders(stage) => stage.name(),
+        }
+    }
+
     async fn on_response(
         &self,
         request: &http::request::Parts,
         response: &mut http::response::Parts,
         ctx: &mut RequestContext,
-    );
+    ) {
+        match self {
+            Self::SessionCookies(stage) => stage.on_response(request, response, ctx).await,
+            Self::SecurityHeaders(stage) => stage.on_response(request, response, ctx).await,
+        }
+    }
 }
 
 /// The ordered stages for one configuration.
 #[derive(Debug, Default)]
 pub struct Pipeline {
-    request: Vec<Arc<dyn RequestStage>>,
-    response: Vec<Arc<dyn ResponseStage>>,
+    request: Vec<AnyRequestStage>,
+    response: Vec<AnyResponseStage>,
 }
 
 impl Pipeline {
@@ -131,12 +235,12 @@ impl Pipeline {
         pipeline
     }
 
-    fn request(&mut self, stage: impl RequestStage + 'static) {
-        self.request.push(Arc::new(stage));
+    fn request(&mut self, stage: impl Into<AnyRequestStage>) {
+        self.request.push(stage.into());
     }
 
-    fn response(&mut self, stage: impl ResponseStage + 'static) {
-        self.response.push(Arc::new(stage));
+    fn response(&mut self, stage: impl Into<AnyResponseStage>) {
+        self.response.push(stage.into());
     }
 
     /// The names of the stages, in order: request phase, then response phase.
@@ -159,6 +263,50 @@ impl Pipeline {
             }
         }
         Ok(None)
+    }
+
+    /// Runs the request phase as [`Pipeline::run_request`] does, adding the time each stage
+    /// took to `spent` (one slot per request stage, in order). For the per-stage cost
+    /// measurement (`examples/pipeline_cost.rs`), not for serving.
+    #[doc(hidden)]
+    pub async fn run_request_timed(
+        &self,
+        request: &mut GatewayRequest,
+        ctx: &mut RequestContext,
+        spent: &mut [std::time::Duration],
+    ) -> Result<Option<Response<GatewayBody>>, GatewayError> {
+        for (stage, slot) in self.request.iter().zip(spent.iter_mut()) {
+            let start = std::time::Instant::now();
+            let verdict = stage.on_request(request, ctx).await;
+            *slot += start.elapsed();
+            if let Verdict::Respond(response) = verdict? {
+                return Ok(Some(response));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs the response phase as [`Pipeline::run_response`] does, timing each stage into
+    /// `spent` (one slot per response stage). For `examples/pipeline_cost.rs`.
+    #[doc(hidden)]
+    pub async fn run_response_timed(
+        &self,
+        request: &http::request::Parts,
+        response: &mut http::response::Parts,
+        ctx: &mut RequestContext,
+        spent: &mut [std::time::Duration],
+    ) {
+        for (stage, slot) in self.response.iter().zip(spent.iter_mut()) {
+            let start = std::time::Instant::now();
+            stage.on_response(request, response, ctx).await;
+            *slot += start.elapsed();
+        }
+    }
+
+    /// The number of request-phase stages (the rest of [`Pipeline::stage_names`] are the
+    /// response phase's).
+    pub fn request_stage_count(&self) -> usize {
+        self.request.len()
     }
 
     /// Runs the response phase over `response`.

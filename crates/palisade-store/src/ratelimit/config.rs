@@ -302,6 +302,13 @@ impl RateLimitStore for StateBackend {
         }
     }
 
+    fn check_ready(&self, key: &str, quota: &Quota) -> Option<Decision> {
+        match self {
+            Self::Memory(memory) => Some(memory.check_now(key, quota)),
+            Self::Redis(_) => None,
+        }
+    }
+
     fn backend(&self) -> &'static str {
         match self {
             Self::Memory(_) => "memory",

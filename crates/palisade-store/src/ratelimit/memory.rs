@@ -89,6 +89,10 @@ impl RateLimitStore for MemoryRateLimiter {
         Ok(self.check_now(key, quota))
     }
 
+    fn check_ready(&self, key: &str, quota: &Quota) -> Option<Decision> {
+        Some(self.check_now(key, quota))
+    }
+
     fn backend(&self) -> &'static str {
         "memory"
     }
@@ -127,6 +131,30 @@ mod tests {
         let eleventh = store.check("ip:192.0.2.1", &ten_per_ten_seconds()).await;
         assert!(!eleventh.expect("memory never fails").allowed);
         assert_eq!(store.backend(), "memory");
+    }
+
+    /// `check_ready` decides at once and counts as `check` does: both draw on one quota.
+    #[tokio::test]
+    async fn check_ready_counts_against_the_same_quota_as_check() {
+        let (_, limiter) = limiter(100);
+        let store: &dyn RateLimitStore = &limiter;
+        let quota = ten_per_ten_seconds();
+        for i in 0..10 {
+            let decision = if i % 2 == 0 {
+                store
+                    .check_ready("ip:192.0.2.9", &quota)
+                    .expect("memory decides at once")
+            } else {
+                store
+                    .check("ip:192.0.2.9", &quota)
+                    .await
+                    .expect("memory never fails")
+            };
+            assert!(decision.allowed, "request {i}");
+        }
+        let eleventh = store.check_ready("ip:192.0.2.9", &quota).expect("at once");
+        assert!(!eleventh.allowed);
+        assert_eq!(eleventh.remaining, 0);
     }
 
     #[test]

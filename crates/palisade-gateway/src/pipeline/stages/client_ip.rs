@@ -32,7 +32,6 @@ impl ClientIp {
     }
 }
 
-#[async_trait::async_trait]
 impl RequestStage for ClientIp {
     fn name(&self) -> &'static str {
         "client_ip"

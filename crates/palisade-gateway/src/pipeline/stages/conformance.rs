@@ -49,7 +49,6 @@ impl Conformance {
     }
 }
 
-#[async_trait::async_trait]
 impl RequestStage for Conformance {
     fn name(&self) -> &'static str {
         "conformance"

@@ -23,7 +23,7 @@ use palisade_policy::csrf::{
 use crate::body::{self, GatewayBody};
 use crate::error::GatewayError;
 use crate::events::Event;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SeriesCache};
 use crate::pipeline::{GatewayRequest, Outcome, RequestContext, RequestStage, Verdict};
 use crate::services::Services;
 
@@ -40,6 +40,8 @@ pub struct CsrfStage {
     header: HeaderName,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    /// The `safe_method` series, counted on most requests.
+    safe_method: SeriesCache,
 }
 
 impl CsrfStage {
@@ -56,11 +58,11 @@ impl CsrfStage {
             header,
             clock: Arc::clone(&services.clock),
             metrics: Arc::clone(&services.metrics),
+            safe_method: SeriesCache::default(),
         })
     }
 }
 
-#[async_trait::async_trait]
 impl RequestStage for CsrfStage {
     fn name(&self) -> &'static str {
         "csrf"
@@ -82,6 +84,12 @@ impl RequestStage for CsrfStage {
             return Ok(Verdict::Continue);
         }
         match self.decide(request, binding.as_deref()).await? {
+            CsrfVerdict::Pass(CsrfPass::SafeMethod) => {
+                let label = pass_label(CsrfPass::SafeMethod);
+                let checks = &self.metrics.csrf_checks;
+                checks.inc_cached(&self.safe_method, &[label]);
+                Ok(Verdict::Continue)
+            }
             CsrfVerdict::Pass(pass) => {
                 self.metrics.csrf_checks.inc(&[pass_label(pass)]);
                 Ok(Verdict::Continue)

@@ -28,7 +28,7 @@ use tracing::warn;
 use crate::body::GatewayBody;
 use crate::error::{GatewayError, short_page};
 use crate::events::Event;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SeriesCache};
 use crate::pipeline::{GatewayRequest, Identity, Outcome, RequestContext, RequestStage, Verdict};
 use crate::services::Services;
 use crate::sessions::{RequestSession, SessionService, session_event};
@@ -39,6 +39,9 @@ pub struct IdentityStage {
     service: Arc<SessionService>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    /// The `anonymous` and `session` series, one of which most requests count.
+    anonymous: SeriesCache,
+    by_session: SeriesCache,
 }
 
 impl IdentityStage {
@@ -48,11 +51,12 @@ impl IdentityStage {
             service: Arc::clone(&services.sessions),
             clock: Arc::clone(&services.clock),
             metrics: Arc::clone(&services.metrics),
+            anonymous: SeriesCache::default(),
+            by_session: SeriesCache::default(),
         }
     }
 }
 
-#[async_trait::async_trait]
 impl RequestStage for IdentityStage {
     fn name(&self) -> &'static str {
         "identity"
@@ -79,7 +83,8 @@ impl RequestStage for IdentityStage {
         });
         let mut refused = None;
         if state.identity.is_some() {
-            self.metrics.identity_resolutions.inc(&["session"]);
+            let resolutions = &self.metrics.identity_resolutions;
+            resolutions.inc_cached(&self.by_session, &["session"]);
         } else {
             (state.identity, refused) = self.token_outcome(request, ctx, now);
         }
@@ -127,7 +132,8 @@ impl IdentityStage {
         let counted = |source: &str| self.metrics.identity_resolutions.inc(&[source]);
         match self.token_identity(&request.head.headers, now) {
             Ok(None) => {
-                counted("anonymous");
+                let resolutions = &self.metrics.identity_resolutions;
+                resolutions.inc_cached(&self.anonymous, &["anonymous"]);
                 (None, None)
             }
             Ok(Some(identity)) => {

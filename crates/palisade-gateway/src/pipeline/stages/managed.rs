@@ -55,7 +55,6 @@ impl ManagedDetection {
     }
 }
 
-#[async_trait::async_trait]
 impl RequestStage for ManagedDetection {
     fn name(&self) -> &'static str {
         "waf_managed"

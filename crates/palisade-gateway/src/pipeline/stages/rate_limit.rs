@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::config::rate_limit::{AssetFilter, KeySpec, Mode, RateLimitRule};
 use crate::error::{GatewayError, short_page};
 use crate::events::Event;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SeriesCache};
 use crate::pipeline::{GatewayRequest, Outcome, RequestContext, RequestStage, Verdict};
 use crate::services::Services;
 
@@ -38,6 +38,9 @@ pub struct RateLimit {
     rules: Vec<RateLimitRule>,
     store: Arc<dyn RateLimitStore>,
     metrics: Arc<Metrics>,
+    /// Each rule's `allowed` and `logged` decision series, in rule order: counted on most
+    /// requests, so looked up once.
+    series: Vec<[SeriesCache; 2]>,
 }
 
 impl RateLimit {
@@ -48,6 +51,7 @@ impl RateLimit {
             return None;
         }
         Some(Self {
+            series: rules.iter().map(|_| Default::default()).collect(),
             rules,
             store: Arc::clone(&services.rate_limits),
             metrics: Arc::clone(&services.metrics),
@@ -61,7 +65,6 @@ struct Checked<'a> {
     decision: Decision,
 }
 
-#[async_trait::async_trait]
 impl RequestStage for RateLimit {
     fn name(&self) -> &'static str {
         "rate_limit"
@@ -80,10 +83,11 @@ impl RequestStage for RateLimit {
         let path = match_path(head.uri.path());
         let is_asset = is_static_asset(&head.method, &path);
         let mut tightest: Option<Checked<'_>> = None;
-        for rule in self
+        for (rule, series) in self
             .rules
             .iter()
-            .filter(|r| matches(r, head, &path, is_asset))
+            .zip(&self.series)
+            .filter(|(r, _)| matches(r, head, &path, is_asset))
         {
             if rule.allow.iter().any(|net| net.contains(ctx.client_ip)) {
                 self.metrics
@@ -92,21 +96,24 @@ impl RequestStage for RateLimit {
                 continue;
             }
             let key = rate_limit_key(rule, ctx, &head.headers);
-            let decision = self
-                .store
-                .check(&key, &rule.quota)
-                .await
-                .map_err(|_| GatewayError::StateUnavailable)?;
+            let decision = match self.store.check_ready(&key, &rule.quota) {
+                Some(decision) => decision,
+                None => self
+                    .store
+                    .check(&key, &rule.quota)
+                    .await
+                    .map_err(|_| GatewayError::StateUnavailable)?,
+            };
             if !decision.allowed {
                 let checked = Checked { rule, decision };
-                if let Some(answer) = self.refused(&checked, request, ctx) {
+                if let Some(answer) = self.refused(&checked, &series[1], request, ctx) {
                     return Ok(answer);
                 }
                 continue;
             }
             self.metrics
                 .rate_limit_decisions
-                .inc(&[&rule.name, "allowed"]);
+                .inc_cached(&series[0], &[&rule.name, "allowed"]);
             if tightest
                 .as_ref()
                 .is_none_or(|t| decision.remaining < t.decision.remaining)
@@ -126,16 +133,19 @@ impl RateLimit {
     fn refused(
         &self,
         checked: &Checked<'_>,
+        logged: &SeriesCache,
         request: &GatewayRequest,
         ctx: &mut RequestContext,
     ) -> Option<Verdict> {
         let Checked { rule, decision } = checked;
         let enforced = rule.mode == Mode::Enforce;
         let retry_after = retry_after_secs(decision);
-        let outcome = if enforced { "limited" } else { "logged" };
-        self.metrics
-            .rate_limit_decisions
-            .inc(&[&rule.name, outcome]);
+        let decisions = &self.metrics.rate_limit_decisions;
+        if enforced {
+            decisions.inc(&[&rule.name, "limited"]);
+        } else {
+            decisions.inc_cached(logged, &[&rule.name, "logged"]);
+        }
         ctx.publish(Event::RateLimited {
             request: ctx.request_info(&request.head),
             rule: rule.name.clone(),

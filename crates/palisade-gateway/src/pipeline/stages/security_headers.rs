@@ -30,7 +30,6 @@ impl SecurityHeaders {
     }
 }
 
-#[async_trait::async_trait]
 impl ResponseStage for SecurityHeaders {
     fn name(&self) -> &'static str {
         "security_headers"

@@ -47,7 +47,6 @@ impl SessionCookies {
     }
 }
 
-#[async_trait::async_trait]
 impl ResponseStage for SessionCookies {
     fn name(&self) -> &'static str {
         "session_cookies"

@@ -148,7 +148,6 @@ pub(crate) fn has_challenge(rules: &RuleSet) -> bool {
         .any(|rule| rule.enabled && rule.action == Action::Challenge)
 }
 
-#[async_trait::async_trait]
 impl RequestStage for Waf {
     fn name(&self) -> &'static str {
         "waf"

@@ -82,7 +82,6 @@ impl From<UploadError> for Failure {
     }
 }
 
-#[async_trait::async_trait]
 impl RequestStage for Upload {
     fn name(&self) -> &'static str {
         "upload"
