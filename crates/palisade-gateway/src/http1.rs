@@ -283,7 +283,8 @@ fn request(
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     let headers = request.headers_mut();
-    headers.reserve(fields.len());
+    // With room for the forwarding fields palisade adds (`X-Forwarded-*`, `Forwarded`).
+    headers.reserve(fields.len() + 4);
     for (name, value) in fields.drain(..) {
         let value = HeaderValue::from_maybe_shared(head.slice(value)).ok()?;
         headers.append(name, value);

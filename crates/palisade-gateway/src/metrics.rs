@@ -2,8 +2,8 @@
 //!
 //! Recording never blocks and never makes two cores fight over one cache line: every count
 //! lives in [`SHARDS`] cache-line-sized cells, each thread adds to its own cell, and the
-//! cells are summed only when `/metrics` is rendered. A labelled series is found through a
-//! lock-free snapshot of the label map ([`ArcSwap`]); only a label combination seen for the
+//! cells are summed only when `/metrics` is rendered. A labelled series is found without a
+//! lock or a read-modify-write ([`LabeledCounter`]); only a label combination seen for the
 //! first time takes a lock. With one shared atomic per series, the gateway's worker threads
 //! spent measurable time waiting for each other's cache lines on every request.
 //! Names start with `palisade_`. A capability that needs its own series registers a
@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -54,19 +54,35 @@ impl ShardedCount {
 /// The series of one family: label values and their count, in the order first seen.
 type Series = Vec<(Box<[String]>, Arc<ShardedCount>)>;
 
+/// One series: its label values and its count.
+type Entry = (Box<[String]>, Arc<ShardedCount>);
+
+/// How many series of a family are kept in slots written once and read with plain loads;
+/// a family with more (none has yet) keeps the rest in a snapshot.
+const SLOTS: usize = 32;
+
 /// One series of a [`LabeledCounter`], kept where it is counted
 /// ([`LabeledCounter::inc_cached`]).
 #[derive(Debug, Default)]
-pub struct SeriesCache(std::sync::OnceLock<Arc<ShardedCount>>);
+pub struct SeriesCache(OnceLock<Arc<ShardedCount>>);
 
 /// A counter family with fixed label names.
+///
+/// Its first [`SLOTS`] series sit in slots written once, under `adding`, and published by
+/// `filled`: finding one costs a load per slot and a comparison of label values, no
+/// read-modify-write (a snapshot behind [`ArcSwap`], read on every count, cost about 50 ns
+/// a count here). Further series go to the snapshot.
 #[derive(Debug)]
 pub struct LabeledCounter {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
-    series: ArcSwap<Series>,
-    /// Serialises additions of new series (copy, push, swap), so none is lost.
+    slots: Box<[OnceLock<Entry>]>,
+    /// How many of `slots` are written.
+    filled: AtomicUsize,
+    /// The series past the slots.
+    more: ArcSwap<Series>,
+    /// Serialises additions of new series, so none is lost or added twice.
     adding: Mutex<()>,
 }
 
@@ -77,7 +93,9 @@ impl LabeledCounter {
             name,
             help,
             labels,
-            series: ArcSwap::from_pointee(Vec::new()),
+            slots: (0..SLOTS).map(|_| OnceLock::new()).collect(),
+            filled: AtomicUsize::new(0),
+            more: ArcSwap::from_pointee(Vec::new()),
             adding: Mutex::new(()),
         }
     }
@@ -90,11 +108,15 @@ impl LabeledCounter {
     /// Adds `n` to the series with `values`.
     pub fn add(&self, values: &[&str], n: u64) {
         debug_assert_eq!(values.len(), self.labels.len());
-        if let Some(count) = find(&self.series.load(), values) {
+        if let Some(count) = self.slotted(values) {
             count.add(n);
-            return;
+        } else if self.filled.load(Ordering::Acquire) == SLOTS
+            && let Some(count) = find(&self.more.load(), values)
+        {
+            count.add(n);
+        } else {
+            self.insert(values).add(n);
         }
-        self.insert(values).add(n);
     }
 
     /// Adds one to the series with `values`, found through `cache`: the first call finds
@@ -104,11 +126,35 @@ impl LabeledCounter {
     pub fn inc_cached(&self, cache: &SeriesCache, values: &[&str]) {
         cache
             .0
-            .get_or_init(|| match find(&self.series.load(), values) {
-                Some(count) => Arc::clone(count),
+            .get_or_init(|| match self.find(values) {
+                Some(count) => count,
                 None => self.insert(values),
             })
             .add(1);
+    }
+
+    /// The series for `values` if it sits in a slot: no reference count touched.
+    fn slotted(&self, values: &[&str]) -> Option<&ShardedCount> {
+        let filled = self.filled.load(Ordering::Acquire);
+        self.slots[..filled]
+            .iter()
+            .filter_map(OnceLock::get)
+            .find(|(key, _)| same(key, values))
+            .map(|(_, count)| &**count)
+    }
+
+    /// The series for `values`, if it was counted before, wherever it sits.
+    fn find(&self, values: &[&str]) -> Option<Arc<ShardedCount>> {
+        let filled = self.filled.load(Ordering::Acquire);
+        let slotted = self.slots[..filled]
+            .iter()
+            .filter_map(OnceLock::get)
+            .find(|(key, _)| same(key, values));
+        match slotted {
+            Some((_, count)) => Some(Arc::clone(count)),
+            None if filled < SLOTS => None,
+            None => find(&self.more.load(), values).cloned(),
+        }
     }
 
     /// The series for `values`, added if no other thread added it meanwhile.
@@ -117,33 +163,42 @@ impl LabeledCounter {
             .adding
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let current = self.series.load_full();
-        if let Some(count) = find(&current, values) {
-            return Arc::clone(count);
+        if let Some(count) = self.find(values) {
+            return count;
         }
         let count = Arc::new(ShardedCount::default());
-        let mut next = Series::clone(&current);
-        next.push((
+        let entry = (
             values.iter().map(|v| v.to_string()).collect(),
             Arc::clone(&count),
-        ));
-        self.series.store(Arc::new(next));
+        );
+        let filled = self.filled.load(Ordering::Acquire);
+        if filled < SLOTS {
+            // Only this thread writes slots (`adding` is held), and only this one.
+            let _ = self.slots[filled].set(entry);
+            self.filled.store(filled + 1, Ordering::Release);
+        } else {
+            let mut next = Series::clone(&self.more.load_full());
+            next.push(entry);
+            self.more.store(Arc::new(next));
+        }
         count
     }
 
     /// The current value of one series (0 if never counted).
     pub fn value(&self, values: &[&str]) -> u64 {
-        find(&self.series.load(), values).map_or(0, |count| count.value())
+        self.find(values).map_or(0, |count| count.value())
     }
 
     fn render(&self, out: &mut String) {
         let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
         let _ = writeln!(out, "# TYPE {} counter", self.name);
+        let filled = self.filled.load(Ordering::Acquire);
+        let more = self.more.load();
         // Sorted by label values, so the exposition reads the same whatever came first.
-        let mut series: Vec<(Box<[String]>, u64)> = self
-            .series
-            .load()
+        let mut series: Vec<(Box<[String]>, u64)> = self.slots[..filled]
             .iter()
+            .filter_map(OnceLock::get)
+            .chain(more.iter())
             .map(|(values, count)| (values.clone(), count.value()))
             .collect();
         series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -154,10 +209,15 @@ impl LabeledCounter {
     }
 }
 
+/// Whether a series' label values are `values`.
+fn same(key: &[String], values: &[&str]) -> bool {
+    key.iter().map(String::as_str).eq(values.iter().copied())
+}
+
 fn find<'s>(series: &'s Series, values: &[&str]) -> Option<&'s Arc<ShardedCount>> {
     series
         .iter()
-        .find(|(key, _)| key.iter().map(String::as_str).eq(values.iter().copied()))
+        .find(|(key, _)| same(key, values))
         .map(|(_, count)| count)
 }
 
@@ -486,6 +546,39 @@ mod tests {
         assert_eq!(requests.value(&["2xx", "logged"]), 1);
         assert_eq!(requests.value(&["5xx", "allowed"]), 1);
         assert_eq!(requests.value(&["4xx", "blocked"]), 1);
+    }
+
+    /// Series past the slots live in the snapshot: counted, found and rendered like the
+    /// first ones, each once, also when threads add them at the same time.
+    #[test]
+    fn series_past_the_slots_count_and_render_like_the_first() {
+        let counter = LabeledCounter::new("x_total", "x", &["rule"]);
+        let names: Vec<String> = (0..SLOTS * 2).map(|i| format!("r{i:03}")).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for name in &names {
+                        counter.inc(&[name]);
+                    }
+                });
+            }
+        });
+        for name in &names {
+            assert_eq!(counter.value(&[name]), 4, "{name}");
+        }
+        let mut out = String::new();
+        counter.render(&mut out);
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("x_total{")).collect();
+        assert_eq!(lines.len(), names.len(), "{out}");
+        assert_eq!(lines[0], "x_total{rule=\"r000\"} 4");
+        assert_eq!(
+            lines[names.len() - 1],
+            format!("x_total{{rule=\"r{:03}\"}} 4", SLOTS * 2 - 1)
+        );
+        let cache = SeriesCache::default();
+        let last = [names[names.len() - 1].as_str()];
+        counter.inc_cached(&cache, &last);
+        assert_eq!(counter.value(&last), 5);
     }
 
     #[test]

@@ -68,8 +68,19 @@ impl ResponseStage for SessionCookies {
         let Some(state) = ctx.session.take() else {
             return;
         };
-        let now = self.clock.now_ms();
         let jwt_binding = state.jwt_cookie_binding();
+        // Most responses: no directive, no session, no cookie pending, and a browser that
+        // sent no cookie (so holds no CSRF cookie to clear): nothing to add.
+        let quiet = directives.is_empty()
+            && errors.is_empty()
+            && state.resolved.session.is_none()
+            && state.resolved.pending_cookie().is_none()
+            && jwt_binding.is_none()
+            && !request.headers.contains_key(COOKIE);
+        if quiet {
+            return;
+        }
+        let now = self.clock.now_ms();
         let RequestSession { resolved, .. } = *state;
         let asked = !directives.is_empty();
         let out = match self

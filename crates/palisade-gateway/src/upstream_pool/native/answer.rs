@@ -68,7 +68,9 @@ pub(super) fn parse_head(
         );
     }
     let head = buf.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for the fields palisade adds to an answer (the security headers, `RateLimit-*`),
+    // so the map is allocated once rather than grown and rehashed on the way out.
+    let mut headers = HeaderMap::with_capacity(count + ADDED_FIELDS);
     for &(name_start, name_end, value_start, value_end) in &spans[..count] {
         let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
             .map_err(|_| ExchangeError::Head("invalid field name".into()))?;
@@ -87,6 +89,9 @@ pub(super) fn parse_head(
     *response.headers_mut() = headers;
     Ok(Some(Parsed::Final(response, framing, reuse)))
 }
+
+/// About how many fields palisade's response stages add to an answer.
+const ADDED_FIELDS: usize = 16;
 
 /// Whether `bytes` begin as an HTTP/1.x status line does (as far as they go).
 fn starts_as_http(bytes: &[u8]) -> bool {
