@@ -135,6 +135,8 @@ impl CountError {
 
 /// The request body: a prefix already read by stages, then the unread stream; or a body a
 /// stage put in its place ([`RequestBody::replace`]).
+// TODO(speed): 200 bytes, moved by value about eight times per request on the way to the
+// upstream (~10 ns each); the streaming state could live in a box made only for real bodies.
 #[derive(Debug)]
 pub struct RequestBody {
     prefix: BytesMut,
