@@ -54,24 +54,10 @@ if [ "$FLOOR" = 1 ]; then
   cargo build --release -q -p palisade-gateway --example floor_proxy
 fi
 
-cat >"$WORK/palisade.toml" <<CONF
-[[rate_limit]]
-name = "static-assets"
-static_assets = "only"
-limit = 200
-window = "10s"
-mode = "log"
-
-[[rate_limit]]
-name = "default"
-static_assets = "exclude"
-limit = 10
-window = "10s"
-mode = "log"
-
-[log]
-security = "$WORK/security.log"
-CONF
+{
+  cat bench/gateway.toml
+  printf '\n[log]\nsecurity = "%s"\n' "$WORK/security.log"
+} >"$WORK/palisade.toml"
 
 # Starts the upstream and both proxies for one layout: workers, proxy CPUs, other CPUs.
 start_all() {

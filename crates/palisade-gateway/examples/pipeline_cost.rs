@@ -21,24 +21,8 @@ use palisade_gateway::services::Services;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const CONFIG: &str = r#"
-[[rate_limit]]
-name = "static-assets"
-static_assets = "only"
-limit = 200
-window = "10s"
-mode = "log"
-
-[[rate_limit]]
-name = "default"
-static_assets = "exclude"
-limit = 10
-window = "10s"
-mode = "log"
-
-[log]
-security = "LOG"
-"#;
+/// The rate limits `bench/gateway.sh` runs palisade with; the security log is added below.
+const CONFIG: &str = include_str!("../../../bench/gateway.toml");
 
 fn main() {
     let requests: u32 = std::env::args()
@@ -48,7 +32,10 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temporary directory");
     let log = dir.join("security.log");
     let path = dir.join("palisade.toml");
-    let text = CONFIG.replace("LOG", &log.display().to_string());
+    let text = format!(
+        "{CONFIG}\n[log]\nsecurity = {:?}\n",
+        log.display().to_string()
+    );
     std::fs::write(&path, &text).expect("config written");
     let config = Config::from_toml(&path, &text).expect("the benchmark's configuration is valid");
 
