@@ -133,28 +133,25 @@ impl LabeledCounter {
             .add(1);
     }
 
-    /// The series for `values` if it sits in a slot: no reference count touched.
-    fn slotted(&self, values: &[&str]) -> Option<&ShardedCount> {
+    /// The series for `values` if it sits in a slot (borrowed: no reference count touched).
+    fn slotted(&self, values: &[&str]) -> Option<&Arc<ShardedCount>> {
         let filled = self.filled.load(Ordering::Acquire);
         self.slots[..filled]
             .iter()
             .filter_map(OnceLock::get)
             .find(|(key, _)| same(key, values))
-            .map(|(_, count)| &**count)
+            .map(|(_, count)| count)
     }
 
     /// The series for `values`, if it was counted before, wherever it sits.
     fn find(&self, values: &[&str]) -> Option<Arc<ShardedCount>> {
-        let filled = self.filled.load(Ordering::Acquire);
-        let slotted = self.slots[..filled]
-            .iter()
-            .filter_map(OnceLock::get)
-            .find(|(key, _)| same(key, values));
-        match slotted {
-            Some((_, count)) => Some(Arc::clone(count)),
-            None if filled < SLOTS => None,
-            None => find(&self.more.load(), values).cloned(),
+        if let Some(count) = self.slotted(values) {
+            return Some(Arc::clone(count));
         }
+        if self.filled.load(Ordering::Acquire) < SLOTS {
+            return None;
+        }
+        find(&self.more.load(), values).cloned()
     }
 
     /// The series for `values`, added if no other thread added it meanwhile.
@@ -173,7 +170,7 @@ impl LabeledCounter {
         );
         let filled = self.filled.load(Ordering::Acquire);
         if filled < SLOTS {
-            // Only this thread writes slots (`adding` is held), and only this one.
+            // `adding` is held: no other thread writes a slot meanwhile.
             let _ = self.slots[filled].set(entry);
             self.filled.store(filled + 1, Ordering::Release);
         } else {

@@ -207,8 +207,8 @@ impl UpstreamPool {
         response_timeout: Option<Duration>,
     ) -> Result<Response<PooledBody>, PoolError> {
         // The HTTP/2 and hyper paths' futures are boxed: inline, the largest (HTTP/2, about
-        // 14 KiB) set the size of this future and of every future holding it, which each
-        // request then paid in copies, whichever path it took.
+        // 14 KiB) set the size of this future and of every future holding it, so every busy
+        // connection held that much whichever path its request took.
         if request.version() == http::Version::HTTP_2 {
             debug_assert_eq!(self.protocol, UpstreamProtocol::Http2);
             let sent = within(response_timeout, Box::pin(self.send_h2(request)));
