@@ -189,8 +189,15 @@ impl LabeledCounter {
     fn render(&self, out: &mut String) {
         let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
         let _ = writeln!(out, "# TYPE {} counter", self.name);
-        let filled = self.filled.load(Ordering::Acquire);
+        // The snapshot first: it is written only once every slot is, so with series in it
+        // every slot counts. (`filled` read first, a scrape racing the 33rd addition could
+        // miss the slots filled between the two reads.)
         let more = self.more.load();
+        let filled = if more.is_empty() {
+            self.filled.load(Ordering::Acquire)
+        } else {
+            SLOTS
+        };
         // Sorted by label values, so the exposition reads the same whatever came first.
         let mut series: Vec<(Box<[String]>, u64)> = self.slots[..filled]
             .iter()
