@@ -135,8 +135,7 @@ impl CountError {
 
 /// The request body: a prefix already read by stages, then the unread stream; or a body a
 /// stage put in its place ([`RequestBody::replace`]).
-// TODO(speed): 200 bytes, moved by value about eight times per request on the way to the
-// upstream (~10 ns each); the streaming state could live in a box made only for real bodies.
+// TODO(speed): streaming state inline, so 200 bytes are copied ~8 times a request (~80 ns).
 #[derive(Debug)]
 pub struct RequestBody {
     prefix: BytesMut,

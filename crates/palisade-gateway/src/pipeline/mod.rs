@@ -13,6 +13,8 @@
 mod context;
 pub mod stages;
 
+use std::time::{Duration, Instant};
+
 use http::Response;
 
 pub use context::{GatewayRequest, Identity, Outcome, RequestContext, RequestId, Who};
@@ -63,9 +65,15 @@ pub trait ResponseStage: Send + Sync + std::fmt::Debug {
 }
 
 /// Declares an enum of stage types, one variant each, with `From` each stage type (what
-/// [`Pipeline::build`] pushes).
+/// [`Pipeline::build`] pushes), the stage's name, and `$method` calling the stage's with
+/// `$args` (the names of `$params`; `self` is passed in as `$this` for macro hygiene).
 macro_rules! stage_enum {
-    ($(#[$doc:meta])* $enum:ident { $($variant:ident($stage:ty),)* }) => {
+    (
+        $(#[$doc:meta])*
+        $enum:ident: $method:ident(&$this:tt, $($params:tt)*) $args:tt -> $out:ty {
+            $($variant:ident($stage:ty),)*
+        }
+    ) => {
         $(#[$doc])*
         #[derive(Debug)]
         #[allow(missing_docs)]
@@ -83,12 +91,31 @@ macro_rules! stage_enum {
                 }
             }
         )*
+
+        impl $enum {
+            /// The stage's name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(stage) => stage.name(),)*
+                }
+            }
+
+            async fn $method(&$this, $($params)*) -> $out {
+                match $this {
+                    $(Self::$variant(stage) => stage.$method $args .await,)*
+                }
+            }
+        }
     };
 }
 
 stage_enum!(
     /// Every request-phase stage type.
-    AnyRequestStage {
+    AnyRequestStage: on_request(
+        &self,
+        request: &mut GatewayRequest,
+        ctx: &mut RequestContext
+    ) (request, ctx) -> Result<Verdict, GatewayError> {
         Conformance(stages::conformance::Conformance),
         ClientIp(stages::client_ip::ClientIp),
         Identity(stages::identity::IdentityStage),
@@ -102,69 +129,16 @@ stage_enum!(
 
 stage_enum!(
     /// Every response-phase stage type.
-    AnyResponseStage {
+    AnyResponseStage: on_response(
+        &self,
+        request: &http::request::Parts,
+        response: &mut http::response::Parts,
+        ctx: &mut RequestContext
+    ) (request, response, ctx) -> () {
         SessionCookies(stages::session_cookies::SessionCookies),
         SecurityHeaders(stages::security_headers::SecurityHeaders),
     }
 );
-
-impl AnyRequestStage {
-    /// The stage's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Conformance(stage) => stage.name(),
-            Self::ClientIp(stage) => stage.name(),
-            Self::Identity(stage) => stage.name(),
-            Self::Waf(stage) => stage.name(),
-            Self::Managed(stage) => stage.name(),
-            Self::RateLimit(stage) => stage.name(),
-            Self::Csrf(stage) => stage.name(),
-            Self::Upload(stage) => stage.name(),
-        }
-    }
-
-    async fn on_request(
-        &self,
-        request: &mut GatewayRequest,
-        ctx: &mut RequestContext,
-    ) -> Result<Verdict, GatewayError> {
-        match self {
-            Self::Conformance(stage) => stage.on_request(request, ctx).await,
-            Self::ClientIp(stage) => stage.on_request(request, ctx).await,
-            Self::Identity(stage) => stage.on_request(request, ctx).await,
-            Self::Waf(stage) => stage.on_request(request, ctx).await,
-            Self::Managed(stage) => stage.on_request(request, ctx).await,
-            Self::RateLimit(stage) => stage.on_request(request, ctx).await,
-            Self::Csrf(stage) => stage.on_request(request, ctx).await,
-            // Boxed: its future (spooling, scanning) is far larger than the others', and
-            // would set the size of every request's future; it runs only where an
-            // `[[upload]]` rule is configured.
-            Self::Upload(stage) => Box::pin(stage.on_request(request, ctx)).await,
-        }
-    }
-}
-
-impl AnyResponseStage {
-    /// The stage's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::SessionCookies(stage) => stage.name(),
-            Self::SecurityHeaders(stage) => stage.name(),
-        }
-    }
-
-    async fn on_response(
-        &self,
-        request: &http::request::Parts,
-        response: &mut http::response::Parts,
-        ctx: &mut RequestContext,
-    ) {
-        match self {
-            Self::SessionCookies(stage) => stage.on_response(request, response, ctx).await,
-            Self::SecurityHeaders(stage) => stage.on_response(request, response, ctx).await,
-        }
-    }
-}
 
 /// The ordered stages for one configuration.
 #[derive(Debug, Default)]
@@ -257,12 +231,7 @@ impl Pipeline {
         request: &mut GatewayRequest,
         ctx: &mut RequestContext,
     ) -> Result<Option<Response<GatewayBody>>, GatewayError> {
-        for stage in &self.request {
-            if let Verdict::Respond(response) = stage.on_request(request, ctx).await? {
-                return Ok(Some(response));
-            }
-        }
-        Ok(None)
+        self.run_request_with(request, ctx, None).await
     }
 
     /// Runs the request phase as [`Pipeline::run_request`] does, adding the time each stage
@@ -273,17 +242,38 @@ impl Pipeline {
         &self,
         request: &mut GatewayRequest,
         ctx: &mut RequestContext,
-        spent: &mut [std::time::Duration],
+        spent: &mut [Duration],
     ) -> Result<Option<Response<GatewayBody>>, GatewayError> {
-        for (stage, slot) in self.request.iter().zip(spent.iter_mut()) {
-            let start = std::time::Instant::now();
+        self.run_request_with(request, ctx, Some(spent)).await
+    }
+
+    async fn run_request_with(
+        &self,
+        request: &mut GatewayRequest,
+        ctx: &mut RequestContext,
+        mut spent: Option<&mut [Duration]>,
+    ) -> Result<Option<Response<GatewayBody>>, GatewayError> {
+        for (i, stage) in self.request.iter().enumerate() {
+            let start = spent.is_some().then(Instant::now);
             let verdict = stage.on_request(request, ctx).await;
-            *slot += start.elapsed();
+            if let (Some(spent), Some(start)) = (spent.as_deref_mut(), start) {
+                spent[i] += start.elapsed();
+            }
             if let Verdict::Respond(response) = verdict? {
                 return Ok(Some(response));
             }
         }
         Ok(None)
+    }
+
+    /// Runs the response phase over `response`.
+    pub async fn run_response(
+        &self,
+        request: &http::request::Parts,
+        response: &mut http::response::Parts,
+        ctx: &mut RequestContext,
+    ) {
+        self.run_response_with(request, response, ctx, None).await;
     }
 
     /// Runs the response phase as [`Pipeline::run_response`] does, timing each stage into
@@ -294,12 +284,25 @@ impl Pipeline {
         request: &http::request::Parts,
         response: &mut http::response::Parts,
         ctx: &mut RequestContext,
-        spent: &mut [std::time::Duration],
+        spent: &mut [Duration],
     ) {
-        for (stage, slot) in self.response.iter().zip(spent.iter_mut()) {
-            let start = std::time::Instant::now();
+        self.run_response_with(request, response, ctx, Some(spent))
+            .await;
+    }
+
+    async fn run_response_with(
+        &self,
+        request: &http::request::Parts,
+        response: &mut http::response::Parts,
+        ctx: &mut RequestContext,
+        mut spent: Option<&mut [Duration]>,
+    ) {
+        for (i, stage) in self.response.iter().enumerate() {
+            let start = spent.is_some().then(Instant::now);
             stage.on_response(request, response, ctx).await;
-            *slot += start.elapsed();
+            if let (Some(spent), Some(start)) = (spent.as_deref_mut(), start) {
+                spent[i] += start.elapsed();
+            }
         }
     }
 
@@ -307,17 +310,5 @@ impl Pipeline {
     /// response phase's).
     pub fn request_stage_count(&self) -> usize {
         self.request.len()
-    }
-
-    /// Runs the response phase over `response`.
-    pub async fn run_response(
-        &self,
-        request: &http::request::Parts,
-        response: &mut http::response::Parts,
-        ctx: &mut RequestContext,
-    ) {
-        for stage in &self.response {
-            stage.on_response(request, response, ctx).await;
-        }
     }
 }

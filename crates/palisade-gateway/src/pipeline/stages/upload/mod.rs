@@ -87,7 +87,21 @@ impl RequestStage for Upload {
         "upload"
     }
 
-    async fn on_request(
+    /// Boxed: this future (spooling, scanning) is far larger than the other stages', and
+    /// inline it would set the size of every request's future; it runs only where an
+    /// `[[upload]]` rule is configured.
+    fn on_request(
+        &self,
+        request: &mut GatewayRequest,
+        ctx: &mut RequestContext,
+    ) -> impl Future<Output = Result<Verdict, GatewayError>> + Send {
+        Box::pin(self.check(request, ctx))
+    }
+}
+
+impl Upload {
+    /// The stage's work: inspects a covered upload as it streams.
+    async fn check(
         &self,
         request: &mut GatewayRequest,
         ctx: &mut RequestContext,
@@ -121,9 +135,7 @@ impl RequestStage for Upload {
             }
         }
     }
-}
 
-impl Upload {
     /// Puts the checked copy in place of the client's body, with its exact length.
     fn forward(
         &self,
