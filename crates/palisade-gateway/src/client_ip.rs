@@ -102,18 +102,26 @@ pub fn push_ip(out: &mut String, ip: IpAddr) {
         let _ = write!(out, "{ip}");
         return;
     };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    let mut put = |byte: u8| {
+        text[len] = byte;
+        len += 1;
+    };
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            out.push('.');
+            put(b'.');
         }
         if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
+            put(b'0' + octet / 100);
         }
         if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
+            put(b'0' + octet / 10 % 10);
         }
-        out.push(char::from(b'0' + octet % 10));
+        put(b'0' + octet % 10);
     }
+    // Digits and dots are ASCII: one copy rather than a push (and a capacity check) each.
+    out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         return;
     }
     if present[0] {
-        remove_connection_options(headers, keep_upgrade);
+        remove_connection_options(headers);
     }
     for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, there)| *there) {
         if keep_upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
@@ -67,42 +67,55 @@ pub fn accepts_trailers(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The position of `name` in [`HOP_BY_HOP`], compared as text: comparing with the array's
-/// names would build (and drop) a copy of the constant array per header.
+/// [`HOP_BY_HOP`] as text, in the same order: comparing with the array's names would build
+/// (and drop) a copy of the constant array per header.
+const HOP_BY_HOP_NAMES: [&str; 8] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// The position of `name` in [`HOP_BY_HOP`].
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    Some(match name.as_str() {
-        "connection" => 0,
-        "proxy-connection" => 1,
-        "keep-alive" => 2,
-        "te" => 3,
-        "trailer" => 4,
-        "transfer-encoding" => 5,
-        "upgrade" => 6,
-        "proxy-authorization" => 7,
-        _ => return None,
-    })
+    HOP_BY_HOP_NAMES
+        .iter()
+        .position(|hop| *hop == name.as_str())
 }
 
 /// Removes the fields the `Connection` header names (RFC 9110 §7.6.1), except the identity
-/// headers and, with `keep_upgrade`, `Upgrade`. Options that name no field present (`close`,
-/// `keep-alive` without a `Keep-Alive` field: nearly always) cost a lookup and nothing more.
-fn remove_connection_options(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|option| {
-            let identity = IDENTITY_HEADERS
+/// headers and the hop-by-hop fields, which [`strip_hop_by_hop`] removes (or keeps for a
+/// WebSocket) itself. The usual options (`keep-alive`, `upgrade`) cost no lookup; another
+/// that names no field present (`close`) a lookup and nothing more.
+fn remove_connection_options(headers: &mut HeaderMap) {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        for option in value.as_bytes().split(|&b| b == b',') {
+            let option = option.trim_ascii();
+            // A hop-by-hop name (`keep-alive`, `upgrade`: the usual options) is removed, or
+            // kept for a WebSocket, by the caller: no lookup needed.
+            let hop_by_hop = HOP_BY_HOP_NAMES
                 .iter()
-                .any(|name| option.eq_ignore_ascii_case(name));
-            let kept_upgrade = keep_upgrade && option.eq_ignore_ascii_case("upgrade");
-            !(identity || kept_upgrade)
-        })
-        .filter(|option| headers.contains_key(*option))
-        .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
-        .collect();
+                .any(|name| option.eq_ignore_ascii_case(name.as_bytes()));
+            let identity = || {
+                IDENTITY_HEADERS
+                    .iter()
+                    .any(|name| option.eq_ignore_ascii_case(name.as_bytes()))
+            };
+            if option.is_empty() || hop_by_hop || identity() {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(option) {
+                if headers.contains_key(&name) {
+                    named.push(name);
+                }
+            }
+        }
+    }
     for name in named {
         headers.remove(name);
     }
@@ -116,12 +129,7 @@ fn remove_connection_options(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// accepted `Upgrade: h2c` would hand the client an HTTP/2 connection of its own, whose
 /// requests no stage would ever see (h2c smuggling).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    let connection_upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    // `Upgrade` first: nearly every request has none, and then one lookup decides.
     let mut protocols = headers.get_all(header::UPGRADE).iter();
     let websocket = match (protocols.next(), protocols.next()) {
         (Some(only), None) => only
@@ -130,7 +138,13 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
             .eq_ignore_ascii_case(b"websocket"),
         _ => false,
     };
-    connection_upgrade && websocket
+    websocket
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// Sets `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for the upstream.
@@ -496,6 +510,25 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-end-to-end"], "kept");
+    }
+
+    /// Options are compared without regard to case or spaces; one that names a field present
+    /// removes it even when it is a usual option's word (`close`); the identity headers stay.
+    #[test]
+    fn connection_options_are_read_whatever_their_spelling() {
+        let mut h = headers(&[
+            ("connection", "Close, , X-Secret-Hop ,KEEP-ALIVE"),
+            ("connection", "palisade-user-id,\tx-other-hop"),
+            ("close", "1"),
+            ("x-secret-hop", "1"),
+            ("x-other-hop", "1"),
+            ("palisade-user-id", "u-1"),
+            ("x-end-to-end", "kept"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["palisade-user-id", "x-end-to-end"], "{h:?}");
     }
 
     #[test]

@@ -410,6 +410,14 @@ struct BodySize {
     exact: Option<u64>,
 }
 
+/// Appends a `content-length` field line (the number without a formatter: every answer
+/// writes one).
+fn push_content_length(out: &mut Vec<u8>, length: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Writes the status line and fields of an answer into `out` (cleared first); returns how
 /// its body is framed and whether the connection may be kept after it.
 fn write_head(
@@ -447,7 +455,7 @@ fn write_head(
                     None => content_length(value),
                 };
                 let Some(length) = length else { continue };
-                let _ = write!(out, "content-length: {length}\r\n");
+                push_content_length(out, length);
                 framing = Some(Framing::Length(length));
                 continue;
             }
@@ -469,7 +477,7 @@ fn write_head(
             Some(0) if no_body => Framing::Length(0),
             Some(length) => {
                 if !no_length {
-                    let _ = write!(out, "content-length: {length}\r\n");
+                    push_content_length(out, length);
                 }
                 Framing::Length(length)
             }

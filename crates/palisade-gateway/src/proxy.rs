@@ -168,7 +168,7 @@ impl Upstream {
         // failure is then the client's, whatever the upstream exchange reports.
         let fault = (!body.is_end_stream()).then(|| body.watch_faults());
         let who = ctx.who(&head);
-        let outgoing = self.outgoing(head, body, ctx)?;
+        let outgoing = self.outgoing(head, body, upgrade, ctx)?;
 
         let pool = &self.pools[worker % self.pools.len()];
         let sent = pool.send_timed(outgoing, Some(self.response_timeout));
@@ -227,10 +227,12 @@ impl Upstream {
     /// `Host` kept (or the upstream's). To an HTTP/2 upstream (not for upgrades): HTTP/2
     /// with the host as the URI's authority instead of `Host`, and `TE: trailers` kept when
     /// the client sent it (gRPC needs it).
+    /// `upgrade`: whether the request asks for a WebSocket ([`forwarding::wants_upgrade`]).
     fn outgoing(
         &self,
         head: http::request::Parts,
         body: RequestBody,
+        upgrade: bool,
         ctx: &RequestContext,
     ) -> Result<Request<RequestBody>, GatewayError> {
         let client_host = client_host(&head.headers, head.uri.authority());
@@ -239,7 +241,6 @@ impl Upstream {
         let uri = Uri::from(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
 
         let mut headers = head.headers;
-        let upgrade = forwarding::wants_upgrade(&headers);
         let h2_scheme = self.h2_scheme.as_ref().filter(|_| !upgrade);
         let te_trailers = h2_scheme.is_some() && forwarding::accepts_trailers(&headers);
         forwarding::strip_hop_by_hop(&mut headers, upgrade);
@@ -614,7 +615,7 @@ mod tests {
             crate::events::EventBus::new(Vec::new()),
         );
         let outgoing = upstream
-            .outgoing(head, RequestBody::empty(), &ctx)
+            .outgoing(head, RequestBody::empty(), false, &ctx)
             .expect("outgoing");
         assert_eq!(outgoing.version(), Version::HTTP_2);
         let headers = outgoing.headers();

@@ -153,18 +153,23 @@ impl RequestId {
 
     /// Appends the id's text to `out`: what `Display` writes, without a formatter.
     pub fn push_to(&self, out: &mut String) {
-        push_hex(out, u64::from(self.process));
-        push_hex(out, self.seq);
+        let mut text = [0u8; 32];
+        let len = put_hex(&mut text, 0, u64::from(self.process));
+        let len = put_hex(&mut text, len, self.seq);
+        // Hex digits are ASCII: written with one copy rather than a push per digit.
+        out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
     }
 }
 
-/// Appends `value` in lower-case hex, padded with zeros to eight digits (`{value:08x}`).
-fn push_hex(out: &mut String, value: u64) {
+/// Writes `value` at `text[from..]` in lower-case hex, padded with zeros to eight digits
+/// (`{value:08x}`); returns where it ends.
+fn put_hex(text: &mut [u8; 32], from: usize, value: u64) -> usize {
     let digits = (16 - value.leading_zeros() as usize / 4).max(8);
-    for at in (0..digits).rev() {
+    for (slot, at) in text[from..from + digits].iter_mut().zip((0..digits).rev()) {
         let nibble = (value >> (at * 4)) as u8 & 0xf;
-        out.push(char::from(b"0123456789abcdef"[usize::from(nibble)]));
+        *slot = b"0123456789abcdef"[usize::from(nibble)];
     }
+    from + digits
 }
 
 impl std::fmt::Display for RequestId {

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, palisade against nginx, counted by valgrind's callgrind:
+# the same figure run after run, whatever else the machine is doing (bench/gateway.sh's
+# timings move by 5-10 % between runs on a shared machine; these by well under 1 %).
+#
+# - One upstream (nginx returning a 47-byte page, bench/gateway-harness.sh); nginx as a plain
+#   reverse proxy (one process, no master, keep-alive pool) and palisade with
+#   bench/gateway.sh's configuration (bench/gateway.toml: default protections, rate limits
+#   in `log` mode, JSON security log to a file), one worker thread, each run in turn under
+#   callgrind.
+# - After a warm-up, the counters are zeroed, wrk sends requests for the given time, and the
+#   counters are dumped: user-space instructions of every thread of the proxy (palisade's
+#   log writer included) divided by the answers wrk received. Kernel work (the system calls
+#   themselves) is not counted: bench/gateway.sh's "system" column shows that part.
+# - Under callgrind a proxy runs about 50 times slower, so each run serves a few tens of
+#   thousands of requests.
+#
+# Usage: bench/gateway-instructions.sh [seconds per proxy, default 10] [connections, default 16]
+# Environment: PALISADE_BIN=path to measure a given palisade binary instead of building this
+# checkout; BENCH_TOP=N also prints palisade's N most costly functions (inclusive, per
+# request); BENCH_KEEP=dir keeps the callgrind files there (for callgrind_annotate).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${1:-10}"
+CONNECTIONS="${2:-16}"
+TOP="${BENCH_TOP:-0}"
+UPSTREAM_PORT=18190 NGINX_PORT=18191 PALISADE_PORT=18192 ADMIN_PORT=18193
+
+# shellcheck source=bench/gateway-harness.sh
+. bench/gateway-harness.sh
+need nginx nginx
+need wrk wrk
+need curl curl
+need valgrind valgrind
+palisade_binary
+
+{
+  cat bench/gateway.toml
+  printf '\n[log]\nsecurity = "%s"\n[server]\nworkers = 1\n' "$WORK/security.log"
+} >"$WORK/palisade.toml"
+mkdir -p "$WORK/proxy/logs"
+cat >"$WORK/proxy/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/proxy/nginx.pid;
+error_log $WORK/proxy/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; }
+  server { listen 127.0.0.1:$NGINX_PORT; keepalive_requests 1000000;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection '';
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }
+}
+CONF
+
+start_upstream $UPSTREAM_PORT "0-$(($(nproc) - 1))"
+wait_for $UPSTREAM_PORT
+
+declare -A IR
+# Runs one proxy under callgrind and records its instructions per request.
+count() { # name, port, command...
+  local name=$1 port=$2
+  shift 2
+  local out="$WORK/$name.callgrind"
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$@" 2>"$WORK/$name.valgrind" &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 300); do
+    curl -fs -o /dev/null "http://127.0.0.1:$port/" && break
+    sleep 0.2
+  done
+  wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port/" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  local result
+  result="$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port/")"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  if echo "$result" | grep -q "Non-2xx\|Socket errors"; then
+    echo "$name: wrk saw errors:" >&2
+    echo "$result" >&2
+    exit 1
+  fi
+  local requests total
+  requests="$(echo "$result" | awk '/requests in/ {print $1}')"
+  total="$(cd "$WORK" && callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
+  IR[$name]=$((total / requests))
+  printf '  %-9s %8d requests  %7d instructions/request\n' "$name" "$requests" "${IR[$name]}"
+  if [ "$name" = palisade ] && [ "$TOP" -gt 0 ]; then
+    echo "  palisade's most costly functions (inclusive instructions per request):"
+    # Run from outside the checkout: there callgrind_annotate shortens source paths and
+    # then adds up the inlined parts of a function differently.
+    (cd "$WORK" && callgrind_annotate --inclusive=yes --threshold=100 "$out.1" 2>/dev/null) |
+      awk -v n="$requests" -v top="$TOP" '/%\) / && /\]$/ && /palisade/ {
+          v = $1; gsub(",", "", v); name = $0; sub(/^[^)]*%\) +/, "", name);
+          sub(/ \[[^]]*\]$/, "", name); sub(/^[^:]*:/, "", name);
+          if (!(name in seen)) { seen[name] = 1; printf "  %8.0f  %s\n", v / n, substr(name, 1, 110);
+            ++shown } }' | head -n "$TOP" || true
+  fi
+  if [ -n "${BENCH_KEEP:-}" ]; then
+    mkdir -p "$BENCH_KEEP"
+    cp "$out.1" "$BENCH_KEEP/$name.callgrind"
+  fi
+}
+
+echo "palisade $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //')," \
+  "$(valgrind --version), wrk -t1 -c$CONNECTIONS -d${DURATION}s per proxy"
+count nginx $NGINX_PORT nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf"
+PALISADE_LOG=error count palisade $PALISADE_PORT "$PALISADE" serve \
+  --config "$WORK/palisade.toml" --upstream "http://127.0.0.1:$UPSTREAM_PORT" \
+  --listen "127.0.0.1:$PALISADE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT"
+echo "  palisade / nginx instructions per request: $(ratio "${IR[palisade]}" "${IR[nginx]}")" \
+  "(user space only; target: CPU per request <= nginx's, bench/gateway.sh)"
