@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tracing::debug;
 
-use crate::body::{self, BodyFault, GatewayBody, RequestBody};
+use crate::body::{self, BodyFault, BoxError, GatewayBody, RequestBody};
 use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamUrl};
 use crate::error::GatewayError;
 use crate::events::{Event, EventBus};
@@ -319,11 +319,20 @@ struct Watched<B> {
 }
 
 impl<B> Watched<B> {
-    /// Publishes the failure: the client's when its body noted one, else `upstream`'s.
-    fn failed(&mut self, upstream: Option<&dyn std::fmt::Display>) {
+    /// Publishes the failure: the client's when its body noted one, else `upstream`'s (an
+    /// upstream that stopped sending for `response_timeout` is a timeout).
+    fn failed(&mut self, upstream: Option<&BoxError>) {
         let client = self.fault.as_ref().and_then(BodyFault::take);
         let err = match (client, upstream) {
             (Some(err), _) => err,
+            (None, Some(why))
+                if matches!(
+                    why.downcast_ref::<ExchangeError>(),
+                    Some(ExchangeError::BodyTimedOut)
+                ) =>
+            {
+                GatewayError::UpstreamTimeout
+            }
             (None, Some(why)) => GatewayError::UpstreamProtocol(format!(
                 "the answer broke off after its head was sent: {why}"
             )),
@@ -349,8 +358,7 @@ impl<B> Watched<B> {
 
 impl<B> Body for Watched<B>
 where
-    B: Body + Unpin,
-    B::Error: std::fmt::Display,
+    B: Body<Error = BoxError> + Unpin,
 {
     type Data = B::Data;
     type Error = B::Error;
@@ -361,8 +369,7 @@ where
     ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
         let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
         if let std::task::Poll::Ready(Some(Err(err))) = &polled {
-            let why = err.to_string();
-            self.failed(Some(&why));
+            self.failed(Some(err));
         }
         polled
     }

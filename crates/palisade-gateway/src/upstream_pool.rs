@@ -213,7 +213,7 @@ impl UpstreamPool {
             debug_assert_eq!(self.protocol, UpstreamProtocol::Http2);
             let sent = within(response_timeout, Box::pin(self.send_h2(request)));
             let (response, lease) = sent.await?;
-            return Ok(response.map(|incoming| PooledBody::new(incoming, lease)));
+            return Ok(response.map(|incoming| PooledBody::new(incoming, lease, response_timeout)));
         }
         if !request.headers().contains_key(http::header::UPGRADE) {
             let (head, body) = request.into_parts();
@@ -227,7 +227,7 @@ impl UpstreamPool {
         {
             native::content_length(response.headers_mut()).map_err(PoolError::Exchange)?;
         }
-        Ok(response.map(|incoming| PooledBody::new(incoming, lease)))
+        Ok(response.map(|incoming| PooledBody::new(incoming, lease, response_timeout)))
     }
 
     /// Sends a request on a connection palisade drives itself.
@@ -522,6 +522,57 @@ where
 pub struct PooledBody {
     inner: Inner,
     lease: Option<Lease>,
+    /// Bounds each wait for more of a body hyper reads (palisade's own reads keep theirs).
+    stall: StallTimer,
+}
+
+/// How long an upstream may send nothing while more of an answer's body is awaited
+/// (`response_timeout`, as nginx's `proxy_read_timeout` bounds each read): without it, an
+/// upstream that stops mid-body would hold the client's connection, and its own, for as long
+/// as it likes. Time the client takes to read what came does not count.
+pub(crate) struct StallTimer {
+    limit: Option<Duration>,
+    /// Made at the first wait: most bodies come whole with their head.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Something arrived since the timer was last set.
+    moved: bool,
+}
+
+impl StallTimer {
+    pub(crate) fn new(limit: Option<Duration>) -> Self {
+        Self {
+            limit,
+            sleep: None,
+            moved: false,
+        }
+    }
+
+    /// The upstream sent something (or ended the body).
+    pub(crate) fn progressed(&mut self) {
+        self.moved = true;
+    }
+
+    /// The upstream sent nothing this time: whether it has now been silent for the limit.
+    /// Registers `cx` to be woken when the limit is reached.
+    pub(crate) fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(limit) = self.limit else {
+            return false;
+        };
+        let deadline = Instant::now() + limit;
+        let moved = std::mem::take(&mut self.moved);
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if moved {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            None => self
+                .sleep
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        sleep.as_mut().poll(cx).is_ready()
+    }
 }
 
 enum Inner {
@@ -532,11 +583,13 @@ enum Inner {
 }
 
 impl PooledBody {
-    /// Wraps `inner`, releasing `lease` at its end (at once when it is already empty).
-    pub fn new(inner: Incoming, lease: Lease) -> Self {
+    /// Wraps `inner`, releasing `lease` at its end (at once when it is already empty); the
+    /// upstream may send nothing for `stall_limit` while more is awaited.
+    pub fn new(inner: Incoming, lease: Lease, stall_limit: Option<Duration>) -> Self {
         let mut body = Self {
             inner: Inner::Hyper(inner),
             lease: Some(lease),
+            stall: StallTimer::new(stall_limit),
         };
         if body.is_end_stream() {
             body.release();
@@ -548,6 +601,7 @@ impl PooledBody {
         Self {
             inner: Inner::Native(inner),
             lease: None,
+            stall: StallTimer::new(None),
         }
     }
 
@@ -579,6 +633,15 @@ impl Body for PooledBody {
             Inner::Hyper(inner) => inner,
         };
         let polled = Pin::new(&mut *inner).poll_frame(cx);
+        if polled.is_pending() {
+            if this.stall.expired(cx) {
+                // Never pooled again; an HTTP/2 stream is reset as the body is dropped.
+                this.lease = None;
+                return Poll::Ready(Some(Err(ExchangeError::BodyTimedOut.into())));
+            }
+            return Poll::Pending;
+        }
+        this.stall.progressed();
         match &polled {
             Poll::Ready(None) => this.release(),
             Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => this.release(),

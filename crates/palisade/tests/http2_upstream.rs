@@ -532,6 +532,37 @@ async fn an_answer_that_breaks_off_after_its_head_is_reported_as_the_upstreams()
     task.abort();
 }
 
+/// An answer whose body stops coming over HTTP/2 (or HTTP/1.1 through the same test
+/// upstream) is ended after `response_timeout` without a byte, and logged as the upstream's
+/// timeout, rather than holding the client's connection and the stream.
+#[tokio::test]
+async fn an_answer_body_that_stops_coming_is_ended_over_either_protocol() {
+    let upstream = Upstream::start().await;
+    for protocol in ["http2", "http1"] {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = dir.path().join("events.log");
+        let toml = format!(
+            "rate_limit = []\n[upstream]\nprotocol = \"{protocol}\"\n\
+             response_timeout = \"400ms\"\n[log]\nsecurity = \"{}\"\n",
+            log.display()
+        );
+        let file = dir.path().join("palisade.toml");
+        std::fs::write(&file, toml).expect("config");
+        let palisade = start_palisade_at(&upstream.url(), file).await;
+        let out = raw_exchange(
+            palisade.proxy_addr,
+            b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n",
+            Duration::from_secs(30),
+        )
+        .await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{protocol}: {out}");
+        assert!(out.contains("partial"), "{protocol}: {out}");
+        let event = one_request_failure(&log, "upstream", "upstream_timeout", protocol).await;
+        assert_eq!(event["url.path"], "/stall", "{event}");
+        palisade.shutdown().await;
+    }
+}
+
 /// A request with a large header block goes on a connection apart from the others'; its
 /// answer, however long, arrives whole, and the others' connection is left to them.
 #[tokio::test]

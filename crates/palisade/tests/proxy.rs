@@ -202,6 +202,53 @@ async fn a_slow_upstream_gives_504() {
     palisade.shutdown().await;
 }
 
+/// An upstream that sends an answer's head and part of its body, then nothing: after
+/// `response_timeout` without a byte palisade ends the answer (the client's connection is
+/// closed, as the body cannot be completed) and logs an upstream timeout, instead of
+/// holding both connections open for as long as the upstream does.
+#[tokio::test]
+async fn an_answer_body_that_stops_coming_is_ended_after_the_response_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let upstream = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut buf = vec![0u8; 4096];
+        let _ = socket.read(&mut buf).await;
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial";
+        let _ = socket.write_all(head).await;
+        // Silent from here, the connection open, until palisade gives up on it.
+        let _ = socket.read(&mut buf).await;
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("events.log");
+    let toml = format!(
+        "rate_limit = []\n[upstream]\nresponse_timeout = \"400ms\"\n[log]\nsecurity = \"{}\"\n",
+        log.display()
+    );
+    let file = config_file(&toml);
+    let palisade = start_palisade_at(&format!("http://{upstream}"), file).await;
+    let mut client = tokio::net::TcpStream::connect(palisade.proxy_addr)
+        .await
+        .expect("connect");
+    client
+        .write_all(b"GET /stalls HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("write");
+    let mut reply = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut reply))
+        .await
+        .expect("palisade ends the stalled answer");
+    assert!(closed.is_ok(), "{closed:?}");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(reply.ends_with("partial"), "{reply}");
+    one_request_failure(&log, "upstream", "upstream_timeout", "stalled body").await;
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn slow_headers_get_the_connection_closed() {
     let upstream = Upstream::start().await;

@@ -121,7 +121,9 @@ pub struct UpstreamConfig {
     /// Time to open a TCP connection to the upstream (and, for `https://`, to complete the
     /// TLS handshake). Default `5s`.
     pub connect_timeout: HumanDuration,
-    /// Time from sending the request to receiving the response head. Default `60s`.
+    /// Time from sending the request to receiving the response head, and the longest the
+    /// upstream may send nothing while more of the answer's body is awaited.
+    /// Default `60s`.
     pub response_timeout: HumanDuration,
     /// How long an unused pooled connection is kept. Default `90s`.
     pub pool_idle_timeout: HumanDuration,

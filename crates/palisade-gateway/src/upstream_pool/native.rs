@@ -106,6 +106,10 @@ pub enum ExchangeError {
     /// took none of the body for that long.
     #[error("no answer from the upstream within response_timeout")]
     TimedOut,
+    /// The upstream sent nothing more of the answer's body for `response_timeout` while
+    /// palisade waited for it.
+    #[error("the upstream sent none of the answer's body for response_timeout")]
+    BodyTimedOut,
     /// The request's body failed while it was forwarded (the client's fault, or a stage's).
     #[error("the request body failed: {0}")]
     RequestBody(#[source] BoxError),
@@ -363,7 +367,14 @@ pub async fn exchange(
             if broken {
                 reuse = Reuse::No;
             }
-            let body = NativeBody::new(conn, framing, reuse, sender, Arc::clone(pool));
+            let body = NativeBody::new(
+                conn,
+                framing,
+                reuse,
+                sender,
+                response_timeout,
+                Arc::clone(pool),
+            );
             Ok(response.map(|()| body))
         }
         Err((error, answered)) => Err(Failed {

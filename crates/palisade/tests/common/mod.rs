@@ -164,6 +164,8 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
             );
             response
         }
+        // `partial`, then nothing more, the answer never ended.
+        "/stall" => Response::new(BodyExt::boxed(Stalling(true))),
         "/ws" => upgrade_echo(&mut request),
         "/trailers" => with_trailers(&request),
         "/early" => early_answer(request),
@@ -371,6 +373,24 @@ impl hyper::body::Body for Frames {
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         std::task::Poll::Ready(self.0.pop().map(Ok))
+    }
+}
+
+/// `partial`, then a body that never goes on (and never ends).
+struct Stalling(bool);
+
+impl hyper::body::Body for Stalling {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if std::mem::take(&mut self.0) {
+            return std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"partial")))));
+        }
+        std::task::Poll::Pending
     }
 }
 

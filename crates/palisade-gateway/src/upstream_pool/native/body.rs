@@ -1,6 +1,7 @@
 //! The answer's body, read from its connection as the client takes it.
 
 use super::*;
+use crate::upstream_pool::StallTimer;
 
 /// Where a chunked body's reading stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub struct NativeBody {
     sender: Option<Box<Sender>>,
     reuse: Reuse,
     pool: Arc<UpstreamPool>,
+    /// Bounds each wait for more of the body (`response_timeout`).
+    stall: StallTimer,
 }
 
 impl std::fmt::Debug for NativeBody {
@@ -52,6 +55,7 @@ impl NativeBody {
         framing: Framing,
         reuse: Reuse,
         sender: Option<Box<Sender>>,
+        stall_limit: Option<std::time::Duration>,
         pool: Arc<UpstreamPool>,
     ) -> Self {
         let state = match framing {
@@ -68,6 +72,7 @@ impl NativeBody {
             sender,
             reuse,
             pool,
+            stall: StallTimer::new(stall_limit),
         };
         // The common case: the whole body came with the head.
         if let (State::Length(n), Some(conn)) = (body.state, body.conn.as_mut()) {
@@ -124,12 +129,21 @@ impl NativeBody {
         Poll::Pending
     }
 
-    /// Reads more from the connection into its buffer; `Ok(0)` at its end.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    /// Reads more from the connection into its buffer; `Ok(0)` at its end. Waiting, it
+    /// fails with [`ExchangeError::BodyTimedOut`] once the upstream has sent nothing for
+    /// the stall limit (time the client takes to read what came before does not count).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, ExchangeError>> {
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Ready(Ok(0));
         };
-        poll_fill(&mut conn.stream, &mut conn.buf, cx)
+        if let Poll::Ready(filled) = poll_fill(&mut conn.stream, &mut conn.buf, cx) {
+            self.stall.progressed();
+            return Poll::Ready(filled.map_err(ExchangeError::Read));
+        }
+        if self.stall.expired(cx) {
+            return Poll::Ready(Err(ExchangeError::BodyTimedOut));
+        }
+        Poll::Pending
     }
 
     /// Sends more of the request's body, when some is left; a body that fails ends the
@@ -321,7 +335,7 @@ impl Body for NativeBody {
                     }
                     Ok(0) => return this.fail(cx, ExchangeError::Truncated),
                     Ok(_) => {}
-                    Err(err) => return this.fail(cx, ExchangeError::Read(err)),
+                    Err(err) => return this.fail(cx, err),
                 }
             }
         }

@@ -741,3 +741,53 @@ async fn a_failing_request_body_fails_the_exchange_as_the_bodys() {
         "{err:?}"
     );
 }
+
+/// An answer whose body stops coming fails once the upstream has sent nothing for the
+/// response timeout, instead of holding the client (and the connection) forever; one
+/// that keeps coming, however slowly, is read whole.
+#[tokio::test]
+async fn an_answer_body_the_upstream_stops_sending_times_out() {
+    let (address, _) =
+        scripted(|_, _, _| answer("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")).await;
+    // Generous next to the upstream's 100 ms pauses below, so a busy machine's late
+    // wake-ups cannot look like a stall; the whole slow body takes twice the limit.
+    let limit = Some(Duration::from_millis(400));
+    let response = pool(address)
+        .send_timed(request(Method::GET), limit)
+        .await
+        .expect("head answered");
+    let mut body = response.into_body();
+    let first = body.frame().await.expect("a frame").expect("data");
+    assert_eq!(first.into_data().expect("data"), "abc");
+    let next = tokio::time::timeout(Duration::from_secs(20), body.frame())
+        .await
+        .expect("the stalled body ends");
+    let err = next.expect("a frame").expect_err("the body fails");
+    assert!(
+        matches!(
+            err.downcast_ref::<ExchangeError>(),
+            Some(ExchangeError::BodyTimedOut)
+        ),
+        "{err}"
+    );
+
+    let (address, _) = counted_upstream(|mut socket, _| async move {
+        let mut buf = vec![0u8; 4096];
+        let _ = socket.read(&mut buf).await;
+        let _ = socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n")
+            .await;
+        for piece in [b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h"] {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = socket.write_all(piece).await;
+        }
+        let _ = socket.read(&mut buf).await;
+    })
+    .await;
+    let response = pool(address)
+        .send_timed(request(Method::GET), limit)
+        .await
+        .expect("head answered");
+    let body = response.into_body().collect().await.expect("read whole");
+    assert_eq!(body.to_bytes(), "abcdefgh");
+}
