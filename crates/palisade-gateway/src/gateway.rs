@@ -413,8 +413,10 @@ fn response_phase_head(head: &http::request::Parts) -> http::request::Parts {
     *copy.uri_mut() = head.uri.clone();
     *copy.version_mut() = head.version;
     let headers = copy.headers_mut();
-    for name in &RESPONSE_PHASE_HEADERS {
-        for value in head.headers.get_all(name) {
+    // One pass comparing names (standard ones compare as numbers) instead of a hashed
+    // lookup per kept name; each name's values keep their order.
+    for (name, value) in &head.headers {
+        if RESPONSE_PHASE_HEADERS.contains(name) {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -425,7 +427,7 @@ fn response_phase_head(head: &http::request::Parts) -> http::request::Parts {
 /// JSON error pages, `Cookie` tells the session-cookie stage which CSRF cookie the browser
 /// holds, `Content-Type` says whether palisade's own refusal must be a gRPC answer. A
 /// response stage that reads another request header adds it here.
-const RESPONSE_PHASE_HEADERS: [http::HeaderName; 3] = [
+static RESPONSE_PHASE_HEADERS: [http::HeaderName; 3] = [
     http::header::ACCEPT,
     http::header::COOKIE,
     http::header::CONTENT_TYPE,

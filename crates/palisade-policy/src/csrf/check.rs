@@ -106,8 +106,9 @@ fn exemption(settings: &CsrfSettings, req: &CsrfRequest<'_>) -> Option<CsrfPass>
 }
 
 /// Methods that must not change state (RFC 9110 §9.2.1). Every other method, including
-/// unknown ones, is treated as unsafe.
-fn is_safe_method(method: &str) -> bool {
+/// unknown ones, is treated as unsafe. [`decide`] passes them before anything else is read
+/// (when the check is on), so a caller may skip gathering the rest of the request for them.
+pub fn is_safe_method(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
 }
 
