@@ -219,9 +219,13 @@ enum Parsed {
 /// Parses a head at the start of `buf`. A plain head's field names and the places of their
 /// values go into `fields`.
 fn parse(buf: &[u8], limits: HeadLimits, fields: &mut Vec<(HeaderName, Range<usize>)>) -> Parsed {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut head = httparse::Request::new(&mut slots[..limits.max_headers.min(MAX_FIELDS)]);
-    let len = match head.parse(buf) {
+    // Left uninitialised: httparse writes only the fields it finds (filling all 64 slots
+    // first cost more than parsing a short head).
+    let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_FIELDS];
+    let mut head = httparse::Request::new(&mut []);
+    let parsed =
+        head.parse_with_uninit_headers(buf, &mut slots[..limits.max_headers.min(MAX_FIELDS)]);
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < limits.max_head => return Parsed::Partial,
         _ => return Parsed::Hyper,
