@@ -530,6 +530,8 @@ mod tests {
 
     /// Options are compared without regard to case or spaces; one that names a field present
     /// removes it even when it is a usual option's word (`close`); the identity headers stay.
+    /// A value with a byte outside ASCII (obs-text) still has its other options honoured:
+    /// read as text, such a value was skipped whole, and the fields it named went upstream.
     #[test]
     fn connection_options_are_read_whatever_their_spelling() {
         let mut h = headers(&[
@@ -540,7 +542,12 @@ mod tests {
             ("x-other-hop", "1"),
             ("palisade-user-id", "u-1"),
             ("x-end-to-end", "kept"),
+            ("x-latin-hop", "1"),
         ]);
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_bytes(b"x-latin-hop, caf\xe9").expect("obs-text is a valid value"),
+        );
         strip_hop_by_hop(&mut h, false);
         let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
