@@ -209,11 +209,15 @@ impl UpstreamPool {
         // The HTTP/2 and hyper paths' futures are boxed: inline, the largest (HTTP/2, about
         // 14 KiB) set the size of this future and of every future holding it, so every busy
         // connection held that much whichever path its request took.
+        // The answer's stall clock over hyper's connections: only for requests whose body
+        // had ended when they were sent. hyper sends a streaming body on its own, unseen
+        // from here, and a two-way stream (a gRPC call) may rightly wait on the client.
+        let stall_limit = response_timeout.filter(|_| request.body().is_end_stream());
         if request.version() == http::Version::HTTP_2 {
             debug_assert_eq!(self.protocol, UpstreamProtocol::Http2);
             let sent = within(response_timeout, Box::pin(self.send_h2(request)));
             let (response, lease) = sent.await?;
-            return Ok(response.map(|incoming| PooledBody::new(incoming, lease, response_timeout)));
+            return Ok(response.map(|incoming| PooledBody::new(incoming, lease, stall_limit)));
         }
         if !request.headers().contains_key(http::header::UPGRADE) {
             let (head, body) = request.into_parts();
@@ -227,7 +231,7 @@ impl UpstreamPool {
         {
             native::content_length(response.headers_mut()).map_err(PoolError::Exchange)?;
         }
-        Ok(response.map(|incoming| PooledBody::new(incoming, lease, response_timeout)))
+        Ok(response.map(|incoming| PooledBody::new(incoming, lease, stall_limit)))
     }
 
     /// Sends a request on a connection palisade drives itself.

@@ -563,6 +563,55 @@ async fn an_answer_body_that_stops_coming_is_ended_over_either_protocol() {
     }
 }
 
+/// A two-way exchange: the upstream answers (and goes quiet) while the client's body is
+/// still open. That quiet may be the upstream waiting for the client, so the stall clock
+/// does not end the answer, over either protocol.
+#[tokio::test]
+async fn an_answer_to_a_request_whose_body_is_still_open_is_not_cut() {
+    use tokio::io::AsyncReadExt;
+    let upstream = Upstream::start().await;
+    for protocol in ["http2", "http1"] {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = dir.path().join("events.log");
+        let toml = format!(
+            "rate_limit = []\n[upstream]\nprotocol = \"{protocol}\"\n\
+             response_timeout = \"300ms\"\n[waf]\nmanaged = false\n\
+             [log]\nsecurity = \"{}\"\n",
+            log.display()
+        );
+        let file = dir.path().join("palisade.toml");
+        std::fs::write(&file, toml).expect("config");
+        let palisade = start_palisade_at(&upstream.url(), file).await;
+        let mut client = tokio::net::TcpStream::connect(palisade.proxy_addr)
+            .await
+            .expect("connect");
+        let head = "POST /stall HTTP/1.1\r\nHost: a\r\ncontent-type: application/octet-stream\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+        client.write_all(head.as_bytes()).await.expect("write");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("partial") {
+            let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf))
+                .await
+                .expect("the answer begins")
+                .expect("read");
+            assert!(
+                n > 0,
+                "{protocol}: closed early: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+        // Four times the response timeout: the answer stays open.
+        let more = tokio::time::timeout(Duration::from_millis(1200), client.read(&mut buf)).await;
+        assert!(more.is_err(), "{protocol}: the answer ended: {more:?}");
+        let events = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(!events.contains("request.failed"), "{protocol}: {events}");
+        drop(client);
+        palisade.shutdown().await;
+    }
+}
+
 /// A request with a large header block goes on a connection apart from the others'; its
 /// answer, however long, arrives whole, and the others' connection is left to them.
 #[tokio::test]

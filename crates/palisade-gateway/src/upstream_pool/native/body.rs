@@ -153,7 +153,14 @@ impl NativeBody {
         let (Some(sender), Some(conn)) = (self.sender.as_mut(), self.conn.as_mut()) else {
             return Ok(());
         };
-        match sender.poll_send(cx, &mut conn.stream) {
+        let polled = sender.poll_send(cx, &mut conn.stream);
+        // While the request's body still goes up (a two-way stream: an echo, a gRPC call),
+        // a quiet upstream may be waiting for the client's next piece: the stall clock runs
+        // only while the upstream is what the answer waits for, as for the head.
+        if sender.wrote || sender.waiting_for_client {
+            self.stall.progressed();
+        }
+        match polled {
             Poll::Pending => Ok(()),
             Poll::Ready(Ok(())) => {
                 self.sender = None;
