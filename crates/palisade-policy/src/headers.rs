@@ -248,8 +248,9 @@ impl HeaderPolicy {
 
     fn set_for(&self, path: &str) -> &HeaderSet {
         // An unnormalised path could reach another resource upstream (`/embed/../admin`);
-        // such paths get the section's settings, never a prefix's weaker ones.
-        if has_dot_segments(path) {
+        // such paths get the section's settings, never a prefix's weaker ones. Without
+        // per-path settings (the default) there is nothing to choose between.
+        if self.paths.is_empty() || has_dot_segments(path) {
             return &self.base;
         }
         self.paths

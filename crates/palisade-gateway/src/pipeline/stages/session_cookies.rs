@@ -59,10 +59,21 @@ impl ResponseStage for SessionCookies {
         ctx: &mut RequestContext,
     ) {
         let names = &self.sessions.settings().headers;
-        let pairs = response.headers.iter();
-        let (directives, errors) =
-            Directives::from_headers(names, pairs.map(|(n, v)| (n.as_str(), v.as_bytes())));
-        strip_directives(&mut response.headers, |name| names.is_directive(name));
+        // Nearly every answer carries no directive: one look at the names says so, and the
+        // reading and stripping passes are skipped.
+        let directed = response
+            .headers
+            .keys()
+            .any(|name| names.is_directive(name.as_str()));
+        let (directives, errors) = if directed {
+            let pairs = response.headers.iter();
+            let read =
+                Directives::from_headers(names, pairs.map(|(n, v)| (n.as_str(), v.as_bytes())));
+            strip_directives(&mut response.headers, |name| names.is_directive(name));
+            read
+        } else {
+            (Directives::default(), Vec::new())
+        };
         // Without the identity stage's result the upstream was never asked, so there is
         // nothing to act on.
         let Some(state) = ctx.session.take() else {
