@@ -51,8 +51,9 @@ pub enum Event {
     RateLimited {
         /// The request.
         request: RequestInfo,
-        /// The rule's name.
-        rule: String,
+        /// The rule's name (shared with the rule: a flood in `log` mode is a flood of
+        /// these events).
+        rule: Arc<str>,
         /// `true` when the request was refused, `false` in `log` mode.
         enforced: bool,
         /// The rule's limit.

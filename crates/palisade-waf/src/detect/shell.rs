@@ -138,8 +138,7 @@ pub(crate) fn starts_with_program(text: &str) -> bool {
         return false;
     };
     let lower = lower.rsplit('/').next().unwrap_or(lower);
-    let name = shell_words::without_version(lower);
-    shell_words::known(name) || shell_words::unmistakable(name) || shell_words::known(lower)
+    shell_words::names_program(lower)
 }
 
 /// Shell shapes that need no command name: shellshock, `/dev/tcp`, piping into a shell,

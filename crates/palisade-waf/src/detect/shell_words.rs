@@ -474,6 +474,30 @@ pub fn unmistakable(name: &str) -> bool {
                 .is_some_and(|head| known(head) && !common(head))
 }
 
+/// Whether the word `lower` (lower case, its directory removed) names a program: known or
+/// unmistakable once a version suffix is removed, or known as written. Every input's first
+/// word is asked this, so the table is read once for the usual word (no version suffix, no
+/// `-`), not three times.
+pub fn names_program(lower: &str) -> bool {
+    if lower.is_empty() {
+        return false;
+    }
+    let name = without_version(lower);
+    if flags(name) & (KNOWN | NEVER_PROSE) != 0 {
+        return true;
+    }
+    let distinctive_head = || {
+        name.split('-').next().is_some_and(|head| {
+            let found = flags(head);
+            found & KNOWN != 0 && found & COMMON_WORD == 0
+        })
+    };
+    if name.contains('-') && distinctive_head() {
+        return true;
+    }
+    name.len() != lower.len() && known(lower)
+}
+
 /// `python3.10` → `python`, `gcc7.4` → `gcc`: version suffixes removed.
 pub fn without_version(name: &str) -> &str {
     name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
@@ -643,6 +667,33 @@ fn class_contains(class: &[u8], c: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `names_program` answers as the three lookups it replaced, for every listed name,
+    /// its versioned and hyphenated forms, and words that name nothing.
+    #[test]
+    fn names_program_agrees_with_the_separate_lookups() {
+        let reference = |lower: &str| {
+            let name = without_version(lower);
+            known(name) || unmistakable(name) || known(lower)
+        };
+        let mut words: Vec<String> = ["", "1", "123", "3.10", "users", "dashboard", "-", "a-b"]
+            .iter()
+            .map(|w| (*w).to_owned())
+            .collect();
+        for name in DISTINCTIVE
+            .iter()
+            .chain(COMMON.iter())
+            .chain(WRAPPERS.iter())
+        {
+            words.push((*name).to_owned());
+            words.push(format!("{name}3.10"));
+            words.push(format!("{name}-extra"));
+            words.push(format!("x-{name}"));
+        }
+        for word in &words {
+            assert_eq!(names_program(word), reference(word), "{word:?}");
+        }
+    }
 
     #[test]
     fn globs_match_like_the_shell() {

@@ -41,6 +41,8 @@ pub struct RateLimit {
     /// Each rule's `allowed` and `logged` decision series, in rule order: counted on most
     /// requests, so looked up once.
     series: Vec<[SeriesCache; 2]>,
+    /// Each rule's name as the events carry it, in rule order.
+    names: Vec<Arc<str>>,
 }
 
 impl RateLimit {
@@ -52,6 +54,10 @@ impl RateLimit {
         }
         Some(Self {
             series: rules.iter().map(|_| Default::default()).collect(),
+            names: rules
+                .iter()
+                .map(|rule| Arc::from(rule.name.as_str()))
+                .collect(),
             rules,
             store: Arc::clone(&services.rate_limits),
             metrics: Arc::clone(&services.metrics),
@@ -83,11 +89,12 @@ impl RequestStage for RateLimit {
         let path = match_path(head.uri.path());
         let is_asset = is_static_asset(&head.method, &path);
         let mut tightest: Option<Checked<'_>> = None;
-        for (rule, series) in self
+        for ((rule, series), name) in self
             .rules
             .iter()
             .zip(&self.series)
-            .filter(|(r, _)| matches(r, head, &path, is_asset))
+            .zip(&self.names)
+            .filter(|((r, _), _)| matches(r, head, &path, is_asset))
         {
             if rule.allow.iter().any(|net| net.contains(ctx.client_ip)) {
                 self.metrics
@@ -106,7 +113,7 @@ impl RequestStage for RateLimit {
             };
             if !decision.allowed {
                 let checked = Checked { rule, decision };
-                if let Some(answer) = self.refused(&checked, &series[1], request, ctx) {
+                if let Some(answer) = self.refused(&checked, &series[1], name, request, ctx) {
                     return Ok(answer);
                 }
                 continue;
@@ -134,6 +141,7 @@ impl RateLimit {
         &self,
         checked: &Checked<'_>,
         logged: &SeriesCache,
+        name: &Arc<str>,
         request: &GatewayRequest,
         ctx: &mut RequestContext,
     ) -> Option<Verdict> {
@@ -148,7 +156,7 @@ impl RateLimit {
         }
         ctx.publish(Event::RateLimited {
             request: ctx.request_info(&request.head),
-            rule: rule.name.clone(),
+            rule: Arc::clone(name),
             enforced,
             limit: decision.limit,
             retry_after_secs: retry_after,
