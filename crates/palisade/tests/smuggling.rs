@@ -290,3 +290,17 @@ async fn a_smuggling_shape_behind_a_bare_lf_head_is_refused() {
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
+
+/// Two `Content-Type` (or `Content-Disposition`) fields let palisade's stages and the
+/// upstream read different ones: refused before the upstream sees them, on palisade's own
+/// loop (GET) and on hyper's (POST with a body).
+#[tokio::test]
+async fn repeated_singleton_fields_are_refused() {
+    for request in [
+        "GET / HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Type: image/png\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Disposition: inline\r\n\
+         Content-Disposition: attachment\r\n\r\nok",
+    ] {
+        assert_400(&refused(request).await);
+    }
+}

@@ -94,8 +94,11 @@ impl RequestStage for Conformance {
             });
         }
         let headers = &request.head.headers;
-        let declared = headers
-            .get(CONTENT_LENGTH)
+        let fields = Fields::of(headers);
+        let declared = fields
+            .content_length
+            .then(|| headers.get(CONTENT_LENGTH))
+            .flatten()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > self.max_body_size) {
@@ -103,10 +106,12 @@ impl RequestStage for Conformance {
                 limit: self.max_body_size,
             });
         }
-        if let Some(problem) = transfer_coding_problem(headers) {
-            return Err(GatewayError::BadFraming(problem));
+        if fields.transfer_encoding {
+            if let Some(problem) = transfer_coding_problem(headers) {
+                return Err(GatewayError::BadFraming(problem));
+            }
         }
-        if let Some(problem) = repeated_singleton(headers) {
+        if let Some(problem) = fields.repeated_singleton() {
             return Err(GatewayError::BadFraming(problem));
         }
         if let Some(problem) = host_problem(&request.head) {
@@ -114,7 +119,7 @@ impl RequestStage for Conformance {
         }
         // RFC 9112 §7.1: a malformed chunk size makes the message unreadable. Reading the
         // first chunk here turns that into a 400 before the upstream sees the head.
-        if headers.contains_key(TRANSFER_ENCODING) {
+        if fields.transfer_encoding {
             request.body.prefix(1).await?;
         }
         Ok(Verdict::Continue)
@@ -149,15 +154,42 @@ fn transfer_coding_problem(headers: &HeaderMap) -> Option<&'static str> {
     (!single_chunked).then_some("transfer-encoding other than a single chunked")
 }
 
-/// RFC 9110 §5.3: `Content-Type` and `Content-Disposition` are singletons. Two of them
-/// let palisade and the upstream read different ones: upload inspection would check the
-/// body as one image while the upstream parses a form whose files nobody inspected.
-fn repeated_singleton(headers: &HeaderMap) -> Option<&'static str> {
-    let repeated = |name| headers.get_all(name).iter().nth(1).is_some();
-    if repeated(CONTENT_TYPE) {
-        return Some("more than one content-type");
+/// The framing fields a request has, found in one pass over its fields (names compare as
+/// numbers), so the checks look up only fields that are there: most requests have none.
+#[derive(Debug, Default)]
+struct Fields {
+    content_length: bool,
+    transfer_encoding: bool,
+    content_types: usize,
+    content_dispositions: usize,
+}
+
+impl Fields {
+    fn of(headers: &HeaderMap) -> Self {
+        let mut fields = Self::default();
+        for (name, _) in headers {
+            if *name == CONTENT_LENGTH {
+                fields.content_length = true;
+            } else if *name == TRANSFER_ENCODING {
+                fields.transfer_encoding = true;
+            } else if *name == CONTENT_TYPE {
+                fields.content_types += 1;
+            } else if *name == CONTENT_DISPOSITION {
+                fields.content_dispositions += 1;
+            }
+        }
+        fields
     }
-    repeated(CONTENT_DISPOSITION).then_some("more than one content-disposition")
+
+    /// RFC 9110 §5.3: `Content-Type` and `Content-Disposition` are singletons. Two of them
+    /// let palisade and the upstream read different ones: upload inspection would check the
+    /// body as one image while the upstream parses a form whose files nobody inspected.
+    fn repeated_singleton(&self) -> Option<&'static str> {
+        if self.content_types > 1 {
+            return Some("more than one content-type");
+        }
+        (self.content_dispositions > 1).then_some("more than one content-disposition")
+    }
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one `Host`. RFC 9113 §8.3.1 (and RFC 9112
@@ -259,6 +291,42 @@ mod tests {
         assert!(target(Method::POST, "a:80").is_some());
         assert!(target(Method::GET, "*").is_some());
         assert!(target(Method::POST, "*").is_some());
+    }
+
+    /// The one pass finds the framing fields and counts the singletons' copies, whatever
+    /// else the request carries and in whatever order.
+    #[test]
+    fn repeated_singletons_are_refused_and_framing_fields_found() {
+        let fields = |pairs: &[(http::HeaderName, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            headers.append("x-other", http::HeaderValue::from_static("1"));
+            for (name, value) in pairs {
+                headers.append(name.clone(), http::HeaderValue::from_static(value));
+            }
+            Fields::of(&headers)
+        };
+        let plain = fields(&[
+            (CONTENT_TYPE, "text/plain"),
+            (CONTENT_DISPOSITION, "inline"),
+        ]);
+        assert_eq!(plain.repeated_singleton(), None);
+        assert!(!plain.content_length && !plain.transfer_encoding);
+        let two_types = fields(&[(CONTENT_TYPE, "text/plain"), (CONTENT_TYPE, "image/png")]);
+        assert_eq!(
+            two_types.repeated_singleton(),
+            Some("more than one content-type")
+        );
+        let two_dispositions = fields(&[
+            (CONTENT_DISPOSITION, "inline"),
+            (CONTENT_LENGTH, "3"),
+            (CONTENT_DISPOSITION, "attachment"),
+            (TRANSFER_ENCODING, "chunked"),
+        ]);
+        assert_eq!(
+            two_dispositions.repeated_singleton(),
+            Some("more than one content-disposition")
+        );
+        assert!(two_dispositions.content_length && two_dispositions.transfer_encoding);
     }
 
     #[test]
