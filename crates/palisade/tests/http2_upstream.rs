@@ -532,6 +532,20 @@ async fn an_answer_that_breaks_off_after_its_head_is_reported_as_the_upstreams()
     task.abort();
 }
 
+/// Palisade over `protocol` with a 400 ms response timeout (which bounds each wait for more
+/// of an answer's body), managed detection off (it would read a request body before
+/// forwarding it) and the security log in `dir`.
+async fn stall_limited(upstream: &Upstream, protocol: &str, dir: &Path) -> Running {
+    let toml = format!(
+        "rate_limit = []\n[upstream]\nprotocol = \"{protocol}\"\nresponse_timeout = \"400ms\"\n\
+         [waf]\nmanaged = false\n[log]\nsecurity = \"{}\"\n",
+        dir.join("events.log").display()
+    );
+    let file = dir.join("palisade.toml");
+    std::fs::write(&file, toml).expect("config");
+    start_palisade_at(&upstream.url(), file).await
+}
+
 /// An answer whose body stops coming over HTTP/2 (or HTTP/1.1 through the same test
 /// upstream) is ended after `response_timeout` without a byte, and logged as the upstream's
 /// timeout, rather than holding the client's connection and the stream.
@@ -541,14 +555,7 @@ async fn an_answer_body_that_stops_coming_is_ended_over_either_protocol() {
     for protocol in ["http2", "http1"] {
         let dir = tempfile::tempdir().expect("dir");
         let log = dir.path().join("events.log");
-        let toml = format!(
-            "rate_limit = []\n[upstream]\nprotocol = \"{protocol}\"\n\
-             response_timeout = \"400ms\"\n[log]\nsecurity = \"{}\"\n",
-            log.display()
-        );
-        let file = dir.path().join("palisade.toml");
-        std::fs::write(&file, toml).expect("config");
-        let palisade = start_palisade_at(&upstream.url(), file).await;
+        let palisade = stall_limited(&upstream, protocol, dir.path()).await;
         let out = raw_exchange(
             palisade.proxy_addr,
             b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -573,15 +580,7 @@ async fn an_answer_to_a_request_whose_body_is_still_open_is_not_cut() {
     for protocol in ["http2", "http1"] {
         let dir = tempfile::tempdir().expect("dir");
         let log = dir.path().join("events.log");
-        let toml = format!(
-            "rate_limit = []\n[upstream]\nprotocol = \"{protocol}\"\n\
-             response_timeout = \"300ms\"\n[waf]\nmanaged = false\n\
-             [log]\nsecurity = \"{}\"\n",
-            log.display()
-        );
-        let file = dir.path().join("palisade.toml");
-        std::fs::write(&file, toml).expect("config");
-        let palisade = start_palisade_at(&upstream.url(), file).await;
+        let palisade = stall_limited(&upstream, protocol, dir.path()).await;
         let mut client = tokio::net::TcpStream::connect(palisade.proxy_addr)
             .await
             .expect("connect");
@@ -603,7 +602,7 @@ async fn an_answer_to_a_request_whose_body_is_still_open_is_not_cut() {
             seen.extend_from_slice(&buf[..n]);
         }
         // Four times the response timeout: the answer stays open.
-        let more = tokio::time::timeout(Duration::from_millis(1200), client.read(&mut buf)).await;
+        let more = tokio::time::timeout(Duration::from_millis(1600), client.read(&mut buf)).await;
         assert!(more.is_err(), "{protocol}: the answer ended: {more:?}");
         let events = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(!events.contains("request.failed"), "{protocol}: {events}");
