@@ -451,6 +451,8 @@ mod answer;
 mod body;
 mod send;
 #[cfg(test)]
+mod stall_tests;
+#[cfg(test)]
 mod tests;
 
 pub(super) use answer::content_length;
