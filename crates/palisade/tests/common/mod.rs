@@ -165,7 +165,7 @@ async fn answer(mut request: Request<hyper::body::Incoming>) -> Response<TestBod
             response
         }
         // `partial`, then nothing more, the answer never ended.
-        "/stall" => Response::new(BodyExt::boxed(Stalling(true))),
+        "/stall" => stalling(),
         "/ws" => upgrade_echo(&mut request),
         "/trailers" => with_trailers(&request),
         "/early" => early_answer(request),
@@ -376,22 +376,12 @@ impl hyper::body::Body for Frames {
     }
 }
 
-/// `partial`, then a body that never goes on (and never ends).
-struct Stalling(bool);
-
-impl hyper::body::Body for Stalling {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if std::mem::take(&mut self.0) {
-            return std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"partial")))));
-        }
-        std::task::Poll::Pending
-    }
+/// `partial`, then a body that never goes on: its sender waits until the body is dropped.
+fn stalling() -> Response<TestBody> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let _ = tx.try_send(Bytes::from_static(b"partial"));
+    tokio::spawn(async move { tx.closed().await });
+    Response::new(BodyExt::boxed(ChannelBody(rx)))
 }
 
 /// A streamed body of `size` bytes in 64 KiB frames of one shared buffer.
