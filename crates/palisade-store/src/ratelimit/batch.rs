@@ -16,13 +16,19 @@
 //!
 //! Batches are sent by tasks of their own, never by a request's task: a request that goes
 //! away (its client disconnected) cannot strand the decisions queued behind it, and every
-//! waiting decision gives up after [`Batcher::wait_limit`] whatever happens. A decision given
-//! up on before its batch left is never sent.
+//! waiting decision is answered within [`Batcher::wait_limit`] of being queued whatever
+//! happens. A decision given up on before its batch left is never sent.
+//!
+//! That limit is kept by the senders, with one timer per batch, not by a timer per decision:
+//! a tokio timer whose deadline comes before every other of its runtime wakes the runtime's
+//! driver (a write to its eventfd, and one more `epoll_wait` round) when it is set, which
+//! cost a system call for about every fourth decision (docs/gateway-benchmark.md).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use palisade_policy::clock::UnixMillis;
 use palisade_policy::ratelimit::{Algorithm, StoreError};
@@ -53,7 +59,8 @@ const MAX_BATCH: usize = 128;
 /// while it still matters, whatever the round-trip time.
 const EXPIRY_SLACK_MS: u64 = 1_000;
 
-/// Integers the script returns per decision.
+/// Integers per decision, as the policy's functions take them (see [`expand`]), and per
+/// script entry in the script's answer.
 pub(super) const REPLY_WIDTH: usize = 4;
 
 /// One decision for the script: the key (naming its algorithm and quota) and its arguments.
@@ -73,6 +80,13 @@ pub(super) type Reply = [i64; REPLY_WIDTH];
 struct Waiting {
     ask: Ask,
     reply: oneshot::Sender<Result<Reply, StoreError>>,
+    queued: Instant,
+}
+
+impl Borrow<Ask> for Waiting {
+    fn borrow(&self) -> &Ask {
+        &self.ask
+    }
 }
 
 #[derive(Default)]
@@ -112,14 +126,16 @@ impl Batcher {
         self.batches_sent.load(Ordering::Relaxed)
     }
 
-    /// Queues one decision and waits for its batch's answer. Must be called inside a tokio
-    /// runtime: a sender task may be spawned on it.
+    /// Queues one decision and waits for its batch's answer, which comes within
+    /// [`Self::wait_limit`]. Must be called inside a tokio runtime: a sender task may be
+    /// spawned on it.
     pub async fn decide(self: &Arc<Self>, ask: Ask) -> Result<Reply, StoreError> {
         let (reply, answer) = oneshot::channel();
         let slot = queue_slot();
+        let queued = Instant::now();
         let start_sender = {
             let mut queue = self.lock(slot);
-            queue.waiting.push(Waiting { ask, reply });
+            queue.waiting.push(Waiting { ask, reply, queued });
             let start = queue.in_flight < MAX_IN_FLIGHT;
             if start {
                 queue.in_flight += 1;
@@ -129,78 +145,100 @@ impl Batcher {
         if start_sender {
             tokio::spawn(Arc::clone(self).send_batches(slot));
         }
-        match tokio::time::timeout(self.wait_limit, answer).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(StoreError::Unavailable(
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
                 "the batch carrying this decision was dropped (runtime shutting down)".into(),
-            )),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no decision from redis within {:?}",
-                self.wait_limit
-            ))),
-        }
+            ))
+        })
+    }
+
+    /// Why a decision got no answer from Redis in time.
+    fn too_late(&self) -> StoreError {
+        StoreError::Unavailable(format!(
+            "no decision from redis within {:?}",
+            self.wait_limit
+        ))
     }
 
     /// Sends batches until the queue `slot` is empty.
     async fn send_batches(self: Arc<Self>, slot: usize) {
         let mut sender = SenderSlot(Some((&self, slot)));
-        while let Some(batch) = self.next_batch(slot) {
-            // Connecting can take up to `connect_timeout`, or wait for another sender's try;
-            // callers that gave up meanwhile are not sent either.
-            let connection = self.connection.get().await;
-            let batch = match &connection {
-                Ok(_) => batch,
-                // Redis cannot be reached now: the decisions queued meanwhile would only wait
-                // for another try to fail, so they fail with this one (on_error answers them).
-                Err(_) => {
-                    let mut all = batch;
-                    all.append(&mut self.lock(slot).waiting);
-                    all
-                }
+        while let Some(mut batch) = self.next_batch(slot) {
+            // The batch's first decision, queued first, sets how long the batch may take.
+            let left = self.wait_limit.saturating_sub(batch[0].queued.elapsed());
+            let answers = match tokio::time::timeout(left, self.send(slot, &mut batch)).await {
+                Ok(answers) => answers,
+                Err(_) => Err(self.too_late()),
             };
-            let (asks, replies): (Vec<Ask>, Vec<_>) = batch
-                .into_iter()
-                .filter(|waiting| !waiting.reply.is_closed())
-                .map(|waiting| (waiting.ask, waiting.reply))
-                .unzip();
-            if asks.is_empty() {
-                continue;
-            }
-            let answers = match connection {
-                Ok(connection) => self.run(&asks, connection).await,
-                Err(err) => Err(unavailable(err)),
-            };
-            deliver(replies, answers);
+            deliver(batch.into_iter().map(|waiting| waiting.reply), answers);
         }
         // `next_batch` gave the place back with the queue's lock held.
         sender.0 = None;
     }
 
+    /// Connects and runs one batch, first leaving out the callers that went away while the
+    /// connection was made.
+    async fn send(&self, slot: usize, batch: &mut Vec<Waiting>) -> Result<Vec<Reply>, StoreError> {
+        // Connecting can take up to `connect_timeout`, or wait for another sender's try.
+        let connection = match self.connection.get().await {
+            Ok(connection) => connection,
+            // Redis cannot be reached now: the decisions queued meanwhile would only wait
+            // for another try to fail, so they fail with this one (on_error answers them).
+            Err(err) => {
+                batch.append(&mut self.lock(slot).waiting);
+                return Err(unavailable(err));
+            }
+        };
+        batch.retain(|waiting| !waiting.reply.is_closed());
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(batch, connection).await
+    }
+
     /// Takes the next batch, or gives this sender's place back when nothing waits.
+    /// Decisions that waited out [`Self::wait_limit`] in the queue are answered so here and
+    /// not sent.
     fn next_batch(&self, slot: usize) -> Option<Vec<Waiting>> {
         let mut queue = self.lock(slot);
-        // A caller that stopped waiting (past `wait_limit`, so on_error answered it, or its
-        // request went away) was not decided by Redis: Redis must not count it.
+        // A caller that stopped waiting (its request went away) was not decided by Redis:
+        // Redis must not count it.
         queue.waiting.retain(|waiting| !waiting.reply.is_closed());
-        if queue.waiting.is_empty() {
+        // The queue is in the order decisions came, so the late ones are at its front.
+        let late = queue
+            .waiting
+            .iter()
+            .take_while(|waiting| waiting.queued.elapsed() >= self.wait_limit)
+            .count();
+        let late: Vec<Waiting> = queue.waiting.drain(..late).collect();
+        let batch = if queue.waiting.is_empty() {
             queue.in_flight -= 1;
-            return None;
+            None
+        } else {
+            let take = queue.waiting.len().min(MAX_BATCH);
+            Some(queue.waiting.drain(..take).collect())
+        };
+        drop(queue);
+        if !late.is_empty() {
+            deliver(
+                late.into_iter().map(|waiting| waiting.reply),
+                Err(self.too_late()),
+            );
         }
-        let take = queue.waiting.len().min(MAX_BATCH);
-        Some(queue.waiting.drain(..take).collect())
+        batch
     }
 
     /// One script call deciding `asks` in order.
-    async fn run(
+    async fn run<A: Borrow<Ask>>(
         &self,
-        asks: &[Ask],
+        asks: &[A],
         mut connection: MultiplexedConnection,
     ) -> Result<Vec<Reply>, StoreError> {
         let entries = Entries::of(asks);
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(EXPIRY_SLACK_MS);
         for entry in &entries.list {
-            let ask = &asks[entry.first];
+            let ask: &Ask = asks[entry.first].borrow();
             let now = ask.now.map_or_else(String::new, |now| now.to_string());
             invocation
                 .key(&ask.key)
@@ -233,19 +271,33 @@ impl Batcher {
             }
             Err(err) => return Err(self.failed(err)),
         };
-        if flat.len() != asks.len() * REPLY_WIDTH {
-            return Err(StoreError::Protocol(format!(
-                "the batch script answered {} integers for {} decisions: the deployed script \
-                 is out of date",
+        let out_of_date = || {
+            StoreError::Protocol(format!(
+                "the batch script answered {} integers for {} entries: the deployed script is \
+                 out of date",
                 flat.len(),
-                asks.len()
-            )));
+                entries.list.len()
+            ))
+        };
+        if flat.len() != entries.list.len() * REPLY_WIDTH {
+            return Err(out_of_date());
         }
-        let replies: Vec<Reply> = flat
+        let summaries: Vec<Reply> = flat
             .chunks_exact(REPLY_WIDTH)
             .map(|chunk| [chunk[0], chunk[1], chunk[2], chunk[3]])
             .collect();
-        Ok(entries.slots.iter().map(|&slot| replies[slot]).collect())
+        let fits = |(summary, entry): (&Reply, &Entry)| {
+            usize::try_from(summary[0]).is_ok_and(|allowed| allowed <= entry.count)
+        };
+        if !summaries.iter().zip(&entries.list).all(fits) {
+            return Err(out_of_date());
+        }
+        let replies = entries
+            .placed
+            .iter()
+            .zip(asks)
+            .map(|(&(entry, nth), ask)| expand(ask.borrow().algorithm, &summaries[entry], nth));
+        Ok(replies.collect())
     }
 
     /// Classifies a failed command, dropping the connection if it broke.
@@ -267,12 +319,12 @@ impl Batcher {
 
 /// Hands each waiting caller its answer, or the batch's error.
 fn deliver(
-    replies: Vec<oneshot::Sender<Result<Reply, StoreError>>>,
+    replies: impl Iterator<Item = oneshot::Sender<Result<Reply, StoreError>>>,
     answers: Result<Vec<Reply>, StoreError>,
 ) {
     match answers {
         Ok(answers) => {
-            for (reply, answer) in replies.into_iter().zip(answers) {
+            for (reply, answer) in replies.zip(answers) {
                 // The request may have gone away since its batch left; Redis counted it.
                 let _ = reply.send(Ok(answer));
             }
@@ -290,6 +342,23 @@ pub(super) fn unavailable(err: ConnectionError) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
 
+/// Decision `nth` (0-based) of a script entry, from the entry's answer: the entry's first
+/// `allowed` decisions are allowed, each counting one, and the rest refused.
+fn expand(algorithm: Algorithm, summary: &Reply, nth: usize) -> Reply {
+    let &[allowed, first, second, third] = summary;
+    let nth = i64::try_from(nth).unwrap_or(i64::MAX);
+    let used = nth.min(allowed);
+    let verdict = i64::from(nth < allowed);
+    match algorithm {
+        // {allowed, elapsed, previous, current}: the current count grows.
+        Algorithm::SlidingWindow => [verdict, first, second, third + used],
+        // {allowed, elapsed, count, 0}
+        Algorithm::FixedWindow => [verdict, first, second + used, 0],
+        // {allowed, tokens, carry, 0}: the tokens shrink.
+        Algorithm::TokenBucket => [verdict, first - used, second, 0],
+    }
+}
+
 /// Decisions of one key at one moment, in a row: one script entry.
 struct Entry {
     /// The first of its decisions, in the batch.
@@ -302,20 +371,21 @@ struct Entry {
 /// key's decisions at different moments stay apart, in their order.
 struct Entries {
     list: Vec<Entry>,
-    /// For each decision of the batch, where its reply is in the script's answer.
-    slots: Vec<usize>,
+    /// For each decision of the batch, its entry and its place among the entry's decisions.
+    placed: Vec<(usize, usize)>,
 }
 
 impl Entries {
-    fn of(asks: &[Ask]) -> Self {
+    fn of<A: Borrow<Ask>>(asks: &[A]) -> Self {
         let mut list: Vec<Entry> = Vec::new();
         let mut last_of_key: HashMap<&str, usize> = HashMap::new();
         let mut placed = Vec::with_capacity(asks.len());
         for (i, ask) in asks.iter().enumerate() {
+            let ask: &Ask = ask.borrow();
             let same = last_of_key
                 .get(ask.key.as_str())
                 .copied()
-                .filter(|&e| asks[list[e].first].now == ask.now);
+                .filter(|&e| asks[list[e].first].borrow().now == ask.now);
             let entry = same.unwrap_or_else(|| {
                 list.push(Entry { first: i, count: 0 });
                 last_of_key.insert(&ask.key, list.len() - 1);
@@ -324,15 +394,7 @@ impl Entries {
             placed.push((entry, list[entry].count));
             list[entry].count += 1;
         }
-        // Replies come entry after entry, each entry's in its decisions' order.
-        let mut start = Vec::with_capacity(list.len());
-        let mut total = 0;
-        for entry in &list {
-            start.push(total);
-            total += entry.count;
-        }
-        let slots = placed.iter().map(|&(e, nth)| start[e] + nth).collect();
-        Self { list, slots }
+        Self { list, placed }
     }
 }
 
@@ -382,8 +444,8 @@ mod tests {
         let entries = Entries::of(&asks);
         let counts: Vec<(usize, usize)> = entries.list.iter().map(|e| (e.first, e.count)).collect();
         assert_eq!(counts, [(0, 3), (1, 1)]);
-        // Replies: a, a, a, b. Decision 1 (b) is the fourth reply; a's keep their order.
-        assert_eq!(entries.slots, [0, 3, 1, 2]);
+        // a's decisions are its entry's first, second and third, in their order.
+        assert_eq!(entries.placed, [(0, 0), (1, 0), (0, 1), (0, 2)]);
     }
 
     #[test]
@@ -392,6 +454,28 @@ mod tests {
         let entries = Entries::of(&asks);
         let counts: Vec<(usize, usize)> = entries.list.iter().map(|e| (e.first, e.count)).collect();
         assert_eq!(counts, [(0, 1), (1, 2)]);
-        assert_eq!(entries.slots, [0, 1, 2]);
+        assert_eq!(entries.placed, [(0, 0), (1, 0), (1, 1)]);
+    }
+
+    #[test]
+    fn an_entrys_answer_gives_each_decision_its_count_before_it() {
+        // Three decisions, two allowed: the third sees both counted and is refused.
+        let sliding: Vec<Reply> = (0..3)
+            .map(|nth| expand(Algorithm::SlidingWindow, &[2, 400, 7, 5], nth))
+            .collect();
+        assert_eq!(sliding, [[1, 400, 7, 5], [1, 400, 7, 6], [0, 400, 7, 7]]);
+        let fixed: Vec<Reply> = (0..3)
+            .map(|nth| expand(Algorithm::FixedWindow, &[1, 400, 9, 0], nth))
+            .collect();
+        assert_eq!(fixed, [[1, 400, 9, 0], [0, 400, 10, 0], [0, 400, 10, 0]]);
+        let bucket: Vec<Reply> = (0..3)
+            .map(|nth| expand(Algorithm::TokenBucket, &[2, 2, 30, 0], nth))
+            .collect();
+        assert_eq!(bucket, [[1, 2, 30, 0], [1, 1, 30, 0], [0, 0, 30, 0]]);
+        // None allowed: every decision sees the entry's counts unchanged.
+        assert_eq!(
+            expand(Algorithm::SlidingWindow, &[0, 400, 7, 9], 4),
+            [0, 400, 7, 9]
+        );
     }
 }

@@ -3,14 +3,17 @@
 -- KEYS[i]: entry i's key. The algorithm and quota are part of a key's name, so a key that
 --          appears more than once always comes with the same algorithm and quota.
 -- ARGV[1]: expiry slack ms; then 5 values per entry: algorithm ("sw", "fw" or "tb"), limit,
---          window_ms, now_ms ("" = read Redis TIME, once per call), and how many decisions
---          in a row the entry stands for (requests of one key at one moment).
+--          window_ms, now_ms ("" = read Redis TIME, once per call), and n, how many
+--          decisions in a row the entry stands for (requests of one key at one moment).
 -- Decisions are taken in order, with the same results as one script call per decision:
 -- each key is read once, its counts change in Lua, and it is written once at the end.
--- Returns 4 integers per decision, entry after entry:
---   sw {allowed (1/0), elapsed_ms, previous, current_before}
---   fw {allowed, elapsed_ms, count_before, 0}
---   tb {allowed, tokens_before, carry, 0} (after refilling)
+-- An entry's n decisions see the same moment, so the first `allowed` of them are allowed
+-- and the rest refused (a refusal counts nothing); the entry is decided in one step.
+-- Returns 4 integers per entry, in order, from which palisade rebuilds each decision i
+-- (0-based; used = min(i, allowed)):
+--   sw {allowed, elapsed_ms, previous, current}  decision i: current + used before it
+--   fw {allowed, elapsed_ms, count, 0}           decision i: count + used before it
+--   tb {allowed, tokens, carry, 0}               decision i: tokens - used (after refilling)
 local slack = tonumber(ARGV[1])
 local redis_now = nil
 
@@ -24,6 +27,14 @@ local function clock(given)
     redis_now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   end
   return redis_now
+end
+
+-- How many of n decisions fit in `room`.
+local function fitting(room, n)
+  if room <= 0 then
+    return 0
+  end
+  return math.min(room, n)
 end
 
 -- The state of each key read so far, and the keys in the order they were first read.
@@ -49,7 +60,7 @@ local function load(key, algorithm)
 end
 
 -- Windows aligned to the epoch; the previous window's count weighted by its unelapsed part.
-local function sliding(state, limit, window, now)
+local function sliding(state, limit, window, now, n)
   local index = math.floor(now / window)
   local elapsed = now - index * window
   local w = state.w
@@ -65,19 +76,21 @@ local function sliding(state, limit, window, now)
     previous, current = 0, 0
   end
   local weighted = math.floor(previous * (window - elapsed) / window)
-  if weighted + current >= limit then
-    return {0, elapsed, previous, current}
+  local allowed = fitting(limit - weighted - current, n)
+  if allowed > 0 then
+    -- The key goes idle at the end of the next window: the same moment for every request
+    -- of a window, so the expiry is set only when the key or its window is new, and only
+    -- the count is written while the window stays.
+    if w ~= index then
+      state.expire = (index + 2) * window - now + slack
+      state.whole = true
+    end
+    state.w, state.p, state.c, state.dirty = index, previous, current + allowed, true
   end
-  -- The key goes idle at the end of the next window: the same moment for every request of
-  -- a window, so the expiry is set only when the key or its window is new.
-  if w ~= index then
-    state.expire = (index + 2) * window - now + slack
-  end
-  state.w, state.p, state.c, state.dirty = index, previous, current + 1, true
-  return {1, elapsed, previous, current}
+  return allowed, elapsed, previous, current
 end
 
-local function fixed(state, limit, window, now)
+local function fixed(state, limit, window, now, n)
   local index = math.floor(now / window)
   local elapsed = now - index * window
   local w = state.w
@@ -89,17 +102,18 @@ local function fixed(state, limit, window, now)
   elseif index > w then
     count = 0
   end
-  if count >= limit then
-    return {0, elapsed, count, 0}
+  local allowed = fitting(limit - count, n)
+  if allowed > 0 then
+    if w ~= index then
+      state.expire = (index + 1) * window - now + slack
+      state.whole = true
+    end
+    state.w, state.c, state.dirty = index, count + allowed, true
   end
-  if w ~= index then
-    state.expire = (index + 1) * window - now + slack
-  end
-  state.w, state.c, state.dirty = index, count + 1, true
-  return {1, elapsed, count, 0}
+  return allowed, elapsed, count, 0
 end
 
-local function bucket(state, limit, window, now)
+local function bucket(state, limit, window, now, n)
   local tokens = state.t
   local carry = state.k or 0
   local refilled_at = state.r or now
@@ -119,33 +133,36 @@ local function bucket(state, limit, window, now)
       tokens, carry = limit, 0
     end
   end
-  if tokens <= 0 then
-    return {0, tokens, carry, 0}
+  local allowed = fitting(tokens, n)
+  if allowed > 0 then
+    local left = tokens - allowed
+    state.t, state.k, state.r, state.dirty, state.whole = left, carry, refilled_at, true, true
+    state.expire = math.ceil(((limit - left) * window - carry) / limit) + slack
   end
-  local left = tokens - 1
-  state.t, state.k, state.r, state.dirty = left, carry, refilled_at, true
-  state.expire = math.ceil(((limit - left) * window - carry) / limit) + slack
-  return {1, tokens, carry, 0}
+  return allowed, tokens, carry, 0
 end
 
-local deciders = {sw = sliding, fw = fixed, tb = bucket}
 local replies = {}
+local size = 0
 for i, key in ipairs(KEYS) do
   local at = 2 + (i - 1) * 5
   local algorithm = ARGV[at]
-  local decide = deciders[algorithm]
-  if not decide then
+  local decide
+  if algorithm == 'sw' then
+    decide = sliding
+  elseif algorithm == 'fw' then
+    decide = fixed
+  elseif algorithm == 'tb' then
+    decide = bucket
+  else
     return redis.error_reply('unknown rate-limit algorithm ' .. tostring(algorithm))
   end
   local state = load(key, algorithm)
   local limit, window = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
   local now = clock(ARGV[at + 3])
-  for _ = 1, tonumber(ARGV[at + 4]) do
-    local reply = decide(state, limit, window, now)
-    for j = 1, 4 do
-      replies[#replies + 1] = reply[j]
-    end
-  end
+  local a, b, c, d = decide(state, limit, window, now, tonumber(ARGV[at + 4]))
+  replies[size + 1], replies[size + 2], replies[size + 3], replies[size + 4] = a, b, c, d
+  size = size + 4
 end
 
 for _, key in ipairs(order) do
@@ -153,6 +170,8 @@ for _, key in ipairs(order) do
   if state.dirty then
     if state.algorithm == 'tb' then
       redis.call('HSET', key, 't', state.t, 'k', state.k, 'r', state.r)
+    elseif not state.whole then
+      redis.call('HSET', key, 'c', state.c)
     elseif state.algorithm == 'sw' then
       redis.call('HSET', key, 'w', state.w, 'p', state.p, 'c', state.c)
     else
