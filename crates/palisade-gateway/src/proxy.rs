@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use http::header::{EXPECT, HOST, HeaderValue, TE};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tracing::debug;
 
-use crate::body::{self, BodyFault, BoxError, GatewayBody, RequestBody};
+use crate::body::{self, BodyFault, BoxError, GatewayBody};
 use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamUrl};
 use crate::error::GatewayError;
 use crate::events::{Event, EventBus};
@@ -168,10 +168,10 @@ impl Upstream {
         // failure is then the client's, whatever the upstream exchange reports.
         let fault = (!body.is_end_stream()).then(|| body.watch_faults());
         let who = ctx.who(&head);
-        let outgoing = self.outgoing(head, body, upgrade, ctx)?;
+        let outgoing = self.outgoing(head, upgrade, ctx)?;
 
         let pool = &self.pools[worker % self.pools.len()];
-        let sent = pool.send_timed(outgoing, Some(self.response_timeout));
+        let sent = pool.send_parts(outgoing, body, Some(self.response_timeout));
         let client_fault = || fault.as_ref().and_then(BodyFault::take);
         let mut response = match sent.await {
             Err(err) => {
@@ -222,7 +222,8 @@ impl Upstream {
         Ok(Response::from_parts(parts, body))
     }
 
-    /// The request as the upstream sees it: origin-form target, HTTP/1.1, hop-by-hop fields
+    /// The request's head as the upstream sees it (changed in place, not copied into a new
+    /// request): origin-form target, HTTP/1.1, hop-by-hop fields
     /// removed, forwarding headers set, `Cookie` fields joined into one, `Expect` removed,
     /// `Host` kept (or the upstream's). To an HTTP/2 upstream (not for upgrades): HTTP/2
     /// with the host as the URI's authority instead of `Host`, and `TE: trailers` kept when
@@ -230,22 +231,21 @@ impl Upstream {
     /// `upgrade`: whether the request asks for a WebSocket ([`forwarding::wants_upgrade`]).
     fn outgoing(
         &self,
-        head: http::request::Parts,
-        body: RequestBody,
+        mut head: http::request::Parts,
         upgrade: bool,
         ctx: &RequestContext,
-    ) -> Result<Request<RequestBody>, GatewayError> {
+    ) -> Result<http::request::Parts, GatewayError> {
         let client_host = client_host(&head.headers, head.uri.authority());
         // Origin form (RFC 9112 §3.2.1), the client's path and query shared, not copied.
         let path = head.uri.path_and_query().cloned();
         let uri = Uri::from(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
 
-        let mut headers = head.headers;
+        let headers = &mut head.headers;
         let h2_scheme = self.h2_scheme.as_ref().filter(|_| !upgrade);
-        let te_trailers = h2_scheme.is_some() && forwarding::accepts_trailers(&headers);
-        forwarding::strip_hop_by_hop(&mut headers, upgrade);
-        forwarding::set_forwarding_headers(&mut headers, ctx, client_host.as_ref());
-        forwarding::join_cookies(&mut headers);
+        let te_trailers = h2_scheme.is_some() && forwarding::accepts_trailers(headers);
+        forwarding::strip_hop_by_hop(headers, upgrade);
+        forwarding::set_forwarding_headers(headers, ctx, client_host.as_ref());
+        forwarding::join_cookies(headers);
         // The client's `Expect: 100-continue` is answered here (hyper sends the 100 when a
         // stage or the forwarder first reads the body), and the body is forwarded without
         // waiting for the upstream's 100. Passed on, the expectation lets the upstream answer
@@ -256,8 +256,8 @@ impl Upstream {
             Some(host) if self.preserve_host => host,
             _ => self.authority_value.clone(),
         };
-        let mut outgoing = Request::new(body);
-        *outgoing.method_mut() = head.method;
+        // Nothing the client's request carried beside its fields goes along.
+        head.extensions.clear();
         if let Some(scheme) = h2_scheme {
             // RFC 9113 §8.3.1: the host travels as `:authority`, and a `Host` beside it
             // could only disagree.
@@ -273,15 +273,14 @@ impl Upstream {
             if te_trailers {
                 headers.insert(TE, HeaderValue::from_static("trailers"));
             }
-            *outgoing.uri_mut() = absolute(scheme, &host, uri)?;
-            *outgoing.version_mut() = Version::HTTP_2;
+            head.uri = absolute(scheme, &host, uri)?;
+            head.version = Version::HTTP_2;
         } else {
             headers.insert(HOST, host);
-            *outgoing.uri_mut() = uri;
-            *outgoing.version_mut() = Version::HTTP_11;
+            head.uri = uri;
+            head.version = Version::HTTP_11;
         }
-        *outgoing.headers_mut() = headers;
-        Ok(outgoing)
+        Ok(head)
     }
 }
 
@@ -573,6 +572,8 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::RequestBody;
+    use http::Request;
 
     #[test]
     fn a_cause_already_in_the_message_is_not_repeated() {
@@ -621,17 +622,15 @@ mod tests {
             false,
             crate::events::EventBus::new(Vec::new()),
         );
-        let outgoing = upstream
-            .outgoing(head, RequestBody::empty(), false, &ctx)
-            .expect("outgoing");
-        assert_eq!(outgoing.version(), Version::HTTP_2);
-        let headers = outgoing.headers();
+        let outgoing = upstream.outgoing(head, false, &ctx).expect("outgoing");
+        assert_eq!(outgoing.version, Version::HTTP_2);
+        let headers = &outgoing.headers;
         for name in ["authorization", "cookie", "x-api-key"] {
             assert!(headers[name].is_sensitive(), "{name}");
         }
         assert!(!headers["accept"].is_sensitive());
         assert!(headers.get(HOST).is_none());
-        assert_eq!(outgoing.uri().to_string(), "http://app.test/api");
+        assert_eq!(outgoing.uri.to_string(), "http://app.test/api");
     }
 
     /// A TLS server given plain text answers with a TLS alert (or resets): the log line for

@@ -237,6 +237,24 @@ impl UpstreamPool {
         Ok(response.map(|incoming| PooledBody::new(incoming, lease, stall_limit)))
     }
 
+    /// [`Self::send_timed`] for a request in parts: one for palisade's own HTTP/1.1
+    /// connections is sent as it is, without being put together and taken apart again.
+    pub async fn send_parts(
+        self: &Arc<Self>,
+        head: http::request::Parts,
+        body: RequestBody,
+        response_timeout: Option<Duration>,
+    ) -> Result<Response<PooledBody>, PoolError> {
+        if head.version != http::Version::HTTP_2
+            && !head.headers.contains_key(http::header::UPGRADE)
+        {
+            return self.send_native(head, body, response_timeout).await;
+        }
+        // Boxed: inline, `send_timed`'s future would double this one's size.
+        let request = Request::from_parts(head, body);
+        Box::pin(self.send_timed(request, response_timeout)).await
+    }
+
     /// Sends a request on a connection palisade drives itself.
     async fn send_native(
         self: &Arc<Self>,
