@@ -299,6 +299,11 @@ impl Gateway {
                 self.services.metrics.upstream_errors.inc(&[err.kind()]);
                 warn!(request.id = %ctx.id, error = %err, "upstream failed");
             }
+            // A state backend that fails closed refuses every request while it is down: the
+            // store says so once, loudly; a line per refusal would let clients flood the log.
+            ErrorSource::Internal if matches!(err, GatewayError::StateUnavailable) => {
+                debug!(request.id = %ctx.id, error = %err, "refused: state backend unavailable");
+            }
             ErrorSource::Internal => warn!(request.id = %ctx.id, error = %err, "internal error"),
         }
         let response = err.to_response(&head.headers);

@@ -10,6 +10,7 @@ mod own_redis;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::binary::{Binary, ServeOptions};
 use common::*;
 use http::StatusCode;
 use own_redis::{OwnRedis, TestPki};
@@ -151,6 +152,36 @@ async fn readiness_reports_an_unreachable_redis() {
         assert_eq!(ready.json()["upstream"], "ok");
         palisade.shutdown().await;
     }
+}
+
+/// With `on_error = "deny"` and Redis down, every decided request is refused with 503, and
+/// the log says so once (the store's warning), not once per request: clients must not be
+/// able to flood the log during an outage.
+#[tokio::test]
+async fn an_outage_refused_by_deny_is_logged_once_not_per_request() {
+    let upstream = Upstream::start().await;
+    // Nothing listens there: every try is refused at once.
+    let config = config_file(&redis_config(free_port(), &unique_prefix("quiet"), "deny"));
+    let options = ServeOptions {
+        config: Some(config),
+        ..Default::default()
+    };
+    let palisade = Binary::serve(&upstream.url(), options).await;
+    for _ in 0..20 {
+        let reply = get(&format!("{}/api", palisade.proxy), &[]).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let log = palisade.log();
+    assert_eq!(
+        log.matches("rate-limit state backend failed").count(),
+        1,
+        "the outage is logged once: {log}"
+    );
+    assert_eq!(
+        log.matches("state backend unavailable").count(),
+        1,
+        "no line per refused request: {log}"
+    );
 }
 
 /// A Redis restart closes palisade's connection while it sits idle. The next request used to

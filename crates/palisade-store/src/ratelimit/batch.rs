@@ -269,6 +269,10 @@ impl Batcher {
                     .await
                     .map_err(|err| self.failed(err))?
             }
+            // TODO: a key holding another type (WRONGTYPE: a clashing key_prefix, or a hand
+            // edit) fails its whole batch, and the backend counts as down for every client
+            // until the next retry; answering that key alone with an error needs the script to
+            // report errors per entry.
             Err(err) => return Err(self.failed(err)),
         };
         let out_of_date = || {
