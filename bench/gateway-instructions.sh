@@ -15,10 +15,17 @@
 # - Under callgrind a proxy runs about 50 times slower, so each run serves a few tens of
 #   thousands of requests.
 #
+# - BENCH_STATE=redis also counts the rate-limit state backends: palisade with every request
+#   under its limit (the default rule's limit raised to 1 000 000, as in bench/gateway-state.sh's
+#   under-limit scenario), once with the counters in memory and once in the Redis at
+#   127.0.0.1:6379 (under a key prefix of this run's own, deleted at the end), and the ratio.
+#   Under callgrind fewer decisions wait together, so a script call carries fewer of them
+#   than at full speed: the Redis figure leans towards the cost of a lone decision.
+#
 # Usage: bench/gateway-instructions.sh [seconds per proxy, default 10] [connections, default 16]
 # Environment: PALISADE_BIN=path to measure a given palisade binary instead of building this
 # checkout; BENCH_TOP=N also prints palisade's N most costly functions (inclusive, per
-# request); BENCH_KEEP=dir keeps the callgrind files there. Read them with
+# request); BENCH_STATE=redis (see above); BENCH_KEEP=dir keeps the callgrind files there. Read them with
 # `callgrind_annotate --inclusive=yes --threshold=100 FILE` run outside the checkout (the
 # default threshold shows only the thread's start for a dump taken mid-run).
 set -euo pipefail
@@ -39,6 +46,11 @@ if [ "$DURATION" -lt 1 ] || [ "$CONNECTIONS" -lt 1 ]; then
   echo "usage: bench/gateway-instructions.sh [seconds] [connections]: both at least 1" >&2
   exit 2
 fi
+STATE="${BENCH_STATE:-}"
+if [ -n "$STATE" ] && [ "$STATE" != redis ]; then
+  echo "BENCH_STATE must be redis (or unset), not '$STATE'" >&2
+  exit 2
+fi
 if [ -n "${PALISADE_BIN:-}" ] && ! [ -x "$PALISADE_BIN" ]; then
   echo "PALISADE_BIN=$PALISADE_BIN is not an executable file" >&2
   exit 2
@@ -51,6 +63,23 @@ need wrk wrk
 need curl curl
 need valgrind valgrind
 palisade_binary
+if [ "$STATE" = redis ]; then
+  need redis-cli redis-tools
+  REDIS=(redis-cli -h 127.0.0.1 -p 6379)
+  "${REDIS[@]}" ping >/dev/null 2>&1 || scripts/services redis
+  # Only this run's keys are ever deleted: never FLUSHALL a Redis others may use.
+  KEY_PREFIX="palisade-instructions-$$-$(date +%s):"
+  trap 'stop_all; "${REDIS[@]}" --scan --pattern "${KEY_PREFIX}*" |
+    xargs -r -n 100 "${REDIS[@]}" del >/dev/null; rm -rf "$WORK"' EXIT
+  for backend in memory redis; do
+    {
+      sed 's/^limit = 10$/limit = 1000000/' bench/gateway.toml
+      printf '\n[log]\nsecurity = "%s"\n[server]\nworkers = 1\n' "$WORK/security-$backend.log"
+    } >"$WORK/under-limit-$backend.toml"
+  done
+  printf '\n[state]\nbackend = "redis"\nredis_url = "redis://127.0.0.1:6379"\nkey_prefix = "%s"\n' \
+    "$KEY_PREFIX" >>"$WORK/under-limit-redis.toml"
+fi
 
 {
   cat bench/gateway.toml
@@ -155,3 +184,13 @@ echo "  palisade / nginx instructions per request: $(ratio "${IR[palisade]}" "${
   "(user space only. Issue 2's target is total CPU per request <= nginx's, measured by" \
   "bench/gateway.sh, where the kernel's share is about the same for both: the user-space" \
   "part must come down to about nginx's, a ratio near 1.0 here)"
+if [ "$STATE" = redis ]; then
+  echo " every request under its limit (each decided by the state backend):"
+  for backend in memory redis; do
+    PALISADE_LOG=error count "$backend" $PALISADE_PORT "$PALISADE" serve \
+      --config "$WORK/under-limit-$backend.toml" --upstream "http://127.0.0.1:$UPSTREAM_PORT" \
+      --listen "127.0.0.1:$PALISADE_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT"
+  done
+  echo "  redis / memory instructions per request: $(ratio "${IR[redis]}" "${IR[memory]}")" \
+    "(palisade's own work; Redis's is not counted)"
+fi
