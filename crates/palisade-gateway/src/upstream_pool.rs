@@ -23,6 +23,7 @@
 //! got no answer at all) is retried on another connection, so keep-alive races never reach
 //! the client as a 502.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +39,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_util::either::Either;
 
 use crate::body::{BoxError, RequestBody};
 use crate::config::UpstreamProtocol;
@@ -48,6 +50,12 @@ mod native;
 
 pub use native::ExchangeError;
 use native::{NativeBody, NativeConn};
+
+/// What sending a request gives: the answer (its body gives the connection back) or why not.
+pub type Answered = Result<Response<PooledBody>, PoolError>;
+
+/// A boxed sending of a request.
+type BoxedSend<'a> = Pin<Box<dyn Future<Output = Answered> + Send + 'a>>;
 
 mod stall;
 pub(crate) use stall::StallTimer;
@@ -238,21 +246,23 @@ impl UpstreamPool {
     }
 
     /// [`Self::send_timed`] for a request in parts: one for palisade's own HTTP/1.1
-    /// connections is sent as it is, without being put together and taken apart again.
-    pub async fn send_parts(
+    /// connections is sent as it is, without being put together and taken apart again. Not
+    /// an `async fn`: the future it returns is the exchange's own, not one more layer that
+    /// the request's head and body are moved into on their way.
+    pub fn send_parts(
         self: &Arc<Self>,
         head: http::request::Parts,
         body: RequestBody,
         response_timeout: Option<Duration>,
-    ) -> Result<Response<PooledBody>, PoolError> {
+    ) -> Either<impl Future<Output = Answered> + Send + '_, BoxedSend<'_>> {
         if head.version != http::Version::HTTP_2
             && !head.headers.contains_key(http::header::UPGRADE)
         {
-            return self.send_native(head, body, response_timeout).await;
+            return Either::Left(self.send_native(head, body, response_timeout));
         }
         // Boxed: inline, `send_timed`'s future would double this one's size.
         let request = Request::from_parts(head, body);
-        Box::pin(self.send_timed(request, response_timeout)).await
+        Either::Right(Box::pin(self.send_timed(request, response_timeout)))
     }
 
     /// Sends a request on a connection palisade drives itself.

@@ -166,7 +166,10 @@ impl Batcher {
         while let Some(mut batch) = self.next_batch(slot) {
             // The batch's first decision, queued first, sets how long the batch may take.
             let left = self.wait_limit.saturating_sub(batch[0].queued.elapsed());
-            let answers = match tokio::time::timeout(left, self.send(slot, &mut batch)).await {
+            // Boxed: the connection's and the script call's futures inline made this task's
+            // future kilobytes long, copied several times at every spawn.
+            let sending = Box::pin(self.send(slot, &mut batch));
+            let answers = match tokio::time::timeout(left, sending).await {
                 Ok(answers) => answers,
                 Err(_) => Err(self.too_late()),
             };
