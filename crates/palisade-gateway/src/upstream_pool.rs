@@ -53,7 +53,6 @@ use native::{NativeBody, NativeConn};
 
 /// What sending a request gives: the answer (its body gives the connection back) or why not.
 pub type Answered = Result<Response<PooledBody>, PoolError>;
-
 /// A boxed sending of a request.
 type BoxedSend<'a> = Pin<Box<dyn Future<Output = Answered> + Send + 'a>>;
 
@@ -245,10 +244,8 @@ impl UpstreamPool {
         Ok(response.map(|incoming| PooledBody::new(incoming, lease, stall_limit)))
     }
 
-    /// [`Self::send_timed`] for a request in parts: one for palisade's own HTTP/1.1
-    /// connections is sent as it is, without being put together and taken apart again. Not
-    /// an `async fn`: the future it returns is the exchange's own, not one more layer that
-    /// the request's head and body are moved into on their way.
+    /// [`Self::send_timed`] for a request in parts, which go to palisade's own HTTP/1.1
+    /// exchange as they are (no `Request` rebuilt, no `async fn` layer to move them into).
     pub fn send_parts(
         self: &Arc<Self>,
         head: http::request::Parts,
