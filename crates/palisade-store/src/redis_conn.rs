@@ -56,8 +56,9 @@ pub enum ConnectionError {
     /// The CA certificates given for `rediss://` could not be used.
     #[error("redis_ca_file: {0}")]
     InvalidCa(String),
-    /// Connecting took longer than `connect_timeout`.
-    #[error("redis did not accept a connection within {0:?}")]
+    /// Connecting (TCP, and the first exchange on the new connection) took longer than
+    /// `connect_timeout`.
+    #[error("redis did not accept and answer a new connection within {0:?}")]
     ConnectTimeout(Duration),
     /// A `rediss://` connection got no TLS answer within `connect_timeout`: a slow server,
     /// or (most often) one that does not speak TLS on that port, as a plain-text Redis never
