@@ -22,6 +22,12 @@
 #   Under callgrind fewer decisions wait together, so a script call carries fewer of them
 #   than at full speed: the Redis figure leans towards the cost of a lone decision.
 #
+# - Needs nginx, wrk, curl and valgrind (and redis-cli with BENCH_STATE=redis): installs
+#   Debian's packages when missing (root), and starts Redis with `scripts/services redis`
+#   if nothing answers on 127.0.0.1:6379. Each run takes its seconds plus about 3 (start-up
+#   under valgrind, a 2 s warm-up): two runs, four with BENCH_STATE=redis. It leaves nothing
+#   behind (its scratch directory, palisade's upload spool included, is removed on exit).
+#
 # Usage: bench/gateway-instructions.sh [seconds per proxy, default 10] [connections, default 16]
 # Environment: PALISADE_BIN=path to measure a given palisade binary instead of building this
 # checkout; BENCH_TOP=N also prints palisade's N most costly functions (inclusive, per
@@ -35,7 +41,7 @@ DURATION="${1:-10}"
 CONNECTIONS="${2:-16}"
 TOP="${BENCH_TOP:-0}"
 UPSTREAM_PORT=18190 NGINX_PORT=18191 PALISADE_PORT=18192 ADMIN_PORT=18193
-for value in "DURATION=$DURATION" "CONNECTIONS=$CONNECTIONS" "BENCH_TOP=$TOP"; do
+for value in "seconds=$DURATION" "connections=$CONNECTIONS" "BENCH_TOP=$TOP"; do
   if ! [[ "${value#*=}" =~ ^[0-9]+$ ]]; then
     echo "usage: bench/gateway-instructions.sh [seconds] [connections]: ${value%%=*} must be a" \
       "whole number, not '${value#*=}'" >&2
@@ -74,7 +80,8 @@ if [ "$STATE" = redis ]; then
   for backend in memory redis; do
     {
       sed 's/^limit = 10$/limit = 1000000/' bench/gateway.toml
-      printf '\n[log]\nsecurity = "%s"\n[server]\nworkers = 1\n' "$WORK/security-$backend.log"
+      printf '\n[log]\nsecurity = "%s"\n[server]\nworkers = 1\n[spool]\ndir = "%s"\n' \
+        "$WORK/security-$backend.log" "$WORK/spool-$backend"
     } >"$WORK/under-limit-$backend.toml"
   done
   printf '\n[state]\nbackend = "redis"\nredis_url = "redis://127.0.0.1:6379"\nkey_prefix = "%s"\n' \
@@ -83,7 +90,9 @@ fi
 
 {
   cat bench/gateway.toml
-  printf '\n[log]\nsecurity = "%s"\n[server]\nworkers = 1\n' "$WORK/security.log"
+  # The upload spool too, so that nothing is left in /tmp (palisade's default spool dir).
+  printf '\n[log]\nsecurity = "%s"\n[server]\nworkers = 1\n[spool]\ndir = "%s"\n' \
+    "$WORK/security.log" "$WORK/spool"
 } >"$WORK/palisade.toml"
 mkdir -p "$WORK/proxy/logs"
 cat >"$WORK/proxy/nginx.conf" <<CONF

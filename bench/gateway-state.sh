@@ -102,6 +102,9 @@ sqlite_path = "$WORK/sessions-$backend.db"
 
 [log]
 security = "$WORK/security-$backend.log"
+
+[spool]
+dir = "$WORK/spool-$backend"
 CONF
   if [ "$backend" = redis ]; then
     printf '\n[state]\nbackend = "redis"\nredis_url = "redis://127.0.0.1:6379"\n' \

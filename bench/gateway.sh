@@ -56,7 +56,8 @@ fi
 
 {
   cat bench/gateway.toml
-  printf '\n[log]\nsecurity = "%s"\n' "$WORK/security.log"
+  # The upload spool too, so that nothing is left in /tmp (palisade's default spool dir).
+  printf '\n[log]\nsecurity = "%s"\n[spool]\ndir = "%s"\n' "$WORK/security.log" "$WORK/spool"
 } >"$WORK/palisade.toml"
 
 # Starts the upstream and both proxies for one layout: workers, proxy CPUs, other CPUs.

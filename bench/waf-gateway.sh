@@ -121,7 +121,9 @@ YAML
   # Identical except for the rules; no rate limits so that the load is never refused.
   local common="rate_limit = []
 [log]
-security = \"off\""
+security = \"off\"
+[spool]
+dir = \"$WORK/spool\""
   printf '%s\n[waf]\nmanaged = false\n' "$common" >"$WORK/plain.toml"
   printf '%s\n[waf]\nmanaged = false\nrules = "waf.yaml"\ngeoip_country_db = "%s"\n' \
     "$common" "$GEO" >"$WORK/rules.toml"
@@ -203,7 +205,9 @@ part_managed() {
 [server]
 workers = 1
 [log]
-security = \"off\""
+security = \"off\"
+[spool]
+dir = \"$WORK/spool\""
   printf '%s\n[waf]\nmanaged = false\n' "$common" >"$WORK/off.toml"
   printf '%s\n' "$common" >"$WORK/on.toml"
   start_palisade "$WORK/off.toml" $OFF_PORT $OFF_ADMIN "$LAST_CPU"; local off_pid=$!
