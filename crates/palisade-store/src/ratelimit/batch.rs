@@ -231,17 +231,17 @@ impl Batcher {
         batch
     }
 
-    /// One script call deciding `asks` in order.
-    async fn run<A: Borrow<Ask>>(
+    /// One script call deciding `batch` in order.
+    async fn run(
         &self,
-        asks: &[A],
+        batch: &[Waiting],
         mut connection: MultiplexedConnection,
     ) -> Result<Vec<Reply>, StoreError> {
-        let entries = Entries::of(asks);
+        let entries = Entries::of(batch);
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(EXPIRY_SLACK_MS);
         for entry in &entries.list {
-            let ask: &Ask = asks[entry.first].borrow();
+            let ask = &batch[entry.first].ask;
             let now = ask.now.map_or_else(String::new, |now| now.to_string());
             invocation
                 .key(&ask.key)
@@ -302,8 +302,8 @@ impl Batcher {
         let replies = entries
             .placed
             .iter()
-            .zip(asks)
-            .map(|(&(entry, nth), ask)| expand(ask.borrow().algorithm, &summaries[entry], nth));
+            .zip(batch)
+            .map(|(&(entry, nth), waiting)| expand(waiting.ask.algorithm, &summaries[entry], nth));
         Ok(replies.collect())
     }
 

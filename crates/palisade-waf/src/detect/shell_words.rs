@@ -466,12 +466,17 @@ pub const UNMISTAKABLE: &[&str] = &[
 
 /// Whether `name` is a program that never appears in prose (hyphenated tool names count).
 pub fn unmistakable(name: &str) -> bool {
-    flags(name) & NEVER_PROSE != 0
-        || name.contains('-')
-            && name
-                .split('-')
-                .next()
-                .is_some_and(|head| known(head) && !common(head))
+    flags(name) & NEVER_PROSE != 0 || distinctive_head(name)
+}
+
+/// Whether `name` is hyphenated and its first part a known command that is no everyday
+/// word (`ssh-keygen`, `nc-static`), its table entry read once.
+fn distinctive_head(name: &str) -> bool {
+    name.contains('-')
+        && name.split('-').next().is_some_and(|head| {
+            let found = flags(head);
+            found & KNOWN != 0 && found & COMMON_WORD == 0
+        })
 }
 
 /// Whether the word `lower` (lower case, its directory removed) names a program: known or
@@ -483,16 +488,7 @@ pub fn names_program(lower: &str) -> bool {
         return false;
     }
     let name = without_version(lower);
-    if flags(name) & (KNOWN | NEVER_PROSE) != 0 {
-        return true;
-    }
-    let distinctive_head = || {
-        name.split('-').next().is_some_and(|head| {
-            let found = flags(head);
-            found & KNOWN != 0 && found & COMMON_WORD == 0
-        })
-    };
-    if name.contains('-') && distinctive_head() {
+    if flags(name) & (KNOWN | NEVER_PROSE) != 0 || distinctive_head(name) {
         return true;
     }
     name.len() != lower.len() && known(lower)
