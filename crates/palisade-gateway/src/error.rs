@@ -202,11 +202,15 @@ impl GatewayError {
             Self::UploadSpoolFull(_) => "Uploads are temporarily unavailable; try again later.",
         };
         let mut response = short_page(self.status(), sentence, request_headers);
-        if let Self::UploadSpoolFull(_) = self {
-            response.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                HeaderValue::from_static(SPOOL_FULL_RETRY_AFTER),
-            );
+        let retry_after = match self {
+            Self::UploadSpoolFull(_) => Some(SPOOL_FULL_RETRY_AFTER),
+            Self::StateUnavailable => Some(STATE_UNAVAILABLE_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         // A stalled body leaves the connection mid-message (RFC 9110 §15.5.9: close it).
         if matches!(
@@ -236,6 +240,10 @@ pub const CLIENT_CLOSED: StatusCode = match StatusCode::from_u16(499) {
 /// Seconds a client is asked to wait when the upload spool is full: uploads in progress
 /// end within their body timeouts, giving their space back.
 const SPOOL_FULL_RETRY_AFTER: &str = "30";
+
+/// Seconds a client is asked to wait when a state store is down and the operator chose to
+/// fail closed: the store is tried again every `[state] retry_interval` (default 1 s).
+const STATE_UNAVAILABLE_RETRY_AFTER: &str = "1";
 
 /// Whether the client prefers JSON: its `Accept` names `application/json` (or a `+json`
 /// type) and not `text/html`. Browsers get HTML.

@@ -98,6 +98,11 @@ pub struct Decision {
     pub reset_after: Duration,
     /// For a refused request, how long to wait before a retry can succeed (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// Whether a store counted the request. `false` only for a request let through
+    /// uncounted (`on_error = "allow"` while the shared backend is down): its `limit`,
+    /// `remaining` and `reset_after` describe no counter, so the gateway sends no
+    /// `RateLimit-*` headers for it.
+    pub counted: bool,
 }
 
 impl Decision {
@@ -109,6 +114,15 @@ impl Decision {
             remaining,
             reset_after: Duration::from_millis(reset_after_ms),
             retry_after: None,
+            counted: true,
+        }
+    }
+
+    /// A request let through without being counted, under a quota of `limit` requests.
+    pub fn uncounted(limit: u64) -> Self {
+        Self {
+            counted: false,
+            ..Self::allow(limit, limit, 0)
         }
     }
 
@@ -120,6 +134,7 @@ impl Decision {
             remaining: 0,
             reset_after: Duration::from_millis(reset_after_ms),
             retry_after: Some(Duration::from_millis(retry_after_ms)),
+            counted: true,
         }
     }
 }
@@ -199,6 +214,11 @@ pub enum StoreError {
     /// The backend answered something palisade did not expect.
     #[error("state backend answered unexpectedly: {0}")]
     Protocol(String),
+    /// The backend works, but the value under this one key is not a rate-limit counter
+    /// (another program wrote it, or a `key_prefix` clashes): this decision alone cannot be
+    /// taken; other keys are unaffected.
+    #[error("state backend cannot use this key: {0}")]
+    KeyUnusable(String),
 }
 
 /// Where rate-limit counters live. Implemented in `palisade-store` (memory, Redis).

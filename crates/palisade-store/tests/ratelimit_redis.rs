@@ -339,9 +339,77 @@ async fn with_redis_down_deny_fails_closed_and_allow_fails_open() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
     assert!(deny.check("k", &one).await.is_err());
     for _ in 0..3 {
-        assert!(allow.check("k", &one).await.expect("fails open").allowed);
+        let decision = allow.check("k", &one).await.expect("fails open");
+        assert!(decision.allowed);
+        assert!(!decision.counted, "nothing counted it: no quota to report");
     }
     assert_eq!(allow.stats().fallbacks, 3);
+}
+
+/// A key holding another type fails only its own decisions: the rest of its batch is
+/// decided in Redis, the backend stays in use, and the foreign value is left alone.
+#[tokio::test]
+async fn a_key_holding_another_type_falls_back_alone_and_is_left_as_it_is() {
+    let opts = options(SHARED_REDIS, "wrongtype");
+    let limiter = RedisRateLimiter::connect(&opts, Arc::new(SystemClock))
+        .await
+        .expect("valid url");
+    let five = quota(Algorithm::SlidingWindow, 5, 60_000);
+    let foreign = format!("{}rl:sw:5:60000:foreign", opts.key_prefix);
+    redis_command(SHARED_REDIS, &["SET", &foreign, "not a counter"]).await;
+
+    let err = limiter
+        .check("foreign", &five)
+        .await
+        .expect_err("a string is no counter");
+    assert!(matches!(err, StoreError::KeyUnusable(_)), "{err}");
+    assert!(err.to_string().contains(&foreign), "names the key: {err}");
+
+    let clock = Arc::new(ManualClock::new(0));
+    let store = Fallback::new(
+        limiter,
+        MemoryRateLimiter::new(clock.clone(), 1_000),
+        OnError::Local,
+        clock,
+        Duration::from_secs(1),
+    );
+    // Decided together, so that they share script calls.
+    let (f, o) = (
+        || store.check("foreign", &five),
+        || store.check("own", &five),
+    );
+    let decisions = tokio::join!(f(), o(), f(), o(), f(), o(), f(), o());
+    let decisions = [
+        decisions.0,
+        decisions.1,
+        decisions.2,
+        decisions.3,
+        decisions.4,
+        decisions.5,
+        decisions.6,
+        decisions.7,
+    ];
+    for (i, decision) in decisions.into_iter().enumerate() {
+        let decision = decision.expect("on_error = local answers the foreign key");
+        assert!(decision.allowed, "decision {i}: 4 of 5 for each key");
+    }
+    let stats = store.stats();
+    assert!(
+        !stats.degraded,
+        "one unusable key must not take Redis out of use"
+    );
+    assert_eq!(stats.errors, 4);
+    assert_eq!(stats.fallbacks, 4);
+    let own = format!("{}rl:sw:5:60000:own", opts.key_prefix);
+    let count = redis_command(SHARED_REDIS, &["HGET", &own, "c"]).await;
+    assert_eq!(
+        count,
+        redis::Value::BulkString(b"4".to_vec()),
+        "counted in Redis"
+    );
+    let left = redis_command(SHARED_REDIS, &["GET", &foreign]).await;
+    assert_eq!(left, redis::Value::BulkString(b"not a counter".to_vec()));
+    redis_command(SHARED_REDIS, &["DEL", &foreign, &own]).await;
 }
 
 #[tokio::test]

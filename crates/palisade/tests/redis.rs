@@ -170,6 +170,7 @@ async fn an_outage_refused_by_deny_is_logged_once_not_per_request() {
     for _ in 0..20 {
         let reply = get(&format!("{}/api", palisade.proxy), &[]).await;
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(reply.header("retry-after"), "1", "when to come back");
     }
     let log = palisade.log();
     assert_eq!(
@@ -182,6 +183,23 @@ async fn an_outage_refused_by_deny_is_logged_once_not_per_request() {
         1,
         "no line per refused request: {log}"
     );
+}
+
+/// With `on_error = "allow"` and Redis down, requests pass uncounted, and their answers carry
+/// no `RateLimit-*` headers: a quota nobody counted against would be a made-up figure.
+#[tokio::test]
+async fn requests_let_through_uncounted_carry_no_quota_headers() {
+    let upstream = Upstream::start().await;
+    let config = redis_config(free_port(), &unique_prefix("open"), "allow");
+    let palisade = start_palisade(&upstream.url(), &config).await;
+    for _ in 0..12 {
+        let reply = get(&format!("http://{}/api", palisade.proxy_addr), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "fails open past the limit");
+        for name in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+            assert!(reply.headers.get(name).is_none(), "{name} sent uncounted");
+        }
+    }
+    palisade.shutdown().await;
 }
 
 /// A Redis restart closes palisade's connection while it sits idle. The next request used to

@@ -2,6 +2,8 @@ use http_body_util::BodyExt;
 
 use palisade_policy::upload::{FileRef, Reason, Refusal};
 
+use http::header::RETRY_AFTER;
+
 use super::*;
 use crate::upload::Refused;
 
@@ -80,6 +82,9 @@ async fn every_error_maps_to_its_status_source_and_a_page_without_detail() {
         let response = error.to_response(&HeaderMap::new());
         assert_eq!(response.status().as_u16(), status);
         assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        // A 503 says when to come back (RFC 9110 §10.2.3); other statuses have no use for it.
+        let retry_after = response.headers().get(RETRY_AFTER);
+        assert_eq!(status == 503, retry_after.is_some(), "{error:?}");
         let page = body_text(response).await;
         assert!(page.contains("<h1>"), "{page}");
         for secret in [

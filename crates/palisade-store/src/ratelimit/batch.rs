@@ -77,6 +77,10 @@ pub(super) struct Ask {
 /// The script's integers for one decision (see `lua/batch.lua`).
 pub(super) type Reply = [i64; REPLY_WIDTH];
 
+/// The first integer of an entry's answer when its key holds something other than a hash
+/// (WRONGTYPE): that entry was not decided; the rest of its batch was.
+pub(super) const UNUSABLE: i64 = -1;
+
 struct Waiting {
     ask: Ask,
     reply: oneshot::Sender<Result<Reply, StoreError>>,
@@ -272,10 +276,6 @@ impl Batcher {
                     .await
                     .map_err(|err| self.failed(err))?
             }
-            // TODO: a key holding another type (WRONGTYPE: a clashing key_prefix, or a hand
-            // edit) fails its whole batch, and the backend counts as down for every client
-            // until the next retry; answering that key alone with an error needs the script to
-            // report errors per entry.
             Err(err) => return Err(self.failed(err)),
         };
         let out_of_date = || {
@@ -294,7 +294,8 @@ impl Batcher {
             .map(|chunk| [chunk[0], chunk[1], chunk[2], chunk[3]])
             .collect();
         let fits = |(summary, entry): (&Reply, &Entry)| {
-            usize::try_from(summary[0]).is_ok_and(|allowed| allowed <= entry.count)
+            summary[0] == UNUSABLE
+                || usize::try_from(summary[0]).is_ok_and(|allowed| allowed <= entry.count)
         };
         if !summaries.iter().zip(&entries.list).all(fits) {
             return Err(out_of_date());
@@ -353,6 +354,9 @@ pub(super) fn unavailable(err: ConnectionError) -> StoreError {
 /// `allowed` decisions are allowed, each counting one, and the rest refused.
 fn expand(algorithm: Algorithm, summary: &Reply, nth: usize) -> Reply {
     let &[allowed, first, second, third] = summary;
+    if allowed == UNUSABLE {
+        return *summary;
+    }
     let nth = i64::try_from(nth).unwrap_or(i64::MAX);
     let used = nth.min(allowed);
     let verdict = i64::from(nth < allowed);

@@ -79,6 +79,8 @@ pub struct Fallback<S> {
     fallbacks: AtomicU64,
     /// Why the primary was last found down (the error that degraded it), for events.
     degraded_by: std::sync::Mutex<Option<String>>,
+    /// Whether a key the backend cannot use was reported at `warn` already.
+    key_warned: AtomicBool,
 }
 
 impl<S: SharedStore> Fallback<S> {
@@ -101,6 +103,7 @@ impl<S: SharedStore> Fallback<S> {
             errors: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             degraded_by: std::sync::Mutex::new(None),
+            key_warned: AtomicBool::new(false),
         }
     }
 
@@ -187,7 +190,7 @@ impl<S: SharedStore> Fallback<S> {
     ) -> Result<Decision, StoreError> {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
         match self.on_error {
-            OnError::Allow => Ok(Decision::allow(quota.limit, quota.limit, quota.window_ms())),
+            OnError::Allow => Ok(Decision::uncounted(quota.limit)),
             OnError::Deny => Err(error),
             OnError::Local => Ok(self.local.check_now(key, quota)),
         }
@@ -219,6 +222,24 @@ impl<S: SharedStore> RateLimitStore for Fallback<S> {
             Ok(decision) => {
                 self.record_success();
                 Ok(decision)
+            }
+            // The backend answered: only this key is unusable, so only this decision falls
+            // back, and the backend stays in use for every other key.
+            Err(error @ StoreError::KeyUnusable(_)) => {
+                self.record_success();
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                if !self.key_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        state.backend = self.primary.backend(),
+                        state.on_error = self.on_error.as_str(),
+                        error = %error,
+                        "rate-limit key unusable in the state backend; on_error applies to its \
+                         requests (later ones are logged at debug)"
+                    );
+                } else {
+                    tracing::debug!(error = %error, "rate-limit key unusable in the state backend");
+                }
+                self.fall_back(key, quota, error)
             }
             Err(error) => {
                 self.record_failure(&error);

@@ -222,6 +222,12 @@ impl RedisRateLimiter {
             now: self.caller_time.then_some(now),
         };
         let reply = self.batcher.decide(ask).await?;
+        if reply[0] == batch::UNUSABLE {
+            return Err(StoreError::KeyUnusable(format!(
+                "Redis key {redis_key} holds a value that is not a rate-limit counter (another \
+                 program wrote it, or key_prefix clashes with another program's keys)"
+            )));
+        }
         decision_from_reply(quota, &reply)
     }
 

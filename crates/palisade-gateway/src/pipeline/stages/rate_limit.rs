@@ -121,9 +121,11 @@ impl RequestStage for RateLimit {
             self.metrics
                 .rate_limit_decisions
                 .inc_cached(&series[0], &[&rule.name, "allowed"]);
-            if tightest
-                .as_ref()
-                .is_none_or(|t| decision.remaining < t.decision.remaining)
+            // A request let through uncounted (`on_error = "allow"`) has no quota to show.
+            if decision.counted
+                && tightest
+                    .as_ref()
+                    .is_none_or(|t| decision.remaining < t.decision.remaining)
             {
                 tightest = Some(Checked { rule, decision });
             }
@@ -388,6 +390,7 @@ mod tests {
             remaining: 0,
             reset_after: Duration::from_millis(4001),
             retry_after: Some(Duration::from_millis(1)),
+            counted: true,
         };
         assert_eq!(retry_after_secs(&decision), 1);
         let mut headers = HeaderMap::new();

@@ -14,6 +14,9 @@
 --   sw {allowed, elapsed_ms, previous, current}  decision i: current + used before it
 --   fw {allowed, elapsed_ms, count, 0}           decision i: count + used before it
 --   tb {allowed, tokens, carry, 0}               decision i: tokens - used (after refilling)
+-- An entry whose key holds something other than a hash (WRONGTYPE: another program wrote
+-- it, or a key_prefix clashes) answers {-1, 0, 0, 0}, is left as it is, and the other
+-- entries are decided as usual.
 local slack = tonumber(ARGV[1])
 local redis_now = nil
 
@@ -46,11 +49,21 @@ local function load(key, algorithm)
   if state then
     return state
   end
-  if algorithm == 'tb' then
-    local stored = redis.call('HMGET', key, 't', 'k', 'r')
+  local is_bucket = algorithm == 'tb'
+  local stored
+  if is_bucket then
+    stored = redis.pcall('HMGET', key, 't', 'k', 'r')
+  else
+    stored = redis.pcall('HMGET', key, 'w', 'p', 'c')
+  end
+  if stored.err then
+    state = {unusable = true}
+    states[key] = state
+    return state
+  end
+  if is_bucket then
     state = {t = tonumber(stored[1]), k = tonumber(stored[2]), r = tonumber(stored[3])}
   else
-    local stored = redis.call('HMGET', key, 'w', 'p', 'c')
     state = {w = tonumber(stored[1]), p = tonumber(stored[2]), c = tonumber(stored[3])}
   end
   state.algorithm = algorithm
@@ -158,9 +171,12 @@ for i, key in ipairs(KEYS) do
     return redis.error_reply('unknown rate-limit algorithm ' .. tostring(algorithm))
   end
   local state = load(key, algorithm)
-  local limit, window = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-  local now = clock(ARGV[at + 3])
-  local a, b, c, d = decide(state, limit, window, now, tonumber(ARGV[at + 4]))
+  local a, b, c, d = -1, 0, 0, 0
+  if not state.unusable then
+    local limit, window = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+    local now = clock(ARGV[at + 3])
+    a, b, c, d = decide(state, limit, window, now, tonumber(ARGV[at + 4]))
+  end
   replies[size + 1], replies[size + 2], replies[size + 3], replies[size + 4] = a, b, c, d
   size = size + 4
 end
