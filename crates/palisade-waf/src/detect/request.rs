@@ -293,14 +293,21 @@ fn multipart_charsets(req: &Request<'_>, out: &mut Vec<RequestHit>) {
 /// ignored; any other address counts from paranoia 2, since internal tools and IoT clients
 /// also connect by address.
 fn host_is_address(req: &Request<'_>, host: &[u8], out: &mut Vec<RequestHit>) {
-    let text = String::from_utf8_lossy(host);
+    // Not UTF-8 is no address (nor was it read as one with its bytes replaced).
+    let Ok(text) = std::str::from_utf8(host) else {
+        return;
+    };
     let trimmed = text.trim();
+    // Positions of ASCII bytes, so slicing at them stays on character boundaries.
+    let at = |byte: u8| trimmed.bytes().position(|b| b == byte);
     let name = match trimmed.strip_prefix('[') {
         // `[v6]` or `[v6]:port`.
-        Some(bracketed) => bracketed.split(']').next().unwrap_or(bracketed),
+        Some(bracketed) => at(b']').map_or(bracketed, |end| &trimmed[1..end]),
         // `v4:port`; a bare v6 address has more than one colon and no port.
-        None if trimmed.matches(':').count() == 1 => trimmed.split(':').next().unwrap_or(""),
-        None => trimmed,
+        None => match at(b':') {
+            Some(colon) if !trimmed.as_bytes()[colon + 1..].contains(&b':') => &trimmed[..colon],
+            _ => trimmed,
+        },
     };
     let Ok(ip) = name.parse::<std::net::IpAddr>() else {
         return;
@@ -655,5 +662,28 @@ mod tests {
         assert!(score > 20 && score <= 35, "{score}");
         assert!(host_score("[2001:db8::1]:443", None).is_some());
         assert_eq!(host_score("shop.example", None), None);
+    }
+
+    #[test]
+    fn every_spelling_of_an_address_is_read_as_one() {
+        for host in [
+            "203.0.113.9:8080",
+            " 203.0.113.9\t",
+            "\u{a0}203.0.113.9",
+            "[2001:db8::1]",
+            "[2001:db8::1",
+            "[2001:db8::1]x",
+            "2001:db8::1",
+            "::ffff:203.0.113.9",
+        ] {
+            assert!(host_score(host, None).is_some(), "{host:?}");
+        }
+        for host in [
+            "shop.example:443",
+            "203.0.113.9:80:80",
+            "203.0.113.9\u{fffd}",
+        ] {
+            assert_eq!(host_score(host, None), None, "{host:?}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The answer's head: parsed where it lies, and how its body is framed (RFC 9112 §6.3).
 
+use http::header::{PROXY_AUTHORIZATION, TE, TRAILER, UPGRADE};
+
 use super::*;
 
 /// How an answer's body is delimited.
@@ -73,15 +75,35 @@ pub(super) fn parse_head(
     // Room for the fields palisade adds to an answer (the security headers, `RateLimit-*`),
     // so the map is allocated once rather than grown and rehashed on the way out.
     let mut headers = HeaderMap::with_capacity(count + ADDED_FIELDS);
+    // The framing fields are read as the fields go into the map, and the hop-by-hop ones,
+    // which the gateway would strip at once, are left out of it (all but a 101's, whose
+    // `Connection` and `Upgrade` the tunnel passes on).
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    let mut seen = Seen::default();
     for &(name_start, name_end, value_start, value_end) in &spans[..count] {
         let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
             .map_err(|_| ExchangeError::Head("invalid field name".into()))?;
+        let bytes = &head[value_start as usize..value_end as usize];
+        let framing_field = if name == CONNECTION {
+            seen.connection(bytes)
+        } else if name == TRANSFER_ENCODING {
+            seen.transfer_coding(bytes);
+            true
+        } else {
+            if name == CONTENT_LENGTH {
+                seen.content_length(bytes);
+            }
+            false
+        };
+        if !switching && (framing_field || left_out(&name)) {
+            continue;
+        }
         let value =
             HeaderValue::from_maybe_shared(head.slice(value_start as usize..value_end as usize))
                 .map_err(|_| ExchangeError::Head("invalid field value".into()))?;
         headers.append(name, value);
     }
-    let (framing, reuse) = framing(&mut headers, version, status, method)?;
+    let (framing, reuse) = framing(&mut headers, &seen, version, status, method)?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
@@ -102,26 +124,127 @@ fn starts_as_http(bytes: &[u8]) -> bool {
     bytes[..n] == prefix[..n]
 }
 
+/// What the framing fields of an answer say, read as its fields are parsed.
+#[derive(Debug, Default)]
+struct Seen {
+    /// `Connection` names `close`.
+    close: bool,
+    /// `Connection` names `keep-alive`.
+    keep_alive: bool,
+    /// A `Transfer-Encoding` field is present.
+    transfer_encoding: bool,
+    /// The transfer codings, across every field, are exactly one `chunked`.
+    only_chunked: bool,
+    /// Non-empty transfer codings seen.
+    codings: usize,
+    /// Every `Content-Length` value (fields and list items) agrees on this length.
+    length: Option<u64>,
+    /// `Content-Length` list items seen.
+    length_items: usize,
+    /// A `Content-Length` item was not a number, or numbers differed.
+    bad_length: bool,
+}
+
+impl Seen {
+    /// Reads a `Connection` field; `true` when it names nothing but `close` and
+    /// `keep-alive`, which the framing has then taken in whole.
+    fn connection(&mut self, value: &[u8]) -> bool {
+        let mut only_framing = true;
+        for option in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+            if option.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if !option.is_empty() {
+                // It names another field, which the gateway's hop-by-hop pass removes by
+                // reading this one: it goes into the map.
+                only_framing = false;
+            }
+        }
+        only_framing
+    }
+
+    fn transfer_coding(&mut self, value: &[u8]) {
+        self.transfer_encoding = true;
+        for coding in value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii) {
+            if coding.is_empty() {
+                continue;
+            }
+            self.codings += 1;
+            self.only_chunked = self.codings == 1 && coding.eq_ignore_ascii_case(b"chunked");
+        }
+    }
+
+    fn content_length(&mut self, value: &[u8]) {
+        for item in value.split(|&byte| byte == b',') {
+            self.length_items += 1;
+            match (parse_length(item.trim_ascii()), self.length) {
+                (Some(n), None) => self.length = Some(n),
+                (Some(n), Some(seen)) if n == seen => {}
+                _ => self.bad_length = true,
+            }
+        }
+    }
+
+    /// The length every `Content-Length` value agrees on, left in `headers` as one value
+    /// (as the client must read it); an error when they disagree or one is not a number.
+    fn length_of(&self, headers: &mut HeaderMap) -> Result<Option<u64>, ExchangeError> {
+        if self.bad_length {
+            return Err(ExchangeError::Head(
+                "invalid or conflicting Content-Length".into(),
+            ));
+        }
+        if self.length_items > 1
+            && let Some(n) = self.length
+        {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        Ok(self.length)
+    }
+}
+
+/// A `Content-Length` item: 1 to 19 digits.
+fn parse_length(item: &[u8]) -> Option<u64> {
+    if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        item.iter()
+            .fold(0u64, |n, &digit| n * 10 + u64::from(digit - b'0')),
+    )
+}
+
+/// The hop-by-hop fields of an answer other than its framing fields (RFC 9110 §7.6.1), left
+/// out of the answer's map: the gateway would strip them from it at once.
+fn left_out(name: &HeaderName) -> bool {
+    *name == TE
+        || *name == TRAILER
+        || *name == UPGRADE
+        || *name == PROXY_AUTHORIZATION
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+}
+
 /// The body's framing (RFC 9112 §6.3) and whether the connection may carry another request.
 fn framing(
     headers: &mut HeaderMap,
+    seen: &Seen,
     version: Version,
     status: StatusCode,
     method: &Method,
 ) -> Result<(Framing, Reuse), ExchangeError> {
     let mut keep_alive = if version == Version::HTTP_11 {
-        !has_token(headers, CONNECTION, "close")
+        !seen.close
     } else {
-        has_token(headers, CONNECTION, "keep-alive")
+        seen.keep_alive
     };
     if status == StatusCode::SWITCHING_PROTOCOLS {
         keep_alive = false;
     }
-    let chunked = headers.contains_key(TRANSFER_ENCODING);
+    let chunked = seen.transfer_encoding;
     if chunked {
         // Only chunked is decoded here: passing a body still under another transfer coding
         // on would hand the client bytes nothing tells it how to read.
-        if !only_chunked(headers) {
+        if !seen.only_chunked {
             return Err(ExchangeError::Head(
                 "a transfer coding other than a single chunked".into(),
             ));
@@ -129,14 +252,18 @@ fn framing(
         // RFC 9112 §6.1: the length is the decoded one; a Content-Length beside it, or
         // Transfer-Encoding in an HTTP/1.0 answer, means the framing cannot be trusted for
         // another request on the connection.
-        if headers.remove(CONTENT_LENGTH).is_some() || version == Version::HTTP_10 {
+        if seen.length_items > 0 {
+            headers.remove(CONTENT_LENGTH);
+            keep_alive = false;
+        }
+        if version == Version::HTTP_10 {
             keep_alive = false;
         }
     }
     let length = if chunked {
         None
     } else {
-        content_length(headers)?
+        seen.length_of(headers)?
     };
     let bodiless = method == Method::HEAD
         || status.is_informational()
@@ -162,19 +289,6 @@ fn framing(
     }
 }
 
-/// Whether the transfer codings, across every `Transfer-Encoding` field, are exactly one
-/// `chunked` (empty list elements aside).
-fn only_chunked(headers: &HeaderMap) -> bool {
-    let mut codings = headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|coding| !coding.is_empty());
-    let first = codings.next();
-    first.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked")) && codings.next().is_none()
-}
-
 /// The answer's `Content-Length`, when it has one: every value (fields and list items)
 /// must be the same decimal number, which is then left as the only value, as the client
 /// must read it (hyper's server writes no other form: `3, 3` would end the client's
@@ -182,39 +296,73 @@ fn only_chunked(headers: &HeaderMap) -> bool {
 pub(in crate::upstream_pool) fn content_length(
     headers: &mut HeaderMap,
 ) -> Result<Option<u64>, ExchangeError> {
-    let mut length = None;
-    let mut items = 0;
+    let mut seen = Seen::default();
     for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|&byte| byte == b',') {
-            let item = item.trim_ascii();
-            let valid = !item.is_empty() && item.len() <= 19 && item.iter().all(u8::is_ascii_digit);
-            let parsed = std::str::from_utf8(item)
-                .ok()
-                .and_then(|text| text.parse::<u64>().ok());
-            items += 1;
-            match (valid, parsed, length) {
-                (true, Some(n), None) => length = Some(n),
-                (true, Some(n), Some(seen)) if n == seen => {}
-                _ => {
-                    return Err(ExchangeError::Head(
-                        "invalid or conflicting Content-Length".into(),
-                    ));
-                }
-            }
-        }
+        seen.content_length(value.as_bytes());
     }
-    if let (Some(n), true) = (length, items > 1) {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
-    }
-    Ok(length)
+    seen.length_of(headers)
 }
 
-/// Whether a comma-separated field holds `token` (case-insensitive).
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|item| item.trim().eq_ignore_ascii_case(token))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> (Response<()>, Framing, Reuse) {
+        let mut buf = BytesMut::from(text);
+        match parse_head(&mut buf, &Method::GET) {
+            Ok(Some(Parsed::Final(head, framing, reuse))) => (head, framing, reuse),
+            _ => panic!("a final answer: {text:?}"),
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_read_for_framing_and_left_out_of_the_answer() {
+        let (head, framing, reuse) = parsed(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+             Transfer-Encoding: chunked\r\nTrailer: x-sum\r\nUpgrade: h2c\r\nX-App: 1\r\n\r\n",
+        );
+        assert_eq!((framing, reuse), (Framing::Chunked, Reuse::Now));
+        let names: Vec<&str> = head.headers().keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-app"]);
+
+        // A `Connection` naming another field stays, so that the gateway's hop-by-hop pass
+        // can remove the field it names.
+        let (head, framing, reuse) = parsed(
+            "HTTP/1.1 200 OK\r\nConnection: close, x-internal\r\nX-Internal: 1\r\n\
+             Content-Length: 2, 2\r\n\r\n",
+        );
+        assert_eq!((framing, reuse), (Framing::Length(2), Reuse::No));
+        assert_eq!(head.headers()[CONNECTION], "close, x-internal");
+        assert_eq!(
+            head.headers()[CONTENT_LENGTH],
+            "2",
+            "agreeing values made one"
+        );
+
+        // A 101 keeps `Connection` and `Upgrade` for the tunnel.
+        let (head, _, reuse) = parsed(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
+        assert_eq!(reuse, Reuse::No);
+        assert_eq!(head.headers()[UPGRADE], "websocket");
+        assert_eq!(head.headers()[CONNECTION], "upgrade");
+    }
+
+    #[test]
+    fn framing_fields_that_cannot_be_trusted_are_refused() {
+        for text in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(text);
+            assert!(parse_head(&mut buf, &Method::GET).is_err(), "{text:?}");
+        }
+        // A length beside chunked is dropped, and the connection with it.
+        let (head, framing, reuse) =
+            parsed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: x\r\n\r\n");
+        assert_eq!((framing, reuse), (Framing::Chunked, Reuse::No));
+        assert!(head.headers().get(CONTENT_LENGTH).is_none());
+    }
 }
