@@ -230,12 +230,8 @@ impl Gateway {
         let response = response.unwrap_or_else(|err| self.error_response(&err, request_head, ctx));
 
         let (mut parts, mut body) = response.into_parts();
-        for (name, value) in ctx
-            .response_headers
-            .drain()
-            .filter_map(|(n, v)| n.map(|n| (n, v)))
-        {
-            parts.headers.entry(name).or_insert(value);
+        if let Some(quota) = &ctx.quota {
+            crate::pipeline::stages::rate_limit::add_quota_headers(quota, &mut parts.headers);
         }
         runtime
             .pipeline

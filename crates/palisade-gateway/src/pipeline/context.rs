@@ -4,7 +4,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::HeaderMap;
 use tokio::time::Instant;
 
 use crate::body::RequestBody;
@@ -85,8 +84,9 @@ pub struct RequestContext {
     pub session: Option<Box<RequestSession>>,
     /// Free-form notes for later stages and the log (`("waf.score", "7")`).
     pub annotations: Vec<(&'static str, String)>,
-    /// Headers to add to the final response, whoever produced it (`RateLimit-*`).
-    pub response_headers: HeaderMap,
+    /// The quota of the tightest rate-limit rule that counted the request: the final
+    /// response, whoever produced it, gets its `RateLimit-*` headers.
+    pub quota: Option<palisade_policy::ratelimit::Decision>,
     /// The decision so far.
     pub outcome: Outcome,
     /// A framing violation seen on the connection before this request was handed over.
@@ -195,7 +195,7 @@ impl RequestContext {
             identity: None,
             session: None,
             annotations: Vec::new(),
-            response_headers: HeaderMap::new(),
+            quota: None,
             outcome: Outcome::Allowed,
             framing: None,
             started: Instant::now(),

@@ -107,6 +107,7 @@ impl IdentityStage {
     ) -> Result<Resolved, GatewayError> {
         let sessions = &self.service.sessions;
         let cookies = request.head.headers.get_all(COOKIE);
+        let any_cookie = cookies.iter().next().is_some();
         let resolved = sessions
             .resolve(cookies.iter().map(HeaderValue::as_bytes), now)
             .await
@@ -117,7 +118,9 @@ impl IdentityStage {
         if let Some(event) = &resolved.event {
             ctx.publish(session_event(event, Some(ctx.request_info(&request.head))));
         }
-        remove_cookie(&mut request.head.headers, &sessions.settings().cookie_name);
+        if any_cookie {
+            remove_cookie(&mut request.head.headers, &sessions.settings().cookie_name);
+        }
         Ok(resolved)
     }
 

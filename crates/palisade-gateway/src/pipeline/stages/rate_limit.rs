@@ -131,7 +131,7 @@ impl RequestStage for RateLimit {
             }
         }
         if let Some(checked) = tightest {
-            quota_headers(&checked.decision, &mut ctx.response_headers);
+            ctx.quota = Some(checked.decision);
         }
         Ok(Verdict::Continue)
     }
@@ -300,7 +300,11 @@ pub fn is_static_asset(method: &Method, path: &str) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return false;
     }
-    if path.contains(|c: char| c.is_control() || c == '?' || c == '#') {
+    // Read as bytes (this runs on every GET): only a path that holds a byte outside ASCII,
+    // a decoded one, has its characters looked at for Unicode's control characters.
+    let bytes = path.as_bytes();
+    let odd = |b: &u8| b.is_ascii_control() || matches!(b, b'?' | b'#');
+    if bytes.iter().any(odd) || (!path.is_ascii() && path.chars().any(char::is_control)) {
         return false;
     }
     if ASSET_PREFIXES
@@ -309,11 +313,13 @@ pub fn is_static_asset(method: &Method, path: &str) -> bool {
     {
         return true;
     }
-    let file = path.rsplit('/').next().unwrap_or("");
-    file.rsplit_once('.').is_some_and(|(_, ext)| {
+    let file = bytes.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    let dot = file.iter().rposition(|&b| b == b'.');
+    dot.is_some_and(|at| {
+        let ext = &file[at + 1..];
         ASSET_EXTENSIONS
             .iter()
-            .any(|known| known.eq_ignore_ascii_case(ext))
+            .any(|known| known.as_bytes().eq_ignore_ascii_case(ext))
     })
 }
 
@@ -326,14 +332,30 @@ pub(crate) fn retry_after_secs(decision: &Decision) -> u64 {
     ceil_secs(decision.retry_after.unwrap_or(decision.reset_after)).max(1)
 }
 
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
 /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds).
 fn quota_headers(decision: &Decision, headers: &mut HeaderMap) {
-    let mut put = |name: &'static str, value: u64| {
-        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
-    };
-    put("ratelimit-limit", decision.limit);
-    put("ratelimit-remaining", decision.remaining);
-    put("ratelimit-reset", ceil_secs(decision.reset_after));
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
+    let reset = ceil_secs(decision.reset_after);
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(reset));
+}
+
+/// [`quota_headers`] on a response that may carry the application's own: those stay.
+pub(crate) fn add_quota_headers(decision: &Decision, headers: &mut HeaderMap) {
+    let reset = ceil_secs(decision.reset_after);
+    for (name, value) in [
+        (RATELIMIT_LIMIT, decision.limit),
+        (RATELIMIT_REMAINING, decision.remaining),
+        (RATELIMIT_RESET, reset),
+    ] {
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from(value));
+    }
 }
 
 /// The 429 answer.
@@ -371,6 +393,20 @@ mod tests {
         assert!(!is_static_asset(&Method::POST, "/static/upload.js"));
         assert!(!is_static_asset(&Method::GET, "/api/users"));
         assert!(!is_static_asset(&Method::GET, "/login"));
+        // Spellings that are not plainly one file, decoded or not, are not assets.
+        for path in [
+            "/app.js?x",
+            "/app.js#x",
+            "/api\u{7f}.js",
+            "/api\t.js",
+            "/api\u{85}.js",
+            "/app.",
+            "/.js/api",
+        ] {
+            assert!(!is_static_asset(&Method::GET, path), "{path:?}");
+        }
+        assert!(is_static_asset(&Method::GET, "/caf\u{e9}/logo.svg"));
+        assert!(is_static_asset(&Method::GET, "/.well/a.b.CSS"));
     }
 
     #[test]
