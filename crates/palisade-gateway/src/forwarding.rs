@@ -149,73 +149,150 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// Sets `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for the upstream.
-///
-/// Values a trusted proxy sent are extended; values from anyone else are replaced, so the
-/// application never sees a client-written forwarding header as if palisade wrote it.
-/// `host` is the host the client asked for (its `Host` header, shared rather than copied).
+/// Sets `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for the upstream
+/// in `headers` ([`ForwardingFields`]).
 pub fn set_forwarding_headers(
     headers: &mut HeaderMap,
     ctx: &RequestContext,
     host: Option<&HeaderValue>,
 ) {
-    let peer = crate::client_ip::canonical(ctx.peer.ip());
-    let proto = if ctx.tls { "https" } else { "http" };
-    let (xff, xfp, xfh) = (X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST);
+    ForwardingFields::of(headers, ctx, host).insert_into(headers);
+}
 
-    let mut xff_value = String::with_capacity(48);
-    if let Some(prior) = ctx.peer_trusted.then(|| joined(headers, &xff)).flatten() {
-        xff_value.push_str(&prior);
-        xff_value.push_str(", ");
-    }
-    crate::client_ip::push_ip(&mut xff_value, peer);
-    insert_text(headers, xff, xff_value);
+/// `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) as the upstream gets them.
+///
+/// Values a trusted proxy sent are extended; values from anyone else are replaced, so the
+/// application never sees a client-written forwarding header as if palisade wrote it.
+/// Held as values until the request goes upstream: palisade's own HTTP/1.1 exchange writes
+/// them straight after the head's other fields ([`ForwardingFields::write`]) rather than
+/// inserting each into the head's map first.
+#[derive(Debug, Default)]
+pub struct ForwardingFields {
+    x_forwarded_for: String,
+    /// `None` when a trusted proxy's value stays.
+    x_forwarded_proto: Option<&'static str>,
+    /// `None` when a trusted proxy's value stays, or when there is no host to name.
+    x_forwarded_host: Option<HeaderValue>,
+    forwarded: String,
+}
 
-    if !(ctx.peer_trusted && headers.contains_key(&xfp)) {
-        headers.insert(xfp, HeaderValue::from_static(proto));
-    }
-    if !(ctx.peer_trusted && headers.contains_key(&xfh)) {
-        match host {
-            Some(host) => {
-                headers.insert(xfh, host.clone());
+impl ForwardingFields {
+    /// The fields for this request, taking out of `headers` every field they replace.
+    /// `host` is the host the client asked for (its `Host` header, shared rather than
+    /// copied).
+    pub fn of(headers: &mut HeaderMap, ctx: &RequestContext, host: Option<&HeaderValue>) -> Self {
+        let peer = crate::client_ip::canonical(ctx.peer.ip());
+        let proto = if ctx.tls { "https" } else { "http" };
+        let trusted = ctx.peer_trusted;
+        // Almost no request carries any of them: one look at the names, not four lookups.
+        let present = headers.keys().any(|name| {
+            name == X_FORWARDED_FOR
+                || name == X_FORWARDED_PROTO
+                || name == X_FORWARDED_HOST
+                || name == header::FORWARDED
+        });
+
+        let mut x_forwarded_for = String::with_capacity(48);
+        if let Some(prior) = (trusted && present)
+            .then(|| joined(headers, &X_FORWARDED_FOR))
+            .flatten()
+        {
+            x_forwarded_for.push_str(&prior);
+            x_forwarded_for.push_str(", ");
+        }
+        crate::client_ip::push_ip(&mut x_forwarded_for, peer);
+
+        let keep_proto = trusted && present && headers.contains_key(&X_FORWARDED_PROTO);
+        let keep_host = trusted && present && headers.contains_key(&X_FORWARDED_HOST);
+
+        let mut forwarded = String::with_capacity(64);
+        if let Some(prior) = (trusted && present)
+            .then(|| joined(headers, &header::FORWARDED))
+            .flatten()
+        {
+            forwarded.push_str(&prior);
+            forwarded.push_str(", ");
+        }
+        // RFC 7239 §6: IPv6 nodes are bracketed and quoted.
+        let (open, close) = if peer.is_ipv6() {
+            ("for=\"[", "]\";proto=")
+        } else {
+            ("for=", ";proto=")
+        };
+        forwarded.push_str(open);
+        crate::client_ip::push_ip(&mut forwarded, peer);
+        forwarded.push_str(close);
+        forwarded.push_str(proto);
+        let host_text = host.and_then(|h| h.to_str().ok());
+        // A quote or backslash would end or escape the quoted-string (RFC 9110 §5.6.4).
+        let quotable = |h: &&str| {
+            h.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
+        };
+        if let Some(host) = host_text.filter(quotable) {
+            forwarded.push_str(";host=\"");
+            forwarded.push_str(host);
+            forwarded.push('"');
+        }
+
+        if present {
+            headers.remove(&X_FORWARDED_FOR);
+            headers.remove(&header::FORWARDED);
+            if !keep_proto {
+                headers.remove(&X_FORWARDED_PROTO);
             }
-            None => {
-                headers.remove(&xfh);
+            if !keep_host {
+                headers.remove(&X_FORWARDED_HOST);
             }
+        }
+        Self {
+            x_forwarded_for,
+            x_forwarded_proto: (!keep_proto).then_some(proto),
+            x_forwarded_host: if keep_host { None } else { host.cloned() },
+            forwarded,
         }
     }
 
-    let mut forwarded = String::with_capacity(64);
-    if let Some(prior) = ctx
-        .peer_trusted
-        .then(|| joined(headers, &header::FORWARDED))
-        .flatten()
-    {
-        forwarded.push_str(&prior);
-        forwarded.push_str(", ");
+    /// Puts the fields into `headers` (for a request that goes through hyper's client).
+    pub fn insert_into(self, headers: &mut HeaderMap) {
+        insert_text(headers, X_FORWARDED_FOR, self.x_forwarded_for);
+        if let Some(proto) = self.x_forwarded_proto {
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+        }
+        if let Some(host) = self.x_forwarded_host {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+        insert_text(headers, header::FORWARDED, self.forwarded);
     }
-    // RFC 7239 §6: IPv6 nodes are bracketed and quoted.
-    let (open, close) = if peer.is_ipv6() {
-        ("for=\"[", "]\";proto=")
-    } else {
-        ("for=", ";proto=")
-    };
-    forwarded.push_str(open);
-    crate::client_ip::push_ip(&mut forwarded, peer);
-    forwarded.push_str(close);
-    forwarded.push_str(proto);
-    let host = host.and_then(|h| h.to_str().ok());
-    // A quote or backslash would end or escape the quoted-string (RFC 9110 §5.6.4).
-    let quotable = |h: &&str| {
-        h.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
-    };
-    if let Some(host) = host.filter(quotable) {
-        forwarded.push_str(";host=\"");
-        forwarded.push_str(host);
-        forwarded.push('"');
+
+    /// Writes the fields as HTTP/1.1 field lines, as [`Self::insert_into`] would have put
+    /// them (a value that could not be a field value is left out, as there); nothing for
+    /// the default, empty set.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        // The default: no fields (a request palisade makes itself).
+        if self.x_forwarded_for.is_empty() {
+            return;
+        }
+        let mut line = |name: &HeaderName, value: &[u8]| {
+            if value
+                .iter()
+                .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f))
+            {
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value);
+                out.extend_from_slice(b"\r\n");
+            }
+        };
+        line(&X_FORWARDED_FOR, self.x_forwarded_for.as_bytes());
+        if let Some(proto) = self.x_forwarded_proto {
+            line(&X_FORWARDED_PROTO, proto.as_bytes());
+        }
+        if let Some(host) = &self.x_forwarded_host {
+            line(&X_FORWARDED_HOST, host.as_bytes());
+        }
+        line(&header::FORWARDED, self.forwarded.as_bytes());
     }
-    insert_text(headers, header::FORWARDED, forwarded);
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -607,6 +684,50 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "198.51.100.7, ::1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
+    }
+
+    /// Palisade's own HTTP/1.1 exchange writes the fields after the head instead of putting
+    /// them into its map: the upstream must read the same fields either way, and the
+    /// client's copies must be gone from the map, never sent beside palisade's.
+    #[test]
+    fn forwarding_fields_written_as_lines_match_those_put_into_the_map() {
+        let host = HeaderValue::from_static("app.test");
+        for trusted in [false, true] {
+            let sent = [
+                ("x-forwarded-for", "198.51.100.7"),
+                ("x-forwarded-host", "evil.test"),
+                ("forwarded", "for=6.6.6.6"),
+                ("accept", "*/*"),
+            ];
+            let context = ctx("192.0.2.1:5000", trusted);
+            let mut inserted = headers(&sent);
+            set_forwarding_headers(&mut inserted, &context, Some(&host));
+
+            let mut left = headers(&sent);
+            let fields = ForwardingFields::of(&mut left, &context, Some(&host));
+            let mut lines = Vec::new();
+            for (name, value) in &left {
+                lines.extend_from_slice(format!("{name}: ").as_bytes());
+                lines.extend_from_slice(value.as_bytes());
+                lines.extend_from_slice(b"\r\n");
+            }
+            fields.write(&mut lines);
+            let mut read: Vec<(String, String)> = String::from_utf8(lines)
+                .expect("text")
+                .lines()
+                .map(|line| {
+                    let (name, value) = line.split_once(": ").expect("a field line");
+                    (name.to_owned(), value.to_owned())
+                })
+                .collect();
+            let mut expected: Vec<(String, String)> = inserted
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().expect("text").to_owned()))
+                .collect();
+            read.sort();
+            expected.sort();
+            assert_eq!(read, expected, "trusted: {trusted}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::body::{self, BodyFault, BoxError, GatewayBody};
 use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamUrl};
 use crate::error::GatewayError;
 use crate::events::{Event, EventBus};
-use crate::forwarding;
+use crate::forwarding::{self, ForwardingFields};
 use crate::pipeline::{GatewayRequest, RequestContext, Who};
 use crate::upstream_pool::{ExchangeError, PoolError, UpstreamPool};
 use crate::upstream_tls::{ClientCert, UpstreamTls};
@@ -168,10 +168,10 @@ impl Upstream {
         // failure is then the client's, whatever the upstream exchange reports.
         let fault = (!body.is_end_stream()).then(|| body.watch_faults());
         let who = ctx.who(&head);
-        let outgoing = self.outgoing(head, upgrade, ctx)?;
+        let (outgoing, fields) = self.outgoing(head, upgrade, ctx)?;
 
         let pool = &self.pools[worker % self.pools.len()];
-        let sent = pool.send_parts(outgoing, body, Some(self.response_timeout));
+        let sent = pool.send_parts(outgoing, fields, body, Some(self.response_timeout));
         let client_fault = || fault.as_ref().and_then(BodyFault::take);
         let mut response = match sent.await {
             Err(err) => {
@@ -223,8 +223,8 @@ impl Upstream {
     }
 
     /// The request's head as the upstream sees it (changed in place, not copied into a new
-    /// request): origin-form target, HTTP/1.1, hop-by-hop fields
-    /// removed, forwarding headers set, `Cookie` fields joined into one, `Expect` removed,
+    /// request), and the forwarding fields to send with it: origin-form target, HTTP/1.1,
+    /// hop-by-hop fields removed, `Cookie` fields joined into one, `Expect` removed,
     /// `Host` kept (or the upstream's). To an HTTP/2 upstream (not for upgrades): HTTP/2
     /// with the host as the URI's authority instead of `Host`, and `TE: trailers` kept when
     /// the client sent it (gRPC needs it).
@@ -234,7 +234,7 @@ impl Upstream {
         mut head: http::request::Parts,
         upgrade: bool,
         ctx: &RequestContext,
-    ) -> Result<http::request::Parts, GatewayError> {
+    ) -> Result<(http::request::Parts, ForwardingFields), GatewayError> {
         let client_host = client_host(&head.headers, head.uri.authority());
         // Origin form (RFC 9112 §3.2.1), the client's path and query shared, not copied.
         let path = head.uri.path_and_query().cloned();
@@ -244,7 +244,7 @@ impl Upstream {
         let h2_scheme = self.h2_scheme.as_ref().filter(|_| !upgrade);
         let te_trailers = h2_scheme.is_some() && forwarding::accepts_trailers(headers);
         forwarding::strip_hop_by_hop(headers, upgrade);
-        forwarding::set_forwarding_headers(headers, ctx, client_host.as_ref());
+        let fields = ForwardingFields::of(headers, ctx, client_host.as_ref());
         forwarding::join_cookies(headers);
         // The client's `Expect: 100-continue` is answered here (hyper sends the 100 when a
         // stage or the forwarder first reads the body), and the body is forwarded without
@@ -280,7 +280,7 @@ impl Upstream {
             head.uri = uri;
             head.version = Version::HTTP_11;
         }
-        Ok(head)
+        Ok((head, fields))
     }
 }
 
@@ -622,7 +622,7 @@ mod tests {
             false,
             crate::events::EventBus::new(Vec::new()),
         );
-        let outgoing = upstream.outgoing(head, false, &ctx).expect("outgoing");
+        let (outgoing, _) = upstream.outgoing(head, false, &ctx).expect("outgoing");
         assert_eq!(outgoing.version, Version::HTTP_2);
         let headers = &outgoing.headers;
         for name in ["authorization", "cookie", "x-api-key"] {

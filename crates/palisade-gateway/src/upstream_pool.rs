@@ -43,6 +43,7 @@ use tokio_util::either::Either;
 
 use crate::body::{BoxError, RequestBody};
 use crate::config::UpstreamProtocol;
+use crate::forwarding::ForwardingFields;
 use crate::upstream_tls::UpstreamTls;
 
 mod h2_conns;
@@ -231,7 +232,8 @@ impl UpstreamPool {
         }
         if !request.headers().contains_key(http::header::UPGRADE) {
             let (head, body) = request.into_parts();
-            return self.send_native(head, body, response_timeout).await;
+            let fields = ForwardingFields::default();
+            return self.send_native(head, fields, body, response_timeout).await;
         }
         let sent = within(response_timeout, Box::pin(self.send_hyper(request)));
         let (mut response, lease) = sent.await?;
@@ -248,15 +250,17 @@ impl UpstreamPool {
     /// exchange as they are (no `Request` rebuilt, no `async fn` layer to move them into).
     pub fn send_parts(
         self: &Arc<Self>,
-        head: http::request::Parts,
+        mut head: http::request::Parts,
+        fields: ForwardingFields,
         body: RequestBody,
         response_timeout: Option<Duration>,
     ) -> Either<impl Future<Output = Answered> + Send + '_, BoxedSend<'_>> {
         if head.version != http::Version::HTTP_2
             && !head.headers.contains_key(http::header::UPGRADE)
         {
-            return Either::Left(self.send_native(head, body, response_timeout));
+            return Either::Left(self.send_native(head, fields, body, response_timeout));
         }
+        fields.insert_into(&mut head.headers);
         // Boxed: inline, `send_timed`'s future would double this one's size.
         let request = Request::from_parts(head, body);
         Either::Right(Box::pin(self.send_timed(request, response_timeout)))
@@ -266,6 +270,7 @@ impl UpstreamPool {
     async fn send_native(
         self: &Arc<Self>,
         head: http::request::Parts,
+        fields: ForwardingFields,
         mut body: RequestBody,
         response_timeout: Option<Duration>,
     ) -> Result<Response<PooledBody>, PoolError> {
@@ -285,7 +290,7 @@ impl UpstreamPool {
                 // future's size.
                 None => (Box::pin(self.open_native()).await?, false),
             };
-            match native::exchange(conn, &head, body, response_timeout, self).await {
+            match native::exchange(conn, &head, &fields, body, response_timeout, self).await {
                 Ok(response) => return Ok(response.map(PooledBody::native)),
                 Err(failed) if matches!(failed.error, ExchangeError::TimedOut) => {
                     return Err(PoolError::ResponseTimeout);

@@ -35,6 +35,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::UpstreamPool;
 use crate::body::{BoxError, RequestBody, UnreadBody};
+use crate::forwarding::ForwardingFields;
 
 /// Largest answer head read (status line and fields, interim answers included).
 const MAX_HEAD: usize = 64 * 1024;
@@ -252,6 +253,7 @@ impl NativeConn {
 pub async fn exchange(
     mut conn: NativeConn,
     head: &http::request::Parts,
+    fields: &ForwardingFields,
     body: RequestBody,
     response_timeout: Option<std::time::Duration>,
     pool: &Arc<UpstreamPool>,
@@ -269,7 +271,7 @@ pub async fn exchange(
     } else {
         Outgoing::Chunked
     };
-    write_head(&mut conn.out, head, outgoing);
+    write_head(&mut conn.out, head, fields, outgoing);
     let written = async {
         conn.stream.write_all(&conn.out).await?;
         conn.stream.flush().await

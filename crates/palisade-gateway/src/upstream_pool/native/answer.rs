@@ -215,13 +215,15 @@ fn parse_length(item: &[u8]) -> Option<u64> {
 }
 
 /// The hop-by-hop fields of an answer other than its framing fields (RFC 9110 §7.6.1), left
-/// out of the answer's map: the gateway would strip them from it at once.
+/// out of the answer's map: the gateway would strip them from it at once. So is a field
+/// named `close` (a name RFC 9110 §16.3.2.1 reserves): `Connection: close`, taken in by the
+/// framing, names it.
 fn left_out(name: &HeaderName) -> bool {
     *name == TE
         || *name == TRAILER
         || *name == UPGRADE
         || *name == PROXY_AUTHORIZATION
-        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection" | "close")
 }
 
 /// The body's framing (RFC 9112 §6.3) and whether the connection may carry another request.
@@ -319,7 +321,8 @@ mod tests {
     fn hop_by_hop_fields_are_read_for_framing_and_left_out_of_the_answer() {
         let (head, framing, reuse) = parsed(
             "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
-             Transfer-Encoding: chunked\r\nTrailer: x-sum\r\nUpgrade: h2c\r\nX-App: 1\r\n\r\n",
+             Transfer-Encoding: chunked\r\nTrailer: x-sum\r\nUpgrade: h2c\r\nX-App: 1\r\n\
+             Close: 1\r\n\r\n",
         );
         assert_eq!((framing, reuse), (Framing::Chunked, Reuse::Now));
         let names: Vec<&str> = head.headers().keys().map(HeaderName::as_str).collect();

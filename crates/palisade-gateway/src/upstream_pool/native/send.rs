@@ -162,8 +162,13 @@ impl Sender {
 /// The request head as it goes on the wire: origin-form target, HTTP/1.1, the fields as
 /// they are (names lower case) but for the body's framing, which palisade writes:
 /// `Content-Length` or chunked for a body, `Content-Length: 0` without one where a body is
-/// expected or was announced.
-pub(super) fn write_head(out: &mut Vec<u8>, head: &http::request::Parts, outgoing: Outgoing) {
+/// expected or was announced; then the forwarding fields.
+pub(super) fn write_head(
+    out: &mut Vec<u8>,
+    head: &http::request::Parts,
+    fields: &ForwardingFields,
+    outgoing: Outgoing,
+) {
     out.clear();
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
@@ -188,9 +193,12 @@ pub(super) fn write_head(out: &mut Vec<u8>, head: &http::request::Parts, outgoin
         Outgoing::None if length_zero => out.extend_from_slice(b"content-length: 0\r\n"),
         Outgoing::None => {}
         Outgoing::Length(length) => {
-            out.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         Outgoing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
+    fields.write(out);
     out.extend_from_slice(b"\r\n");
 }

@@ -50,13 +50,23 @@ pub(super) fn answer(text: &str) -> (Vec<u8>, bool) {
 async fn the_request_head_is_written_in_origin_form_with_its_fields() {
     let mut out = Vec::new();
     let (head, _) = request(Method::GET).into_parts();
-    write_head(&mut out, &head, Outgoing::None);
+    write_head(
+        &mut out,
+        &head,
+        &ForwardingFields::default(),
+        Outgoing::None,
+    );
     assert_eq!(
         out,
         b"GET /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\n\r\n"
     );
     let (head, _) = request(Method::POST).into_parts();
-    write_head(&mut out, &head, Outgoing::None);
+    write_head(
+        &mut out,
+        &head,
+        &ForwardingFields::default(),
+        Outgoing::None,
+    );
     assert_eq!(
         out,
         b"POST /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\ncontent-length: 0\r\n\r\n"
@@ -65,12 +75,22 @@ async fn the_request_head_is_written_in_origin_form_with_its_fields() {
     // The client's framing fields give way to the body's.
     head.headers
         .insert(CONTENT_LENGTH, HeaderValue::from_static("99"));
-    write_head(&mut out, &head, Outgoing::Length(5));
+    write_head(
+        &mut out,
+        &head,
+        &ForwardingFields::default(),
+        Outgoing::Length(5),
+    );
     assert_eq!(
         out,
         b"POST /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\ncontent-length: 5\r\n\r\n"
     );
-    write_head(&mut out, &head, Outgoing::Chunked);
+    write_head(
+        &mut out,
+        &head,
+        &ForwardingFields::default(),
+        Outgoing::Chunked,
+    );
     assert_eq!(
         out,
         b"POST /path?q=1 HTTP/1.1\r\nhost: upstream.test\r\ntransfer-encoding: chunked\r\n\r\n"
