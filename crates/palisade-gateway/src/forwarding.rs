@@ -200,7 +200,9 @@ impl ForwardingFields {
             x_forwarded_for.push_str(&prior);
             x_forwarded_for.push_str(", ");
         }
+        let at = x_forwarded_for.len();
         crate::client_ip::push_ip(&mut x_forwarded_for, peer);
+        let peer_text = &x_forwarded_for[at..];
 
         let keep_proto = trusted && present && headers.contains_key(&X_FORWARDED_PROTO);
         let keep_host = trusted && present && headers.contains_key(&X_FORWARDED_HOST);
@@ -220,7 +222,7 @@ impl ForwardingFields {
             ("for=", ";proto=")
         };
         forwarded.push_str(open);
-        crate::client_ip::push_ip(&mut forwarded, peer);
+        forwarded.push_str(peer_text);
         forwarded.push_str(close);
         forwarded.push_str(proto);
         let host_text = host.and_then(|h| h.to_str().ok());
@@ -265,33 +267,28 @@ impl ForwardingFields {
         insert_text(headers, header::FORWARDED, self.forwarded);
     }
 
-    /// Writes the fields as HTTP/1.1 field lines, as [`Self::insert_into`] would have put
-    /// them (a value that could not be a field value is left out, as there); nothing for
-    /// the default, empty set.
+    /// Writes the fields as HTTP/1.1 field lines, as [`Self::insert_into`] puts them; nothing
+    /// for the default, empty set. Every value is a valid field value by construction: an
+    /// address, palisade's own words, a `HeaderValue`, and a trusted proxy's values read
+    /// with `to_str` (visible ASCII, spaces and tabs only).
     pub fn write(&self, out: &mut Vec<u8>) {
         // The default: no fields (a request palisade makes itself).
         if self.x_forwarded_for.is_empty() {
             return;
         }
-        let mut line = |name: &HeaderName, value: &[u8]| {
-            if value
-                .iter()
-                .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f))
-            {
-                out.extend_from_slice(name.as_str().as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(value);
-                out.extend_from_slice(b"\r\n");
-            }
+        let mut line = |name_colon: &[u8], value: &[u8]| {
+            out.extend_from_slice(name_colon);
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
         };
-        line(&X_FORWARDED_FOR, self.x_forwarded_for.as_bytes());
+        line(b"x-forwarded-for: ", self.x_forwarded_for.as_bytes());
         if let Some(proto) = self.x_forwarded_proto {
-            line(&X_FORWARDED_PROTO, proto.as_bytes());
+            line(b"x-forwarded-proto: ", proto.as_bytes());
         }
         if let Some(host) = &self.x_forwarded_host {
-            line(&X_FORWARDED_HOST, host.as_bytes());
+            line(b"x-forwarded-host: ", host.as_bytes());
         }
-        line(&header::FORWARDED, self.forwarded.as_bytes());
+        line(b"forwarded: ", self.forwarded.as_bytes());
     }
 }
 
