@@ -365,6 +365,38 @@ async fn a_key_holding_another_type_falls_back_alone_and_is_left_as_it_is() {
     assert!(matches!(err, StoreError::KeyUnusable(_)), "{err}");
     assert!(err.to_string().contains(&foreign), "names the key: {err}");
 
+    // A hash whose fields palisade could not have written is as unusable, for each
+    // algorithm: read as counts, they made the script and the policy disagree, which
+    // took Redis out of use for every key.
+    for (code, field, value) in [
+        ("sw", "c", "-inf"),
+        ("sw", "c", "2.5"),
+        ("sw", "p", "nan"),
+        ("fw", "w", "1e300"),
+        ("fw", "c", "-5"),
+        ("tb", "r", "1e300"),
+        ("tb", "t", "x"),
+    ] {
+        let algorithm = match code {
+            "sw" => Algorithm::SlidingWindow,
+            "fw" => Algorithm::FixedWindow,
+            _ => Algorithm::TokenBucket,
+        };
+        let key = format!("{}rl:{code}:5:60000:odd", opts.key_prefix);
+        redis_command(SHARED_REDIS, &["HSET", &key, field, value]).await;
+        let err = limiter
+            .check("odd", &quota(algorithm, 5, 60_000))
+            .await
+            .expect_err("not a counter palisade wrote");
+        assert!(
+            matches!(err, StoreError::KeyUnusable(_)),
+            "{code} {field}={value}: {err}"
+        );
+        let kept = redis_command(SHARED_REDIS, &["HGET", &key, field]).await;
+        assert_eq!(kept, redis::Value::BulkString(value.as_bytes().to_vec()));
+        redis_command(SHARED_REDIS, &["DEL", &key]).await;
+    }
+
     let clock = Arc::new(ManualClock::new(0));
     let store = Fallback::new(
         limiter,

@@ -185,6 +185,26 @@ async fn an_outage_refused_by_deny_is_logged_once_not_per_request() {
     );
 }
 
+/// A rule in `log` mode only reports: with `on_error = "deny"` and Redis down, its store
+/// failing must not refuse the request (a red-team finding: it answered 503).
+#[tokio::test]
+async fn a_log_mode_rule_refuses_nothing_when_its_store_fails_closed() {
+    let upstream = Upstream::start().await;
+    let config = redis_config(free_port(), &unique_prefix("logmode"), "deny")
+        .replace("window = \"1h\"\n", "window = \"1h\"\nmode = \"log\"\n");
+    assert!(config.contains("mode = \"log\""), "{config}");
+    let palisade = start_palisade(&upstream.url(), &config).await;
+    for _ in 0..3 {
+        assert_eq!(status_of(&palisade).await, StatusCode::OK);
+    }
+    let label = "palisade_state_backend_errors_total{backend=\"redis\"}";
+    assert!(
+        metric(&palisade, label).await >= 1,
+        "the failure is still counted"
+    );
+    palisade.shutdown().await;
+}
+
 /// With `on_error = "allow"` and Redis down, requests pass uncounted, and their answers carry
 /// no `RateLimit-*` headers: a quota nobody counted against would be a made-up figure.
 #[tokio::test]

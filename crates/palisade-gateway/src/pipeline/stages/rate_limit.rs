@@ -105,11 +105,13 @@ impl RequestStage for RateLimit {
             let key = rate_limit_key(rule, ctx, &head.headers);
             let decision = match self.store.check_ready(&key, &rule.quota) {
                 Some(decision) => decision,
-                None => self
-                    .store
-                    .check(&key, &rule.quota)
-                    .await
-                    .map_err(|_| GatewayError::StateUnavailable)?,
+                None => match self.store.check(&key, &rule.quota).await {
+                    Ok(decision) => decision,
+                    // A rule in `log` mode only reports: its store failing (with
+                    // `on_error = "deny"`) refuses nothing. The store counted the failure.
+                    Err(_) if rule.mode == Mode::Log => continue,
+                    Err(_) => return Err(GatewayError::StateUnavailable),
+                },
             };
             if !decision.allowed {
                 let checked = Checked { rule, decision };

@@ -234,11 +234,8 @@ fn framing(
     status: StatusCode,
     method: &Method,
 ) -> Result<(Framing, Reuse), ExchangeError> {
-    let mut keep_alive = if version == Version::HTTP_11 {
-        !seen.close
-    } else {
-        seen.keep_alive
-    };
+    // `close` wins over `keep-alive` (RFC 9112 §9.3), in an HTTP/1.0 answer too.
+    let mut keep_alive = !seen.close && (version == Version::HTTP_11 || seen.keep_alive);
     if status == StatusCode::SWITCHING_PROTOCOLS {
         keep_alive = false;
     }
@@ -276,8 +273,9 @@ fn framing(
         // Should the upstream send a body anyway (the one it announced, or a careless
         // one), it would be read as the answer to the connection's next request, someone
         // else's: the connection waits a little first, and is dropped if anything came.
-        let announced = chunked || length.is_some_and(|n| n > 0);
-        let careful = reuse == Reuse::Now && (announced || method == Method::HEAD);
+        // That holds for a 204 or 304 that announces nothing too: an application may
+        // still write a body after one.
+        let careful = reuse == Reuse::Now;
         return Ok((
             Framing::Empty,
             if careful { Reuse::AfterGrace } else { reuse },
@@ -341,6 +339,14 @@ mod tests {
             "2",
             "agreeing values made one"
         );
+
+        // `close` wins over `keep-alive`, in HTTP/1.0 as in 1.1 (RFC 9112 §9.3).
+        let (_, _, reuse) =
+            parsed("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, close\r\n\r\n");
+        assert_eq!(reuse, Reuse::No);
+        let (_, _, reuse) =
+            parsed("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
+        assert_eq!(reuse, Reuse::Now);
 
         // A 101 keeps `Connection` and `Upgrade` for the tunnel.
         let (head, _, reuse) = parsed(

@@ -268,7 +268,9 @@ async fn bodiless_answers_read_no_body_and_one_announcing_a_body_ends_its_connec
     .await;
     let pool = pool(address);
     // The HEAD's connection waits out its grace (the 1000 bytes could still come), so the
-    // next request takes a new one; the 304's is reused at once.
+    // next request takes a new one; so does the 304's, which announced nothing: a careless
+    // application may still write a body after it, which would become the answer to the
+    // connection's next request (a red-team finding with 204 and 304).
     for method in [Method::HEAD, Method::GET, Method::GET] {
         let (_, headers, body) = fetch(&pool, method.clone()).await.expect("answered");
         assert_eq!(body.expect("body"), "");
@@ -276,7 +278,7 @@ async fn bodiless_answers_read_no_body_and_one_announcing_a_body_ends_its_connec
             assert_eq!(headers[CONTENT_LENGTH], "1000");
         }
     }
-    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

@@ -14,9 +14,10 @@
 --   sw {allowed, elapsed_ms, previous, current}  decision i: current + used before it
 --   fw {allowed, elapsed_ms, count, 0}           decision i: count + used before it
 --   tb {allowed, tokens, carry, 0}               decision i: tokens - used (after refilling)
--- An entry whose key holds something other than a hash (WRONGTYPE: another program wrote
--- it, or a key_prefix clashes) answers {-1, 0, 0, 0}, is left as it is, and the other
--- entries are decided as usual.
+-- An entry whose key holds something other than palisade's counter (WRONGTYPE, or a hash
+-- whose fields are not whole numbers from 0 up: another program wrote it, or a key_prefix
+-- clashes) answers {-1, 0, 0, 0}, is left as it is, and the other entries are decided as
+-- usual.
 local slack = tonumber(ARGV[1])
 local redis_now = nil
 
@@ -44,6 +45,20 @@ end
 local states = {}
 local order = {}
 
+-- A stored field as palisade writes it: a whole number from 0 up (within Lua's exact
+-- integers). Returns the number (nil when the field is absent) and whether it is usable.
+local MAX_EXACT = 9007199254740991
+local function whole(raw)
+  if not raw then
+    return nil, true
+  end
+  local n = tonumber(raw)
+  if n and n == math.floor(n) and n >= 0 and n <= MAX_EXACT then
+    return n, true
+  end
+  return nil, false
+end
+
 local function load(key, algorithm)
   local state = states[key]
   if state then
@@ -56,15 +71,21 @@ local function load(key, algorithm)
   else
     stored = redis.pcall('HMGET', key, 'w', 'p', 'c')
   end
-  if stored.err then
+  local a, b, c, usable_a, usable_b, usable_c
+  if not stored.err then
+    a, usable_a = whole(stored[1])
+    b, usable_b = whole(stored[2])
+    c, usable_c = whole(stored[3])
+  end
+  if stored.err or not (usable_a and usable_b and usable_c) then
     state = {unusable = true}
     states[key] = state
     return state
   end
   if is_bucket then
-    state = {t = tonumber(stored[1]), k = tonumber(stored[2]), r = tonumber(stored[3])}
+    state = {t = a, k = b, r = c}
   else
-    state = {w = tonumber(stored[1]), p = tonumber(stored[2]), c = tonumber(stored[3])}
+    state = {w = a, p = b, c = c}
   end
   state.algorithm = algorithm
   states[key] = state
