@@ -123,6 +123,45 @@ fn remove_connection_options(headers: &mut HeaderMap) {
     }
 }
 
+/// Which of the fields that forwarding changes a request carries, found in one pass over
+/// its fields: nearly every request carries none of them, and looking up an absent field
+/// costs a hash and a probe apiece. Only ever a reason to look: a field found here may be
+/// gone by the time it is looked up (named in `Connection`), never the other way round.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Present {
+    /// `Upgrade`.
+    pub upgrade: bool,
+    /// How many `Cookie` fields.
+    pub cookies: usize,
+    /// `Expect`.
+    pub expect: bool,
+    /// `X-Forwarded-For`, `-Proto`, `-Host` or `Forwarded`.
+    pub forwarding: bool,
+}
+
+impl Present {
+    /// The fields of `headers`.
+    pub fn of(headers: &HeaderMap) -> Self {
+        let mut present = Self::default();
+        for name in headers.keys() {
+            if name == header::UPGRADE {
+                present.upgrade = true;
+            } else if name == header::COOKIE {
+                present.cookies = headers.get_all(header::COOKIE).iter().count();
+            } else if name == header::EXPECT {
+                present.expect = true;
+            } else if name == header::FORWARDED
+                || name == X_FORWARDED_FOR
+                || name == X_FORWARDED_PROTO
+                || name == X_FORWARDED_HOST
+            {
+                present.forwarding = true;
+            }
+        }
+        present
+    }
+}
+
 /// Whether the request asks to switch to WebSocket (RFC 9110 §7.8, RFC 6455 §4.1), the
 /// one upgrade palisade passes through.
 ///
@@ -156,7 +195,8 @@ pub fn set_forwarding_headers(
     ctx: &RequestContext,
     host: Option<&HeaderValue>,
 ) {
-    ForwardingFields::of(headers, ctx, host).insert_into(headers);
+    let present = Present::of(headers).forwarding;
+    ForwardingFields::of(headers, present, ctx, host).insert_into(headers);
 }
 
 /// `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) as the upstream gets them.
@@ -178,19 +218,17 @@ pub struct ForwardingFields {
 
 impl ForwardingFields {
     /// The fields for this request, taking out of `headers` every field they replace.
-    /// `host` is the host the client asked for (its `Host` header, shared rather than
-    /// copied).
-    pub fn of(headers: &mut HeaderMap, ctx: &RequestContext, host: Option<&HeaderValue>) -> Self {
+    /// `present`: whether `headers` may hold any of them ([`Present::forwarding`]). `host`
+    /// is the host the client asked for (its `Host` header, shared rather than copied).
+    pub fn of(
+        headers: &mut HeaderMap,
+        present: bool,
+        ctx: &RequestContext,
+        host: Option<&HeaderValue>,
+    ) -> Self {
         let peer = crate::client_ip::canonical(ctx.peer.ip());
         let proto = if ctx.tls { "https" } else { "http" };
         let trusted = ctx.peer_trusted;
-        // Almost no request carries any of them: one look at the names, not four lookups.
-        let present = headers.keys().any(|name| {
-            name == X_FORWARDED_FOR
-                || name == X_FORWARDED_PROTO
-                || name == X_FORWARDED_HOST
-                || name == header::FORWARDED
-        });
 
         let mut x_forwarded_for = String::with_capacity(48);
         if let Some(prior) = (trusted && present)
@@ -701,7 +739,8 @@ mod tests {
             set_forwarding_headers(&mut inserted, &context, Some(&host));
 
             let mut left = headers(&sent);
-            let fields = ForwardingFields::of(&mut left, &context, Some(&host));
+            let present = Present::of(&left).forwarding;
+            let fields = ForwardingFields::of(&mut left, present, &context, Some(&host));
             let mut lines = Vec::new();
             for (name, value) in &left {
                 lines.extend_from_slice(format!("{name}: ").as_bytes());

@@ -20,7 +20,7 @@ use crate::body::{self, BodyFault, BoxError, GatewayBody};
 use crate::config::{UpstreamConfig, UpstreamProtocol, UpstreamUrl};
 use crate::error::GatewayError;
 use crate::events::{Event, EventBus};
-use crate::forwarding::{self, ForwardingFields};
+use crate::forwarding::{self, ForwardingFields, Present};
 use crate::pipeline::{GatewayRequest, RequestContext, Who};
 use crate::upstream_pool::{ExchangeError, PoolError, UpstreamPool};
 use crate::upstream_tls::{ClientCert, UpstreamTls};
@@ -160,7 +160,8 @@ impl Upstream {
         worker: usize,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let GatewayRequest { mut head, mut body } = request;
-        let upgrade = forwarding::wants_upgrade(&head.headers);
+        let present = Present::of(&head.headers);
+        let upgrade = present.upgrade && forwarding::wants_upgrade(&head.headers);
         let client_upgrade = upgrade
             .then(|| head.extensions.remove::<hyper::upgrade::OnUpgrade>())
             .flatten();
@@ -168,7 +169,7 @@ impl Upstream {
         // failure is then the client's, whatever the upstream exchange reports.
         let fault = (!body.is_end_stream()).then(|| body.watch_faults());
         let who = ctx.who(&head);
-        let (outgoing, fields) = self.outgoing(head, upgrade, ctx)?;
+        let (outgoing, fields) = self.outgoing(head, present, upgrade, ctx)?;
 
         let pool = &self.pools[worker % self.pools.len()];
         let sent = pool.send_parts(outgoing, fields, body, Some(self.response_timeout));
@@ -232,6 +233,7 @@ impl Upstream {
     fn outgoing(
         &self,
         mut head: http::request::Parts,
+        present: Present,
         upgrade: bool,
         ctx: &RequestContext,
     ) -> Result<(http::request::Parts, ForwardingFields), GatewayError> {
@@ -244,14 +246,18 @@ impl Upstream {
         let h2_scheme = self.h2_scheme.as_ref().filter(|_| !upgrade);
         let te_trailers = h2_scheme.is_some() && forwarding::accepts_trailers(headers);
         forwarding::strip_hop_by_hop(headers, upgrade);
-        let fields = ForwardingFields::of(headers, ctx, client_host.as_ref());
-        forwarding::join_cookies(headers);
+        let fields = ForwardingFields::of(headers, present.forwarding, ctx, client_host.as_ref());
+        if present.cookies > 1 {
+            forwarding::join_cookies(headers);
+        }
         // The client's `Expect: 100-continue` is answered here (hyper sends the 100 when a
         // stage or the forwarder first reads the body), and the body is forwarded without
         // waiting for the upstream's 100. Passed on, the expectation lets the upstream answer
         // before the body and, keeping the connection, read that body as a request of its
         // own that no stage judged.
-        headers.remove(EXPECT);
+        if present.expect {
+            headers.remove(EXPECT);
+        }
         let host = match client_host {
             Some(host) if self.preserve_host => host,
             _ => self.authority_value.clone(),
@@ -622,7 +628,10 @@ mod tests {
             false,
             crate::events::EventBus::new(Vec::new()),
         );
-        let (outgoing, _) = upstream.outgoing(head, false, &ctx).expect("outgoing");
+        let present = Present::of(&head.headers);
+        let (outgoing, _) = upstream
+            .outgoing(head, present, false, &ctx)
+            .expect("outgoing");
         assert_eq!(outgoing.version, Version::HTTP_2);
         let headers = &outgoing.headers;
         for name in ["authorization", "cookie", "x-api-key"] {
