@@ -19,7 +19,7 @@ use std::io::Write;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
-use super::{Event, EventSink};
+use super::{Event, EventSink, key};
 use crate::metrics::Metrics;
 
 /// Queues events for the log writer task.
@@ -140,7 +140,7 @@ pub fn event_line(event: &Event) -> String {
 
 fn write_line(line: &mut String, ts: &str, event: &Event) {
     let mut object = super::JsonObject::new(line);
-    object.str("ts", ts);
+    object.str(key!("ts"), ts);
     event.write_fields(&mut object);
     object.finish();
 }

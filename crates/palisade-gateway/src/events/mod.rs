@@ -210,7 +210,7 @@ impl Event {
     /// Written by hand rather than through a map: in `log` mode a flood of requests is a
     /// flood of events, and this runs once per event.
     pub fn write_fields(&self, out: &mut JsonObject<'_>) {
-        out.str("event", self.name());
+        out.str(key!("event"), self.name());
         match self {
             Self::RateLimited {
                 request,
@@ -220,10 +220,10 @@ impl Event {
                 retry_after_secs,
             } => {
                 request.write_fields(out);
-                out.str("rule.name", rule);
-                out.bool("rate_limit.enforced", *enforced);
-                out.num("rate_limit.limit", *limit);
-                out.num("rate_limit.retry_after", *retry_after_secs);
+                out.str(key!("rule.name"), rule);
+                out.bool(key!("rate_limit.enforced"), *enforced);
+                out.num(key!("rate_limit.limit"), *limit);
+                out.num(key!("rate_limit.retry_after"), *retry_after_secs);
             }
             Self::WafRule(event) => event.write_fields(out),
             Self::WafManaged(event) => event.write_fields(out),
@@ -235,9 +235,9 @@ impl Event {
                 status,
             } => {
                 request.write_fields(out);
-                out.str("stage", stage);
-                out.str("reason", reason);
-                out.num("http.status", u64::from(*status));
+                out.str(key!("stage"), stage);
+                out.str(key!("reason"), reason);
+                out.num(key!("http.status"), u64::from(*status));
             }
             Self::RequestFailed {
                 request,
@@ -246,28 +246,28 @@ impl Event {
                 status,
             } => {
                 request.write_fields(out);
-                out.str("error.source", source);
-                out.str("error.kind", kind);
-                out.num("http.status", u64::from(*status));
+                out.str(key!("error.source"), source);
+                out.str(key!("error.kind"), kind);
+                out.num(key!("http.status"), u64::from(*status));
             }
             Self::StateDegraded {
                 backend,
                 policy,
                 detail,
             } => {
-                out.str("state.backend", backend);
-                out.str("state.on_error", policy);
-                out.str("error.detail", detail);
+                out.str(key!("state.backend"), backend);
+                out.str(key!("state.on_error"), policy);
+                out.str(key!("error.detail"), detail);
             }
-            Self::StateRecovered { backend } => out.str("state.backend", backend),
-            Self::ConfigReloaded { file } => out.str("config.file", file),
+            Self::StateRecovered { backend } => out.str(key!("state.backend"), backend),
+            Self::ConfigReloaded { file } => out.str(key!("config.file"), file),
             Self::ConfigRejected { file, errors } => {
-                out.str("config.file", file);
-                out.strs("config.errors", errors);
+                out.str(key!("config.file"), file);
+                out.strs(key!("config.errors"), errors);
             }
             Self::TlsReloaded { ok, detail } => {
-                out.bool("tls.ok", *ok);
-                out.str("error.detail", detail);
+                out.bool(key!("tls.ok"), *ok);
+                out.str(key!("error.detail"), detail);
             }
             Self::Session {
                 request, session, ..
@@ -277,10 +277,10 @@ impl Event {
                     request.write_place(out);
                 }
                 // A login's new user, else the user of the request.
-                out.opt_str("user.id", session.user_id.as_deref().or(request_user));
-                out.opt_str("session.id", session.session_id.as_deref());
+                out.opt_str(key!("user.id"), session.user_id.as_deref().or(request_user));
+                out.opt_str(key!("session.id"), session.session_id.as_deref());
                 if let Some(reason) = session.reason {
-                    out.str("reason", reason);
+                    out.str(key!("reason"), reason);
                 }
             }
             Self::SessionsRevoked {
@@ -288,16 +288,16 @@ impl Event {
                 user_id,
                 count,
             } => {
-                out.opt_str("session.id", session_id.as_deref());
-                out.opt_str("user.id", user_id.as_deref());
-                out.num("session.count", *count);
+                out.opt_str(key!("session.id"), session_id.as_deref());
+                out.opt_str(key!("user.id"), user_id.as_deref());
+                out.num(key!("session.count"), *count);
             }
             Self::CsrfRefused { request, reason }
             | Self::Identity {
                 request, reason, ..
             } => {
                 request.write_fields(out);
-                out.str("reason", reason);
+                out.str(key!("reason"), reason);
             }
             Self::UploadRefused { request, refusal } => {
                 request.write_fields(out);
@@ -311,11 +311,11 @@ impl Event {
                 forwarded,
             } => {
                 request.write_fields(out);
-                out.num("upload.files", types.len() as u64);
-                out.strs("upload.types", types);
-                out.strs("upload.scans", scans);
-                out.num("upload.received", *received);
-                out.num("upload.forwarded", *forwarded);
+                out.num(key!("upload.files"), types.len() as u64);
+                out.strs(key!("upload.types"), types);
+                out.strs(key!("upload.scans"), scans);
+                out.num(key!("upload.received"), *received);
+                out.num(key!("upload.forwarded"), *forwarded);
             }
         }
     }
@@ -334,37 +334,71 @@ impl Event {
 }
 
 fn write_refusal(out: &mut JsonObject<'_>, refusal: &crate::upload::UploadEvent) {
-    out.str("upload.reason", refusal.reason);
-    out.num("http.status", u64::from(refusal.status));
+    out.str(key!("upload.reason"), refusal.reason);
+    out.num(key!("http.status"), u64::from(refusal.status));
     if let Some(field) = &refusal.field {
-        out.str("upload.field", field);
+        out.str(key!("upload.field"), field);
     }
     if let Some(name) = &refusal.filename {
-        out.str("upload.filename", name);
+        out.str(key!("upload.filename"), name);
     }
-    out.str("upload.detail", &refusal.detail);
+    out.str(key!("upload.detail"), &refusal.detail);
     if let Some(signature) = &refusal.signature {
-        out.str("upload.signature", signature);
+        out.str(key!("upload.signature"), signature);
     }
     if let Some(path) = &refusal.quarantined {
-        out.display("upload.quarantined", &path.display());
+        out.display(key!("upload.quarantined"), &path.display());
     }
 }
 
 impl RequestInfo {
     pub(crate) fn write_fields(&self, out: &mut JsonObject<'_>) {
         self.write_place(out);
-        out.opt_str("user.id", self.user_id.as_deref());
+        out.opt_str(key!("user.id"), self.user_id.as_deref());
     }
 
     /// Everything but the user.
     fn write_place(&self, out: &mut JsonObject<'_>) {
-        out.request_id("request.id", self.id);
-        out.ip("client.ip", self.client_ip);
-        out.str("http.method", self.method.as_str());
-        out.str("url.path", &self.path);
+        out.request_id(key!("request.id"), self.id);
+        out.ip(key!("client.ip"), self.client_ip);
+        out.str(key!("http.method"), self.method.as_str());
+        out.str(key!("url.path"), &self.path);
     }
 }
+
+/// A field name as [`JsonObject`] writes it, quoted, with the comma before it and the
+/// colon after it (`,"request.id":`): one copy per field. Made by [`key!`], which checks
+/// at compile time that the name needs no escaping.
+#[derive(Debug, Clone, Copy)]
+pub struct Key(&'static str);
+
+impl Key {
+    /// `quoted` as [`key!`] builds it; a name holding a quote, a backslash or a control
+    /// character is refused (at compile time in [`key!`]).
+    pub const fn new(quoted: &'static str) -> Self {
+        let bytes = quoted.as_bytes();
+        assert!(bytes.len() >= 4 && bytes[0] == b',' && bytes[1] == b'"');
+        let mut at = 2;
+        while at < bytes.len() - 2 {
+            let byte = bytes[at];
+            assert!(
+                byte >= 0x20 && byte != b'"' && byte != b'\\',
+                "field name needs escaping"
+            );
+            at += 1;
+        }
+        Self(quoted)
+    }
+}
+
+/// The [`Key`] of a field name known at compile time: `key!("request.id")`.
+macro_rules! key {
+    ($name:literal) => {{
+        const KEY: $crate::events::Key = $crate::events::Key::new(concat!(",\"", $name, "\":"));
+        KEY
+    }};
+}
+pub(crate) use key;
 
 /// A flat JSON object written straight into a string.
 #[derive(Debug)]
@@ -381,18 +415,12 @@ impl<'a> JsonObject<'a> {
     }
 
     /// Writes `"key":`, after a comma unless it is the first field. The keys are the stable
-    /// field names written in this crate, never escaped (checked in debug builds); keys from
-    /// elsewhere (a rule's field names) go through [`JsonObject::str_key`].
-    fn key(&mut self, key: &str) {
-        debug_assert!(!needs_escape(key), "field name {key:?} needs escaping");
-        self.out.reserve(key.len() + 4);
-        if !self.empty {
-            self.out.push(',');
-        }
+    /// field names written in this crate ([`key!`]); keys from elsewhere (a rule's field
+    /// names) go through [`JsonObject::str_key`].
+    fn key(&mut self, key: Key) {
+        let text = if self.empty { &key.0[1..] } else { key.0 };
         self.empty = false;
-        self.out.push('"');
-        self.out.push_str(key);
-        self.out.push_str("\":");
+        self.out.push_str(text);
     }
 
     /// Writes `"key":` for a key that may need escaping.
@@ -406,25 +434,25 @@ impl<'a> JsonObject<'a> {
     }
 
     /// A string field.
-    pub fn str(&mut self, key: &str, value: &str) {
+    pub fn str(&mut self, key: Key, value: &str) {
         self.key(key);
         escape_into(self.out, value);
     }
 
     /// A string field, written only when present.
-    pub fn opt_str(&mut self, key: &str, value: Option<&str>) {
+    pub fn opt_str(&mut self, key: Key, value: Option<&str>) {
         if let Some(value) = value {
             self.str(key, value);
         }
     }
 
     /// A string field from anything printable.
-    pub fn display(&mut self, key: &str, value: &impl std::fmt::Display) {
+    pub fn display(&mut self, key: Key, value: &impl std::fmt::Display) {
         self.str(key, &value.to_string());
     }
 
     /// A request id field.
-    pub fn request_id(&mut self, key: &str, id: RequestId) {
+    pub fn request_id(&mut self, key: Key, id: RequestId) {
         self.key(key);
         self.out.push('"');
         id.push_to(self.out);
@@ -432,7 +460,7 @@ impl<'a> JsonObject<'a> {
     }
 
     /// An address field (its text never needs escaping).
-    pub fn ip(&mut self, key: &str, ip: IpAddr) {
+    pub fn ip(&mut self, key: Key, ip: IpAddr) {
         self.key(key);
         self.out.push('"');
         crate::client_ip::push_ip(self.out, ip);
@@ -440,19 +468,25 @@ impl<'a> JsonObject<'a> {
     }
 
     /// A number field.
-    pub fn num(&mut self, key: &str, value: u64) {
+    pub fn num(&mut self, key: Key, value: u64) {
         self.key(key);
         self.out.push_str(itoa::Buffer::new().format(value));
     }
 
+    /// A number field whose name is made at run time (escaped like a value).
+    pub fn num_named(&mut self, name: &str, value: u64) {
+        self.str_key(name);
+        self.out.push_str(itoa::Buffer::new().format(value));
+    }
+
     /// A boolean field.
-    pub fn bool(&mut self, key: &str, value: bool) {
+    pub fn bool(&mut self, key: Key, value: bool) {
         self.key(key);
         self.out.push_str(if value { "true" } else { "false" });
     }
 
     /// An array of strings.
-    pub fn strs(&mut self, key: &str, values: &[String]) {
+    pub fn strs(&mut self, key: Key, values: &[String]) {
         self.key(key);
         self.out.push('[');
         for (i, value) in values.iter().enumerate() {
@@ -465,7 +499,7 @@ impl<'a> JsonObject<'a> {
     }
 
     /// A nested object of string fields (`"rule.fields": {"ip.src": "192.0.2.1"}`).
-    pub fn pairs(&mut self, key: &str, pairs: &[(String, String)]) {
+    pub fn pairs(&mut self, key: Key, pairs: &[(String, String)]) {
         let mut inner = String::new();
         let mut object = JsonObject::new(&mut inner);
         for (name, value) in pairs {
@@ -582,6 +616,23 @@ mod tests {
             method: http::Method::POST,
             path: "/login".into(),
             user_id: None,
+        }
+    }
+
+    #[test]
+    fn field_names_are_written_quoted_and_one_needing_an_escape_is_refused() {
+        let mut text = String::new();
+        let mut object = JsonObject::new(&mut text);
+        object.num(key!("a.b"), 1);
+        object.str(key!("c"), "d");
+        object.num_named("waf.score.\"x", 2);
+        object.finish();
+        assert_eq!(text, r#"{"a.b":1,"c":"d","waf.score.\"x":2}"#);
+        for bad in [",\"a\"b\":", ",\"a\\b\":", ",\"a\nb\":", "\"ab\":"] {
+            assert!(
+                std::panic::catch_unwind(|| Key::new(bad)).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

@@ -7,7 +7,7 @@
 use palisade_expr::Decided;
 use palisade_waf::{Finding, Scores};
 
-use crate::events::{JsonObject, RequestInfo};
+use crate::events::{JsonObject, RequestInfo, key};
 
 /// What is logged in place of a sensitive value.
 pub const REDACTED: &str = "(redacted)";
@@ -45,16 +45,16 @@ impl RuleEvent {
     /// The event's fields, after `event` and before the end of the object.
     pub fn write_fields(&self, out: &mut JsonObject<'_>) {
         self.request.write_fields(out);
-        out.str("rule.name", &self.rule);
-        out.str("rule.action", self.action);
-        out.str("rule.outcome", self.outcome);
-        out.bool("rule.enforced", self.enforced);
-        out.pairs("rule.fields", &self.fields);
+        out.str(key!("rule.name"), &self.rule);
+        out.str(key!("rule.action"), self.action);
+        out.str(key!("rule.outcome"), self.outcome);
+        out.bool(key!("rule.enforced"), self.enforced);
+        out.pairs(key!("rule.fields"), &self.fields);
         if let Some(status) = self.status {
-            out.num("http.status", u64::from(status));
+            out.num(key!("http.status"), u64::from(status));
         }
         if let Some(clearance) = self.clearance {
-            out.str("challenge.clearance", clearance);
+            out.str(key!("challenge.clearance"), clearance);
         }
     }
 }
@@ -91,33 +91,33 @@ impl ManagedEvent {
         self.request.write_fields(out);
         let finding = &self.finding;
         let location = finding.location.to_string();
-        out.str("waf.outcome", self.outcome);
-        out.str("waf.class", finding.class.name());
-        out.str("waf.detector", finding.detector.name());
-        out.str("waf.reason", finding.reason);
+        out.str(key!("waf.outcome"), self.outcome);
+        out.str(key!("waf.class"), finding.class.name());
+        out.str(key!("waf.detector"), finding.detector.name());
+        out.str(key!("waf.reason"), finding.reason);
         // A fragment from a cookie or an input named like a credential may be one.
         let matched = if is_sensitive(&location) {
             REDACTED
         } else {
             finding.matched.as_str()
         };
-        out.str("waf.location", &location);
-        out.str("waf.matched", matched);
-        out.bool("waf.hidden", finding.hidden);
-        out.num("waf.score", u64::from(finding.score));
+        out.str(key!("waf.location"), &location);
+        out.str(key!("waf.matched"), matched);
+        out.bool(key!("waf.hidden"), finding.hidden);
+        out.num(key!("waf.score"), u64::from(finding.score));
         for (class, score) in self.scores.iter() {
-            out.num(&format!("waf.score.{class}"), u64::from(score));
+            out.num_named(&format!("waf.score.{class}"), u64::from(score));
         }
-        out.num("waf.threshold", u64::from(self.threshold));
-        out.num("waf.paranoia", u64::from(self.paranoia));
-        out.num("waf.findings", self.findings as u64);
-        out.bool("waf.incomplete", !self.incomplete.is_empty());
+        out.num(key!("waf.threshold"), u64::from(self.threshold));
+        out.num(key!("waf.paranoia"), u64::from(self.paranoia));
+        out.num(key!("waf.findings"), self.findings as u64);
+        out.bool(key!("waf.incomplete"), !self.incomplete.is_empty());
         if !self.incomplete.is_empty() {
             let reasons: Vec<String> = self.incomplete.iter().map(|r| r.to_string()).collect();
-            out.strs("waf.incomplete_reasons", &reasons);
+            out.strs(key!("waf.incomplete_reasons"), &reasons);
         }
         if let Some(status) = self.status {
-            out.num("http.status", u64::from(status));
+            out.num(key!("http.status"), u64::from(status));
         }
     }
 }
@@ -147,7 +147,7 @@ impl ChallengeEvent {
     pub fn write_fields(&self, out: &mut JsonObject<'_>) {
         self.request.write_fields(out);
         if !self.passed {
-            out.str("challenge.reason", self.reason);
+            out.str(key!("challenge.reason"), self.reason);
         }
     }
 }
