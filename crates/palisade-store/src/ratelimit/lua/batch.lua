@@ -53,7 +53,8 @@ local function whole(raw)
     return nil, true
   end
   local n = tonumber(raw)
-  if n and n == math.floor(n) and n >= 0 and n <= MAX_EXACT then
+  -- `n % 1` is not 0 for a fraction, nor for nan or an infinity.
+  if n and n >= 0 and n <= MAX_EXACT and n % 1 == 0 then
     return n, true
   end
   return nil, false
