@@ -182,6 +182,8 @@ impl Gateway {
         let in_flight = conn.shared.start_request();
         let runtime = self.runtime();
         let mut ctx = RequestContext::new(conn.peer, conn.tls, self.services.events.clone());
+        // Requests come without hyper's body only from palisade's own HTTP/1.1 loop.
+        ctx.own_loop = incoming.is_none();
         ctx.framing = conn.shared.finding_for(&in_flight);
         ctx.local_addr = conn
             .local
@@ -270,8 +272,11 @@ impl Gateway {
                 rest: Bytes::new(),
             })
         });
+        let head_lines = ctx.head_lines.take();
         handling.answered = true;
-        Response::from_parts(parts, TrackedBody::new(body, in_flight, send))
+        let mut body = TrackedBody::new(body, in_flight, send);
+        body.head_lines = head_lines;
+        Response::from_parts(parts, body)
     }
 
     /// The response for an error, with its event, metric and log line.
@@ -441,6 +446,9 @@ pub struct TrackedBody {
     _in_flight: InFlight,
     /// An HTTP/2 answer's `send_timeout` watch, and what to report if it fires.
     send: Option<Box<SendReport>>,
+    /// Field lines palisade's own HTTP/1.1 loop writes after the head's other fields
+    /// ([`RequestContext::head_lines`]).
+    pub(crate) head_lines: Option<Arc<[u8]>>,
 }
 
 /// What an HTTP/2 answer reports when its stream is reset because the client took nothing
@@ -467,6 +475,7 @@ impl TrackedBody {
             inner,
             _in_flight: in_flight,
             send,
+            head_lines: None,
         }
     }
 }

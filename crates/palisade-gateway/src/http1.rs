@@ -321,7 +321,9 @@ where
     } else {
         body.size_hint().exact()
     };
-    let (framing, keep_alive) = write_head(out, &parts, BodySize { empty, exact }, head_request);
+    let size = BodySize { empty, exact };
+    let lines = body.head_lines.take();
+    let (framing, keep_alive) = write_head(out, &parts, lines.as_deref(), size, head_request);
     let mut left = match framing {
         Framing::Length(0) => {
             drop(body);
@@ -427,6 +429,7 @@ fn push_content_length(out: &mut Vec<u8>, length: u64) {
 fn write_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
+    lines: Option<&[u8]>,
     body: BodySize,
     head_request: bool,
 ) -> (Framing, bool) {
@@ -487,6 +490,9 @@ fn write_head(
             }
         },
     };
+    if let Some(lines) = lines {
+        out.extend_from_slice(lines);
+    }
     if !dated {
         DATE_CACHE.with(|cache| {
             field(out, b"date", cache.borrow_mut().now());

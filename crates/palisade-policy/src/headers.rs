@@ -14,6 +14,7 @@ mod csp;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -192,6 +193,9 @@ struct Managed {
 struct HeaderSet {
     headers: Vec<Managed>,
     cookies: Option<CookieHardening>,
+    /// `headers` as HTTP/1.1 field lines, for a connection without TLS and one with it
+    /// ([`HeaderPolicy::apply_as_lines`]).
+    lines: [Arc<[u8]>; 2],
 }
 
 /// The validated header policy.
@@ -244,6 +248,36 @@ impl HeaderPolicy {
         if let Some(hardening) = &set.cookies {
             harden_cookies(headers, hardening, tls);
         }
+    }
+
+    /// [`Self::apply`] for a writer that appends the security headers to the answer's head
+    /// itself: when the answer carries none of the managed fields (so none of its own is to
+    /// keep or replace), its cookies are hardened and the fields come back as HTTP/1.1
+    /// field lines, written once per configuration, instead of each going into the map.
+    /// Otherwise this is `apply`, and `None` comes back.
+    pub fn apply_as_lines(
+        &self,
+        headers: &mut HeaderMap,
+        path: &str,
+        tls: bool,
+    ) -> Option<Arc<[u8]>> {
+        if !self.enabled {
+            return None;
+        }
+        let set = self.set_for(path);
+        let mut cookies = false;
+        for name in headers.keys() {
+            if name == header::SET_COOKIE {
+                cookies = true;
+            } else if set.headers.iter().any(|m| m.name == name) {
+                self.apply(headers, path, tls);
+                return None;
+            }
+        }
+        if let Some(hardening) = set.cookies.as_ref().filter(|_| cookies) {
+            harden_cookies(headers, hardening, tls);
+        }
+        Some(Arc::clone(&set.lines[usize::from(tls)]))
     }
 
     fn set_for(&self, path: &str) -> &HeaderSet {
@@ -350,7 +384,21 @@ impl HeaderSet {
         let cookies = config.harden_cookies.then(|| CookieHardening {
             httponly_exempt: config.httponly_exempt_cookies.clone(),
         });
-        Ok(Self { headers, cookies })
+        let lines = [false, true].map(|tls| {
+            let mut lines = Vec::new();
+            for managed in headers.iter().filter(|m| tls || !m.tls_only) {
+                lines.extend_from_slice(managed.name.as_str().as_bytes());
+                lines.extend_from_slice(b": ");
+                lines.extend_from_slice(managed.value.as_bytes());
+                lines.extend_from_slice(b"\r\n");
+            }
+            Arc::from(lines)
+        });
+        Ok(Self {
+            headers,
+            cookies,
+            lines,
+        })
     }
 }
 

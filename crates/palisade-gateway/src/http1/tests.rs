@@ -119,7 +119,7 @@ fn head_of(
     }
     let (parts, ()) = response.into_parts();
     let mut out = Vec::new();
-    let (framing, keep) = write_head(&mut out, &parts, body, head_request);
+    let (framing, keep) = write_head(&mut out, &parts, None, body, head_request);
     (String::from_utf8(out).expect("text"), framing, keep)
 }
 
@@ -225,6 +225,6 @@ fn an_upstream_reason_phrase_is_kept() {
         .insert(hyper::ext::ReasonPhrase::try_from(&b"Fine Thanks"[..]).expect("reason"));
     let (parts, ()) = response.into_parts();
     let mut out = Vec::new();
-    write_head(&mut out, &parts, EMPTY, false);
+    write_head(&mut out, &parts, None, EMPTY, false);
     assert!(out.starts_with(b"HTTP/1.1 299 Fine Thanks\r\n"));
 }

@@ -84,6 +84,13 @@ pub struct RequestContext {
     pub session: Option<Box<RequestSession>>,
     /// Free-form notes for later stages and the log (`("waf.score", "7")`).
     pub annotations: Vec<(&'static str, String)>,
+    /// Whether palisade's own HTTP/1.1 loop writes this request's answer (it appends
+    /// [`Self::head_lines`] to the head; hyper's server needs every field in the map).
+    pub own_loop: bool,
+    /// Fields a response stage left for the own loop to write after the answer's other
+    /// fields (the security headers, rendered once per configuration) rather than put into
+    /// its map.
+    pub head_lines: Option<std::sync::Arc<[u8]>>,
     /// The quota of the tightest rate-limit rule that counted the request: the final
     /// response, whoever produced it, gets its `RateLimit-*` headers.
     pub quota: Option<palisade_policy::ratelimit::Decision>,
@@ -195,6 +202,8 @@ impl RequestContext {
             identity: None,
             session: None,
             annotations: Vec::new(),
+            own_loop: false,
+            head_lines: None,
             quota: None,
             outcome: Outcome::Allowed,
             framing: None,

@@ -296,3 +296,51 @@ fn the_default_config_survives_a_round_trip_through_toml() {
     let back: HeadersConfig = toml::from_str(&text).expect("parses back");
     assert_eq!(back, HeadersConfig::default());
 }
+
+/// The answer a client reads must not depend on which way the security headers were added:
+/// put into the map, or written as lines after the answer's own fields.
+#[test]
+fn headers_as_lines_read_as_the_headers_put_into_the_map() {
+    let configs = [
+        "",
+        "x_xss_protection = false\nupstream_wins = [\"referrer-policy\"]",
+        "[[paths]]\nprefix = \"/embed/\"\nx_frame_options = false",
+    ];
+    let answers: [&[(&str, &str)]; 4] = [
+        &[("content-type", "text/html")],
+        &[("set-cookie", "sid=1"), ("set-cookie", "b=2; Secure")],
+        &[("x-frame-options", "SAMEORIGIN")],
+        &[("referrer-policy", "unsafe-url"), ("set-cookie", "a=1")],
+    ];
+    for text in configs {
+        let policy = policy(text);
+        for answer in answers {
+            for (path, tls) in [("/", false), ("/embed/x", true), ("/a/../embed/", true)] {
+                let mut put = response(answer);
+                policy.apply(&mut put, path, tls);
+                let mut written = response(answer);
+                if let Some(lines) = policy.apply_as_lines(&mut written, path, tls) {
+                    let lines = std::str::from_utf8(&lines).expect("text");
+                    for line in lines.split_terminator("\r\n") {
+                        let (name, value) = line.split_once(": ").expect("a field line");
+                        let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
+                        written.append(name, HeaderValue::from_str(value).expect("value"));
+                    }
+                }
+                let fields = |map: &HeaderMap| {
+                    let mut all: Vec<(String, String)> = map
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_str().expect("ascii").to_owned()))
+                        .collect();
+                    all.sort();
+                    all
+                };
+                assert_eq!(
+                    fields(&written),
+                    fields(&put),
+                    "{text:?} {answer:?} {path} {tls}"
+                );
+            }
+        }
+    }
+}

@@ -45,6 +45,13 @@ impl ResponseStage for SecurityHeaders {
             .extensions
             .get::<OwnContentSecurityPolicy>()
             .is_some();
+        if ctx.own_loop && !own {
+            let path = request.uri.path();
+            ctx.head_lines = self
+                .policy
+                .apply_as_lines(&mut response.headers, path, ctx.secure);
+            return;
+        }
         let own_csp = own
             .then(|| {
                 response
