@@ -465,6 +465,13 @@ pub fn strip_client_claims(
     removed
 }
 
+/// Whether a response header only tells attackers what software runs upstream
+/// ([`REVEALING`]). Palisade's own HTTP/1.1 exchange leaves such fields out of the answer as
+/// it parses it.
+pub fn is_revealing(name: &HeaderName) -> bool {
+    REVEALING_NAMES.contains(&name.as_str())
+}
+
 /// Removes response headers that only tell attackers what software runs upstream. One pass
 /// over the names finds those present (usually `Server` alone): removing each name blindly
 /// cost a hash and a probe apiece on every answer.

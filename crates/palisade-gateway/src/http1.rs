@@ -85,6 +85,12 @@ where
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut fields = Vec::new();
+    // Made once per connection: a new wait per idle spell registered with the channel and
+    // left it again on every request.
+    let mut signal = stop.clone();
+    let mut stopping = std::pin::pin!(async move {
+        let _ = signal.wait_for(|stop| *stop).await;
+    });
     loop {
         let (len, method, target) = match parse(&buf, limits, &mut fields) {
             Parsed::Partial => {
@@ -93,7 +99,7 @@ where
                     tokio::select! {
                         biased;
                         read = read_more(&mut io, &mut buf) => read,
-                        _ = stop.wait_for(|stop| *stop) => return None,
+                        () = &mut stopping => return None,
                     }
                 } else {
                     read_more(&mut io, &mut buf).await

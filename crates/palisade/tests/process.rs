@@ -392,6 +392,41 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     assert!(status.success(), "{status:?}: {}", palisade.log());
 }
 
+/// A keep-alive connection idle between requests is closed at SIGTERM rather than kept
+/// until the client leaves (palisade's own HTTP/1.1 loop watches for the stop while idle).
+#[tokio::test]
+async fn sigterm_closes_idle_keep_alive_connections_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let config = config_file("rate_limit = []\n");
+    let mut palisade = Process::start(&upstream.url(), &config).await;
+    let address = palisade.proxy.trim_start_matches("http://").to_owned();
+    let mut idle = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let mut answer = Vec::new();
+    for _ in 0..2 {
+        idle.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .expect("request");
+        let mut piece = [0u8; 4096];
+        let n = idle.read(&mut piece).await.expect("answer");
+        answer.extend_from_slice(&piece[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+
+    palisade.signal("TERM");
+    let mut rest = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle connection was not closed: {closed:?}"
+    );
+    let status = wait_for_exit(&mut palisade.child).await;
+    assert!(status.success(), "{status:?}: {}", palisade.log());
+}
+
 #[tokio::test]
 async fn a_100_mb_body_streams_both_ways_with_flat_memory() {
     const SIZE: u64 = 100 * 1024 * 1024;

@@ -77,7 +77,8 @@ pub(super) fn parse_head(
     let mut headers = HeaderMap::with_capacity(count + ADDED_FIELDS);
     // The framing fields are read as the fields go into the map, and the hop-by-hop ones,
     // which the gateway would strip at once, are left out of it (all but a 101's, whose
-    // `Connection` and `Upgrade` the tunnel passes on).
+    // `Connection` and `Upgrade` the tunnel passes on), as are those that reveal the
+    // upstream's software (`Server`, ...), which it strips from every answer.
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     let mut seen = Seen::default();
     for &(name_start, name_end, value_start, value_end) in &spans[..count] {
@@ -95,7 +96,8 @@ pub(super) fn parse_head(
             }
             false
         };
-        if !switching && (framing_field || left_out(&name)) {
+        let revealing = crate::forwarding::is_revealing(&name);
+        if revealing || (!switching && (framing_field || left_out(&name))) {
             continue;
         }
         let value =
@@ -320,7 +322,7 @@ mod tests {
         let (head, framing, reuse) = parsed(
             "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
              Transfer-Encoding: chunked\r\nTrailer: x-sum\r\nUpgrade: h2c\r\nX-App: 1\r\n\
-             Close: 1\r\n\r\n",
+             Close: 1\r\nServer: nginx/1.22.1\r\nX-Powered-By: PHP/8\r\n\r\n",
         );
         assert_eq!((framing, reuse), (Framing::Chunked, Reuse::Now));
         let names: Vec<&str> = head.headers().keys().map(HeaderName::as_str).collect();
