@@ -9,12 +9,38 @@ pub struct Header<'a> {
     pub name: &'a [u8],
     /// Header value as sent.
     pub value: &'a [u8],
+    /// The name as lower-case text, when the caller has it so ([`Header::lower_case`]).
+    pub lower_name: Option<&'a str>,
 }
 
 impl<'a> Header<'a> {
     /// A header from its name and value.
     pub fn new(name: &'a [u8], value: &'a [u8]) -> Self {
-        Self { name, value }
+        Self {
+            name,
+            value,
+            lower_name: None,
+        }
+    }
+
+    /// A header whose name is lower-case text already (a gateway's header map stores
+    /// names so): spares the check and the conversion per header of every request.
+    pub fn lower_case(name: &'a str, value: &'a [u8]) -> Self {
+        debug_assert!(!name.bytes().any(|b| b.is_ascii_uppercase()), "{name}");
+        Self {
+            name: name.as_bytes(),
+            value,
+            lower_name: Some(name),
+        }
+    }
+
+    /// The name as lower-case text, at most its first `max` bytes.
+    pub(crate) fn lower_case_name(&self, max: usize) -> std::borrow::Cow<'a, str> {
+        match self.lower_name {
+            // Header names are ASCII tokens: any length is a character boundary.
+            Some(text) => text.get(..max).unwrap_or(text).into(),
+            None => lower_case_name(&self.name[..self.name.len().min(max)]),
+        }
     }
 }
 
@@ -110,5 +136,25 @@ mod tests {
         };
         assert_eq!(req.raw_path(), b"/a/b");
         assert_eq!(req.raw_query(), b"x=1?y");
+    }
+
+    #[test]
+    fn a_name_given_as_lower_case_text_reads_as_one_given_as_bytes() {
+        let long = "x-".repeat(40);
+        for name in ["host", "x-api-key", long.as_str()] {
+            let text = Header::lower_case(name, b"v");
+            let bytes = Header::new(name.as_bytes(), b"v");
+            for max in [3, 64, usize::MAX] {
+                assert_eq!(
+                    text.lower_case_name(max),
+                    bytes.lower_case_name(max),
+                    "{name} {max}"
+                );
+            }
+        }
+        assert_eq!(
+            Header::new(b"X-API-Key", b"v").lower_case_name(64),
+            "x-api-key"
+        );
     }
 }

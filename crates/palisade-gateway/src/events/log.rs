@@ -140,7 +140,7 @@ pub fn event_line(event: &Event) -> String {
 
 fn write_line(line: &mut String, ts: &str, event: &Event) {
     let mut object = super::JsonObject::new(line);
-    object.str(key!("ts"), ts);
+    object.plain(key!("ts"), ts);
     event.write_fields(&mut object);
     object.finish();
 }

@@ -42,7 +42,7 @@ impl Inspection<'_> {
             .head
             .headers
             .iter()
-            .map(|(name, value)| Header::new(name.as_str().as_bytes(), value.as_bytes()))
+            .map(|(name, value)| Header::lower_case(name.as_str(), value.as_bytes()))
             .collect();
         // An HTTP/1 request-target in absolute form (`GET http://host/ HTTP/1.1`) is what
         // proxies receive, not origin servers: the engine sees it whole. HTTP/2 always

@@ -343,7 +343,7 @@ fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         host_is_address(req, host, out);
     }
     for h in req.headers {
-        let name = crate::request::lower_case_name(h.name);
+        let name = h.lower_case_name(usize::MAX);
         if h.value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
             push(
                 out,

@@ -515,7 +515,7 @@ pub fn collect<'r>(req: &Request<'r>, out: &mut Collector<'r>) {
                 push_pair(out, Source::CookieName, Source::Cookie, name, value);
             }
         } else {
-            let name = crate::request::lower_case_name(&h.name[..h.name.len().min(64)]);
+            let name = h.lower_case_name(64);
             if inspected_header(&name) {
                 out.push(Source::Header, &name, h.value.into(), Plus::Literal);
             }
