@@ -22,6 +22,11 @@
 #   Under callgrind fewer decisions wait together, so a script call carries fewer of them
 #   than at full speed: the Redis figure leans towards the cost of a lone decision.
 #
+# - BENCH_REQUEST=browser sends, instead of wrk's bare `GET /` with one header, a page request
+#   as a browser sends it: a path with a query, and 11 headers (User-Agent, Accept,
+#   Accept-Language, Accept-Encoding, three cookies, Referer, Sec-Fetch-*, ...). Palisade's
+#   per-field work (managed detection reads every header) shows there.
+#
 # - Needs nginx, wrk, curl and valgrind (and redis-cli with BENCH_STATE=redis): installs
 #   Debian's packages when missing (root), and starts Redis with `scripts/services redis`
 #   if nothing answers on 127.0.0.1:6379. Each run takes its seconds plus about 3 (start-up
@@ -31,9 +36,10 @@
 # Usage: bench/gateway-instructions.sh [seconds per proxy, default 10] [connections, default 16]
 # Environment: PALISADE_BIN=path to measure a given palisade binary instead of building this
 # checkout; BENCH_TOP=N also prints palisade's N most costly functions (inclusive, per
-# request); BENCH_STATE=redis (see above); BENCH_KEEP=dir keeps the callgrind files there. Read them with
-# `callgrind_annotate --inclusive=yes --threshold=100 FILE` run outside the checkout (the
-# default threshold shows only the thread's start for a dump taken mid-run).
+# request); BENCH_STATE=redis and BENCH_REQUEST=browser (see above); BENCH_KEEP=dir keeps
+# the callgrind files there. Read them with `callgrind_annotate --inclusive=yes
+# --threshold=100 FILE` run outside the checkout (the default threshold shows only the
+# thread's start for a dump taken mid-run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +59,32 @@ if [ "$DURATION" -lt 1 ] || [ "$CONNECTIONS" -lt 1 ]; then
   exit 2
 fi
 STATE="${BENCH_STATE:-}"
+REQUEST="${BENCH_REQUEST:-bare}"
+TARGET=/
+WRK_HEADERS=()
+case "$REQUEST" in
+  bare) ;;
+  browser)
+    TARGET='/dashboard?tab=billing&page=2'
+    WRK_HEADERS=(
+      -H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+      -H 'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8'
+      -H 'Accept-Language: en-US,en;q=0.9'
+      -H 'Accept-Encoding: gzip, deflate, br, zstd'
+      -H 'Cookie: theme=dark; _ga=GA1.1.123456789.1700000000; locale=en'
+      -H 'Referer: http://127.0.0.1/dashboard'
+      -H 'Sec-Fetch-Dest: document'
+      -H 'Sec-Fetch-Mode: navigate'
+      -H 'Sec-Fetch-Site: same-origin'
+      -H 'Sec-Fetch-User: ?1'
+      -H 'Upgrade-Insecure-Requests: 1'
+    )
+    ;;
+  *)
+    echo "BENCH_REQUEST must be bare or browser, not '$REQUEST'" >&2
+    exit 2
+    ;;
+esac
 if [ -n "$STATE" ] && [ "$STATE" != redis ]; then
   echo "BENCH_STATE must be redis (or unset), not '$STATE'" >&2
   exit 2
@@ -139,10 +171,11 @@ count() { # name, port, command...
     cat "$WORK/$name.valgrind" >&2
     exit 1
   fi
-  wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port/" >/dev/null
+  wrk -t1 -c"$CONNECTIONS" -d2s "${WRK_HEADERS[@]}" "http://127.0.0.1:$port$TARGET" >/dev/null
   callgrind_control -z "$pid" >"$WORK/control.log" 2>&1 || { cat "$WORK/control.log" >&2; exit 1; }
   local result
-  result="$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port/")" || true
+  result="$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${WRK_HEADERS[@]}" \
+    "http://127.0.0.1:$port$TARGET")" || true
   callgrind_control -d "$pid" >"$WORK/control.log" 2>&1 || { cat "$WORK/control.log" >&2; exit 1; }
   kill "$pid"
   wait "$pid" 2>/dev/null || true
@@ -184,7 +217,8 @@ else
   git diff --quiet 2>/dev/null || built+=" with uncommitted changes"
 fi
 echo "palisade $built, $(nginx -v 2>&1 | sed 's/.*: //')," \
-  "$(valgrind --version), wrk -t1 -c$CONNECTIONS -d${DURATION}s per proxy"
+  "$(valgrind --version), wrk -t1 -c$CONNECTIONS -d${DURATION}s per proxy," \
+  "request: $REQUEST"
 count nginx $NGINX_PORT nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf"
 PALISADE_LOG=error count palisade $PALISADE_PORT "$PALISADE" serve \
   --config "$WORK/palisade.toml" --upstream "http://127.0.0.1:$UPSTREAM_PORT" \

@@ -133,6 +133,9 @@ pub fn detect(text: &str, folded: &str) -> Option<Hit> {
 /// `${7*7}`, `#{7*7}`, `<%= 7*7 %>`: arithmetic in the expression syntax of server-side
 /// template engines, the probe that finds template injection.
 fn expression_probe(text: &str) -> Option<Hit> {
+    // Every opening below holds a `{` or a `%`: one scan spares five searches on nearly
+    // every input.
+    memchr::memchr2(b'{', b'%', text.as_bytes())?;
     for (open, close) in [
         ("${", "}"),
         ("#{", "}"),

@@ -143,17 +143,31 @@ fn fetch_scheme(folded: &str) -> Option<Hit> {
             return Some(Hit::new(14, "data url", 0, folded.len()));
         }
     }
-    for scheme in FETCH_SCHEMES {
-        if let Some(at) = folded.find(scheme) {
-            let before = folded[..at].chars().next_back();
-            let boundary = before.is_none_or(|c| !c.is_ascii_alphanumeric());
-            if boundary {
-                return Some(Hit::new(12, "file-fetching url scheme", at, folded.len()));
-            }
+    // Each scheme's first occurrence, found in one pass over the text (a search per scheme
+    // cost more than all the other detectors together on an input holding a URL), then
+    // judged in the list's order as before.
+    let mut first = [None; FETCH_SCHEMES.len()];
+    for found in FETCH_SCHEME_SEARCH.find_overlapping_iter(folded) {
+        first[found.pattern().as_usize()].get_or_insert(found.start());
+    }
+    for at in first.into_iter().flatten() {
+        let before = folded[..at].chars().next_back();
+        let boundary = before.is_none_or(|c| !c.is_ascii_alphanumeric());
+        if boundary {
+            return Some(Hit::new(12, "file-fetching url scheme", at, folded.len()));
         }
     }
     None
 }
+
+/// [`FETCH_SCHEMES`], searched for all at once.
+static FETCH_SCHEME_SEARCH: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(FETCH_SCHEMES)
+            .expect("static patterns build an automaton")
+    });
 
 /// Dotted, bare-integer, hex or IPv6 address.
 fn looks_like_ip(host: &str) -> bool {

@@ -219,7 +219,7 @@ impl<'r> Collector<'r> {
         Self {
             limits,
             used: 0,
-            inputs: Vec::with_capacity(32),
+            inputs: Vec::with_capacity(8),
             stops: Vec::new(),
             overflow_findings: Vec::new(),
             excluded: None,
