@@ -255,6 +255,12 @@ impl Gateway {
             ctx.outcome.as_str(),
             ctx.started.elapsed(),
         );
+        // An answer to HEAD has no body. hyper's HTTP/1.1 server and palisade's own loop
+        // leave it out themselves; over HTTP/2, the page palisade wrote (an error, a 429, a
+        // block) went out as DATA, which clients refuse as a protocol error.
+        if request_head.method == http::Method::HEAD && request_head.version == Version::HTTP_2 {
+            body = crate::body::empty();
+        }
         // The response phase's copy of the head keeps `Content-Type` for this.
         let grpc = own
             .then(|| grpc::request_type(&request_head.headers))

@@ -388,6 +388,30 @@ async fn h2c_with_prior_knowledge_is_served() {
     palisade.shutdown().await;
 }
 
+/// A HEAD answered by palisade itself (here a 502: nothing listens upstream) carries no body
+/// over HTTP/2 either: its page, sent as DATA, made clients refuse the stream with a protocol
+/// error, and so miss the status and the security headers (a red-team finding).
+#[tokio::test]
+async fn h2_head_to_an_answer_palisade_writes_gets_its_head_alone() {
+    let palisade = start_palisade(&format!("http://127.0.0.1:{}", free_port()), NO_LIMITS).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<TestBody>();
+    let request = Request::head(format!("http://{}/page", palisade.proxy_addr))
+        .body(full(""))
+        .expect("request");
+    let response = client.request(request).await.expect("h2 response");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("a well-formed stream")
+        .to_bytes();
+    assert!(body.is_empty(), "{body:?}");
+    palisade.shutdown().await;
+}
+
 /// An HTTP/2 client may send each cookie in its own field (browsers do); the upstream gets
 /// them in one `Cookie` field joined by `; ` (RFC 9113 §8.2.3), not as two fields an
 /// application may read only the first of, or join with `,`.
