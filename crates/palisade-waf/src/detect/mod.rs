@@ -272,8 +272,13 @@ pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
         _ => b"",
     };
     let bytes = text.as_bytes();
+    // `matches!` rather than a slice's `contains` per byte: this reads every byte of every
+    // input; `extra` is asked only for the bytes outside the common set.
     let safe = bytes.iter().all(|&b| {
-        b.is_ascii_alphanumeric() || b" .,!?_@-".contains(&b) || extra.contains(&b) || b >= 0x80
+        b.is_ascii_alphanumeric()
+            || matches!(b, b' ' | b'.' | b',' | b'!' | b'?' | b'_' | b'@' | b'-')
+            || b >= 0x80
+            || extra.contains(&b)
     });
     safe && !ATTACK_WORDS.is_match(bytes) && !shell::starts_with_program(text)
 }
@@ -289,9 +294,13 @@ fn well_formed_agent(text: &str) -> bool {
                 return false;
             };
             let comment = &inner[..close];
-            let clean = comment
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b" ._;,:+/-".contains(&b));
+            let clean = comment.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b' ' | b'.' | b'_' | b';' | b',' | b':' | b'+' | b'/' | b'-'
+                    )
+            });
             let words_ok = ATTACK_WORDS.find_iter(comment).all(|m| {
                 matches!(
                     comment[m.start()..m.end()].to_ascii_lowercase().as_str(),
@@ -312,7 +321,7 @@ fn well_formed_agent(text: &str) -> bool {
         let token = |t: &str| {
             !t.is_empty()
                 && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
         };
         if !token(name) || !token(version) || !name.as_bytes()[0].is_ascii_alphanumeric() {
             return false;
