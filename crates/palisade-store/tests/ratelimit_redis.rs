@@ -51,9 +51,16 @@ fn quota(algorithm: Algorithm, limit: u64, window_ms: u64) -> Quota {
 }
 
 async fn shared_limiter(test: &str) -> RedisRateLimiter {
-    RedisRateLimiter::connect(&options(SHARED_REDIS, test), Arc::new(SystemClock))
+    shared_limiter_with_options(test).await.1
+}
+
+/// [`shared_limiter`] with its options, for tests that reach its keys in Redis.
+async fn shared_limiter_with_options(test: &str) -> (RedisOptions, RedisRateLimiter) {
+    let opts = options(SHARED_REDIS, test);
+    let limiter = RedisRateLimiter::connect(&opts, Arc::new(SystemClock))
         .await
-        .expect("valid url")
+        .expect("valid url");
+    (opts, limiter)
 }
 
 async fn redis_command(url: &str, args: &[&str]) -> redis::Value {
@@ -121,10 +128,7 @@ async fn two_instances_sharing_redis_enforce_one_combined_limit() {
 
 #[tokio::test]
 async fn a_blocked_key_is_answered_locally_without_redis() {
-    let opts = options(SHARED_REDIS, "blocked");
-    let limiter = RedisRateLimiter::connect(&opts, Arc::new(SystemClock))
-        .await
-        .expect("valid url");
+    let (opts, limiter) = shared_limiter_with_options("blocked").await;
     let two = quota(Algorithm::SlidingWindow, 2, 3_600_000);
     for _ in 0..2 {
         limiter.check("k", &two).await.expect("answers");
@@ -147,10 +151,7 @@ async fn a_blocked_key_is_answered_locally_without_redis() {
 
 #[tokio::test]
 async fn keys_expire_once_they_no_longer_matter() {
-    let opts = options(SHARED_REDIS, "ttl");
-    let limiter = RedisRateLimiter::connect(&opts, Arc::new(SystemClock))
-        .await
-        .expect("valid url");
+    let (opts, limiter) = shared_limiter_with_options("ttl").await;
     limiter
         .check("k", &quota(Algorithm::SlidingWindow, 5, 10_000))
         .await
@@ -350,10 +351,7 @@ async fn with_redis_down_deny_fails_closed_and_allow_fails_open() {
 /// decided in Redis, the backend stays in use, and the foreign value is left alone.
 #[tokio::test]
 async fn a_key_holding_another_type_falls_back_alone_and_is_left_as_it_is() {
-    let opts = options(SHARED_REDIS, "wrongtype");
-    let limiter = RedisRateLimiter::connect(&opts, Arc::new(SystemClock))
-        .await
-        .expect("valid url");
+    let (opts, limiter) = shared_limiter_with_options("wrongtype").await;
     let five = quota(Algorithm::SlidingWindow, 5, 60_000);
     let foreign = format!("{}rl:sw:5:60000:foreign", opts.key_prefix);
     redis_command(SHARED_REDIS, &["SET", &foreign, "not a counter"]).await;
