@@ -267,10 +267,14 @@ impl ForwardingFields {
         if present {
             headers.remove(&X_FORWARDED_FOR);
             headers.remove(&header::FORWARDED);
-            if !keep_proto {
+            if keep_proto {
+                keep_first(headers, &X_FORWARDED_PROTO);
+            } else {
                 headers.remove(&X_FORWARDED_PROTO);
             }
-            if !keep_host {
+            if keep_host {
+                keep_first(headers, &X_FORWARDED_HOST);
+            } else {
                 headers.remove(&X_FORWARDED_HOST);
             }
         }
@@ -323,13 +327,28 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// A trusted proxy's list fields as one list; empty ones (and empty items at their ends)
+/// left out, so that the list grows by palisade's item and no empty one.
 fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     let values: Vec<&str> = headers
         .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
+        .map(|v| v.trim_matches(|c: char| c == ',' || c.is_ascii_whitespace()))
+        .filter(|v| !v.is_empty())
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// Leaves one `name` field, the first, when a trusted proxy sent several: palisade reads the
+/// first (`X-Forwarded-Proto` decides whether the request counts as TLS), and an upstream
+/// reading another would take the request for something else.
+fn keep_first(headers: &mut HeaderMap, name: &HeaderName) {
+    let mut values = headers.get_all(name).iter();
+    if let (Some(first), Some(_)) = (values.next(), values.next()) {
+        let first = first.clone();
+        headers.insert(name, first);
+    }
 }
 
 /// Inserts `value` without copying it again (the header value takes over the string).

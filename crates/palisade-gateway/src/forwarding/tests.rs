@@ -164,6 +164,36 @@ fn forwarding_headers_from_trusted_proxies_are_extended() {
     assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
 }
 
+/// A trusted proxy's empty forwarding fields add no empty items, and of repeated
+/// `X-Forwarded-Proto`/`-Host` fields only the first, the one palisade reads, goes on
+/// (red-team findings: `x-forwarded-for: , , 127.0.0.1`; `http` then `https`, which
+/// palisade took for plain HTTP and an upstream reading the last for TLS).
+#[test]
+fn a_trusted_proxys_empty_or_repeated_fields_are_made_one() {
+    let mut h = HeaderMap::new();
+    for (name, value) in [
+        ("x-forwarded-for", ""),
+        ("x-forwarded-for", "  "),
+        ("x-forwarded-for", "198.51.100.7, "),
+        ("forwarded", ""),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "a.test"),
+        ("x-forwarded-host", "b.test"),
+    ] {
+        h.append(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    set_forwarding_headers(&mut h, &ctx("127.0.0.1:5000", true), None);
+    assert_eq!(h["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
+    assert_eq!(h["forwarded"], "for=127.0.0.1;proto=http");
+    let all = |name: &str| h.get_all(name).iter().cloned().collect::<Vec<_>>();
+    assert_eq!(all("x-forwarded-proto"), ["http"]);
+    assert_eq!(all("x-forwarded-host"), ["a.test"]);
+}
+
 /// Palisade's own HTTP/1.1 exchange writes the fields after the head instead of putting
 /// them into its map: the upstream must read the same fields either way, and the
 /// client's copies must be gone from the map, never sent beside palisade's.
