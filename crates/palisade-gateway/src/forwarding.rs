@@ -131,8 +131,8 @@ fn remove_connection_options(headers: &mut HeaderMap) {
 pub struct Present {
     /// `Upgrade`.
     pub upgrade: bool,
-    /// How many `Cookie` fields.
-    pub cookies: usize,
+    /// `Cookie` ([`join_cookies`] sees whether there are several).
+    pub cookie: bool,
     /// `Expect`.
     pub expect: bool,
     /// `X-Forwarded-For`, `-Proto`, `-Host` or `Forwarded`.
@@ -147,7 +147,7 @@ impl Present {
             if name == header::UPGRADE {
                 present.upgrade = true;
             } else if name == header::COOKIE {
-                present.cookies = headers.get_all(header::COOKIE).iter().count();
+                present.cookie = true;
             } else if name == header::EXPECT {
                 present.expect = true;
             } else if name == header::FORWARDED

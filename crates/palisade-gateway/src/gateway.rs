@@ -233,7 +233,7 @@ impl Gateway {
 
         let (mut parts, mut body) = response.into_parts();
         if let Some(quota) = &ctx.quota {
-            crate::pipeline::stages::rate_limit::add_quota_headers(quota, &mut parts.headers);
+            crate::pipeline::stages::rate_limit::quota_headers(quota, &mut parts.headers);
         }
         runtime
             .pipeline

@@ -247,7 +247,7 @@ impl Upstream {
         let te_trailers = h2_scheme.is_some() && forwarding::accepts_trailers(headers);
         forwarding::strip_hop_by_hop(headers, upgrade);
         let fields = ForwardingFields::of(headers, present.forwarding, ctx, client_host.as_ref());
-        if present.cookies > 1 {
+        if present.cookie {
             forwarding::join_cookies(headers);
         }
         // The client's `Expect: 100-continue` is answered here (hyper sends the 100 when a

@@ -338,16 +338,9 @@ const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
-/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds).
-fn quota_headers(decision: &Decision, headers: &mut HeaderMap) {
-    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(decision.limit));
-    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
-    let reset = ceil_secs(decision.reset_after);
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(reset));
-}
-
-/// [`quota_headers`] on a response that may carry the application's own: those stay.
-pub(crate) fn add_quota_headers(decision: &Decision, headers: &mut HeaderMap) {
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds), on a
+/// response that may carry the application's own: those stay.
+pub(crate) fn quota_headers(decision: &Decision, headers: &mut HeaderMap) {
     let reset = ceil_secs(decision.reset_after);
     for (name, value) in [
         (RATELIMIT_LIMIT, decision.limit),
