@@ -166,14 +166,31 @@ pub fn encoded_climb(raw_path: &[u8]) -> Option<Hit> {
 }
 
 static ANCHORS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    let patterns = anchor_patterns();
+    let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    super::matcher(&refs)
+});
+
+/// What a text must hold for [`detect`] to find anything: a sensitive name (with or without
+/// its slashes, or with backslashes), a whole-component name, or a climb.
+fn anchor_patterns() -> Vec<String> {
     let mut patterns: Vec<String> = SENSITIVE.iter().map(|p| p.replace('/', "")).collect();
     patterns.extend(SENSITIVE.iter().map(|p| p.to_string()));
     patterns.extend(SENSITIVE.iter().map(|p| p.replace('/', "\\")));
     patterns.extend(WHOLE.iter().map(|p| p.to_string()));
     patterns.push("..".into());
-    let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
-    super::matcher(&refs)
-});
+    patterns
+}
+
+/// [`ANCHORS`] in any case, for texts with no folded view ([`super::is_plain`]).
+pub(crate) static ANCHORS_ANY_CASE: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(anchor_patterns())
+            .expect("static patterns build an automaton")
+    });
 
 /// How many times the path climbs a directory (`../`, `..\`, `..;/`, `.../`).
 fn climbs(path: &str) -> usize {

@@ -261,13 +261,19 @@ static ATTACK_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
             .expect("static patterns build an automaton")
     });
 
-/// A value of letters, digits and sentence punctuation with no attack word: nothing but the
-/// protocol checks (encodings) can fire on it, so the detectors are skipped.
+/// A value of letters, digits and sentence punctuation with no attack word (or a
+/// well-formed user agent, or a header holding a bare URL: [`is_plain_url`]): nothing but
+/// the protocol checks (encodings) can fire on it, so the detectors are skipped.
 pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
     let extra: &[u8] = match source {
         Source::Path if !text.contains("..") => b"/~",
         Source::Cookie => b"+/",
         Source::Header if name == "user-agent" => return well_formed_agent(text),
+        Source::Header if !is_filename_header_name(name) && is_plain_url(text) => {
+            return !ATTACK_WORDS.is_match(text)
+                && !lfi::ANCHORS_ANY_CASE.is_match(text)
+                && !shell::starts_with_program(text);
+        }
         Source::Path | Source::Header | Source::FileName | Source::Request => return false,
         _ => b"",
     };
@@ -281,6 +287,52 @@ pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
             || extra.contains(&b)
     });
     safe && !ATTACK_WORDS.is_match(bytes) && !shell::starts_with_program(text)
+}
+
+/// A header value that is a bare `http(s)` URL, as browsers send in `Referer` and `Origin`:
+/// an authority of letters, digits, `.`, `-`, `_` and `:`, then a path of those and `/`
+/// and `~`, with no `..`, no empty segment, no query or fragment, nothing percent-encoded,
+/// and no path word naming a program. No detector's syntax fits in it: only the attack
+/// words and sensitive file names ([`is_plain`] checks them) and the encoding checks could
+/// find anything there (unit test `no_detector_fires_on_a_url_the_shortcut_calls_plain`).
+fn is_plain_url(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let scheme = if bytes.len() >= 7 && bytes[..7].eq_ignore_ascii_case(b"http://") {
+        7
+    } else if bytes.len() >= 8 && bytes[..8].eq_ignore_ascii_case(b"https://") {
+        8
+    } else {
+        return false;
+    };
+    let rest = &bytes[scheme..];
+    let (authority, path) = rest.split_at(memchr::memchr(b'/', rest).unwrap_or(rest.len()));
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+    !authority.is_empty()
+        && authority.iter().all(|&b| name_byte(b) || b == b':')
+        && path
+            .iter()
+            .all(|&b| name_byte(b) || matches!(b, b'/' | b'~'))
+        && memchr::memmem::find(rest, b"..").is_none()
+        && memchr::memmem::find(path, b"//").is_none()
+        && !path.split(|&b| matches!(b, b'/' | b'.')).any(names_program)
+}
+
+/// Whether `word` (ASCII) names a program the shell detector knows, in any case.
+fn names_program(word: &[u8]) -> bool {
+    let mut buf = [0u8; 32];
+    let Some(lower) = buf.get_mut(..word.len()) else {
+        return false;
+    };
+    lower.copy_from_slice(word);
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower).is_ok_and(shell_words::names_program)
+}
+
+fn is_filename_header_name(name: &str) -> bool {
+    matches!(
+        name,
+        "x-filename" | "x_filename" | "x.filename" | "x-file-name"
+    )
 }
 
 /// A user agent in the standard shape, `product/version (comment) product/version ...`,
@@ -395,11 +447,7 @@ fn run_all(
 }
 
 fn is_filename_header(input: &Input<'_>) -> bool {
-    input.location.source == Source::Header
-        && matches!(
-            input.location.name.as_str(),
-            "x-filename" | "x_filename" | "x.filename" | "x-file-name"
-        )
+    input.location.source == Source::Header && is_filename_header_name(&input.location.name)
 }
 
 #[cfg(test)]
@@ -436,5 +484,246 @@ mod tests {
         ] {
             assert!(!is_plain(Source::Header, "user-agent", ua), "{ua}");
         }
+    }
+}
+
+#[cfg(test)]
+mod plain_url_tests {
+    use super::*;
+    use crate::extract::Location;
+    use crate::normalize::DecodeFlags;
+
+    /// Every detector, run on `text` as the header `name` (without the plain shortcut).
+    fn raised(name: &str, text: &str) -> Vec<Raised> {
+        let input = Input {
+            location: Location {
+                source: Source::Header,
+                name: name.to_owned(),
+            },
+            raw: std::borrow::Cow::Owned(text.as_bytes().to_vec()),
+            text: text.to_owned(),
+            folded: crate::normalize::fold(text),
+            flags: DecodeFlags::default(),
+            hidden: Vec::new(),
+            plain: false,
+        };
+        let mut found = Vec::new();
+        run_all(
+            &input,
+            &input.text,
+            &input.folded,
+            false,
+            false,
+            0,
+            &mut |r| found.push(r),
+        );
+        found
+    }
+
+    #[test]
+    fn browser_referers_and_origins_are_plain() {
+        for (name, value) in [
+            ("referer", "http://127.0.0.1/dashboard"),
+            ("referer", "https://shop.example.com/products/blue-shirt"),
+            ("referer", "https://www.example.com/"),
+            ("origin", "https://app.example.com:8443"),
+            ("referer", "HTTPS://Example.COM/Blog/2024/hello_world~1"),
+        ] {
+            assert!(is_plain(Source::Header, name, value), "{name}: {value}");
+        }
+        for (name, value) in [
+            // Queries, fragments, encodings, climbs and other schemes still meet the detectors.
+            ("referer", "https://example.com/search?q=shoes"),
+            ("referer", "https://example.com/a#top"),
+            ("referer", "https://example.com/a/../../etc/hosts"),
+            ("referer", "https://example.com//etc/hosts"),
+            ("referer", "https://example.com/etc/hosts"),
+            ("referer", "https://example.com/proc/self/environ"),
+            ("referer", "https://example.com/.env"),
+            ("referer", "https://example.com/WP-CONFIG.PHP"),
+            ("referer", "https://example.com/a/gopher://127.0.0.1:6379"),
+            ("referer", "https://user@example.com/"),
+            ("referer", "https://[::1]/"),
+            ("referer", "https:///"),
+            ("referer", "ftp://example.com/"),
+            ("referer", "javascript:alert(1)"),
+            ("referer", "http://example.com/UNION/SELECT"),
+            ("referer", "http://example.com/bin/bash"),
+            ("x-filename", "http://example.com/shell.sh"),
+        ] {
+            assert!(!is_plain(Source::Header, name, value), "{name}: {value}");
+        }
+    }
+
+    /// The shortcut skips the detectors only where they would find nothing: URLs made of
+    /// hosts and path segments that attacks use, each judged by every detector.
+    #[test]
+    fn no_detector_fires_on_a_url_the_shortcut_calls_plain() {
+        let hosts = [
+            "127.0.0.1",
+            "localhost",
+            "example.com",
+            "169.254.169.254",
+            "0x7f000001",
+            "2130706433",
+            "0177.0.0.1",
+            "evil.example:8080",
+            "metadata.google.internal",
+            "burpcollaborator.net",
+            "oast.fun",
+            "a-b_c.test",
+        ];
+        let segments = [
+            "bin",
+            "bash",
+            "sh",
+            "cmd.exe",
+            "powershell",
+            "wget",
+            "curl",
+            "nc",
+            "netcat",
+            "index.php",
+            "a.jsp",
+            "shell.aspx",
+            "WEB-INF",
+            "web.xml",
+            "etc",
+            "hosts",
+            "proc",
+            "self",
+            "environ",
+            "cgi-bin",
+            "wp-admin",
+            "wp-login.php",
+            "phpmyadmin",
+            ".env",
+            ".git",
+            "config",
+            "file",
+            "gopher",
+            "dict",
+            "ldap",
+            "jndi",
+            "rmi",
+            "javascript",
+            "alert",
+            "onerror",
+            "svg",
+            "iframe",
+            "script",
+            "union",
+            "select",
+            "sleep",
+            "waitfor",
+            "boot.ini",
+            "system32",
+            "whoami",
+            "uname",
+            "id",
+            "cat",
+            "ping",
+            "base64",
+            "eval",
+            "exec",
+            "system",
+            "passthru",
+            "shell_exec",
+            "assert",
+            "phpinfo",
+            "xmlrpc.php",
+            "actuator",
+            "heapdump",
+            "jolokia",
+            "console",
+            "struts",
+            "ognl",
+            "classLoader",
+            "getRuntime",
+            "ProcessBuilder",
+            "log4j",
+            "var",
+            "log",
+            ".htaccess",
+            "server-status",
+            "id_rsa",
+            "shadow",
+            "passwd",
+            "c99",
+            "r57",
+            "webshell",
+            "~root",
+            "dashboard",
+            "blog",
+            "2024",
+            "hello-world",
+            "Users",
+            "x86_64",
+            "a.b.c",
+            "-",
+            "_",
+            "sqlmap",
+            "nikto",
+            "acunetix",
+            "nmap",
+            "masscan",
+            "nuclei",
+            "dirbuster",
+            "admin",
+            "0x414243",
+            "414243444546",
+            "SGVsbG8gd29ybGQ",
+            "cGhwaW5mbygp",
+            "YWxlcnQoMSk",
+        ];
+        let lists = [
+            shell_words::DISTINCTIVE,
+            shell_words::COMMON,
+            shell_words::UNMISTAKABLE,
+            shell_words::WRAPPERS,
+            java::PACKAGES,
+            java::GADGETS,
+            xss::GLOBALS,
+            xss::SINKS,
+            lfi::SENSITIVE,
+            lfi::WHOLE,
+        ];
+        let words: Vec<&str> = lists
+            .iter()
+            .flat_map(|list| list.iter().copied())
+            .chain(rce::SHAPES.iter().map(|(word, _, _)| *word))
+            .collect();
+        let mut plain = 0;
+        let mut check = |url: String| {
+            if is_plain(Source::Header, "referer", &url) {
+                plain += 1;
+                let found = raised("referer", &url);
+                assert!(found.is_empty(), "{url} is plain but {found:?}");
+            }
+        };
+        for host in hosts {
+            for scheme in ["http", "HTTPS"] {
+                check(format!("{scheme}://{host}"));
+                check(format!("{scheme}://{host}/"));
+            }
+            for a in segments {
+                check(format!("http://{host}/{a}"));
+                check(format!("https://{host}/{a}/"));
+            }
+        }
+        for word in &words {
+            for host in ["127.0.0.1", "example.com"] {
+                check(format!("http://{host}/{word}"));
+                check(format!("https://{host}/api/{word}/"));
+                check(format!("https://{host}/{word}.json"));
+            }
+        }
+        for a in segments {
+            for b in segments {
+                check(format!("https://example.com/{a}/{b}"));
+                check(format!("http://127.0.0.1:3000/{a}.{b}"));
+            }
+        }
+        assert!(plain > 3_000, "the shortcut took only {plain} of the URLs");
     }
 }

@@ -68,12 +68,22 @@ fn trim_padding(run: &[u8]) -> &[u8] {
 }
 
 /// Base64 that hides words mixes cases or digits with letters; plain words do not.
+/// One pass over the run (it reads every byte of values that may hide a payload).
 fn looks_encoded(run: &[u8]) -> bool {
-    let upper = run.iter().filter(|b| b.is_ascii_uppercase()).count();
-    let lower = run.iter().filter(|b| b.is_ascii_lowercase()).count();
-    let digit = run.iter().filter(|b| b.is_ascii_digit()).count();
-    let inner_upper = run[1..].iter().any(|b| b.is_ascii_uppercase());
-    lower > 0 && (inner_upper || digit > 0) && upper + digit > 0 && !run.contains(&b'/')
+    let (mut upper, mut lower, mut digit, mut inner_upper) = (false, false, false, false);
+    for (at, &b) in run.iter().enumerate() {
+        match b {
+            b'/' => return false,
+            b'A'..=b'Z' => {
+                upper = true;
+                inner_upper |= at > 0;
+            }
+            b'a'..=b'z' => lower = true,
+            b'0'..=b'9' => digit = true,
+            _ => {}
+        }
+    }
+    lower && (inner_upper || digit) && (upper || digit)
 }
 
 /// `0x414243` or a bare even-length hex run of 8+ digits that is not all digits.
@@ -153,6 +163,33 @@ mod tests {
 
     fn texts(s: &str) -> Vec<String> {
         hidden_payloads(s).iter().map(HiddenPayload::text).collect()
+    }
+
+    #[test]
+    fn looks_encoded_answers_as_counting_each_class_does() {
+        let counted = |run: &[u8]| {
+            let upper = run.iter().filter(|b| b.is_ascii_uppercase()).count();
+            let lower = run.iter().filter(|b| b.is_ascii_lowercase()).count();
+            let digit = run.iter().filter(|b| b.is_ascii_digit()).count();
+            let inner_upper = run[1..].iter().any(|b| b.is_ascii_uppercase());
+            lower > 0 && (inner_upper || digit > 0) && upper + digit > 0 && !run.contains(&b'/')
+        };
+        // Every run of 6 over one byte of each class the check tells apart.
+        let alphabet = b"aZ9/_+";
+        let mut run = [0u8; 6];
+        for n in 0..alphabet.len().pow(6) {
+            let mut rest = n;
+            for b in &mut run {
+                *b = alphabet[rest % alphabet.len()];
+                rest /= alphabet.len();
+            }
+            assert_eq!(
+                looks_encoded(&run),
+                counted(&run),
+                "{}",
+                String::from_utf8_lossy(&run)
+            );
+        }
     }
 
     #[test]
