@@ -419,6 +419,24 @@ const PROXY_CLAIMS: [&str; 13] = [
 /// `HTTP_X_FORWARDED_FOR`, and may take the client's instead of palisade's.
 const OWN_FORWARDING: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
+/// The lengths of the names [`strip_client_claims`] looks for, as bits (all are shorter
+/// than 64 bytes).
+const CLAIM_LENGTHS: u64 = lengths(&PATH_OVERRIDES)
+    | lengths(&METHOD_OVERRIDES)
+    | lengths(&PROXY_CLAIMS)
+    | lengths(&OWN_FORWARDING);
+
+const fn lengths(names: &[&str]) -> u64 {
+    let mut bits = 0u64;
+    let mut at = 0;
+    while at < names.len() {
+        assert!(names[at].len() < 64, "a claim name of 64 bytes or more");
+        bits |= 1 << names[at].len();
+        at += 1;
+    }
+    bits
+}
+
 /// Whether the header `name` spells `wanted` (lower case, with `-`), in any case and with
 /// `_` for any `-`: the spellings a CGI-style server reads as one variable.
 fn spells(name: &str, wanted: &str) -> bool {
@@ -448,12 +466,15 @@ pub fn strip_client_claims(
     let methods: &[&'static str] = if safe { &METHOD_OVERRIDES } else { &[] };
     let claims: &[&'static str] = if peer_trusted { &[] } else { &PROXY_CLAIMS };
     let refused = |name: &str| -> Option<&'static str> {
-        let underscored = name.contains('_');
+        // A name of no length any of them has spells none of them (most names).
+        if name.len() >= 64 || CLAIM_LENGTHS & (1 << name.len()) == 0 {
+            return None;
+        }
         PATH_OVERRIDES
             .iter()
             .chain(methods)
             .chain(claims)
-            .chain(OWN_FORWARDING.iter().filter(|_| underscored))
+            .chain(OWN_FORWARDING.iter().filter(|_| name.contains('_')))
             .copied()
             .find(|wanted| spells(name, wanted))
     };

@@ -314,18 +314,9 @@ fn is_plain_url(text: &str) -> bool {
             .all(|&b| name_byte(b) || matches!(b, b'/' | b'~'))
         && memchr::memmem::find(rest, b"..").is_none()
         && memchr::memmem::find(path, b"//").is_none()
-        && !path.split(|&b| matches!(b, b'/' | b'.')).any(names_program)
-}
-
-/// Whether `word` (ASCII) names a program the shell detector knows, in any case.
-fn names_program(word: &[u8]) -> bool {
-    let mut buf = [0u8; 32];
-    let Some(lower) = buf.get_mut(..word.len()) else {
-        return false;
-    };
-    lower.copy_from_slice(word);
-    lower.make_ascii_lowercase();
-    std::str::from_utf8(lower).is_ok_and(shell_words::names_program)
+        && !path
+            .split(|&b| matches!(b, b'/' | b'.'))
+            .any(shell::names_program_any_case)
 }
 
 fn is_filename_header_name(name: &str) -> bool {

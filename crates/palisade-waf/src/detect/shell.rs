@@ -130,15 +130,21 @@ pub(crate) fn starts_with_program(text: &str) -> bool {
     {
         return false;
     }
+    // Its last path component (`/usr/bin/id` names `id`).
+    let name = memchr::memrchr(b'/', first.as_bytes()).map_or(first, |at| &first[at + 1..]);
+    names_program_any_case(name.as_bytes())
+}
+
+/// Whether `word` (at most 32 bytes, else no) names a known program, in any case.
+pub(crate) fn names_program_any_case(word: &[u8]) -> bool {
     let mut buf = [0u8; 32];
-    let lower_bytes = &mut buf[..first.len()];
-    lower_bytes.copy_from_slice(first.as_bytes());
-    lower_bytes.make_ascii_lowercase();
-    let Ok(lower) = std::str::from_utf8(lower_bytes) else {
+    let Some(lower) = buf.get_mut(..word.len()) else {
         return false;
     };
-    let lower = lower.rsplit('/').next().unwrap_or(lower);
-    shell_words::names_program(lower)
+    lower.copy_from_slice(word);
+    // ASCII lowercasing keeps text text: the check below fails only for a word that was not.
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower).is_ok_and(shell_words::names_program)
 }
 
 /// Shell shapes that need no command name: shellshock, `/dev/tcp`, piping into a shell,

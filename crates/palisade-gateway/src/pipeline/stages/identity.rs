@@ -236,20 +236,20 @@ fn apply(
 /// Removes the cookie `name` from the `Cookie` headers: the session secret is palisade's
 /// alone, and an upstream that never receives it cannot leak it (in its logs, say).
 fn remove_cookie(headers: &mut HeaderMap, name: &str) {
-    let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
-    if values.is_empty() {
-        return;
-    }
     let is_session = |pair: &&[u8]| {
         let key = pair.split(|&b| b == b'=').next().unwrap_or_default();
         key.trim_ascii() == name.as_bytes()
     };
-    if !values
+    // The fields are copied out only when the session cookie is among them: a request
+    // without one (anonymous traffic) needs no copy.
+    if !headers
+        .get_all(COOKIE)
         .iter()
         .any(|v| v.as_bytes().split(|&b| b == b';').any(|p| is_session(&p)))
     {
         return;
     }
+    let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
     headers.remove(COOKIE);
     for value in values {
         let kept: Vec<&[u8]> = value
