@@ -229,13 +229,16 @@ fn host_problem(head: &http::request::Parts) -> Option<&'static str> {
 /// RFC 9110 §7.2: `Host` is `uri-host [ ":" port ]`: a registered name (letters, digits,
 /// `-._~`, sub-delims and percent-escapes), an IPv4 address or a bracketed IPv6 literal. An
 /// `@`, `/`, `\`, quote or space would let the application, a cache or a URL builder read a
-/// different host than palisade did (`good.example@evil.example`).
+/// different host than palisade did (`good.example@evil.example`). So would a comma, the one
+/// sub-delim refused: palisade passes the host on in `X-Forwarded-Host`, which applications
+/// read as a list (`good.example,evil.example` names two hosts there), and no DNS name or
+/// address holds one.
 fn is_authority(host: &[u8]) -> bool {
     let host = host.trim_ascii();
     !host.is_empty()
         && host
             .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=:[]".contains(&b))
 }
 
 #[cfg(test)]
@@ -264,7 +267,14 @@ mod tests {
         assert!(host_problem(&head(v11, "/", &["a", "a"])).is_some());
         assert!(host_problem(&head(v11, "http://evil/x", &["a"])).is_some());
         assert!(host_problem(&head(Version::HTTP_2, "http://a/", &["admin"])).is_some());
-        for odd in ["good@evil", "good/..", "good\\evil", "\"good\"", "a<b"] {
+        for odd in [
+            "good@evil",
+            "good/..",
+            "good\\evil",
+            "\"good\"",
+            "a<b",
+            "good,evil",
+        ] {
             assert!(host_problem(&head(v11, "/", &[odd])).is_some(), "{odd}");
         }
         assert_eq!(host_problem(&head(v11, "/", &["[::1]:8080"])), None);
