@@ -241,6 +241,23 @@ impl ForwardingFields {
         {
             forwarded.push_str(&prior);
             forwarded.push_str(", ");
+        } else if trusted && present {
+            // A proxy that speaks only `X-Forwarded-*`: its hops, said again as `Forwarded`
+            // elements, so that an application reading `Forwarded` learns the client and
+            // scheme the other fields give, not palisade's hop alone (the proxy, `http`).
+            let prior_for = &x_forwarded_for[..at.saturating_sub(2)];
+            let first = |name: HeaderName| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+            };
+            let scheme = first(X_FORWARDED_PROTO).and_then(|p| {
+                ["http", "https"]
+                    .into_iter()
+                    .find(|s| p.eq_ignore_ascii_case(s))
+            });
+            push_translated(&mut forwarded, prior_for, scheme, first(X_FORWARDED_HOST));
         }
         // RFC 7239 §6: IPv6 nodes are bracketed and quoted.
         let (open, close) = if peer.is_ipv6() {
@@ -252,17 +269,7 @@ impl ForwardingFields {
         forwarded.push_str(peer_text);
         forwarded.push_str(close);
         forwarded.push_str(proto);
-        let host_text = host.and_then(|h| h.to_str().ok());
-        // A quote or backslash would end or escape the quoted-string (RFC 9110 §5.6.4).
-        let quotable = |h: &&str| {
-            h.bytes()
-                .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
-        };
-        if let Some(host) = host_text.filter(quotable) {
-            forwarded.push_str(";host=\"");
-            forwarded.push_str(host);
-            forwarded.push('"');
-        }
+        push_host(&mut forwarded, host.and_then(|h| h.to_str().ok()));
 
         if present {
             headers.remove(&X_FORWARDED_FOR);
@@ -338,6 +345,81 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
         .filter(|v| !v.is_empty())
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// `;host="..."` for a `Forwarded` element, unless `host` cannot be quoted: a quote or
+/// backslash would end or escape the quoted-string (RFC 9110 §5.6.4).
+fn push_host(forwarded: &mut String, host: Option<&str>) {
+    let quotable = |h: &&str| {
+        h.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
+    };
+    if let Some(host) = host.filter(quotable) {
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(host);
+        forwarded.push('"');
+    }
+}
+
+/// The `Forwarded` elements (RFC 7239 §4) for hops a trusted proxy told of only in
+/// `X-Forwarded-For` (`prior_for`, its items joined by `, `), `-Proto` and `-Host`, each
+/// followed by `, `: one `for=` per item (an item that is not an address becomes `unknown`:
+/// nothing a client wrote there enters the field's syntax), the scheme and host on the
+/// first, the client's. Nothing when the proxy told of nothing.
+fn push_translated(
+    forwarded: &mut String,
+    prior_for: &str,
+    scheme: Option<&str>,
+    host: Option<&str>,
+) {
+    let items: Vec<&str> = prior_for
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect();
+    if items.is_empty() && scheme.is_none() && host.is_none() {
+        return;
+    }
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            forwarded.push_str(", ");
+        }
+        forwarded.push_str("for=");
+        match item.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(ip)) => forwarded.push_str(&ip.to_string()),
+            Ok(std::net::IpAddr::V6(ip)) => {
+                forwarded.push_str("\"[");
+                forwarded.push_str(&ip.to_string());
+                forwarded.push_str("]\"");
+            }
+            Err(_) => forwarded.push_str("unknown"),
+        }
+        if n > 0 {
+            continue;
+        }
+        if let Some(scheme) = scheme {
+            forwarded.push_str(";proto=");
+            forwarded.push_str(scheme);
+        }
+        push_host(forwarded, host);
+    }
+    if items.is_empty() {
+        // No address was told: the scheme and host alone make the element.
+        let start = forwarded.len();
+        if let Some(scheme) = scheme {
+            forwarded.push_str(";proto=");
+            forwarded.push_str(scheme);
+        }
+        push_host(forwarded, host);
+        // An element's first pair has no `;` before it.
+        if forwarded[start..].starts_with(';') {
+            forwarded.remove(start);
+        }
+        if forwarded.len() == start {
+            return;
+        }
+    }
+    forwarded.push_str(", ");
 }
 
 /// Leaves one `name` field, the first, when a trusted proxy sent several: palisade reads the

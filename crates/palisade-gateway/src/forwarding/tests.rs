@@ -161,7 +161,63 @@ fn forwarding_headers_from_trusted_proxies_are_extended() {
     set_forwarding_headers(&mut h, &ctx("[::1]:5000", true), None);
     assert_eq!(h["x-forwarded-for"], "198.51.100.7, ::1");
     assert_eq!(h["x-forwarded-proto"], "https");
-    assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
+    // The proxy spoke only `X-Forwarded-*`: `Forwarded` tells the same client and scheme
+    // first, then palisade's own hop (red-team finding: it named the proxy and `http` alone).
+    assert_eq!(
+        h["forwarded"],
+        "for=198.51.100.7;proto=https, for=\"[::1]\";proto=http"
+    );
+}
+
+/// Hops told of only in `X-Forwarded-*` become `Forwarded` elements: addresses as nodes
+/// (IPv6 quoted and bracketed), anything else `unknown`, the scheme only when it is one,
+/// the host only when it can be quoted; a proxy's own `Forwarded` is extended instead.
+#[test]
+fn a_trusted_proxys_x_forwarded_fields_are_told_again_in_forwarded() {
+    let forwarded = |sent: &[(&'static str, &'static str)]| {
+        let mut h = headers(sent);
+        set_forwarding_headers(&mut h, &ctx("10.0.0.2:5000", true), None);
+        h["forwarded"].to_str().expect("text").to_owned()
+    };
+    assert_eq!(
+        forwarded(&[
+            ("x-forwarded-for", "2001:db8::7, 10.0.0.1"),
+            ("x-forwarded-proto", "HTTPS"),
+            ("x-forwarded-host", "shop.test"),
+        ]),
+        "for=\"[2001:db8::7]\";proto=https;host=\"shop.test\", for=10.0.0.1, \
+         for=10.0.0.2;proto=http"
+    );
+    assert_eq!(
+        forwarded(&[(
+            "x-forwarded-for",
+            "evil;proto=https, \"x\", 192.0.2.9:80, unknown, _hidden"
+        )]),
+        "for=unknown, for=unknown, for=unknown, for=unknown, for=unknown, \
+         for=10.0.0.2;proto=http"
+    );
+    assert_eq!(
+        forwarded(&[("x-forwarded-proto", "https")]),
+        "proto=https, for=10.0.0.2;proto=http"
+    );
+    assert_eq!(
+        forwarded(&[
+            ("x-forwarded-proto", "gopher"),
+            ("x-forwarded-host", "a\"b")
+        ]),
+        "for=10.0.0.2;proto=http"
+    );
+    assert_eq!(
+        forwarded(&[("x-forwarded-host", "a.test")]),
+        "host=\"a.test\", for=10.0.0.2;proto=http"
+    );
+    assert_eq!(
+        forwarded(&[
+            ("x-forwarded-for", "192.0.2.9"),
+            ("forwarded", "for=192.0.2.9")
+        ]),
+        "for=192.0.2.9, for=10.0.0.2;proto=http"
+    );
 }
 
 /// A trusted proxy's empty forwarding fields add no empty items, and of repeated
@@ -188,7 +244,10 @@ fn a_trusted_proxys_empty_or_repeated_fields_are_made_one() {
     }
     set_forwarding_headers(&mut h, &ctx("127.0.0.1:5000", true), None);
     assert_eq!(h["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
-    assert_eq!(h["forwarded"], "for=127.0.0.1;proto=http");
+    assert_eq!(
+        h["forwarded"],
+        "for=198.51.100.7;proto=http;host=\"a.test\", for=127.0.0.1;proto=http"
+    );
     let all = |name: &str| h.get_all(name).iter().cloned().collect::<Vec<_>>();
     assert_eq!(all("x-forwarded-proto"), ["http"]);
     assert_eq!(all("x-forwarded-host"), ["a.test"]);
