@@ -388,19 +388,32 @@ struct Entries {
 
 impl Entries {
     fn of<A: Borrow<Ask>>(asks: &[A]) -> Self {
+        let key_of = |entry: &Entry| asks[entry.first].borrow().key.as_str();
         let mut list: Vec<Entry> = Vec::new();
-        let mut last_of_key: HashMap<&str, usize> = HashMap::new();
+        // Each key's last entry: found by reading the entries while they are few (the usual
+        // batch: a few keys, hashing each decision's key cost more), by a map once a batch
+        // of many clients has more than `SCANNED` of them.
+        const SCANNED: usize = 16;
+        let mut last_of_key: Option<HashMap<&str, usize>> = None;
         let mut placed = Vec::with_capacity(asks.len());
         for (i, ask) in asks.iter().enumerate() {
             let ask: &Ask = ask.borrow();
-            let same = last_of_key
-                .get(ask.key.as_str())
-                .copied()
-                .filter(|&e| asks[list[e].first].borrow().now == ask.now);
+            let last = match &last_of_key {
+                Some(map) => map.get(ask.key.as_str()).copied(),
+                None => list.iter().rposition(|entry| key_of(entry) == ask.key),
+            };
+            let same = last.filter(|&e| asks[list[e].first].borrow().now == ask.now);
             let entry = same.unwrap_or_else(|| {
                 list.push(Entry { first: i, count: 0 });
-                last_of_key.insert(&ask.key, list.len() - 1);
-                list.len() - 1
+                let entry = list.len() - 1;
+                if let Some(map) = &mut last_of_key {
+                    map.insert(&ask.key, entry);
+                } else if list.len() > SCANNED {
+                    // In order, so each key keeps its last entry.
+                    let map = list.iter().enumerate().map(|(e, entry)| (key_of(entry), e));
+                    last_of_key = Some(map.collect());
+                }
+                entry
             });
             placed.push((entry, list[entry].count));
             list[entry].count += 1;
@@ -466,6 +479,36 @@ mod tests {
         let counts: Vec<(usize, usize)> = entries.list.iter().map(|e| (e.first, e.count)).collect();
         assert_eq!(counts, [(0, 1), (1, 2)]);
         assert_eq!(entries.placed, [(0, 0), (1, 0), (1, 1)]);
+    }
+
+    /// Past the few entries read one by one, the map takes over with the same answers: a
+    /// batch of 40 keys, each asked at two moments, grouped as a plain map of each key's
+    /// last entry groups them.
+    #[test]
+    fn a_batch_of_many_keys_is_grouped_as_one_of_few() {
+        let asks: Vec<Ask> = (0..200u64)
+            .map(|i| ask(&format!("k{}", i * 7 % 40), Some(i % 3 / 2)))
+            .collect();
+        let mut list: Vec<(usize, usize)> = Vec::new();
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        let mut placed = Vec::new();
+        for (i, a) in asks.iter().enumerate() {
+            let entry = match last.get(a.key.as_str()) {
+                Some(&e) if asks[list[e].0].now == a.now => e,
+                _ => {
+                    list.push((i, 0));
+                    last.insert(&a.key, list.len() - 1);
+                    list.len() - 1
+                }
+            };
+            placed.push((entry, list[entry].1));
+            list[entry].1 += 1;
+        }
+        let entries = Entries::of(&asks);
+        let counts: Vec<(usize, usize)> = entries.list.iter().map(|e| (e.first, e.count)).collect();
+        assert!(counts.len() > 40, "{}", counts.len());
+        assert_eq!(counts, list);
+        assert_eq!(entries.placed, placed);
     }
 
     #[test]

@@ -157,22 +157,25 @@ impl RedisRateLimiter {
     pub async fn check_in_redis(&self, key: &str, quota: &Quota) -> Result<Decision, StoreError> {
         let redis_key = self.redis_key(key, quota);
         let now = self.clock.now_ms();
-        self.decide_in_redis(&redis_key, quota, now).await
+        self.decide_in_redis(key, redis_key, quota, now).await
     }
 
-    /// Decides one request in Redis under its Redis key, remembering a refusal.
+    /// Decides one request in Redis under its Redis key (`redis_key`, made from `key` and
+    /// `quota`, handed to the batch rather than copied), remembering a refusal.
     async fn decide_in_redis(
         &self,
-        redis_key: &str,
+        key: &str,
+        redis_key: String,
         quota: &Quota,
         now: UnixMillis,
     ) -> Result<Decision, StoreError> {
         quota
             .validate()
             .map_err(|err| StoreError::Protocol(format!("refusing to send quota: {err}")))?;
-        let decision = self.run_script(redis_key, quota, now).await?;
+        let decision = self.run_script(key, redis_key, quota, now).await?;
         if !decision.allowed {
-            self.remember_refusal(redis_key, quota, now, &decision);
+            // Made again: refusals are the rare case (the blocked cache answers the rest).
+            self.remember_refusal(&self.redis_key(key, quota), quota, now, &decision);
         }
         Ok(decision)
     }
@@ -210,12 +213,13 @@ impl RedisRateLimiter {
 
     async fn run_script(
         &self,
-        redis_key: &str,
+        key: &str,
+        redis_key: String,
         quota: &Quota,
         now: UnixMillis,
     ) -> Result<Decision, StoreError> {
         let ask = Ask {
-            key: redis_key.to_string(),
+            key: redis_key,
             algorithm: quota.algorithm,
             limit: quota.limit,
             window_ms: quota.window_ms(),
@@ -224,8 +228,9 @@ impl RedisRateLimiter {
         let reply = self.batcher.decide(ask).await?;
         if reply[0] == batch::UNUSABLE {
             return Err(StoreError::KeyUnusable(format!(
-                "Redis key {redis_key} holds a value that is not a rate-limit counter (another \
-                 program wrote it, or key_prefix clashes with another program's keys)"
+                "Redis key {} holds a value that is not a rate-limit counter (another \
+                 program wrote it, or key_prefix clashes with another program's keys)",
+                self.redis_key(key, quota)
             )));
         }
         decision_from_reply(quota, &reply)
@@ -313,7 +318,7 @@ impl RateLimitStore for RedisRateLimiter {
         if let Some(decision) = self.blocked.read(&redis_key, now, |b| b.decision(now)) {
             return Ok(decision);
         }
-        self.decide_in_redis(&redis_key, quota, now).await
+        self.decide_in_redis(key, redis_key, quota, now).await
     }
 
     fn backend(&self) -> &'static str {
