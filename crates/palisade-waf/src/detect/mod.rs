@@ -146,7 +146,14 @@ static ATTACK_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
         words.extend(lfi::WHOLE);
         words.extend(xss::GLOBALS);
         words.extend(xss::SINKS);
+        words.extend(sqli::words::CATALOGUE);
+        words.extend(rfi::FETCH_SCHEMES);
         words.extend([
+            // A serialised Java object in hex, and a shell's network redirection path: both
+            // fit in a value of letters, digits and `/`.
+            "aced0005",
+            "dev/tcp",
+            "dev/udp",
             "or true",
             "or false",
             "and true",
@@ -290,11 +297,13 @@ pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
 }
 
 /// A header value that is a bare `http(s)` URL, as browsers send in `Referer` and `Origin`:
-/// an authority of letters, digits, `.`, `-`, `_` and `:`, then a path of those and `/`
-/// and `~`, with no `..`, no empty segment, no query or fragment, nothing percent-encoded,
-/// and no path word naming a program. No detector's syntax fits in it: only the attack
-/// words and sensitive file names ([`is_plain`] checks them) and the encoding checks could
-/// find anything there (unit test `no_detector_fires_on_a_url_the_shortcut_calls_plain`).
+/// a host of letters, digits, `.`, `-` and `_` with at most a numeric port, then a path of
+/// those and `/` and `~`, with no `..`, no empty segment, no query or fragment, nothing
+/// percent-encoded, and no path word naming a program. No detector's syntax fits in it:
+/// what the detectors could still find there (sensitive file names, catalogue names,
+/// gadget and scheme names, a serialised object's hex) are attack words, which
+/// [`is_plain`] checks (unit test `no_detector_fires_on_a_url_the_shortcut_calls_plain`,
+/// over URLs made of every word the detectors know, and a red team's findings).
 fn is_plain_url(text: &str) -> bool {
     let bytes = text.as_bytes();
     let scheme = if bytes.len() >= 7 && bytes[..7].eq_ignore_ascii_case(b"http://") {
@@ -306,9 +315,15 @@ fn is_plain_url(text: &str) -> bool {
     };
     let rest = &bytes[scheme..];
     let (authority, path) = rest.split_at(memchr::memchr(b'/', rest).unwrap_or(rest.len()));
+    let (host, port) = match memchr::memchr(b':', authority) {
+        Some(at) => (&authority[..at], &authority[at + 1..]),
+        None => (authority, &b"0"[..]),
+    };
     let name_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
-    !authority.is_empty()
-        && authority.iter().all(|&b| name_byte(b) || b == b':')
+    !host.is_empty()
+        && host.iter().all(|&b| name_byte(b))
+        && (1..=5).contains(&port.len())
+        && port.iter().all(u8::is_ascii_digit)
         && path
             .iter()
             .all(|&b| name_byte(b) || matches!(b, b'/' | b'~'))
@@ -458,6 +473,34 @@ mod tests {
         assert!(is_plain(Source::Path, "", "/blog/2024/hello-world"));
     }
 
+    /// Words a detector flags on their own are attack words: a value holding one is never
+    /// plain, whatever its characters (red-team findings: a hex-encoded serialised Java
+    /// object in an argument passed as plain text, before any detector read it).
+    #[test]
+    fn values_a_detector_flags_alone_are_not_plain() {
+        assert!(!is_plain(Source::Arg, "data", "aced0005737200116a617661"));
+        assert!(!is_plain(Source::Arg, "t", "all_tables"));
+        assert!(!is_plain(Source::Path, "", "/dev/tcp/10.0.0.1/4444"));
+        assert!(!is_plain(Source::Arg, "host", "ssh2.example.com"));
+        let engine = crate::Engine::new(crate::WafSettings::default());
+        let request = crate::Request {
+            method: b"GET",
+            target: b"/api/import?data=aced0005737200116a6176612e7574696c2e486173684d6170",
+            version: b"HTTP/1.1",
+            headers: &[],
+            body: b"",
+            body_truncated: false,
+            local_addr: None,
+        };
+        let verdict = engine.inspect(&request);
+        assert_eq!(
+            verdict.action,
+            crate::Action::Block,
+            "{:#?}",
+            verdict.findings
+        );
+    }
+
     #[test]
     fn browser_user_agents_are_plain_and_payloads_in_them_are_not() {
         let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
@@ -541,6 +584,19 @@ mod plain_url_tests {
             ("referer", "http://example.com/UNION/SELECT"),
             ("referer", "http://example.com/bin/bash"),
             ("x-filename", "http://example.com/shell.sh"),
+            // A red team's findings: what a detector flags must not be plain.
+            (
+                "x-callback-url",
+                "http://example.com/aced0005737200116a617661",
+            ),
+            ("referer", "http://example.com/dev/tcp/10.0.0.1/4444"),
+            ("x-callback-url", "http://a.b/x/all_tables"),
+            ("referer", "http://file:/x"),
+            ("referer", "https://jar:http"),
+            ("referer", "http://ssh2.example.com/"),
+            ("referer", "https://xi:include/"),
+            ("referer", "http://data:text/html"),
+            ("origin", "https://example.com:8443:1"),
         ] {
             assert!(!is_plain(Source::Header, name, value), "{name}: {value}");
         }
@@ -563,6 +619,19 @@ mod plain_url_tests {
             "burpcollaborator.net",
             "oast.fun",
             "a-b_c.test",
+            "ssh2.example.com",
+            "file",
+            "data",
+            "xi",
+            "dev",
+            "a:b:c",
+            "file:",
+            "jar:http",
+            "xi:include",
+            "-moz-binding:x",
+            "data:text",
+            "example.com:",
+            "example.com:123456",
         ];
         let segments = [
             "bin",
@@ -666,6 +735,12 @@ mod plain_url_tests {
             "SGVsbG8gd29ybGQ",
             "cGhwaW5mbygp",
             "YWxlcnQoMSk",
+            "ACED0005737200116a617661",
+            "x_aced0005",
+            "dev/tcp/10.0.0.1/4444",
+            "dev/udp/x",
+            "all_tables",
+            "rO0ABXNyABFqYXZh",
         ];
         let lists = [
             shell_words::DISTINCTIVE,
@@ -678,6 +753,8 @@ mod plain_url_tests {
             xss::SINKS,
             lfi::SENSITIVE,
             lfi::WHOLE,
+            sqli::words::CATALOGUE,
+            rfi::FETCH_SCHEMES,
         ];
         let words: Vec<&str> = lists
             .iter()

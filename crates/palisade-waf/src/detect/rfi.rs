@@ -9,7 +9,7 @@ use super::Hit;
 use crate::extract::Source;
 
 /// Schemes that browsers do not send in forms but file fetchers follow.
-const FETCH_SCHEMES: &[&str] = &[
+pub(crate) const FETCH_SCHEMES: &[&str] = &[
     "file:/",
     "file:\\\\",
     "ftp://",

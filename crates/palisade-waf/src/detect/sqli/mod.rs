@@ -8,7 +8,7 @@
 
 mod lexer;
 mod shapes;
-mod words;
+pub(crate) mod words;
 
 pub use lexer::{Kind, MAX_TOKENS, Token, Word, classify, tokenize};
 

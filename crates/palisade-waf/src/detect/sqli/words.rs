@@ -116,7 +116,7 @@ pub(super) const SQL_CALLS: &[&str] = &[
 ];
 
 /// System catalogue and procedure names.
-pub(super) const CATALOGUE: &[&str] = &[
+pub(crate) const CATALOGUE: &[&str] = &[
     "information_schema",
     "pg_catalog",
     "sysobjects",
