@@ -73,7 +73,7 @@ fn single_header(headers: &HeaderMap, name: &HeaderName) -> Option<IpAddr> {
 }
 
 /// Parses one forwarded address: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:80`.
-fn parse_entry(entry: &str) -> Option<IpAddr> {
+pub(crate) fn parse_entry(entry: &str) -> Option<IpAddr> {
     let entry = entry.trim();
     if let Ok(ip) = entry.parse::<IpAddr>() {
         return Some(canonical(ip));

@@ -245,7 +245,7 @@ impl ForwardingFields {
             // A proxy that speaks only `X-Forwarded-*`: its hops, said again as `Forwarded`
             // elements, so that an application reading `Forwarded` learns the client and
             // scheme the other fields give, not palisade's hop alone (the proxy, `http`).
-            let prior_for = &x_forwarded_for[..at.saturating_sub(2)];
+            let hops = believed_hops(&x_forwarded_for[..at.saturating_sub(2)], ctx.client_ip);
             let first = |name: HeaderName| {
                 headers
                     .get(name)
@@ -257,7 +257,7 @@ impl ForwardingFields {
                     .into_iter()
                     .find(|s| p.eq_ignore_ascii_case(s))
             });
-            push_translated(&mut forwarded, prior_for, scheme, first(X_FORWARDED_HOST));
+            push_translated(&mut forwarded, &hops, scheme, first(X_FORWARDED_HOST));
         }
         // RFC 7239 §6: IPv6 nodes are bracketed and quoted.
         let (open, close) = if peer.is_ipv6() {
@@ -347,53 +347,73 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
-/// `;host="..."` for a `Forwarded` element, unless `host` cannot be quoted: a quote or
-/// backslash would end or escape the quoted-string (RFC 9110 §5.6.4).
+/// `;host="..."` for a `Forwarded` element, when `host` is a host and port as `Host` allows
+/// them after the conformance checks (letters, digits, `-._~%`, an IPv6 literal's `[]:`):
+/// inside the quoted-string, a `;`, `,` or `=` would read as more parameters or elements to
+/// a parser that matches `proto=` or splits on commas without honouring the quotes.
 fn push_host(forwarded: &mut String, host: Option<&str>) {
-    let quotable = |h: &&str| {
-        h.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"\"\\".contains(&b))
+    let plain = |h: &&str| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%[]:".contains(&b))
     };
-    if let Some(host) = host.filter(quotable) {
+    if let Some(host) = host.filter(plain) {
         forwarded.push_str(";host=\"");
         forwarded.push_str(host);
         forwarded.push('"');
     }
 }
 
-/// The `Forwarded` elements (RFC 7239 §4) for hops a trusted proxy told of only in
-/// `X-Forwarded-For` (`prior_for`, its items joined by `, `), `-Proto` and `-Host`, each
-/// followed by `, `: one `for=` per item (an item that is not an address becomes `unknown`:
-/// nothing a client wrote there enters the field's syntax), the scheme and host on the
-/// first, the client's. Nothing when the proxy told of nothing.
+/// Most hops of a trusted proxy's `X-Forwarded-For` told again in `Forwarded`.
+const MAX_TOLD_HOPS: usize = 16;
+
+/// The hops of a trusted proxy's `X-Forwarded-For` (`prior_for`) that palisade believed:
+/// read from the right as [`crate::client_ip`] walks it, up to the client it settled on
+/// (`client`), in the list's order. Items left of the client were written by the client
+/// and are not told again. Nothing when the walk did not end at an item of the list (the
+/// client came from `client_ip_header`, or the trusted hops were more than
+/// [`MAX_TOLD_HOPS`]).
+fn believed_hops(prior_for: &str, client: std::net::IpAddr) -> Vec<std::net::IpAddr> {
+    let mut hops = Vec::new();
+    for item in prior_for.rsplit(',') {
+        let Some(ip) = crate::client_ip::parse_entry(item) else {
+            break;
+        };
+        hops.push(ip);
+        if ip == client {
+            hops.reverse();
+            return hops;
+        }
+        if hops.len() == MAX_TOLD_HOPS {
+            break;
+        }
+    }
+    Vec::new()
+}
+
+/// The `Forwarded` elements (RFC 7239 §4) for the hops a trusted proxy told of only in
+/// `X-Forwarded-*`, each followed by `, `: one `for=` per believed hop ([`believed_hops`],
+/// IPv6 quoted and bracketed), the scheme and host on the first, the client's; with no hop
+/// the scheme and host alone. Nothing when the proxy told of nothing.
 fn push_translated(
     forwarded: &mut String,
-    prior_for: &str,
+    hops: &[std::net::IpAddr],
     scheme: Option<&str>,
     host: Option<&str>,
 ) {
-    let items: Vec<&str> = prior_for
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .collect();
-    if items.is_empty() && scheme.is_none() && host.is_none() {
-        return;
-    }
-    for (n, item) in items.iter().enumerate() {
+    let start = forwarded.len();
+    for (n, hop) in hops.iter().enumerate() {
         if n > 0 {
             forwarded.push_str(", ");
         }
-        forwarded.push_str("for=");
-        match item.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(ip)) => forwarded.push_str(&ip.to_string()),
-            Ok(std::net::IpAddr::V6(ip)) => {
-                forwarded.push_str("\"[");
-                forwarded.push_str(&ip.to_string());
-                forwarded.push_str("]\"");
-            }
-            Err(_) => forwarded.push_str("unknown"),
-        }
+        let (open, close) = if hop.is_ipv6() {
+            ("for=\"[", "]\"")
+        } else {
+            ("for=", "")
+        };
+        forwarded.push_str(open);
+        crate::client_ip::push_ip(forwarded, *hop);
+        forwarded.push_str(close);
         if n > 0 {
             continue;
         }
@@ -403,9 +423,7 @@ fn push_translated(
         }
         push_host(forwarded, host);
     }
-    if items.is_empty() {
-        // No address was told: the scheme and host alone make the element.
-        let start = forwarded.len();
+    if hops.is_empty() {
         if let Some(scheme) = scheme {
             forwarded.push_str(";proto=");
             forwarded.push_str(scheme);
@@ -415,11 +433,10 @@ fn push_translated(
         if forwarded[start..].starts_with(';') {
             forwarded.remove(start);
         }
-        if forwarded.len() == start {
-            return;
-        }
     }
-    forwarded.push_str(", ");
+    if forwarded.len() > start {
+        forwarded.push_str(", ");
+    }
 }
 
 /// Leaves one `name` field, the first, when a trusted proxy sent several: palisade reads the
