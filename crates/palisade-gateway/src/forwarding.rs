@@ -82,6 +82,14 @@ const HOP_BY_HOP_NAMES: [&str; 8] = [
     "proxy-authorization",
 ];
 
+/// The forwarding fields palisade sets ([`ForwardingFields`]).
+const FORWARDING_NAMES: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+];
+
 /// The position of `name` in [`HOP_BY_HOP`].
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     HOP_BY_HOP_NAMES
@@ -90,8 +98,10 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 }
 
 /// Removes the fields the `Connection` header names (RFC 9110 §7.6.1), except the identity
-/// headers and the hop-by-hop fields, which [`strip_hop_by_hop`] removes (or keeps for a
-/// WebSocket) itself. The usual options (`keep-alive`, `upgrade`) cost no lookup; another
+/// headers, the forwarding fields and the hop-by-hop fields, which [`strip_hop_by_hop`]
+/// removes (or keeps for a WebSocket) itself. Palisade sets the forwarding fields (extends a
+/// trusted proxy's, after reading its `X-Forwarded-Proto` for the scheme): a `Connection`
+/// naming them would have the upstream told `http` for a request palisade took for TLS. The usual options (`keep-alive`, `upgrade`) cost no lookup; another
 /// that names no field present (`close`) a lookup and nothing more.
 fn remove_connection_options(headers: &mut HeaderMap) {
     let mut named: Vec<HeaderName> = Vec::new();
@@ -106,6 +116,7 @@ fn remove_connection_options(headers: &mut HeaderMap) {
             let identity = || {
                 IDENTITY_HEADERS
                     .iter()
+                    .chain(&FORWARDING_NAMES)
                     .any(|name| option.eq_ignore_ascii_case(name.as_bytes()))
             };
             if option.is_empty() || hop_by_hop || identity() {

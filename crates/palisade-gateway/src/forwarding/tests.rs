@@ -86,14 +86,22 @@ fn hop_by_hop_fields_and_those_named_in_connection_are_removed() {
 }
 
 /// Options are compared without regard to case or spaces; one that names a field present
-/// removes it even when it is a usual option's word (`close`); the identity headers stay.
+/// removes it even when it is a usual option's word (`close`); the identity headers and
+/// the forwarding fields stay (red-team finding: a trusted proxy's `X-Forwarded-Proto:
+/// https` named in `Connection` made palisade treat the request as TLS while the upstream
+/// was told `http`).
 /// A value with a byte outside ASCII (obs-text) still has its other options honoured:
 /// read as text, such a value was skipped whole, and the fields it named went upstream.
 #[test]
 fn connection_options_are_read_whatever_their_spelling() {
     let mut h = headers(&[
         ("connection", "Close, , X-Secret-Hop ,KEEP-ALIVE"),
-        ("connection", "palisade-user-id,\tx-other-hop"),
+        (
+            "connection",
+            "palisade-user-id,\tx-other-hop, X-Forwarded-Proto, forwarded",
+        ),
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=192.0.2.1"),
         ("close", "1"),
         ("x-secret-hop", "1"),
         ("x-other-hop", "1"),
@@ -108,7 +116,16 @@ fn connection_options_are_read_whatever_their_spelling() {
     strip_hop_by_hop(&mut h, false);
     let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
     left.sort_unstable();
-    assert_eq!(left, ["palisade-user-id", "x-end-to-end"], "{h:?}");
+    assert_eq!(
+        left,
+        [
+            "forwarded",
+            "palisade-user-id",
+            "x-end-to-end",
+            "x-forwarded-proto"
+        ],
+        "{h:?}"
+    );
 }
 
 #[test]
