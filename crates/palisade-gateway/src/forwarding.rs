@@ -507,19 +507,37 @@ const METHOD_OVERRIDES: [&str; 3] = [
 /// URL it used. Only a trusted proxy may write them; from anyone else they are forgeries an
 /// application might believe (an allow-list on `X-Real-IP`, links built from
 /// `X-Forwarded-Prefix`).
-const PROXY_CLAIMS: [&str; 13] = [
+const PROXY_CLAIMS: [&str; 31] = [
     "x-real-ip",
     "true-client-ip",
     "cf-connecting-ip",
     "x-client-ip",
     "x-cluster-client-ip",
     "fastly-client-ip",
+    "client-ip",
+    "x-originating-ip",
+    "x-remote-addr",
+    "x-remote-ip",
+    "x-proxyuser-ip",
+    "x-envoy-external-address",
+    "x-forwarded",
+    "forwarded-for",
+    "x-original-forwarded-for",
     "x-forwarded-port",
     "x-forwarded-prefix",
     "x-forwarded-server",
     "x-forwarded-scheme",
+    "x-forwarded-protocol",
     "x-forwarded-ssl",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-original-uri",
+    "x-original-host",
+    "x-original-method",
+    "x-host",
     "x-url-scheme",
+    "x-scheme",
+    "x-arr-ssl",
     "front-end-https",
 ];
 

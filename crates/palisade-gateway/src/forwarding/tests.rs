@@ -391,6 +391,34 @@ fn clients_cannot_override_the_path_a_safe_method_or_speak_as_a_proxy() {
     assert_eq!(h["x-real-ip"], "10.0.0.1");
 }
 
+/// Every proxy claim, in its own spelling, in capitals and with `_` for `-`, is removed from
+/// an untrusted peer's request and kept from a trusted proxy's; no other field is touched
+/// (red-team finding: `X-Original-URI`, `Client-IP`, `X-Forwarded-Uri` and a dozen more
+/// reached the upstream from anyone).
+#[test]
+fn every_proxy_claim_is_removed_unless_a_trusted_proxy_sent_it() {
+    for claim in PROXY_CLAIMS {
+        let spellings = [
+            claim.to_owned(),
+            claim.to_ascii_uppercase(),
+            claim.replace('-', "_"),
+        ];
+        for spelling in spellings {
+            let name = HeaderName::from_bytes(spelling.as_bytes()).expect("name");
+            let mut h = HeaderMap::new();
+            h.insert(name.clone(), HeaderValue::from_static("1"));
+            h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+            let removed = strip_client_claims(&mut h, &http::Method::POST, false);
+            assert_eq!(removed, [claim], "{spelling}");
+            assert_eq!(h.len(), 1, "{spelling}: {h:?}");
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static("1"));
+            assert!(strip_client_claims(&mut h, &http::Method::POST, true).is_empty());
+            assert_eq!(h.len(), 1, "{spelling} from a trusted proxy");
+        }
+    }
+}
+
 #[test]
 fn spellings_with_underscores_are_removed_too() {
     let forged = [
