@@ -547,23 +547,38 @@ const PROXY_CLAIMS: [&str; 31] = [
 /// `HTTP_X_FORWARDED_FOR`, and may take the client's instead of palisade's.
 const OWN_FORWARDING: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
-/// The lengths of the names [`strip_client_claims`] looks for, as bits (all are shorter
-/// than 64 bytes).
-const CLAIM_LENGTHS: u64 = lengths(&PATH_OVERRIDES)
-    | lengths(&METHOD_OVERRIDES)
-    | lengths(&PROXY_CLAIMS)
-    | lengths(&OWN_FORWARDING);
-
-const fn lengths(names: &[&str]) -> u64 {
-    let mut bits = 0u64;
-    let mut at = 0;
-    while at < names.len() {
-        assert!(names[at].len() < 64, "a claim name of 64 bytes or more");
-        bits |= 1 << names[at].len();
-        at += 1;
-    }
-    bits
+/// Which list of [`strip_client_claims`] a name is on.
+#[derive(Debug, Clone, Copy)]
+enum Claim {
+    Path,
+    Method,
+    Proxy,
+    OwnForwarding,
 }
+
+/// The names [`strip_client_claims`] looks for, by length (in the lists' order): a header
+/// name is compared with the few of its own length only, and most names have none.
+static CLAIMS_BY_LENGTH: std::sync::LazyLock<Vec<Vec<(&'static str, Claim)>>> =
+    std::sync::LazyLock::new(|| {
+        let lists: [(&[&'static str], Claim); 4] = [
+            (&PATH_OVERRIDES, Claim::Path),
+            (&METHOD_OVERRIDES, Claim::Method),
+            (&PROXY_CLAIMS, Claim::Proxy),
+            (&OWN_FORWARDING, Claim::OwnForwarding),
+        ];
+        let longest = lists
+            .iter()
+            .flat_map(|(names, _)| names.iter().map(|name| name.len()))
+            .max()
+            .unwrap_or(0);
+        let mut by_length = vec![Vec::new(); longest + 1];
+        for (names, claim) in lists {
+            for name in names {
+                by_length[name.len()].push((*name, claim));
+            }
+        }
+        by_length
+    });
 
 /// Whether the header `name` spells `wanted` (lower case, with `-`), in any case and with
 /// `_` for any `-`: the spellings a CGI-style server reads as one variable.
@@ -591,20 +606,20 @@ pub fn strip_client_claims(
         *method,
         http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE
     );
-    let methods: &[&'static str] = if safe { &METHOD_OVERRIDES } else { &[] };
-    let claims: &[&'static str] = if peer_trusted { &[] } else { &PROXY_CLAIMS };
     let refused = |name: &str| -> Option<&'static str> {
-        // A name of no length any of them has spells none of them (most names).
-        if name.len() >= 64 || CLAIM_LENGTHS & (1 << name.len()) == 0 {
-            return None;
-        }
-        PATH_OVERRIDES
+        let same_length = CLAIMS_BY_LENGTH.get(name.len())?;
+        same_length
             .iter()
-            .chain(methods)
-            .chain(claims)
-            .chain(OWN_FORWARDING.iter().filter(|_| name.contains('_')))
-            .copied()
-            .find(|wanted| spells(name, wanted))
+            .find(|(wanted, claim)| {
+                let applies = match claim {
+                    Claim::Path => true,
+                    Claim::Method => safe,
+                    Claim::Proxy => !peer_trusted,
+                    Claim::OwnForwarding => name.contains('_'),
+                };
+                applies && spells(name, wanted)
+            })
+            .map(|(wanted, _)| *wanted)
     };
     // One pass over the names the request has (a few), comparing lengths first: almost no
     // request carries any of them.
