@@ -264,6 +264,7 @@ impl ForwardingFields {
                     .map(str::trim)
             };
             let scheme = first(X_FORWARDED_PROTO).and_then(|p| {
+                let p = first_item(p);
                 ["http", "https"]
                     .into_iter()
                     .find(|s| p.eq_ignore_ascii_case(s))
@@ -287,6 +288,7 @@ impl ForwardingFields {
             headers.remove(&header::FORWARDED);
             if keep_proto {
                 keep_first(headers, &X_FORWARDED_PROTO);
+                keep_first_item(headers, &X_FORWARDED_PROTO);
             } else {
                 headers.remove(&X_FORWARDED_PROTO);
             }
@@ -447,6 +449,33 @@ fn push_translated(
     }
     if forwarded.len() > start {
         forwarded.push_str(", ");
+    }
+}
+
+/// The first item of a list-valued field (`https, http` gives `https`): what palisade
+/// reads of a trusted proxy's `X-Forwarded-Proto`, as most applications do.
+pub fn first_item(value: &str) -> &str {
+    value.split(',').next().unwrap_or_default().trim()
+}
+
+/// Leaves only the first item of the `name` field when it holds a list: palisade decided
+/// on that item ([`first_item`]), and an application reading the last would decide
+/// otherwise.
+fn keep_first_item(headers: &mut HeaderMap, name: &HeaderName) {
+    let Some(value) = headers.get(name) else {
+        return;
+    };
+    if !value.as_bytes().contains(&b',') {
+        return;
+    }
+    let first = value.to_str().ok().map(first_item).unwrap_or_default();
+    match HeaderValue::from_str(first) {
+        Ok(first) if !first.is_empty() => {
+            headers.insert(name, first);
+        }
+        _ => {
+            headers.remove(name);
+        }
     }
 }
 

@@ -344,6 +344,44 @@ async fn client_forged_override_and_proxy_headers_are_removed() {
     palisade.shutdown().await;
 }
 
+/// A trusted proxy's list-valued `X-Forwarded-Proto` is read by its first item, as most
+/// applications read it, and only that item goes upstream: palisade and the application
+/// agree on whether the request came over TLS (new-user finding: `https, http` was plain
+/// HTTP to palisade, no HSTS, while the upstream was handed `https, http`).
+#[tokio::test]
+async fn a_trusted_proxys_scheme_list_is_read_by_its_first_item_on_both_sides() {
+    let upstream = Upstream::start().await;
+    let trusted = format!("{NO_LIMITS}[server]\ntrusted_proxies = [\"127.0.0.1\"]\n");
+    let palisade = start_palisade(&upstream.url(), &trusted).await;
+    for (sent, scheme, hsts) in [
+        ("https, http", "https", true),
+        ("http, https", "http", false),
+    ] {
+        let reply = get(
+            &format!("http://{}/echo", palisade.proxy_addr),
+            &[
+                ("x-forwarded-for", "198.51.100.7"),
+                ("x-forwarded-proto", sent),
+            ],
+        )
+        .await;
+        let seen = &reply.json()["headers"];
+        assert_eq!(seen["x-forwarded-proto"], scheme, "{sent}: {seen}");
+        let forwarded = seen["forwarded"].as_str().expect("forwarded");
+        assert!(
+            forwarded.starts_with(&format!("for=198.51.100.7;proto={scheme}, ")),
+            "{sent}: {forwarded}"
+        );
+        assert_eq!(
+            reply.headers.contains_key("strict-transport-security"),
+            hsts,
+            "{sent}: {:?}",
+            reply.headers
+        );
+    }
+    palisade.shutdown().await;
+}
+
 /// CGI-style servers (PHP-FPM, WSGI, Rack) read `X_Real_IP` as `X-Real-IP`, so a spelling
 /// with `_` for `-` is removed like the header it spells, and never reaches the upstream
 /// beside the forwarding headers palisade writes.

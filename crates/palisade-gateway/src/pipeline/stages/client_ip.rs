@@ -62,7 +62,9 @@ impl RequestStage for ClientIp {
                 .headers
                 .get("x-forwarded-proto")
                 .and_then(|v| v.to_str().ok());
-            if proto.is_some_and(|p| p.trim().eq_ignore_ascii_case("https")) {
+            // The first item of a list (`https, http`), the one passed on upstream.
+            let first = proto.map(crate::forwarding::first_item);
+            if first.is_some_and(|p| p.eq_ignore_ascii_case("https")) {
                 ctx.secure = true;
             }
         }
