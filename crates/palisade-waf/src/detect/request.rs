@@ -585,8 +585,8 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
             name == n.as_bytes() || (n.starts_with("asp") && name.starts_with(n.as_bytes()))
         }) || session_like(&String::from_utf8_lossy(name))
     });
-    let in_path = memchr::memmem::find(&path, b";jsessionid=").is_some();
-    if !(in_query || in_path) {
+    let in_path = memchr::memmem::find(&path, b";jsessionid=");
+    if !in_query && in_path.is_none() {
         return;
     }
     let host = req.header("host").unwrap_or_default().to_ascii_lowercase();
@@ -595,8 +595,10 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         .next()
         .unwrap_or_default()
         .to_vec();
-    let score = match req.header("referer") {
-        None => 18,
+    // A link with a session id and no `Referer` (typed, bookmarked, from a mail or a chat,
+    // where planted links travel) scores higher than one followed from another site.
+    let (score, reason) = match req.header("referer") {
+        None => (18, "session id in url, no referer"),
         Some(referer) => {
             let r = referer.to_ascii_lowercase();
             let after = memchr::memmem::find(&r, b"://").map_or(&r[..], |p| &r[p + 3..]);
@@ -607,17 +609,23 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
             if ref_host == host.as_slice() {
                 return;
             }
-            10
+            (10, "session id in url from another site")
         }
+    };
+    // Where it is: the query, or the path's `;jsessionid=` (at the same place in the
+    // lower-cased copy).
+    let (source, name, evidence) = match in_path {
+        Some(at) if !in_query => (Source::Path, "", &req.raw_path()[at..]),
+        _ => (Source::Request, "query", req.raw_query()),
     };
     push(
         out,
         DetectorKind::Fixation,
         score,
-        "session id in url",
-        Source::Request,
-        "query",
-        req.raw_query(),
+        reason,
+        source,
+        name,
+        evidence,
     );
 }
 
@@ -625,6 +633,48 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
 mod tests {
     use super::*;
     use crate::request::Header;
+
+    /// A session id in the URL: where it is and whether a `Referer` came with it are in the
+    /// finding (new-user finding: `;jsessionid=` was reported in `request.query` with no
+    /// evidence, and the reason did not say why the score was 18 or 10).
+    #[test]
+    fn a_session_id_in_the_url_is_reported_where_it_is_and_why() {
+        let fixation = |target: &str, referer: Option<&str>| {
+            let mut headers = vec![Header::new(b"Host", b"shop.example")];
+            if let Some(referer) = referer {
+                headers.push(Header::new(b"Referer", referer.as_bytes()));
+            }
+            let req = Request {
+                method: b"GET",
+                target: target.as_bytes(),
+                version: b"HTTP/1.1",
+                headers: &headers,
+                ..Request::default()
+            };
+            check(&req)
+                .into_iter()
+                .find(|hit| hit.detector == DetectorKind::Fixation)
+                .map(|hit| {
+                    (
+                        hit.hit.score,
+                        hit.hit.reason,
+                        hit.location.to_string(),
+                        hit.evidence,
+                    )
+                })
+        };
+        let (score, reason, location, evidence) =
+            fixation("/shop;JSESSIONID=A1B2C3", None).expect("a finding");
+        assert_eq!((score, reason), (18, "session id in url, no referer"));
+        assert_eq!(location, "path");
+        assert_eq!(evidence, ";JSESSIONID=A1B2C3");
+        let (score, reason, location, evidence) =
+            fixation("/shop?sid=a1b2c3", Some("https://evil.example/x")).expect("a finding");
+        assert_eq!((score, reason), (10, "session id in url from another site"));
+        assert_eq!(location, "request.query");
+        assert_eq!(evidence, "sid=a1b2c3");
+        assert!(fixation("/shop?sid=a1b2c3", Some("https://shop.example/cart")).is_none());
+    }
 
     /// The score of the `Host` finding for `host`, arriving on `local`.
     fn host_score(host: &str, local: Option<&str>) -> Option<u8> {
