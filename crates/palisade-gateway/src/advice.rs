@@ -27,11 +27,14 @@ pub fn rate_limits(config: &Config) -> Vec<String> {
     }
     let tables = config.rate_limit_rules();
     if !tables.is_empty() && !tables.iter().any(limits_every_request) {
+        let whose = match tables.len() {
+            1 => "the table's path".to_owned(),
+            n => format!("the {n} tables' paths"),
+        };
         warnings.push(format!(
             "no [[rate_limit]] table limits every request (path \"/\", every method, mode \
-             \"enforce\"): requests outside the {} tables' paths are not limited, since tables \
-             replace the built-in limits (docs/config.md shows them written out)",
-            tables.len()
+             \"enforce\"): requests outside {whose} are not limited, since tables replace the \
+             built-in limits (docs/config.md shows them written out)"
         ));
     }
     if tables.is_empty() {

@@ -220,10 +220,14 @@ pub(super) fn rules<'de, D: Deserializer<'de>>(
 ) -> Result<Option<Vec<RateLimitRule>>, D::Error> {
     let rules = Vec::<RateLimitRule>::deserialize(deserializer)?;
     for (i, rule) in rules.iter().enumerate() {
-        if rules[..i].iter().any(|earlier| earlier.name == rule.name) {
+        // The error is placed at the array's first table: the message says which tables.
+        if let Some(earlier) = rules[..i].iter().position(|e| e.name == rule.name) {
             return Err(serde::de::Error::custom(format!(
-                "duplicate rate_limit name {:?} (expected every rule to have its own name)",
-                rule.name
+                "duplicate rate_limit name {:?}: [[rate_limit]] table {} repeats the name of \
+                 table {} (expected every rule to have its own name)",
+                rule.name,
+                i + 1,
+                earlier + 1
             )));
         }
     }

@@ -120,8 +120,14 @@ fn invalid_rules_say_what_was_expected() {
 #[test]
 fn duplicate_rule_names_are_refused() {
     let rule = "[[rate_limit]]\nname = \"a\"\nlimit = 1\nwindow = \"1s\"\n";
-    let message = first_error(&format!("{rule}{rule}"));
+    let other = "[[rate_limit]]\nname = \"b\"\nlimit = 1\nwindow = \"1s\"\n";
+    let message = first_error(&format!("{rule}{other}{rule}"));
     assert!(message.contains("duplicate rate_limit name"), "{message}");
+    // The error sits at the array's first table: the message says which table repeats.
+    assert!(
+        message.contains("table 3 repeats the name of table 1"),
+        "{message}"
+    );
 }
 
 #[test]
