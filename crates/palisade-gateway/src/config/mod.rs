@@ -285,6 +285,15 @@ fn syntax_or_value_error(path: &Path, text: &str, err: &toml::de::Error) -> Diag
             message = message.replace(&terse, "expected a whole number, 0 or greater");
         }
     }
+    // `missing field `limit``: the span is the table's; say what the table needs.
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        message = format!(
+            "missing field `{field}` (expected `{field} = ...` in this table: it has no default)"
+        );
+    }
     if message.starts_with("invalid type") || message.starts_with("invalid value") {
         if let Some(key) = err
             .span()

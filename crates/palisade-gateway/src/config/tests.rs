@@ -131,6 +131,15 @@ fn duplicate_rule_names_are_refused() {
 }
 
 #[test]
+fn a_missing_required_key_says_what_the_table_needs() {
+    let message = first_error("[[rate_limit]]\nname = \"a\"\nwindow = \"1s\"\n");
+    assert!(
+        message.starts_with("palisade.toml:1:1: missing field `limit` (expected `limit = ...`"),
+        "{message}"
+    );
+}
+
+#[test]
 fn zero_limits_are_refused() {
     let message = first_error("[[rate_limit]]\nname = \"a\"\nlimit = 0\nwindow = \"1s\"\n");
     assert!(message.contains("at least 1"), "{message}");
