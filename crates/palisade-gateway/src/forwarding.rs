@@ -101,8 +101,9 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 /// headers, the forwarding fields and the hop-by-hop fields, which [`strip_hop_by_hop`]
 /// removes (or keeps for a WebSocket) itself. Palisade sets the forwarding fields (extends a
 /// trusted proxy's, after reading its `X-Forwarded-Proto` for the scheme): a `Connection`
-/// naming them would have the upstream told `http` for a request palisade took for TLS. The usual options (`keep-alive`, `upgrade`) cost no lookup; another
-/// that names no field present (`close`) a lookup and nothing more.
+/// naming them would have the upstream told `http` for a request palisade took for TLS.
+/// The usual options (`keep-alive`, `upgrade`) cost no lookup; another that names no field
+/// present (`close`) a lookup and nothing more.
 fn remove_connection_options(headers: &mut HeaderMap) {
     let mut named: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
@@ -415,6 +416,13 @@ fn push_translated(
     host: Option<&str>,
 ) {
     let start = forwarded.len();
+    let client_params = |forwarded: &mut String| {
+        if let Some(scheme) = scheme {
+            forwarded.push_str(";proto=");
+            forwarded.push_str(scheme);
+        }
+        push_host(forwarded, host);
+    };
     for (n, hop) in hops.iter().enumerate() {
         if n > 0 {
             forwarded.push_str(", ");
@@ -427,21 +435,12 @@ fn push_translated(
         forwarded.push_str(open);
         crate::client_ip::push_ip(forwarded, *hop);
         forwarded.push_str(close);
-        if n > 0 {
-            continue;
+        if n == 0 {
+            client_params(forwarded);
         }
-        if let Some(scheme) = scheme {
-            forwarded.push_str(";proto=");
-            forwarded.push_str(scheme);
-        }
-        push_host(forwarded, host);
     }
     if hops.is_empty() {
-        if let Some(scheme) = scheme {
-            forwarded.push_str(";proto=");
-            forwarded.push_str(scheme);
-        }
-        push_host(forwarded, host);
+        client_params(forwarded);
         // An element's first pair has no `;` before it.
         if forwarded[start..].starts_with(';') {
             forwarded.remove(start);
