@@ -15,8 +15,9 @@ pub async fn run(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Result
     let upstream: UpstreamUrl = format!("http://{app}")
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
+    let dir = DemoDir::create()?;
     let source = ConfigSource {
-        file: Some(demo_config()?),
+        file: Some(dir.config()?),
         overrides: Overrides {
             listen: Some(listen),
             upstream: Some(upstream),
@@ -24,20 +25,58 @@ pub async fn run(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Result
         },
     };
     eprintln!("{}", tour(listen, admin_listen, app));
-    palisade_gateway::serve::run_until_signalled(source)
+    let served = palisade_gateway::serve::run_until_signalled(source)
         .await
-        .context("palisade could not start")
+        .context("palisade could not start");
+    drop(dir);
+    served
 }
 
-/// The demo's configuration: the defaults, with sessions in memory so that trying the demo
-/// leaves no database file behind.
-fn demo_config() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("palisade-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).context("cannot create the demo's temporary directory")?;
-    let file = dir.join("palisade.toml");
-    std::fs::write(&file, "[session]\nstore = \"memory\"\n")
-        .context("cannot write the demo's configuration")?;
-    Ok(file)
+/// The demo's own temporary directory (`palisade-demo-<pid>`), removed when the demo ends:
+/// its configuration and its upload spool, so that trying the demo leaves nothing behind.
+struct DemoDir(std::path::PathBuf);
+
+impl DemoDir {
+    fn create() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("palisade-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).context("cannot create the demo's temporary directory")?;
+        Ok(Self(dir))
+    }
+
+    /// The demo's configuration: the defaults, with sessions in memory (no database file)
+    /// and the upload spool inside this directory.
+    fn config(&self) -> anyhow::Result<std::path::PathBuf> {
+        let file = self.0.join("palisade.toml");
+        let spool = self.0.join("spool");
+        let text = format!(
+            "[session]\nstore = \"memory\"\n[spool]\ndir = {}\n",
+            toml_string(&spool.to_string_lossy())
+        );
+        std::fs::write(&file, text).context("cannot write the demo's configuration")?;
+        Ok(file)
+    }
+}
+
+impl Drop for DemoDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 fn tour(listen: SocketAddr, admin: SocketAddr, app: SocketAddr) -> String {

@@ -733,3 +733,35 @@ async fn tables_that_limit_only_some_paths_are_warned_about() {
     let log = palisade.log();
     assert!(!log.contains("limits every request"), "{log}");
 }
+
+/// `palisade demo` keeps its configuration and its upload spool in a directory of its own
+/// and removes it when stopped with Ctrl-C (new-user finding: the directory, and the spool
+/// in the system temporary directory, stayed behind).
+#[tokio::test]
+async fn the_demo_leaves_nothing_behind_when_stopped() {
+    let (proxy_port, admin_port) = (free_port(), free_port());
+    let stderr = std::env::temp_dir().join(format!("demo-{proxy_port}.stderr"));
+    let child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{proxy_port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("palisade binary starts");
+    let mut demo = Process {
+        child,
+        proxy: format!("http://127.0.0.1:{proxy_port}"),
+        admin: format!("http://127.0.0.1:{admin_port}"),
+        stderr,
+    };
+    demo.wait_healthy().await;
+    let reply = get_owned(format!("{}/", demo.proxy)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", demo.log());
+    let dir = std::env::temp_dir().join(format!("palisade-demo-{}", demo.child.id()));
+    assert!(dir.join("palisade.toml").is_file(), "{}", demo.log());
+    assert!(dir.join("spool").is_dir(), "{}", demo.log());
+    demo.signal("INT");
+    let status = wait_for_exit(&mut demo.child).await;
+    assert!(status.success(), "{status:?}: {}", demo.log());
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+}
