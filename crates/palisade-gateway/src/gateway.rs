@@ -170,6 +170,11 @@ impl Gateway {
         }
     }
 
+    /// The event bus every request publishes on.
+    pub(crate) fn events(&self) -> &EventBus {
+        &self.services.events
+    }
+
     /// Serves one request: pipeline, upstream, response phase, metrics. `incoming` is the
     /// client's body as hyper reads it; `None` for a request without one read by palisade's
     /// own HTTP/1.1 loop ([`crate::http1`]).

@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ServerConfig;
 use crate::conn::{ConnShared, ConnTimeouts, GuardedIo, Prefixed};
+use crate::events::Event;
 use crate::framing::{HTTP2_PREFACE, is_http2_preface};
 use crate::gateway::{ConnInfo, Gateway};
 use crate::http1::{self, HeadLimits};
@@ -432,6 +433,7 @@ async fn serve<T>(
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let events = gateway.events().clone();
     let gateway = Arc::clone(gateway);
     let peer = info.peer;
     let service = service_fn(move |request: Request<Incoming>| {
@@ -453,6 +455,23 @@ async fn serve<T>(
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
     if let Err(err) = watcher.watch(connection).await {
-        debug!(client.peer = %peer, error = %err, "connection ended with an error");
+        match err.downcast_ref::<hyper::Error>() {
+            // hyper refused a head it could not read, with a bare 400 (or 431) of its own:
+            // no stage saw the request, so the event is published here.
+            Some(refused) if refused.is_parse() => {
+                let (kind, status) = if refused.is_parse_too_large() {
+                    ("head_too_large", 431)
+                } else {
+                    ("malformed_head", 400)
+                };
+                events.publish(Event::RequestMalformed {
+                    client_ip: crate::client_ip::canonical(peer.ip()),
+                    kind,
+                    detail: refused.to_string(),
+                    status,
+                });
+            }
+            _ => debug!(client.peer = %peer, error = %err, "connection ended with an error"),
+        }
     }
 }

@@ -304,3 +304,49 @@ async fn repeated_singleton_fields_are_refused() {
         assert_400(&refused(request).await);
     }
 }
+
+/// A head hyper refuses itself (before any stage sees the request) is still a security
+/// event: `request.malformed`, with the peer's address, what was wrong and the status sent
+/// (it left only a debug line before).
+#[tokio::test]
+async fn heads_hyper_refuses_are_logged_as_malformed_requests() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("events.log");
+    let toml = format!("rate_limit = []\n[log]\nsecurity = \"{}\"\n", log.display());
+    let palisade = start_palisade_at(&upstream.url(), config_file(&toml)).await;
+    let folded = "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n";
+    assert_400(&reply_to(&palisade, folded).await);
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(600_000)
+    );
+    let reply = reply_to(&palisade, &huge).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "request.malformed")
+            .collect();
+        if events.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["client.ip"], "127.0.0.1");
+    assert_eq!(events[0]["error.kind"], "malformed_head");
+    assert_eq!(events[0]["http.status"], 400);
+    assert!(
+        events[0]["error.detail"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    assert_eq!(events[1]["error.kind"], "head_too_large");
+    assert_eq!(events[1]["http.status"], 431);
+    assert_eq!(upstream.hits(), 0);
+    palisade.shutdown().await;
+}

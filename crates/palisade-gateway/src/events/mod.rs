@@ -89,6 +89,19 @@ pub enum Event {
         /// The status sent.
         status: u16,
     },
+    /// A request head hyper could not read, refused by hyper itself (400, or 431 for a head
+    /// too large) before any stage saw it: obs-fold, a byte no field may hold, differing
+    /// `Content-Length`s, and the like. Only the socket's address is known.
+    RequestMalformed {
+        /// The peer's address (no header could be read to name another client).
+        client_ip: std::net::IpAddr,
+        /// `malformed_head` or `head_too_large`.
+        kind: &'static str,
+        /// What hyper found wrong, in its words.
+        detail: String,
+        /// The status hyper sent.
+        status: u16,
+    },
     /// The shared state store stopped answering; the `on_error` policy applies.
     StateDegraded {
         /// The backend name.
@@ -191,6 +204,7 @@ impl Event {
             Self::Challenge(event) => event.name(),
             Self::RequestBlocked { .. } => "request.blocked",
             Self::RequestFailed { .. } => "request.failed",
+            Self::RequestMalformed { .. } => "request.malformed",
             Self::StateDegraded { .. } => "state.degraded",
             Self::StateRecovered { .. } => "state.recovered",
             Self::ConfigReloaded { .. } => "config.reloaded",
@@ -248,6 +262,18 @@ impl Event {
                 request.write_fields(out);
                 out.str(key!("error.source"), source);
                 out.str(key!("error.kind"), kind);
+                out.num(key!("http.status"), u64::from(*status));
+            }
+            Self::RequestMalformed {
+                client_ip,
+                kind,
+                detail,
+                status,
+            } => {
+                out.ip(key!("client.ip"), *client_ip);
+                out.str(key!("error.source"), "client");
+                out.str(key!("error.kind"), kind);
+                out.str(key!("error.detail"), detail);
                 out.num(key!("http.status"), u64::from(*status));
             }
             Self::StateDegraded {
