@@ -459,19 +459,34 @@ async fn serve<T>(
             // hyper refused a head it could not read, with a bare 400 (or 431) of its own:
             // no stage saw the request, so the event is published here.
             Some(refused) if refused.is_parse() => {
-                let (kind, status) = if refused.is_parse_too_large() {
-                    ("head_too_large", 431)
-                } else {
-                    ("malformed_head", 400)
-                };
+                let detail = refused.to_string();
+                let (kind, status) = malformed(refused, &detail);
                 events.publish(Event::RequestMalformed {
                     client_ip: crate::client_ip::canonical(peer.ip()),
                     kind,
-                    detail: refused.to_string(),
+                    detail,
                     status,
                 });
             }
             _ => debug!(client.peer = %peer, error = %err, "connection ended with an error"),
         }
+    }
+}
+
+/// What kind of head hyper refused (`detail` is its message) and the status it answered
+/// with, as hyper maps its parse errors: 431 for a head too large, 414 for a URI too long
+/// (told apart by hyper's message alone), nothing for an HTTP/2 preface or an error of its
+/// own, 400 for the rest.
+fn malformed(refused: &hyper::Error, detail: &str) -> (&'static str, Option<u16>) {
+    if refused.is_parse_version_h2() {
+        ("http2_preface", None)
+    } else if refused.is_parse_too_large() && detail.starts_with("URI too long") {
+        ("uri_too_long", Some(414))
+    } else if refused.is_parse_too_large() {
+        ("head_too_large", Some(431))
+    } else if detail.starts_with("internal error") {
+        ("malformed_head", None)
+    } else {
+        ("malformed_head", Some(400))
     }
 }

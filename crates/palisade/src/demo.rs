@@ -32,15 +32,39 @@ pub async fn run(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Result
     served
 }
 
-/// The demo's own temporary directory (`palisade-demo-<pid>`), removed when the demo ends:
-/// its configuration and its upload spool, so that trying the demo leaves nothing behind.
+/// The demo's own temporary directory (`palisade-demo-<pid>`, or `-<pid>-<n>` when that
+/// name is taken), removed when the demo ends: its configuration and its upload spool, so
+/// that trying the demo leaves nothing behind.
 struct DemoDir(std::path::PathBuf);
 
 impl DemoDir {
+    /// Makes a new directory, private to this user: never one that already exists, nor a
+    /// symlink, which another user of a shared temporary directory could have planted at the
+    /// predictable name (red-team finding: the demo wrote through a planted `palisade.toml`
+    /// link and removed the planter's files).
     fn create() -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("palisade-demo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).context("cannot create the demo's temporary directory")?;
-        Ok(Self(dir))
+        use std::os::unix::fs::DirBuilderExt as _;
+        let base = format!("palisade-demo-{}", std::process::id());
+        for n in 0..100 {
+            let name = if n == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            let dir = std::env::temp_dir().join(name);
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(Self(dir)),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => {
+                    return Err(err).context("cannot create the demo's temporary directory");
+                }
+            }
+        }
+        Err(anyhow::anyhow!(
+            "cannot create the demo's temporary directory: {base} and the 99 names after it \
+             are taken in {}",
+            std::env::temp_dir().display()
+        ))
     }
 
     /// The demo's configuration: the defaults, with sessions in memory (no database file)
@@ -113,6 +137,31 @@ fn tour(listen: SocketAddr, admin: SocketAddr, app: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory or symlink already at the demo's name is left alone: the demo makes a new
+    /// private directory beside it, and removes only that one.
+    #[test]
+    fn the_demo_never_reuses_or_removes_a_directory_it_did_not_make() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let taken = std::env::temp_dir().join(format!("palisade-demo-{}", std::process::id()));
+        std::fs::create_dir(&taken).expect("planted directory");
+        std::fs::write(taken.join("palisade.toml"), "planted").expect("planted file");
+        let dir = DemoDir::create().expect("a directory of its own");
+        assert_ne!(dir.0, taken);
+        let mode = std::fs::metadata(&dir.0)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let config = dir.config().expect("config");
+        assert!(config.starts_with(&dir.0));
+        let own = dir.0.clone();
+        drop(dir);
+        assert!(!own.exists());
+        let planted = std::fs::read_to_string(taken.join("palisade.toml")).expect("kept");
+        assert_eq!(planted, "planted");
+        std::fs::remove_dir_all(&taken).expect("cleanup");
+    }
 
     /// The tour once lost its indentation to `\` line continuations and listed the login
     /// after the loop that uses up the rate limit, so the login answered 429.

@@ -313,16 +313,27 @@ async fn heads_hyper_refuses_are_logged_as_malformed_requests() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("dir");
     let log = dir.path().join("events.log");
-    let toml = format!("rate_limit = []\n[log]\nsecurity = \"{}\"\n", log.display());
+    // Heads up to 1 MB, so that a URI over hyper's own 64 KiB limit is hyper's to refuse.
+    let toml = format!(
+        "rate_limit = []\n[server]\nmax_header_size = \"1MB\"\n[log]\nsecurity = \"{}\"\n",
+        log.display()
+    );
     let palisade = start_palisade_at(&upstream.url(), config_file(&toml)).await;
     let folded = "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n";
     assert_400(&reply_to(&palisade, folded).await);
     let huge = format!(
         "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(600_000)
+        "a".repeat(1_500_000)
     );
     let reply = reply_to(&palisade, &huge).await;
     assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(70_000));
+    let reply = reply_to(&palisade, &long).await;
+    assert!(reply.starts_with("HTTP/1.1 414"), "{reply}");
+    // An HTTP/2 preface after a request hyper serves: hyper closes without an answer.
+    let preface = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\
+                   PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    reply_to(&palisade, preface).await;
     let mut events = Vec::new();
     for _ in 0..100 {
         events = std::fs::read_to_string(&log)
@@ -331,12 +342,12 @@ async fn heads_hyper_refuses_are_logged_as_malformed_requests() {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|e| e["event"] == "request.malformed")
             .collect();
-        if events.len() >= 2 {
+        if events.len() >= 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events.len(), 4, "{events:?}");
     assert_eq!(events[0]["client.ip"], "127.0.0.1");
     assert_eq!(events[0]["error.kind"], "malformed_head");
     assert_eq!(events[0]["http.status"], 400);
@@ -347,6 +358,11 @@ async fn heads_hyper_refuses_are_logged_as_malformed_requests() {
     );
     assert_eq!(events[1]["error.kind"], "head_too_large");
     assert_eq!(events[1]["http.status"], 431);
-    assert_eq!(upstream.hits(), 0);
+    assert_eq!(events[2]["error.kind"], "uri_too_long");
+    assert_eq!(events[2]["http.status"], 414);
+    assert_eq!(events[3]["error.kind"], "http2_preface");
+    assert!(events[3]["http.status"].is_null(), "{}", events[3]);
+    // Only the sound POST before the preface reached the upstream.
+    assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }

@@ -89,18 +89,19 @@ pub enum Event {
         /// The status sent.
         status: u16,
     },
-    /// A request head hyper could not read, refused by hyper itself (400, or 431 for a head
-    /// too large) before any stage saw it: obs-fold, a byte no field may hold, differing
-    /// `Content-Length`s, and the like. Only the socket's address is known.
+    /// A request head hyper could not read, refused by hyper itself before any stage saw it:
+    /// obs-fold, a byte no field may hold, differing `Content-Length`s, a head or URI too
+    /// large, an HTTP/2 preface in an HTTP/1.1 connection. Only the socket's address is known.
     RequestMalformed {
         /// The peer's address (no header could be read to name another client).
         client_ip: std::net::IpAddr,
-        /// `malformed_head` or `head_too_large`.
+        /// `malformed_head`, `head_too_large`, `uri_too_long` or `http2_preface`.
         kind: &'static str,
         /// What hyper found wrong, in its words.
         detail: String,
-        /// The status hyper sent.
-        status: u16,
+        /// The status hyper sent (400, 431, 414), or `None` when it closed the connection
+        /// without an answer.
+        status: Option<u16>,
     },
     /// The shared state store stopped answering; the `on_error` policy applies.
     StateDegraded {
@@ -274,7 +275,9 @@ impl Event {
                 out.str(key!("error.source"), "client");
                 out.str(key!("error.kind"), kind);
                 out.str(key!("error.detail"), detail);
-                out.num(key!("http.status"), u64::from(*status));
+                if let Some(status) = status {
+                    out.num(key!("http.status"), u64::from(*status));
+                }
             }
             Self::StateDegraded {
                 backend,

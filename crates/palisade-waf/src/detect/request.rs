@@ -579,14 +579,20 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         Some(_) => req.raw_path().to_ascii_lowercase(),
         None => Vec::new(),
     };
-    let in_query = query.split(|&b| b == b'&').any(|p| {
-        let name = p.split(|&b| b == b'=').next().unwrap_or_default();
-        NAMES.iter().any(|n| {
-            name == n.as_bytes() || (n.starts_with("asp") && name.starts_with(n.as_bytes()))
-        }) || session_like(&String::from_utf8_lossy(name))
-    });
+    // The first pair of the query naming a session id: its name, as the client wrote it.
+    let in_query = req
+        .raw_query()
+        .split(|&b| b == b'&')
+        .zip(query.split(|&b| b == b'&'))
+        .find_map(|(raw, p)| {
+            let name = p.split(|&b| b == b'=').next().unwrap_or_default();
+            let session = NAMES.iter().any(|n| {
+                name == n.as_bytes() || (n.starts_with("asp") && name.starts_with(n.as_bytes()))
+            }) || session_like(&String::from_utf8_lossy(name));
+            session.then(|| &raw[..name.len()])
+        });
     let in_path = memchr::memmem::find(&path, b";jsessionid=");
-    if !in_query && in_path.is_none() {
+    if in_query.is_none() && in_path.is_none() {
         return;
     }
     let host = req.header("host").unwrap_or_default().to_ascii_lowercase();
@@ -612,11 +618,17 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
             (10, "session id in url from another site")
         }
     };
-    // Where it is: the query, or the path's `;jsessionid=` (at the same place in the
-    // lower-cased copy).
-    let (source, name, evidence) = match in_path {
-        Some(at) if !in_query => (Source::Path, "", &req.raw_path()[at..]),
-        _ => (Source::Request, "query", req.raw_query()),
+    // Where it is, and its name alone: the id may be a real session's, a secret the log must
+    // not hold, and the rest of the query may hold others (red-team finding: the whole query
+    // was the evidence).
+    let (source, name, evidence) = match (in_query, in_path) {
+        (Some(name), _) => (Source::Request, "query", [name, b"=[redacted]"].concat()),
+        // At the same place in the lower-cased copy: `;jsessionid` as the client wrote it.
+        (None, Some(at)) => {
+            let written = &req.raw_path()[at..at + b";jsessionid".len()];
+            (Source::Path, "", [written, b"=[redacted]"].concat())
+        }
+        (None, None) => return,
     };
     push(
         out,
@@ -625,7 +637,7 @@ fn fixation(req: &Request<'_>, out: &mut Vec<RequestHit>) {
         reason,
         source,
         name,
-        evidence,
+        &evidence,
     );
 }
 
@@ -667,12 +679,16 @@ mod tests {
             fixation("/shop;JSESSIONID=A1B2C3", None).expect("a finding");
         assert_eq!((score, reason), (18, "session id in url, no referer"));
         assert_eq!(location, "path");
-        assert_eq!(evidence, ";JSESSIONID=A1B2C3");
-        let (score, reason, location, evidence) =
-            fixation("/shop?sid=a1b2c3", Some("https://evil.example/x")).expect("a finding");
+        assert_eq!(evidence, ";JSESSIONID=[redacted]");
+        // The id's name alone: no session id, no other argument of the query.
+        let (score, reason, location, evidence) = fixation(
+            "/shop?token=s3cr3t&SID=a1b2c3&x=1",
+            Some("https://evil.example/x"),
+        )
+        .expect("a finding");
         assert_eq!((score, reason), (10, "session id in url from another site"));
         assert_eq!(location, "request.query");
-        assert_eq!(evidence, "sid=a1b2c3");
+        assert_eq!(evidence, "SID=[redacted]");
         assert!(fixation("/shop?sid=a1b2c3", Some("https://shop.example/cart")).is_none());
     }
 
