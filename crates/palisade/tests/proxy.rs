@@ -715,12 +715,7 @@ async fn requests_the_client_abandons_are_counted_and_reported() {
     let mut events = Vec::new();
     for _ in 0..100 {
         metrics = get(&admin, &[]).await.body;
-        events = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "request.failed")
-            .collect();
+        events = logged_events(&log, "request.failed");
         if metrics.contains(counted) && events.len() >= 2 {
             break;
         }

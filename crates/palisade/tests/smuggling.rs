@@ -336,12 +336,7 @@ async fn heads_hyper_refuses_are_logged_as_malformed_requests() {
     reply_to(&palisade, preface).await;
     let mut events = Vec::new();
     for _ in 0..100 {
-        events = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "request.malformed")
-            .collect();
+        events = logged_events(&log, "request.malformed");
         if events.len() >= 4 {
             break;
         }

@@ -61,12 +61,7 @@ async fn post(palisade: &Running, target: &str, content_type: &str, body: Vec<u8
 async fn managed_events(config: &Path, count: usize) -> Vec<serde_json::Value> {
     let mut found = Vec::new();
     for _ in 0..100 {
-        let log = std::fs::read_to_string(config.with_file_name("events.log")).unwrap_or_default();
-        found = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "waf.managed")
-            .collect();
+        found = logged_events(&config.with_file_name("events.log"), "waf.managed");
         if found.len() >= count {
             return found;
         }

@@ -473,6 +473,16 @@ pub async fn start_palisade_at(upstream: &str, file: PathBuf) -> Running {
         .expect("palisade starts")
 }
 
+/// The events named `name` in the JSON-lines security log at `log`, as written so far.
+pub fn logged_events(log: &std::path::Path, name: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == name)
+        .collect()
+}
+
 /// A response read whole.
 pub struct Reply {
     pub status: StatusCode,
