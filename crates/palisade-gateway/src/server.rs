@@ -456,8 +456,8 @@ async fn serve<T>(
         .into_owned();
     if let Err(err) = watcher.watch(connection).await {
         match err.downcast_ref::<hyper::Error>() {
-            // hyper refused a head it could not read, with a bare 400 (or 431) of its own:
-            // no stage saw the request, so the event is published here.
+            // hyper refused a head it could not read, with a bare answer of its own (or
+            // none, [`malformed`]): no stage saw the request, so the event is published here.
             Some(refused) if refused.is_parse() => {
                 let detail = refused.to_string();
                 let (kind, status) = malformed(refused, &detail);

@@ -74,7 +74,7 @@ impl DemoDir {
         let spool = self.0.join("spool");
         let text = format!(
             "[session]\nstore = \"memory\"\n[spool]\ndir = {}\n",
-            toml_string(&spool.to_string_lossy())
+            toml::Value::String(spool.to_string_lossy().into_owned())
         );
         std::fs::write(&file, text).context("cannot write the demo's configuration")?;
         Ok(file)
@@ -85,22 +85,6 @@ impl Drop for DemoDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// `text` as a TOML basic string.
-fn toml_string(text: &str) -> String {
-    let mut quoted = String::with_capacity(text.len() + 2);
-    quoted.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => quoted.push_str("\\\""),
-            '\\' => quoted.push_str("\\\\"),
-            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('"');
-    quoted
 }
 
 fn tour(listen: SocketAddr, admin: SocketAddr, app: SocketAddr) -> String {

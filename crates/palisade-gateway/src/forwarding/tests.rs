@@ -69,6 +69,14 @@ fn ctx(peer: &str, trusted: bool) -> RequestContext {
     ctx
 }
 
+/// The context of a request from the trusted proxy `peer` on behalf of `client` (the
+/// address the client-IP stage settled on).
+fn trusted_ctx(peer: &str, client: &str) -> RequestContext {
+    let mut context = ctx(peer, true);
+    context.client_ip = client.parse().expect("ip");
+    context
+}
+
 #[test]
 fn hop_by_hop_fields_and_those_named_in_connection_are_removed() {
     let mut h = headers(&[
@@ -175,8 +183,7 @@ fn forwarding_headers_from_trusted_proxies_are_extended() {
         ("x-forwarded-for", "198.51.100.7"),
         ("x-forwarded-proto", "https"),
     ]);
-    let mut context = ctx("[::1]:5000", true);
-    context.client_ip = "198.51.100.7".parse().expect("ip");
+    let context = trusted_ctx("[::1]:5000", "198.51.100.7");
     set_forwarding_headers(&mut h, &context, None);
     assert_eq!(h["x-forwarded-for"], "198.51.100.7, ::1");
     assert_eq!(h["x-forwarded-proto"], "https");
@@ -198,8 +205,7 @@ fn forwarding_headers_from_trusted_proxies_are_extended() {
 fn a_trusted_proxys_x_forwarded_fields_are_told_again_in_forwarded() {
     let forwarded = |client: &str, sent: &[(&'static str, &'static str)]| {
         let mut h = headers(sent);
-        let mut context = ctx("10.0.0.2:5000", true);
-        context.client_ip = client.parse().expect("ip");
+        let context = trusted_ctx("10.0.0.2:5000", client);
         set_forwarding_headers(&mut h, &context, None);
         h["forwarded"].to_str().expect("text").to_owned()
     };
@@ -312,8 +318,7 @@ fn a_trusted_proxys_empty_or_repeated_fields_are_made_one() {
             HeaderValue::from_static(value),
         );
     }
-    let mut context = ctx("127.0.0.1:5000", true);
-    context.client_ip = "198.51.100.7".parse().expect("ip");
+    let context = trusted_ctx("127.0.0.1:5000", "198.51.100.7");
     set_forwarding_headers(&mut h, &context, None);
     assert_eq!(h["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
     assert_eq!(

@@ -277,9 +277,7 @@ pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
         Source::Cookie => b"+/",
         Source::Header if name == "user-agent" => return well_formed_agent(text),
         Source::Header if !is_filename_header_name(name) && is_plain_url(text) => {
-            return !ATTACK_WORDS.is_match(text)
-                && !lfi::ANCHORS_ANY_CASE.is_match(text)
-                && !shell::starts_with_program(text);
+            return holds_no_attack_word(text) && !lfi::ANCHORS_ANY_CASE.is_match(text);
         }
         Source::Path | Source::Header | Source::FileName | Source::Request => return false,
         _ => b"",
@@ -293,7 +291,12 @@ pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
             || b >= 0x80
             || extra.contains(&b)
     });
-    safe && !ATTACK_WORDS.is_match(bytes) && !shell::starts_with_program(text)
+    safe && holds_no_attack_word(text)
+}
+
+/// No attack word anywhere in `text`, and no program named at its start.
+fn holds_no_attack_word(text: &str) -> bool {
+    !ATTACK_WORDS.is_match(text) && !shell::starts_with_program(text)
 }
 
 /// A header value that is a bare `http(s)` URL, as browsers send in `Referer` and `Origin`:
