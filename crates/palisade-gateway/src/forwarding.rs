@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use palisade_policy::identity::IDENTITY_HEADERS;
 
+use crate::byte_set::ByteSet;
 use crate::pipeline::RequestContext;
 
 /// RFC 9110 §7.6.1: connection-specific fields a proxy must not forward, plus the
@@ -366,11 +367,8 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 /// inside the quoted-string, a `;`, `,` or `=` would read as more parameters or elements to
 /// a parser that matches `proto=` or splits on commas without honouring the quotes.
 fn push_host(forwarded: &mut String, host: Option<&str>) {
-    let plain = |h: &&str| {
-        !h.is_empty()
-            && h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~%[]:".contains(&b))
-    };
+    const PLAIN: ByteSet = ByteSet::alphanumeric_and(b"-._~%[]:");
+    let plain = |h: &&str| !h.is_empty() && PLAIN.holds_all(h.as_bytes());
     if let Some(host) = host.filter(plain) {
         forwarded.push_str(";host=\"");
         forwarded.push_str(host);

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod advice;
 pub mod body;
+mod byte_set;
 pub mod client_ip;
 pub mod config;
 pub mod conn;

@@ -149,9 +149,11 @@ static ATTACK_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
         words.extend(sqli::words::CATALOGUE);
         words.extend(rfi::FETCH_SCHEMES);
         words.extend([
-            // A serialised Java object in hex, and a shell's network redirection path: both
-            // fit in a value of letters, digits and `/`.
+            // A serialised Java object in hex or base64 (`rO0AB` is the base64 of its
+            // magic `aced0005`), and a shell's network redirection path: all fit in a value
+            // of letters, digits and `/`.
             "aced0005",
+            "ro0ab",
             "dev/tcp",
             "dev/udp",
             "or true",
@@ -273,7 +275,9 @@ static ATTACK_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
 /// the protocol checks (encodings) can fire on it, so the detectors are skipped.
 pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
     let extra: &[u8] = match source {
-        Source::Path if !text.contains("..") => b"/~",
+        // A sensitive file's name in a path is the traversal detector's to judge, climb or
+        // none (`/etc/hosts`, `/var/log/x`), like in a header's URL below.
+        Source::Path if !text.contains("..") && !lfi::ANCHORS_ANY_CASE.is_match(text) => b"/~",
         Source::Cookie => b"+/",
         Source::Header if name == "user-agent" => return well_formed_agent(text),
         Source::Header if !is_filename_header_name(name) && is_plain_url(text) => {
@@ -485,23 +489,59 @@ mod tests {
         assert!(!is_plain(Source::Arg, "t", "all_tables"));
         assert!(!is_plain(Source::Path, "", "/dev/tcp/10.0.0.1/4444"));
         assert!(!is_plain(Source::Arg, "host", "ssh2.example.com"));
+        let base64_object = "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAK";
+        assert!(!is_plain(Source::Arg, "data", base64_object));
         let engine = crate::Engine::new(crate::WafSettings::default());
-        let request = crate::Request {
-            method: b"GET",
-            target: b"/api/import?data=aced0005737200116a6176612e7574696c2e486173684d6170",
-            version: b"HTTP/1.1",
-            headers: &[],
-            body: b"",
-            body_truncated: false,
-            local_addr: None,
-        };
-        let verdict = engine.inspect(&request);
-        assert_eq!(
-            verdict.action,
-            crate::Action::Block,
-            "{:#?}",
-            verdict.findings
-        );
+        // The same object as hex and as base64 (red-team leftover: the base64 form, letters
+        // and digits only, was plain and never decoded).
+        for target in [
+            "/api/import?data=aced0005737200116a6176612e7574696c2e486173684d6170".to_string(),
+            format!("/api/import?data={base64_object}"),
+        ] {
+            let request = crate::Request {
+                method: b"GET",
+                target: target.as_bytes(),
+                version: b"HTTP/1.1",
+                headers: &[],
+                body: b"",
+                body_truncated: false,
+                local_addr: None,
+            };
+            let verdict = engine.inspect(&request);
+            assert_eq!(
+                verdict.action,
+                crate::Action::Block,
+                "{target}: {:#?}",
+                verdict.findings
+            );
+        }
+    }
+
+    /// A path naming a file attackers read is not plain even without a climb or an attack
+    /// word: the traversal detector, which the shortcut would skip, flags it on its own
+    /// (final-review finding: `/etc/hosts` and `/var/log/x` were plain).
+    #[test]
+    fn paths_naming_sensitive_files_are_not_plain() {
+        for path in [
+            "/etc/hosts",
+            "/var/log/nginx/access.log",
+            "/static/.env",
+            "/Windows/System32/drivers",
+            "/app/.GIT/HEAD",
+            "/home/u/.ssh/id_rsa",
+        ] {
+            assert!(!is_plain(Source::Path, "", path), "{path}");
+            let folded = path.to_ascii_lowercase();
+            assert!(
+                lfi::detect(path, &folded, Source::Path).is_some(),
+                "{path}: the detector the shortcut would skip flags it"
+            );
+        }
+        assert!(is_plain(
+            Source::Path,
+            "",
+            "/docs/hosting/environment-setup"
+        ));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use http::header::{ALLOW, HeaderValue};
 use http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 
+use crate::byte_set::ByteSet;
 use crate::config::ServerConfig;
 use crate::error::{GatewayError, short_page};
 use crate::framing::Finding;
@@ -234,11 +235,9 @@ fn host_problem(head: &http::request::Parts) -> Option<&'static str> {
 /// read as a list (`good.example,evil.example` names two hosts there), and no DNS name or
 /// address holds one.
 fn is_authority(host: &[u8]) -> bool {
+    const AUTHORITY: ByteSet = ByteSet::alphanumeric_and(b"-._~%!$&'()*+;=:[]");
     let host = host.trim_ascii();
-    !host.is_empty()
-        && host
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=:[]".contains(&b))
+    !host.is_empty() && AUTHORITY.holds_all(host)
 }
 
 #[cfg(test)]

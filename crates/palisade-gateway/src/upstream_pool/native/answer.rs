@@ -20,9 +20,40 @@ pub(super) enum Parsed {
     Final(Response<()>, Framing, Reuse),
 }
 
+/// The field names of a connection's last answers, as sent and as parsed, by position: an
+/// upstream sends the same names in the same order answer after answer, and comparing a
+/// name's bytes with the last answer's costs less than parsing it again (about 400 of a
+/// request's 33 000 instructions).
+#[derive(Debug, Default)]
+pub(super) struct FieldNames(Vec<(Box<[u8]>, HeaderName)>);
+
+impl FieldNames {
+    /// The most positions remembered.
+    const MAX: usize = 32;
+
+    /// The name sent as `raw` at `position` in the head.
+    fn name(&mut self, position: usize, raw: &[u8]) -> Result<HeaderName, ExchangeError> {
+        if let Some((seen, name)) = self.0.get(position)
+            && **seen == *raw
+        {
+            return Ok(name.clone());
+        }
+        let name = HeaderName::from_bytes(raw)
+            .map_err(|_| ExchangeError::Head("invalid field name".into()))?;
+        let entry = (Box::from(raw), name.clone());
+        if let Some(slot) = self.0.get_mut(position) {
+            *slot = entry;
+        } else if position == self.0.len() && position < Self::MAX {
+            self.0.push(entry);
+        }
+        Ok(name)
+    }
+}
+
 /// Parses an answer head at the start of `buf`, taking it off `buf` when complete.
 pub(super) fn parse_head(
     buf: &mut BytesMut,
+    names: &mut FieldNames,
     method: &Method,
 ) -> Result<Option<Parsed>, ExchangeError> {
     // Left uninitialised: httparse writes only the fields it finds.
@@ -81,9 +112,10 @@ pub(super) fn parse_head(
     // upstream's software (`Server`, ...), which it strips from every answer.
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     let mut seen = Seen::default();
-    for &(name_start, name_end, value_start, value_end) in &spans[..count] {
-        let name = HeaderName::from_bytes(&head[name_start as usize..name_end as usize])
-            .map_err(|_| ExchangeError::Head("invalid field name".into()))?;
+    for (position, &(name_start, name_end, value_start, value_end)) in
+        spans[..count].iter().enumerate()
+    {
+        let name = names.name(position, &head[name_start as usize..name_end as usize])?;
         let bytes = &head[value_start as usize..value_end as usize];
         let framing_field = if name == CONNECTION {
             seen.connection(bytes)
@@ -311,10 +343,53 @@ mod tests {
 
     fn parsed(text: &str) -> (Response<()>, Framing, Reuse) {
         let mut buf = BytesMut::from(text);
-        match parse_head(&mut buf, &Method::GET) {
+        match parse_head(&mut buf, &mut FieldNames::default(), &Method::GET) {
             Ok(Some(Parsed::Final(head, framing, reuse))) => (head, framing, reuse),
             _ => panic!("a final answer: {text:?}"),
         }
+    }
+
+    /// A connection's answers share one [`FieldNames`]: each answer's fields come out as
+    /// sent, whatever the last answer had at their positions, and a bad name is refused
+    /// where a good one stood before.
+    #[test]
+    fn field_names_remembered_by_position_follow_each_answer() {
+        let mut names = FieldNames::default();
+        let mut fields = |text: &str| {
+            let mut buf = BytesMut::from(text);
+            match parse_head(&mut buf, &mut names, &Method::GET) {
+                Ok(Some(Parsed::Final(head, ..))) => Ok(head
+                    .headers()
+                    .iter()
+                    .map(|(name, value)| format!("{name}={}", value.to_str().unwrap_or("?")))
+                    .collect::<Vec<_>>()),
+                Ok(_) => panic!("a final answer: {text:?}"),
+                Err(err) => Err(err.to_string()),
+            }
+        };
+        let head = |rest: &str| format!("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{rest}\r\n");
+        assert_eq!(
+            fields(&head("X-App: 1\r\n")),
+            Ok(vec!["content-length=0".into(), "x-app=1".into()])
+        );
+        assert_eq!(
+            fields(&head("X-App: 2\r\n")),
+            Ok(vec!["content-length=0".into(), "x-app=2".into()])
+        );
+        assert_eq!(
+            fields(&head("X-Other: 3\r\nx-app: 4\r\n")),
+            Ok(vec![
+                "content-length=0".into(),
+                "x-other=3".into(),
+                "x-app=4".into()
+            ])
+        );
+        assert!(fields(&head("X-Oth\x01r: 5\r\n")).is_err());
+        assert!(fields(&head("X-App: 6\r\nX-Other: 7\r\n")).is_ok());
+        assert_eq!(
+            fields(&head("X-App: 8\r\n")),
+            Ok(vec!["content-length=0".into(), "x-app=8".into()])
+        );
     }
 
     #[test]
@@ -368,7 +443,10 @@ mod tests {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             let mut buf = BytesMut::from(text);
-            assert!(parse_head(&mut buf, &Method::GET).is_err(), "{text:?}");
+            assert!(
+                parse_head(&mut buf, &mut FieldNames::default(), &Method::GET).is_err(),
+                "{text:?}"
+            );
         }
         // A length beside chunked is dropped, and the connection with it.
         let (head, framing, reuse) =

@@ -727,6 +727,64 @@ async fn an_upstream_that_never_answers_times_out() {
     assert!(matches!(err, PoolError::ResponseTimeout), "{err:?}");
 }
 
+/// A connection keeps one response timer for all its exchanges: set again for each, it
+/// bounds a later exchange's wait as a new timer would, whether it ended while the
+/// connection sat idle or was moved on while still waiting.
+#[tokio::test]
+async fn a_reused_connection_times_out_a_later_answer() {
+    let limit = Some(Duration::from_millis(200));
+    let bounded = |sent| async move {
+        tokio::time::timeout(Duration::from_secs(10), sent)
+            .await
+            .expect("the exchange ended")
+    };
+    // The timer ends while the connection is idle, between the first and second requests.
+    let (address, connections) = scripted(|_, request, _| match request {
+        0 | 1 => answer("HTTP/1.1 204 No Content\r\n\r\n"),
+        _ => (Vec::new(), false),
+    })
+    .await;
+    let upstream = pool(address);
+    for _ in 0..2 {
+        let sent = upstream.send_timed(request(Method::GET), limit);
+        let response = bounded(sent).await.expect("answered");
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        drop(response);
+        // Past the bodiless grace, and past the limit the last exchange set.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let Err(err) = bounded(upstream.send_timed(request(Method::GET), limit)).await else {
+        panic!("answered");
+    };
+    assert!(matches!(err, PoolError::ResponseTimeout), "{err:?}");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one connection, reused"
+    );
+    // The timer is moved on while still waiting: the second request follows at once.
+    let (address, connections) = scripted(|_, request, _| match request {
+        0 => answer("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
+        _ => (Vec::new(), false),
+    })
+    .await;
+    let upstream = pool(address);
+    let response = bounded(upstream.send_timed(request(Method::GET), limit))
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(response);
+    let Err(err) = bounded(upstream.send_timed(request(Method::GET), limit)).await else {
+        panic!("answered");
+    };
+    assert!(matches!(err, PoolError::ResponseTimeout), "{err:?}");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one connection, reused"
+    );
+}
+
 #[tokio::test]
 async fn an_unusual_reason_phrase_is_kept() {
     let (address, _) =
