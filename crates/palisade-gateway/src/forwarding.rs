@@ -271,7 +271,8 @@ impl ForwardingFields {
                     .into_iter()
                     .find(|s| p.eq_ignore_ascii_case(s))
             });
-            push_translated(&mut forwarded, &hops, scheme, first(X_FORWARDED_HOST));
+            let host = first(X_FORWARDED_HOST).map(first_item);
+            push_translated(&mut forwarded, &hops, scheme, host);
         }
         // RFC 7239 §6: IPv6 nodes are bracketed and quoted.
         let (open, close) = if peer.is_ipv6() {
@@ -296,6 +297,7 @@ impl ForwardingFields {
             }
             if keep_host {
                 keep_first(headers, &X_FORWARDED_HOST);
+                keep_first_item(headers, &X_FORWARDED_HOST);
             } else {
                 headers.remove(&X_FORWARDED_HOST);
             }
@@ -450,7 +452,8 @@ fn push_translated(
 }
 
 /// The first item of a list-valued field (`https, http` gives `https`): what palisade
-/// reads of a trusted proxy's `X-Forwarded-Proto`, as most applications do.
+/// reads of a trusted proxy's `X-Forwarded-Proto` and `X-Forwarded-Host`, as most
+/// applications do.
 pub fn first_item(value: &str) -> &str {
     value.split(',').next().unwrap_or_default().trim()
 }

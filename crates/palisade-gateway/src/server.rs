@@ -468,9 +468,36 @@ async fn serve<T>(
                     status,
                 });
             }
+            // An HTTP/2 client broke the protocol (a frame of the wrong size, a bad header
+            // block, a flood of resets) and hyper ended its connection with GOAWAY: as
+            // much a malformed request as a bad HTTP/1.1 head, so it is published too.
+            Some(refused) if let Some(broken) = http2_violation(refused) => {
+                events.publish(Event::RequestMalformed {
+                    client_ip: crate::client_ip::canonical(peer.ip()),
+                    kind: "http2_protocol",
+                    detail: match broken.reason() {
+                        Some(reason) => format!("GOAWAY {reason:?}: {broken}"),
+                        None => broken.to_string(),
+                    },
+                    status: None,
+                });
+            }
             _ => debug!(client.peer = %peer, error = %err, "connection ended with an error"),
         }
     }
+}
+
+/// The HTTP/2 error palisade's side found in what the client sent, when it ended the
+/// connection with a GOAWAY of its own for it (not the client's GOAWAY, not a clean
+/// `NO_ERROR` close, not a network error).
+fn http2_violation(ended: &hyper::Error) -> Option<&h2::Error> {
+    let h2 = std::error::Error::source(ended)?.downcast_ref::<h2::Error>()?;
+    let violation = h2.is_go_away()
+        && h2.is_library()
+        && h2
+            .reason()
+            .is_some_and(|reason| reason != h2::Reason::NO_ERROR);
+    violation.then_some(h2)
 }
 
 /// What kind of head hyper refused (`detail` is its message) and the status it answered

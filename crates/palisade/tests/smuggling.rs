@@ -361,3 +361,48 @@ async fn heads_hyper_refuses_are_logged_as_malformed_requests() {
     assert_eq!(upstream.hits(), 1);
     palisade.shutdown().await;
 }
+
+/// An HTTP/2 client that breaks the protocol (here a PING frame of 7 bytes, which must be
+/// 8) has its connection ended with GOAWAY, and that is a `request.malformed` event of kind
+/// `http2_protocol` (it left only a debug line before); a client closing its own
+/// connection cleanly is not one.
+#[tokio::test]
+async fn http2_protocol_errors_are_logged_as_malformed_requests() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("events.log");
+    let toml = format!("rate_limit = []\n[log]\nsecurity = \"{}\"\n", log.display());
+    let palisade = start_palisade_at(&upstream.url(), config_file(&toml)).await;
+    let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+    let settings: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+    let mut broken = [preface, settings].concat();
+    // A PING frame (type 6) of length 7.
+    broken.extend_from_slice(&[0, 0, 7, 6, 0, 0, 0, 0, 0]);
+    broken.extend_from_slice(&[1; 7]);
+    raw_exchange(palisade.proxy_addr, &broken, Duration::from_secs(5)).await;
+    // A well-formed connection that the client ends with its own GOAWAY (NO_ERROR).
+    let mut clean = [preface, settings].concat();
+    clean.extend_from_slice(&[0, 0, 8, 7, 0, 0, 0, 0, 0]);
+    clean.extend_from_slice(&[0; 8]);
+    raw_exchange(palisade.proxy_addr, &clean, Duration::from_secs(2)).await;
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = logged_events(&log, "request.malformed");
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time for a wrongly published second event to reach the log.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events_after = logged_events(&log, "request.malformed");
+    assert_eq!(events_after.len(), 1, "{events_after:?}");
+    assert_eq!(events[0]["client.ip"], "127.0.0.1");
+    assert_eq!(events[0]["error.kind"], "http2_protocol");
+    let detail = events[0]["error.detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("GOAWAY PROTOCOL_ERROR: "), "{detail}");
+    assert!(events[0]["http.status"].is_null(), "{}", events[0]);
+    assert_eq!(upstream.hits(), 0);
+    palisade.shutdown().await;
+}

@@ -95,9 +95,10 @@ pub enum Event {
     RequestMalformed {
         /// The peer's address (no header could be read to name another client).
         client_ip: std::net::IpAddr,
-        /// `malformed_head`, `head_too_large`, `uri_too_long` or `http2_preface`.
+        /// `malformed_head`, `head_too_large`, `uri_too_long`, `http2_preface`, or
+        /// `http2_protocol` (an HTTP/2 connection ended with GOAWAY for a protocol error).
         kind: &'static str,
-        /// What hyper found wrong, in its words.
+        /// What hyper (or its HTTP/2 library) found wrong, in its words.
         detail: String,
         /// The status hyper sent (400, 431, 414), or `None` when it closed the connection
         /// without an answer.
