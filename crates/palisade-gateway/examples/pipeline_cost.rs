@@ -19,7 +19,7 @@ use palisade_gateway::services::Services;
 
 // The allocator the `palisade` binary uses, so allocation costs what it costs there.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: palisade_alloc::Allocator = palisade_alloc::Allocator;
 
 /// The rate limits `bench/gateway.sh` runs palisade with; the security log is added below.
 const CONFIG: &str = include_str!("../../../bench/gateway.toml");

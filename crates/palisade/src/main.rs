@@ -17,9 +17,10 @@ mod sessions;
 mod upload;
 
 // A proxy allocates and frees many small buffers per request; mimalloc's thread-local
-// free lists cost far less than glibc malloc's arenas under that load.
+// free lists cost far less than glibc malloc's arenas under that load (`palisade_alloc`
+// says how it asks mimalloc).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: palisade_alloc::Allocator = palisade_alloc::Allocator;
 
 /// A security gateway: put it in front of any web app for rate limits, security headers and
 /// more.
