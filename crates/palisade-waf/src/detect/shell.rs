@@ -142,9 +142,8 @@ pub(crate) fn names_program_any_case(word: &[u8]) -> bool {
         return false;
     };
     lower.copy_from_slice(word);
-    // ASCII lowercasing keeps text text: the check below fails only for a word that was not.
     lower.make_ascii_lowercase();
-    std::str::from_utf8(lower).is_ok_and(shell_words::names_program)
+    shell_words::names_program_bytes(lower)
 }
 
 /// Shell shapes that need no command name: shellshock, `/dev/tcp`, piping into a shell,

@@ -466,32 +466,39 @@ pub const UNMISTAKABLE: &[&str] = &[
 
 /// Whether `name` is a program that never appears in prose (hyphenated tool names count).
 pub fn unmistakable(name: &str) -> bool {
-    flags(name) & NEVER_PROSE != 0 || distinctive_head(name)
+    flags(name) & NEVER_PROSE != 0 || distinctive_head(name.as_bytes())
 }
 
 /// Whether `name` is hyphenated and its first part a known command that is no everyday
 /// word (`ssh-keygen`, `nc-static`), its table entry read once.
-fn distinctive_head(name: &str) -> bool {
-    name.contains('-')
-        && name.split('-').next().is_some_and(|head| {
-            let found = flags(head);
-            found & KNOWN != 0 && found & COMMON_WORD == 0
-        })
+fn distinctive_head(name: &[u8]) -> bool {
+    memchr::memchr(b'-', name).is_some_and(|dash| {
+        let found = flags_of(&name[..dash]);
+        found & KNOWN != 0 && found & COMMON_WORD == 0
+    })
 }
 
 /// Whether the word `lower` (lower case, its directory removed) names a program: known or
 /// unmistakable once a version suffix is removed, or known as written. Every input's first
 /// word is asked this, so the table is read once for the usual word (no version suffix, no
-/// `-`), not three times.
-pub fn names_program(lower: &str) -> bool {
+/// `-`), not three times. Read as bytes: the table holds ASCII names only, so bytes that
+/// are not text name nothing, and no UTF-8 check is needed first.
+pub(crate) fn names_program_bytes(lower: &[u8]) -> bool {
     if lower.is_empty() {
         return false;
     }
-    let name = without_version(lower);
-    if flags(name) & (KNOWN | NEVER_PROSE) != 0 || distinctive_head(name) {
+    // `without_version` on bytes.
+    let name = match lower
+        .iter()
+        .rposition(|&b| !(b.is_ascii_digit() || b == b'.'))
+    {
+        Some(last) => &lower[..=last],
+        None => &lower[..0],
+    };
+    if flags_of(name) & (KNOWN | NEVER_PROSE) != 0 || distinctive_head(name) {
         return true;
     }
-    name.len() != lower.len() && known(lower)
+    name.len() != lower.len() && flags_of(lower) & KNOWN != 0
 }
 
 /// `python3.10` → `python`, `gcc7.4` → `gcc`: version suffixes removed.
@@ -511,17 +518,17 @@ const COMMON_WORD: u8 = 2;
 const NEVER_PROSE: u8 = 4;
 
 /// Every name with its flags, looked up once per word instead of scanning the lists.
-static TABLE: std::sync::LazyLock<std::collections::HashMap<&'static str, u8, Fnv>> =
+static TABLE: std::sync::LazyLock<std::collections::HashMap<&'static [u8], u8, Fnv>> =
     std::sync::LazyLock::new(|| {
         let mut table = std::collections::HashMap::with_hasher(Fnv);
         for name in DISTINCTIVE {
-            *table.entry(*name).or_insert(0) |= KNOWN;
+            *table.entry(name.as_bytes()).or_insert(0) |= KNOWN;
         }
         for name in COMMON {
-            *table.entry(*name).or_insert(0) |= KNOWN | COMMON_WORD;
+            *table.entry(name.as_bytes()).or_insert(0) |= KNOWN | COMMON_WORD;
         }
         for name in UNMISTAKABLE {
-            *table.entry(*name).or_insert(0) |= NEVER_PROSE;
+            *table.entry(name.as_bytes()).or_insert(0) |= NEVER_PROSE;
         }
         table
     });
@@ -553,6 +560,10 @@ impl std::hash::Hasher for FnvHasher {
 }
 
 fn flags(name: &str) -> u8 {
+    flags_of(name.as_bytes())
+}
+
+fn flags_of(name: &[u8]) -> u8 {
     TABLE.get(name).copied().unwrap_or(0)
 }
 
@@ -664,7 +675,7 @@ fn class_contains(class: &[u8], c: u8) -> bool {
 mod tests {
     use super::*;
 
-    /// `names_program` answers as the three lookups it replaced, for every listed name,
+    /// `names_program_bytes` answers as the three lookups it replaced, for every listed name,
     /// its versioned and hyphenated forms, and words that name nothing.
     #[test]
     fn names_program_agrees_with_the_separate_lookups() {
@@ -672,10 +683,22 @@ mod tests {
             let name = without_version(lower);
             known(name) || unmistakable(name) || known(lower)
         };
-        let mut words: Vec<String> = ["", "1", "123", "3.10", "users", "dashboard", "-", "a-b"]
-            .iter()
-            .map(|w| (*w).to_owned())
-            .collect();
+        let mut words: Vec<String> = [
+            "",
+            "1",
+            "123",
+            "3.10",
+            "users",
+            "dashboard",
+            "-",
+            "a-b",
+            "nmap-",
+            "-nmap",
+            "7-zip",
+        ]
+        .iter()
+        .map(|w| (*w).to_owned())
+        .collect();
         for name in DISTINCTIVE
             .iter()
             .chain(COMMON.iter())
@@ -687,7 +710,11 @@ mod tests {
             words.push(format!("x-{name}"));
         }
         for word in &words {
-            assert_eq!(names_program(word), reference(word), "{word:?}");
+            assert_eq!(
+                names_program_bytes(word.as_bytes()),
+                reference(word),
+                "{word:?}"
+            );
         }
     }
 
