@@ -292,6 +292,7 @@ impl ForwardingFields {
             if keep_proto {
                 keep_first(headers, &X_FORWARDED_PROTO);
                 keep_first_item(headers, &X_FORWARDED_PROTO);
+                lower_scheme(headers);
             } else {
                 headers.remove(&X_FORWARDED_PROTO);
             }
@@ -465,7 +466,10 @@ fn keep_first_item(headers: &mut HeaderMap, name: &HeaderName) {
     let Some(value) = headers.get(name) else {
         return;
     };
-    if !value.as_bytes().contains(&b',') {
+    let bytes = value.as_bytes();
+    // An empty value goes the way of a list without a first item (red-team finding: an
+    // empty `X-Forwarded-Host` went upstream, where applications fail host validation).
+    if !bytes.contains(&b',') && !bytes.trim_ascii().is_empty() {
         return;
     }
     let first = value.to_str().ok().map(first_item).unwrap_or_default();
@@ -475,6 +479,22 @@ fn keep_first_item(headers: &mut HeaderMap, name: &HeaderName) {
         }
         _ => {
             headers.remove(name);
+        }
+    }
+}
+
+/// A trusted proxy's `X-Forwarded-Proto` of `HTTPS` or `Http` goes on in lower case, as
+/// palisade read it and as `Forwarded` says it: an application comparing it with `https`
+/// as written would take a TLS request for plain HTTP (red-team finding).
+fn lower_scheme(headers: &mut HeaderMap) {
+    let Some(value) = headers.get(&X_FORWARDED_PROTO) else {
+        return;
+    };
+    let bytes = value.as_bytes().trim_ascii();
+    for scheme in ["http", "https"] {
+        if bytes.eq_ignore_ascii_case(scheme.as_bytes()) && value.as_bytes() != scheme.as_bytes() {
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
+            return;
         }
     }
 }

@@ -455,6 +455,8 @@ async fn serve<T>(
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
     if let Err(err) = watcher.watch(connection).await {
+        // TODO: no per-client bound on these events: a client opening connections that each
+        // break HTTP writes ~240 bytes of log per ~33 bytes sent (red-team finding).
         match err.downcast_ref::<hyper::Error>() {
             // hyper refused a head it could not read, with a bare answer of its own (or
             // none, [`malformed`]): no stage saw the request, so the event is published here.

@@ -341,10 +341,44 @@ fn a_trusted_proxys_forwarded_host_list_is_made_its_first_item() {
         h["forwarded"],
         "for=198.51.100.7;host=\"shop.test\", for=127.0.0.1;proto=http"
     );
-    // No first item: nothing goes on.
-    let mut h = headers(&[("x-forwarded-host", " , admin.internal")]);
-    set_forwarding_headers(&mut h, &context, None);
-    assert!(h.get("x-forwarded-host").is_none(), "{h:?}");
+    // No first item, or an empty first field: nothing goes on (red-team finding: the
+    // empty field went upstream).
+    for sent in [
+        &[("x-forwarded-host", " , admin.internal")][..],
+        &[("x-forwarded-host", ""), ("x-forwarded-host", "b.test")][..],
+        &[("x-forwarded-host", "  ")][..],
+    ] {
+        let mut h = HeaderMap::new();
+        for (name, value) in sent {
+            h.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        set_forwarding_headers(&mut h, &context, None);
+        assert!(h.get("x-forwarded-host").is_none(), "{sent:?}: {h:?}");
+    }
+}
+
+/// A trusted proxy's scheme goes on in lower case, as palisade read it and as `Forwarded`
+/// tells it (red-team finding: `HTTPS` went on as written); other values stay as sent.
+#[test]
+fn a_trusted_proxys_scheme_goes_on_in_lower_case() {
+    let context = trusted_ctx("127.0.0.1:5000", "198.51.100.7");
+    for (sent, upstream) in [
+        ("HTTPS", "https"),
+        ("Http", "http"),
+        ("https", "https"),
+        ("HTTPS, http", "https"),
+        ("gopher", "gopher"),
+    ] {
+        let mut h = headers(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", sent),
+        ]);
+        set_forwarding_headers(&mut h, &context, None);
+        assert_eq!(h["x-forwarded-proto"], upstream, "{sent}");
+    }
 }
 
 /// Palisade's own HTTP/1.1 exchange writes the fields after the head instead of putting

@@ -85,23 +85,53 @@ pub(crate) const SENSITIVE: &[&str] = &[
     "tomcat-users.xml",
     "boot/grub",
     "etc/shells",
+    "web-inf/web.xml",
 ];
 
 /// Components that are sensitive only as a whole (`.env`, not `.environment`).
 pub(crate) const WHOLE: &[&str] = &[".env", ".git", ".ssh", ".aws", "shadow", "passwd"];
+
+/// Sensitive fragments naming system directories that ordinary request paths also hold
+/// (`/kb/var/log/rotation`, `/api/v1/sys/class/42`, `/guide/etc/hosts`): in a request path
+/// without a climb they count only from the path's root. [`ANYWHERE`] lists the exceptions.
+const SYSTEM_DIRS: &[&str] = &["etc/", "proc/", "sys/", "var/", "boot/", "root/"];
+
+/// System files no application path names: these count anywhere in a request path
+/// (`/download/etc/passwd` reaches `/etc/passwd` through an app that joins paths).
+const ANYWHERE: &[&str] = &[
+    "etc/passwd",
+    "etc/shadow",
+    "etc/master.passwd",
+    "etc/sudoers",
+    "proc/self/",
+];
 
 /// Looks for traversal and sensitive file names in `folded` (lowercase, decoded).
 pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
     if !folded.contains(['/', '\\', '.']) {
         return None;
     }
-    if !ANCHORS.is_match(folded) {
+    let in_path = source == Source::Path;
+    // A request path as a file server opens it, when it is spelled otherwise
+    // (`/etc//hosts`, `/.git;/config`, `/.env.`: red-team findings).
+    let respelled = in_path && may_be_respelled(folded);
+    let anchored = ANCHORS.is_match(folded);
+    if !anchored && !respelled {
         return None;
     }
     let path: String = folded.replace('\\', "/");
+    let view = respelled.then(|| file_view(&path));
+    if !anchored && !view.as_deref().is_some_and(|v| ANCHORS.is_match(v)) {
+        return None;
+    }
     let climbs = climbs(&path);
-    let sensitive = sensitive(&path);
-    let in_path = source == Source::Path;
+    // Without a climb, a request path names a file only from its root, or by a name no
+    // application uses for a page (`/products/shadow` is a product).
+    let rooted = in_path && climbs == 0;
+    let sensitive = sensitive(&path, rooted).or_else(|| {
+        let view = view.as_deref().filter(|v| *v != path)?;
+        sensitive(view, rooted).map(|_| 0)
+    });
     let score = match (climbs, sensitive) {
         (0, None) => return None,
         (n, Some(_)) if n >= 1 => 5,
@@ -214,10 +244,18 @@ fn climbs(path: &str) -> usize {
     n
 }
 
-/// Offset of the first sensitive file named in the path.
-fn sensitive(path: &str) -> Option<usize> {
+/// Offset of the first sensitive file named in the path. `rooted`: a request path without
+/// a climb, where system directories count only from the root ([`SYSTEM_DIRS`]) and the
+/// bare words `shadow` and `passwd` not at all (`/etc/passwd` is in [`SENSITIVE`]).
+fn sensitive(path: &str, rooted: bool) -> Option<usize> {
     for pattern in SENSITIVE {
+        let anywhere = !rooted
+            || ANYWHERE.contains(pattern)
+            || !SYSTEM_DIRS.iter().any(|dir| pattern.starts_with(dir));
         for (at, _) in path.match_indices(pattern) {
+            if !anywhere && !path[..at].bytes().all(|b| b == b'/') {
+                continue;
+            }
             let before = path[..at].chars().next_back();
             let boundary =
                 before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_' && c != '-');
@@ -232,12 +270,53 @@ fn sensitive(path: &str) -> Option<usize> {
     let mut offset = 0;
     for component in path.split('/') {
         let trimmed = component.trim_end_matches(['\0', ' ']);
-        if WHOLE.contains(&trimmed) && (offset > 0 || trimmed.starts_with('.')) {
+        let counts = trimmed.starts_with('.') || offset > 0 && !rooted;
+        // `.env.local`, `.env.production`, `.env.bak`: the variants frameworks read too.
+        if (WHOLE.contains(&trimmed) || trimmed.starts_with(".env.")) && counts {
             return Some(offset);
         }
         offset += component.len() + 1;
     }
     None
+}
+
+/// Whether a request path may name a file in another spelling than its own: an empty or
+/// `.` segment, a `;parameter`, or a segment ending in a dot, a space or an NTFS stream.
+fn may_be_respelled(path: &str) -> bool {
+    path.contains([';', ' '])
+        || path.contains("//")
+        || path.contains("./")
+        || path.contains("::")
+        || path.ends_with('.')
+}
+
+/// The path as a file server opens it: empty and `.` segments dropped, `;parameters` cut
+/// (servlet containers), and each segment's trailing dots and spaces and NTFS stream name
+/// removed (Windows opens `.env.` and `.env::$DATA` as `.env`). `..` segments stay, for the
+/// climbs to be counted on the path as sent.
+fn file_view(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for segment in path.split('/') {
+        let segment = segment.split(';').next().unwrap_or_default();
+        let segment = segment.strip_suffix("::$data").unwrap_or(segment);
+        let segment = if segment.bytes().all(|b| b == b'.') {
+            segment
+        } else {
+            segment.trim_end_matches(['.', ' '])
+        };
+        if segment.is_empty() || segment == "." {
+            continue;
+        }
+        out.push('/');
+        out.push_str(segment);
+    }
+    out
+}
+
+/// Whether a request path (in any case) may name a sensitive file, as written or in another
+/// spelling: what keeps it from counting as plain ([`super::is_plain`]).
+pub(crate) fn path_may_name_file(path: &str) -> bool {
+    ANCHORS_ANY_CASE.is_match(path) || may_be_respelled(path)
 }
 
 #[cfg(test)]
@@ -322,6 +401,61 @@ mod tests {
         ] {
             assert_eq!(encoded_climb(raw.as_bytes()), None, "{raw}");
         }
+    }
+
+    fn path_score(path: &str) -> Option<u8> {
+        detect(path, &path.to_lowercase(), Source::Path).map(|h| h.score)
+    }
+
+    /// A sensitive file named in a request path in another spelling than its own, as a
+    /// file server still opens it (red-team findings: each reached the upstream).
+    #[test]
+    fn respelled_sensitive_paths_are_found() {
+        for path in [
+            "/etc//hosts",
+            "/etc/./hosts",
+            "/etc;x/hosts",
+            "/var//log/x",
+            "/.git;/config",
+            "/.git./config",
+            "/.env;x",
+            "/.env.",
+            "/.env::$DATA",
+            "/x//.git//config",
+            "/etc/hosts",
+            "/.git/config",
+            "/download/etc/passwd",
+            "/.env.local",
+            "/app/.env.production",
+            "/WEB-INF/web.xml",
+        ] {
+            assert!(
+                path_score(path).is_some_and(|s| s <= 20),
+                "{path}: {:?}",
+                path_score(path)
+            );
+            assert!(!super::super::is_plain(Source::Path, "", path), "{path}");
+        }
+    }
+
+    /// Ordinary application paths that hold a system directory's or a password file's
+    /// word below the root are pages, not file reads (red-team findings: each was blocked
+    /// at paranoia 1); with a climb they still count.
+    #[test]
+    fn application_paths_with_system_words_are_not_file_reads() {
+        for path in [
+            "/products/shadow",
+            "/blog/shadow",
+            "/user/passwd",
+            "/man/5/passwd",
+            "/kb/var/log/rotation",
+            "/api/v1/sys/class/42",
+            "/guide/etc/hosts",
+        ] {
+            assert_eq!(path_score(path), None, "{path}");
+        }
+        assert!(path_score("/static/../../var/log/x").is_some_and(|s| s <= 8));
+        assert!(path_score("/x/../../shadow").is_some());
     }
 
     #[test]

@@ -277,7 +277,7 @@ pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
     let extra: &[u8] = match source {
         // A sensitive file's name in a path is the traversal detector's to judge, climb or
         // none (`/etc/hosts`, `/var/log/x`), like in a header's URL below.
-        Source::Path if !text.contains("..") && !lfi::ANCHORS_ANY_CASE.is_match(text) => b"/~",
+        Source::Path if !text.contains("..") && !lfi::path_may_name_file(text) => b"/~",
         Source::Cookie => b"+/",
         Source::Header if name == "user-agent" => return well_formed_agent(text),
         Source::Header if !is_filename_header_name(name) && is_plain_url(text) => {
@@ -497,6 +497,8 @@ mod tests {
         for target in [
             "/api/import?data=aced0005737200116a6176612e7574696c2e486173684d6170".to_string(),
             format!("/api/import?data={base64_object}"),
+            // With a `/`, which kept the run from being decoded (red-team finding).
+            "/api/import?data=rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcP%2F%2F%2Fw%3D%3D".to_string(),
         ] {
             let request = crate::Request {
                 method: b"GET",

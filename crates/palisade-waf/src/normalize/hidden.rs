@@ -44,6 +44,8 @@ pub fn hidden_payloads(text: &str) -> Vec<HiddenPayload> {
                     break;
                 }
             }
+        } else if let Some(object) = java_object(run) {
+            push(&mut found, &mut budget, object, true);
         }
     }
     found
@@ -152,6 +154,17 @@ fn readable(bytes: &[u8]) -> bool {
             .all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\n' || b == b'\t')
 }
 
+/// A serialised Java object in a run [`looks_encoded`] passed over (one holding a `/`, which
+/// standard base64 uses for one value in 64, so most objects of any size hold one; red-team
+/// finding): decoded from its base64 magic `rO0AB` when that starts the run, follows an
+/// `=`, or starts a group of four, where a decoder reading the value would meet it.
+fn java_object(run: &[u8]) -> Option<Vec<u8>> {
+    let at =
+        memchr::memmem::find_iter(run, b"rO0AB").find(|&at| at % 4 == 0 || run[at - 1] == b'=')?;
+    let bytes = decode_base64(run[at..].iter());
+    has_magic(&bytes).then_some(bytes)
+}
+
 /// Serialised Java objects start with `AC ED 00 05`.
 fn has_magic(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xAC, 0xED, 0x00, 0x05])
@@ -163,6 +176,32 @@ mod tests {
 
     fn texts(s: &str) -> Vec<String> {
         hidden_payloads(s).iter().map(HiddenPayload::text).collect()
+    }
+
+    /// A serialised object's base64 is decoded even with a `/` in it (which keeps other
+    /// runs, such as paths, from being read as base64), from where a decoder would start.
+    #[test]
+    fn java_objects_are_decoded_whatever_base64_characters_they_hold() {
+        let magic = [0xAC, 0xED, 0x00, 0x05];
+        for text in [
+            "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcP///w==",
+            "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA==",
+            "data=rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcP///w==",
+            "abcdrO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcP///w==",
+        ] {
+            let payloads = hidden_payloads(text);
+            assert!(
+                payloads.iter().any(|p| p.bytes.starts_with(&magic)),
+                "{text}: {payloads:?}"
+            );
+        }
+        for text in ["/api/v1/rO0ABC/x", "xyzrO0ABXNy/ABFq", "PRO0ABC123/x"] {
+            let payloads = hidden_payloads(text);
+            assert!(
+                !payloads.iter().any(|p| p.bytes.starts_with(&magic)),
+                "{text}: {payloads:?}"
+            );
+        }
     }
 
     #[test]
