@@ -472,7 +472,8 @@ pub fn unmistakable(name: &str) -> bool {
 /// Whether `name` is hyphenated and its first part a known command that is no everyday
 /// word (`ssh-keygen`, `nc-static`), its table entry read once.
 fn distinctive_head(name: &[u8]) -> bool {
-    memchr::memchr(b'-', name).is_some_and(|dash| {
+    // A loop, not `memchr`: a word is at most 32 bytes, shorter than its setup.
+    name.iter().position(|&b| b == b'-').is_some_and(|dash| {
         let found = flags_of(&name[..dash]);
         found & KNOWN != 0 && found & COMMON_WORD == 0
     })
@@ -556,6 +557,10 @@ impl std::hash::Hasher for FnvHasher {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
+    }
+    // A byte string's length prefix in one step rather than eight.
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x0100_0000_01b3);
     }
 }
 
