@@ -114,12 +114,12 @@ pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
     let in_path = source == Source::Path;
     // A request path as a file server opens it, when it is spelled otherwise
     // (`/etc//hosts`, `/.git;/config`, `/.env.`: red-team findings).
-    let respelled = in_path && may_be_respelled(folded);
+    let path: String = folded.replace('\\', "/");
+    let respelled = in_path && may_be_respelled(&path);
     let anchored = ANCHORS.is_match(folded);
     if !anchored && !respelled {
         return None;
     }
-    let path: String = folded.replace('\\', "/");
     let view = respelled.then(|| file_view(&path));
     if !anchored && !view.as_deref().is_some_and(|v| ANCHORS.is_match(v)) {
         return None;
@@ -283,7 +283,7 @@ fn sensitive(path: &str, rooted: bool) -> Option<usize> {
 /// Whether a request path may name a file in another spelling than its own: an empty or
 /// `.` segment, a `;parameter`, or a segment ending in a dot, a space or an NTFS stream.
 fn may_be_respelled(path: &str) -> bool {
-    // One pass over the bytes: this reads every request's path.
+    // Byte tests, no substring searchers: this reads every request's path.
     let bytes = path.as_bytes();
     bytes.last() == Some(&b'.')
         || bytes.iter().any(|&b| b == b';' || b == b' ')
@@ -427,6 +427,8 @@ mod tests {
             "/etc/hosts",
             "/.git/config",
             "/download/etc/passwd",
+            "/etc\\\\hosts",
+            "/var\\log//x",
             "/.env.local",
             "/app/.env.production",
             "/WEB-INF/web.xml",

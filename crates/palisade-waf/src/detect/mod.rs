@@ -494,17 +494,28 @@ mod tests {
         let engine = crate::Engine::new(crate::WafSettings::default());
         // The same object as hex and as base64 (red-team leftover: the base64 form, letters
         // and digits only, was plain and never decoded).
+        // A browser's headers, so that nothing but the object can block the request (review
+        // finding: without them, a missing `Host` blocked every one of these).
+        let headers = [
+            crate::request::Header::lower_case("host", b"shop.example"),
+            crate::request::Header::lower_case(
+                "user-agent",
+                b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            ),
+        ];
         for target in [
             "/api/import?data=aced0005737200116a6176612e7574696c2e486173684d6170".to_string(),
             format!("/api/import?data={base64_object}"),
-            // With a `/`, which kept the run from being decoded (red-team finding).
+            // With a `/`, which kept the run from being decoded (red-team finding), and after
+            // an `=` in the value (review finding).
             "/api/import?data=rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcP%2F%2F%2Fw%3D%3D".to_string(),
+            format!("/api/import?data=x%3D{base64_object}"),
         ] {
             let request = crate::Request {
                 method: b"GET",
                 target: target.as_bytes(),
                 version: b"HTTP/1.1",
-                headers: &[],
+                headers: &headers,
                 body: b"",
                 body_truncated: false,
                 local_addr: None,
@@ -516,7 +527,26 @@ mod tests {
                 "{target}: {:#?}",
                 verdict.findings
             );
+            assert!(
+                verdict
+                    .findings
+                    .iter()
+                    .any(|f| f.detector == crate::DetectorKind::Java),
+                "{target}: {:#?}",
+                verdict.findings
+            );
         }
+        // The same request without the object passes: the headers hold nothing.
+        let clean = crate::Request {
+            method: b"GET",
+            target: b"/api/import?data=hello",
+            version: b"HTTP/1.1",
+            headers: &headers,
+            body: b"",
+            body_truncated: false,
+            local_addr: None,
+        };
+        assert_eq!(engine.inspect(&clean).action, crate::Action::Allow);
     }
 
     /// A path naming a file attackers read is not plain even without a climb or an attack

@@ -34,7 +34,9 @@ pub fn hidden_payloads(text: &str) -> Vec<HiddenPayload> {
         if budget == 0 {
             break;
         }
-        if let Some(bytes) = hex_run(run) {
+        if let Some(object) = java_object(run) {
+            push(&mut found, &mut budget, object, true);
+        } else if let Some(bytes) = hex_run(run) {
             push(&mut found, &mut budget, bytes, false);
         } else if looks_encoded(run) {
             for pad in 0..3 {
@@ -44,8 +46,6 @@ pub fn hidden_payloads(text: &str) -> Vec<HiddenPayload> {
                     break;
                 }
             }
-        } else if let Some(object) = java_object(run) {
-            push(&mut found, &mut budget, object, true);
         }
     }
     found
@@ -154,10 +154,11 @@ fn readable(bytes: &[u8]) -> bool {
             .all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\n' || b == b'\t')
 }
 
-/// A serialised Java object in a run [`looks_encoded`] passed over (one holding a `/`, which
-/// standard base64 uses for one value in 64, so most objects of any size hold one; red-team
-/// finding): decoded from its base64 magic `rO0AB` when that starts the run, follows an
-/// `=`, or starts a group of four, where a decoder reading the value would meet it.
+/// A serialised Java object in base64, decoded from its magic `rO0AB` when that starts the
+/// run, follows an `=`, or starts a group of four, where a decoder reading the value would
+/// meet it: whatever precedes it in the run (`token=`), and whether or not the run holds a
+/// `/`, which [`looks_encoded`] refuses (standard base64 uses it for one value in 64, so most
+/// objects of any size hold one; red-team and review findings).
 fn java_object(run: &[u8]) -> Option<Vec<u8>> {
     // Built once: a searcher per run cost more than the search. Short runs (most words of
     // most values) are read directly, and none shorter than a header and a class name.
@@ -202,6 +203,8 @@ mod tests {
             "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA==",
             "data=rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcP///w==",
             "abcdrO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcP///w==",
+            "token=rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAK",
+            "x=rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAK",
             &long,
         ] {
             let payloads = hidden_payloads(text);
@@ -210,7 +213,13 @@ mod tests {
                 "{text}: {payloads:?}"
             );
         }
-        for text in ["/api/v1/rO0ABC/x", "xyzrO0ABXNy/ABFq", "PRO0ABC123/x"] {
+        // The magic where no decoder of the value would start (mid-group, after a letter),
+        // and a run too short to hold an object.
+        for text in [
+            "xyzrO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcP///w==",
+            "/x/yzrO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA",
+            "rO0ABXNy/ABFq",
+        ] {
             let payloads = hidden_payloads(text);
             assert!(
                 !payloads.iter().any(|p| p.bytes.starts_with(&magic)),

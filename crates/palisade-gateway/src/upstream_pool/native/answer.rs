@@ -30,6 +30,9 @@ pub(super) struct FieldNames(Vec<(Box<[u8]>, HeaderName)>);
 impl FieldNames {
     /// The most positions remembered.
     const MAX: usize = 32;
+    /// The longest name remembered: an upstream's long names are parsed each time rather
+    /// than kept (up to 32 heads' worth of them) for the connection's life.
+    const MAX_NAME: usize = 64;
 
     /// The name sent as `raw` at `position` in the head.
     fn name(&mut self, position: usize, raw: &[u8]) -> Result<HeaderName, ExchangeError> {
@@ -40,6 +43,9 @@ impl FieldNames {
         }
         let name = HeaderName::from_bytes(raw)
             .map_err(|_| ExchangeError::Head("invalid field name".into()))?;
+        if raw.len() > Self::MAX_NAME {
+            return Ok(name);
+        }
         let entry = (Box::from(raw), name.clone());
         if let Some(slot) = self.0.get_mut(position) {
             *slot = entry;
@@ -350,8 +356,9 @@ mod tests {
     }
 
     /// A connection's answers share one [`FieldNames`]: each answer's fields come out as
-    /// sent, whatever the last answer had at their positions, and a bad name is refused
-    /// where a good one stood before.
+    /// sent, whatever the last answer had at their positions (a name too long to remember
+    /// included). A name with a byte no field name may hold is refused by the head's parser
+    /// before it reaches [`FieldNames`], where a good one stood before.
     #[test]
     fn field_names_remembered_by_position_follow_each_answer() {
         let mut names = FieldNames::default();
@@ -386,6 +393,13 @@ mod tests {
         );
         assert!(fields(&head("X-Oth\x01r: 5\r\n")).is_err());
         assert!(fields(&head("X-App: 6\r\nX-Other: 7\r\n")).is_ok());
+        let long = format!("x-{}", "n".repeat(100));
+        for _ in 0..2 {
+            assert_eq!(
+                fields(&head(&format!("{long}: 9\r\n"))),
+                Ok(vec!["content-length=0".into(), format!("{long}=9")])
+            );
+        }
         assert_eq!(
             fields(&head("X-App: 8\r\n")),
             Ok(vec!["content-length=0".into(), "x-app=8".into()])
