@@ -29,6 +29,7 @@ pub(crate) const SENSITIVE: &[&str] = &[
     "etc/resolv.conf",
     "etc/master.passwd",
     "proc/self/",
+    "proc/thread-self/",
     "proc/version",
     "proc/cmdline",
     "proc/net/",
@@ -74,6 +75,9 @@ pub(crate) const SENSITIVE: &[&str] = &[
     "my.cnf",
     "var/log/",
     "var/run/secrets",
+    "run/secrets/",
+    "serviceaccount/token",
+    "etc/ssl/private",
     ".git-credentials",
     ".npmrc",
     ".netrc",
@@ -85,7 +89,8 @@ pub(crate) const SENSITIVE: &[&str] = &[
     "tomcat-users.xml",
     "boot/grub",
     "etc/shells",
-    "web-inf/web.xml",
+    "web-inf/",
+    "meta-inf/",
 ];
 
 /// Components that are sensitive only as a whole (`.env`, not `.environment`).
@@ -94,7 +99,7 @@ pub(crate) const WHOLE: &[&str] = &[".env", ".git", ".ssh", ".aws", "shadow", "p
 /// Sensitive fragments naming system directories that ordinary request paths also hold
 /// (`/kb/var/log/rotation`, `/api/v1/sys/class/42`, `/guide/etc/hosts`): in a request path
 /// without a climb they count only from the path's root. [`ANYWHERE`] lists the exceptions.
-const SYSTEM_DIRS: &[&str] = &["etc/", "proc/", "sys/", "var/", "boot/", "root/"];
+const SYSTEM_DIRS: &[&str] = &["etc/", "proc/", "sys/", "var/", "boot/", "root/", "run/"];
 
 /// System files no application path names: these count anywhere in a request path
 /// (`/download/etc/passwd` reaches `/etc/passwd` through an app that joins paths).
@@ -104,6 +109,7 @@ const ANYWHERE: &[&str] = &[
     "etc/master.passwd",
     "etc/sudoers",
     "proc/self/",
+    "proc/thread-self/",
 ];
 
 /// Looks for traversal and sensitive file names in `folded` (lowercase, decoded).
@@ -129,8 +135,9 @@ pub fn detect(_text: &str, folded: &str, source: Source) -> Option<Hit> {
     // application uses for a page (`/products/shadow` is a product).
     let rooted = in_path && climbs == 0;
     let sensitive = sensitive(&path, rooted).or_else(|| {
+        // The view is the file the server opens, `..` resolved: counted from the root.
         let view = view.as_deref().filter(|v| *v != path)?;
-        sensitive(view, rooted).map(|_| 0)
+        sensitive(view, in_path).map(|_| 0)
     });
     let score = match (climbs, sensitive) {
         (0, None) => return None,
@@ -253,31 +260,69 @@ fn sensitive(path: &str, rooted: bool) -> Option<usize> {
             || ANYWHERE.contains(pattern)
             || !SYSTEM_DIRS.iter().any(|dir| pattern.starts_with(dir));
         for (at, _) in path.match_indices(pattern) {
-            if !anywhere && !path[..at].bytes().all(|b| b == b'/') {
+            // From the root, or after an empty segment: an absolute path handed to a
+            // catch-all route (`/download//etc/hosts`, `%2F` decoded).
+            let from_root = path[..at].bytes().all(|b| b == b'/') || path[..at].ends_with("//");
+            if !anywhere && !from_root {
                 continue;
             }
             let before = path[..at].chars().next_back();
             let boundary =
                 before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_' && c != '-');
-            let after = path[at + pattern.len()..].chars().next();
-            let ends = pattern.ends_with('/')
-                || after.is_none_or(|c| !c.is_ascii_alphanumeric() || pattern.ends_with("-"));
-            if boundary && (ends || pattern.starts_with('.')) {
+            let rest = &path.as_bytes()[at + pattern.len()..];
+            if boundary && (pattern.ends_with('/') || names_whole(pattern, rest)) {
                 return Some(at);
             }
         }
     }
     let mut offset = 0;
     for component in path.split('/') {
-        let trimmed = component.trim_end_matches(['\0', ' ']);
+        // An editor's backup (`.env~`) opens the same secrets.
+        let trimmed = component.trim_end_matches(['\0', ' ', '~']);
         let counts = trimmed.starts_with('.') || offset > 0 && !rooted;
-        // `.env.local`, `.env.production`, `.env.bak`: the variants frameworks read too.
-        if (WHOLE.contains(&trimmed) || trimmed.starts_with(".env.")) && counts {
+        // `.env.local`, `.env.production`, `.env.bak`: the variants frameworks read too,
+        // but not the templates published on purpose (`.env.example`).
+        let env_variant = trimmed.starts_with(".env.")
+            && !matches!(
+                &trimmed[5..],
+                "example" | "sample" | "template" | "dist" | "defaults"
+            );
+        if (WHOLE.contains(&trimmed) || env_variant) && counts {
             return Some(offset);
         }
         offset += component.len() + 1;
     }
     None
+}
+
+/// Whether the file name `pattern` ends where it stands, `rest` being what follows it: at
+/// the end, before a separator, a parameter, an extension, a backup's `~`, a NUL (or its
+/// escape), a quote, or a
+/// last `-` (`/etc/passwd-`, the backup copy). A word goes on after it otherwise
+/// (`/etc/hosts-file-editor`, `/articles/web.config-transforms`), and a public key is no
+/// secret (`id_rsa.pub`).
+fn names_whole(pattern: &str, rest: &[u8]) -> bool {
+    if pattern.starts_with("id_") && rest.starts_with(b".pub") {
+        return false;
+    }
+    match rest {
+        [] | [b'-'] | [b'-', b'/', ..] => true,
+        [next, ..] => matches!(
+            next,
+            b'/' | b'.'
+                | b';'
+                | b'~'
+                | b':'
+                | b'\0'
+                | b' '
+                | b'?'
+                | b'%'
+                | b'#'
+                | b'&'
+                | b'"'
+                | b'\''
+        ),
+    }
 }
 
 /// Whether a request path may name a file in another spelling than its own: an empty or
@@ -293,22 +338,27 @@ fn may_be_respelled(path: &str) -> bool {
 }
 
 /// The path as a file server opens it: empty and `.` segments dropped, `;parameters` cut
-/// (servlet containers), and each segment's trailing dots and spaces and NTFS stream name
-/// removed (Windows opens `.env.` and `.env::$DATA` as `.env`). `..` segments stay, for the
-/// climbs to be counted on the path as sent.
+/// (servlet containers), `..` resolved, and each segment's trailing dots and spaces and
+/// NTFS stream name removed (Windows opens `.env.` and `.env::$DATA` as `.env`). The climbs
+/// are counted on the path as sent.
 fn file_view(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
+    let mut segments: Vec<&str> = Vec::new();
     for segment in path.split('/') {
         let segment = segment.split(';').next().unwrap_or_default();
         let segment = segment.strip_suffix("::$data").unwrap_or(segment);
-        let segment = if segment.bytes().all(|b| b == b'.') {
-            segment
-        } else {
-            segment.trim_end_matches(['.', ' '])
-        };
-        if segment.is_empty() || segment == "." {
-            continue;
+        match segment {
+            "" | "." => {}
+            // Resolved, never above the root: `/etc/x/../hosts` opens `/etc/hosts`
+            // (red-team finding: only climbs past the root were read).
+            ".." => {
+                segments.pop();
+            }
+            _ if segment.bytes().all(|b| b == b'.') => segments.push(segment),
+            _ => segments.push(segment.trim_end_matches(['.', ' '])),
         }
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in segments {
         out.push('/');
         out.push_str(segment);
     }
@@ -432,6 +482,23 @@ mod tests {
             "/.env.local",
             "/app/.env.production",
             "/WEB-INF/web.xml",
+            // Second red team: `..` that stays under the root, absolute paths handed to a
+            // catch-all route, and files the lists missed.
+            "/etc/x/../hosts",
+            "/etc/x;/../hosts",
+            "/etc/x/..\\hosts",
+            "/proc/x/../self/environ",
+            "/var/x/../log/auth.log",
+            "/WEB-INF/classes/../web.xml",
+            "/download//etc/hosts",
+            "/f//var/log/auth.log",
+            "/proc/thread-self/environ",
+            "/static/proc/thread-self/environ",
+            "/static/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "/etc/ssl/private/server.key",
+            "/META-INF/context.xml",
+            "/.env~",
+            "/etc/passwd-",
         ] {
             assert!(
                 path_score(path).is_some_and(|s| s <= 20),
@@ -455,6 +522,13 @@ mod tests {
             "/kb/var/log/rotation",
             "/api/v1/sys/class/42",
             "/guide/etc/hosts",
+            // Second red team: public keys, published templates and slugs.
+            "/downloads/id_rsa.pub",
+            "/repo/blob/main/.env.example",
+            "/articles/web.config-transforms",
+            "/.htaccess-guide",
+            "/store/etc/passwd-tshirt",
+            "/etc/hosts-file-editor",
         ] {
             assert_eq!(path_score(path), None, "{path}");
         }

@@ -295,7 +295,7 @@ pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
             || b >= 0x80
             || extra.contains(&b)
     });
-    safe && holds_no_attack_word(text)
+    safe && holds_no_attack_word(text) && !crate::normalize::hidden::may_hide_java_object(bytes)
 }
 
 /// No attack word anywhere in `text`, and no program named at its start.
@@ -504,6 +504,10 @@ mod tests {
             ),
         ];
         for target in [
+            // Second red team: a byte outside the alphabet inside the magic, which lenient
+            // decoders skip, left a value of letters, digits and `.` plain.
+            format!("/api/import?data=rO0A.{}", &base64_object[4..]),
+            format!("/api/import?data=rO0A%20B{}", &base64_object[5..]),
             "/api/import?data=aced0005737200116a6176612e7574696c2e486173684d6170".to_string(),
             format!("/api/import?data={base64_object}"),
             // With a `/`, which kept the run from being decoded (red-team finding), and after

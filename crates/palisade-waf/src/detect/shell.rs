@@ -633,10 +633,18 @@ fn new_command(word: WordOut, position: Position, end: usize) -> Command {
         cmd.args = args;
         return cmd;
     }
-    // A program reached through a directory (`/bin/sh`, `/usr/bin/perl`, `./x`, `bin/x`);
-    // a lone leading slash is more often markup (`</script>`) or a route than a binary.
-    let with_path = text.contains('/')
-        && (text.starts_with("./") || text.trim_start_matches('/').contains('/'));
+    // A program reached through a directory (`/bin/sh`, `/usr/bin/perl`, `./x`, `../x`,
+    // `bin/x`); a lone leading slash is more often markup (`</script>`) or a route than a
+    // binary, and a relative path is one only from a binary directory: `read/write`,
+    // `with/w` and `docs/id` are words (red-team finding: each was blocked, and so was
+    // about one random base64 value in a thousand).
+    let with_path = text.rsplit_once('/').is_some_and(|(dir, _)| {
+        text.starts_with("./")
+            || text.starts_with("../")
+            || text.starts_with("~/")
+            || text.starts_with('/') && text.trim_start_matches('/').contains('/')
+            || matches!(dir.rsplit('/').next(), Some("bin" | "sbin"))
+    });
     if text.contains('/') {
         text = text.rsplit('/').next().unwrap_or_default().to_string();
     }

@@ -133,3 +133,32 @@ fn variables_and_programs_that_build_commands_stay_blocked() {
         assert!(blocked(text), "{text}: {:?}", score(text));
     }
 }
+
+/// A word, a slash and a program's name is a relative path only a binary directory makes a
+/// program: `read/write` and `docs/id` are words (red-team finding: each was blocked, and
+/// so was about one random base64 value in a thousand); binaries reached through a
+/// directory still are programs.
+#[test]
+fn relative_paths_name_programs_only_from_binary_directories() {
+    for text in [
+        "read/write",
+        "with/w",
+        "docs/id",
+        "gu/ls",
+        "size/w",
+        "QmFz/id",
+    ] {
+        assert!(!blocked(text), "{text}: {:?}", score(text));
+    }
+    for text in [
+        "/bin/ls",
+        "/usr/bin/id",
+        "bin/sh",
+        "usr/bin/id",
+        "./id",
+        "../../bin/sh -c id",
+        "~/bin/nc -e sh",
+    ] {
+        assert!(blocked(text), "{text}: {:?}", score(text));
+    }
+}

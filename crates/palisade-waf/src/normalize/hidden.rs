@@ -34,7 +34,7 @@ pub fn hidden_payloads(text: &str) -> Vec<HiddenPayload> {
         if budget == 0 {
             break;
         }
-        if let Some(object) = java_object(run) {
+        if let Some(object) = java_object(run).or_else(|| gzipped_java_object(run)) {
             push(&mut found, &mut budget, object, true);
         } else if let Some(bytes) = hex_run(run) {
             push(&mut found, &mut budget, bytes, false);
@@ -48,7 +48,73 @@ pub fn hidden_payloads(text: &str) -> Vec<HiddenPayload> {
             }
         }
     }
+    if budget > 0
+        && !found.iter().any(|payload| has_magic(&payload.bytes))
+        && let Some(object) = java_object_with_junk(text.as_bytes())
+    {
+        push(&mut found, &mut budget, object, true);
+    }
     found
+}
+
+/// The base64 alphabet (standard and URL-safe), without the padding `=`.
+fn in_alphabet(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
+}
+
+/// Most base64 characters read for a serialised object (more than [`MAX_HIDDEN`] bytes'
+/// worth, which is all that is kept).
+const MAX_OBJECT_CHARS: usize = 4096;
+
+/// A serialised Java object in base64 with bytes outside the alphabet inside it, which
+/// lenient decoders skip (Java's MIME decoder, commons-codec): `rO0A.BXNy...`, or base64
+/// spaced every few characters (second red team's finding). Read from each `r` a decoder
+/// would start at: the value's start, or after a byte outside the alphabet.
+fn java_object_with_junk(text: &[u8]) -> Option<Vec<u8>> {
+    magic_starts(text).find_map(|at| {
+        let rest = &text[at..text.len().min(at + MAX_OBJECT_CHARS)];
+        let bytes = decode_base64(rest.iter());
+        has_magic(&bytes).then_some(bytes)
+    })
+}
+
+/// Where a lenient decoder would meet a serialised Java object's magic in `text`: an `r` at
+/// the value's start or after a byte outside the alphabet, whose next alphabet characters
+/// are `rO0AB` and one that completes `AC ED 00 05` (`Q` to `Z`, `a` to `f`).
+fn magic_starts(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let starts = if text.len() < 16 { &text[..0] } else { text };
+    memchr::memchr_iter(b'r', starts).filter(move |&at| {
+        if at > 0 && in_alphabet(text[at - 1]) {
+            return false;
+        }
+        let mut head = text[at..].iter().copied().filter(|&b| in_alphabet(b));
+        head.by_ref().take(5).eq(b"rO0AB".iter().copied())
+            && head
+                .next()
+                .is_some_and(|b| matches!(b, b'Q'..=b'Z' | b'a'..=b'f'))
+    })
+}
+
+/// Whether `text` may hold a serialised Java object that bytes outside the alphabet hide
+/// from the attack words: such a value is not plain ([`crate::detect::is_plain`]).
+pub(crate) fn may_hide_java_object(text: &[u8]) -> bool {
+    magic_starts(text).next().is_some()
+}
+
+/// A gzip-compressed serialised Java object in base64 (`H4sI...`, as JSF keeps its view
+/// state), inflated as far as [`MAX_HIDDEN`] bytes (second red team's finding: it passed).
+fn gzipped_java_object(run: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    if !run.starts_with(b"H4sI") {
+        return None;
+    }
+    let compressed = decode_base64(run[..run.len().min(MAX_OBJECT_CHARS)].iter());
+    let mut inflated = Vec::new();
+    // A short read (the run cut at the limit, a corrupt stream) still shows the magic.
+    let _ = flate2::read::GzDecoder::new(compressed.as_slice())
+        .take(MAX_HIDDEN as u64)
+        .read_to_end(&mut inflated);
+    has_magic(&inflated).then_some(inflated)
 }
 
 fn push(found: &mut Vec<HiddenPayload>, budget: &mut usize, mut bytes: Vec<u8>, base64: bool) {
@@ -226,6 +292,58 @@ mod tests {
                 "{text}: {payloads:?}"
             );
         }
+    }
+
+    /// Objects a lenient decoder still reads: bytes outside the alphabet inside the magic,
+    /// spaces every few characters, and gzip (second red team's findings).
+    #[test]
+    fn java_objects_behind_junk_or_gzip_are_found() {
+        use std::io::Write as _;
+        let magic = [0xAC, 0xED, 0x00, 0x05];
+        let object = "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAK";
+        let spaced: String = object
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let raw = decode_base64(object.as_bytes().iter());
+        gzip.write_all(&raw).expect("gzip");
+        let gzipped = base64_of(&gzip.finish().expect("gzip"));
+        for text in [
+            format!("rO0A.{}", &object[4..]),
+            format!("data=r!O0AB{}", &object[5..]),
+            spaced,
+            gzipped,
+        ] {
+            let payloads = hidden_payloads(&text);
+            assert!(
+                payloads.iter().any(|p| p.bytes.starts_with(&magic)),
+                "{text}: {payloads:?}"
+            );
+        }
+        // Prose with `r` words and punctuation is no object.
+        let prose = hidden_payloads("read the report, rapidly: r. O, 0! A? B9 rO0A 9x");
+        assert!(
+            !prose.iter().any(|p| p.bytes.starts_with(&magic)),
+            "{prose:?}"
+        );
+    }
+
+    fn base64_of(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+        }
+        out
     }
 
     #[test]
