@@ -277,6 +277,9 @@ fn gadgets(folded: &str, hidden: bool) -> Option<Hit> {
         if runtime && java {
             return Some(Hit::new(8, "java runtime reference", at, at + word.len()));
         }
+        // TODO: `runtime` alone in any base64 value counts too (base64 of "The Runtime
+        // Environment" is blocked: third red team's finding); the corpus loses 33 attacks
+        // without it, so it needs a second sign before it can go.
         if hidden && (gadget || runtime) {
             return Some(Hit::new(
                 10,

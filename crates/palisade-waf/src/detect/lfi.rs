@@ -343,10 +343,13 @@ fn may_be_respelled(path: &str) -> bool {
 /// are counted on the path as sent.
 fn file_view(path: &str) -> String {
     let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        let segment = segment.split(';').next().unwrap_or_default();
+    for written in path.split('/') {
+        let segment = written.split(';').next().unwrap_or_default();
         let segment = segment.strip_suffix("::$data").unwrap_or(segment);
         match segment {
+            // A segment that was only a parameter (`/download/;/etc/hosts`) is the empty
+            // segment a servlet container reads: an absolute path after it (third red team).
+            "" if !written.is_empty() => segments.push(""),
             "" | "." => {}
             // Resolved, never above the root: `/etc/x/../hosts` opens `/etc/hosts`
             // (red-team finding: only climbs past the root were read).
@@ -499,6 +502,7 @@ mod tests {
             "/META-INF/context.xml",
             "/.env~",
             "/etc/passwd-",
+            "/download/;/etc/hosts",
         ] {
             assert!(
                 path_score(path).is_some_and(|s| s <= 20),

@@ -162,3 +162,16 @@ fn relative_paths_name_programs_only_from_binary_directories() {
         assert!(blocked(text), "{text}: {:?}", score(text));
     }
 }
+
+/// An SSH public key pasted into a form names its key type, not a program (third red
+/// team's finding: every one was blocked); the tools stay programs.
+#[test]
+fn ssh_public_keys_are_not_commands() {
+    for key in [
+        "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7vbqajDhA user@host",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop",
+    ] {
+        assert!(!blocked(key), "{key}: {:?}", score(key));
+    }
+    assert!(blocked("ssh-keygen -t rsa -f /tmp/k"));
+}

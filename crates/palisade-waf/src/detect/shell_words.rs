@@ -472,6 +472,15 @@ pub fn unmistakable(name: &str) -> bool {
 /// Whether `name` is hyphenated and its first part a known command that is no everyday
 /// word (`ssh-keygen`, `nc-static`), its table entry read once.
 fn distinctive_head(name: &[u8]) -> bool {
+    // SSH key types (`ssh-rsa AAAA...`, a public key pasted into a form) name no program
+    // (third red team's finding: every public key was blocked).
+    // (`ssh-ed` is `ssh-ed25519` without its number, as `without_version` leaves it.)
+    if matches!(
+        name,
+        b"ssh-rsa" | b"ssh-ed" | b"ssh-ed25519" | b"ssh-dss" | b"ssh-ed448" | b"ssh-ecdsa"
+    ) {
+        return false;
+    }
     // A loop, not `memchr`: a word is at most 32 bytes, shorter than its setup.
     name.iter().position(|&b| b == b'-').is_some_and(|dash| {
         let found = flags_of(&name[..dash]);

@@ -73,7 +73,10 @@ const MAX_OBJECT_CHARS: usize = 4096;
 fn java_object_with_junk(text: &[u8]) -> Option<Vec<u8>> {
     magic_starts(text).find_map(|at| {
         let rest = &text[at..text.len().min(at + MAX_OBJECT_CHARS)];
-        let bytes = decode_base64(rest.iter());
+        let bytes = decode_base64(
+            rest.iter()
+                .filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/'),
+        );
         has_magic(&bytes).then_some(bytes)
     })
 }
@@ -87,7 +90,10 @@ fn magic_starts(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
         if at > 0 && in_alphabet(text[at - 1]) {
             return false;
         }
-        let mut head = text[at..].iter().copied().filter(|&b| in_alphabet(b));
+        // Letters and digits only: the magic's six characters are all such, and a lenient
+        // decoder skips whatever else lies between them (`-` and `_` too, outside the
+        // standard alphabet: third red team's finding).
+        let mut head = text[at..].iter().copied().filter(u8::is_ascii_alphanumeric);
         head.by_ref().take(5).eq(b"rO0AB".iter().copied())
             && head
                 .next()
@@ -101,19 +107,28 @@ pub(crate) fn may_hide_java_object(text: &[u8]) -> bool {
     magic_starts(text).next().is_some()
 }
 
-/// A gzip-compressed serialised Java object in base64 (`H4sI...`, as JSF keeps its view
-/// state), inflated as far as [`MAX_HIDDEN`] bytes (second red team's finding: it passed).
+/// A gzip- or zlib-compressed serialised Java object in base64 (`H4sI...`, as JSF keeps its
+/// view state; `eJ...`, `eA...`, `eF...`, `eN...`, what Java's `InflaterInputStream` reads),
+/// inflated as far as [`MAX_HIDDEN`] bytes (second and third red teams' findings).
 fn gzipped_java_object(run: &[u8]) -> Option<Vec<u8>> {
     use std::io::Read as _;
-    if !run.starts_with(b"H4sI") {
+    let gzip = run.starts_with(b"H4sI");
+    let zlib = run.len() >= 16 && matches!(run, [b'e', b'J' | b'A' | b'F' | b'N', ..]);
+    if !gzip && !zlib {
         return None;
     }
     let compressed = decode_base64(run[..run.len().min(MAX_OBJECT_CHARS)].iter());
     let mut inflated = Vec::new();
     // A short read (the run cut at the limit, a corrupt stream) still shows the magic.
-    let _ = flate2::read::GzDecoder::new(compressed.as_slice())
-        .take(MAX_HIDDEN as u64)
-        .read_to_end(&mut inflated);
+    let _ = if gzip {
+        flate2::read::GzDecoder::new(compressed.as_slice())
+            .take(MAX_HIDDEN as u64)
+            .read_to_end(&mut inflated)
+    } else {
+        flate2::read::ZlibDecoder::new(compressed.as_slice())
+            .take(MAX_HIDDEN as u64)
+            .read_to_end(&mut inflated)
+    };
     has_magic(&inflated).then_some(inflated)
 }
 
@@ -311,11 +326,19 @@ mod tests {
         let raw = decode_base64(object.as_bytes().iter());
         gzip.write_all(&raw).expect("gzip");
         let gzipped = base64_of(&gzip.finish().expect("gzip"));
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(&raw).expect("zlib");
+        let zlibbed = base64_of(&zlib.finish().expect("zlib"));
+        let every_char: String = object.chars().flat_map(|c| [c, ' ']).collect();
         for text in [
             format!("rO0A.{}", &object[4..]),
             format!("data=r!O0AB{}", &object[5..]),
+            format!("rO0A-B{}", &object[5..]),
+            format!("r_O_0_A_B{}", &object[5..]),
+            every_char,
             spaced,
             gzipped,
+            zlibbed,
         ] {
             let payloads = hidden_payloads(&text);
             assert!(
