@@ -113,7 +113,15 @@ pub(crate) fn may_hide_java_object(text: &[u8]) -> bool {
 fn gzipped_java_object(run: &[u8]) -> Option<Vec<u8>> {
     use std::io::Read as _;
     let gzip = run.starts_with(b"H4sI");
-    let zlib = run.len() >= 16 && matches!(run, [b'e', b'J' | b'A' | b'F' | b'N', ..]);
+    // A zlib header: deflate with a 32 KiB window (`0x78`) and a flag byte whose check
+    // makes the pair a multiple of 31, read from the first four characters before any
+    // decoder is made.
+    let zlib = run.len() >= 16 && run[0] == b'e' && {
+        let head = decode_base64(run[..4].iter());
+        head.len() >= 2
+            && head[0] == 0x78
+            && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0
+    };
     if !gzip && !zlib {
         return None;
     }
