@@ -297,10 +297,9 @@ fn sensitive(path: &str, rooted: bool) -> Option<usize> {
 
 /// Whether the file name `pattern` ends where it stands, `rest` being what follows it: at
 /// the end, before a separator, a parameter, an extension, a backup's `~`, a NUL (or its
-/// escape), a quote, or a
-/// last `-` (`/etc/passwd-`, the backup copy). A word goes on after it otherwise
-/// (`/etc/hosts-file-editor`, `/articles/web.config-transforms`), and a public key is no
-/// secret (`id_rsa.pub`).
+/// escape), a quote, or a last `-` (`/etc/passwd-`, the backup copy). A word goes on after
+/// it otherwise (`/etc/hosts-file-editor`, `/articles/web.config-transforms`), and a public
+/// key is no secret (`id_rsa.pub`).
 fn names_whole(pattern: &str, rest: &[u8]) -> bool {
     if pattern.starts_with("id_") && rest.starts_with(b".pub") {
         return false;

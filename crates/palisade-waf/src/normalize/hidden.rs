@@ -34,7 +34,7 @@ pub fn hidden_payloads(text: &str) -> Vec<HiddenPayload> {
         if budget == 0 {
             break;
         }
-        if let Some(object) = java_object(run).or_else(|| gzipped_java_object(run)) {
+        if let Some(object) = java_object(run).or_else(|| compressed_java_object(run)) {
             push(&mut found, &mut budget, object, true);
         } else if let Some(bytes) = hex_run(run) {
             push(&mut found, &mut budget, bytes, false);
@@ -110,7 +110,7 @@ pub(crate) fn may_hide_java_object(text: &[u8]) -> bool {
 /// A gzip- or zlib-compressed serialised Java object in base64 (`H4sI...`, as JSF keeps its
 /// view state; `eJ...`, `eA...`, `eF...`, `eN...`, what Java's `InflaterInputStream` reads),
 /// inflated as far as [`MAX_HIDDEN`] bytes (second and third red teams' findings).
-fn gzipped_java_object(run: &[u8]) -> Option<Vec<u8>> {
+fn compressed_java_object(run: &[u8]) -> Option<Vec<u8>> {
     use std::io::Read as _;
     let gzip = run.starts_with(b"H4sI");
     // A zlib header: deflate with a 32 KiB window (`0x78`) and a flag byte whose check
@@ -261,7 +261,7 @@ fn java_object(run: &[u8]) -> Option<Vec<u8>> {
             .find(starts)?,
         _ => MAGIC.find_iter(run).find(starts)?,
     };
-    let bytes = decode_base64(run[at..].iter());
+    let bytes = decode_base64(run[at..run.len().min(at + MAX_OBJECT_CHARS)].iter());
     has_magic(&bytes).then_some(bytes)
 }
 
