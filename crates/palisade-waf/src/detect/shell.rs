@@ -456,9 +456,7 @@ impl<'a> Lexer<'a> {
         }
         match self.current.as_mut() {
             Some(cmd)
-                if !WRAPPERS.contains(&cmd.name.as_str())
-                    || !cmd.args.is_empty()
-                    || word.text.starts_with('-') =>
+                if !wraps(&cmd.name) || !cmd.args.is_empty() || word.text.starts_with('-') =>
             {
                 if cmd.args.len() < 8 {
                     cmd.args.push(word.text);
@@ -597,7 +595,7 @@ impl<'a> Lexer<'a> {
 
     fn finish(&mut self) {
         if let Some(cmd) = self.current.take() {
-            let wrapper = WRAPPERS.contains(&cmd.name.as_str()) && cmd.args.is_empty();
+            let wrapper = wraps(&cmd.name) && cmd.args.is_empty();
             let position = cmd.position;
             self.commands.push(cmd);
             if wrapper {
@@ -609,6 +607,16 @@ impl<'a> Lexer<'a> {
             }
         }
     }
+}
+
+/// Whether the program `name` runs the next word as a program: a wrapper (`nohup`, `time`),
+/// or the dynamic loader, which runs any binary it is given (`ld-linux-x86-64.so.2 bin/sh`:
+/// third red team's finding).
+fn wraps(name: &str) -> bool {
+    WRAPPERS.contains(&name)
+        || name.starts_with("ld-linux")
+        || name.starts_with("ld-musl")
+        || name == "ld.so"
 }
 
 fn new_command(word: WordOut, position: Position, end: usize) -> Command {

