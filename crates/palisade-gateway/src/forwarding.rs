@@ -290,14 +290,12 @@ impl ForwardingFields {
             headers.remove(&X_FORWARDED_FOR);
             headers.remove(&header::FORWARDED);
             if keep_proto {
-                keep_first(headers, &X_FORWARDED_PROTO);
                 keep_first_item(headers, &X_FORWARDED_PROTO);
                 lower_scheme(headers);
             } else {
                 headers.remove(&X_FORWARDED_PROTO);
             }
             if keep_host {
-                keep_first(headers, &X_FORWARDED_HOST);
                 keep_first_item(headers, &X_FORWARDED_HOST);
             } else {
                 headers.remove(&X_FORWARDED_HOST);
@@ -459,17 +457,23 @@ pub fn first_item(value: &str) -> &str {
     value.split(',').next().unwrap_or_default().trim()
 }
 
-/// Leaves only the first item of the `name` field when it holds a list: palisade decided
-/// on that item ([`first_item`]), and an application reading the last would decide
-/// otherwise.
+/// Leaves only the first item of the first `name` field, when a trusted proxy sent several
+/// fields or a list: palisade decided on that item ([`first_item`]; `X-Forwarded-Proto`
+/// decides whether the request counts as TLS), and an upstream reading another would take
+/// the request for something else.
 fn keep_first_item(headers: &mut HeaderMap, name: &HeaderName) {
-    let Some(value) = headers.get(name) else {
+    let mut values = headers.get_all(name).iter();
+    let (Some(value), more) = (values.next(), values.next().is_some()) else {
         return;
     };
     let bytes = value.as_bytes();
     // An empty value goes the way of a list without a first item (red-team finding: an
     // empty `X-Forwarded-Host` went upstream, where applications fail host validation).
     if !bytes.contains(&b',') && !bytes.trim_ascii().is_empty() {
+        if more {
+            let first = value.clone();
+            headers.insert(name, first);
+        }
         return;
     }
     let first = value.to_str().ok().map(first_item).unwrap_or_default();
@@ -496,17 +500,6 @@ fn lower_scheme(headers: &mut HeaderMap) {
             headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
             return;
         }
-    }
-}
-
-/// Leaves one `name` field, the first, when a trusted proxy sent several: palisade reads the
-/// first (`X-Forwarded-Proto` decides whether the request counts as TLS), and an upstream
-/// reading another would take the request for something else.
-fn keep_first(headers: &mut HeaderMap, name: &HeaderName) {
-    let mut values = headers.get_all(name).iter();
-    if let (Some(first), Some(_)) = (values.next(), values.next()) {
-        let first = first.clone();
-        headers.insert(name, first);
     }
 }
 

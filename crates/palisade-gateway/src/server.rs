@@ -457,36 +457,36 @@ async fn serve<T>(
     if let Err(err) = watcher.watch(connection).await {
         // TODO: no per-client bound on these events: a client opening connections that each
         // break HTTP writes ~240 bytes of log per ~33 bytes sent (red-team finding).
-        match err.downcast_ref::<hyper::Error>() {
-            // hyper refused a head it could not read, with a bare answer of its own (or
-            // none, [`malformed`]): no stage saw the request, so the event is published here.
-            Some(refused) if refused.is_parse() => {
-                let detail = refused.to_string();
-                let (kind, status) = malformed(refused, &detail);
-                events.publish(Event::RequestMalformed {
-                    client_ip: crate::client_ip::canonical(peer.ip()),
-                    kind,
-                    detail,
-                    status,
-                });
-            }
-            // An HTTP/2 client broke the protocol (a frame of the wrong size, a bad header
-            // block, a flood of resets) and hyper ended its connection with GOAWAY: as
-            // much a malformed request as a bad HTTP/1.1 head, so it is published too.
-            Some(refused) if let Some(broken) = http2_violation(refused) => {
-                events.publish(Event::RequestMalformed {
-                    client_ip: crate::client_ip::canonical(peer.ip()),
-                    kind: "http2_protocol",
-                    detail: match broken.reason() {
-                        Some(reason) => format!("GOAWAY {reason:?}: {broken}"),
-                        None => broken.to_string(),
-                    },
-                    status: None,
-                });
-            }
-            _ => debug!(client.peer = %peer, error = %err, "connection ended with an error"),
+        match err.downcast_ref::<hyper::Error>().and_then(refusal) {
+            Some((kind, detail, status)) => events.publish(Event::RequestMalformed {
+                client_ip: crate::client_ip::canonical(peer.ip()),
+                kind,
+                detail,
+                status,
+            }),
+            None => debug!(client.peer = %peer, error = %err, "connection ended with an error"),
         }
     }
+}
+
+/// What a connection's end says the client sent wrong, as a `request.malformed` event's
+/// kind, detail and status, when it says so. hyper refused a head it could not read, with a
+/// bare answer of its own (or none, [`malformed`]): no stage saw the request, so the event
+/// is published by the connection. Or an HTTP/2 client broke the protocol (a frame of the
+/// wrong size, a bad header block, a flood of resets) and hyper ended its connection with
+/// GOAWAY: as much a malformed request as a bad HTTP/1.1 head.
+fn refusal(ended: &hyper::Error) -> Option<(&'static str, String, Option<u16>)> {
+    if ended.is_parse() {
+        let detail = ended.to_string();
+        let (kind, status) = malformed(ended, &detail);
+        return Some((kind, detail, status));
+    }
+    let broken = http2_violation(ended)?;
+    let detail = match broken.reason() {
+        Some(reason) => format!("GOAWAY {reason:?}: {broken}"),
+        None => broken.to_string(),
+    };
+    Some(("http2_protocol", detail, None))
 }
 
 /// The HTTP/2 error palisade's side found in what the client sent, when it ended the

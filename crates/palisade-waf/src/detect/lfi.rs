@@ -256,14 +256,11 @@ fn climbs(path: &str) -> usize {
 /// bare words `shadow` and `passwd` not at all (`/etc/passwd` is in [`SENSITIVE`]).
 fn sensitive(path: &str, rooted: bool) -> Option<usize> {
     for pattern in SENSITIVE {
-        let anywhere = !rooted
-            || ANYWHERE.contains(pattern)
-            || !SYSTEM_DIRS.iter().any(|dir| pattern.starts_with(dir));
         for (at, _) in path.match_indices(pattern) {
             // From the root, or after an empty segment: an absolute path handed to a
             // catch-all route (`/download//etc/hosts`, `%2F` decoded).
             let from_root = path[..at].bytes().all(|b| b == b'/') || path[..at].ends_with("//");
-            if !anywhere && !from_root {
+            if rooted && !from_root && !counts_anywhere(pattern) {
                 continue;
             }
             let before = path[..at].chars().next_back();
@@ -293,6 +290,12 @@ fn sensitive(path: &str, rooted: bool) -> Option<usize> {
         offset += component.len() + 1;
     }
     None
+}
+
+/// Whether `pattern` counts anywhere in a request path without a climb: any name but a
+/// system directory's ([`SYSTEM_DIRS`]), and those in [`ANYWHERE`].
+fn counts_anywhere(pattern: &str) -> bool {
+    ANYWHERE.contains(&pattern) || !SYSTEM_DIRS.iter().any(|dir| pattern.starts_with(dir))
 }
 
 /// Whether the file name `pattern` ends where it stands, `rest` being what follows it: at

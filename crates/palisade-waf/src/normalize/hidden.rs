@@ -148,7 +148,7 @@ fn push(found: &mut Vec<HiddenPayload>, budget: &mut usize, mut bytes: Vec<u8>, 
 
 /// Maximal runs of base64 alphabet characters (URL-safe included), at least `MIN_RUN` long.
 fn runs(text: &[u8]) -> impl Iterator<Item = &[u8]> {
-    text.split(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')))
+    text.split(|&b| !(in_alphabet(b) || b == b'='))
         .map(trim_padding)
         .filter(|run| run.len() >= MIN_RUN)
 }
