@@ -455,8 +455,8 @@ async fn serve<T>(
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
     if let Err(err) = watcher.watch(connection).await {
-        // TODO: no per-client bound on these events: a client opening connections that each
-        // break HTTP writes ~240 bytes of log per ~33 bytes sent (red-team finding).
+        // A client breaking HTTP on connection after connection makes one event each: the
+        // log folds its repeats into a count (`events::repeats`).
         match err.downcast_ref::<hyper::Error>().and_then(refusal) {
             Some((kind, detail, status)) => events.publish(Event::RequestMalformed {
                 client_ip: crate::client_ip::canonical(peer.ip()),

@@ -98,12 +98,17 @@ impl Services {
             LogTarget::File(path) => Some(LogOutput::File(path.clone())),
         };
         if let Some(output) = output {
-            let sink = JsonLogSink::start(output, config.log.queue, Arc::clone(&metrics))
-                .await
-                .map_err(|error| ServicesError::LogFile {
-                    path: log_target_name(&config.log.security),
-                    error,
-                })?;
+            let sink = JsonLogSink::start(
+                output,
+                config.log.queue,
+                config.log.repeat_window.0,
+                Arc::clone(&metrics),
+            )
+            .await
+            .map_err(|error| ServicesError::LogFile {
+                path: log_target_name(&config.log.security),
+                error,
+            })?;
             sinks.push(Arc::new(sink));
         }
         let events = EventBus::new(sinks);

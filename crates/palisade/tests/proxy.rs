@@ -172,6 +172,58 @@ async fn log_mode_limits_only_report() {
     palisade.shutdown().await;
 }
 
+/// A client over a limit makes one event per request: the security log writes its first in
+/// full and, when the repeat window ends, one `log.repeated` line with the count of the
+/// others; metrics still count every decision.
+#[tokio::test]
+async fn a_clients_repeated_limit_events_are_folded_into_one_count() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("events.log");
+    let toml = format!(
+        "[[rate_limit]]\nname = \"soft\"\nlimit = 1\nwindow = \"10s\"\nmode = \"log\"\n\
+         [log]\nsecurity = \"{}\"\nrepeat_window = \"1s\"\n",
+        log.display()
+    );
+    let palisade = start_palisade_at(&upstream.url(), config_file(&toml)).await;
+    let url = format!("http://{}/", palisade.proxy_addr);
+    for _ in 0..6 {
+        assert_eq!(get(&url, &[]).await.status, StatusCode::OK);
+    }
+    let mut repeated = Vec::new();
+    for _ in 0..300 {
+        repeated = logged_events(&log, "log.repeated");
+        if !repeated.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let exceeded = logged_events(&log, "rate_limit.exceeded");
+    assert_eq!(exceeded.len(), 1, "{exceeded:?}");
+    assert_eq!(exceeded[0]["rule.name"], "soft");
+    assert_eq!(repeated.len(), 1, "{repeated:?}");
+    let summary = &repeated[0];
+    assert_eq!(summary["repeated.event"], "rate_limit.exceeded");
+    assert_eq!(summary["repeated.count"], 4);
+    assert_eq!(summary["rule.name"], "soft");
+    assert_eq!(summary["client.ip"], "127.0.0.1");
+    assert_eq!(summary["rate_limit.enforced"], false);
+    assert!(
+        summary["repeated.first_ts"]
+            .as_str()
+            .is_some_and(|ts| ts.ends_with('Z'))
+    );
+    let metrics = get(&format!("http://{}/metrics", palisade.admin_addr), &[]).await;
+    assert!(
+        metrics
+            .body
+            .contains("palisade_rate_limit_decisions_total{rule=\"soft\",outcome=\"logged\"} 5"),
+        "{}",
+        metrics.body
+    );
+    palisade.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_upstream_that_is_down_gives_502_without_detail() {
     let port = free_port();

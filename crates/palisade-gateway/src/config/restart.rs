@@ -52,6 +52,10 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
         ("admin.listen", old.admin.listen != new.admin.listen),
         ("log.security", old.log.security != new.log.security),
         ("log.queue", old.log.queue != new.log.queue),
+        (
+            "log.repeat_window",
+            old.log.repeat_window != new.log.repeat_window,
+        ),
         ("spool.dir", s.dir != t.dir),
         ("spool.memory_limit", s.memory_limit != t.memory_limit),
         ("spool.max_total", s.max_total != t.max_total),

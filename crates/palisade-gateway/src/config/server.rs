@@ -249,13 +249,21 @@ pub struct LogConfig {
     pub security: LogTarget,
     /// Events that may wait for a slow sink before new ones are dropped and counted.
     pub queue: usize,
+    /// How long a client's repeats of a flood event (`rate_limit.exceeded`,
+    /// `request.malformed`) are counted instead of written after its first; `0s` writes
+    /// every event. Default 10 s, at most 1 h.
+    pub repeat_window: HumanDuration,
 }
+
+/// The longest `[log] repeat_window`: a longer one would hide a client's activity for hours.
+pub const MAX_REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             security: LogTarget::Stdout,
             queue: 8192,
+            repeat_window: HumanDuration(std::time::Duration::from_secs(10)),
         }
     }
 }

@@ -506,6 +506,14 @@ fn counts_that_size_threads_queues_and_buffers_are_bounded_at_their_key() {
     let edges = "[server]\nworkers = 1024\nmax_connections = 1000000\nmax_headers = 1024\n\
                  max_header_size = \"1MB\"\n[upstream]\npool_max_idle = 0\n[log]\nqueue = 1\n";
     parse(edges).expect("the limits themselves are valid");
+    let error = first_error("[log]\nqueue = 10\nrepeat_window = \"2h\"\n");
+    assert_eq!(
+        error,
+        "palisade.toml:3:1: log.repeat_window: must be at most 1h, such as \"10s\" (\"0s\" \
+         writes every event)"
+    );
+    parse("[log]\nrepeat_window = \"1h\"\n").expect("an hour is valid");
+    parse("[log]\nrepeat_window = \"0s\"\n").expect("folding can be turned off");
 }
 
 #[test]
@@ -524,7 +532,7 @@ fn a_reload_names_each_restart_only_key_it_changes() {
     let old = parse("[server]\nworkers = 1\n[session]\nstore = \"memory\"\n").expect("valid");
     let new = parse(
         "[server]\nworkers = 2\nlisten = \"127.0.0.1:8081\"\nmax_body_size = \"1MB\"\n\
-         [admin]\nlisten = \"127.0.0.1:9091\"\n[log]\nqueue = 100\n\
+         [admin]\nlisten = \"127.0.0.1:9091\"\n[log]\nqueue = 100\nrepeat_window = \"1m\"\n\
          [state]\nredis_url = \"redis://127.0.0.1:6379\"\n\
          [session]\nstore = \"memory\"\nidle_timeout = \"1d\"\n\
          [identity.jwt]\nsecret_env = \"JWT_SECRET\"\n\
@@ -539,6 +547,7 @@ fn a_reload_names_each_restart_only_key_it_changes() {
             "server.workers",
             "admin.listen",
             "log.queue",
+            "log.repeat_window",
             "state.redis_url",
             "session.idle_timeout",
             "identity.jwt",

@@ -178,6 +178,12 @@ fn bounds(config: &Config, path: &Path, text: &str) -> Vec<Diagnostic> {
         let at = locate(text, "server", "max_header_size");
         diagnostics.push(Diagnostic::at(path, text, at, message.into()));
     }
+    if config.log.repeat_window.0 > super::server::MAX_REPEAT_WINDOW {
+        let message =
+            "log.repeat_window: must be at most 1h, such as \"10s\" (\"0s\" writes every event)";
+        let at = locate(text, "log", "repeat_window");
+        diagnostics.push(Diagnostic::at(path, text, at, message.into()));
+    }
     if server
         .tls
         .as_ref()

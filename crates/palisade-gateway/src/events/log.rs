@@ -12,13 +12,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::io::Write;
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
+use super::repeats::{Disposition, Repeats};
 use super::{Event, EventSink, key};
 use crate::metrics::Metrics;
 
@@ -48,9 +49,12 @@ pub enum LogOutput {
 
 impl JsonLogSink {
     /// Opens `output` and starts the writer thread; returns its sink.
+    /// Repeats of a client's flood events within `repeat_window` are folded into a count
+    /// ([`super::repeats`]); a zero window writes every event.
     pub async fn start(
         output: LogOutput,
         capacity: usize,
+        repeat_window: Duration,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
@@ -65,15 +69,16 @@ impl JsonLogSink {
         };
         std::thread::Builder::new()
             .name("palisade-log".to_owned())
-            .spawn(move || write_events(output, receiver))?;
+            .spawn(move || write_events(output, receiver, Repeats::new(repeat_window)))?;
         Ok(Self { queue, metrics })
     }
 }
 
 /// Writes queued events as lines in batches until every sink is gone: drain the queue,
 /// flush, sleep. The sleep is 10 ms after a batch and doubles up to 100 ms while the queue
-/// stays empty, so an event waits at most that long to be written.
-fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>) {
+/// stays empty, so an event waits at most that long to be written. Repeats are folded by
+/// `repeats`; a window that ended is summed up at the first pass after its end.
+fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>, mut repeats: Repeats) {
     const BUSY_PAUSE: Duration = Duration::from_millis(10);
     const IDLE_PAUSE: Duration = Duration::from_millis(100);
     // Room for a few hundred events: one write per batch rather than one per 8 KiB.
@@ -82,18 +87,25 @@ fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>) {
     let mut clock = TimestampCache::default();
     let mut pause = BUSY_PAUSE;
     loop {
-        let mut written = false;
+        let now = Instant::now();
+        let mut written =
+            write_repeats(&mut writer, &mut line, &mut clock, &mut repeats, Some(now));
         loop {
             let event = match events.try_recv() {
                 Ok(event) => event,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
+                    write_repeats(&mut writer, &mut line, &mut clock, &mut repeats, None);
                     let _ = writer.flush();
                     return;
                 }
             };
+            let millis = clock.tick();
+            if repeats.take(&event, now, millis) == Disposition::Folded {
+                continue;
+            }
             line.clear();
-            write_line(&mut line, clock.now(), &event);
+            write_line(&mut line, clock.text(), &event);
             line.push('\n');
             if writer.write_all(line.as_bytes()).is_err() {
                 return;
@@ -112,20 +124,57 @@ fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>) {
     }
 }
 
+/// Writes a `log.repeated` line for each fold whose window ended by `now` (every fold when
+/// `None`); whether it wrote any.
+fn write_repeats(
+    writer: &mut impl Write,
+    line: &mut String,
+    clock: &mut TimestampCache,
+    repeats: &mut Repeats,
+    now: Option<Instant>,
+) -> bool {
+    let mut written = false;
+    repeats.flush_ended(now, |fields| {
+        line.clear();
+        let mut object = super::JsonObject::new(line);
+        object.plain(key!("ts"), clock.now());
+        fields(&mut object);
+        object.finish();
+        line.push('\n');
+        // A failed write shows at the next event's write, which ends the writer.
+        written |= writer.write_all(line.as_bytes()).is_ok();
+    });
+    written
+}
+
 /// The RFC 3339 text of the current millisecond, formatted again only when the millisecond
 /// changes: a batch of a thousand events formats the time once or twice, not a thousand times.
 #[derive(Debug, Default)]
 struct TimestampCache {
+    /// The millisecond read last.
     millis: u64,
+    /// The millisecond `text` shows (`None` before the first).
+    shown: Option<u64>,
     text: String,
 }
 
 impl TimestampCache {
     fn now(&mut self) -> &str {
-        let millis = unix_millis();
-        if millis != self.millis || self.text.is_empty() {
-            self.millis = millis;
-            self.text = format_rfc3339(millis);
+        self.tick();
+        self.text()
+    }
+
+    /// Reads the clock; the millisecond since the epoch.
+    fn tick(&mut self) -> u64 {
+        self.millis = unix_millis();
+        self.millis
+    }
+
+    /// The text of the millisecond [`Self::tick`] read last.
+    fn text(&mut self) -> &str {
+        if self.shown != Some(self.millis) {
+            self.shown = Some(self.millis);
+            self.text = format_rfc3339(self.millis);
         }
         &self.text
     }
@@ -212,7 +261,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("security.log");
         let metrics = Arc::new(Metrics::default());
-        let sink = JsonLogSink::start(LogOutput::File(path.clone()), 16, metrics)
+        let sink = JsonLogSink::start(LogOutput::File(path.clone()), 16, Duration::ZERO, metrics)
             .await
             .expect("starts");
         sink.accept(&Arc::new(Event::StateRecovered { backend: "redis" }));

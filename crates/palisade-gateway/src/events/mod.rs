@@ -9,6 +9,7 @@
 //! Events carry no secrets: no query strings, cookies, authorization headers or bodies.
 
 pub mod log;
+mod repeats;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -287,16 +287,28 @@ pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
         _ => b"",
     };
     let bytes = text.as_bytes();
-    // `matches!` rather than a slice's `contains` per byte: this reads every byte of every
+    // A table rather than a slice's `contains` per byte: this reads every byte of every
     // input; `extra` is asked only for the bytes outside the common set.
-    let safe = bytes.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(b, b' ' | b'.' | b',' | b'!' | b'?' | b'_' | b'@' | b'-')
-            || b >= 0x80
-            || extra.contains(&b)
-    });
+    let safe = bytes
+        .iter()
+        .all(|&b| PLAIN_BYTES[usize::from(b)] || extra.contains(&b));
     safe && holds_no_attack_word(text) && !crate::normalize::hidden::may_hide_java_object(bytes)
 }
+
+/// The bytes [`is_plain`] allows in every input: letters, digits, sentence punctuation,
+/// and every byte of a character beyond ASCII.
+const PLAIN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric()
+            || matches!(byte, b' ' | b'.' | b',' | b'!' | b'?' | b'_' | b'@' | b'-')
+            || byte >= 0x80;
+        b += 1;
+    }
+    table
+};
 
 /// No attack word anywhere in `text`, and no program named at its start.
 fn holds_no_attack_word(text: &str) -> bool {

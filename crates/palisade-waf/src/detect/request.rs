@@ -344,7 +344,7 @@ fn headers(req: &Request<'_>, out: &mut Vec<RequestHit>) {
     }
     for h in req.headers {
         let name = h.lower_case_name(usize::MAX);
-        if h.value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        if memchr::memchr3(b'\r', b'\n', 0, h.value).is_some() {
             push(
                 out,
                 DetectorKind::Protocol,

@@ -122,17 +122,25 @@ pub fn detect_filename(folded: &str) -> Option<Hit> {
 
 /// Whether the first word (or the one after a wrapper) names a known program.
 pub(crate) fn starts_with_program(text: &str) -> bool {
-    let Some(first) = text.split_ascii_whitespace().next() else {
+    let bytes = text.as_bytes();
+    let Some(start) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
         return false;
     };
-    if first.len() > 32
-        || !first.as_bytes()[0].is_ascii_alphabetic() && !first.starts_with(['/', '.', '\'', '"'])
-    {
+    // The first word, read no further than a program name can be long: a value of one
+    // long word (a cookie, a token) is not scanned to its end.
+    let rest = &bytes[start..];
+    let window = &rest[..rest.len().min(33)];
+    let first = match window.iter().position(u8::is_ascii_whitespace) {
+        Some(end) => &window[..end],
+        None if window.len() <= 32 => window,
+        None => return false,
+    };
+    if !first[0].is_ascii_alphabetic() && !matches!(first[0], b'/' | b'.' | b'\'' | b'"') {
         return false;
     }
     // Its last path component (`/usr/bin/id` names `id`).
-    let name = memchr::memrchr(b'/', first.as_bytes()).map_or(first, |at| &first[at + 1..]);
-    names_program_any_case(name.as_bytes())
+    let name = memchr::memrchr(b'/', first).map_or(first, |at| &first[at + 1..]);
+    names_program_any_case(name)
 }
 
 /// Whether `word` (at most 32 bytes, else no) names a known program, in any case.

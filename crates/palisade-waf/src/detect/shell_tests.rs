@@ -188,3 +188,46 @@ fn programs_run_through_the_dynamic_loader_are_commands() {
         assert!(blocked(text), "{text}: {:?}", score(text));
     }
 }
+
+/// The first word is read no further than 33 bytes, with the answer of reading it whole:
+/// a word of 32 bytes or fewer is looked up, a longer one never.
+#[test]
+fn the_first_word_is_found_within_its_bound_as_when_read_whole() {
+    fn whole(text: &str) -> bool {
+        let Some(first) = text.split_ascii_whitespace().next() else {
+            return false;
+        };
+        if first.len() > 32
+            || !first.as_bytes()[0].is_ascii_alphabetic()
+                && !first.starts_with(['/', '.', '\'', '"'])
+        {
+            return false;
+        }
+        let name = first.rsplit('/').next().unwrap_or(first);
+        names_program_any_case(name.as_bytes())
+    }
+    let pad = |n: usize| "x".repeat(n);
+    let mut texts = vec![
+        String::new(),
+        " \t\r\n".to_owned(),
+        "id".to_owned(),
+        "  ID -a".to_owned(),
+        "/usr/bin/id".to_owned(),
+        "'cat' /etc/passwd".to_owned(),
+        "\"wget\"".to_owned(),
+        "./curl x".to_owned(),
+        "1id".to_owned(),
+        "hello world".to_owned(),
+    ];
+    for n in 25..=40 {
+        texts.push(format!("/{}/id", pad(n - 4)));
+        texts.push(format!("{}/id rest", pad(n - 3)));
+        texts.push(format!("\t{}/cat", pad(n - 4)));
+        texts.push(pad(n));
+    }
+    for text in &texts {
+        assert_eq!(starts_with_program(text), whole(text), "{text:?}");
+    }
+    assert!(starts_with_program(&format!("/{}/id", pad(28))));
+    assert!(!starts_with_program(&format!("/{}/id", pad(29))));
+}

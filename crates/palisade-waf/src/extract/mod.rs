@@ -423,12 +423,56 @@ fn window_end(raw: &[u8], start: usize, want: usize) -> usize {
 }
 
 /// A capital letter or digit inside a word: the mark of base64 or hex, absent from prose.
+/// A capital after a letter or digit, or a digit after a letter: one table look-up per byte
+/// says what the byte before must be for the pair to count ([`NEEDS`]), and what it is
+/// ([`IS`]).
 fn maybe_encoded(text: &str) -> bool {
-    text.as_bytes().windows(2).any(|w| {
-        w[0].is_ascii_alphanumeric()
-            && (w[1].is_ascii_uppercase() || w[0].is_ascii_alphabetic() && w[1].is_ascii_digit())
-    })
+    let mut before = 0u8;
+    for &b in text.as_bytes() {
+        if before & NEEDS[usize::from(b)] != 0 {
+            return true;
+        }
+        before = IS[usize::from(b)];
+    }
+    false
 }
+
+/// [`maybe_encoded`]'s classes: a letter or digit, a letter.
+const ALNUM: u8 = 1;
+const ALPHA: u8 = 2;
+
+/// The classes of each byte.
+const IS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte.is_ascii_alphabetic() {
+            table[b] = ALNUM | ALPHA;
+        } else if byte.is_ascii_digit() {
+            table[b] = ALNUM;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The classes the byte before each byte must have for the pair to count: any letter or
+/// digit before a capital, a letter before a digit.
+const NEEDS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        if byte.is_ascii_uppercase() {
+            table[b] = ALNUM;
+        } else if byte.is_ascii_digit() {
+            table[b] = ALPHA;
+        }
+        b += 1;
+    }
+    table
+};
 
 fn cap(raw: std::borrow::Cow<'_, [u8]>, len: usize) -> std::borrow::Cow<'_, [u8]> {
     match raw {

@@ -180,3 +180,44 @@ fn inputs_past_the_limit_are_inspected_as_they_come_not_dropped() {
     assert_eq!(found.location.to_string(), "args.q");
     assert!(found.matched.contains("<script>"), "{}", found.matched);
 }
+
+/// The table-driven test for encoded-looking text says what the pairwise definition says:
+/// a capital after a letter or digit, or a digit after a letter, anywhere.
+#[test]
+fn encoded_looking_text_is_found_as_the_pairwise_rule_says() {
+    fn pairwise(text: &[u8]) -> bool {
+        text.windows(2).any(|w| {
+            w[0].is_ascii_alphanumeric()
+                && (w[1].is_ascii_uppercase()
+                    || w[0].is_ascii_alphabetic() && w[1].is_ascii_digit())
+        })
+    }
+    let mut checked = 0;
+    for a in 0..=255u8 {
+        for b in 0..=255u8 {
+            let pair = [a, b];
+            // Only whole UTF-8 text reaches the test; bytes of other characters are never
+            // letters or digits, so the pairs that are not UTF-8 are read as Latin-1 text.
+            let text: String = pair.iter().map(|&byte| char::from(byte)).collect();
+            assert_eq!(
+                super::maybe_encoded(&text),
+                pairwise(text.as_bytes()),
+                "{pair:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 65_536);
+    for (text, expected) in [
+        ("plain words only", false),
+        ("x86_64", true),
+        ("eyJhbGciOi", true),
+        ("Title Case Words", false),
+        ("a", false),
+        ("", false),
+        ("2024-01-01", false),
+        ("v2", true),
+    ] {
+        assert_eq!(super::maybe_encoded(text), expected, "{text}");
+    }
+}
