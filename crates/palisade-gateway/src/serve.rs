@@ -30,13 +30,19 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting and drains in-flight requests (bounded by `shutdown_timeout`).
+    /// Stops accepting and drains in-flight requests (bounded by `shutdown_timeout`), then
+    /// has the security log write what it still holds (bounded by [`LOG_CLOSE_TIMEOUT`]).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.proxy.await;
         let _ = self.admin.await;
+        let events = self.gateway.events().clone();
+        let _ = tokio::task::spawn_blocking(move || events.close(LOG_CLOSE_TIMEOUT)).await;
     }
 }
+
+/// How long shutdown waits for the security log to write its queue and folded counts.
+pub const LOG_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Loads the configuration from `source` and starts everything.
 pub async fn start(source: ConfigSource, routes: AdminRoutes) -> Result<Running, StartError> {

@@ -224,6 +224,31 @@ async fn a_clients_repeated_limit_events_are_folded_into_one_count() {
     palisade.shutdown().await;
 }
 
+/// Shutdown writes what the log still holds: events queued for the writer and the counts of
+/// windows that have not ended (here an hour long), before it returns.
+#[tokio::test]
+async fn shutdown_writes_queued_events_and_pending_counts() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("events.log");
+    let toml = format!(
+        "[[rate_limit]]\nname = \"soft\"\nlimit = 1\nwindow = \"10s\"\nmode = \"log\"\n\
+         [log]\nsecurity = \"{}\"\nrepeat_window = \"1h\"\n",
+        log.display()
+    );
+    let palisade = start_palisade_at(&upstream.url(), config_file(&toml)).await;
+    let url = format!("http://{}/", palisade.proxy_addr);
+    for _ in 0..4 {
+        assert_eq!(get(&url, &[]).await.status, StatusCode::OK);
+    }
+    palisade.shutdown().await;
+    let exceeded = logged_events(&log, "rate_limit.exceeded");
+    assert_eq!(exceeded.len(), 1, "{exceeded:?}");
+    let repeated = logged_events(&log, "log.repeated");
+    assert_eq!(repeated.len(), 1, "{repeated:?}");
+    assert_eq!(repeated[0]["repeated.count"], 2);
+}
+
 #[tokio::test]
 async fn an_upstream_that_is_down_gives_502_without_detail() {
     let port = free_port();

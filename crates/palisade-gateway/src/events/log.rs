@@ -11,23 +11,28 @@
 //! costs a request nothing beyond the queue push.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::io::Write;
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
+use tracing::warn;
 
 use super::repeats::{Disposition, Repeats};
 use super::{Event, EventSink, key};
 use crate::metrics::Metrics;
 
-/// Queues events for the log writer task.
+/// Queues events for the log writer thread.
 #[derive(Debug)]
 pub struct JsonLogSink {
     queue: mpsc::Sender<Arc<Event>>,
     metrics: Arc<Metrics>,
+    /// Set at shutdown: the writer writes what is queued and what it counted, and ends.
+    closing: Arc<AtomicBool>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl EventSink for JsonLogSink {
@@ -35,6 +40,32 @@ impl EventSink for JsonLogSink {
         if self.queue.try_send(Arc::clone(event)).is_err() {
             self.metrics.events_dropped.inc(&["log"]);
         }
+    }
+
+    /// Has the writer write every queued event and every folded count, flush, and end;
+    /// waits for it at most `timeout` (it notices within its pause, 100 ms at most).
+    fn close(&self, timeout: Duration) {
+        self.closing.store(true, Ordering::Release);
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(writer) = writer else {
+            return;
+        };
+        let deadline = Instant::now() + timeout;
+        while !writer.is_finished() {
+            if Instant::now() >= deadline {
+                warn!(
+                    timeout_ms = timeout.as_millis() as u64,
+                    "the security log writer did not finish in time: events still queued are lost"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = writer.join();
     }
 }
 
@@ -67,18 +98,30 @@ impl JsonLogSink {
                     .open(&path)?,
             ),
         };
-        std::thread::Builder::new()
+        let closing = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&closing);
+        let writer = std::thread::Builder::new()
             .name("palisade-log".to_owned())
-            .spawn(move || write_events(output, receiver, Repeats::new(repeat_window)))?;
-        Ok(Self { queue, metrics })
+            .spawn(move || write_events(output, receiver, Repeats::new(repeat_window), &stop))?;
+        Ok(Self {
+            queue,
+            metrics,
+            closing,
+            writer: Mutex::new(Some(writer)),
+        })
     }
 }
 
-/// Writes queued events as lines in batches until every sink is gone: drain the queue,
-/// flush, sleep. The sleep is 10 ms after a batch and doubles up to 100 ms while the queue
+/// Writes queued events as lines in batches until every sink is gone or `closing` is set:
+/// drain the queue, flush, sleep. The sleep is 10 ms after a batch and doubles up to 100 ms while the queue
 /// stays empty, so an event waits at most that long to be written. Repeats are folded by
 /// `repeats`; a window that ended is summed up at the first pass after its end.
-fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>, mut repeats: Repeats) {
+fn write_events(
+    output: impl Write,
+    mut events: mpsc::Receiver<Arc<Event>>,
+    mut repeats: Repeats,
+    closing: &AtomicBool,
+) {
     const BUSY_PAUSE: Duration = Duration::from_millis(10);
     const IDLE_PAUSE: Duration = Duration::from_millis(100);
     // Room for a few hundred events: one write per batch rather than one per 8 KiB.
@@ -87,6 +130,8 @@ fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>, mut 
     let mut clock = TimestampCache::default();
     let mut pause = BUSY_PAUSE;
     loop {
+        // Read before draining: whatever was queued before the close is drained below.
+        let last = closing.load(Ordering::Acquire);
         let now = Instant::now();
         let mut written =
             write_repeats(&mut writer, &mut line, &mut clock, &mut repeats, Some(now));
@@ -100,6 +145,8 @@ fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>, mut 
                     return;
                 }
             };
+            // TODO: an event's time is when the writer takes it, not when it happened: 10-100
+            // ms later, seconds when the output stalls (ts and repeat windows skew with it).
             let millis = clock.tick();
             if repeats.take(&event, now, millis) == Disposition::Folded {
                 continue;
@@ -111,6 +158,11 @@ fn write_events(output: impl Write, mut events: mpsc::Receiver<Arc<Event>>, mut 
                 return;
             }
             written = true;
+        }
+        if last {
+            write_repeats(&mut writer, &mut line, &mut clock, &mut repeats, None);
+            let _ = writer.flush();
+            return;
         }
         if written {
             if writer.flush().is_err() {
@@ -285,6 +337,8 @@ mod tests {
         let sink = JsonLogSink {
             queue,
             metrics: Arc::clone(&metrics),
+            closing: Arc::new(AtomicBool::new(false)),
+            writer: Mutex::new(None),
         };
         let event = Arc::new(Event::StateRecovered { backend: "redis" });
         sink.accept(&event);

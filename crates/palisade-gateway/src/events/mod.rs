@@ -613,6 +613,10 @@ fn needs_escape(text: &str) -> bool {
 pub trait EventSink: Send + Sync + std::fmt::Debug {
     /// Takes one event; never waits.
     fn accept(&self, event: &Arc<Event>);
+
+    /// At shutdown: writes out what the sink still holds, waiting at most `timeout`.
+    /// Blocks; events accepted afterwards may be lost.
+    fn close(&self, _timeout: std::time::Duration) {}
 }
 
 /// The one bus every event goes through.
@@ -626,6 +630,14 @@ impl EventBus {
     pub fn new(sinks: Vec<Arc<dyn EventSink>>) -> Self {
         Self {
             sinks: Arc::new(sinks),
+        }
+    }
+
+    /// At shutdown, once no request is left: has every sink write out what it holds, each
+    /// within `timeout`. Blocks (run it off the runtime's threads).
+    pub fn close(&self, timeout: std::time::Duration) {
+        for sink in self.sinks.iter() {
+            sink.close(timeout);
         }
     }
 

@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 
 use super::{Event, JsonObject, key};
 
-/// Clients whose repeats are being folded at once; past this, events are written in full.
+/// Folds (client and rule and mode, or client and kind) kept at once; past this, events are
+/// written in full.
+// TODO: folds are per address while limits are per IPv6 /64: one /64 can fill the table and
+// turn folding off for every client until its windows end.
 pub const MAX_FOLDED: usize = 4096;
 
 /// What makes two events repeats of each other.
