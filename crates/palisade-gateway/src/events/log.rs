@@ -19,7 +19,7 @@ use std::io::Write;
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::repeats::{Disposition, Repeats};
 use super::{Event, EventSink, key};
@@ -100,9 +100,13 @@ impl JsonLogSink {
         };
         let closing = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&closing);
+        let counted = Arc::clone(&metrics);
         let writer = std::thread::Builder::new()
             .name("palisade-log".to_owned())
-            .spawn(move || write_events(output, receiver, Repeats::new(repeat_window), &stop))?;
+            .spawn(move || {
+                let repeats = Repeats::new(repeat_window);
+                write_events(output, receiver, repeats, &stop, &counted);
+            })?;
         Ok(Self {
             queue,
             metrics,
@@ -113,19 +117,21 @@ impl JsonLogSink {
 }
 
 /// Writes queued events as lines in batches until every sink is gone or `closing` is set:
-/// drain the queue, flush, sleep. The sleep is 10 ms after a batch and doubles up to 100 ms while the queue
-/// stays empty, so an event waits at most that long to be written. Repeats are folded by
-/// `repeats`; a window that ended is summed up at the first pass after its end.
+/// drain the queue, flush, sleep. The sleep is 10 ms after a batch and doubles up to 100 ms
+/// while the queue stays empty, so an event waits at most that long to be written. Repeats
+/// are folded by `repeats`; a window that ended is summed up at the first pass after its
+/// end. A failed write does not end the writer: it is reported, its lines counted as
+/// dropped, and the next batch tried again ([`Output`]).
 fn write_events(
-    output: impl Write,
+    output: Box<dyn Write + Send>,
     mut events: mpsc::Receiver<Arc<Event>>,
     mut repeats: Repeats,
     closing: &AtomicBool,
+    metrics: &Metrics,
 ) {
     const BUSY_PAUSE: Duration = Duration::from_millis(10);
     const IDLE_PAUSE: Duration = Duration::from_millis(100);
-    // Room for a few hundred events: one write per batch rather than one per 8 KiB.
-    let mut writer = std::io::BufWriter::with_capacity(64 << 10, output);
+    let mut out = Output::new(output, metrics);
     let mut line = String::with_capacity(512);
     let mut clock = TimestampCache::default();
     let mut pause = BUSY_PAUSE;
@@ -133,15 +139,14 @@ fn write_events(
         // Read before draining: whatever was queued before the close is drained below.
         let last = closing.load(Ordering::Acquire);
         let now = Instant::now();
-        let mut written =
-            write_repeats(&mut writer, &mut line, &mut clock, &mut repeats, Some(now));
+        let mut written = write_repeats(&mut out, &mut line, &mut clock, &mut repeats, Some(now));
         loop {
             let event = match events.try_recv() {
                 Ok(event) => event,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    write_repeats(&mut writer, &mut line, &mut clock, &mut repeats, None);
-                    let _ = writer.flush();
+                    write_repeats(&mut out, &mut line, &mut clock, &mut repeats, None);
+                    out.flush();
                     return;
                 }
             };
@@ -154,20 +159,16 @@ fn write_events(
             line.clear();
             write_line(&mut line, clock.text(), &event);
             line.push('\n');
-            if writer.write_all(line.as_bytes()).is_err() {
-                return;
-            }
+            out.write(&line);
             written = true;
         }
         if last {
-            write_repeats(&mut writer, &mut line, &mut clock, &mut repeats, None);
-            let _ = writer.flush();
+            write_repeats(&mut out, &mut line, &mut clock, &mut repeats, None);
+            out.flush();
             return;
         }
         if written {
-            if writer.flush().is_err() {
-                return;
-            }
+            out.flush();
             pause = BUSY_PAUSE;
         } else {
             pause = (pause * 2).min(IDLE_PAUSE);
@@ -176,10 +177,78 @@ fn write_events(
     }
 }
 
+/// The log's output behind a buffer, with what a failed write lost counted: the lines
+/// buffered since the last flush that went through are dropped with the buffer (they may
+/// have been written in part), counted in `palisade_events_dropped_total{sink="log"}`, and
+/// the first failure of a run of them is logged on stderr, as is the first success after.
+struct Output<'m> {
+    writer: std::io::BufWriter<Box<dyn Write + Send>>,
+    /// Lines in the buffer since the last successful flush.
+    buffered: u64,
+    failing: bool,
+    metrics: &'m Metrics,
+}
+
+impl<'m> Output<'m> {
+    /// Room for a few hundred events: one write per batch rather than one per 8 KiB.
+    const BUFFER: usize = 64 << 10;
+
+    fn new(output: Box<dyn Write + Send>, metrics: &'m Metrics) -> Self {
+        Self {
+            writer: std::io::BufWriter::with_capacity(Self::BUFFER, output),
+            buffered: 0,
+            failing: false,
+            metrics,
+        }
+    }
+
+    fn write(&mut self, line: &str) {
+        self.buffered += 1;
+        if let Err(err) = self.writer.write_all(line.as_bytes()) {
+            self.failed(&err);
+        }
+    }
+
+    fn flush(&mut self) {
+        match self.writer.flush() {
+            Ok(()) => {
+                self.buffered = 0;
+                if self.failing {
+                    self.failing = false;
+                    warn!("the security log is written again");
+                }
+            }
+            Err(err) => self.failed(&err),
+        }
+    }
+
+    /// Drops what the buffer holds (a retry would write its start twice) and counts it.
+    fn failed(&mut self, err: &std::io::Error) {
+        let lost = std::mem::take(&mut self.buffered);
+        self.metrics.events_dropped.add(&["log"], lost);
+        if !self.failing {
+            self.failing = true;
+            error!(
+                error = %err,
+                events.lost = lost,
+                "cannot write the security log: events are dropped and counted in \
+                 palisade_events_dropped_total{{sink=\"log\"}} until writes succeed again"
+            );
+        }
+        let placeholder: Box<dyn Write + Send> = Box::new(std::io::sink());
+        let writer = std::mem::replace(
+            &mut self.writer,
+            std::io::BufWriter::with_capacity(0, placeholder),
+        );
+        let (inner, _unwritten) = writer.into_parts();
+        self.writer = std::io::BufWriter::with_capacity(Self::BUFFER, inner);
+    }
+}
+
 /// Writes a `log.repeated` line for each fold whose window ended by `now` (every fold when
 /// `None`); whether it wrote any.
 fn write_repeats(
-    writer: &mut impl Write,
+    out: &mut Output<'_>,
     line: &mut String,
     clock: &mut TimestampCache,
     repeats: &mut Repeats,
@@ -193,8 +262,8 @@ fn write_repeats(
         fields(&mut object);
         object.finish();
         line.push('\n');
-        // A failed write shows at the next event's write, which ends the writer.
-        written |= writer.write_all(line.as_bytes()).is_ok();
+        out.write(line);
+        written = true;
     });
     written
 }
@@ -328,6 +397,47 @@ mod tests {
         }
         let json: serde_json::Value = serde_json::from_str(text.trim_end()).expect("one line");
         assert_eq!(json["event"], "state.recovered");
+    }
+
+    /// A sink that refuses writes while `refusing` is set and keeps what it took.
+    #[derive(Clone, Default)]
+    struct Flaky {
+        refusing: Arc<AtomicBool>,
+        taken: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Flaky {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.refusing.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other("no space left on device"));
+            }
+            self.taken.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn failed_writes_are_counted_as_dropped_and_writing_resumes() {
+        let metrics = Metrics::default();
+        let flaky = Flaky::default();
+        let mut out = Output::new(Box::new(flaky.clone()), &metrics);
+        out.write("{\"n\":1}\n");
+        out.flush();
+        flaky.refusing.store(true, Ordering::Relaxed);
+        out.write("{\"n\":2}\n");
+        out.write("{\"n\":3}\n");
+        out.flush();
+        assert_eq!(metrics.events_dropped.value(&["log"]), 2);
+        // Nothing of the failed batch is written later, even in part.
+        flaky.refusing.store(false, Ordering::Relaxed);
+        out.write("{\"n\":4}\n");
+        out.flush();
+        let taken = String::from_utf8(flaky.taken.lock().expect("lock").clone()).expect("utf-8");
+        assert_eq!(taken, "{\"n\":1}\n{\"n\":4}\n");
+        assert_eq!(metrics.events_dropped.value(&["log"]), 2);
     }
 
     #[tokio::test]
