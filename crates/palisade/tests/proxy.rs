@@ -172,24 +172,39 @@ async fn log_mode_limits_only_report() {
     palisade.shutdown().await;
 }
 
-/// A client over a limit makes one event per request: the security log writes its first in
-/// full and, when the repeat window ends, one `log.repeated` line with the count of the
-/// others; metrics still count every decision.
-#[tokio::test]
-async fn a_clients_repeated_limit_events_are_folded_into_one_count() {
+/// Palisade with a log-mode limit of 1 ("soft") and its security log in a file with the
+/// given repeat window, after `requests` from one client (all served).
+async fn over_a_log_mode_limit(
+    window: &str,
+    requests: usize,
+) -> (
+    Upstream,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    palisade_gateway::serve::Running,
+) {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("dir");
     let log = dir.path().join("events.log");
     let toml = format!(
         "[[rate_limit]]\nname = \"soft\"\nlimit = 1\nwindow = \"10s\"\nmode = \"log\"\n\
-         [log]\nsecurity = \"{}\"\nrepeat_window = \"1s\"\n",
+         [log]\nsecurity = \"{}\"\nrepeat_window = \"{window}\"\n",
         log.display()
     );
     let palisade = start_palisade_at(&upstream.url(), config_file(&toml)).await;
     let url = format!("http://{}/", palisade.proxy_addr);
-    for _ in 0..6 {
+    for _ in 0..requests {
         assert_eq!(get(&url, &[]).await.status, StatusCode::OK);
     }
+    (upstream, dir, log, palisade)
+}
+
+/// A client over a limit makes one event per request: the security log writes its first in
+/// full and, when the repeat window ends, one `log.repeated` line with the count of the
+/// others; metrics still count every decision.
+#[tokio::test]
+async fn a_clients_repeated_limit_events_are_folded_into_one_count() {
+    let (_upstream, _dir, log, palisade) = over_a_log_mode_limit("1s", 6).await;
     let mut repeated = Vec::new();
     for _ in 0..300 {
         repeated = logged_events(&log, "log.repeated");
@@ -228,19 +243,7 @@ async fn a_clients_repeated_limit_events_are_folded_into_one_count() {
 /// windows that have not ended (here an hour long), before it returns.
 #[tokio::test]
 async fn shutdown_writes_queued_events_and_pending_counts() {
-    let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let log = dir.path().join("events.log");
-    let toml = format!(
-        "[[rate_limit]]\nname = \"soft\"\nlimit = 1\nwindow = \"10s\"\nmode = \"log\"\n\
-         [log]\nsecurity = \"{}\"\nrepeat_window = \"1h\"\n",
-        log.display()
-    );
-    let palisade = start_palisade_at(&upstream.url(), config_file(&toml)).await;
-    let url = format!("http://{}/", palisade.proxy_addr);
-    for _ in 0..4 {
-        assert_eq!(get(&url, &[]).await.status, StatusCode::OK);
-    }
+    let (_upstream, _dir, log, palisade) = over_a_log_mode_limit("1h", 4).await;
     palisade.shutdown().await;
     let exceeded = logged_events(&log, "rate_limit.exceeded");
     assert_eq!(exceeded.len(), 1, "{exceeded:?}");
