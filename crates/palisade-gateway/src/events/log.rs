@@ -57,9 +57,14 @@ impl EventSink for JsonLogSink {
         let deadline = Instant::now() + timeout;
         while !writer.is_finished() {
             if Instant::now() >= deadline {
+                // What the writer had not taken yet (it may be writing one batch more).
+                let queued = (self.queue.max_capacity() - self.queue.capacity()) as u64;
+                self.metrics.events_dropped.add(&["log"], queued);
                 warn!(
                     timeout_ms = timeout.as_millis() as u64,
-                    "the security log writer did not finish in time: events still queued are lost"
+                    events.queued = queued,
+                    "the security log writer did not finish in time (its output is stalled): \
+                     events still queued and repeat counts not yet written are lost"
                 );
                 return;
             }
@@ -438,6 +443,31 @@ mod tests {
         let taken = String::from_utf8(flaky.taken.lock().expect("lock").clone()).expect("utf-8");
         assert_eq!(taken, "{\"n\":1}\n{\"n\":4}\n");
         assert_eq!(metrics.events_dropped.value(&["log"]), 2);
+    }
+
+    /// A writer stuck on its output past the close's timeout: the close returns, and the
+    /// events still queued are counted as dropped.
+    #[tokio::test]
+    async fn a_close_that_times_out_counts_the_events_still_queued() {
+        let metrics = Arc::new(Metrics::default());
+        let (queue, _receiver) = mpsc::channel(8);
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || {
+            let _ = stuck.recv();
+        });
+        let sink = JsonLogSink {
+            queue,
+            metrics: Arc::clone(&metrics),
+            closing: Arc::new(AtomicBool::new(false)),
+            writer: Mutex::new(Some(writer)),
+        };
+        for _ in 0..3 {
+            sink.accept(&Arc::new(Event::StateRecovered { backend: "redis" }));
+        }
+        sink.close(Duration::from_millis(30));
+        assert!(sink.closing.load(Ordering::Acquire));
+        assert_eq!(metrics.events_dropped.value(&["log"]), 3);
+        let _ = release.send(());
     }
 
     #[tokio::test]
