@@ -24,6 +24,22 @@
 //! request is bounded by [`Limits`]; when a limit cuts inspection short the verdict says so
 //! in [`Verdict::incomplete`].
 
+/// A table with one entry per byte value, each `$value` with `$byte` bound to the byte (a
+/// `u8`), built at compile time: for the checks that read every byte of every input.
+macro_rules! byte_table {
+    ($zero:expr, |$byte:ident| $value:expr) => {{
+        let mut table = [$zero; 256];
+        let mut at = 0;
+        while at < 256 {
+            let $byte = at as u8;
+            table[at] = $value;
+            at += 1;
+        }
+        table
+    }};
+}
+pub(crate) use byte_table;
+
 pub mod class;
 pub mod config;
 pub mod detect;

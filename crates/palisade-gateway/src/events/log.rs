@@ -142,7 +142,7 @@ fn write_events(
     let mut pause = BUSY_PAUSE;
     loop {
         // Read before draining: whatever was queued before the close is drained below.
-        let last = closing.load(Ordering::Acquire);
+        let mut last = closing.load(Ordering::Acquire);
         let now = Instant::now();
         let mut written = write_repeats(&mut out, &mut line, &mut clock, &mut repeats, Some(now));
         loop {
@@ -150,9 +150,8 @@ fn write_events(
                 Ok(event) => event,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    write_repeats(&mut out, &mut line, &mut clock, &mut repeats, None);
-                    out.flush();
-                    return;
+                    last = true;
+                    break;
                 }
             };
             // TODO: an event's time is when the writer takes it, not when it happened: 10-100
@@ -182,13 +181,15 @@ fn write_events(
     }
 }
 
-/// The log's output behind a buffer, with what a failed write lost counted: the lines
-/// buffered since the last flush that went through are dropped with the buffer (they may
-/// have been written in part), counted in `palisade_events_dropped_total{sink="log"}`, and
-/// the first failure of a run of them is logged on stderr, as is the first success after.
+/// The log's output behind a buffer of whole lines, with what a failed write lost counted:
+/// the lines buffered since the last write that went through are dropped (they may have
+/// been written in part; a retry would write their start twice), counted in
+/// `palisade_events_dropped_total{sink="log"}`, and the first failure of a run of them is
+/// logged on stderr, as is the first success after.
 struct Output<'m> {
-    writer: std::io::BufWriter<Box<dyn Write + Send>>,
-    /// Lines in the buffer since the last successful flush.
+    inner: Box<dyn Write + Send>,
+    buf: Vec<u8>,
+    /// Lines in `buf`.
     buffered: u64,
     failing: bool,
     metrics: &'m Metrics,
@@ -198,9 +199,10 @@ impl<'m> Output<'m> {
     /// Room for a few hundred events: one write per batch rather than one per 8 KiB.
     const BUFFER: usize = 64 << 10;
 
-    fn new(output: Box<dyn Write + Send>, metrics: &'m Metrics) -> Self {
+    fn new(inner: Box<dyn Write + Send>, metrics: &'m Metrics) -> Self {
         Self {
-            writer: std::io::BufWriter::with_capacity(Self::BUFFER, output),
+            inner,
+            buf: Vec::with_capacity(Self::BUFFER),
             buffered: 0,
             failing: false,
             metrics,
@@ -208,45 +210,42 @@ impl<'m> Output<'m> {
     }
 
     fn write(&mut self, line: &str) {
-        self.buffered += 1;
-        if let Err(err) = self.writer.write_all(line.as_bytes()) {
-            self.failed(&err);
+        if self.buf.len() + line.len() > Self::BUFFER {
+            self.flush();
         }
+        self.buf.extend_from_slice(line.as_bytes());
+        self.buffered += 1;
     }
 
     fn flush(&mut self) {
-        match self.writer.flush() {
-            Ok(()) => {
-                self.buffered = 0;
-                if self.failing {
-                    self.failing = false;
-                    warn!("the security log is written again");
+        if self.buf.is_empty() {
+            return;
+        }
+        let written = self
+            .inner
+            .write_all(&self.buf)
+            .and_then(|()| self.inner.flush());
+        self.buf.clear();
+        let lines = std::mem::take(&mut self.buffered);
+        match written {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                warn!("the security log is written again");
+            }
+            Ok(()) => {}
+            Err(err) => {
+                self.metrics.events_dropped.add(&["log"], lines);
+                if !self.failing {
+                    self.failing = true;
+                    error!(
+                        error = %err,
+                        events.lost = lines,
+                        "cannot write the security log: events are dropped and counted in \
+                         palisade_events_dropped_total{{sink=\"log\"}} until writes succeed again"
+                    );
                 }
             }
-            Err(err) => self.failed(&err),
         }
-    }
-
-    /// Drops what the buffer holds (a retry would write its start twice) and counts it.
-    fn failed(&mut self, err: &std::io::Error) {
-        let lost = std::mem::take(&mut self.buffered);
-        self.metrics.events_dropped.add(&["log"], lost);
-        if !self.failing {
-            self.failing = true;
-            error!(
-                error = %err,
-                events.lost = lost,
-                "cannot write the security log: events are dropped and counted in \
-                 palisade_events_dropped_total{{sink=\"log\"}} until writes succeed again"
-            );
-        }
-        let placeholder: Box<dyn Write + Send> = Box::new(std::io::sink());
-        let writer = std::mem::replace(
-            &mut self.writer,
-            std::io::BufWriter::with_capacity(0, placeholder),
-        );
-        let (inner, _unwritten) = writer.into_parts();
-        self.writer = std::io::BufWriter::with_capacity(Self::BUFFER, inner);
     }
 }
 
@@ -259,18 +258,17 @@ fn write_repeats(
     repeats: &mut Repeats,
     now: Option<Instant>,
 ) -> bool {
-    let mut written = false;
-    repeats.flush_ended(now, |fields| {
+    let ended = repeats.flush_ended(now);
+    for summary in &ended {
         line.clear();
         let mut object = super::JsonObject::new(line);
         object.plain(key!("ts"), clock.now());
-        fields(&mut object);
+        summary.write_fields(&mut object);
         object.finish();
         line.push('\n');
         out.write(line);
-        written = true;
-    });
-    written
+    }
+    !ended.is_empty()
 }
 
 /// The RFC 3339 text of the current millisecond, formatted again only when the millisecond

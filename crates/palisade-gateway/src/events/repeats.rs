@@ -97,6 +97,25 @@ struct Fold {
     last_ms: u64,
 }
 
+/// A window that ended with repeats counted: a `log.repeated` line.
+#[derive(Debug)]
+pub struct Summary {
+    key: FoldKey,
+    fold: Fold,
+}
+
+impl Summary {
+    /// The line's fields after `ts`.
+    pub fn write_fields(&self, out: &mut JsonObject<'_>) {
+        out.plain(key!("event"), "log.repeated");
+        self.key.write_fields(out);
+        out.num(key!("repeated.count"), self.fold.count);
+        let ts = super::log::format_rfc3339;
+        out.plain(key!("repeated.first_ts"), &ts(self.fold.first_ms));
+        out.plain(key!("repeated.last_ts"), &ts(self.fold.last_ms));
+    }
+}
+
 /// What the writer does with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -163,42 +182,30 @@ impl Repeats {
     }
 
     /// Ends every window that ended by `now` (all of them when `now` is `None`, at shut
-    /// down), calling `write` with the `log.repeated` fields of each that counted repeats.
-    pub fn flush_ended(
-        &mut self,
-        now: Option<Instant>,
-        mut write: impl FnMut(&mut dyn FnMut(&mut JsonObject<'_>)),
-    ) {
+    /// down); the `log.repeated` summaries of those that counted repeats.
+    pub fn flush_ended(&mut self, now: Option<Instant>) -> Vec<Summary> {
+        let mut ended = Vec::new();
         match (now, self.next_end) {
-            (_, None) => return,
-            (Some(now), Some(next)) if now < next => return,
+            (_, None) => return ended,
+            (Some(now), Some(next)) if now < next => return ended,
             _ => {}
         }
         let mut next_end: Option<Instant> = None;
         self.folds.retain(|key, fold| {
-            let ended = now.is_none_or(|now| now >= fold.ends);
-            if !ended {
+            if now.is_some_and(|now| now < fold.ends) {
                 next_end = Some(next_end.map_or(fold.ends, |next| next.min(fold.ends)));
                 return true;
             }
             if fold.count > 0 {
-                write(&mut |out| {
-                    out.plain(key!("event"), "log.repeated");
-                    key.write_fields(out);
-                    out.num(key!("repeated.count"), fold.count);
-                    out.plain(
-                        key!("repeated.first_ts"),
-                        &super::log::format_rfc3339(fold.first_ms),
-                    );
-                    out.plain(
-                        key!("repeated.last_ts"),
-                        &super::log::format_rfc3339(fold.last_ms),
-                    );
+                ended.push(Summary {
+                    key: key.clone(),
+                    fold: *fold,
                 });
             }
             false
         });
         self.next_end = next_end;
+        ended
     }
 
     /// Clients being folded now.
@@ -241,15 +248,17 @@ mod tests {
 
     /// The `log.repeated` lines `flush_ended` writes for `now`, parsed.
     fn flushed(repeats: &mut Repeats, now: Option<Instant>) -> Vec<serde_json::Value> {
-        let mut lines = Vec::new();
-        repeats.flush_ended(now, |fields| {
-            let mut line = String::new();
-            let mut object = JsonObject::new(&mut line);
-            fields(&mut object);
-            object.finish();
-            lines.push(serde_json::from_str(&line).expect("json"));
-        });
-        lines
+        let summaries = repeats.flush_ended(now);
+        summaries
+            .iter()
+            .map(|summary| {
+                let mut line = String::new();
+                let mut object = JsonObject::new(&mut line);
+                summary.write_fields(&mut object);
+                object.finish();
+                serde_json::from_str(&line).expect("json")
+            })
+            .collect()
     }
 
     #[test]

@@ -297,18 +297,9 @@ pub fn is_plain(source: Source, name: &str, text: &str) -> bool {
 
 /// The bytes [`is_plain`] allows in every input: letters, digits, sentence punctuation,
 /// and every byte of a character beyond ASCII.
-const PLAIN_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let byte = b as u8;
-        table[b] = byte.is_ascii_alphanumeric()
-            || matches!(byte, b' ' | b'.' | b',' | b'!' | b'?' | b'_' | b'@' | b'-')
-            || byte >= 0x80;
-        b += 1;
-    }
-    table
-};
+const PLAIN_BYTES: [bool; 256] = crate::byte_table!(false, |byte| byte.is_ascii_alphanumeric()
+    || matches!(byte, b' ' | b'.' | b',' | b'!' | b'?' | b'_' | b'@' | b'-')
+    || byte >= 0x80);
 
 /// No attack word anywhere in `text`, and no program named at its start.
 fn holds_no_attack_word(text: &str) -> bool {

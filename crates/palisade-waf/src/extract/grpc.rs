@@ -560,23 +560,12 @@ mod tests {
 
     const SQLI: &[u8] = b"' union select password from users where '1'='1";
 
+    /// Padded standard base64.
     fn base64(bytes: &[u8]) -> Vec<u8> {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = Vec::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
-                } else {
-                    out.push(b'=');
-                }
-            }
-        }
-        out
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .into_bytes()
     }
 
     /// gRPC-Web's text form is base64 of the same frames, each message possibly encoded on

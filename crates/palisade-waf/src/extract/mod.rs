@@ -424,15 +424,16 @@ fn window_end(raw: &[u8], start: usize, want: usize) -> usize {
 
 /// A capital letter or digit inside a word: the mark of base64 or hex, absent from prose.
 /// A capital after a letter or digit, or a digit after a letter: one table look-up per byte
-/// says what the byte before must be for the pair to count ([`NEEDS`]), and what it is
-/// ([`IS`]).
+/// says what the byte is (low bits) and what the byte before must be for the pair to count
+/// (high bits).
 fn maybe_encoded(text: &str) -> bool {
     let mut before = 0u8;
     for &b in text.as_bytes() {
-        if before & NEEDS[usize::from(b)] != 0 {
+        let class = CLASSES[usize::from(b)];
+        if before & (class >> 4) != 0 {
             return true;
         }
-        before = IS[usize::from(b)];
+        before = class & 0x0f;
     }
     false
 }
@@ -441,38 +442,25 @@ fn maybe_encoded(text: &str) -> bool {
 const ALNUM: u8 = 1;
 const ALPHA: u8 = 2;
 
-/// The classes of each byte.
-const IS: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let byte = b as u8;
-        if byte.is_ascii_alphabetic() {
-            table[b] = ALNUM | ALPHA;
-        } else if byte.is_ascii_digit() {
-            table[b] = ALNUM;
-        }
-        b += 1;
-    }
-    table
-};
-
-/// The classes the byte before each byte must have for the pair to count: any letter or
-/// digit before a capital, a letter before a digit.
-const NEEDS: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let byte = b as u8;
-        if byte.is_ascii_uppercase() {
-            table[b] = ALNUM;
-        } else if byte.is_ascii_digit() {
-            table[b] = ALPHA;
-        }
-        b += 1;
-    }
-    table
-};
+/// Each byte's classes, and (shifted by 4) the classes the byte before must have: any
+/// letter or digit before a capital, a letter before a digit.
+const CLASSES: [u8; 256] = crate::byte_table!(0u8, |byte| {
+    let is = if byte.is_ascii_alphabetic() {
+        ALNUM | ALPHA
+    } else if byte.is_ascii_digit() {
+        ALNUM
+    } else {
+        0
+    };
+    let needs = if byte.is_ascii_uppercase() {
+        ALNUM
+    } else if byte.is_ascii_digit() {
+        ALPHA
+    } else {
+        0
+    };
+    is | needs << 4
+});
 
 fn cap(raw: std::borrow::Cow<'_, [u8]>, len: usize) -> std::borrow::Cow<'_, [u8]> {
     match raw {

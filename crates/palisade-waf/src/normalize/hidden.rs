@@ -63,16 +63,8 @@ fn in_alphabet(b: u8) -> bool {
 }
 
 /// [`in_alphabet`] as a table: it is asked of every byte of a value that may hide a payload.
-const ALPHABET: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let byte = b as u8;
-        table[b] = byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_');
-        b += 1;
-    }
-    table
-};
+const ALPHABET: [bool; 256] = crate::byte_table!(false, |byte| byte.is_ascii_alphanumeric()
+    || matches!(byte, b'+' | b'/' | b'-' | b'_'));
 
 /// Most base64 characters read for a serialised object (more than [`MAX_HIDDEN`] bytes'
 /// worth, which is all that is kept).
@@ -374,19 +366,10 @@ mod tests {
         );
     }
 
+    /// Unpadded standard base64.
     fn base64_of(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-            for i in 0..=chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            }
-        }
-        out
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
     }
 
     #[test]
