@@ -116,11 +116,33 @@ pub async fn run_until_signalled(source: ConfigSource) -> Result<(), StartError>
             _ = interrupt.recv() => break,
         }
     }
-    info!("shutting down: draining in-flight requests");
-    running.shutdown().await;
-    info!("stopped");
+    info!("shutting down: draining in-flight requests (a second SIGTERM or SIGINT stops at once)");
+    let events = running.gateway.events().clone();
+    let shutdown = running.shutdown();
+    tokio::pin!(shutdown);
+    let second = tokio::select! {
+        () = &mut shutdown => None,
+        _ = terminate.recv() => Some("SIGTERM"),
+        _ = interrupt.recv() => Some("SIGINT"),
+    };
+    match second {
+        None => info!("stopped"),
+        Some(signal) => {
+            warn!(
+                signal,
+                "second signal: stopping now, without waiting for in-flight requests"
+            );
+            // What the log writer still holds, if it can write it at once (a stalled
+            // output is why an operator may have sent the second signal).
+            let close = tokio::task::spawn_blocking(move || events.close(FORCED_LOG_CLOSE_TIMEOUT));
+            let _ = tokio::time::timeout(FORCED_LOG_CLOSE_TIMEOUT * 2, close).await;
+        }
+    }
     Ok(())
 }
+
+/// How long a forced stop (a second signal) lets the security log write what it holds.
+const FORCED_LOG_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The admin listener's socket.
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -33,7 +33,6 @@ impl FromStr for HumanDuration {
                  (for example \"10s\" or \"7d\")"
             ))
         };
-        let n: u64 = number.parse().map_err(|_| expected())?;
         let millis_per_unit: u64 = match unit {
             "ms" => 1,
             "s" => 1_000,
@@ -42,7 +41,10 @@ impl FromStr for HumanDuration {
             "d" => 86_400_000,
             _ => return Err(expected()),
         };
-        let millis = n.checked_mul(millis_per_unit).ok_or_else(expected)?;
+        let millis = whole_number(number)
+            .ok_or_else(expected)?
+            .and_then(|n| n.checked_mul(millis_per_unit))
+            .ok_or_else(|| out_of_range("duration", text))?;
         Ok(Self(Duration::from_millis(millis)))
     }
 }
@@ -58,7 +60,6 @@ impl FromStr for ByteSize {
                  (for example \"5MB\")"
             ))
         };
-        let n: u64 = number.parse().map_err(|_| expected())?;
         let factor: u64 = match unit.to_ascii_uppercase().as_str() {
             "" | "B" => 1,
             "KB" | "K" | "KIB" => 1 << 10,
@@ -66,8 +67,25 @@ impl FromStr for ByteSize {
             "GB" | "G" | "GIB" => 1 << 30,
             _ => return Err(expected()),
         };
-        n.checked_mul(factor).map(Self).ok_or_else(expected)
+        whole_number(number)
+            .ok_or_else(expected)?
+            .and_then(|n| n.checked_mul(factor))
+            .map(Self)
+            .ok_or_else(|| out_of_range("size", text))
     }
+}
+
+/// `split_number`'s digits as a number: `None` when there are none, `Some(None)` when they
+/// are too many for a `u64`.
+fn whole_number(digits: &str) -> Option<Option<u64>> {
+    (!digits.is_empty()).then(|| digits.parse().ok())
+}
+
+fn out_of_range(what: &str, text: &str) -> UnitError {
+    UnitError(format!(
+        "{what} {text:?} is out of range: too large to count (in milliseconds for a duration, \
+         bytes for a size)"
+    ))
 }
 
 /// Splits `"10s"` into `("10", "s")`.
@@ -165,11 +183,32 @@ mod tests {
             "10 fortnights",
             "",
             "-5s",
-            "99999999999999999999d",
+            "99999999999999999999x",
         ] {
             let err = bad.parse::<HumanDuration>().expect_err(bad);
             assert!(err.to_string().contains("for example"), "{err}");
         }
+    }
+
+    /// A number too large reads as out of range, not as a malformed duration or size.
+    #[test]
+    fn numbers_too_large_are_out_of_range() {
+        for bad in ["18446744073709551615s", "99999999999999999999d", "213503982335d"] {
+            let err = bad.parse::<HumanDuration>().expect_err(bad).to_string();
+            assert!(
+                err.contains("out of range") && err.contains(bad) && !err.contains("for example"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            "18446744073709551615ms".parse::<HumanDuration>(),
+            Ok(HumanDuration(Duration::from_millis(u64::MAX)))
+        );
+        for bad in ["18446744073709551616", "17179869184GB"] {
+            let err = bad.parse::<ByteSize>().expect_err(bad).to_string();
+            assert!(err.contains("out of range"), "{err}");
+        }
+        assert_eq!("16777215GB".parse(), Ok(ByteSize(16_777_215 << 30)));
     }
 
     #[test]

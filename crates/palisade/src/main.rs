@@ -22,10 +22,18 @@ mod upload;
 #[global_allocator]
 static ALLOCATOR: palisade_alloc::Allocator = palisade_alloc::Allocator;
 
+/// What `--version` prints: scripts/rustc-pgo sets `palisade_pgo` when it builds the binary
+/// with the committed profile, so that a benchmark's figures say which build they are of.
+const VERSION: &str = if cfg!(palisade_pgo) {
+    concat!(env!("CARGO_PKG_VERSION"), " (profile-guided build)")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 /// A security gateway: put it in front of any web app for rate limits, security headers and
 /// more.
 #[derive(Debug, Parser)]
-#[command(name = "palisade", version, about, propagate_version = true)]
+#[command(name = "palisade", version = VERSION, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -156,7 +164,11 @@ fn run_async(job: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(job)
+    let result = runtime.block_on(job);
+    // Dropping the runtime would wait for every blocking task; a job that ended has awaited
+    // its own, and one stopped by a second signal must not wait for the rest.
+    runtime.shutdown_background();
+    result
 }
 
 fn exit_code(result: anyhow::Result<()>) -> ExitCode {

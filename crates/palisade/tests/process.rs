@@ -427,6 +427,46 @@ async fn sigterm_closes_idle_keep_alive_connections_at_once() {
     assert!(status.success(), "{status:?}: {}", palisade.log());
 }
 
+/// A second SIGTERM while shutdown waits for an answer that never ends stops at once,
+/// instead of after `shutdown_timeout` (a minute here).
+#[tokio::test]
+async fn a_second_sigterm_stops_without_waiting_for_in_flight_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let config = config_file("rate_limit = []\n[server]\nshutdown_timeout = \"60s\"\n");
+    let mut palisade = Process::start(&upstream.url(), &config).await;
+    let address = palisade.proxy.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    stalled
+        .write_all(b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("request");
+    let mut head = [0u8; 4096];
+    let n = stalled.read(&mut head).await.expect("answer's head");
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"));
+
+    palisade.signal("TERM");
+    wait_until(|| palisade.log().contains("draining")).await;
+    // Still waiting for the stalled answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        palisade.child.try_wait().expect("try_wait").is_none(),
+        "palisade exited before the second signal: {}",
+        palisade.log()
+    );
+    palisade.signal("TERM");
+    let status = wait_for_exit(&mut palisade.child).await;
+    assert!(status.success(), "{status:?}: {}", palisade.log());
+    let log = palisade.log();
+    assert!(
+        log.contains("second signal: stopping now") && log.contains("SIGTERM"),
+        "{log}"
+    );
+    drop(stalled);
+}
+
 #[tokio::test]
 async fn a_100_mb_body_streams_both_ways_with_flat_memory() {
     const SIZE: u64 = 100 * 1024 * 1024;
