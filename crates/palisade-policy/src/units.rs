@@ -193,7 +193,11 @@ mod tests {
     /// A number too large reads as out of range, not as a malformed duration or size.
     #[test]
     fn numbers_too_large_are_out_of_range() {
-        for bad in ["18446744073709551615s", "99999999999999999999d", "213503982335d"] {
+        for bad in [
+            "18446744073709551615s",
+            "99999999999999999999d",
+            "213503982335d",
+        ] {
             let err = bad.parse::<HumanDuration>().expect_err(bad).to_string();
             assert!(
                 err.contains("out of range") && err.contains(bad) && !err.contains("for example"),
