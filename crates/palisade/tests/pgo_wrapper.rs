@@ -103,6 +103,21 @@ fn optimised_compilations_get_the_profile_when_the_toolchain_made_it() {
         setup.passed(None, &OPTIMISED),
         with(&OPTIMISED, &[&profile, "-Cllvm-args=-no-pgo-warn-mismatch"])
     );
+    // A path that holds the words is no request for a profile of its own.
+    let in_a_directory = [
+        "--crate-name",
+        "hyper",
+        "/home/ann/profile-use-notes/src/lib.rs",
+        "-C",
+        "opt-level=3",
+    ];
+    assert_eq!(
+        setup.passed(None, &in_a_directory),
+        with(
+            &in_a_directory,
+            &[&profile, "-Cllvm-args=-no-pgo-warn-mismatch"]
+        )
+    );
     // The binary itself is also told, for `--version`.
     let binary = [
         "--crate-name",
@@ -147,6 +162,14 @@ fn every_other_call_reaches_rustc_unchanged() {
             "-C",
             "opt-level=3",
             "-Cprofile-generate=/tmp/p",
+        ],
+        &[
+            "--crate-name",
+            "x",
+            "-C",
+            "opt-level=3",
+            "-C",
+            "profile-use=/elsewhere",
         ],
         // Spaces and quotes in arguments survive the wrapper.
         &[
