@@ -396,7 +396,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
 /// until the client leaves (palisade's own HTTP/1.1 loop watches for the stop while idle).
 #[tokio::test]
 async fn sigterm_closes_idle_keep_alive_connections_at_once() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let upstream = Upstream::start().await;
     let config = config_file("rate_limit = []\n");
     let mut palisade = Process::start(&upstream.url(), &config).await;
@@ -406,12 +406,7 @@ async fn sigterm_closes_idle_keep_alive_connections_at_once() {
         .expect("connect");
     let mut answer = Vec::new();
     for _ in 0..2 {
-        idle.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-            .await
-            .expect("request");
-        let mut piece = [0u8; 4096];
-        let n = idle.read(&mut piece).await.expect("answer");
-        answer.extend_from_slice(&piece[..n]);
+        answer.extend(exchange(&mut idle, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").await);
     }
     let text = String::from_utf8_lossy(&answer);
     assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
@@ -427,11 +422,20 @@ async fn sigterm_closes_idle_keep_alive_connections_at_once() {
     assert!(status.success(), "{status:?}: {}", palisade.log());
 }
 
+/// Writes `request` on `stream` and returns what one read then gets (an answer's head).
+async fn exchange(stream: &mut tokio::net::TcpStream, request: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.expect("request");
+    let mut piece = vec![0u8; 4096];
+    let n = stream.read(&mut piece).await.expect("answer");
+    piece.truncate(n);
+    piece
+}
+
 /// A second SIGTERM while shutdown waits for an answer that never ends stops at once,
 /// instead of after `shutdown_timeout` (a minute here).
 #[tokio::test]
 async fn a_second_sigterm_stops_without_waiting_for_in_flight_requests() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = Upstream::start().await;
     let config = config_file("rate_limit = []\n[server]\nshutdown_timeout = \"60s\"\n");
     let mut palisade = Process::start(&upstream.url(), &config).await;
@@ -439,13 +443,8 @@ async fn a_second_sigterm_stops_without_waiting_for_in_flight_requests() {
     let mut stalled = tokio::net::TcpStream::connect(&address)
         .await
         .expect("connect");
-    stalled
-        .write_all(b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .expect("request");
-    let mut head = [0u8; 4096];
-    let n = stalled.read(&mut head).await.expect("answer's head");
-    assert!(head[..n].starts_with(b"HTTP/1.1 200"));
+    let head = exchange(&mut stalled, b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert!(head.starts_with(b"HTTP/1.1 200"));
 
     palisade.signal("TERM");
     wait_until(|| palisade.log().contains("draining")).await;
