@@ -97,8 +97,17 @@ pub async fn start(source: ConfigSource, routes: AdminRoutes) -> Result<Running,
     })
 }
 
+/// How a gateway run by [`run_until_signalled`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// In-flight requests finished (or `shutdown_timeout` ran out) and the log was written.
+    Drained,
+    /// A second SIGTERM or SIGINT cut the wait short: requests still in flight were cut off.
+    Forced,
+}
+
 /// Runs until SIGTERM or SIGINT (then drains), reloading on SIGHUP.
-pub async fn run_until_signalled(source: ConfigSource) -> Result<(), StartError> {
+pub async fn run_until_signalled(source: ConfigSource) -> Result<Stopped, StartError> {
     use tokio::signal::unix::{SignalKind, signal};
     let signal_error =
         |err: std::io::Error| StartError::Io(format!("cannot listen for signals: {err}"));
@@ -126,7 +135,10 @@ pub async fn run_until_signalled(source: ConfigSource) -> Result<(), StartError>
         _ = interrupt.recv() => Some("SIGINT"),
     };
     match second {
-        None => info!("stopped"),
+        None => {
+            info!("stopped");
+            Ok(Stopped::Drained)
+        }
         Some(signal) => {
             warn!(
                 signal,
@@ -136,9 +148,9 @@ pub async fn run_until_signalled(source: ConfigSource) -> Result<(), StartError>
             // output is why an operator may have sent the second signal).
             let close = tokio::task::spawn_blocking(move || events.close(FORCED_LOG_CLOSE_TIMEOUT));
             let _ = tokio::time::timeout(FORCED_LOG_CLOSE_TIMEOUT * 2, close).await;
+            Ok(Stopped::Forced)
         }
     }
-    Ok(())
 }
 
 /// How long a forced stop (a second signal) lets the security log write what it holds.

@@ -57,7 +57,7 @@ impl FromStr for ByteSize {
         let expected = || {
             UnitError(format!(
                 "invalid size {text:?}: expected a whole number followed by B, KB, MB or GB \
-                 (for example \"5MB\")"
+                 (also K, M, G, KiB, MiB, GiB, in any case; for example \"5MB\")"
             ))
         };
         let factor: u64 = match unit.to_ascii_uppercase().as_str() {

@@ -25,9 +25,7 @@ pub async fn run(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Result
         },
     };
     eprintln!("{}", tour(listen, admin_listen, app));
-    let served = palisade_gateway::serve::run_until_signalled(source)
-        .await
-        .context("palisade could not start");
+    let served = crate::stopped(palisade_gateway::serve::run_until_signalled(source).await);
     drop(dir);
     served
 }

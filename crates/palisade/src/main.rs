@@ -153,9 +153,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             admin_listen: args.admin_listen,
         },
     };
-    palisade_gateway::serve::run_until_signalled(source)
-        .await
-        .context("palisade could not start")
+    stopped(palisade_gateway::serve::run_until_signalled(source).await)
+}
+
+/// A run that ended: an error for a start-up failure, and for a stop forced by a second
+/// signal (exit status 1, so that a supervisor can tell it from a drained stop).
+fn stopped(
+    run: Result<palisade_gateway::serve::Stopped, palisade_gateway::gateway::StartError>,
+) -> anyhow::Result<()> {
+    match run.context("palisade could not start")? {
+        palisade_gateway::serve::Stopped::Drained => Ok(()),
+        palisade_gateway::serve::Stopped::Forced => Err(anyhow::anyhow!(
+            "stopped by a second signal: requests still in flight were cut off"
+        )),
+    }
 }
 
 fn run_async(job: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {

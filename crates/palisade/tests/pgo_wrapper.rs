@@ -103,6 +103,48 @@ fn optimised_compilations_get_the_profile_when_the_toolchain_made_it() {
         setup.passed(None, &OPTIMISED),
         with(&OPTIMISED, &[&profile, "-Cllvm-args=-no-pgo-warn-mismatch"])
     );
+    // Every spelling of the option; the last `opt-level` is the one rustc uses.
+    for args in [
+        &["--crate-name", "hyper", "-Copt-level=3"][..],
+        &["--crate-name", "hyper", "--codegen", "opt-level=3"],
+        &["--crate-name", "hyper", "--codegen=opt-level=3"],
+        &[
+            "--crate-name",
+            "hyper",
+            "-C",
+            "opt-level=0",
+            "-C",
+            "opt-level=3",
+        ],
+        // Directories named like options are not options.
+        &[
+            "--crate-name",
+            "hyper",
+            "-C",
+            "opt-level=3",
+            "-L",
+            "profile-generate-dir",
+        ],
+    ] {
+        assert_eq!(
+            setup.passed(None, args),
+            with(args, &[&profile, "-Cllvm-args=-no-pgo-warn-mismatch"]),
+            "{args:?}"
+        );
+    }
+    for args in [
+        &[
+            "--crate-name",
+            "hyper",
+            "-C",
+            "opt-level=3",
+            "-C",
+            "opt-level=0",
+        ][..],
+        &["--crate-name", "hyper", "--cfg", "opt-level=3"],
+    ] {
+        assert_eq!(setup.passed(None, args), with(args, &[]), "{args:?}");
+    }
     // A path that holds the words is no request for a profile of its own.
     let in_a_directory = [
         "--crate-name",
@@ -171,6 +213,13 @@ fn every_other_call_reaches_rustc_unchanged() {
             "-C",
             "profile-use=/elsewhere",
         ],
+        &[
+            "--crate-name",
+            "x",
+            "-C",
+            "opt-level=3",
+            "--codegen=profile-use=/elsewhere",
+        ],
         // Spaces and quotes in arguments survive the wrapper.
         &[
             "--crate-name",
@@ -214,10 +263,37 @@ fn the_instrumented_build_writes_profiles_where_asked() {
     );
 }
 
+/// Run by a relative path with `CDPATH` set, `cd` would print the directory it chose into
+/// the profile's path.
+#[test]
+fn cdpath_does_not_change_the_profile_path() {
+    let setup = Setup::new(Some("abc123"), "abc123");
+    let output = Command::new("sh")
+        .current_dir(setup.dir.path())
+        .arg("scripts/rustc-pgo")
+        .arg(setup.dir.path().join("rustc"))
+        .args(OPTIMISED)
+        .env("CDPATH", setup.dir.path())
+        .env_remove("PALISADE_PGO")
+        .output()
+        .expect("runs the wrapper");
+    let passed: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        passed,
+        with(
+            &OPTIMISED,
+            &[&setup.profile(), "-Cllvm-args=-no-pgo-warn-mismatch"]
+        )
+    );
+}
+
 #[test]
 fn a_mistyped_setting_is_refused_and_named() {
     let setup = Setup::new(Some("abc123"), "abc123");
-    for value in ["on", "generate=", "generate=relative/dir", "OFF"] {
+    for value in ["on", "generate=", "generate=relative/dir", "OFF", "bad\\cX"] {
         let output = setup.run(Some(value), &OPTIMISED);
         assert_eq!(output.status.code(), Some(2), "{value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
