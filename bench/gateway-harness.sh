@@ -94,6 +94,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 declare -A RPS P50 P99 CPU SYS SIDE
 HZ="$(getconf CLK_TCK)"
+# Steal time: CPU time the virtual machine's host gave to others while this machine's
+# processes were ready to run (`/proc/stat`'s 8th figure). Each run prints its share of the
+# run's CPU time; STEALS collects them. Runs with much of it are not comparable.
+STEALS=""
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 # Extra per-request columns: "label:function" pairs; each function prints a running total
 # (microseconds of CPU, commands served...) and the column is its growth during the timed
 # run divided by the requests wrk completed.
@@ -110,11 +115,15 @@ measure() { # name, port, wrk cpus, pids to charge CPU to...
   local name=$1 port=$2 wrk_cpus=$3; shift 3
   local url="http://127.0.0.1:$port/"
   taskset -c "$wrk_cpus" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null
-  local before sys_before side_before out after sys_after side_after
+  local before sys_before side_before out after sys_after side_after steal_before steal
   before="$(ticks_of "$@")" sys_before="$(sys_ticks_of "$@")" side_before="$(side_totals)"
+  steal_before="$(steal_ticks)"
   out="$(taskset -c "$wrk_cpus" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
     --latency "$url")"
   after="$(ticks_of "$@")" sys_after="$(sys_ticks_of "$@")" side_after="$(side_totals)"
+  steal="$(awk -v t=$(($(steal_ticks) - steal_before)) -v hz="$HZ" -v s="$DURATION" \
+    -v cpus="$(nproc)" 'BEGIN {printf "%.0f", 100 * t / hz / (s * cpus)}')"
+  STEALS+="$steal "
   if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
     echo "$name: wrk saw errors:" >&2
     echo "$out" >&2
@@ -143,8 +152,16 @@ measure() { # name, port, wrk cpus, pids to charge CPU to...
     side+="  ${counter%%:*} $per"
     i=$((i + 1))
   done
-  printf '  %-9s %9.0f req/s  p50 %7.0f us  p99 %7.0f us  CPU %5s us/request (system %4s)%s\n' \
-    "$name" "$rps" "$p50" "$p99" "$cpu" "$sys" "$side"
+  printf '  %-9s %9.0f req/s  p50 %7.0f us  p99 %7.0f us  CPU %5s us/request (system %4s)%s  steal %s%%\n' \
+    "$name" "$rps" "$p50" "$p99" "$cpu" "$sys" "$side" "$steal"
+}
+
+# The host's steal time over every timed run so far: median and largest share.
+print_steal() {
+  # shellcheck disable=SC2086 # the list is space-separated on purpose
+  echo "  host steal time during the timed runs: median $(median $STEALS) %, at most" \
+    "$(printf '%s\n' $STEALS | sort -g | tail -1) % of the machine's CPU time (above a few" \
+    "per cent, the host was busy and the timings are not comparable with a quiet run's)"
 }
 
 # The medians of one target's runs, in `measure`'s format.

@@ -180,6 +180,8 @@ print_ratios() {
   echo "  redis / memory: throughput $(ratio "$rps_r" "$rps_m") (target >= 0.8: $verdict)," \
     "p50 $(ratio "$p50_r" "$p50_m"), p99 $(ratio "$p99_r" "$p99_m")," \
     "palisade CPU per request $(ratio "$cpu_r" "$cpu_m")"
+  print_steal
+  STEALS=""
 }
 
 echo "palisade $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CPUS CPUs," \

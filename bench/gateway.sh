@@ -146,6 +146,8 @@ run_mode() { # mode
     echo "  floor / nginx: throughput $(ratio "$(median ${RPS[floor]})" "$rps_n")," \
       "CPU per request $(ratio "$(median ${CPU[floor]})" "$cpu_n")"
   fi
+  print_steal
+  STEALS=""
 }
 
 echo "palisade $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CPUS CPUs," \
