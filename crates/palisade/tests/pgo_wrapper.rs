@@ -325,4 +325,19 @@ fn the_committed_profile_is_an_indexed_profile_with_its_toolchain() {
         commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
         "{commit}"
     );
+    // scripts/pgo-status reads the trained sources as `sha256sum` lines, sorted by path.
+    let sources = std::fs::read_to_string(pgo.join("sources")).expect("pgo/sources");
+    let paths: Vec<&str> = sources
+        .lines()
+        .map(|line| {
+            let (hash, path) = line.split_once("  ").expect("HASH  PATH");
+            assert!(
+                hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{line}"
+            );
+            path
+        })
+        .collect();
+    assert!(paths.contains(&"Cargo.lock") && paths.contains(&"crates/palisade/src/main.rs"));
+    assert!(paths.is_sorted(), "pgo/sources is not sorted by path");
 }
