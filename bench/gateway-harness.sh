@@ -156,12 +156,13 @@ measure() { # name, port, wrk cpus, pids to charge CPU to...
     "$name" "$rps" "$p50" "$p99" "$cpu" "$sys" "$side" "$steal"
 }
 
-# The host's steal time over every timed run so far: median and largest share.
+# The host's steal time over the timed runs since the last call: median and largest share.
 print_steal() {
   # shellcheck disable=SC2086 # the list is space-separated on purpose
   echo "  host steal time during the timed runs: median $(median $STEALS) %, at most" \
     "$(printf '%s\n' $STEALS | sort -g | tail -1) % of the machine's CPU time (above a few" \
     "per cent, the host was busy and the timings are not comparable with a quiet run's)"
+  STEALS=""
 }
 
 # The medians of one target's runs, in `measure`'s format.

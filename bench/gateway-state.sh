@@ -181,7 +181,6 @@ print_ratios() {
     "p50 $(ratio "$p50_r" "$p50_m"), p99 $(ratio "$p99_r" "$p99_m")," \
     "palisade CPU per request $(ratio "$cpu_r" "$cpu_m")"
   print_steal
-  STEALS=""
 }
 
 echo "palisade $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CPUS CPUs," \

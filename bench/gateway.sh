@@ -147,7 +147,6 @@ run_mode() { # mode
       "CPU per request $(ratio "$(median ${CPU[floor]})" "$cpu_n")"
   fi
   print_steal
-  STEALS=""
 }
 
 echo "palisade $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $CPUS CPUs," \

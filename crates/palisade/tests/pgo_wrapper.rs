@@ -49,37 +49,49 @@ impl Setup {
         Setup { dir }
     }
 
-    fn run(&self, pgo: Option<&str>, args: &[&str]) -> Output {
+    /// `sh`, with `PALISADE_PGO` set to `pgo` or unset, to run the wrapper.
+    fn shell(pgo: Option<&str>) -> Command {
         let mut command = Command::new("sh");
-        command
-            .arg(self.dir.path().join("scripts/rustc-pgo"))
-            .arg(self.dir.path().join("rustc"))
-            .args(args)
-            .env_remove("PALISADE_PGO");
+        command.env_remove("PALISADE_PGO");
         if let Some(value) = pgo {
             command.env("PALISADE_PGO", value);
         }
-        command.output().expect("runs the wrapper")
+        command
+    }
+
+    fn run(&self, pgo: Option<&str>, args: &[&str]) -> Output {
+        Self::shell(pgo)
+            .arg(self.dir.path().join("scripts/rustc-pgo"))
+            .arg(self.dir.path().join("rustc"))
+            .args(args)
+            .output()
+            .expect("runs the wrapper")
     }
 
     /// The arguments the stand-in rustc received.
     fn passed(&self, pgo: Option<&str>, args: &[&str]) -> Vec<String> {
-        let output = self.run(pgo, args);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        received(&self.run(pgo, args))
     }
 
-    fn profile(&self) -> String {
+    /// `args` as they reach rustc with the profile added.
+    fn profiled(&self, args: &[&str]) -> Vec<String> {
         let pgo = self.dir.path().join("pgo").canonicalize().expect("pgo dir");
-        format!("-Cprofile-use={}/palisade.profdata", pgo.display())
+        let profile = format!("-Cprofile-use={}/palisade.profdata", pgo.display());
+        with(args, &[&profile, "-Cllvm-args=-no-pgo-warn-mismatch"])
     }
+}
+
+/// The arguments the stand-in rustc printed, one a line, once the wrapper succeeded.
+fn received(output: &Output) -> Vec<String> {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 const OPTIMISED: [&str; 6] = [
@@ -98,11 +110,7 @@ fn with(args: &[&str], extra: &[&str]) -> Vec<String> {
 #[test]
 fn optimised_compilations_get_the_profile_when_the_toolchain_made_it() {
     let setup = Setup::new(Some("abc123"), "abc123");
-    let profile = setup.profile();
-    assert_eq!(
-        setup.passed(None, &OPTIMISED),
-        with(&OPTIMISED, &[&profile, "-Cllvm-args=-no-pgo-warn-mismatch"])
-    );
+    assert_eq!(setup.passed(None, &OPTIMISED), setup.profiled(&OPTIMISED));
     // Every spelling of the option; the last `opt-level` is the one rustc uses.
     for args in [
         &["--crate-name", "hyper", "-Copt-level=3"][..],
@@ -126,11 +134,7 @@ fn optimised_compilations_get_the_profile_when_the_toolchain_made_it() {
             "profile-generate-dir",
         ],
     ] {
-        assert_eq!(
-            setup.passed(None, args),
-            with(args, &[&profile, "-Cllvm-args=-no-pgo-warn-mismatch"]),
-            "{args:?}"
-        );
+        assert_eq!(setup.passed(None, args), setup.profiled(args), "{args:?}");
     }
     for args in [
         &[
@@ -155,10 +159,7 @@ fn optimised_compilations_get_the_profile_when_the_toolchain_made_it() {
     ];
     assert_eq!(
         setup.passed(None, &in_a_directory),
-        with(
-            &in_a_directory,
-            &[&profile, "-Cllvm-args=-no-pgo-warn-mismatch"]
-        )
+        setup.profiled(&in_a_directory)
     );
     // The binary itself is also told, for `--version`.
     let binary = [
@@ -168,18 +169,9 @@ fn optimised_compilations_get_the_profile_when_the_toolchain_made_it() {
         "-C",
         "opt-level=3",
     ];
-    assert_eq!(
-        setup.passed(None, &binary),
-        with(
-            &binary,
-            &[
-                &profile,
-                "-Cllvm-args=-no-pgo-warn-mismatch",
-                "--cfg",
-                "palisade_pgo"
-            ]
-        )
-    );
+    let mut expected = setup.profiled(&binary);
+    expected.extend(["--cfg".to_owned(), "palisade_pgo".to_owned()]);
+    assert_eq!(setup.passed(None, &binary), expected);
 }
 
 #[test]
@@ -268,26 +260,15 @@ fn the_instrumented_build_writes_profiles_where_asked() {
 #[test]
 fn cdpath_does_not_change_the_profile_path() {
     let setup = Setup::new(Some("abc123"), "abc123");
-    let output = Command::new("sh")
+    let output = Setup::shell(None)
         .current_dir(setup.dir.path())
         .arg("scripts/rustc-pgo")
         .arg(setup.dir.path().join("rustc"))
         .args(OPTIMISED)
         .env("CDPATH", setup.dir.path())
-        .env_remove("PALISADE_PGO")
         .output()
         .expect("runs the wrapper");
-    let passed: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(
-        passed,
-        with(
-            &OPTIMISED,
-            &[&setup.profile(), "-Cllvm-args=-no-pgo-warn-mismatch"]
-        )
-    );
+    assert_eq!(received(&output), setup.profiled(&OPTIMISED));
 }
 
 #[test]
