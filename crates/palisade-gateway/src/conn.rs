@@ -162,6 +162,12 @@ pub struct GuardedIo<T> {
 }
 
 impl<T> GuardedIo<T> {
+    /// When bytes last arrived from the client: for a head just parsed, when it was
+    /// received (or, pipelined behind another, when it was already waiting).
+    pub fn last_read(&self) -> Instant {
+        self.last_read
+    }
+
     /// Guards `inner`. `tracker` is `None` for connections known to speak HTTP/2.
     pub fn new(
         inner: T,

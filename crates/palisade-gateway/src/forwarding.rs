@@ -284,7 +284,7 @@ impl ForwardingFields {
         forwarded.push_str(peer_text);
         forwarded.push_str(close);
         forwarded.push_str(proto);
-        push_host(&mut forwarded, host.and_then(|h| h.to_str().ok()));
+        push_host(&mut forwarded, host.map(HeaderValue::as_bytes));
 
         if present {
             headers.remove(&X_FORWARDED_FOR);
@@ -367,10 +367,12 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 /// them after the conformance checks (letters, digits, `-._~%`, an IPv6 literal's `[]:`):
 /// inside the quoted-string, a `;`, `,` or `=` would read as more parameters or elements to
 /// a parser that matches `proto=` or splits on commas without honouring the quotes.
-fn push_host(forwarded: &mut String, host: Option<&str>) {
+fn push_host(forwarded: &mut String, host: Option<&[u8]>) {
     const PLAIN: ByteSet = ByteSet::alphanumeric_and(b"-._~%[]:");
-    let plain = |h: &&str| !h.is_empty() && PLAIN.holds_all(h.as_bytes());
-    if let Some(host) = host.filter(plain) {
+    let plain = |h: &&[u8]| !h.is_empty() && PLAIN.holds_all(h);
+    // ASCII, as every byte the set holds is: read as text at once.
+    let host = host.filter(plain).and_then(|h| std::str::from_utf8(h).ok());
+    if let Some(host) = host {
         forwarded.push_str(";host=\"");
         forwarded.push_str(host);
         forwarded.push('"');
@@ -420,7 +422,7 @@ fn push_translated(
             forwarded.push_str(";proto=");
             forwarded.push_str(scheme);
         }
-        push_host(forwarded, host);
+        push_host(forwarded, host.map(str::as_bytes));
     };
     for (n, hop) in hops.iter().enumerate() {
         if n > 0 {

@@ -177,16 +177,19 @@ impl Gateway {
 
     /// Serves one request: pipeline, upstream, response phase, metrics. `incoming` is the
     /// client's body as hyper reads it; `None` for a request without one read by palisade's
-    /// own HTTP/1.1 loop ([`crate::http1`]).
+    /// own HTTP/1.1 loop ([`crate::http1`]). `received`: when the head arrived, the start of
+    /// the request's latency.
     pub async fn handle(
         &self,
         mut head: http::request::Parts,
         incoming: Option<hyper::body::Incoming>,
         conn: &ConnInfo,
+        received: tokio::time::Instant,
     ) -> Response<TrackedBody> {
         let in_flight = conn.shared.start_request();
         let runtime = self.runtime();
-        let mut ctx = RequestContext::new(conn.peer, conn.tls, self.services.events.clone());
+        let events = self.services.events.clone();
+        let mut ctx = RequestContext::received(conn.peer, conn.tls, events, received);
         // Requests come without hyper's body only from palisade's own HTTP/1.1 loop.
         ctx.own_loop = incoming.is_none();
         ctx.framing = conn.shared.finding_for(&in_flight);

@@ -137,7 +137,7 @@ where
         };
         drop(head);
         let head_request = request.method == Method::HEAD;
-        let handling = gateway.handle(request, None, info);
+        let handling = gateway.handle(request, None, info, io.last_read());
         tokio::pin!(handling);
         let response = loop {
             tokio::select! {

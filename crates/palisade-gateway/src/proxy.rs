@@ -453,7 +453,9 @@ fn client_host(
     headers: &http::HeaderMap,
     authority: Option<&http::uri::Authority>,
 ) -> Option<HeaderValue> {
-    if let Some(host) = headers.get(HOST).filter(|h| h.to_str().is_ok()) {
+    // A field value holds no control character but tab (http's `HeaderValue` refuses them):
+    // ASCII is visible ASCII here, as `to_str` would check byte by byte.
+    if let Some(host) = headers.get(HOST).filter(|h| h.as_bytes().is_ascii()) {
         return Some(host.clone());
     }
     authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok())

@@ -447,7 +447,8 @@ async fn serve<T>(
         let gateway = Arc::clone(&gateway);
         let info = info.clone();
         async move {
-            let answer = gateway.handle(head, Some(body), &info).await;
+            let received = tokio::time::Instant::now();
+            let answer = gateway.handle(head, Some(body), &info, received).await;
             Ok::<_, std::convert::Infallible>(answer)
         }
     });

@@ -278,19 +278,23 @@ impl UpstreamPool {
         // close connections must not be sent once per idle connection.
         let mut retried = false;
         loop {
+            // One reading of the clock for the pool's idle times and the response timer.
+            let now = Instant::now();
             let idle = if retried {
                 None
             } else {
-                self.check_out_native()
+                self.check_out_native(now)
             };
-            let (conn, reused) = match idle {
-                Some(conn) => (conn, true),
+            let (conn, reused, sending) = match idle {
+                Some(conn) => (conn, true, now),
                 // Boxed: a new connection (its TLS handshake's state inline) is rare next
                 // to the pooled one every other request takes, and would triple this
-                // future's size.
-                None => (Box::pin(self.open_native()).await?, false),
+                // future's size. Connecting is `connect_timeout`'s: the response timer
+                // starts after it.
+                None => (Box::pin(self.open_native()).await?, false, Instant::now()),
             };
-            match native::exchange(conn, &head, &fields, body, response_timeout, self).await {
+            let timeout = response_timeout.map(|limit| (sending, limit));
+            match native::exchange(conn, &head, &fields, body, timeout, self).await {
                 Ok(response) => return Ok(response.map(PooledBody::native)),
                 Err(failed) if matches!(failed.error, ExchangeError::TimedOut) => {
                     return Err(PoolError::ResponseTimeout);
@@ -344,8 +348,7 @@ impl UpstreamPool {
 
     /// The most recently used idle connection palisade drives itself that is still open,
     /// with nothing unasked for on it, and not waiting out a grace period (those stay).
-    fn check_out_native(&self) -> Option<NativeConn> {
-        let now = Instant::now();
+    fn check_out_native(&self, now: Instant) -> Option<NativeConn> {
         let mut idle = self
             .native_idle
             .lock()

@@ -196,6 +196,15 @@ struct HeaderSet {
     /// `headers` as HTTP/1.1 field lines, for a connection without TLS and one with it
     /// ([`HeaderPolicy::apply_as_lines`]).
     lines: [Arc<[u8]>; 2],
+    /// The lengths of `headers`' names, as bits ([`name_length_bit`]): most of an answer's
+    /// names have a length none of them has, and skip the comparisons with every one.
+    name_lengths: u64,
+}
+
+/// A name's bit in [`HeaderSet::name_lengths`]: its length, names of 63 bytes and more
+/// sharing the last bit.
+fn name_length_bit(name: &HeaderName) -> u64 {
+    1 << name.as_str().len().min(63)
 }
 
 /// The validated header policy.
@@ -234,6 +243,11 @@ impl HeaderPolicy {
             return;
         }
         let set = self.set_for(path);
+        // RFC 6797 §7.2: no HSTS over plain HTTP, the upstream's included (whether or not
+        // palisade sends its own).
+        if !tls {
+            headers.remove(header::STRICT_TRANSPORT_SECURITY);
+        }
         // Room for every header at once: the map grows once, not once per doubling.
         headers.reserve(set.headers.len());
         for managed in &set.headers {
@@ -269,7 +283,10 @@ impl HeaderPolicy {
         for name in headers.keys() {
             if name == header::SET_COOKIE {
                 cookies = true;
-            } else if set.headers.iter().any(|m| m.name == name) {
+            } else if set.name_lengths & name_length_bit(name) != 0
+                && (set.headers.iter().any(|m| m.name == name)
+                    || (!tls && name == header::STRICT_TRANSPORT_SECURITY))
+            {
                 self.apply(headers, path, tls);
                 return None;
             }
@@ -394,10 +411,17 @@ impl HeaderSet {
             }
             Arc::from(lines)
         });
+        // HSTS's length always: an upstream's HSTS over plain HTTP is removed even where
+        // palisade sends none.
+        let name_lengths = headers.iter().fold(
+            name_length_bit(&header::STRICT_TRANSPORT_SECURITY),
+            |bits, managed| bits | name_length_bit(&managed.name),
+        );
         Ok(Self {
             headers,
             cookies,
             lines,
+            name_lengths,
         })
     }
 }

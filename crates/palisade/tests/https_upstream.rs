@@ -79,6 +79,51 @@ async fn requests_and_streamed_bodies_reach_an_https_upstream_intact() {
 }
 
 /// An internal app with a self-signed certificate: the certificate itself is `ca_file`.
+/// Connecting is `connect_timeout`'s: an upstream slow to complete its TLS handshake does
+/// not spend `response_timeout`, which starts once the request is being written.
+#[tokio::test]
+async fn a_slow_upstream_handshake_does_not_spend_the_response_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = TestPki::loopback();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_tls(&pki.cert_file, &pki.key_file));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // Longer than the response timeout, well within the connect timeout.
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let (mut head, mut buf) = (Vec::new(), [0u8; 1024]);
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = tls.write_all(answer).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let config = format!(
+        "{}response_timeout = \"1s\"\nconnect_timeout = \"10s\"\n",
+        trusting(&pki.ca_file)
+    );
+    let palisade = start_palisade(&format!("https://{addr}"), &config).await;
+    let reply = get(&format!("http://{}/", palisade.proxy_addr), &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body, "ok");
+    palisade.shutdown().await;
+    server.abort();
+}
+
 #[tokio::test]
 async fn a_self_signed_upstream_certificate_given_as_ca_file_is_trusted() {
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");

@@ -188,8 +188,13 @@ impl std::fmt::Display for RequestId {
 }
 
 impl RequestContext {
-    /// A context for a request from `peer`.
+    /// A context for a request from `peer`, received now.
     pub fn new(peer: SocketAddr, tls: bool, events: EventBus) -> Self {
+        Self::received(peer, tls, events, Instant::now())
+    }
+
+    /// A context for a request from `peer` whose head was received at `started`.
+    pub fn received(peer: SocketAddr, tls: bool, events: EventBus, started: Instant) -> Self {
         Self {
             id: RequestId::next(),
             peer,
@@ -207,7 +212,7 @@ impl RequestContext {
             quota: None,
             outcome: Outcome::Allowed,
             framing: None,
-            started: Instant::now(),
+            started,
             events,
         }
     }

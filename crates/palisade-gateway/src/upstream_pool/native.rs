@@ -260,12 +260,13 @@ impl NativeConn {
     }
 }
 
-/// A connection's response timer (its `timer`), set to end `limit` from now.
+/// A connection's response timer (its `timer`), set to end `limit` after `from`.
 fn response_timer(
     timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    from: tokio::time::Instant,
     limit: std::time::Duration,
 ) -> Pin<&mut tokio::time::Sleep> {
-    let deadline = tokio::time::Instant::now() + limit;
+    let deadline = from + limit;
     match timer {
         Some(timer) => timer.as_mut().reset(deadline),
         None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
@@ -281,17 +282,19 @@ fn response_timer(
 /// returned response's body is polled, and gives the connection back to `pool` at its end
 /// when it can be reused.
 ///
-/// `response_timeout` bounds the wait for the answer's head from the request's last byte,
-/// and while the body is sent, how long the upstream may take none of it; time spent
-/// waiting for the client's body does not count.
+/// `timeout`, the response timeout and the moment the connection was taken for the request
+/// (just before its head is written), bounds the wait for the answer's head from then, and
+/// while the body is sent, how long the upstream may take none of it; time spent waiting
+/// for the client's body does not count.
 pub async fn exchange(
     mut conn: NativeConn,
     head: &http::request::Parts,
     fields: &ForwardingFields,
     body: RequestBody,
-    response_timeout: Option<std::time::Duration>,
+    timeout: Option<(tokio::time::Instant, std::time::Duration)>,
     pool: &Arc<UpstreamPool>,
 ) -> Result<Response<NativeBody>, Failed> {
+    let response_timeout = timeout.map(|(_, limit)| limit);
     // The body's own size, else the length a stage wrote for a body it put in place of the
     // client's (upload inspection's spooled copy), else chunked.
     let declared = || {
@@ -327,7 +330,8 @@ pub async fn exchange(
     let mut answered = false;
     let mut broken = false;
     let method = &head.method;
-    let mut deadline = response_timeout.map(|limit| response_timer(&mut conn.kept.timer, limit));
+    let mut deadline =
+        timeout.map(|(from, limit)| response_timer(&mut conn.kept.timer, from, limit));
     let outcome = std::future::poll_fn(|cx| {
         let mut restart = false;
         if let Some(sending) = sender.as_mut() {

@@ -38,12 +38,20 @@ pub struct Inspection<'a> {
 impl Inspection<'_> {
     /// Runs every detector once.
     pub fn run(&self) -> Verdict {
-        let headers: Vec<Header<'_>> = self
+        let mut headers: Vec<Header<'_>> = self
             .head
             .headers
             .iter()
             .map(|(name, value)| Header::lower_case(name.as_str(), value.as_bytes()))
             .collect();
+        // HTTP/2 names the host in `:authority`, which is no field: the detectors that read
+        // `Host` (an address as host, ...) see it there as they see an HTTP/1.1 `Host`.
+        if self.head.version >= http::Version::HTTP_2
+            && !self.head.headers.contains_key(http::header::HOST)
+            && let Some(authority) = self.head.uri.authority()
+        {
+            headers.push(Header::lower_case("host", authority.as_str().as_bytes()));
+        }
         // An HTTP/1 request-target in absolute form (`GET http://host/ HTTP/1.1`) is what
         // proxies receive, not origin servers: the engine sees it whole. HTTP/2 always
         // carries scheme and authority, so only its path and query are the target.
@@ -214,5 +222,34 @@ mod tests {
         assert!(lazy.scores().overall() <= 20);
         let verdict = lazy.into_verdict().expect("computed on first use");
         assert_eq!(verdict.action, palisade_waf::Action::Block);
+    }
+
+    /// HTTP/2's `:authority` is read as HTTP/1.1's `Host` is.
+    #[test]
+    fn an_http2_authority_is_inspected_as_the_host() {
+        let engine = Engine::new(palisade_waf::WafSettings::default());
+        let finds_address_host = |head: &http::request::Parts| {
+            let verdict = Inspection {
+                engine: &engine,
+                head,
+                body: b"",
+                body_truncated: false,
+                local_addr: None,
+            }
+            .run();
+            verdict
+                .findings
+                .iter()
+                .any(|finding| finding.reason == "host is an ip address")
+        };
+        let h2 = |uri: &str| {
+            let request = http::Request::get(uri).version(http::Version::HTTP_2);
+            request.body(()).expect("request").into_parts().0
+        };
+        assert!(finds_address_host(&h2("https://203.0.113.9/")));
+        assert!(!finds_address_host(&h2("https://shop.example/")));
+        let h1 = http::Request::get("/").header("host", "203.0.113.9");
+        let h1 = h1.body(()).expect("request").into_parts().0;
+        assert!(finds_address_host(&h1));
     }
 }

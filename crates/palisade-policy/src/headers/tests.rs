@@ -69,6 +69,42 @@ fn hsts_is_not_sent_over_plain_http() {
     assert_eq!(value(&headers, "x-frame-options"), Some("DENY"));
 }
 
+/// RFC 6797 §7.2 binds the upstream's HSTS too: over plain HTTP it is removed, even where
+/// palisade's own is turned off or the upstream's value would win; over TLS it is kept
+/// where it wins.
+#[test]
+fn an_upstream_hsts_is_removed_over_plain_http_only() {
+    let upstream = [("strict-transport-security", "max-age=60")];
+    for config in [
+        "",
+        "strict_transport_security = false",
+        "upstream_wins = [\"strict-transport-security\"]",
+    ] {
+        let policy = policy(config);
+        let mut plain = response(&upstream);
+        policy.apply(&mut plain, "/", false);
+        assert_eq!(value(&plain, "strict-transport-security"), None, "{config}");
+        let mut lines = response(&upstream);
+        assert!(
+            policy.apply_as_lines(&mut lines, "/", false).is_none(),
+            "{config}"
+        );
+        assert_eq!(value(&lines, "strict-transport-security"), None, "{config}");
+    }
+    for config in [
+        "strict_transport_security = false",
+        "upstream_wins = [\"strict-transport-security\"]",
+    ] {
+        let mut tls = response(&upstream);
+        policy(config).apply(&mut tls, "/", true);
+        assert_eq!(
+            value(&tls, "strict-transport-security"),
+            Some("max-age=60"),
+            "{config}"
+        );
+    }
+}
+
 #[test]
 fn palisade_values_replace_the_upstreams_by_default() {
     let mut headers = response(&[
@@ -305,12 +341,26 @@ fn headers_as_lines_read_as_the_headers_put_into_the_map() {
         "",
         "x_xss_protection = false\nupstream_wins = [\"referrer-policy\"]",
         "[[paths]]\nprefix = \"/embed/\"\nx_frame_options = false",
+        "strict_transport_security = false",
     ];
-    let answers: [&[(&str, &str)]; 4] = [
+    // Names as long as a managed one (`ratelimit-limit`, 15 bytes like `x-frame-options`),
+    // a managed name the http crate does not know (`permissions-policy`), and names of 63
+    // bytes and more, which share one length bit.
+    let long = "x-".repeat(40);
+    let answers: [&[(&str, &str)]; 7] = [
         &[("content-type", "text/html")],
         &[("set-cookie", "sid=1"), ("set-cookie", "b=2; Secure")],
         &[("x-frame-options", "SAMEORIGIN")],
         &[("referrer-policy", "unsafe-url"), ("set-cookie", "a=1")],
+        &[
+            ("ratelimit-limit", "10"),
+            ("permissions-policy", "camera=(self)"),
+        ],
+        &[(&long[..79], "1"), (&long[..63], "2")],
+        &[
+            ("strict-transport-security", "max-age=60"),
+            ("content-type", "text/css"),
+        ],
     ];
     for text in configs {
         let policy = policy(text);

@@ -293,23 +293,34 @@ fn multipart_charsets(req: &Request<'_>, out: &mut Vec<RequestHit>) {
 /// ignored; any other address counts from paranoia 2, since internal tools and IoT clients
 /// also connect by address.
 fn host_is_address(req: &Request<'_>, host: &[u8], out: &mut Vec<RequestHit>) {
-    // Not UTF-8 is no address (nor was it read as one with its bytes replaced).
-    let Ok(text) = std::str::from_utf8(host) else {
-        return;
+    // Not UTF-8 is no address (nor was it read as one with its bytes replaced). ASCII, as
+    // nearly every `Host` is, is trimmed as bytes; other text by Unicode's white space.
+    let trimmed = if host.is_ascii() {
+        host.trim_ascii()
+    } else {
+        let Ok(text) = std::str::from_utf8(host) else {
+            return;
+        };
+        text.trim().as_bytes()
     };
-    let trimmed = text.trim();
-    // Positions of ASCII bytes, so slicing at them stays on character boundaries.
-    let at = |byte: u8| trimmed.bytes().position(|b| b == byte);
-    let name = match trimmed.strip_prefix('[') {
+    let at = |byte: u8| trimmed.iter().position(|&b| b == byte);
+    let name = match trimmed.strip_prefix(b"[") {
         // `[v6]` or `[v6]:port`.
         Some(bracketed) => at(b']').map_or(bracketed, |end| &trimmed[1..end]),
         // `v4:port`; a bare v6 address has more than one colon and no port.
         None => match at(b':') {
-            Some(colon) if !trimmed.as_bytes()[colon + 1..].contains(&b':') => &trimmed[..colon],
+            Some(colon) if !trimmed[colon + 1..].contains(&b':') => &trimmed[..colon],
             _ => trimmed,
         },
     };
-    let Ok(ip) = name.parse::<std::net::IpAddr>() else {
+    // An address is hex digits, dots and colons (`::ffff:192.0.2.1` too): a name holding
+    // anything else, a domain, is not parsed at all.
+    let address_byte = |b: &u8| b.is_ascii_hexdigit() || matches!(b, b'.' | b':');
+    if !name.iter().all(address_byte) {
+        return;
+    }
+    let parsed = std::str::from_utf8(name).ok().and_then(|n| n.parse().ok());
+    let Some(ip) = parsed else {
         return;
     };
     let ip = unmapped(ip);
@@ -728,6 +739,13 @@ mod tests {
         assert!(score > 20 && score <= 35, "{score}");
         assert!(host_score("[2001:db8::1]:443", None).is_some());
         assert_eq!(host_score("shop.example", None), None);
+        // Written only in hex digits and dots, and still a name.
+        assert_eq!(host_score("cafe.bad", None), None);
+        assert!(host_score("203.0.113.9:8443", None).is_some());
+        assert!(host_score("[::ffff:203.0.113.9]", None).is_some());
+        // Unicode white space around an address is trimmed as before.
+        assert!(host_score("\u{a0}203.0.113.9\u{3000}", None).is_some());
+        assert_eq!(host_score("\u{a0}shop.example", None), None);
     }
 
     #[test]

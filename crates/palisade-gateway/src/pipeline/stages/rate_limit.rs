@@ -339,17 +339,27 @@ const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remai
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds), on a
-/// response that may carry the application's own: those stay.
+/// response that may carry the application's own: an answer with any of the three keeps
+/// its own and gets none of palisade's, since the three describe one limit together (the
+/// application's limit beside palisade's remaining count would describe neither).
 pub(crate) fn quota_headers(decision: &Decision, headers: &mut HeaderMap) {
+    // One pass over the answer's few names rather than a hashed look-up per field.
+    let own = |name: &HeaderName| {
+        matches!(
+            name.as_str(),
+            "ratelimit-limit" | "ratelimit-remaining" | "ratelimit-reset"
+        )
+    };
+    if headers.keys().any(own) {
+        return;
+    }
     let reset = ceil_secs(decision.reset_after);
     for (name, value) in [
         (RATELIMIT_LIMIT, decision.limit),
         (RATELIMIT_REMAINING, decision.remaining),
         (RATELIMIT_RESET, reset),
     ] {
-        headers
-            .entry(name)
-            .or_insert_with(|| HeaderValue::from(value));
+        headers.insert(name, HeaderValue::from(value));
     }
 }
 
@@ -427,5 +437,29 @@ mod tests {
         let mut headers = HeaderMap::new();
         quota_headers(&decision, &mut headers);
         assert_eq!(headers["ratelimit-reset"], "5");
+    }
+
+    #[test]
+    fn an_answer_with_its_own_quota_fields_keeps_them_all_and_gets_none_of_palisades() {
+        let decision = Decision {
+            allowed: true,
+            limit: 10,
+            remaining: 7,
+            reset_after: Duration::from_secs(3),
+            retry_after: None,
+            counted: true,
+        };
+        for own in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(HeaderName::from_static(own), HeaderValue::from_static("99"));
+            quota_headers(&decision, &mut headers);
+            assert_eq!(headers.len(), 1, "{own}: {headers:?}");
+            assert_eq!(headers[own], "99");
+        }
+        let mut headers = HeaderMap::new();
+        quota_headers(&decision, &mut headers);
+        assert_eq!(headers["ratelimit-limit"], "10");
+        assert_eq!(headers["ratelimit-remaining"], "7");
+        assert_eq!(headers["ratelimit-reset"], "3");
     }
 }

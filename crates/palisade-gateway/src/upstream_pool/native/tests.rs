@@ -287,12 +287,18 @@ async fn a_connection_waiting_out_its_grace_is_left_for_later() {
     let pool = pool(address.clone());
     let parked = TcpStream::connect(&address).await.expect("connect");
     pool.check_in_native(NativeConn::new(Stream::Plain(parked)), Some(BODILESS_GRACE));
-    assert!(pool.check_out_native().is_none(), "in its grace period");
+    assert!(
+        pool.check_out_native(tokio::time::Instant::now()).is_none(),
+        "in its grace period"
+    );
     assert_eq!(pool.native_idle.lock().expect("lock").len(), 1, "kept");
     // One whose grace is over is taken; the one still waiting stays.
     let ready = TcpStream::connect(&address).await.expect("connect");
     pool.check_in_native(NativeConn::new(Stream::Plain(ready)), Some(Duration::ZERO));
-    assert!(pool.check_out_native().is_some(), "its grace is over");
+    assert!(
+        pool.check_out_native(tokio::time::Instant::now()).is_some(),
+        "its grace is over"
+    );
     assert_eq!(pool.native_idle.lock().expect("lock").len(), 1, "kept");
 }
 
