@@ -27,6 +27,14 @@ impl Drop for Process {
 }
 
 impl Process {
+    /// A client connection to the proxy listener.
+    async fn connect(&self) -> tokio::net::TcpStream {
+        let address = self.proxy.trim_start_matches("http://");
+        tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect")
+    }
+
     async fn start(upstream: &str, config: &Path) -> Self {
         let (proxy_port, admin_port) = (free_port(), free_port());
         let stderr = config.with_extension("stderr");
@@ -400,10 +408,7 @@ async fn sigterm_closes_idle_keep_alive_connections_at_once() {
     let upstream = Upstream::start().await;
     let config = config_file("rate_limit = []\n");
     let mut palisade = Process::start(&upstream.url(), &config).await;
-    let address = palisade.proxy.trim_start_matches("http://").to_owned();
-    let mut idle = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
+    let mut idle = palisade.connect().await;
     let mut answer = Vec::new();
     for _ in 0..2 {
         answer.extend(exchange(&mut idle, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").await);
@@ -439,10 +444,7 @@ async fn a_second_sigterm_stops_without_waiting_for_in_flight_requests() {
     let upstream = Upstream::start().await;
     let config = config_file("rate_limit = []\n[server]\nshutdown_timeout = \"60s\"\n");
     let mut palisade = Process::start(&upstream.url(), &config).await;
-    let address = palisade.proxy.trim_start_matches("http://").to_owned();
-    let mut stalled = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
+    let mut stalled = palisade.connect().await;
     let head = exchange(&mut stalled, b"GET /stall HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert!(head.starts_with(b"HTTP/1.1 200"));
 

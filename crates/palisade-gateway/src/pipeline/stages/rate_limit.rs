@@ -334,9 +334,14 @@ pub(crate) fn retry_after_secs(decision: &Decision) -> u64 {
     ceil_secs(decision.retry_after.unwrap_or(decision.reset_after)).max(1)
 }
 
-const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, in that order.
+const QUOTA_FIELDS: [&str; 3] = ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"];
+/// [`QUOTA_FIELDS`] as names, made at compile time (`from_static` checks its text).
+const QUOTA_NAMES: [HeaderName; 3] = [
+    HeaderName::from_static(QUOTA_FIELDS[0]),
+    HeaderName::from_static(QUOTA_FIELDS[1]),
+    HeaderName::from_static(QUOTA_FIELDS[2]),
+];
 
 /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds), on a
 /// response that may carry the application's own: an answer with any of the three keeps
@@ -344,21 +349,18 @@ const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 /// application's limit beside palisade's remaining count would describe neither).
 pub(crate) fn quota_headers(decision: &Decision, headers: &mut HeaderMap) {
     // One pass over the answer's few names rather than a hashed look-up per field.
-    let own = |name: &HeaderName| {
-        matches!(
-            name.as_str(),
-            "ratelimit-limit" | "ratelimit-remaining" | "ratelimit-reset"
-        )
-    };
-    if headers.keys().any(own) {
+    if headers
+        .keys()
+        .any(|name| QUOTA_FIELDS.contains(&name.as_str()))
+    {
         return;
     }
-    let reset = ceil_secs(decision.reset_after);
-    for (name, value) in [
-        (RATELIMIT_LIMIT, decision.limit),
-        (RATELIMIT_REMAINING, decision.remaining),
-        (RATELIMIT_RESET, reset),
-    ] {
+    let values = [
+        decision.limit,
+        decision.remaining,
+        ceil_secs(decision.reset_after),
+    ];
+    for (name, value) in QUOTA_NAMES.into_iter().zip(values) {
         headers.insert(name, HeaderValue::from(value));
     }
 }
