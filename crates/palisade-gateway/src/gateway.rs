@@ -293,6 +293,41 @@ impl Gateway {
         Response::from_parts(parts, body)
     }
 
+    /// palisade's answer to a request head refused before any stage could read it (by its
+    /// own HTTP/1.1 loop, [`crate::http1`]): the error's short page with the response
+    /// phase's headers, as every answer gets them, `Connection: close`, and the refusal's
+    /// `request.malformed` event. No head could be read, so the response phase sees a bare
+    /// `GET /`: the page gets the security headers of the site's root, in HTML.
+    pub(crate) async fn refuse_head(
+        &self,
+        conn: &ConnInfo,
+        refusal: HeadRefusal,
+    ) -> Response<TrackedBody> {
+        // Client faults at debug: an attacker must not be able to flood the log.
+        debug!(client.peer = %conn.peer, kind = refusal.kind, detail = %refusal.detail, "head refused");
+        let in_flight = conn.shared.start_request();
+        let runtime = self.runtime();
+        let events = self.services.events.clone();
+        let now = tokio::time::Instant::now();
+        let mut ctx = RequestContext::received(conn.peer, conn.tls, events, now);
+        let head = Request::new(()).into_parts().0;
+        let (mut parts, body) = refusal.error.to_response(&head.headers).into_parts();
+        parts
+            .headers
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        runtime
+            .pipeline
+            .run_response(&head, &mut parts, &mut ctx)
+            .await;
+        ctx.publish(Event::RequestMalformed {
+            client_ip: ctx.client_ip,
+            kind: refusal.kind,
+            detail: refusal.detail,
+            status: Some(parts.status.as_u16()),
+        });
+        Response::from_parts(parts, TrackedBody::new(body, in_flight, None))
+    }
+
     /// The response for an error, with its event, metric and log line.
     fn error_response(
         &self,
@@ -329,6 +364,99 @@ impl Gateway {
             status: response.status().as_u16(),
         });
         response
+    }
+}
+
+/// A request head palisade refuses before any stage reads it: what its `request.malformed`
+/// event says, and the error whose page answers it (the status hyper would send: 400, 431
+/// or 414).
+#[derive(Debug)]
+pub(crate) struct HeadRefusal {
+    /// The event's `error.kind`: `malformed_head`, `head_too_large`, `uri_too_long` or
+    /// `http2_preface`.
+    kind: &'static str,
+    /// What was wrong, for the event.
+    detail: String,
+    error: GatewayError,
+}
+
+/// The longest request target the `http` crate (and so hyper) takes: hyper answers a longer
+/// one with 414.
+const MAX_TARGET: usize = u16::MAX as usize - 1;
+
+impl HeadRefusal {
+    /// The event's kind.
+    #[cfg(test)]
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// What the event says was wrong.
+    #[cfg(test)]
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The status of its answer.
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> u16 {
+        self.error.status().as_u16()
+    }
+
+    /// A head that does not parse as HTTP/1.1 (`detail`: the parser's words).
+    pub(crate) fn malformed(detail: String) -> Self {
+        Self {
+            kind: "malformed_head",
+            detail,
+            error: GatewayError::BadFraming("the request head is not HTTP"),
+        }
+    }
+
+    /// A head longer than `max_header_size`, or still unfinished at that length.
+    pub(crate) fn too_large() -> Self {
+        Self {
+            kind: "head_too_large",
+            detail: "request head longer than max_header_size".into(),
+            error: GatewayError::HeadTooLarge,
+        }
+    }
+
+    /// A head with more fields than `max_headers`.
+    pub(crate) fn too_many_fields() -> Self {
+        Self {
+            kind: "head_too_large",
+            detail: "more header fields than max_headers".into(),
+            error: GatewayError::HeadTooLarge,
+        }
+    }
+
+    /// A target of `length` bytes that is not a URI: too long for one, or with bytes a URI
+    /// may not hold.
+    pub(crate) fn bad_target(length: usize) -> Self {
+        if length > MAX_TARGET {
+            return Self {
+                kind: "uri_too_long",
+                detail: format!("request target of {length} bytes, longer than a URI may be"),
+                error: GatewayError::UriTooLong {
+                    limit: MAX_TARGET as u64,
+                },
+            };
+        }
+        Self {
+            kind: "malformed_head",
+            detail: "the request target is not a valid URI".into(),
+            error: GatewayError::BadFraming("the request target is not a valid URI"),
+        }
+    }
+
+    /// The HTTP/2 preface where HTTP/2 may not start: after HTTP/1.1 requests (RFC 9113
+    /// §3.4), or on a TLS connection that agreed on `http/1.1`.
+    pub(crate) fn preface() -> Self {
+        Self {
+            kind: "http2_preface",
+            detail: "HTTP/2 preface on an HTTP/1.1 connection".into(),
+            error: GatewayError::BadFraming("HTTP/2 preface on an HTTP/1.1 connection"),
+        }
     }
 }
 

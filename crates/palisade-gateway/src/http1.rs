@@ -6,12 +6,18 @@
 //! second parse for the framing watch and no dispatch through hyper's connection state.
 //!
 //! Anything else (a body, `Expect`, `Upgrade`, `TE`, a `Connection` option other than
-//! `keep-alive`, HTTP/1.0, a target that is not origin-form, a head hyper would refuse or that
-//! is larger than the limits, the HTTP/2 preface) is not handled here: the loop stops before
-//! taking anything of that head and hands the connection, with every byte it has read and not
-//! used, to hyper and the framing watch ([`crate::conn::GuardedIo::hand_over`]), which serve
-//! it from then on exactly as they serve a connection from its start. So every refusal,
-//! limit and smuggling check stays where it was.
+//! `keep-alive`, HTTP/1.0, a target that is not origin-form, more header fields than this loop
+//! parses, the HTTP/2 preface at a connection's start) is not handled here: the loop stops
+//! before taking anything of that head and hands the connection, with every byte it has read
+//! and not used, to hyper and the framing watch ([`crate::conn::GuardedIo::hand_over`]), which
+//! serve it from then on exactly as they serve a connection from its start. So every
+//! refusal, limit and smuggling check stays where it was.
+//!
+//! A head that is not HTTP (one hyper would refuse: obs-fold, a bad name or byte, a target
+//! that is not a URI), or that is larger than `max_header_size`, is refused here with
+//! palisade's own error page (`request.malformed` event, the security headers of every
+//! answer, `Connection: close`), where hyper would send a bare one. The same status as
+//! hyper's: 400, 431 for a head too large, 414 for a target over the 64 KiB a URI may have.
 //!
 //! Answers are written as hyper's server writes them: lower-case names, the body framed by
 //! the answer's `Content-Length` or its body's exact size, else chunked; none for `HEAD`,
@@ -40,7 +46,7 @@ use tracing::debug;
 use crate::body::BoxError;
 use crate::conn::{GuardedIo, Prefixed};
 use crate::framing::{FramingTracker, is_http2_preface};
-use crate::gateway::{ConnInfo, Gateway, TrackedBody};
+use crate::gateway::{ConnInfo, Gateway, HeadRefusal, TrackedBody};
 
 /// The most header fields a head parsed here may have (fewer when `max_headers` is lower);
 /// a head with more goes to hyper, which applies `max_headers`.
@@ -114,13 +120,16 @@ where
                 }
             }
             Parsed::Hyper if (served || !http2) && is_http2_preface(&buf) => {
-                let peer = info.peer;
-                debug!(client.peer = %peer, "HTTP/2 preface refused on an HTTP/1.1 connection");
-                let _ = io.write_all(PREFACE_REFUSED).await;
-                let _ = tokio::time::timeout(CLOSE_WAIT, io.shutdown()).await;
+                let refusal = HeadRefusal::preface();
+                refuse(io, gateway, info, refusal, false).await;
                 return None;
             }
             Parsed::Hyper => return hand_over(io, buf.freeze(), limits),
+            Parsed::Refused(refusal) => {
+                let head_request = buf.trim_ascii_start().starts_with(b"HEAD ");
+                refuse(io, gateway, info, refusal, head_request).await;
+                return None;
+            }
             Parsed::Plain {
                 len,
                 method,
@@ -129,14 +138,21 @@ where
         };
         io.head_in_progress(false);
         let head = buf.split_to(len).freeze();
-        let Some(request) = request(&head, method, target, &mut fields) else {
-            let mut unused = BytesMut::with_capacity(head.len() + buf.len());
-            unused.extend_from_slice(&head);
-            unused.extend_from_slice(&buf);
-            return hand_over(io, unused.freeze(), limits);
+        let head_request = method == Method::HEAD;
+        let request = match request(&head, method, target, &mut fields) {
+            Ok(request) => request,
+            Err(Some(refusal)) => {
+                refuse(io, gateway, info, refusal, head_request).await;
+                return None;
+            }
+            Err(None) => {
+                let mut unused = BytesMut::with_capacity(head.len() + buf.len());
+                unused.extend_from_slice(&head);
+                unused.extend_from_slice(&buf);
+                return hand_over(io, unused.freeze(), limits);
+            }
         };
         drop(head);
-        let head_request = request.method == Method::HEAD;
         let handling = gateway.handle(request, None, info, io.last_read());
         tokio::pin!(handling);
         let response = loop {
@@ -178,10 +194,33 @@ fn hand_over<T>(
     Some(io)
 }
 
-/// The answer to an HTTP/2 preface where it is not allowed, as hyper answers a head it
-/// cannot parse.
-const PREFACE_REFUSED: &[u8] =
-    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+/// Answers a head this loop refuses with palisade's error page and ends the connection.
+/// The client may still be sending (the rest of a head too large): its side is read and
+/// dropped for up to [`CLOSE_WAIT`] after the answer, as closing a socket with unread bytes
+/// makes the kernel reset the connection, and a client's kernel that gets the reset may
+/// drop the answer before its program reads it. A head that says `HEAD` gets no page.
+async fn refuse<T>(
+    mut io: GuardedIo<Prefixed<T>>,
+    gateway: &Gateway,
+    info: &ConnInfo,
+    refusal: HeadRefusal,
+    head_request: bool,
+) where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let answer = gateway.refuse_head(info, refusal).await;
+    let mut out = Vec::new();
+    if let Err(err) = write_response(&mut io, &mut out, answer, head_request).await {
+        debug!(client.peer = %info.peer, error = %err, "refusal not delivered");
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        let _ = io.shutdown().await;
+        let mut sink = [0; 4096];
+        while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
 
 /// Reads more of the connection into `buf`.
 async fn read_more<T>(io: &mut GuardedIo<Prefixed<T>>, buf: &mut BytesMut) -> io::Result<usize>
@@ -220,6 +259,8 @@ enum Parsed {
     },
     /// Something for hyper.
     Hyper,
+    /// A head refused here (hyper would refuse it with a bare answer).
+    Refused(HeadRefusal),
 }
 
 /// Parses a head at the start of `buf`. A plain head's field names and the places of their
@@ -234,9 +275,22 @@ fn parse(buf: &[u8], limits: HeadLimits, fields: &mut Vec<(HeaderName, Range<usi
     let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < limits.max_head => return Parsed::Partial,
-        _ => return Parsed::Hyper,
+        Ok(httparse::Status::Partial) => return Parsed::Refused(HeadRefusal::too_large()),
+        // More fields than this loop parses, fewer than `max_headers` allows: hyper's.
+        Err(httparse::Error::TooManyHeaders) if limits.max_headers > MAX_FIELDS => {
+            return Parsed::Hyper;
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Parsed::Refused(HeadRefusal::too_many_fields());
+        }
+        // The HTTP/2 preface (h2c with prior knowledge, where allowed): see `serve`.
+        Err(httparse::Error::Version) if is_http2_preface(buf) => return Parsed::Hyper,
+        Err(err) => return Parsed::Refused(HeadRefusal::malformed(what_is_wrong(buf, err))),
     };
-    if len > limits.max_head || head.version != Some(1) {
+    if len > limits.max_head {
+        return Parsed::Refused(HeadRefusal::too_large());
+    }
+    if head.version != Some(1) {
         return Parsed::Hyper;
     }
     let method = match head.method {
@@ -279,15 +333,35 @@ fn parse(buf: &[u8], limits: HeadLimits, fields: &mut Vec<(HeaderName, Range<usi
     }
 }
 
-/// The request for a plain head (`head` holds its bytes, `fields` what [`parse`] found);
-/// `None` if the target or a value is not what `http` accepts (hyper then refuses it).
+/// What is wrong with a head httparse refused, for the event: its words, but a field line
+/// that starts with white space (obs-fold, RFC 9112 §5.2), which it calls a bad name, by
+/// that name.
+fn what_is_wrong(buf: &[u8], err: httparse::Error) -> String {
+    let head = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(buf, |end| &buf[..end]);
+    let folded = head
+        .windows(2)
+        .any(|w| w[0] == b'\n' && matches!(w[1], b' ' | b'\t'));
+    if err == httparse::Error::HeaderName && folded {
+        return "obs-fold: a header field continued on a line of its own".into();
+    }
+    err.to_string()
+}
+
+/// The request for a plain head (`head` holds its bytes, `fields` what [`parse`] found).
+/// A target that is not a URI is refused as hyper refuses it (`Some`); a value `http` does
+/// not accept goes to hyper (`None`), whose parser does not check values again.
 fn request(
     head: &Bytes,
     method: Method,
     target: Range<usize>,
     fields: &mut Vec<(HeaderName, Range<usize>)>,
-) -> Option<http::request::Parts> {
-    let uri = Uri::from_maybe_shared(head.slice(target)).ok()?;
+) -> Result<http::request::Parts, Option<HeadRefusal>> {
+    let length = target.len();
+    let uri = Uri::from_maybe_shared(head.slice(target))
+        .map_err(|_| Some(HeadRefusal::bad_target(length)))?;
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -296,10 +370,10 @@ fn request(
     // With room for the forwarding fields palisade adds (`X-Forwarded-*`, `Forwarded`).
     headers.reserve(fields.len() + 4);
     for (name, value) in fields.drain(..) {
-        let value = HeaderValue::from_maybe_shared(head.slice(value)).ok()?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| None)?;
         headers.append(name, value);
     }
-    Some(request.into_parts().0)
+    Ok(request.into_parts().0)
 }
 
 /// How the answer's body goes on the wire.

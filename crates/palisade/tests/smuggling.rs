@@ -305,11 +305,72 @@ async fn repeated_singleton_fields_are_refused() {
     }
 }
 
-/// A head hyper refuses itself (before any stage sees the request) is still a security
-/// event: `request.malformed`, with the peer's address, what was wrong and the status sent
-/// (it left only a debug line before).
+/// A head that is not HTTP, or too large, gets palisade's own error page with the security
+/// headers every answer gets, and `Connection: close` (hyper refused these with a bare
+/// answer). A client still sending the rest of a head too large (300 KB over a 4 KB limit)
+/// gets the answer too.
 #[tokio::test]
-async fn heads_hyper_refuses_are_logged_as_malformed_requests() {
+async fn refused_heads_get_palisades_page_with_the_security_headers() {
+    let upstream = Upstream::start().await;
+    let toml = "rate_limit = []\n[server]\nmax_header_size = \"4KB\"\n";
+    let palisade = start_palisade(&upstream.url(), toml).await;
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(300_000)
+    );
+    for (request, status) in [
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n",
+            "400",
+        ),
+        ("GET / HTTP/1.1\r\nBad Name: b\r\n\r\n", "400"),
+        ("GET /a<b HTTP/1.1\r\nHost: a\r\n\r\n", "400"),
+        ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", "400"),
+        (big.as_str(), "431"),
+    ] {
+        let reply = reply_to(&palisade, request).await;
+        let shown = &reply[..reply.len().min(600)];
+        assert!(reply.starts_with(&format!("HTTP/1.1 {status} ")), "{shown}");
+        let lower = reply.to_ascii_lowercase();
+        for field in [
+            "content-security-policy: default-src 'self'",
+            "x-frame-options: deny",
+            "x-content-type-options: nosniff",
+            "referrer-policy: ",
+            "connection: close",
+            "content-type: text/html",
+        ] {
+            assert!(lower.contains(field), "{field} missing: {shown}");
+        }
+        assert!(
+            reply.contains(&format!("<h1>{status} ")),
+            "no page: {shown}"
+        );
+    }
+    // A refused `HEAD` gets the answer's head alone.
+    let reply = reply_to(
+        &palisade,
+        "HEAD / HTTP/1.1\r\nHost: a\r\nA: b\r\n c\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("x-frame-options: deny"),
+        "{reply}"
+    );
+    assert!(
+        reply.ends_with("\r\n\r\n") && !reply.contains("<h1>"),
+        "{reply}"
+    );
+    assert_eq!(upstream.hits(), 0);
+    palisade.shutdown().await;
+}
+
+/// A head refused before any stage sees the request (by palisade's own loop, or by hyper on
+/// a connection it serves) is still a security event: `request.malformed`, with the peer's
+/// address, what was wrong and the status sent (it left only a debug line before).
+#[tokio::test]
+async fn refused_heads_are_logged_as_malformed_requests() {
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().expect("dir");
     let log = dir.path().join("events.log");

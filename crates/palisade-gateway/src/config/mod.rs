@@ -302,7 +302,36 @@ fn syntax_or_value_error(path: &Path, text: &str, err: &toml::de::Error) -> Diag
             message = format!("{message} (key `{key}`)");
         }
     }
-    Diagnostic::at(path, text, err.span(), message)
+    // A `[[rate_limit]]` check that serde placed at the table: at the key's value instead.
+    let span = match (err.span(), rate_limit::key_of_error(&message)) {
+        (Some(table), Some(key)) => Some(value_in_table(text, table.start, key).unwrap_or(table)),
+        (span, _) => span,
+    };
+    Diagnostic::at(path, text, span, message)
+}
+
+/// Where the value of `key = ...` is in the table whose header starts at byte `table`, when
+/// the table writes it on a line of its own (not in an inline table).
+fn value_in_table(text: &str, table: usize, key: &str) -> Option<std::ops::Range<usize>> {
+    let body_start = table + text.get(table..)?.find('\n')? + 1;
+    let mut at = body_start;
+    for line in text.get(body_start..)?.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            return None;
+        }
+        let Some((name, value)) = trimmed.split_once('=') else {
+            continue;
+        };
+        if name.trim() == key {
+            let value_start =
+                start + (line.len() - value.len()) + (value.len() - value.trim_start().len());
+            return Some(value_start..start + line.trim_end().len());
+        }
+    }
+    None
 }
 
 /// The key of the `key = value` line whose value starts at byte `at`, when the line is one;

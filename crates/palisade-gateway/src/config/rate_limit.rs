@@ -161,6 +161,26 @@ impl TryFrom<RawRule> for RateLimitRule {
     }
 }
 
+/// The key of a `[[rate_limit]]` table that an error of `RateLimitRule::try_from` is about,
+/// read from its message: serde places such an error at the whole table, and the message is
+/// all it passes on, so this lets the diagnostic point at the key's value instead.
+pub(super) fn key_of_error(message: &str) -> Option<&'static str> {
+    if message.starts_with("invalid rate_limit name ") {
+        return Some("name");
+    }
+    let (_, what) = message.strip_prefix("rate_limit \"")?.split_once("\": ")?;
+    [
+        ("invalid path ", "path"),
+        ("limit must ", "limit"),
+        ("window must ", "window"),
+        ("invalid method ", "methods"),
+        ("invalid key ", "key"),
+        ("invalid header name in key ", "key"),
+    ]
+    .into_iter()
+    .find_map(|(start, key)| what.starts_with(start).then_some(key))
+}
+
 fn parse_method(rule: &str, text: &str) -> Result<Method, String> {
     let upper = text.to_ascii_uppercase();
     Method::from_bytes(upper.as_bytes()).map_err(|_| {

@@ -90,18 +90,19 @@ pub enum Event {
         /// The status sent.
         status: u16,
     },
-    /// A request head hyper could not read, refused by hyper itself before any stage saw it:
-    /// obs-fold, a byte no field may hold, differing `Content-Length`s, a head or URI too
-    /// large, an HTTP/2 preface in an HTTP/1.1 connection. Only the socket's address is known.
+    /// A request head that could not be read, refused (by palisade's own HTTP/1.1 loop or by
+    /// hyper) before any stage saw it: obs-fold, a byte no field may hold, differing
+    /// `Content-Length`s, a head or URI too large, an HTTP/2 preface in an HTTP/1.1
+    /// connection. Only the socket's address is known.
     RequestMalformed {
         /// The peer's address (no header could be read to name another client).
         client_ip: std::net::IpAddr,
         /// `malformed_head`, `head_too_large`, `uri_too_long`, `http2_preface`, or
         /// `http2_protocol` (an HTTP/2 connection ended with GOAWAY for a protocol error).
         kind: &'static str,
-        /// What hyper (or its HTTP/2 library) found wrong, in its words.
+        /// What was wrong (in hyper's or its HTTP/2 library's words when they refused it).
         detail: String,
-        /// The status hyper sent (400, 431, 414), or `None` when it closed the connection
+        /// The status sent (400, 431, 414), or `None` when the connection was closed
         /// without an answer.
         status: Option<u16>,
     },
@@ -393,9 +394,24 @@ impl RequestInfo {
         out.request_id(key!("request.id"), self.id);
         out.ip(key!("client.ip"), self.client_ip);
         out.plain(key!("http.method"), self.method.as_str());
-        out.str(key!("url.path"), &self.path);
+        let path = self.path.as_str();
+        if path.len() <= MAX_LOGGED_PATH {
+            out.str(key!("url.path"), path);
+        } else {
+            let cut = (0..=MAX_LOGGED_PATH)
+                .rev()
+                .find(|&at| path.is_char_boundary(at))
+                .unwrap_or(0);
+            out.str(key!("url.path"), &path[..cut]);
+            out.num(key!("url.path_length"), path.len() as u64);
+        }
     }
 }
+
+/// The most bytes of a request's path an event's line holds (the rest is left out, and
+/// `url.path_length` gives the whole length): a client must not be able to make every line
+/// it causes as long as the longest path palisade accepts.
+const MAX_LOGGED_PATH: usize = 1024;
 
 /// A field name as [`JsonObject`] writes it, quoted, with the comma before it and the
 /// colon after it (`,"request.id":`): one copy per field. Made by [`key!`], which checks
@@ -720,6 +736,40 @@ mod tests {
         assert_eq!(json["url.path"], "/login");
         assert_eq!(json["rule.name"], "default");
         assert_eq!(json["rate_limit.enforced"], true);
+    }
+
+    /// A path longer than a log line should be is cut (at a character's boundary), and
+    /// the whole length said beside it.
+    #[test]
+    fn long_paths_are_cut_in_events() {
+        let mut request = request();
+        request.path = format!("/{}", "é".repeat(40_000));
+        let event = Event::RequestFailed {
+            request,
+            source: "client",
+            kind: "uri_too_long",
+            status: 414,
+        };
+        let json = Value::Object(event.to_json());
+        let path = json["url.path"].as_str().expect("a path");
+        assert!(
+            path.len() <= MAX_LOGGED_PATH && path.len() > MAX_LOGGED_PATH - 2,
+            "{}",
+            path.len()
+        );
+        assert!(path.starts_with("/éé"));
+        assert_eq!(json["url.path_length"], 80_001);
+        let short = Value::Object(
+            Event::RequestFailed {
+                request: super::tests::request(),
+                source: "client",
+                kind: "bad_framing",
+                status: 400,
+            }
+            .to_json(),
+        );
+        assert_eq!(short["url.path"], "/login");
+        assert!(short.get("url.path_length").is_none());
     }
 
     #[test]

@@ -252,13 +252,15 @@ fn remove_cookie(headers: &mut HeaderMap, name: &str) {
     let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
     headers.remove(COOKIE);
     for value in values {
+        // The other pairs keep their bytes and the separators before them, so a value that
+        // holds a `;` of its own (`b="q;r"`, which RFC 6265 does not allow but clients send)
+        // reaches the upstream as the client wrote it.
         let kept: Vec<&[u8]> = value
             .as_bytes()
             .split(|&b| b == b';')
             .filter(|pair| !is_session(pair) && !pair.trim_ascii().is_empty())
-            .map(<[u8]>::trim_ascii)
             .collect();
-        if let Ok(value) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
+        if let Ok(value) = HeaderValue::from_bytes(kept.join(&b";"[..]).trim_ascii()) {
             if !value.is_empty() {
                 headers.append(COOKIE, value);
             }
@@ -300,13 +302,18 @@ mod tests {
         headers.append(COOKIE, HeaderValue::from_static("a=1; sid=secret ;b=2"));
         headers.append(COOKIE, HeaderValue::from_static("sid=other"));
         headers.append(COOKIE, HeaderValue::from_static("sidx=kept;;"));
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("sid=s; b=\"q;r\";c=3 ; d=4"),
+        );
         remove_cookie(&mut headers, "sid");
         let left: Vec<&str> = headers
             .get_all(COOKIE)
             .iter()
             .map(|v| v.to_str().expect("ascii"))
             .collect();
-        assert_eq!(left, ["a=1; b=2", "sidx=kept"]);
+        // The other cookies as the client wrote them, separators included.
+        assert_eq!(left, ["a=1;b=2", "sidx=kept", "b=\"q;r\";c=3 ; d=4"]);
         let mut untouched = HeaderMap::new();
         untouched.append(COOKIE, HeaderValue::from_static("a=1;;b"));
         remove_cookie(&mut untouched, "sid");
