@@ -199,7 +199,23 @@ fn hand_over<T>(
 /// dropped for up to [`CLOSE_WAIT`] after the answer, as closing a socket with unread bytes
 /// makes the kernel reset the connection, and a client's kernel that gets the reset may
 /// drop the answer before its program reads it. A head that says `HEAD` gets no page.
-async fn refuse<T>(
+///
+/// Boxed: refusals are rare, and the response phase's future and the drain's buffer inline
+/// would grow every connection's future (kept, and moved, for the common request too).
+fn refuse<'a, T>(
+    io: GuardedIo<Prefixed<T>>,
+    gateway: &'a Gateway,
+    info: &'a ConnInfo,
+    refusal: HeadRefusal,
+    head_request: bool,
+) -> Pin<Box<impl Future<Output = ()> + 'a>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + 'a,
+{
+    Box::pin(refuse_inline(io, gateway, info, refusal, head_request))
+}
+
+async fn refuse_inline<T>(
     mut io: GuardedIo<Prefixed<T>>,
     gateway: &Gateway,
     info: &ConnInfo,

@@ -456,6 +456,9 @@ async fn serve<T>(
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
     if let Err(err) = watcher.watch(connection).await {
+        // TODO: a head hyper refuses itself (on a connection it took over, after a request
+        // with a body) still gets hyper's bare 400/431, without palisade's page or security
+        // headers; the own loop's refusals have them (`http1::refuse`).
         // A client breaking HTTP on connection after connection makes one event each: the
         // log folds its repeats into a count (`events::repeats`).
         match err.downcast_ref::<hyper::Error>().and_then(refusal) {
