@@ -305,9 +305,34 @@ fn syntax_or_value_error(path: &Path, text: &str, err: &toml::de::Error) -> Diag
     // A `[[rate_limit]]` check that serde placed at the table: at the key's value instead.
     let span = match (err.span(), rate_limit::key_of_error(&message)) {
         (Some(table), Some(key)) => Some(value_in_table(text, table.start, key).unwrap_or(table)),
-        (span, _) => span,
+        // A repeated name, placed at the array: at the repeating table's name.
+        (Some(array), None) => Some(
+            rate_limit::repeating_table(&message)
+                .and_then(|n| nth_array_table(text, "rate_limit", n))
+                .and_then(|table| value_in_table(text, table, "name"))
+                .unwrap_or(array),
+        ),
+        (None, _) => None,
     };
     Diagnostic::at(path, text, span, message)
+}
+
+/// Where the `n`th (1-based) `[[name]]` header of the file starts.
+fn nth_array_table(text: &str, name: &str, n: usize) -> Option<usize> {
+    let mut at = 0;
+    let mut seen = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let header: String = line.split('#').next()?.split_whitespace().collect();
+        if header.strip_prefix("[[").and_then(|h| h.strip_suffix("]]")) == Some(name) {
+            seen += 1;
+            if seen == n {
+                return Some(start + (line.len() - line.trim_start().len()));
+            }
+        }
+    }
+    None
 }
 
 /// Where the value of `key = ...` is in the table whose header starts at byte `table`, when

@@ -181,6 +181,14 @@ pub(super) fn key_of_error(message: &str) -> Option<&'static str> {
     .find_map(|(start, key)| what.starts_with(start).then_some(key))
 }
 
+/// Which `[[rate_limit]]` table (1-based) repeats an earlier one's name, read from the
+/// error [`rules`] gives for it (serde places it at the whole array).
+pub(super) fn repeating_table(message: &str) -> Option<usize> {
+    let rest = message.strip_prefix("duplicate rate_limit name ")?;
+    let (_, table) = rest.split_once("[[rate_limit]] table ")?;
+    table.split_once(' ')?.0.parse().ok()
+}
+
 fn parse_method(rule: &str, text: &str) -> Result<Method, String> {
     let upper = text.to_ascii_uppercase();
     Method::from_bytes(upper.as_bytes()).map_err(|_| {
@@ -240,7 +248,7 @@ pub(super) fn rules<'de, D: Deserializer<'de>>(
 ) -> Result<Option<Vec<RateLimitRule>>, D::Error> {
     let rules = Vec::<RateLimitRule>::deserialize(deserializer)?;
     for (i, rule) in rules.iter().enumerate() {
-        // The error is placed at the array's first table: the message says which tables.
+        // Serde places the error at the array; `repeating_table` reads which table it is.
         if let Some(earlier) = rules[..i].iter().position(|e| e.name == rule.name) {
             return Err(serde::de::Error::custom(format!(
                 "duplicate rate_limit name {:?}: [[rate_limit]] table {} repeats the name of \

@@ -123,11 +123,16 @@ fn duplicate_rule_names_are_refused() {
     let other = "[[rate_limit]]\nname = \"b\"\nlimit = 1\nwindow = \"1s\"\n";
     let message = first_error(&format!("{rule}{other}{rule}"));
     assert!(message.contains("duplicate rate_limit name"), "{message}");
-    // The error sits at the array's first table: the message says which table repeats.
+    // At the repeating table's name; the message says which table it repeats.
+    assert!(message.starts_with("palisade.toml:10:8: "), "{message}");
     assert!(
         message.contains("table 3 repeats the name of table 1"),
         "{message}"
     );
+    // Headers written with spaces and a comment are found too.
+    let spaced = rule.replace("[[rate_limit]]", "  [[ rate_limit ]] # again");
+    let message = first_error(&format!("{rule}{other}{spaced}"));
+    assert!(message.starts_with("palisade.toml:10:8: "), "{message}");
 }
 
 #[test]
