@@ -349,18 +349,27 @@ fn parse(buf: &[u8], limits: HeadLimits, fields: &mut Vec<(HeaderName, Range<usi
     }
 }
 
-/// What is wrong with a head httparse refused, for the event: its words, but a field line
-/// that starts with white space (obs-fold, RFC 9112 §5.2), which it calls a bad name, by
-/// that name.
+/// What is wrong with a head httparse refused, for the event: its words, but a line that
+/// starts with white space, which it calls a bad name, by what it is: obs-fold (a field
+/// continued on the next line, RFC 9112 §5.2), or white space before the first field
+/// (RFC 9112 §2.2).
 fn what_is_wrong(buf: &[u8], err: httparse::Error) -> String {
+    if err != httparse::Error::HeaderName {
+        return err.to_string();
+    }
     let head = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(buf, |end| &buf[..end]);
-    let folded = head
-        .windows(2)
-        .any(|w| w[0] == b'\n' && matches!(w[1], b' ' | b'\t'));
-    if err == httparse::Error::HeaderName && folded {
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .skip_while(|line| line.trim_ascii().is_empty());
+    let _request_line = lines.next();
+    let indented = |line: &[u8]| matches!(line.first(), Some(b' ' | b'\t'));
+    if lines.next().is_some_and(indented) {
+        return "white space between the request line and the first header field".into();
+    }
+    if lines.any(indented) {
         return "obs-fold: a header field continued on a line of its own".into();
     }
     err.to_string()

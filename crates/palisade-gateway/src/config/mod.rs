@@ -347,10 +347,8 @@ fn value_in_table(text: &str, table: usize, key: &str) -> Option<std::ops::Range
         if trimmed.starts_with('[') {
             return None;
         }
-        let Some((name, value)) = trimmed.split_once('=') else {
-            continue;
-        };
-        if name.trim() == key {
+        if validate::key_of(trimmed) == Some(key) {
+            let (_, value) = trimmed.split_once('=')?;
             let value_start =
                 start + (line.len() - value.len()) + (value.len() - value.trim_start().len());
             return Some(value_start..start + line.trim_end().len());

@@ -130,8 +130,24 @@ impl TryFrom<RawRule> for RateLimitRule {
                  limits off)"
             ));
         }
+        // Up to these, `limit × window` in milliseconds stays an exact integer in the Redis
+        // scripts' arithmetic, so both stores decide alike (`Quota::validate`).
+        if raw.limit > Quota::MAX_LIMIT {
+            return Err(format!(
+                "rate_limit {name:?}: limit must be at most {} (got {}): counts are kept \
+                 exact up to that",
+                Quota::MAX_LIMIT,
+                raw.limit
+            ));
+        }
         if raw.window.0 < Duration::from_millis(1) {
             return Err(format!("rate_limit {name:?}: window must be at least 1ms"));
+        }
+        if raw.window.0 > Quota::MAX_WINDOW {
+            return Err(format!(
+                "rate_limit {name:?}: window must be at most 30d (got {}s)",
+                raw.window.0.as_secs()
+            ));
         }
         let methods = raw
             .methods

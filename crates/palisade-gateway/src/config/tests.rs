@@ -164,6 +164,15 @@ fn rule_check_errors_point_at_the_value() {
             "[[rate_limit]]\nname = \"a\"\nlimit = 1\nwindow = \"0s\"\n",
             "9:10:",
         ),
+        // Past what the stores keep exact.
+        (
+            "[[rate_limit]]\nname = \"a\"\nlimit = 1000001\nwindow = \"1s\"\n",
+            "8:9:",
+        ),
+        (
+            "[[rate_limit]]\nname = \"a\"\nlimit = 1\nwindow = \"31d\"\n",
+            "9:10:",
+        ),
         (
             "[[rate_limit]]\nname = \"a b\"\nlimit = 1\nwindow = \"1s\"\n",
             "7:8:",

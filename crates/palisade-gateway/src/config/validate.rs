@@ -220,7 +220,7 @@ pub(super) fn locate(text: &str, section: &str, key: &str) -> Option<std::ops::R
     header_at.map(|at| at..at + 1)
 }
 
-fn key_of(line: &str) -> Option<&str> {
+pub(super) fn key_of(line: &str) -> Option<&str> {
     let (key, _) = line.split_once('=')?;
     Some(key.trim().trim_matches('"'))
 }

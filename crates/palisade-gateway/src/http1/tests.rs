@@ -107,6 +107,11 @@ fn heads_that_are_not_http_are_refused_here() {
     );
     assert!(detail(b"GET / HTTP/1.1\r\nA: b\r\n\tc\r\n\r\n").starts_with("obs-fold"));
     assert_eq!(detail(heads[1]), "invalid header name");
+    let indented_first = detail(b"\r\nGET / HTTP/1.1\r\n Host: x\r\n\r\n");
+    assert!(
+        indented_first.starts_with("white space between"),
+        "{indented_first}"
+    );
     // A target httparse reads but that is not a URI (`http` refuses `<`), or too long to be
     // one: refused once the head is whole.
     let mut fields = Vec::new();
