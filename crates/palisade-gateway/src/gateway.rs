@@ -304,7 +304,8 @@ impl Gateway {
         refusal: HeadRefusal,
     ) -> Response<TrackedBody> {
         // Client faults at debug: an attacker must not be able to flood the log.
-        debug!(client.peer = %conn.peer, kind = refusal.kind, detail = %refusal.detail, "head refused");
+        let (kind, detail) = (refusal.kind, &refusal.detail);
+        debug!(client.peer = %conn.peer, kind, detail = %detail, "head refused");
         let in_flight = conn.shared.start_request();
         let runtime = self.runtime();
         let events = self.services.events.clone();
